@@ -1,0 +1,1 @@
+"""Broker routes implementing ``engine.broker.BrokerAdapter`` (file orders, QMT, GM)."""

@@ -1,0 +1,1 @@
+"""Execution algorithms: small event-driven state machines that emit commands to the OrderManager."""

@@ -1,0 +1,63 @@
+"""The error tree. Adapters map their SDK's exceptions onto these at the boundary.
+
+ZhixingError
+├── InputError            bad user input (file, row, field named); nothing was changed
+├── ConfigError           bad configuration (key named)
+├── OrderStateError
+│   ├── IllegalTransition  an event that the order's state table does not allow
+│   └── OverfillError      a fill that would take filled beyond quantity (integrity alarm)
+├── StoreError            the journal could not be written; nothing may be sent
+└── BrokerError           the broker route failed
+    └── BrokerDisconnected
+"""
+
+from __future__ import annotations
+
+
+class ZhixingError(Exception):
+    """Root of every error zhixing raises on purpose."""
+
+
+class InputError(ZhixingError):
+    """Bad input. The message names the file, row and field; nothing was changed."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, row: int | None = None, field: str | None = None
+    ) -> None:
+        parts = [
+            p
+            for p in (path, f"row {row}" if row is not None else None, f"field {field!r}" if field else None)
+            if p
+        ]
+        super().__init__(f"{': '.join([', '.join(parts), message]) if parts else message}")
+        self.path = path
+        self.row = row
+        self.field = field
+
+
+class ConfigError(ZhixingError):
+    """Bad configuration; the message names the key."""
+
+
+class OrderStateError(ZhixingError):
+    """An order event that cannot be applied."""
+
+
+class IllegalTransition(OrderStateError):
+    """The transition table has no entry for (status, event)."""
+
+
+class OverfillError(OrderStateError):
+    """A fill would make filled quantity exceed the order quantity."""
+
+
+class StoreError(ZhixingError):
+    """The state store failed; write-ahead means nothing may be sent."""
+
+
+class BrokerError(ZhixingError):
+    """A broker route failed."""
+
+
+class BrokerDisconnected(BrokerError):
+    """The broker route is not connected."""

@@ -1,0 +1,193 @@
+"""Typed, immutable records that flow around the loop.
+
+Three families, kept apart on purpose:
+- **events** are facts, past tense (``OrderAccepted``, ``OrderFilled``);
+- **commands** are intents, imperative (``SubmitOrder``, ``CancelOrder``);
+- **reports** are broker snapshots used for reconciliation (``OrderStatusReport``, ``FillReport``).
+
+Every event carries two int-nanosecond timestamps: ``ts_event`` (when it happened at the broker or
+exchange) and ``ts_init`` (when zhixing saw it). Prices and money are int milli-yuan, quantities int
+shares (see ``engine.units``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.enums import OrderStatus, Side
+
+_RECORD = {"frozen": True, "slots": True, "kw_only": True}
+
+
+@dataclass(**_RECORD)
+class Event:
+    ts_event: int
+    ts_init: int
+
+
+# ---------------------------------------------------------------------------------------- market data
+@dataclass(**_RECORD)
+class Quote(Event):
+    """Level-1 view of one symbol. A price of 0 means the level is empty."""
+
+    symbol: str
+    last: int
+    bid_price: int
+    bid_quantity: int
+    ask_price: int
+    ask_quantity: int
+    cum_volume: int
+    cum_amount: int
+    prev_close: int
+    high_limit: int
+    low_limit: int
+
+    @property
+    def mid(self) -> int | None:
+        """Midpoint in milli-yuan, or None if either side is empty or the book is crossed."""
+        if self.bid_price <= 0 or self.ask_price <= 0 or self.bid_price > self.ask_price:
+            return None
+        return (self.bid_price + self.ask_price) // 2
+
+
+@dataclass(**_RECORD)
+class TimerFired(Event):
+    name: str
+
+
+# ---------------------------------------------------------------------------------------- order events
+@dataclass(**_RECORD)
+class OrderEvent(Event):
+    client_order_id: str
+    symbol: str
+
+
+@dataclass(**_RECORD)
+class OrderDenied(OrderEvent):
+    """Refused locally (risk or market rules) before reaching any broker."""
+
+    reason: str
+
+
+@dataclass(**_RECORD)
+class OrderSubmitted(OrderEvent):
+    """Journaled and handed to the adapter."""
+
+
+@dataclass(**_RECORD)
+class OrderAccepted(OrderEvent):
+    broker_order_id: str
+
+
+@dataclass(**_RECORD)
+class OrderRejected(OrderEvent):
+    reason: str
+    venue_confirmed: bool = True
+
+
+@dataclass(**_RECORD)
+class OrderPendingCancel(OrderEvent):
+    """A cancel request was sent for the order."""
+
+
+@dataclass(**_RECORD)
+class OrderCanceled(OrderEvent):
+    pass
+
+
+@dataclass(**_RECORD)
+class OrderCancelRejected(OrderEvent):
+    reason: str
+
+
+@dataclass(**_RECORD)
+class OrderExpired(OrderEvent):
+    pass
+
+
+@dataclass(**_RECORD)
+class OrderFilled(OrderEvent):
+    """One trade. ``trade_id`` is the broker's and is the idempotency key for fills."""
+
+    trade_id: str
+    side: Side
+    price: int
+    quantity: int
+    commission: int = 0
+    stamp_duty: int = 0
+    transfer_fee: int = 0
+
+    @property
+    def fees(self) -> int:
+        return self.commission + self.stamp_duty + self.transfer_fee
+
+
+@dataclass(**_RECORD)
+class AccountUpdated(Event):
+    cash: int
+    frozen: int
+    total_asset: int
+
+
+# ---------------------------------------------------------------------------------------- commands
+@dataclass(**_RECORD)
+class SubmitOrder:
+    """Send a new limit order. ``client_order_id`` is assigned by the OrderManager when empty."""
+
+    symbol: str
+    side: Side
+    quantity: int
+    price: int
+    parent_id: str = ""
+    tag: str = ""
+
+
+@dataclass(**_RECORD)
+class CancelOrder:
+    client_order_id: str
+
+
+# ---------------------------------------------------------------------------------------- reports
+@dataclass(**_RECORD)
+class AccountReport:
+    cash: int
+    frozen: int
+    total_asset: int
+    market_value: int
+
+
+@dataclass(**_RECORD)
+class PositionReport:
+    symbol: str
+    quantity: int
+    sellable: int
+    avg_cost: int
+
+
+@dataclass(**_RECORD)
+class OrderStatusReport:
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    price: int
+    quantity: int
+    filled_quantity: int
+    status: OrderStatus
+    reason: str = ""
+    ts_event: int = 0
+
+
+@dataclass(**_RECORD)
+class FillReport:
+    trade_id: str
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    price: int
+    quantity: int
+    commission: int
+    stamp_duty: int
+    transfer_fee: int
+    ts_event: int

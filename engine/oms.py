@@ -1,0 +1,367 @@
+"""The OrderManager: the only way an order reaches a broker.
+
+- ``submit`` (sync) assigns the client order id, runs the pre-trade checks (each a pure function
+  returning a reason or None; a denial is an ``OrderDenied`` event, never a silent drop), reserves cash or
+  shares, stages the intent in the journal and queues it.
+- ``flush`` (async) commits every staged intent in ONE transaction, then hands each to the adapter.
+  Write-ahead: nothing is sent that is not on disk first. A failed journal write sends nothing and halts.
+- ``on_event`` is the adapter's sink: it applies broker events to the order state machine (idempotent
+  for fills by trade id, never an overfill), updates the account, stages the change and publishes the
+  event on the bus.
+
+Live runs call ``start()`` so a background task flushes whenever something is queued; the replay harness
+calls ``flush()`` itself after each clock step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from engine.account import Account
+from engine.broker import BrokerAdapter
+from engine.bus import EventBus
+from engine.clock import Clock
+from engine.enums import OrderStatus
+from engine.errors import BrokerError, IllegalTransition, OverfillError, StoreError
+from engine.events import (
+    CancelOrder,
+    OrderCanceled,
+    OrderDenied,
+    OrderEvent,
+    OrderFilled,
+    OrderPendingCancel,
+    OrderRejected,
+    OrderSubmitted,
+    SubmitOrder,
+)
+from engine.orders import Order
+from engine.store import StateStore
+
+PreTradeCheck = Callable[[Order], str | None]
+
+log = structlog.get_logger("zhixing.oms")
+
+_ID_BLOCK = 10_000
+
+
+@dataclass(slots=True)
+class OmsCounters:
+    submitted: int = 0
+    denied: int = 0
+    cancels_sent: int = 0
+    duplicate_fills: int = 0
+    illegal_transitions: int = 0
+    overfill_alarms: int = 0
+    unknown_order_events: int = 0
+    journal_failures: int = 0
+
+
+class OrderManager:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        bus: EventBus,
+        adapter: BrokerAdapter,
+        store: StateStore,
+        account: Account | None = None,
+        checks: list[PreTradeCheck] | None = None,
+        id_prefix: str = "Z",
+    ) -> None:
+        self.clock = clock
+        self.bus = bus
+        self.adapter = adapter
+        self.store = store
+        self.account = account
+        self.checks: list[PreTradeCheck] = list(checks or [])
+        self.id_prefix = id_prefix
+        self.orders: dict[str, Order] = {}
+        self.counters = OmsCounters()
+        self.halted_reason: str | None = None
+        self.halted_symbols: dict[str, str] = {}
+        self._by_parent: dict[str, list[Order]] = {}
+        self._outbox: list[Order] = []
+        self._cancel_outbox: list[Order] = []
+        self._next_seq = 0
+        self._seq_end = 0
+        self._wake: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        adapter.bind(self.on_event)
+
+    # ------------------------------------------------------------------------------------- lifecycle
+    async def open(self) -> None:
+        """Reserve a block of client order ids (persisted, never reused)."""
+        await self._refill_ids()
+
+    async def start(self) -> None:
+        """Live mode: flush in the background whenever something is queued."""
+        await self.open()
+        self._wake = asyncio.Event()
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="oms:flusher")
+        self._flusher.add_done_callback(_log_task_failure)
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):  # the task we just cancelled, not ours
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _refill_ids(self) -> None:
+        if self._seq_end - self._next_seq < _ID_BLOCK // 2:
+            first = await self.store.reserve_order_ids(_ID_BLOCK)
+            if self._next_seq >= self._seq_end:
+                self._next_seq = first
+            self._seq_end = first + _ID_BLOCK
+            # ids between the old block's end and this block's start are simply skipped
+
+    def _new_client_order_id(self) -> str:
+        if self._next_seq >= self._seq_end:
+            raise StoreError("client order id block exhausted before refill; call flush() more often")
+        seq = self._next_seq
+        self._next_seq += 1
+        return f"{self.id_prefix}{seq:09d}"
+
+    # ------------------------------------------------------------------------------------- queries
+    def children_of(self, parent_id: str) -> list[Order]:
+        return self._by_parent.get(parent_id, [])
+
+    def working_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.is_working or o.status is OrderStatus.INITIALIZED]
+
+    def adopt(self, order: Order) -> None:
+        """Track an order rebuilt from the store (restart) without sending anything."""
+        self.orders[order.client_order_id] = order
+        if order.parent_id:
+            self._by_parent.setdefault(order.parent_id, []).append(order)
+
+    # ------------------------------------------------------------------------------------- commands
+    def submit(self, command: SubmitOrder) -> Order:
+        now = self.clock.now_ns()
+        order = Order(
+            client_order_id=self._new_client_order_id(),
+            symbol=command.symbol,
+            side=command.side,
+            price=command.price,
+            quantity=command.quantity,
+            parent_id=command.parent_id,
+            tag=command.tag,
+            ts_created=now,
+            ts_updated=now,
+        )
+        self.adopt(order)
+        reason = self._pre_trade_reason(order)
+        if reason is not None:
+            self.counters.denied += 1
+            self._apply(
+                OrderDenied(
+                    ts_event=now,
+                    ts_init=now,
+                    client_order_id=order.client_order_id,
+                    symbol=order.symbol,
+                    reason=reason,
+                )
+            )
+            log.info(
+                "order_denied", client_order_id=order.client_order_id, symbol=order.symbol, reason=reason
+            )
+            return order
+        if self.account is not None:
+            self.account.reserve(order)
+        self.store.stage_order(order)
+        self._outbox.append(order)
+        self._kick()
+        return order
+
+    def _pre_trade_reason(self, order: Order) -> str | None:
+        if self.halted_reason is not None:
+            return f"halted: {self.halted_reason}"
+        if order.symbol in self.halted_symbols:
+            return f"symbol_halted: {self.halted_symbols[order.symbol]}"
+        if order.quantity <= 0:
+            return "quantity_not_positive"
+        if order.price <= 0:
+            return "price_not_positive"
+        for check in self.checks:
+            reason = check(order)
+            if reason is not None:
+                return reason
+        if self.account is not None:
+            return self.account.check(order)
+        return None
+
+    def cancel(self, command: CancelOrder | str) -> bool:
+        """Queue a cancel. Idempotent: returns False when there is nothing (more) to cancel."""
+        cid = command if isinstance(command, str) else command.client_order_id
+        order = self.orders.get(cid)
+        if order is None or order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
+            return False
+        if order in self._cancel_outbox:
+            return False
+        if order.status is OrderStatus.INITIALIZED and order in self._outbox:
+            # never sent: cancel locally, it will not be sent
+            self._outbox.remove(order)
+            now = self.clock.now_ns()
+            self._apply(OrderCanceled(ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol))
+            return True
+        self._cancel_outbox.append(order)
+        self._kick()
+        return True
+
+    def halt(self, reason: str) -> None:
+        """Kill switch: deny every new order until ``resume``; cancels still go out."""
+        self.halted_reason = reason
+        log.warning("trading_halted", reason=reason)
+
+    def resume(self) -> None:
+        self.halted_reason = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._outbox or self._cancel_outbox or self.store.has_staged)
+
+    # ------------------------------------------------------------------------------------- flushing
+    async def flush(self) -> None:
+        """Journal every queued intent in one transaction, then send them and queued cancels."""
+        async with self._flush_lock:
+            while self._outbox or self._cancel_outbox:
+                intents, self._outbox = self._outbox, []
+                cancels, self._cancel_outbox = self._cancel_outbox, []
+                if intents:
+                    try:
+                        await self.store.commit()
+                    except StoreError as exc:
+                        self._journal_failed(intents, exc)
+                        intents = []
+                for order in intents:
+                    await self._send(order)
+                for order in cancels:
+                    await self._send_cancel(order)
+            if self.store.has_staged:
+                try:
+                    await self.store.commit()
+                except StoreError as exc:
+                    self.counters.journal_failures += 1
+                    self.halt("journal_write_failed")
+                    log.error("journal_write_failed", error=str(exc))
+            await self._refill_ids()
+
+    def _journal_failed(self, intents: list[Order], exc: StoreError) -> None:
+        self.counters.journal_failures += 1
+        self.halt("journal_write_failed")
+        log.error("journal_write_failed", error=str(exc), unsent_orders=len(intents))
+        now = self.clock.now_ns()
+        for order in intents:
+            self._apply(
+                OrderRejected(
+                    ts_event=now,
+                    ts_init=now,
+                    client_order_id=order.client_order_id,
+                    symbol=order.symbol,
+                    reason="journal_write_failed",
+                    venue_confirmed=False,
+                )
+            )
+
+    async def _send(self, order: Order) -> None:
+        if order.status is not OrderStatus.INITIALIZED:
+            return  # cancelled locally meanwhile
+        now = self.clock.now_ns()
+        self._apply(
+            OrderSubmitted(
+                ts_event=now, ts_init=now, client_order_id=order.client_order_id, symbol=order.symbol
+            )
+        )
+        self.counters.submitted += 1
+        try:
+            await self.adapter.submit(order)
+        except BrokerError as exc:
+            now = self.clock.now_ns()
+            self._apply(
+                OrderRejected(
+                    ts_event=now,
+                    ts_init=now,
+                    client_order_id=order.client_order_id,
+                    symbol=order.symbol,
+                    reason=f"adapter: {exc}",
+                    venue_confirmed=False,
+                )
+            )
+
+    async def _send_cancel(self, order: Order) -> None:
+        if order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
+            return
+        now = self.clock.now_ns()
+        self._apply(
+            OrderPendingCancel(
+                ts_event=now, ts_init=now, client_order_id=order.client_order_id, symbol=order.symbol
+            )
+        )
+        self.counters.cancels_sent += 1
+        try:
+            await self.adapter.cancel(order)
+        except BrokerError as exc:
+            log.warning("cancel_failed", client_order_id=order.client_order_id, error=str(exc))
+
+    # ------------------------------------------------------------------------------------- events in
+    def on_event(self, event: OrderEvent) -> None:
+        """Sink for adapter events (call on the loop thread)."""
+        order = self.orders.get(event.client_order_id)
+        if order is None:
+            self.counters.unknown_order_events += 1
+            log.warning(
+                "unknown_order_event", client_order_id=event.client_order_id, event_type=type(event).__name__
+            )
+            return
+        self._apply(event, order)
+        self._kick()
+
+    def _apply(self, event: OrderEvent, order: Order | None = None) -> None:
+        order = order or self.orders[event.client_order_id]
+        was_terminal = order.is_terminal
+        try:
+            applied = order.apply(event)
+        except OverfillError as exc:
+            self.counters.overfill_alarms += 1
+            self.halted_symbols[order.symbol] = "overfill_reported"
+            log.error("overfill_alarm", client_order_id=order.client_order_id, error=str(exc))
+            return
+        except IllegalTransition as exc:
+            self.counters.illegal_transitions += 1
+            log.warning("illegal_transition", client_order_id=order.client_order_id, error=str(exc))
+            return
+        if not applied:
+            self.counters.duplicate_fills += 1
+            return
+        if isinstance(event, OrderFilled):
+            if self.account is not None:
+                self.account.on_fill(order, event)
+            self.store.stage_fill(event, order.parent_id)
+        if order.is_terminal and not was_terminal and self.account is not None:
+            self.account.release(order)
+        if order.status is not OrderStatus.DENIED:
+            self.store.stage_order(order)
+        self.bus.publish(event)
+
+
+def _log_task_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task_failed", task=task.get_name(), exc_info=task.exception())
