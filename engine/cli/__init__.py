@@ -1,0 +1,42 @@
+"""The ``zhixing`` command line: the composition root.
+
+This package is the only part of ``engine`` that may import ``algos``, ``adapters`` and ``replay``: it
+wires a store, an adapter, algorithms and a feed together. Each sub-command lives in its own module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.cli import journal_cmd, replay_cmd
+from engine.errors import ZhixingError
+from engine.logs import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zhixing", description="Order execution engine for China A-shares (replay, algorithms, journal)."
+    )
+    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default), error")
+    sub = parser.add_subparsers(dest="command", required=True)
+    replay_cmd.add_parsers(sub)
+    journal_cmd.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        result: int = args.handler(args)
+    except ZhixingError as exc:
+        print(f"zhixing: error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""``zhixing replay`` and ``zhixing demo``: run parent orders through algorithms on the simulated
+exchange over a historical day, then print the cost report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from engine.errors import InputError
+from engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
+from engine.parents import ParentOrder
+from replay.data import MarketData, load_snapshots
+from replay.harness import ReplayConfig, ReplayResult, run_replay
+from replay.report import ReplayReport
+
+DEMO_START, DEMO_END = "09:30", "10:15"
+
+
+def sample_data_dir() -> Path:
+    return Path(str(resources.files("replay") / "sample_data"))
+
+
+def add_parsers(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="replay parent orders through an algorithm on historical data")
+    replay.add_argument("--data", required=True, type=Path, help="snapshot file or folder (CSV, gzip ok)")
+    replay.add_argument(
+        "--orders",
+        required=True,
+        type=Path,
+        help="CSV: symbol,side,quantity[,algo,start,end,limit_price,...]",
+    )
+    _common(replay)
+    replay.set_defaults(handler=run_replay_command)
+
+    demo = sub.add_parser("demo", help="replay the built-in TWAP basket on real 2021-12-01 data")
+    demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument("--db", type=Path, help="keep the journal in this SQLite file")
+    demo.set_defaults(handler=run_demo)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", default="09:30", help="window start HH:MM (Asia/Shanghai), default 09:30")
+    parser.add_argument("--end", default="14:57", help="window end HH:MM, default 14:57")
+    parser.add_argument("--algo", default="twap", help="default algorithm for rows without one (twap)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="algorithm parameter for every row (repeatable)",
+    )
+    parser.add_argument("--cash", default="10000000", help="starting cash in CNY (default 10,000,000)")
+    parser.add_argument(
+        "--positions", type=Path, help="CSV symbol,quantity held from before (sellable today)"
+    )
+    parser.add_argument("--db", type=Path, help="journal SQLite file (must not exist); default: a temp file")
+    parser.add_argument("--latency-ms", type=int, default=20, help="one-way latency to the exchange (20)")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--param wants KEY=VALUE, got {item!r}", field="param")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOrder]:
+    rows = read_orders_file(args.orders)
+    common = _params(args.param)
+    parents = []
+    for i, row in enumerate(rows, start=1):
+        if row.symbol not in market.days:
+            raise InputError(
+                f"no market data for {row.symbol} in {args.data}",
+                path=str(args.orders),
+                row=i + 1,
+                field="symbol",
+            )
+        start, end = window_ns(
+            market.trade_date, row.start or args.start, row.end or args.end, where=str(args.orders)
+        )
+        parents.append(
+            ParentOrder(
+                parent_id=f"P{i:04d}",
+                symbol=row.symbol,
+                side=row.side,
+                quantity=row.quantity,
+                start_ns=start,
+                end_ns=end,
+                algo=row.algo or args.algo,
+                limit_price=row.limit_price,
+                params={**common, **row.params},
+            )
+        )
+    return parents
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    if args.db is not None and args.db.exists():
+        raise InputError("journal file already exists; a replay writes a fresh journal", path=str(args.db))
+    market = load_snapshots(args.data)
+    parents = build_parents(args, market)
+    positions = read_positions_file(args.positions) if args.positions else {}
+    with tempfile.TemporaryDirectory(prefix="zhixing-") as tmp:
+        db = args.db or Path(tmp) / "replay.db"
+        config = ReplayConfig(
+            cash=parse_cash(args.cash),
+            positions=positions,
+            db_path=db,
+            latency_ns=args.latency_ms * 1_000_000,
+        )
+        result = _run_with_progress(market, parents, config, show=not args.json and sys.stdout.isatty())
+    _print_report(result, args.json, args.db)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    data = sample_data_dir()
+    ns = argparse.Namespace(
+        data=data / "snapshots_20211201",
+        orders=data / "demo_orders.csv",
+        positions=data / "demo_positions.csv",
+        start=DEMO_START,
+        end=DEMO_END,
+        algo="twap",
+        param=[],
+        cash="6000000",
+        db=args.db,
+        latency_ms=20,
+        json=args.json,
+    )
+    if not args.json:
+        print(
+            "zhixing demo: TWAP basket on real SSE snapshots of 2021-12-01, 09:30-10:15, simulated exchange"
+        )
+        print(
+            f"  same as: zhixing replay --data {ns.data} --orders {ns.orders} --positions {ns.positions} "
+            f"--start {DEMO_START} --end {DEMO_END} --cash {ns.cash}\n"
+        )
+    return run_replay_command(ns)
+
+
+def _run_with_progress(
+    market: MarketData, parents: list[ParentOrder], config: ReplayConfig, *, show: bool
+) -> ReplayResult:
+    if not show:
+        return asyncio.run(run_replay(market, parents, config))
+    with Progress(
+        TextColumn("replaying {task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(str(market.trade_date), total=1.0)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done / total)
+
+        return asyncio.run(run_replay(market, parents, config, progress=update))
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
+    report: ReplayReport = result.report
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=False))
+        return
+    console = Console()
+    table = Table(title=f"Execution report {report.trade_date}", show_lines=False)
+    for col in (
+        "parent",
+        "symbol",
+        "side",
+        "algo",
+        "qty",
+        "filled",
+        "avg px",
+        "arrival",
+        "VWAP",
+        "slip arr bps",
+        "slip VWAP bps",
+        "children",
+        "cancels",
+        "fees",
+        "unfilled",
+    ):
+        table.add_column(col, justify="right" if col not in ("parent", "symbol", "side", "algo") else "left")
+    for r in report.parents:
+        table.add_row(
+            r.parent_id,
+            r.symbol,
+            r.side,
+            r.algo,
+            f"{r.quantity:,}",
+            f"{r.filled_quantity:,}",
+            _fmt(r.avg_price, 3),
+            _fmt(r.arrival_price, 3),
+            _fmt(r.interval_vwap, 3),
+            _fmt(r.slippage_arrival_bps),
+            _fmt(r.slippage_vwap_bps),
+            str(r.child_orders),
+            str(r.cancels),
+            _fmt(r.fees),
+            r.unfilled_reason,
+        )
+    console.print(table)
+    console.print(
+        f"total: filled {report.total_filled_quantity:,} of {report.total_quantity:,} shares, "
+        f"notional {report.total_notional:,.2f} CNY, fees {report.total_fees:,.2f} CNY, "
+        f"{report.total_child_orders} child orders, {report.total_cancels} cancels, "
+        f"slippage {_fmt(report.slippage_arrival_bps)} bps vs arrival, "
+        f"{_fmt(report.slippage_vwap_bps)} bps vs VWAP"
+    )
+    if db is not None:
+        console.print(f"journal: {db}  (export: zhixing journal export --db {db} --out DIR)")

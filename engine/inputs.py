@@ -1,0 +1,180 @@
+"""Reading user input files: parent orders and start-of-day positions.
+
+Every problem is an ``InputError`` naming the file, the row (1-based, counting the header as row 1, as
+a spreadsheet shows it) and the field; a bad file yields nothing, so nothing half-done is left behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from engine.enums import Side
+from engine.errors import InputError
+from engine.market import normalize_symbol, shanghai_ns
+from engine.units import price_from_yuan
+
+_SIDES = {"buy": Side.BUY, "b": Side.BUY, "买": Side.BUY, "sell": Side.SELL, "s": Side.SELL, "卖": Side.SELL}
+MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRow:
+    """One row of an orders file, validated; times still as HH:MM strings."""
+
+    symbol: str
+    side: Side
+    quantity: int
+    algo: str | None
+    start: str | None
+    end: str | None
+    limit_price: int
+    params: dict[str, str]
+
+
+def _read_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[dict[str, str]]]:
+    if not path.is_file():
+        raise InputError("file not found", path=str(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 (byte {exc.start}); save as UTF-8, or convert from GBK first", path=str(path)
+        ) from exc
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if not header:
+        raise InputError("empty file (no header)", path=str(path))
+    reader.fieldnames = header
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(header)}", path=str(path))
+    rows = []
+    for i, row in enumerate(reader):
+        if i >= MAX_ROWS:
+            raise InputError(f"more than {MAX_ROWS} rows", path=str(path))
+        if None in row:
+            raise InputError("more values than header columns", path=str(path), row=i + 2)
+        rows.append({k: (v or "").strip() for k, v in row.items()})
+    if not rows:
+        raise InputError("no data rows (header only)", path=str(path))
+    return header, rows
+
+
+def _symbol(value: str, path: Path, row: int) -> str:
+    try:
+        return normalize_symbol(value)
+    except ValueError as exc:
+        raise InputError(f"bad symbol {value!r}: {exc}", path=str(path), row=row, field="symbol") from None
+
+
+def _positive_int(value: str, path: Path, row: int, field: str, allow_zero: bool = False) -> int:
+    try:
+        dec = Decimal(value)
+    except InvalidOperation:
+        raise InputError(f"not a number: {value!r}", path=str(path), row=row, field=field) from None
+    if not dec.is_finite() or dec != dec.to_integral_value():
+        raise InputError(f"not a whole number of shares: {value!r}", path=str(path), row=row, field=field)
+    number = int(dec)
+    if number < 0 or (number == 0 and not allow_zero):
+        raise InputError(f"must be positive: {value!r}", path=str(path), row=row, field=field)
+    return number
+
+
+def _hhmm(value: str, path: Path, row: int, field: str) -> str:
+    parts = value.split(":")
+    ok = len(parts) in (2, 3) and all(p.isdigit() and len(p) == 2 for p in parts)
+    if not ok or int(parts[0]) > 23 or int(parts[1]) > 59:
+        raise InputError(f"time must be HH:MM, got {value!r}", path=str(path), row=row, field=field)
+    return value
+
+
+_ORDER_COLUMNS = {"symbol", "side", "quantity", "algo", "start", "end", "limit_price"}
+
+
+def read_orders_file(path: str | Path) -> list[OrderRow]:
+    """Orders CSV: ``symbol,side,quantity`` and optional ``algo,start,end,limit_price``; any other column
+    is an algorithm parameter for that row (empty cells are ignored). Duplicate (symbol, side) rows are
+    refused."""
+    path = Path(path)
+    _, rows = _read_rows(path, ("symbol", "side", "quantity"))
+    out: list[OrderRow] = []
+    seen: dict[tuple[str, Side], int] = {}
+    for i, raw in enumerate(rows):
+        row = i + 2
+        symbol = _symbol(raw["symbol"], path, row)
+        side = _SIDES.get(raw["side"].lower())
+        if side is None:
+            raise InputError(
+                f"side must be buy or sell, got {raw['side']!r}", path=str(path), row=row, field="side"
+            )
+        if (symbol, side) in seen:
+            raise InputError(
+                f"duplicate {symbol} {side.value} (first at row {seen[(symbol, side)]})",
+                path=str(path),
+                row=row,
+                field="symbol",
+            )
+        seen[(symbol, side)] = row
+        quantity = _positive_int(raw["quantity"], path, row, "quantity")
+        limit = 0
+        if raw.get("limit_price"):
+            try:
+                limit_dec = Decimal(raw["limit_price"])
+            except InvalidOperation:
+                limit_dec = Decimal("NaN")
+            if not limit_dec.is_finite() or limit_dec <= 0:
+                raise InputError(
+                    f"limit price must be a positive number, got {raw['limit_price']!r}",
+                    path=str(path),
+                    row=row,
+                    field="limit_price",
+                )
+            limit = price_from_yuan(limit_dec)
+        out.append(
+            OrderRow(
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                algo=raw.get("algo") or None,
+                start=_hhmm(raw["start"], path, row, "start") if raw.get("start") else None,
+                end=_hhmm(raw["end"], path, row, "end") if raw.get("end") else None,
+                limit_price=limit,
+                params={k: v for k, v in raw.items() if k not in _ORDER_COLUMNS and v},
+            )
+        )
+    return out
+
+
+def read_positions_file(path: str | Path) -> dict[str, int]:
+    """Positions CSV ``symbol,quantity`` held from before today (so sellable today)."""
+    path = Path(path)
+    _, rows = _read_rows(path, ("symbol", "quantity"))
+    out: dict[str, int] = {}
+    for i, raw in enumerate(rows):
+        row = i + 2
+        symbol = _symbol(raw["symbol"], path, row)
+        if symbol in out:
+            raise InputError(f"duplicate symbol {symbol}", path=str(path), row=row, field="symbol")
+        out[symbol] = _positive_int(raw["quantity"], path, row, "quantity", allow_zero=True)
+    return out
+
+
+def window_ns(day: date, start: str, end: str, *, where: str = "") -> tuple[int, int]:
+    """HH:MM strings on ``day`` (Asia/Shanghai) to ns; end must be after start."""
+    t0, t1 = shanghai_ns(day, start), shanghai_ns(day, end)
+    if t1 <= t0:
+        raise InputError(f"end {end} is not after start {start}", path=where or None, field="end")
+    return t0, t1
+
+
+def parse_cash(value: str | float) -> int:
+    """A cash amount in yuan (CLI) to milli-yuan."""
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise InputError(f"cash must be a non-negative number, got {value!r}", field="cash")
+    return price_from_yuan(Decimal(str(value)))

@@ -1,0 +1,75 @@
+"""Trading fees: broker commission, stamp duty, transfer fee. Integer milli-yuan, half up to the fen.
+
+Status of each default (MARKET_RULES.md: V confirmed, U unverified and configurable):
+
+=================================  =========  ==================================================
+field                              default    status
+=================================  =========  ==================================================
+``commission_ppm``                 250        U: negotiated with the broker (typically 100-300)
+``min_commission``                 5000       V: 5 CNY per trade; brokers may waive it (U)
+``stamp_duty_ppm``                 500        V: 0.05% on sells only, since 2023-08-28 (was 1000)
+``transfer_fee_ppm``               10         V: 0.001% both sides, SH and SZ, since 2022-04-29
+``min_commission_applies_to_funds`` True      U: many brokers waive the minimum for ETFs
+``transfer_fee_applies_to_funds``  True       U: exchanges often waive it for ETFs; charging
+                                              it overstates costs, the conservative side
+=================================  =========  ==================================================
+
+Stamp duty is never charged on funds (V). The schedule carries no dates: replaying days before
+2023-08-28 with the old stamp duty needs ``FeeSchedule(stamp_duty_ppm=1000)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from engine.enums import Side
+from engine.market.instruments import Instrument
+from engine.market.symbols import Board
+
+PPM: Final = 1_000_000
+FEN: Final = 10  # milli-yuan per fen (0.01 CNY): fees are charged in whole fen
+
+
+def _fee(value: int, ppm: int) -> int:
+    """``value * ppm / 1e6`` milli-yuan, rounded half up to a whole fen (value >= 0)."""
+    denominator = PPM * FEN
+    return (2 * value * ppm + denominator) // (2 * denominator) * FEN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeeSchedule:
+    commission_ppm: int = 250
+    min_commission: int = 5000
+    stamp_duty_ppm: int = 500
+    transfer_fee_ppm: int = 10
+    min_commission_applies_to_funds: bool = True
+    transfer_fee_applies_to_funds: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("commission_ppm", "min_commission", "stamp_duty_ppm", "transfer_fee_ppm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FeeSchedule.{name} must be >= 0, got {getattr(self, name)}")
+
+    def fees(self, instrument: Instrument, side: Side, price: int, quantity: int) -> tuple[int, int, int]:
+        """(commission, stamp_duty, transfer_fee) in milli-yuan for one trade of ``quantity`` at ``price``.
+
+        The minimum commission applies per call: call it once per order with the order's total filled
+        value (or charge the difference as fills arrive), not once per partial fill, unless the broker
+        really charges per fill.
+        """
+        if price <= 0 or quantity <= 0:
+            raise ValueError(f"fees need a positive price and quantity, got {price} x {quantity}")
+        value = price * quantity
+        is_fund = instrument.board is Board.FUND
+        commission = _fee(value, self.commission_ppm)
+        if self.min_commission_applies_to_funds or not is_fund:
+            commission = max(self.min_commission, commission)
+        stamp_duty = _fee(value, self.stamp_duty_ppm) if side is Side.SELL and not is_fund else 0
+        charge_transfer = self.transfer_fee_applies_to_funds or not is_fund
+        transfer_fee = _fee(value, self.transfer_fee_ppm) if charge_transfer else 0
+        return commission, stamp_duty, transfer_fee
+
+    def total(self, instrument: Instrument, side: Side, price: int, quantity: int) -> int:
+        """The sum of ``fees``."""
+        return sum(self.fees(instrument, side, price, quantity))

@@ -1,0 +1,191 @@
+"""The journal's schema: tables, migrations and the SQL the store runs.
+
+Migrations are data: ``MIGRATIONS[v]`` is the list of statements that takes a database from version
+``v - 1`` to ``v``. All pending steps run in one ``BEGIN IMMEDIATE`` transaction together with their
+``schema_version`` rows, so a migration killed halfway leaves the previous version intact (SQLite DDL is
+transactional). Tables are ``STRICT`` (a float price or a str quantity is refused, not coerced) and
+``WITHOUT ROWID`` where the primary key is the natural key; ``fills`` keeps a rowid so rows load in
+insertion order.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+"""The newest schema this build knows. A database with a higher version is refused."""
+
+MIN_SQLITE = (3, 37, 0)
+"""STRICT tables need 3.37; ``RETURNING`` needs 3.35."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY) STRICT",
+        # One row per child order; columns map one-to-one onto ``engine.orders.Order`` (trade_ids live in
+        # ``fills``). Money and prices int milli-yuan, timestamps int ns, enums as their StrEnum values.
+        """CREATE TABLE orders (
+            client_order_id TEXT PRIMARY KEY NOT NULL,
+            symbol TEXT NOT NULL,
+            side TEXT NOT NULL,
+            price INTEGER NOT NULL,
+            quantity INTEGER NOT NULL,
+            parent_id TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            status TEXT NOT NULL,
+            filled_quantity INTEGER NOT NULL,
+            filled_value INTEGER NOT NULL,
+            commission INTEGER NOT NULL,
+            stamp_duty INTEGER NOT NULL,
+            transfer_fee INTEGER NOT NULL,
+            broker_order_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            venue_confirmed INTEGER NOT NULL,
+            ts_created INTEGER NOT NULL,
+            ts_updated INTEGER NOT NULL,
+            status_before_cancel TEXT
+        ) STRICT, WITHOUT ROWID""",
+        # A trade is unique per (order, broker trade id): brokers re-push old fills on reconnect, and a
+        # trade id alone may repeat across days or exchanges.
+        """CREATE TABLE fills (
+            seq INTEGER PRIMARY KEY,
+            trade_id TEXT NOT NULL,
+            client_order_id TEXT NOT NULL,
+            parent_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            side TEXT NOT NULL,
+            price INTEGER NOT NULL,
+            quantity INTEGER NOT NULL,
+            commission INTEGER NOT NULL,
+            stamp_duty INTEGER NOT NULL,
+            transfer_fee INTEGER NOT NULL,
+            ts_event INTEGER NOT NULL,
+            ts_init INTEGER NOT NULL,
+            UNIQUE (client_order_id, trade_id)
+        ) STRICT""",
+        """CREATE TABLE parents (
+            parent_id TEXT PRIMARY KEY NOT NULL,
+            symbol TEXT NOT NULL,
+            side TEXT NOT NULL,
+            quantity INTEGER NOT NULL,
+            algo TEXT NOT NULL,
+            start_ns INTEGER NOT NULL,
+            end_ns INTEGER NOT NULL,
+            limit_price INTEGER,
+            params TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_ns INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE algo_states (
+            parent_id TEXT PRIMARY KEY NOT NULL,
+            algo TEXT NOT NULL,
+            state TEXT NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE positions (
+            symbol TEXT PRIMARY KEY NOT NULL,
+            quantity INTEGER NOT NULL,
+            sellable INTEGER NOT NULL,
+            avg_cost INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT, WITHOUT ROWID",
+        # ``value`` is the next unreserved sequence number.
+        """CREATE TABLE counters (
+            name TEXT PRIMARY KEY NOT NULL,
+            value INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        "INSERT INTO counters (name, value) VALUES ('order_id', 1)",
+    ),
+}
+
+ORDER_COLUMNS = (
+    "client_order_id",
+    "symbol",
+    "side",
+    "price",
+    "quantity",
+    "parent_id",
+    "tag",
+    "status",
+    "filled_quantity",
+    "filled_value",
+    "commission",
+    "stamp_duty",
+    "transfer_fee",
+    "broker_order_id",
+    "reason",
+    "venue_confirmed",
+    "ts_created",
+    "ts_updated",
+    "status_before_cancel",
+)
+"""Every ``Order`` field except ``trade_ids``, in table order (also the attribute names)."""
+
+FILL_ATTRS = (
+    "trade_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "price",
+    "quantity",
+    "commission",
+    "stamp_duty",
+    "transfer_fee",
+    "ts_event",
+    "ts_init",
+)
+"""``OrderFilled`` attributes stored per fill; the staged row is these plus ``parent_id``."""
+FILL_COLUMNS = (*FILL_ATTRS, "parent_id")
+
+PARENT_COLUMNS = (
+    "parent_id",
+    "symbol",
+    "side",
+    "quantity",
+    "algo",
+    "start_ns",
+    "end_ns",
+    "limit_price",
+    "params",
+    "status",
+    "created_ns",
+)
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: str) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    marks = ", ".join("?" * len(columns))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+# ``ON CONFLICT ... DO`` touches only the uniqueness conflict; ``INSERT OR IGNORE/REPLACE`` would also
+# swallow NOT NULL violations.
+UPSERT_ORDER = _upsert("orders", ORDER_COLUMNS, "client_order_id")
+INSERT_FILL = (
+    f"INSERT INTO fills ({', '.join(FILL_COLUMNS)}) VALUES ({', '.join('?' * len(FILL_COLUMNS))}) "
+    "ON CONFLICT (client_order_id, trade_id) DO NOTHING"
+)
+UPSERT_PARENT = _upsert("parents", PARENT_COLUMNS, "parent_id")
+UPSERT_ALGO_STATE = _upsert("algo_states", ("parent_id", "algo", "state"), "parent_id")
+UPSERT_POSITION = _upsert("positions", ("symbol", "quantity", "sellable", "avg_cost"), "symbol")
+UPSERT_META = _upsert("meta", ("key", "value"), "key")
+
+RESERVE_IDS = "UPDATE counters SET value = value + ? WHERE name = 'order_id' RETURNING value"
+
+SELECT_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY ts_created, client_order_id"
+SELECT_TRADE_IDS = "SELECT client_order_id, trade_id FROM fills ORDER BY seq"
+SELECT_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY seq"
+SELECT_PARENTS = f"SELECT {', '.join(PARENT_COLUMNS)} FROM parents ORDER BY created_ns, parent_id"
+SELECT_ALGO_STATES = "SELECT parent_id, algo, state FROM algo_states ORDER BY parent_id"
+SELECT_POSITIONS = "SELECT symbol, quantity, sellable, avg_cost FROM positions ORDER BY symbol"
+SELECT_META = "SELECT value FROM meta WHERE key = ?"
+
+# The trade log (流水): joined in SQL so the export reads one consistent snapshot.
+SELECT_LOG_ORDERS = (
+    "SELECT client_order_id, parent_id, symbol, side, price, quantity, filled_quantity, filled_value, "
+    "status, ts_created, ts_updated FROM orders ORDER BY ts_created, client_order_id"
+)
+SELECT_LOG_FILLS = (
+    "SELECT trade_id, client_order_id, parent_id, symbol, side, price, quantity, commission, stamp_duty, "
+    "transfer_fee, CASE WHEN ts_event != 0 THEN ts_event ELSE ts_init END AS ts FROM fills "
+    "ORDER BY ts, trade_id, client_order_id"
+)

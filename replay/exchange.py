@@ -1,0 +1,518 @@
+"""The simulated exchange: a ``BrokerAdapter`` and ``QuoteSource`` over historical L2 snapshots.
+
+What it models, and what it does not:
+
+- **Latency.** ``submit`` and ``cancel`` return at once; the request reaches the exchange ``latency_ns``
+  later (a ``SimClock`` timer), and every event the exchange emits reaches the bound sink ``latency_ns``
+  after it happened: ``ts_event`` is exchange time, ``ts_init`` delivery time. Ties keep scheduling order.
+- **Validation on arrival**, in this order: known symbol, session (closed before 09:15 and from 15:00:
+  ``market_closed``), lot and odd-lot rules, tick and the day's price limits, cash for buys (price x
+  quantity + estimated fees, then frozen), T+1 sellable shares for sells (then frozen).
+- **Continuous matching only.** Orders arriving in the opening call, 09:25-09:30, lunch or the closing
+  call are accepted and rest, but call-auction matching is not modelled: they can fill only at
+  snapshots inside continuous trading (09:30-11:30, 13:00-14:57).
+- **Aggressive fills** on arrival take the displayed opposite depth of the latest snapshot (if it is in
+  the same continuous window as the arrival) at each level's price. **Resting fills** at a later
+  snapshot take, at the order's price, the displayed opposite levels at or better than it and the
+  volume traded since the previous snapshot when the last price is at or through it. Queue position is
+  not modelled (an order at the last price is treated as first in its queue); each displayed quantity
+  and each traded volume is handed out once among our orders; our own buys and sells never cross each
+  other. Fills may be odd amounts and never exceed the order's leaves.
+- **Speed.** Nothing runs per snapshot. A resting order sleeps on one clock timer set at the next
+  snapshot where it could fill (``SymbolBook.next_fill_index``: a numpy search); symbols without orders
+  are never looked at.
+- **Fees.** Each fill is charged the order's cumulative fees (``FeeSchedule`` on the order's total filled
+  value) minus what its earlier fills were charged, so the minimum commission applies once per order,
+  as ``FeeSchedule.fees`` prescribes, while every fill still reports its share.
+
+Deterministic: no randomness, no wall clock; the same inputs give the same events in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+
+from engine.account import Account
+from engine.broker import EventSink
+from engine.clock import SimClock, TimerHandle
+from engine.enums import OrderStatus, Side
+from engine.errors import BrokerError
+from engine.events import (
+    AccountReport,
+    FillReport,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusReport,
+    PositionReport,
+    Quote,
+)
+from engine.market import (
+    FeeSchedule,
+    Instrument,
+    Phase,
+    TradingCalendar,
+    check_order_quantity,
+    check_price,
+    instrument_for,
+    price_limits,
+)
+from engine.orders import Order
+from replay.data import MarketData, SymbolDay
+from replay.matching import ContinuousWindows, SymbolBook
+
+_CLOSED_PHASES = frozenset({Phase.CLOSED, Phase.PRE_OPEN, Phase.AFTER_HOURS})
+
+
+@dataclass(slots=True)
+class ExchangeStats:
+    """Counters for reports. ``rejected`` and ``cancel_rejected`` count by reason."""
+
+    orders_received: int = 0
+    orders_accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    fills: int = 0
+    filled_volume: int = 0
+    filled_value: int = 0  # milli-yuan
+    fees: int = 0  # milli-yuan
+    cancels_received: int = 0
+    canceled: int = 0
+    cancel_rejected: dict[str, int] = field(default_factory=dict)
+    expired: int = 0
+    wakeups: int = 0  # resting-order timers that fired (the matching work actually done)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Working:
+    """An accepted order still working at the exchange, with its matching state."""
+
+    __slots__ = ("book", "is_buy", "next_k", "order", "seq", "timer")
+
+    def __init__(self, order: Order, book: SymbolBook, seq: int) -> None:
+        self.order = order
+        self.book = book
+        self.is_buy = order.side is Side.BUY
+        self.seq = seq
+        self.next_k = -1  # snapshot index of the pending wake-up, -1 for none
+        self.timer: TimerHandle | None = None
+
+
+def _priority(working: _Working) -> tuple[int, int]:
+    """Price-time priority among our orders due at the same snapshot: best price first, then arrival."""
+    price = working.order.price
+    return (-price if working.is_buy else price, working.seq)
+
+
+class SimExchange:
+    """Simulated A-share exchange on a ``SimClock`` (see the module docstring for the model)."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        market: MarketData,
+        clock: SimClock,
+        *,
+        calendar: TradingCalendar,
+        fees: FeeSchedule | None = None,
+        latency_ns: int = 20_000_000,
+        cash: int = 0,
+        positions: dict[str, int] | None = None,
+        instrument: Callable[[str], Instrument] = instrument_for,
+    ) -> None:
+        if latency_ns < 0:
+            raise ValueError(f"latency_ns must be >= 0, got {latency_ns}")
+        self._market = market
+        self._clock = clock
+        self._calendar = calendar
+        self._fees = fees if fees is not None else FeeSchedule()
+        self._latency = latency_ns
+        self._instrument_fn = instrument
+        self._instruments: dict[str, Instrument] = {}
+        self._limits_cache: dict[str, tuple[int, int]] = {}
+        self._windows = ContinuousWindows(calendar.continuous_windows(market.trade_date))
+        self._books: dict[str, SymbolBook] = {}
+        self._resting: dict[str, list[_Working]] = {}
+        self._account = Account(cash, self._estimate_fees)
+        for symbol, quantity in sorted((positions or {}).items()):
+            day = market.days.get(symbol)
+            self._account.load_position(symbol, quantity, avg_cost=day.prev_close if day else 0)
+        self._sink: EventSink | None = None
+        self._submitted: set[str] = set()
+        self._orders: dict[str, Order] = {}  # every order that arrived today, in arrival order
+        self._order_ts: dict[str, int] = {}  # exchange time of each order's last change
+        self._working: dict[str, _Working] = {}
+        self._trades: list[FillReport] = []
+        self._accept_seq = 0
+        self._trade_seq = 0
+        self._arrival_seq = 0
+        self.stats = ExchangeStats()
+
+    # ------------------------------------------------------------------------------------- adapter
+    def bind(self, sink: EventSink) -> None:
+        self._sink = sink
+
+    async def connect(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def submit(self, order: Order) -> None:
+        """Hand the order over; it reaches the exchange ``latency_ns`` from now."""
+        if self._sink is None:
+            raise BrokerError("SimExchange: bind() a sink before submitting")
+        cid = order.client_order_id
+        if cid in self._submitted:
+            raise BrokerError(f"SimExchange: client order id {cid!r} already submitted")
+        self._submitted.add(cid)
+        now = self._clock.now_ns()
+        copy = Order(
+            client_order_id=cid,
+            symbol=order.symbol,
+            side=order.side,
+            price=order.price,
+            quantity=order.quantity,
+            parent_id=order.parent_id,
+            tag=order.tag,
+            status=OrderStatus.SUBMITTED,
+            ts_created=now,
+        )
+        self._clock.call_at(now + self._latency, partial(self._on_order_arrival, copy), "sim_order")
+
+    async def cancel(self, order: Order) -> None:
+        """Hand the cancel request over; it reaches the exchange ``latency_ns`` from now."""
+        now = self._clock.now_ns()
+        request = partial(self._on_cancel_arrival, order.client_order_id, order.symbol)
+        self._clock.call_at(now + self._latency, request, "sim_cancel")
+
+    # ------------------------------------------------------------------------------------- queries
+    async def query_account(self) -> AccountReport:
+        account = self._account
+        value = sum(
+            pos.quantity * self._mark(symbol, pos.avg_cost) for symbol, pos in account.positions.items()
+        )
+        return AccountReport(
+            cash=account.cash, frozen=account.frozen, total_asset=account.cash + value, market_value=value
+        )
+
+    async def query_positions(self) -> list[PositionReport]:
+        return [
+            PositionReport(symbol=symbol, quantity=pos.quantity, sellable=pos.sellable, avg_cost=pos.avg_cost)
+            for symbol, pos in sorted(self._account.positions.items())
+        ]
+
+    async def query_orders(self) -> list[OrderStatusReport]:
+        return [
+            OrderStatusReport(
+                client_order_id=cid,
+                broker_order_id=order.broker_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                price=order.price,
+                quantity=order.quantity,
+                filled_quantity=order.filled_quantity,
+                status=order.status,
+                reason=order.reason,
+                ts_event=self._order_ts[cid],
+            )
+            for cid, order in self._orders.items()
+        ]
+
+    async def query_trades(self) -> list[FillReport]:
+        return list(self._trades)
+
+    # ------------------------------------------------------------------------------------- quotes
+    def latest(self, symbol: str) -> Quote | None:
+        """The snapshot in force now as a level-1 ``Quote``; None before the first one or if unknown."""
+        day = self._market.days.get(symbol)
+        if day is None:
+            return None
+        now = self._clock.now_ns()
+        i = day.index_at(now)
+        if i < 0:
+            return None
+        low, high = self._limits(day)
+        return Quote(
+            ts_event=int(day.ts[i]),
+            ts_init=now,
+            symbol=symbol,
+            last=int(day.last[i]),
+            bid_price=int(day.bid_px[i, 0]),
+            bid_quantity=int(day.bid_qty[i, 0]),
+            ask_price=int(day.ask_px[i, 0]),
+            ask_quantity=int(day.ask_qty[i, 0]),
+            cum_volume=int(day.cum_volume[i]),
+            cum_amount=int(day.cum_amount[i]),
+            prev_close=day.prev_close,
+            high_limit=high,
+            low_limit=low,
+        )
+
+    # ------------------------------------------------------------------------------------- end of day
+    def expire_all(self) -> int:
+        """Expire every working order now (``OrderExpired``, delivered after the latency like any event:
+        step the clock to deliver). Returns how many expired."""
+        now = self._clock.now_ns()
+        expiring = list(self._working.values())
+        for working in expiring:
+            order = working.order
+            self._finish(
+                working,
+                OrderExpired(
+                    ts_event=now,
+                    ts_init=now + self._latency,
+                    client_order_id=order.client_order_id,
+                    symbol=order.symbol,
+                ),
+            )
+        self.stats.expired += len(expiring)
+        return len(expiring)
+
+    # ------------------------------------------------------------------------------------- arrival
+    def _on_order_arrival(self, order: Order) -> None:
+        now = self._clock.now_ns()
+        cid = order.client_order_id
+        self.stats.orders_received += 1
+        self._orders[cid] = order
+        self._order_ts[cid] = now
+        reason = self._validate(order, now)
+        if reason is not None:
+            self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
+            self._emit(
+                order,
+                OrderRejected(
+                    ts_event=now,
+                    ts_init=now + self._latency,
+                    client_order_id=cid,
+                    symbol=order.symbol,
+                    reason=reason,
+                ),
+            )
+            return
+        self._account.reserve(order)
+        self._accept_seq += 1
+        self.stats.orders_accepted += 1
+        self._emit(
+            order,
+            OrderAccepted(
+                ts_event=now,
+                ts_init=now + self._latency,
+                client_order_id=cid,
+                symbol=order.symbol,
+                broker_order_id=f"S{self._accept_seq:08d}",
+            ),
+        )
+        book = self._book(order.symbol)
+        self._arrival_seq += 1
+        working = _Working(order, book, self._arrival_seq)
+        self._working[cid] = working
+        self._resting.setdefault(order.symbol, []).append(working)
+        i = book.day.index_at(now)
+        if i >= 0 and book.window[i] >= 0 and book.window[i] == self._windows.window_of(now):
+            want = order.quantity - order.filled_quantity
+            for price, quantity in book.take_depth(i, working.is_buy, order.price, want):
+                self._fill(working, price, quantity, now)
+        if order.status is not OrderStatus.FILLED:
+            self._schedule(working, i + 1)
+
+    def _validate(self, order: Order, now: int) -> str | None:
+        day = self._market.days.get(order.symbol)
+        if day is None:
+            return "unknown_symbol"
+        if self._calendar.phase_at(now) in _CLOSED_PHASES:
+            return "market_closed"
+        try:
+            instrument = self._instrument(order.symbol)
+        except ValueError:
+            return "no_trading_rules"
+        is_sell = order.side is Side.SELL
+        position = self._account.positions.get(order.symbol)
+        sellable = position.sellable if is_sell and position is not None else 0
+        reason = check_order_quantity(instrument, order.side, order.quantity, sellable)
+        # quantity above the sellable position is the T+1 check below, reported in its turn
+        if reason is not None and reason != "quantity_above_position":
+            return reason
+        low, high = self._limits(day)
+        reason = check_price(instrument, order.price, low, high)
+        if reason is not None:
+            return reason
+        return self._account.check(order)  # insufficient_cash / insufficient_sellable
+
+    def _on_cancel_arrival(self, cid: str, symbol: str) -> None:
+        now = self._clock.now_ns()
+        self.stats.cancels_received += 1
+        order = self._orders.get(cid)
+        reason = None
+        if order is None:
+            reason = "unknown_order"
+        elif cid not in self._working:
+            reason = "order_already_final"
+        elif not self._calendar.accepts_cancel(now):
+            reason = "cancel_not_accepted_now"
+        if reason is not None:
+            self.stats.cancel_rejected[reason] = self.stats.cancel_rejected.get(reason, 0) + 1
+            event = OrderCancelRejected(
+                ts_event=now, ts_init=now + self._latency, client_order_id=cid, symbol=symbol, reason=reason
+            )
+            self._clock.call_at(event.ts_init, partial(self._deliver, event), "sim_event")
+            return
+        self.stats.canceled += 1
+        working = self._working[cid]
+        self._finish(
+            working,
+            OrderCanceled(ts_event=now, ts_init=now + self._latency, client_order_id=cid, symbol=symbol),
+        )
+
+    # ------------------------------------------------------------------------------------- matching
+    def _schedule(self, working: _Working, start: int) -> None:
+        """Sleep until the next snapshot at or after ``start`` where the order could fill (if any)."""
+        book = working.book
+        k = book.next_fill_index(working.is_buy, working.order.price, start)
+        working.next_k = k
+        if k < 0:
+            working.timer = None
+            return
+        wake = partial(self._wake, working.order.symbol, k)
+        working.timer = self._clock.call_at(int(book.ts[k]), wake, "sim_match")
+
+    def _wake(self, symbol: str, k: int) -> None:
+        """Snapshot ``k`` of ``symbol`` is now: fill every resting order due at it, by priority."""
+        due = [w for w in self._resting[symbol] if w.next_k == k]
+        if len(due) > 1:
+            due.sort(key=_priority)
+        now = self._clock.now_ns()
+        for working in due:
+            self.stats.wakeups += 1
+            if working.timer is not None:
+                working.timer.cancel()  # the others due now: this call serves them all
+                working.timer = None
+            order, book = working.order, working.book
+            want = order.quantity - order.filled_quantity
+            quantity = sum(q for _, q in book.take_depth(k, working.is_buy, order.price, want))
+            quantity += book.take_volume(k, working.is_buy, order.price, want - quantity)
+            if quantity:
+                self._fill(working, order.price, quantity, now)
+            if order.status is not OrderStatus.FILLED:
+                self._schedule(working, k + 1)
+
+    def _fill(self, working: _Working, price: int, quantity: int, now: int) -> None:
+        order = working.order
+        value = order.filled_value + price * quantity
+        commission, stamp_duty, transfer_fee = self._fees_on_value(order, value)
+        self._trade_seq += 1
+        fill = OrderFilled(
+            ts_event=now,
+            ts_init=now + self._latency,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            trade_id=f"T{self._trade_seq:09d}",
+            side=order.side,
+            price=price,
+            quantity=quantity,
+            commission=commission - order.commission,
+            stamp_duty=stamp_duty - order.stamp_duty,
+            transfer_fee=transfer_fee - order.transfer_fee,
+        )
+        self._emit(order, fill)  # raises OverfillError (integrity alarm) before anything moves
+        self._account.on_fill(order, fill)
+        self._trades.append(
+            FillReport(
+                trade_id=fill.trade_id,
+                client_order_id=order.client_order_id,
+                broker_order_id=order.broker_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                price=price,
+                quantity=quantity,
+                commission=fill.commission,
+                stamp_duty=fill.stamp_duty,
+                transfer_fee=fill.transfer_fee,
+                ts_event=now,
+            )
+        )
+        stats = self.stats
+        stats.fills += 1
+        stats.filled_volume += quantity
+        stats.filled_value += price * quantity
+        stats.fees += fill.fees
+        if order.status is OrderStatus.FILLED:
+            self._drop(working)
+
+    def _fees_on_value(self, order: Order, value: int) -> tuple[int, int, int]:
+        """The order's cumulative fees for a total filled value (milli-yuan). ``FeeSchedule`` charges on
+        traded value, so the value is passed as one "share" priced at the whole value."""
+        return self._fees.fees(self._instrument(order.symbol), order.side, value, 1)
+
+    # ------------------------------------------------------------------------------------- plumbing
+    def _finish(self, working: _Working, event: OrderCanceled | OrderExpired) -> None:
+        self._emit(working.order, event)
+        self._drop(working)
+
+    def _drop(self, working: _Working) -> None:
+        """The order is final: stop its timer, forget it as working, release what it still holds."""
+        if working.timer is not None:
+            working.timer.cancel()
+            working.timer = None
+        working.next_k = -1
+        order = working.order
+        del self._working[order.client_order_id]
+        self._resting[order.symbol].remove(working)
+        self._account.release(order)
+
+    def _emit(self, order: Order, event: OrderEvent) -> None:
+        """Apply the event to our copy of the order, then deliver it after the latency."""
+        order.apply(event)
+        self._order_ts[order.client_order_id] = event.ts_event
+        self._clock.call_at(event.ts_init, partial(self._deliver, event), "sim_event")
+
+    def _deliver(self, event: OrderEvent) -> None:
+        if self._sink is not None:
+            self._sink(event)
+
+    def _book(self, symbol: str) -> SymbolBook:
+        book = self._books.get(symbol)
+        if book is None:
+            book = self._books[symbol] = SymbolBook(self._market.days[symbol], self._windows)
+        return book
+
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            instrument = self._instruments[symbol] = self._instrument_fn(symbol)
+        return instrument
+
+    def _limits(self, day: SymbolDay) -> tuple[int, int]:
+        """(low, high) for the day: the file's limits where present, else computed from prev_close."""
+        limits = self._limits_cache.get(day.symbol)
+        if limits is None:
+            low, high = day.low_limit, day.high_limit
+            if low <= 0 or high <= 0:
+                try:
+                    computed = price_limits(self._instrument(day.symbol), day.prev_close)
+                except ValueError:
+                    computed = (0, 0)
+                low = low if low > 0 else computed[0]
+                high = high if high > 0 else computed[1]
+            limits = self._limits_cache[day.symbol] = (low, high)
+        return limits
+
+    def _estimate_fees(self, symbol: str, side: Side, price: int, quantity: int) -> int:
+        return self._fees.total(self._instrument(symbol), side, price, quantity)
+
+    def _mark(self, symbol: str, fallback: int) -> int:
+        """Price to value a position at now: the last trade, else the previous close, else ``fallback``."""
+        day = self._market.days.get(symbol)
+        if day is None:
+            return fallback
+        i = day.index_at(self._clock.now_ns())
+        last = int(day.last[i]) if i >= 0 else 0
+        return last if last > 0 else day.prev_close

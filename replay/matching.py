@@ -1,0 +1,179 @@
+"""Matching maths of the simulated exchange: one ``SymbolBook`` per symbol that has orders.
+
+Nothing here runs per snapshot. When the first order for a symbol arrives, its ``SymbolDay`` arrays are
+reduced once, vectorised, to two keys per snapshot:
+
+- ``buy_key[k]``: the lowest price a resting buy could trade at in snapshot ``k`` (the best displayed
+  ask, or the last price when the market traded since snapshot ``k - 1``); ``INT64_MAX`` when nothing;
+- ``sell_key[k]``: the highest such price for a resting sell (best bid, or last); 0 when nothing.
+
+Both are masked to continuous trading. A resting buy at ``P`` can fill at snapshot ``k`` only if
+``buy_key[k] <= P`` (a sell: ``sell_key[k] >= P``), so finding its next wake-up is one numpy comparison
+over a window of snapshots (``next_fill_index``). The exchange then sleeps until that snapshot.
+
+Liquidity is finite: the displayed quantity of a level and the volume traded between two snapshots are
+each handed out once, whoever of our orders asks first (``used_depth``, ``used_volume``: sparse dicts
+keyed by snapshot, since only snapshots where we traded ever get an entry).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from replay.data import SymbolDay
+
+INT64_MAX: Final = int(np.iinfo(np.int64).max)
+FIRST_WINDOW: Final = 64
+"""Snapshots looked at by the first search step (~3 minutes of 3-second snapshots); later steps grow x4."""
+
+Int64Array = NDArray[np.int64]
+
+
+class ContinuousWindows:
+    """The day's continuous-trading windows ``[start, end)`` (start-inclusive, end-exclusive, as
+    ``TradingCalendar`` defines its phases), for vectorised and scalar membership tests."""
+
+    __slots__ = ("_ends", "_starts")
+
+    def __init__(self, windows: list[tuple[int, int]]) -> None:
+        ordered = sorted(windows)
+        self._starts = [start for start, _ in ordered]
+        self._ends = [end for _, end in ordered]
+
+    def window_of(self, ts_ns: int) -> int:
+        """Index of the window containing ``ts_ns``, or -1 outside continuous trading."""
+        j = bisect.bisect_right(self._starts, ts_ns) - 1
+        return j if j >= 0 and ts_ns < self._ends[j] else -1
+
+    def window_ids(self, ts: Int64Array) -> NDArray[np.int16]:
+        """``window_of`` for every element of ``ts``, vectorised."""
+        if not self._starts:
+            return np.full(ts.shape, -1, dtype=np.int16)
+        starts = np.asarray(self._starts, dtype=np.int64)
+        ends = np.asarray(self._ends, dtype=np.int64)
+        j = np.searchsorted(starts, ts, side="right") - 1
+        inside = (j >= 0) & (ts < ends[np.maximum(j, 0)])
+        return np.where(inside, j, -1).astype(np.int16)
+
+
+class SymbolBook:
+    """Per-symbol matching state, built once from a ``SymbolDay`` when the symbol gets its first order."""
+
+    __slots__ = (
+        "ask_px",
+        "ask_qty",
+        "bid_px",
+        "bid_qty",
+        "buy_key",
+        "day",
+        "last",
+        "n",
+        "sell_key",
+        "traded",
+        "ts",
+        "used_depth",
+        "used_volume",
+        "window",
+    )
+
+    def __init__(self, day: SymbolDay, windows: ContinuousWindows) -> None:
+        self.day = day
+        self.n = len(day)
+        self.ts = day.ts
+        self.last = day.last
+        self.bid_px, self.bid_qty = day.bid_px, day.bid_qty
+        self.ask_px, self.ask_qty = day.ask_px, day.ask_qty
+        self.window = windows.window_ids(day.ts)
+        cont = self.window >= 0
+        traded = np.where(cont, day.traded_volume(), 0)
+        if self.n:
+            traded[0] = 0  # volume before the file's first snapshot: when it traded is unknown
+        self.traded: Int64Array = traded
+        ask_ok = (day.ask_px > 0) & (day.ask_qty > 0)
+        bid_ok = (day.bid_px > 0) & (day.bid_qty > 0)
+        best_ask = np.where(ask_ok, day.ask_px, INT64_MAX).min(axis=1, initial=INT64_MAX)
+        best_bid = np.where(bid_ok, day.bid_px, 0).max(axis=1, initial=0)
+        last_ok = (traded > 0) & (day.last > 0)
+        self.buy_key: Int64Array = np.minimum(
+            np.where(cont, best_ask, INT64_MAX), np.where(last_ok, day.last, INT64_MAX)
+        )
+        self.sell_key: Int64Array = np.maximum(np.where(cont, best_bid, 0), np.where(last_ok, day.last, 0))
+        self.used_volume: dict[int, int] = {}
+        self.used_depth: dict[int, int] = {}  # key: (k * 2 + side) * levels + level
+
+    # ------------------------------------------------------------------------------------- search
+    def next_fill_index(self, is_buy: bool, price: int, start: int) -> int:
+        """The first snapshot ``k >= start`` where an order resting at ``price`` could fill, or -1.
+
+        Looks at ``FIRST_WINDOW`` snapshots, then windows four times larger, so an order near the market
+        costs one small comparison and one far from it a handful, never a Python loop over snapshots.
+        """
+        n = self.n
+        lo = max(start, 0)
+        width = FIRST_WINDOW
+        key = self.buy_key if is_buy else self.sell_key
+        while lo < n:
+            hi = min(n, lo + width)
+            segment = key[lo:hi]
+            hits = segment <= price if is_buy else segment >= price
+            j = int(hits.argmax())
+            if hits[j]:
+                return lo + j
+            lo = hi
+            width *= 4
+        return -1
+
+    # ------------------------------------------------------------------------------------- liquidity
+    def take_depth(self, k: int, is_buy: bool, price: int, want: int) -> list[tuple[int, int]]:
+        """Take up to ``want`` shares from the opposite levels of snapshot ``k`` priced at or better than
+        ``price``, best level first, each up to its displayed quantity less what our orders already took.
+        Returns ``(level price, shares)`` per level touched; marks the shares as used."""
+        if want <= 0 or self.window[k] < 0:
+            return []
+        if is_buy:
+            prices, quantities, side = self.ask_px[k].tolist(), self.ask_qty[k].tolist(), 1
+        else:
+            prices, quantities, side = self.bid_px[k].tolist(), self.bid_qty[k].tolist(), 0
+        levels = len(prices)
+        base = (k * 2 + side) * levels
+        used = self.used_depth
+        taken: list[tuple[int, int]] = []
+        for level in range(levels):
+            px, qty = prices[level], quantities[level]
+            if px <= 0 or qty <= 0:
+                continue
+            if (px > price) if is_buy else (px < price):
+                break  # levels are sorted away from the touch
+            key = base + level
+            free = qty - used.get(key, 0)
+            if free <= 0:
+                continue
+            take = min(free, want)
+            used[key] = qty - free + take
+            taken.append((px, take))
+            want -= take
+            if want == 0:
+                break
+        return taken
+
+    def take_volume(self, k: int, is_buy: bool, price: int, want: int) -> int:
+        """Take up to ``want`` shares of the volume traded since snapshot ``k - 1`` if the market traded at
+        or through ``price`` (buy: last <= price; sell: last >= price). Marks the shares as used."""
+        if want <= 0:
+            return 0
+        traded = int(self.traded[k])
+        if traded <= 0:
+            return 0
+        last = int(self.last[k])
+        if last <= 0 or ((last > price) if is_buy else (last < price)):
+            return 0
+        used = self.used_volume.get(k, 0)
+        take = min(traded - used, want)
+        if take <= 0:
+            return 0
+        self.used_volume[k] = used + take
+        return take

@@ -1,0 +1,151 @@
+"""The execution cost report (TCA) of a replay: one row per parent order, plus totals.
+
+Slippage is in basis points and signed so that positive is a cost: a buy that paid more than the
+benchmark, or a sell that received less. Benchmarks: the arrival price (mid at the parent's start, last
+if the book was one-sided) and the market's interval VWAP over the parent's window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.enums import Side
+from engine.market import iso8601
+from engine.parents import ParentOrder
+from engine.units import yuan
+
+if TYPE_CHECKING:
+    from algos.basket import Basket
+    from engine.oms import OrderManager
+    from replay.data import MarketData
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParentReport:
+    parent_id: str
+    symbol: str
+    side: str
+    algo: str
+    start: str
+    end: str
+    quantity: int
+    filled_quantity: int
+    fill_ratio: float
+    avg_price: float | None  # yuan
+    arrival_price: float | None
+    interval_vwap: float | None
+    slippage_arrival_bps: float | None
+    slippage_vwap_bps: float | None
+    market_volume: int
+    participation: float | None
+    child_orders: int
+    cancels: int
+    fees: float  # yuan
+    unfilled_reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayReport:
+    trade_date: str
+    parents: list[ParentReport]
+    total_quantity: int
+    total_filled_quantity: int
+    total_notional: float  # yuan
+    total_fees: float
+    total_child_orders: int
+    total_cancels: int
+    slippage_arrival_bps: float | None  # notional-weighted
+    slippage_vwap_bps: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def slippage_bps(side: Side, avg: float, benchmark: float | None) -> float | None:
+    if benchmark is None or benchmark <= 0 or avg <= 0:
+        return None
+    sign = 1.0 if side is Side.BUY else -1.0
+    return round(sign * (avg - benchmark) / benchmark * 10_000, 2)
+
+
+def _round_price(value: float | None) -> float | None:
+    return None if value is None else round(value / 1000, 4)
+
+
+def build_report(
+    parents: list[ParentOrder],
+    basket: Basket,
+    oms: OrderManager,
+    market: MarketData,
+    arrival: dict[str, int | None],
+) -> ReplayReport:
+    rows: list[ParentReport] = []
+    weighted_arrival = weighted_vwap = weight_arrival = weight_vwap = 0.0
+    for parent in parents:
+        children = oms.children_of(parent.parent_id)
+        filled = sum(c.filled_quantity for c in children)
+        value = sum(c.filled_value for c in children)
+        fees = sum(c.fees for c in children)
+        avg = value / filled if filled else 0.0
+        day = market.days.get(parent.symbol)
+        vwap = day.vwap_between(parent.start_ns, parent.end_ns) if day is not None else None
+        market_volume = 0
+        if day is not None:
+            i0, i1 = day.index_at(parent.start_ns), day.index_at(parent.end_ns)
+            if i1 >= 0:
+                market_volume = int(day.cum_volume[i1] - (day.cum_volume[i0] if i0 >= 0 else 0))
+        arr = arrival.get(parent.parent_id)
+        slip_arr = slippage_bps(parent.side, avg, float(arr) if arr else None)
+        slip_vwap = slippage_bps(parent.side, avg, vwap)
+        if slip_arr is not None:
+            weighted_arrival += slip_arr * value
+            weight_arrival += value
+        if slip_vwap is not None:
+            weighted_vwap += slip_vwap * value
+            weight_vwap += value
+        algo = basket.algos.get(parent.parent_id)
+        stats = algo.stats() if algo is not None else {}
+        cancels = (
+            sum(1 for c in children if c.status_before_cancel is not None)
+            if not stats
+            else int(str(stats.get("cancels_sent", 0)))
+        )
+        rows.append(
+            ParentReport(
+                parent_id=parent.parent_id,
+                symbol=parent.symbol,
+                side=parent.side.value,
+                algo=parent.algo,
+                start=iso8601(parent.start_ns),
+                end=iso8601(parent.end_ns),
+                quantity=parent.quantity,
+                filled_quantity=filled,
+                fill_ratio=round(filled / parent.quantity, 4) if parent.quantity else 0.0,
+                avg_price=_round_price(avg) if filled else None,
+                arrival_price=_round_price(float(arr)) if arr else None,
+                interval_vwap=_round_price(vwap),
+                slippage_arrival_bps=slip_arr,
+                slippage_vwap_bps=slip_vwap,
+                market_volume=market_volume,
+                participation=round(filled / market_volume, 4) if market_volume else None,
+                child_orders=len(children),
+                cancels=cancels,
+                fees=round(yuan(fees), 2),
+                unfilled_reason=str(stats.get("unfilled_reason", "")) if filled < parent.quantity else "",
+            )
+        )
+    return ReplayReport(
+        trade_date=str(market.trade_date),
+        parents=rows,
+        total_quantity=sum(r.quantity for r in rows),
+        total_filled_quantity=sum(r.filled_quantity for r in rows),
+        total_notional=round(
+            sum(yuan(c.filled_value) for p in parents for c in oms.children_of(p.parent_id)), 2
+        ),
+        total_fees=round(sum(r.fees for r in rows), 2),
+        total_child_orders=sum(r.child_orders for r in rows),
+        total_cancels=sum(r.cancels for r in rows),
+        slippage_arrival_bps=round(weighted_arrival / weight_arrival, 2) if weight_arrival else None,
+        slippage_vwap_bps=round(weighted_vwap / weight_vwap, 2) if weight_vwap else None,
+    )

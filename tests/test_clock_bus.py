@@ -1,0 +1,145 @@
+"""SimClock jumps and ordering; the bus routes by type and symbol and isolates failing handlers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.bus import EventBus
+from engine.clock import SimClock
+from engine.events import OrderCanceled, OrderEvent, Quote, TimerFired
+
+
+def test_sim_clock_jumps_to_next_timer_and_fires_in_scheduling_order() -> None:
+    clock = SimClock(1_000)
+    fired: list[str] = []
+    clock.call_at(5_000, lambda: fired.append("b"))
+    clock.call_at(3_000, lambda: fired.append("a"))
+    clock.call_at(5_000, lambda: fired.append("c"))
+    assert clock.step()
+    assert clock.now_ns() == 3_000
+    assert fired == ["a"]
+    assert clock.step()
+    assert clock.now_ns() == 5_000
+    assert fired == ["a", "b", "c"]
+    assert not clock.step()
+
+
+def test_sim_clock_refuses_to_go_backwards_and_past_timers_fire_now() -> None:
+    clock = SimClock(10_000)
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance_to(9_999)
+    fired: list[int] = []
+    clock.call_at(5, lambda: fired.append(clock.now_ns()))
+    clock.step()
+    assert fired == [10_000]
+
+
+def test_cancelled_timer_never_fires_and_step_respects_until() -> None:
+    clock = SimClock(0)
+    fired: list[str] = []
+    handle = clock.call_at(10, lambda: fired.append("x"))
+    clock.call_at(20, lambda: fired.append("y"))
+    handle.cancel()
+    assert not clock.step(until_ns=15)
+    assert clock.step(until_ns=25)
+    assert fired == ["y"]
+
+
+def test_timer_scheduled_for_now_inside_a_callback_fires_in_the_same_step() -> None:
+    clock = SimClock(0)
+    fired: list[str] = []
+    clock.call_at(10, lambda: clock.call_at(10, lambda: fired.append("inner")))
+    clock.step()
+    assert fired == ["inner"]
+
+
+async def test_sleep_until_on_sim_clock_wakes_when_stepped() -> None:
+    clock = SimClock(0)
+    woke: list[int] = []
+
+    async def sleeper() -> None:
+        await clock.sleep_until(100)
+        woke.append(clock.now_ns())
+
+    task = asyncio.create_task(sleeper())
+    await asyncio.sleep(0)
+    assert woke == []
+    clock.step()
+    await task
+    assert woke == [100]
+
+
+def _quote(symbol: str) -> Quote:
+    return Quote(
+        ts_event=1,
+        ts_init=1,
+        symbol=symbol,
+        last=1,
+        bid_price=1,
+        bid_quantity=1,
+        ask_price=2,
+        ask_quantity=1,
+        cum_volume=0,
+        cum_amount=0,
+        prev_close=1,
+        high_limit=0,
+        low_limit=0,
+    )
+
+
+def test_bus_routes_by_type_base_type_and_symbol() -> None:
+    bus = EventBus()
+    got: list[str] = []
+    bus.subscribe(Quote, lambda e: got.append(f"all:{e.symbol}"))
+    bus.subscribe(Quote, lambda e: got.append(f"only:{e.symbol}"), symbol="600000.SH")
+    bus.subscribe(OrderEvent, lambda e: got.append(f"order:{type(e).__name__}"))
+    bus.publish(_quote("600000.SH"))
+    bus.publish(_quote("000001.SZ"))
+    bus.publish(OrderCanceled(ts_event=1, ts_init=1, client_order_id="A", symbol="600000.SH"))
+    bus.publish(TimerFired(ts_event=1, ts_init=1, name="t"))
+    assert got == ["all:600000.SH", "only:600000.SH", "all:000001.SZ", "order:OrderCanceled"]
+
+
+def test_failing_handler_is_isolated_and_counted() -> None:
+    bus = EventBus()
+    got: list[str] = []
+
+    def bad(event: Quote) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(Quote, bad)
+    bus.subscribe(Quote, lambda e: got.append(e.symbol))
+    bus.publish(_quote("600000.SH"))
+    assert got == ["600000.SH"]
+    assert bus.handler_errors == 1
+
+
+async def test_async_handler_runs_as_tracked_task_and_failure_is_logged() -> None:
+    bus = EventBus()
+    got: list[str] = []
+
+    async def good(event: Quote) -> None:
+        got.append(event.symbol)
+
+    async def bad(event: Quote) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(Quote, good)
+    bus.subscribe(Quote, bad)
+    bus.publish(_quote("600000.SH"))
+    await bus.drain()
+    assert got == ["600000.SH"]
+    assert bus.handler_errors == 1
+
+
+def test_cancelled_error_in_handler_propagates() -> None:
+    bus = EventBus()
+
+    def cancel(event: Quote) -> None:
+        raise asyncio.CancelledError
+
+    bus.subscribe(Quote, cancel)
+    with pytest.raises(asyncio.CancelledError):
+        bus.publish(_quote("600000.SH"))
