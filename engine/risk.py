@@ -43,7 +43,7 @@ def market_rules_check(
         position = 0
         if account is not None and order.side is Side.SELL:
             pos = account.positions.get(order.symbol)
-            position = pos.quantity if pos is not None else 0
+            position = pos.sellable if pos is not None else 0  # T+1: what may be sold today
         reason = check_order_quantity(inst, order.side, order.quantity, position)
         if reason is not None:
             return reason

@@ -13,8 +13,10 @@ What it models, and what it does not:
   snapshots inside continuous trading (09:30-11:30, 13:00-14:57).
 - **Aggressive fills** on arrival take the displayed opposite depth of the latest snapshot (if it is in
   the same continuous window as the arrival) at each level's price. **Resting fills** at a later
-  snapshot take, at the order's price, the displayed opposite levels at or better than it and the
-  volume traded since the previous snapshot when the last price is at or through it. Queue position is
+  snapshot take, at the order's price, the *fresh* quantity of the opposite levels at or better than it
+  (what a price shows beyond what it showed one snapshot earlier: the same displayed order is not
+  eaten at every snapshot; see ``replay.matching``) and the volume traded since the previous snapshot
+  when the last price is at or through it. Queue position is
   not modelled (an order at the last price is treated as first in its queue); each displayed quantity
   and each traded volume is handed out once among our orders; our own buys and sells never cross each
   other. Fills may be odd amounts and never exceed the order's leaves.
@@ -319,7 +321,7 @@ class SimExchange:
         i = book.day.index_at(now)
         if i >= 0 and book.window[i] >= 0 and book.window[i] == self._windows.window_of(now):
             want = order.quantity - order.filled_quantity
-            for price, quantity in book.take_depth(i, working.is_buy, order.price, want):
+            for price, quantity in book.take_depth(i, working.is_buy, order.price, want, fresh_only=False):
                 self._fill(working, price, quantity, now)
         if order.status is not OrderStatus.FILLED:
             self._schedule(working, i + 1)
@@ -397,7 +399,8 @@ class SimExchange:
                 working.timer = None
             order, book = working.order, working.book
             want = order.quantity - order.filled_quantity
-            quantity = sum(q for _, q in book.take_depth(k, working.is_buy, order.price, want))
+            taken = book.take_depth(k, working.is_buy, order.price, want, fresh_only=True)
+            quantity = sum(q for _, q in taken)
             quantity += book.take_volume(k, working.is_buy, order.price, want - quantity)
             if quantity:
                 self._fill(working, order.price, quantity, now)

@@ -3,13 +3,20 @@
 Nothing here runs per snapshot. When the first order for a symbol arrives, its ``SymbolDay`` arrays are
 reduced once, vectorised, to two keys per snapshot:
 
-- ``buy_key[k]``: the lowest price a resting buy could trade at in snapshot ``k`` (the best displayed
-  ask, or the last price when the market traded since snapshot ``k - 1``); ``INT64_MAX`` when nothing;
-- ``sell_key[k]``: the highest such price for a resting sell (best bid, or last); 0 when nothing.
+- ``buy_key[k]``: the lowest price a resting buy could trade at in snapshot ``k``: the best ask level
+  with *fresh* quantity, or the last price when the market traded since snapshot ``k - 1``;
+  ``INT64_MAX`` when nothing;
+- ``sell_key[k]``: the highest such price for a resting sell (fresh bid, or last); 0 when nothing.
 
 Both are masked to continuous trading. A resting buy at ``P`` can fill at snapshot ``k`` only if
 ``buy_key[k] <= P`` (a sell: ``sell_key[k] >= P``), so finding its next wake-up is one numpy comparison
 over a window of snapshots (``next_fill_index``). The exchange then sleeps until that snapshot.
+
+*Fresh* quantity is what a price level shows beyond what the same price showed in the previous snapshot
+of the same continuous window. A resting order takes displayed depth only from fresh quantity: the same
+displayed order, still shown three seconds later, is not handed out a second time (without this rule a
+large order resting inside the spread ate the whole displayed book at every snapshot, several times
+the day's real volume). An arriving order takes the whole displayed depth, as a real one would.
 
 Liquidity is finite: the displayed quantity of a level and the volume traded between two snapshots are
 each handed out once, whoever of our orders asks first (``used_depth``, ``used_volume``: sparse dicts
@@ -64,6 +71,8 @@ class SymbolBook:
     """Per-symbol matching state, built once from a ``SymbolDay`` when the symbol gets its first order."""
 
     __slots__ = (
+        "_row_cache",
+        "_row_k",
         "ask_px",
         "ask_qty",
         "bid_px",
@@ -93,17 +102,17 @@ class SymbolBook:
         if self.n:
             traded[0] = 0  # volume before the file's first snapshot: when it traded is unknown
         self.traded: Int64Array = traded
-        ask_ok = (day.ask_px > 0) & (day.ask_qty > 0)
-        bid_ok = (day.bid_px > 0) & (day.bid_qty > 0)
-        best_ask = np.where(ask_ok, day.ask_px, INT64_MAX).min(axis=1, initial=INT64_MAX)
-        best_bid = np.where(bid_ok, day.bid_px, 0).max(axis=1, initial=0)
         last_ok = (traded > 0) & (day.last > 0)
+        fresh_ask = _fresh_best(day.ask_px, day.ask_qty, self.window, best_is_min=True)
+        fresh_bid = _fresh_best(day.bid_px, day.bid_qty, self.window, best_is_min=False)
         self.buy_key: Int64Array = np.minimum(
-            np.where(cont, best_ask, INT64_MAX), np.where(last_ok, day.last, INT64_MAX)
+            np.where(cont, fresh_ask, INT64_MAX), np.where(last_ok, day.last, INT64_MAX)
         )
-        self.sell_key: Int64Array = np.maximum(np.where(cont, best_bid, 0), np.where(last_ok, day.last, 0))
+        self.sell_key: Int64Array = np.maximum(np.where(cont, fresh_bid, 0), np.where(last_ok, day.last, 0))
         self.used_volume: dict[int, int] = {}
         self.used_depth: dict[int, int] = {}  # key: (k * 2 + side) * levels + level
+        self._row_k = [-1, -1]
+        self._row_cache: list[tuple[list[int], list[int], list[int]]] = [([], [], []), ([], [], [])]
 
     # ------------------------------------------------------------------------------------- search
     def next_fill_index(self, is_buy: bool, price: int, start: int) -> int:
@@ -128,16 +137,17 @@ class SymbolBook:
         return -1
 
     # ------------------------------------------------------------------------------------- liquidity
-    def take_depth(self, k: int, is_buy: bool, price: int, want: int) -> list[tuple[int, int]]:
+    def take_depth(
+        self, k: int, is_buy: bool, price: int, want: int, *, fresh_only: bool
+    ) -> list[tuple[int, int]]:
         """Take up to ``want`` shares from the opposite levels of snapshot ``k`` priced at or better than
-        ``price``, best level first, each up to its displayed quantity less what our orders already took.
-        Returns ``(level price, shares)`` per level touched; marks the shares as used."""
+        ``price``, best level first, each up to its displayed quantity (``fresh_only``: its fresh
+        quantity) less what our orders already took. Returns ``(level price, shares)`` per level touched
+        and marks the shares as used."""
         if want <= 0 or self.window[k] < 0:
             return []
-        if is_buy:
-            prices, quantities, side = self.ask_px[k].tolist(), self.ask_qty[k].tolist(), 1
-        else:
-            prices, quantities, side = self.bid_px[k].tolist(), self.bid_qty[k].tolist(), 0
+        side = 1 if is_buy else 0
+        prices, quantities, fresh = self._row(k, side)
         levels = len(prices)
         base = (k * 2 + side) * levels
         used = self.used_depth
@@ -149,16 +159,36 @@ class SymbolBook:
             if (px > price) if is_buy else (px < price):
                 break  # levels are sorted away from the touch
             key = base + level
-            free = qty - used.get(key, 0)
+            already = used.get(key, 0)
+            free = qty - already
+            if fresh_only:
+                free = min(free, fresh[level])
             if free <= 0:
                 continue
             take = min(free, want)
-            used[key] = qty - free + take
+            used[key] = already + take
             taken.append((px, take))
             want -= take
             if want == 0:
                 break
         return taken
+
+    def _row(self, k: int, side: int) -> tuple[list[int], list[int], list[int]]:
+        """Prices, quantities and fresh quantities of one side (1 asks, 0 bids) of snapshot ``k`` as
+        lists, cached for the last snapshot asked per side (every order due at a snapshot reads it)."""
+        if self._row_k[side] == k:
+            return self._row_cache[side]
+        book_px, book_qty = (self.ask_px, self.ask_qty) if side else (self.bid_px, self.bid_qty)
+        prices, quantities = book_px[k].tolist(), book_qty[k].tolist()
+        shown_before: dict[int, int] = {}
+        if k > 0 and self.window[k - 1] == self.window[k]:
+            for px, qty in zip(book_px[k - 1].tolist(), book_qty[k - 1].tolist(), strict=True):
+                if px > 0 and qty > 0:
+                    shown_before[px] = qty
+        fresh = [qty - shown_before.get(px, 0) for px, qty in zip(prices, quantities, strict=True)]
+        row = self._row_cache[side] = (prices, quantities, fresh)
+        self._row_k[side] = k
+        return row
 
     def take_volume(self, k: int, is_buy: bool, price: int, want: int) -> int:
         """Take up to ``want`` shares of the volume traded since snapshot ``k - 1`` if the market traded at
@@ -177,3 +207,29 @@ class SymbolBook:
             return 0
         self.used_volume[k] = used + take
         return take
+
+
+def _fresh_best(
+    px: Int64Array, qty: Int64Array, window: NDArray[np.int16], *, best_is_min: bool
+) -> Int64Array:
+    """Per snapshot, a bound on the best price among levels with fresh quantity: ``INT64_MAX`` (asks,
+    ``best_is_min``) / 0 (bids) when there is surely none.
+
+    A level counts as stale only when the same level index showed the same price with at least as much
+    quantity one snapshot earlier (in the same window). That misses a level that moved to another index,
+    so it may call a stale level fresh, never the reverse: the bound is on the permissive side and an
+    order can only be woken for nothing, which ``take_depth(fresh_only=True)`` then settles exactly.
+    Comparing only the same index costs two vectorised comparisons per side instead of a search.
+    """
+    n = px.shape[0]
+    valid = (px > 0) & (qty > 0)
+    stale = np.zeros(px.shape, dtype=np.bool_)
+    stale[1:] = (px[1:] == px[:-1]) & (qty[1:] <= qty[:-1])
+    same_window = np.zeros(n, dtype=np.bool_)
+    same_window[1:] = (window[1:] == window[:-1]) & (window[1:] >= 0)
+    fresh = valid & ~(stale & same_window[:, None])  # a window's first snapshot: everything is fresh
+    if best_is_min:
+        best: Int64Array = np.where(fresh, px, INT64_MAX).min(axis=1, initial=INT64_MAX)
+    else:
+        best = np.where(fresh, px, 0).max(axis=1, initial=0)
+    return best

@@ -1,0 +1,58 @@
+"""A basket: many parents, across symbols, each run by its own independent algorithm."""
+
+from __future__ import annotations
+
+from algos.base import AlgoContext, ExecAlgo
+from algos.registry import create_algo
+from engine.parents import ParentOrder
+
+
+class Basket:
+    def __init__(self, ctx: AlgoContext) -> None:
+        self.ctx = ctx
+        self.algos: dict[str, ExecAlgo] = {}
+        self._started = False
+
+    def add(self, parent: ParentOrder) -> ExecAlgo:
+        """Create the parent's algorithm; it starts at once if the basket is already running."""
+        if parent.parent_id in self.algos:
+            raise ValueError(f"parent {parent.parent_id} is already in the basket")
+        algo = create_algo(parent, self.ctx)
+        self.algos[parent.parent_id] = algo
+        if self._started:
+            algo.start()
+        return algo
+
+    def start(self) -> None:
+        self._started = True
+        for algo in self.algos.values():
+            algo.start()
+
+    def cancel(self) -> None:
+        for algo in self.algos.values():
+            algo.cancel()
+
+    def pause(self) -> None:
+        for algo in self.algos.values():
+            algo.pause()
+
+    def resume(self) -> None:
+        for algo in self.algos.values():
+            algo.resume()
+
+    @property
+    def done(self) -> bool:
+        return all(algo.done for algo in self.algos.values())
+
+    def stats(self) -> dict[str, object]:
+        """Totals over the basket and each parent's ``stats()`` under ``parents``."""
+        per = {parent_id: algo.stats() for parent_id, algo in self.algos.items()}
+        return {
+            "parents": len(self.algos),
+            "done": sum(1 for algo in self.algos.values() if algo.done),
+            "quantity": sum(algo.parent.quantity for algo in self.algos.values()),
+            "filled_quantity": sum(algo.filled_quantity for algo in self.algos.values()),
+            "children_sent": sum(algo.children_sent for algo in self.algos.values()),
+            "cancels_sent": sum(algo.cancels_sent for algo in self.algos.values()),
+            "by_parent": per,
+        }

@@ -1,0 +1,33 @@
+"""The algorithms by name, and what their parameters are (for the CLI's help)."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+
+from algos.base import AlgoContext, ExecAlgo
+from algos.twap import TwapAlgo
+from engine.parents import ParentOrder
+
+ALGOS: dict[str, type[ExecAlgo]] = {
+    TwapAlgo.name: TwapAlgo,
+}
+
+
+def create_algo(parent: ParentOrder, ctx: AlgoContext) -> ExecAlgo:
+    """The algorithm ``parent.algo`` for ``parent``, its parameters parsed from ``parent.params``."""
+    cls = ALGOS.get(parent.algo)
+    if cls is None:
+        raise ValueError(
+            f"parent {parent.parent_id}: unknown algo {parent.algo!r}; known: {', '.join(sorted(ALGOS))}"
+        )
+    return cls(parent, ctx)
+
+
+def describe_algos() -> list[tuple[str, str, str, str]]:
+    """``(algo, parameter, default, help)`` for every parameter of every algorithm."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, cls in sorted(ALGOS.items()):
+        for f in fields(cls.params_type):
+            default = "" if f.default is MISSING else str(f.default)
+            rows.append((name, f.name, default, str(f.metadata.get("help", ""))))
+    return rows

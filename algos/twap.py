@@ -1,0 +1,247 @@
+"""TWAP: spread a parent evenly over its window, in trading time.
+
+The schedule is computed once, in integers (``algos.schedule``): slice times every ``interval_s`` of
+trading time inside the continuous windows clipped to the parent's ``[start, end)``, and a cumulative
+target per slice (lots shared evenly, remainder lots to the earliest slices, a sell's odd tail on the
+last). At slice ``i`` the algorithm brings ``filled + working`` up to ``target[i]``: a child still working
+is cancelled and replaced once the cancel is confirmed (see ``algos.base``).
+
+Catch-up rules, kept deliberately simple:
+
+- a slice that sends nothing (no usable quote, sealed limit, unfilled child) leaves its quantity to the
+  next slice, which sends one slice's worth plus that carried remainder (the cumulative target);
+- slices that never fired at all — skipped while paused, or while the process was down before a
+  ``restore`` — are NOT caught up: what is left is re-spread evenly over the slices still ahead.
+
+At ``end - final_sweep_s`` (trading time) whatever is working is cancelled and everything left is sent
+at the opposite best plus ``sweep_offset_ticks``. At the end (``CANCEL_LEAD_NS`` before a window close,
+when the parent runs to 11:30 or 14:57, since the exchange takes no cancels at lunch or in the closing
+call) working children are cancelled (``end_policy="cancel"``) or left to the market (``"leave"``).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from algos.base import (
+    CANCEL_LEAD_NS,
+    AlgoContext,
+    AlgoParams,
+    ExecAlgo,
+    PricePolicy,
+    state_int,
+    state_ints,
+)
+from algos.schedule import Window, clip_windows, cumulative_targets, instant_before_end, slice_times
+from engine.enums import Side
+from engine.market import round_buy_quantity, trading_date_of
+from engine.parents import ParentOrder, ParentStatus
+from engine.units import NS_PER_SECOND
+
+MAX_SPAN_DAYS = 31
+END_POLICIES = ("cancel", "leave")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TwapParams(AlgoParams):
+    interval_s: int = field(default=60, metadata={"help": "seconds of trading time between slices"})
+    price_policy: str = field(
+        default="aggressive", metadata={"help": "child price: passive | mid | aggressive"}
+    )
+    offset_ticks: int = field(
+        default=0, metadata={"help": "aggressive only: ticks through the opposite best"}
+    )
+    final_sweep_s: int = field(
+        default=30,
+        metadata={"help": "seconds before the end to cancel and send the rest aggressively (0: no sweep)"},
+    )
+    sweep_offset_ticks: int = field(
+        default=2, metadata={"help": "final sweep: ticks through the opposite best"}
+    )
+    end_policy: str = field(
+        default="cancel", metadata={"help": "at the end: cancel | leave working children"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0:
+            raise ValueError(f"twap parameter 'interval_s' must be positive, got {self.interval_s}")
+        if self.price_policy not in tuple(PricePolicy):
+            raise ValueError(
+                f"twap parameter 'price_policy' must be one of "
+                f"{', '.join(PricePolicy)}, got {self.price_policy!r}"
+            )
+        for name in ("offset_ticks", "final_sweep_s", "sweep_offset_ticks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"twap parameter {name!r} must be >= 0, got {getattr(self, name)}")
+        if self.end_policy not in END_POLICIES:
+            raise ValueError(
+                f"twap parameter 'end_policy' must be one of {', '.join(END_POLICIES)}, "
+                f"got {self.end_policy!r}"
+            )
+
+
+class TwapAlgo(ExecAlgo):
+    name = "twap"
+    params_type = TwapParams
+    params: TwapParams
+
+    def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
+        super().__init__(parent, ctx, **overrides)
+        self._built = False
+        self._times: list[int] = []
+        self._targets: list[int] = []  # cumulative target after each slice
+        self._next = 0  # index of the next slice to fire
+        self._sweep_at: int | None = None
+        self._swept = False
+        self._end_at = 0
+        self._total = 0  # what the schedule aims to fill
+
+    # ------------------------------------------------------------------------------------ views
+    @property
+    def slice_times(self) -> list[int]:
+        return list(self._times)
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self._targets)
+
+    @property
+    def next_slice(self) -> int:
+        return self._next
+
+    @property
+    def sweep_at(self) -> int | None:
+        return self._sweep_at
+
+    @property
+    def end_at(self) -> int:
+        return self._end_at
+
+    # ------------------------------------------------------------------------------------ schedule
+    def _windows(self) -> list[Window]:
+        first = trading_date_of(self.parent.start_ns)
+        last = trading_date_of(max(self.parent.start_ns, self.parent.end_ns - 1))
+        if (last - first).days > MAX_SPAN_DAYS:
+            raise ValueError(f"parent {self.parent.parent_id}: window spans more than {MAX_SPAN_DAYS} days")
+        windows: list[Window] = []
+        day = first
+        while day <= last:
+            windows.extend(self.ctx.calendar.continuous_windows(day))
+            day += timedelta(days=1)
+        return windows
+
+    def _build(self) -> None:
+        self._built = True
+        parent, params, inst = self.parent, self.params, self.instrument
+        windows = self._windows()
+        clipped = clip_windows(windows, parent.start_ns, parent.end_ns)
+        self._total = (
+            parent.quantity if parent.side is Side.SELL else round_buy_quantity(inst, parent.quantity)
+        )
+        if not clipped:
+            self._end_at = parent.start_ns
+            self._reason = "no_trading_time"
+            return
+        last_end = clipped[-1][1]
+        if self.ctx.calendar.accepts_cancel(last_end):
+            self._end_at = last_end
+        else:
+            self._end_at = max(clipped[-1][0], last_end - CANCEL_LEAD_NS)
+        slices_end = self._end_at
+        if params.final_sweep_s > 0:
+            self._sweep_at = instant_before_end(
+                windows, parent.start_ns, self._end_at, params.final_sweep_s * NS_PER_SECOND
+            )
+            if self._sweep_at is not None:
+                slices_end = self._sweep_at
+        self._times = slice_times(windows, parent.start_ns, slices_end, params.interval_s * NS_PER_SECOND)
+        self._targets = cumulative_targets(self._total, len(self._times), inst.buy_step, inst.buy_min)
+
+    def _replan_from(self, index: int) -> None:
+        """Spread what is left evenly over slices ``index..``; no catch-up for the ones skipped."""
+        base = self.filled_quantity + self.working_quantity
+        left = len(self._times) - index
+        if left > 0:
+            self._targets[index:] = cumulative_targets(
+                max(0, self._total - base), left, self.instrument.buy_step, self.instrument.buy_min, base
+            )
+        self._next = index
+
+    def _skip_missed(self) -> None:
+        now = self.ctx.clock.now_ns()
+        index = bisect.bisect_left(self._times, now, lo=self._next)
+        if index > self._next:
+            self._replan_from(index)
+
+    def _arm(self) -> None:
+        when = self._end_at
+        if self._next < len(self._times):
+            when = min(when, self._times[self._next])
+        if self._sweep_at is not None and not self._swept:
+            when = min(when, self._sweep_at)
+        self.set_timer(when, self._on_timer)
+
+    # ------------------------------------------------------------------------------------ hooks
+    def _on_start(self) -> None:
+        if not self._built:
+            self._build()
+        self._skip_missed()
+        self._arm()
+
+    def _on_resume(self) -> None:
+        if not self._built:  # paused before it ever started
+            self._build()
+        self._skip_missed()
+        self._arm()
+
+    def _on_timer(self) -> None:
+        if self.done or self._finishing or self.paused:
+            return
+        now = self.ctx.clock.now_ns()
+        if now >= self._end_at:
+            self._finish(ParentStatus.DONE, cancel_working=self.params.end_policy == "cancel")
+            return
+        params = self.params
+        if self._sweep_at is not None and not self._swept and now >= self._sweep_at:
+            self._swept = True
+            self._next = len(self._times)
+            self.work(self._total, PricePolicy.AGGRESSIVE, params.sweep_offset_ticks, "sweep")
+        elif self._next < len(self._times) and self._times[self._next] <= now:
+            index = bisect.bisect_right(self._times, now) - 1  # a late timer fires the latest due slice
+            self._next = index + 1
+            self.work(self._targets[index], params.price_policy, params.offset_ticks, f"s{index}")
+        if not self._finishing and not self.paused:
+            self._arm()
+
+    # ------------------------------------------------------------------------------------ state
+    def _state_extra(self) -> dict[str, object]:
+        return {
+            "built": self._built,
+            "slice_times": list(self._times),
+            "targets": list(self._targets),
+            "next_slice": self._next,
+            "sweep_at": self._sweep_at,
+            "swept": self._swept,
+            "end_at": self._end_at,
+            "total": self._total,
+        }
+
+    def _restore_extra(self, state: Mapping[str, object]) -> None:
+        self._built = bool(state.get("built", False))
+        if not self._built:
+            return
+        self._times = state_ints(state, "slice_times")
+        self._targets = state_ints(state, "targets")
+        if len(self._times) != len(self._targets):
+            raise ValueError("algo state: slice_times and targets differ in length")
+        self._next = state_int(state, "next_slice")
+        if not 0 <= self._next <= len(self._times):
+            raise ValueError(f"algo state: next_slice {self._next} outside 0..{len(self._times)}")
+        sweep = state.get("sweep_at")
+        self._sweep_at = None if sweep is None else state_int(state, "sweep_at")
+        self._swept = bool(state.get("swept", False))
+        self._end_at = state_int(state, "end_at")
+        self._total = state_int(state, "total")
