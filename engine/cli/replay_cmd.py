@@ -182,7 +182,7 @@ def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=False))
         return
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"Execution report {report.trade_date}", show_lines=False)
     for col in (
         "parent",
