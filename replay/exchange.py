@@ -5,9 +5,11 @@ What it models, and what it does not:
 - **Latency.** ``submit`` and ``cancel`` return at once; the request reaches the exchange ``latency_ns``
   later (a ``SimClock`` timer), and every event the exchange emits reaches the bound sink ``latency_ns``
   after it happened: ``ts_event`` is exchange time, ``ts_init`` delivery time. Ties keep scheduling order.
-- **Validation on arrival**, in this order: known symbol, session (closed before 09:15 and from 15:00:
-  ``market_closed``), lot and odd-lot rules, tick and the day's price limits, cash for buys (price x
-  quantity + estimated fees, then frozen), T+1 sellable shares for sells (then frozen).
+- **Validation on arrival** (``replay.exchange_rules``), in this order: known symbol, session (closed
+  before 09:15 and from 15:00: ``market_closed``), lot and odd-lot rules, tick and the day's price
+  limits, cash for buys (price x quantity + estimated fees, then frozen), T+1 sellable shares for sells
+  (then frozen). A rejection is an ``OrderRejected`` with the reason; a client order id submitted twice
+  raises ``BrokerError`` at once (nothing reaches the exchange).
 - **Continuous matching only.** Orders arriving in the opening call, 09:25-09:30, lunch or the closing
   call are accepted and rest, but call-auction matching is not modelled: they can fill only at
   snapshots inside continuous trading (09:30-11:30, 13:00-14:57).
@@ -16,13 +18,16 @@ What it models, and what it does not:
   snapshot take, at the order's price, the *fresh* quantity of the opposite levels at or better than it
   (what a price shows beyond what it showed one snapshot earlier: the same displayed order is not
   eaten at every snapshot; see ``replay.matching``) and the volume traded since the previous snapshot
-  when the last price is at or through it. Queue position is
-  not modelled (an order at the last price is treated as first in its queue); each displayed quantity
-  and each traded volume is handed out once among our orders; our own buys and sells never cross each
-  other. Fills may be odd amounts and never exceed the order's leaves.
+  when the last price is at or through it. Queue position is not modelled (an order at the last price
+  is treated as first in its queue); each displayed quantity and each traded volume is handed out once
+  among our orders; our own buys and sells never cross each other. There is no market impact: an
+  order priced through the market keeps taking whatever new depth and volume shows up at or better
+  than its price, so a child order large against the displayed depth fills faster than it would for
+  real. Fills may be odd amounts and never exceed the leaves.
 - **Speed.** Nothing runs per snapshot. A resting order sleeps on one clock timer set at the next
-  snapshot where it could fill (``SymbolBook.next_fill_index``: a numpy search); symbols without orders
-  are never looked at.
+  snapshot where it could fill (``SymbolBook.next_fill_index``: a numpy search over growing windows
+  to the end of the day, so no periodic re-check timer is needed); symbols without orders are never
+  looked at. Orders of one symbol due at the same snapshot are served together, best price first.
 - **Fees.** Each fill is charged the order's cumulative fees (``FeeSchedule`` on the order's total filled
   value) minus what its earlier fills were charged, so the minimum commission applies once per order,
   as ``FeeSchedule.fees`` prescribes, while every fill still reports its share.
@@ -55,21 +60,11 @@ from engine.events import (
     PositionReport,
     Quote,
 )
-from engine.market import (
-    FeeSchedule,
-    Instrument,
-    Phase,
-    TradingCalendar,
-    check_order_quantity,
-    check_price,
-    instrument_for,
-    price_limits,
-)
+from engine.market import FeeSchedule, Instrument, TradingCalendar, instrument_for
 from engine.orders import Order
-from replay.data import MarketData, SymbolDay
+from replay.data import MarketData
+from replay.exchange_rules import VenueRules
 from replay.matching import ContinuousWindows, SymbolBook
-
-_CLOSED_PHASES = frozenset({Phase.CLOSED, Phase.PRE_OPEN, Phase.AFTER_HOURS})
 
 
 @dataclass(slots=True)
@@ -87,7 +82,7 @@ class ExchangeStats:
     canceled: int = 0
     cancel_rejected: dict[str, int] = field(default_factory=dict)
     expired: int = 0
-    wakeups: int = 0  # resting-order timers that fired (the matching work actually done)
+    wakeups: int = 0  # resting orders looked at by a snapshot wake-up (the matching work actually done)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -135,15 +130,12 @@ class SimExchange:
         self._market = market
         self._clock = clock
         self._calendar = calendar
-        self._fees = fees if fees is not None else FeeSchedule()
         self._latency = latency_ns
-        self._instrument_fn = instrument
-        self._instruments: dict[str, Instrument] = {}
-        self._limits_cache: dict[str, tuple[int, int]] = {}
+        self._rules = VenueRules(market, calendar, fees if fees is not None else FeeSchedule(), instrument)
         self._windows = ContinuousWindows(calendar.continuous_windows(market.trade_date))
         self._books: dict[str, SymbolBook] = {}
         self._resting: dict[str, list[_Working]] = {}
-        self._account = Account(cash, self._estimate_fees)
+        self._account = Account(cash, self._rules.estimate_fees)
         for symbol, quantity in sorted((positions or {}).items()):
             day = market.days.get(symbol)
             self._account.load_position(symbol, quantity, avg_cost=day.prev_close if day else 0)
@@ -242,7 +234,7 @@ class SimExchange:
         i = day.index_at(now)
         if i < 0:
             return None
-        low, high = self._limits(day)
+        low, high = self._rules.limits(day)
         return Quote(
             ts_event=int(day.ts[i]),
             ts_init=now,
@@ -286,7 +278,7 @@ class SimExchange:
         self.stats.orders_received += 1
         self._orders[cid] = order
         self._order_ts[cid] = now
-        reason = self._validate(order, now)
+        reason = self._rules.check(order, now, self._account)
         if reason is not None:
             self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
             self._emit(
@@ -325,29 +317,6 @@ class SimExchange:
                 self._fill(working, price, quantity, now)
         if order.status is not OrderStatus.FILLED:
             self._schedule(working, i + 1)
-
-    def _validate(self, order: Order, now: int) -> str | None:
-        day = self._market.days.get(order.symbol)
-        if day is None:
-            return "unknown_symbol"
-        if self._calendar.phase_at(now) in _CLOSED_PHASES:
-            return "market_closed"
-        try:
-            instrument = self._instrument(order.symbol)
-        except ValueError:
-            return "no_trading_rules"
-        is_sell = order.side is Side.SELL
-        position = self._account.positions.get(order.symbol)
-        sellable = position.sellable if is_sell and position is not None else 0
-        reason = check_order_quantity(instrument, order.side, order.quantity, sellable)
-        # quantity above the sellable position is the T+1 check below, reported in its turn
-        if reason is not None and reason != "quantity_above_position":
-            return reason
-        low, high = self._limits(day)
-        reason = check_price(instrument, order.price, low, high)
-        if reason is not None:
-            return reason
-        return self._account.check(order)  # insufficient_cash / insufficient_sellable
 
     def _on_cancel_arrival(self, cid: str, symbol: str) -> None:
         now = self._clock.now_ns()
@@ -410,7 +379,7 @@ class SimExchange:
     def _fill(self, working: _Working, price: int, quantity: int, now: int) -> None:
         order = working.order
         value = order.filled_value + price * quantity
-        commission, stamp_duty, transfer_fee = self._fees_on_value(order, value)
+        commission, stamp_duty, transfer_fee = self._rules.fees_on_value(order.symbol, order.side, value)
         self._trade_seq += 1
         fill = OrderFilled(
             ts_event=now,
@@ -450,11 +419,6 @@ class SimExchange:
         if order.status is OrderStatus.FILLED:
             self._drop(working)
 
-    def _fees_on_value(self, order: Order, value: int) -> tuple[int, int, int]:
-        """The order's cumulative fees for a total filled value (milli-yuan). ``FeeSchedule`` charges on
-        traded value, so the value is passed as one "share" priced at the whole value."""
-        return self._fees.fees(self._instrument(order.symbol), order.side, value, 1)
-
     # ------------------------------------------------------------------------------------- plumbing
     def _finish(self, working: _Working, event: OrderCanceled | OrderExpired) -> None:
         self._emit(working.order, event)
@@ -486,30 +450,6 @@ class SimExchange:
         if book is None:
             book = self._books[symbol] = SymbolBook(self._market.days[symbol], self._windows)
         return book
-
-    def _instrument(self, symbol: str) -> Instrument:
-        instrument = self._instruments.get(symbol)
-        if instrument is None:
-            instrument = self._instruments[symbol] = self._instrument_fn(symbol)
-        return instrument
-
-    def _limits(self, day: SymbolDay) -> tuple[int, int]:
-        """(low, high) for the day: the file's limits where present, else computed from prev_close."""
-        limits = self._limits_cache.get(day.symbol)
-        if limits is None:
-            low, high = day.low_limit, day.high_limit
-            if low <= 0 or high <= 0:
-                try:
-                    computed = price_limits(self._instrument(day.symbol), day.prev_close)
-                except ValueError:
-                    computed = (0, 0)
-                low = low if low > 0 else computed[0]
-                high = high if high > 0 else computed[1]
-            limits = self._limits_cache[day.symbol] = (low, high)
-        return limits
-
-    def _estimate_fees(self, symbol: str, side: Side, price: int, quantity: int) -> int:
-        return self._fees.total(self._instrument(symbol), side, price, quantity)
 
     def _mark(self, symbol: str, fallback: int) -> int:
         """Price to value a position at now: the last trade, else the previous close, else ``fallback``."""

@@ -4,9 +4,12 @@ Nothing here runs per snapshot. When the first order for a symbol arrives, its `
 reduced once, vectorised, to two keys per snapshot:
 
 - ``buy_key[k]``: the lowest price a resting buy could trade at in snapshot ``k``: the best ask level
-  with *fresh* quantity, or the last price when the market traded since snapshot ``k - 1``;
+  that may have *fresh* quantity, or the last price when the market traded since snapshot ``k - 1``;
   ``INT64_MAX`` when nothing;
 - ``sell_key[k]``: the highest such price for a resting sell (fresh bid, or last); 0 when nothing.
+
+The keys are permissive bounds (``_fresh_best``): they may wake an order for nothing, never miss a fill;
+the exact amounts are settled at the wake-up by ``take_depth`` and ``take_volume``.
 
 Both are masked to continuous trading. A resting buy at ``P`` can fill at snapshot ``k`` only if
 ``buy_key[k] <= P`` (a sell: ``sell_key[k] >= P``), so finding its next wake-up is one numpy comparison
@@ -15,8 +18,8 @@ over a window of snapshots (``next_fill_index``). The exchange then sleeps until
 *Fresh* quantity is what a price level shows beyond what the same price showed in the previous snapshot
 of the same continuous window. A resting order takes displayed depth only from fresh quantity: the same
 displayed order, still shown three seconds later, is not handed out a second time (without this rule a
-large order resting inside the spread ate the whole displayed book at every snapshot, several times
-the day's real volume). An arriving order takes the whole displayed depth, as a real one would.
+large order priced through the market took the same displayed orders at every snapshot). An arriving
+order takes the whole displayed depth, as a real one would.
 
 Liquidity is finite: the displayed quantity of a level and the volume traded between two snapshots are
 each handed out once, whoever of our orders asks first (``used_depth``, ``used_volume``: sparse dicts

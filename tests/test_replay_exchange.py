@@ -283,6 +283,26 @@ async def test_invalid_orders_are_rejected_with_a_reason(
     assert venue.exchange.stats.rejected == {reason: 1}
 
 
+@pytest.mark.parametrize(
+    ("when", "price", "quantity", "cash", "reason"),
+    [
+        ("08:00:00", 10005, 150, 0, "market_closed"),  # session before quantity
+        ("09:30:01", 10005, 150, 0, "quantity_not_lot_multiple"),  # quantity before price
+        ("09:30:01", 10005, 100, 0, "price_off_tick"),  # price before cash
+        ("09:30:01", 10000, 100, 0, "insufficient_cash"),
+    ],
+)
+async def test_checks_run_in_the_exchange_order(
+    when: str, price: int, quantity: int, cash: int, reason: str
+) -> None:
+    venue = tiny_venue(start="07:00:00", cash=cash)
+    cid = await venue.submit(Side.BUY, price, quantity, when=when)
+    venue.run()
+    assert reject_reason(venue, cid) == reason
+    (report,) = await venue.exchange.query_orders()
+    assert (report.status, report.reason, report.broker_order_id) == (OrderStatus.REJECTED, reason, "")
+
+
 async def test_limit_up_price_itself_is_accepted() -> None:
     venue = tiny_venue()
     cid = await venue.submit(Side.BUY, 11000, 100, when="09:30:01")  # round(10.00 x 1.1, 2)
@@ -573,6 +593,17 @@ async def test_full_real_day_is_deterministic_byte_for_byte() -> None:
     assert repr(first.events) == repr(second.events)
     assert first.exchange.stats == second.exchange.stats
     await check_invariants(first)
+
+
+async def test_an_order_that_never_fills_costs_no_wakeup_all_day() -> None:
+    day = real_day()
+    venue = Venue(MarketData(days={day.symbol: day}, trade_date=DAY), cash=10**11)
+    cid = await venue.submit(Side.BUY, 17440, 100, when="09:30:01", symbol=day.symbol)  # at limit-down
+    venue.run_until(at("15:00:00"))
+    assert venue.of(cid, OrderAccepted)
+    assert not venue.fills()
+    assert venue.exchange.stats.wakeups == 0  # no snapshot of the day was visited in Python
+    assert venue.exchange.expire_all() == 1
 
 
 async def test_aggressive_buy_on_the_real_file_sweeps_levels_at_their_prices() -> None:

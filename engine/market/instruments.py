@@ -9,6 +9,7 @@ layer chains them and turns a reason into an ``OrderDenied`` event.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,6 +64,7 @@ _RULES: Final[dict[Board, _BoardRules]] = {
 }
 
 
+@functools.lru_cache(maxsize=65_536)  # pure and hot (every order, fill and quote): cache by arguments
 def instrument_for(
     symbol: str,
     *,
