@@ -1,0 +1,163 @@
+"""Seeded fault injection between a broker adapter and the engine (RELIABILITY rule 9).
+
+``FaultyAdapter`` wraps any ``BrokerAdapter``: requests and queries go straight through, and every event
+the inner adapter delivers passes a ``FaultPlan`` first. Each decision comes from one
+``random.Random(plan.seed)`` (never the global generator), and every event consumes the same number of
+draws whatever its type or the plan's probabilities, so the same seed over the same scenario gives the
+same delivered sequence, and a failing schedule replays exactly from its seed.
+
+Faults, each counted in ``injected``:
+
+- ``drop_ack``: an ``OrderAccepted`` is never delivered (fills must drive the order on their own);
+- ``drop_reject_callback``: an ``OrderRejected`` is never delivered (B8: the in-flight timeout finds it);
+- ``duplicate_fill``: an ``OrderFilled`` is delivered twice, same ``trade_id`` (B3 re-login replay);
+- ``delay``: with ``delay_ns_max > 0`` each delivered copy waits a uniform ``0..delay_ns_max`` ns on the
+  clock (counted when > 0); unequal delays reorder events naturally. ``ts_init`` becomes delivery time;
+- ``reorder``: an event is held back and delivered right after the next event that goes through (or,
+  if none comes, ``max(delay_ns_max, 1 ms)`` later), so two consecutive events swap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from functools import partial
+
+from engine.broker import BrokerAdapter, EventSink
+from engine.clock import Clock, TimerHandle
+from engine.events import (
+    AccountReport,
+    FillReport,
+    OrderAccepted,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusReport,
+    PositionReport,
+)
+from engine.orders import Order
+
+FAULTS = ("drop_ack", "duplicate_fill", "delay", "reorder", "drop_reject_callback")
+_REORDER_HOLD_MIN_NS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultPlan:
+    """What to inject, as probabilities per event (``delay_ns_max`` in ns). All zero: a clean wire."""
+
+    seed: int
+    drop_ack: float = 0.0
+    duplicate_fill: float = 0.0
+    delay_ns_max: int = 0
+    reorder: float = 0.0
+    drop_reject_callback: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("drop_ack", "duplicate_fill", "reorder", "drop_reject_callback"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"FaultPlan.{name} must be a probability in [0, 1], got {p}")
+        if self.delay_ns_max < 0:
+            raise ValueError(f"FaultPlan.delay_ns_max must be >= 0, got {self.delay_ns_max}")
+
+
+class FaultyAdapter:
+    """A ``BrokerAdapter`` that delegates to ``inner`` and mangles its events per a ``FaultPlan``."""
+
+    def __init__(self, inner: BrokerAdapter, plan: FaultPlan, clock: Clock) -> None:
+        self.inner = inner
+        self.plan = plan
+        self.name = f"faulty:{inner.name}"
+        self.injected: dict[str, int] = dict.fromkeys(FAULTS, 0)
+        self.delivered: list[OrderEvent] = []
+        self._clock = clock
+        self._rng = random.Random(plan.seed)
+        self._sink: EventSink | None = None
+        self._held: OrderEvent | None = None
+        self._held_timer: TimerHandle | None = None
+
+    # ------------------------------------------------------------------------------------- adapter
+    def bind(self, sink: EventSink) -> None:
+        self._sink = sink
+        self.inner.bind(self._on_inner_event)
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def submit(self, order: Order) -> None:
+        await self.inner.submit(order)
+
+    async def cancel(self, order: Order) -> None:
+        await self.inner.cancel(order)
+
+    async def query_account(self) -> AccountReport:
+        return await self.inner.query_account()
+
+    async def query_positions(self) -> list[PositionReport]:
+        return await self.inner.query_positions()
+
+    async def query_orders(self) -> list[OrderStatusReport]:
+        return await self.inner.query_orders()
+
+    async def query_trades(self) -> list[FillReport]:
+        return await self.inner.query_trades()
+
+    # ------------------------------------------------------------------------------------- faults
+    def _on_inner_event(self, event: OrderEvent) -> None:
+        plan, rng = self.plan, self._rng
+        # fixed draws per event, whatever happens to it: the schedule depends on the seed and the
+        # event count only
+        u_drop, u_dup, u_reorder = rng.random(), rng.random(), rng.random()
+        delays = (rng.randint(0, plan.delay_ns_max), rng.randint(0, plan.delay_ns_max))
+        if isinstance(event, OrderAccepted) and u_drop < plan.drop_ack:
+            self.injected["drop_ack"] += 1
+            return
+        if isinstance(event, OrderRejected) and u_drop < plan.drop_reject_callback:
+            self.injected["drop_reject_callback"] += 1
+            return
+        copies = 1
+        if isinstance(event, OrderFilled) and u_dup < plan.duplicate_fill:
+            self.injected["duplicate_fill"] += 1
+            copies = 2
+        reorder = u_reorder < plan.reorder
+        for delay in delays[:copies]:
+            if delay > 0:
+                self.injected["delay"] += 1
+                self._clock.call_at(
+                    self._clock.now_ns() + delay, partial(self._pass, event, reorder), "fault_delay"
+                )
+            else:
+                self._pass(event, reorder)
+
+    def _pass(self, event: OrderEvent, reorder: bool) -> None:
+        """Deliver now, or hold back behind the next event when reordering."""
+        if reorder and self._held is None:
+            self.injected["reorder"] += 1
+            self._held = event
+            hold = max(self.plan.delay_ns_max, _REORDER_HOLD_MIN_NS)
+            self._held_timer = self._clock.call_at(
+                self._clock.now_ns() + hold, self._release_held, "fault_reorder"
+            )
+            return
+        self._deliver(event)
+        self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
+        if held is not None:
+            self._deliver(held)
+
+    def _deliver(self, event: OrderEvent) -> None:
+        now = self._clock.now_ns()
+        if event.ts_init != now:
+            event = dataclasses.replace(event, ts_init=now)
+        self.delivered.append(event)
+        if self._sink is not None:
+            self._sink(event)
