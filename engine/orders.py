@@ -141,6 +141,8 @@ class Order:
             raise IllegalTransition(
                 f"event for {event.client_order_id} applied to order {self.client_order_id}"
             )
+        if isinstance(event, OrderFilled) and event.trade_id in self.trade_ids:
+            return False  # a re-pushed fill is a duplicate in any status, FILLED included
         key = (self.status, type(event))
         nxt = TRANSITIONS.get(key)
         if nxt is None:
@@ -148,8 +150,6 @@ class Order:
                 f"order {self.client_order_id}: {type(event).__name__} not allowed in status {self.status}"
             )
         if isinstance(event, OrderFilled):
-            if event.trade_id in self.trade_ids:
-                return False
             if event.quantity <= 0:
                 raise IllegalTransition(f"order {self.client_order_id}: fill of {event.quantity} shares")
             if self.filled_quantity + event.quantity > self.quantity:

@@ -203,3 +203,12 @@ def test_no_sequence_of_updates_overfills(steps: list[tuple[type[OrderEvent], in
         previous_filled = order.filled_quantity
         if order.status is S.FILLED:
             assert order.filled_quantity == order.quantity
+
+
+def test_duplicate_of_the_completing_fill_is_a_duplicate_not_an_illegal_transition() -> None:
+    order = make_order(S.ACCEPTED)
+    completing = make_event(OrderFilled, 1000, trade_id="T-last")
+    assert order.apply(completing) is True
+    assert order.status is S.FILLED
+    assert order.apply(completing) is False  # re-pushed after reconnect: ignored, no error
+    assert order.filled_quantity == 1000
