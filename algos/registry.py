@@ -6,10 +6,12 @@ from dataclasses import MISSING, fields
 
 from algos.base import AlgoContext, ExecAlgo
 from algos.twap import TwapAlgo
+from algos.vwap import VwapAlgo
 from engine.parents import ParentOrder
 
 ALGOS: dict[str, type[ExecAlgo]] = {
     TwapAlgo.name: TwapAlgo,
+    VwapAlgo.name: VwapAlgo,
 }
 
 

@@ -183,3 +183,34 @@ def test_bad_orders_file_is_refused_naming_file_row_and_field(
     assert "row 3" in err
     assert "'symbol'" in err
     assert not (tmp_path / "j.db").exists()  # nothing was run
+
+
+def test_algo_chosen_by_name_with_params_runs_on_real_data(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = [*demo_args(tmp_path / "vwap.db"), "--algo", "vwap", "--param", "profile=u_shape"]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert {p["algo"] for p in report["parents"]} == {"vwap"}
+    assert all(p["filled_quantity"] <= p["quantity"] for p in report["parents"])
+    assert report["total_filled_quantity"] > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--param", "interval=5"], "unknown twap parameter 'interval'"),
+        (["--algo", "sniper"], "unknown algo 'sniper'"),
+        (["--algo", "vwap"], "'profile' is required"),
+    ],
+)
+def test_bad_algo_or_parameter_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    db = tmp_path / "never.db"
+    code, _, err = run_cli(demo_args(db) + extra, capsys)
+    assert code == 2
+    assert message in err
+    assert "row 2" in err
+    assert not db.exists()

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import journal_cmd, replay_cmd
+from engine.cli import algos_cmd, journal_cmd, profile_cmd, replay_cmd
 from engine.errors import ZhixingError
 from engine.logs import configure_logging
 
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     replay_cmd.add_parsers(sub)
     journal_cmd.add_parsers(sub)
+    profile_cmd.add_parsers(sub)
+    algos_cmd.add_parsers(sub)
     return parser
 
 
@@ -32,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         result: int = args.handler(args)
-    except ZhixingError as exc:
+    except (ZhixingError, ValueError) as exc:  # bad input or parameters: a message, not a traceback
         print(f"zhixing: error: {exc}", file=sys.stderr)
         return 2
     return result

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from algos.registry import ALGOS
 from engine.errors import InputError
 from engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
 from engine.parents import ParentOrder
@@ -93,6 +94,19 @@ def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOr
         start, end = window_ns(
             market.trade_date, row.start or args.start, row.end or args.end, where=str(args.orders)
         )
+        algo = row.algo or args.algo
+        params = {**common, **row.params}
+        if algo not in ALGOS:
+            raise InputError(
+                f"unknown algo {algo!r}; known: {', '.join(sorted(ALGOS))}",
+                path=str(args.orders),
+                row=i + 1,
+                field="algo",
+            )
+        try:  # refuse bad parameters before anything runs or any journal is created
+            ALGOS[algo].params_type.parse(params, algo=algo)
+        except ValueError as exc:
+            raise InputError(str(exc), path=str(args.orders), row=i + 1, field="params") from None
         parents.append(
             ParentOrder(
                 parent_id=f"P{i:04d}",
@@ -101,9 +115,9 @@ def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOr
                 quantity=row.quantity,
                 start_ns=start,
                 end_ns=end,
-                algo=row.algo or args.algo,
+                algo=algo,
                 limit_price=row.limit_price,
-                params={**common, **row.params},
+                params=params,
             )
         )
     return parents
