@@ -18,6 +18,7 @@ from engine.account import Account
 from engine.bus import EventBus
 from engine.clock import SimClock
 from engine.enums import Side
+from engine.events import OrderFilled
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
@@ -47,6 +48,8 @@ class ReplayResult:
     exchange: SimExchange
     basket: Basket
     db_path: Path
+    fills: list[OrderFilled]
+    market: MarketData
 
 
 async def run_replay(
@@ -85,6 +88,8 @@ async def run_replay(
     store = await StateStore.open(db_path, synchronous=config.synchronous)
     try:
         bus = EventBus()
+        fills: list[OrderFilled] = []
+        bus.subscribe(OrderFilled, fills.append)
         oms = OrderManager(
             clock=clock,
             bus=bus,
@@ -132,7 +137,15 @@ async def run_replay(
         await oms.flush()
         await store.commit()
         report = build_report(parents, basket, oms, market, arrival)
-        return ReplayResult(report=report, oms=oms, exchange=exchange, basket=basket, db_path=db_path)
+        return ReplayResult(
+            report=report,
+            oms=oms,
+            exchange=exchange,
+            basket=basket,
+            db_path=db_path,
+            fills=fills,
+            market=market,
+        )
     finally:
         await store.close()
 

@@ -214,3 +214,19 @@ def test_bad_algo_or_parameter_is_refused_before_anything_runs(
     assert message in err
     assert "row 2" in err
     assert not db.exists()
+
+
+def test_report_dir_gets_the_json_report_and_two_png_charts_per_parent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    code, stdout, _ = run_cli([*demo_args(tmp_path / "r.db"), "--report", str(out)], capsys)
+    assert code == 0
+    assert json.loads((out / "report.json").read_text(encoding="utf-8")) == json.loads(stdout)
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 2 * 10
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(data) > 10_000  # a real drawing, not an empty canvas
+    assert {p.name.split("_")[0] for p in pngs} == {f"P{i:04d}" for i in range(1, 11)}

@@ -46,6 +46,7 @@ def add_parsers(sub: Any) -> None:
     demo = sub.add_parser("demo", help="replay the built-in TWAP basket on real 2021-12-01 data")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--db", type=Path, help="keep the journal in this SQLite file")
+    demo.add_argument("--report", type=Path, metavar="DIR", help="also write report.json and PNG charts")
     demo.set_defaults(handler=run_demo)
 
 
@@ -67,6 +68,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, help="journal SQLite file (must not exist); default: a temp file")
     parser.add_argument("--latency-ms", type=int, default=20, help="one-way latency to the exchange (20)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument(
+        "--report", type=Path, metavar="DIR", help="also write report.json and PNG charts per parent into DIR"
+    )
 
 
 def _params(items: list[str]) -> dict[str, str]:
@@ -139,6 +143,8 @@ def run_replay_command(args: argparse.Namespace) -> int:
         )
         result = _run_with_progress(market, parents, config, show=not args.json and sys.stdout.isatty())
     _print_report(result, args.json, args.db)
+    if args.report is not None:
+        _write_report_dir(args.report, parents, result)
     return 0
 
 
@@ -156,6 +162,7 @@ def run_demo(args: argparse.Namespace) -> int:
         db=args.db,
         latency_ms=20,
         json=args.json,
+        report=args.report,
     )
     if not args.json:
         print(
@@ -185,6 +192,19 @@ def _run_with_progress(
             progress.update(task, completed=done / total)
 
         return asyncio.run(run_replay(market, parents, config, progress=update))
+
+
+def _write_report_dir(out: Path, parents: list[ParentOrder], result: ReplayResult) -> None:
+    from replay.charts import write_charts  # matplotlib is loaded only when charts are asked for
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(
+        json.dumps(result.report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    written = write_charts(
+        out, parents, dict(result.basket.algos), result.oms, result.market.days, result.fills
+    )
+    print(f"wrote {out / 'report.json'} and {len(written)} charts", file=sys.stderr)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
