@@ -19,7 +19,9 @@ matplotlib.use("Agg")  # headless; set before pyplot is imported
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.dates import DateFormatter
+from matplotlib.figure import Figure
 
 from engine.enums import Side
 from engine.events import OrderFilled
@@ -97,14 +99,7 @@ def _fills_chart(path: Path, parent: ParentOrder, day: SymbolDay, fills: list[tu
     ax.set_title(
         f"{parent.parent_id} {parent.symbol} {parent.side.value} {parent.quantity:,} — {parent.algo}"
     )
-    ax.set_ylabel("price (CNY)")
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
-    ax.legend(loc="best", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, ylabel="price (CNY)", legend_loc="best")
 
 
 def _progress_chart(
@@ -127,9 +122,14 @@ def _progress_chart(
         ax.step(fx, fy, where="post", color="#d62728", label="filled (cumulative)")
     ax.axhline(parent.quantity, color="#555555", lw=0.8, ls="--", label="parent quantity")
     ax.set_title(f"{parent.parent_id} {parent.symbol}: filled vs schedule")
-    ax.set_ylabel("shares")
+    return _save(fig, ax, path, ylabel="shares", legend_loc="lower right")
+
+
+def _save(fig: Figure, ax: Axes, path: Path, *, ylabel: str, legend_loc: str) -> Path:
+    """The styling both charts share: time-of-day axis, legend, grid; then write and free the figure."""
+    ax.set_ylabel(ylabel)
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc=legend_loc, fontsize=8)  # type: ignore[call-overload]  # stubs lack the kwargs-only form
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
