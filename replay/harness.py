@@ -52,21 +52,56 @@ class ReplayResult:
     market: MarketData
 
 
-async def run_replay(
-    market: MarketData,
-    parents: list[ParentOrder],
-    config: ReplayConfig,
-    *,
-    progress: Progress | None = None,
-) -> ReplayResult:
+@dataclass(slots=True, kw_only=True)
+class ReplaySession:
+    """The real engine wired to a simulated exchange on a virtual clock: what a replay drives."""
+
+    market: MarketData
+    clock: SimClock
+    calendar: TradingCalendar
+    exchange: SimExchange
+    account: Account
+    store: StateStore
+    bus: EventBus
+    oms: OrderManager
+    ctx: AlgoContext
+    fills: list[OrderFilled]
+    db_path: Path
+    arrival: dict[str, int | None] = field(default_factory=dict)
+
+    def record_arrival(self, parent: ParentOrder) -> None:
+        """Arrival price = mid (or last) when the parent starts; recorded by a timer at its start."""
+        self.clock.call_at(parent.start_ns, _arrival_recorder(parent, self.exchange, self.arrival), "arrival")
+
+    async def run(self, end_ns: int, done: Callable[[], bool], progress: Progress | None = None) -> None:
+        """Step the clock to ``end_ns`` (or until ``done()`` and nothing works), then expire the rest."""
+        start = self.clock.now_ns()
+        span = max(1, end_ns - start)
+        while self.clock.step(until_ns=end_ns):
+            await self.oms.flush()
+            if progress is not None:
+                progress(self.clock.now_ns() - start, span)
+            if done() and not self.oms.working_orders():
+                break
+        self.exchange.expire_all()
+        while self.clock.step():
+            await self.oms.flush()
+
+    async def save_algos(self, basket: Basket) -> None:
+        for parent_id, algo in basket.algos.items():
+            self.store.stage_algo_state(parent_id, algo.parent.algo, algo.state())
+            self.store.stage_parent(algo.parent.to_row())
+        await self.oms.flush()
+        await self.store.commit()
+
+
+async def open_session(market: MarketData, config: ReplayConfig, start_ns: int) -> ReplaySession:
+    """Wire a session whose clock starts just before ``start_ns``. Close ``session.store`` when done."""
     day = market.trade_date
     calendar = TradingCalendar()
     if not calendar.is_trading_day(day):
         raise ValueError(f"{day} is not a trading day on the XSHG calendar")
-    day_open = shanghai_ns(day, "09:15")
-    day_close = shanghai_ns(day, "15:00")
-    start = min([p.start_ns for p in parents] + [day_open]) if parents else day_open
-    clock = SimClock(start - 1)
+    clock = SimClock(start_ns - 1)
     exchange = SimExchange(
         market,
         clock,
@@ -86,68 +121,78 @@ async def run_replay(
         account.load_position(symbol, quantity)
     db_path = config.db_path or Path("zhixing-replay.db")
     store = await StateStore.open(db_path, synchronous=config.synchronous)
+    bus = EventBus()
+    fills: list[OrderFilled] = []
+    bus.subscribe(OrderFilled, fills.append)
+    oms = OrderManager(
+        clock=clock,
+        bus=bus,
+        adapter=exchange,
+        store=store,
+        account=account,
+        checks=[
+            market_rules_check(
+                clock=clock, calendar=calendar, quotes=exchange, instrument=instrument_for, account=account
+            )
+        ],
+    )
     try:
-        bus = EventBus()
-        fills: list[OrderFilled] = []
-        bus.subscribe(OrderFilled, fills.append)
-        oms = OrderManager(
-            clock=clock,
-            bus=bus,
-            adapter=exchange,
-            store=store,
-            account=account,
-            checks=[
-                market_rules_check(
-                    clock=clock,
-                    calendar=calendar,
-                    quotes=exchange,
-                    instrument=instrument_for,
-                    account=account,
-                )
-            ],
-        )
         await exchange.connect()
         await oms.open()
-        ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=exchange, calendar=calendar)
-        basket = Basket(ctx)
-        arrival: dict[str, int | None] = {}
+    except BaseException:
+        await store.close()
+        raise
+    ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=exchange, calendar=calendar)
+    return ReplaySession(
+        market=market,
+        clock=clock,
+        calendar=calendar,
+        exchange=exchange,
+        account=account,
+        store=store,
+        bus=bus,
+        oms=oms,
+        ctx=ctx,
+        fills=fills,
+        db_path=db_path,
+    )
+
+
+async def run_replay(
+    market: MarketData,
+    parents: list[ParentOrder],
+    config: ReplayConfig,
+    *,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    day = market.trade_date
+    day_open = shanghai_ns(day, "09:15")
+    start = min([p.start_ns for p in parents] + [day_open])
+    session = await open_session(market, config, start)
+    try:
+        basket = Basket(session.ctx)
         for parent in parents:
-            parent.created_ns = clock.now_ns()
-            store.stage_parent(parent.to_row())
+            parent.created_ns = session.clock.now_ns()
+            session.store.stage_parent(parent.to_row())
             basket.add(parent)
-        # arrival price = mid (or last) at each parent's start: recorded when its start timer fires
-        for parent in parents:
-            clock.call_at(parent.start_ns, _arrival_recorder(parent, exchange, arrival), "arrival")
+            session.record_arrival(parent)
         basket.start()
-        await store.commit()
-        end = max([p.end_ns for p in parents] + [day_close])
-        span = max(1, end - start)
-        while clock.step(until_ns=end):
-            await oms.flush()
-            if progress is not None:
-                progress(clock.now_ns() - start, span)
-            if basket.done and not oms.working_orders():
-                break
-        exchange.expire_all()
-        while clock.step():
-            await oms.flush()
-        for parent_id, algo in basket.algos.items():
-            store.stage_algo_state(parent_id, algo.parent.algo, algo.state())
-            store.stage_parent(algo.parent.to_row())
-        await oms.flush()
-        await store.commit()
-        report = build_report(parents, basket, oms, market, arrival)
+        await session.store.commit()
+        end = max([p.end_ns for p in parents] + [shanghai_ns(day, "15:00")])
+        await session.run(end, lambda: basket.done, progress)
+        await session.save_algos(basket)
+        report = build_report(parents, basket, session.oms, market, session.arrival)
         return ReplayResult(
             report=report,
-            oms=oms,
-            exchange=exchange,
+            oms=session.oms,
+            exchange=session.exchange,
             basket=basket,
-            db_path=db_path,
-            fills=fills,
+            db_path=session.db_path,
+            fills=session.fills,
             market=market,
         )
     finally:
-        await store.close()
+        await session.store.close()
 
 
 def _arrival_recorder(
