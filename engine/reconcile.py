@@ -1,0 +1,241 @@
+"""Startup reconciliation (RELIABILITY rules 1-4, scenarios A1-A4, A7, A8).
+
+``recover`` runs at startup, before anything is sent. It rebuilds the OrderManager from the journal,
+asks the broker what it knows, and makes every local order agree with the broker's truth:
+
+- an order the broker knows (by client order id) takes the broker's state: the ack (broker order id),
+  every trade not yet applied (deduplicated by trade id), then the terminal status;
+- an order the broker does not know is EXPIRED if it is from before today (A8), REJECTED
+  ``not_found_at_broker`` (policy-resolved, ``venue_confirmed=False``) if it was never acknowledged
+  (A1), and a mismatch otherwise (it was acknowledged: the broker should know it);
+- broker orders we have no record of are reported as external and never adopted;
+- positions are compared with the broker's; any difference is a mismatch.
+
+Any mismatch halts the OrderManager (fail closed: nothing new trades until an operator looks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from engine.broker import BrokerAdapter
+from engine.enums import OrderStatus
+from engine.errors import StoreError
+from engine.events import (
+    FillReport,
+    OrderAccepted,
+    OrderCanceled,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusReport,
+    OrderSubmitted,
+)
+from engine.oms import OrderManager
+from engine.orders import Order
+from engine.store import StateStore
+
+log = structlog.get_logger("zhixing.reconcile")
+
+S = OrderStatus
+
+_OPEN = frozenset({S.INITIALIZED, S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+# terminal statuses that still take late fills (fills are facts)
+_TAKES_LATE_FILLS = frozenset({S.CANCELED, S.EXPIRED})
+# broker statuses that imply the broker acknowledged the order
+_ACKED = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.FILLED, S.CANCELED, S.EXPIRED})
+
+NOT_FOUND_REASON = "not_found_at_broker"
+HALT_REASON = "reconciliation_mismatch"
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    rebuilt: int = 0  # orders loaded from the journal into the OrderManager
+    adopted: list[str] = field(default_factory=list)  # local orders that took the broker's truth
+    fills_applied: int = 0
+    never_sent: list[str] = field(default_factory=list)  # policy-resolved REJECTED not_found_at_broker
+    expired: list[str] = field(default_factory=list)  # yesterday's orders the broker no longer lists
+    external: list[str] = field(default_factory=list)  # broker client order ids we have no record of
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+async def recover(
+    oms: OrderManager, store: StateStore, adapter: BrokerAdapter, *, trading_day_start_ns: int
+) -> ReconcileReport:
+    """Rebuild from the journal, reconcile with the broker, halt ``oms`` on any mismatch."""
+    report = ReconcileReport()
+
+    # 1. rebuild
+    for order in await store.load_orders():
+        if order.client_order_id in oms.orders:
+            continue
+        oms.adopt(order)
+        report.rebuilt += 1
+
+    # 2. ask the broker
+    broker_orders = {r.client_order_id: r for r in await adapter.query_orders()}
+    trades_by_cid: dict[str, list[FillReport]] = {}
+    for trade in await adapter.query_trades():
+        trades_by_cid.setdefault(trade.client_order_id, []).append(trade)
+    broker_positions = {p.symbol: p.quantity for p in await adapter.query_positions()}
+
+    # 3. every local order against the broker
+    for order in list(oms.orders.values()):
+        cid = order.client_order_id
+        known = broker_orders.get(cid)
+        if order.status in _OPEN:
+            if known is not None:
+                _adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
+            else:
+                _resolve_unknown(oms, order, trading_day_start_ns, report)
+        elif order.status in _TAKES_LATE_FILLS and trades_by_cid.get(cid):
+            report.fills_applied += _apply_trades(oms, order, trades_by_cid[cid])
+
+    # 4. broker orders that are not ours
+    report.external = sorted(cid for cid in broker_orders if cid not in oms.orders)
+    if report.external:
+        log.warning("external_orders", count=len(report.external), client_order_ids=report.external)
+
+    # 5. positions
+    if oms.account is not None:
+        local = {s: p.quantity for s, p in oms.account.positions.items()}
+        for symbol in sorted(set(local) | set(broker_positions)):
+            mine, theirs = local.get(symbol, 0), broker_positions.get(symbol, 0)
+            if mine != theirs:
+                report.mismatches.append(f"position {symbol}: local={mine} broker={theirs}")
+
+    if store.has_staged:
+        try:
+            await store.commit()
+        except StoreError as exc:
+            report.mismatches.append(f"journal_write_failed: {exc}")
+
+    if report.mismatches:
+        oms.halt(HALT_REASON)
+        log.error("reconciliation_mismatch", mismatches=report.mismatches)
+    log.info(
+        "reconciled",
+        rebuilt=report.rebuilt,
+        adopted=len(report.adopted),
+        fills_applied=report.fills_applied,
+        never_sent=len(report.never_sent),
+        expired=len(report.expired),
+        external=len(report.external),
+        mismatches=len(report.mismatches),
+    )
+    return report
+
+
+def _adopt_broker_truth(
+    oms: OrderManager,
+    order: Order,
+    known: OrderStatusReport,
+    trades: list[FillReport],
+    report: ReconcileReport,
+) -> None:
+    cid, symbol = order.client_order_id, order.symbol
+    now = oms.clock.now_ns()
+    ts_event = known.ts_event or now
+    if order.status is S.INITIALIZED:
+        # sent, but the crash came before OrderSubmitted reached the journal
+        _apply(oms, OrderSubmitted(ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol))
+    if known.status in _ACKED and (order.status is S.SUBMITTED or not order.broker_order_id):
+        _apply(
+            oms,
+            OrderAccepted(
+                ts_event=ts_event,
+                ts_init=now,
+                client_order_id=cid,
+                symbol=symbol,
+                broker_order_id=known.broker_order_id,
+            ),
+        )
+    report.fills_applied += _apply_trades(oms, order, trades)
+    terminal: OrderEvent | None = None
+    if known.status is S.CANCELED:
+        terminal = OrderCanceled(ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol)
+    elif known.status is S.REJECTED:
+        terminal = OrderRejected(
+            ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol, reason=known.reason
+        )
+    elif known.status is S.EXPIRED:
+        terminal = OrderExpired(ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol)
+    if terminal is not None and not order.is_terminal:
+        _apply(oms, terminal)
+    report.adopted.append(cid)
+    if order.filled_quantity != known.filled_quantity:
+        report.mismatches.append(
+            f"order {cid} filled: local={order.filled_quantity} broker={known.filled_quantity}"
+        )
+    if known.status in (S.CANCELED, S.REJECTED, S.EXPIRED, S.FILLED) and order.status is not known.status:
+        report.mismatches.append(f"order {cid} status: local={order.status} broker={known.status}")
+
+
+def _apply_trades(oms: OrderManager, order: Order, trades: list[FillReport]) -> int:
+    applied = 0
+    now = oms.clock.now_ns()
+    for trade in sorted(trades, key=lambda t: (t.ts_event, t.trade_id)):
+        if trade.trade_id in order.trade_ids:
+            continue
+        before = len(order.trade_ids)
+        oms.on_event(
+            OrderFilled(
+                ts_event=trade.ts_event,
+                ts_init=now,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                trade_id=trade.trade_id,
+                side=trade.side,
+                price=trade.price,
+                quantity=trade.quantity,
+                commission=trade.commission,
+                stamp_duty=trade.stamp_duty,
+                transfer_fee=trade.transfer_fee,
+            )
+        )
+        if len(order.trade_ids) > before:
+            applied += 1
+    return applied
+
+
+def _resolve_unknown(
+    oms: OrderManager, order: Order, trading_day_start_ns: int, report: ReconcileReport
+) -> None:
+    cid, symbol = order.client_order_id, order.symbol
+    now = oms.clock.now_ns()
+    if order.status is S.INITIALIZED or (
+        order.status is S.SUBMITTED and order.ts_created >= trading_day_start_ns
+    ):
+        # A1: the intent is on disk but the broker never saw it. Policy-resolved, not venue-confirmed.
+        # (An INITIALIZED order from yesterday lands here too: INITIALIZED cannot expire.)
+        _apply(
+            oms,
+            OrderRejected(
+                ts_event=now,
+                ts_init=now,
+                client_order_id=cid,
+                symbol=symbol,
+                reason=NOT_FOUND_REASON,
+                venue_confirmed=False,
+            ),
+        )
+        report.never_sent.append(cid)
+        log.warning("recovered_never_sent", client_order_id=cid)
+    elif order.ts_created < trading_day_start_ns:
+        # A8: a day order from a previous session that the broker no longer lists
+        _apply(oms, OrderExpired(ts_event=now, ts_init=now, client_order_id=cid, symbol=symbol))
+        report.expired.append(cid)
+    else:
+        report.mismatches.append(f"order {cid} is {order.status} locally but unknown to the broker")
+
+
+def _apply(oms: OrderManager, event: OrderEvent) -> None:
+    oms.on_event(event)
