@@ -354,6 +354,8 @@ class OrderManager:
         if isinstance(event, OrderFilled):
             if self.account is not None:
                 self.account.on_fill(order, event)
+                pos = self.account.positions[event.symbol]  # journaled with the fill: a restart rebuilds it
+                self.store.stage_position(event.symbol, pos.quantity, pos.sellable, pos.avg_cost)
             self.store.stage_fill(event, order.parent_id)
         if order.is_terminal and not was_terminal and self.account is not None:
             self.account.release(order)

@@ -173,6 +173,7 @@ async def test_fills_are_applied_once_by_trade_id_and_update_account_and_journal
     assert account.frozen == 0
     fills = await store.load_fills()
     assert sorted(f.trade_id for f, _ in fills) == ["T1", "T2"]
+    assert (await store.load_positions())[SYMBOL] == (1000, 0, 10_000)  # journaled with the fills
     await store.close()
 
 
