@@ -15,6 +15,7 @@ from pathlib import Path
 from algos.base import AlgoContext
 from algos.basket import Basket
 from engine.account import Account
+from engine.broker import BrokerAdapter
 from engine.bus import EventBus
 from engine.clock import SimClock
 from engine.enums import Side
@@ -95,8 +96,17 @@ class ReplaySession:
         await self.store.commit()
 
 
-async def open_session(market: MarketData, config: ReplayConfig, start_ns: int) -> ReplaySession:
-    """Wire a session whose clock starts just before ``start_ns``. Close ``session.store`` when done."""
+AdapterWrapper = Callable[[SimExchange, SimClock], BrokerAdapter]
+
+
+async def open_session(
+    market: MarketData, config: ReplayConfig, start_ns: int, *, wrap: AdapterWrapper | None = None
+) -> ReplaySession:
+    """Wire a session whose clock starts just before ``start_ns``. Close ``session.store`` when done.
+
+    ``wrap`` puts something between the engine and the exchange (e.g. seeded fault injection); quotes
+    still come from the exchange itself.
+    """
     day = market.trade_date
     calendar = TradingCalendar()
     if not calendar.is_trading_day(day):
@@ -124,10 +134,11 @@ async def open_session(market: MarketData, config: ReplayConfig, start_ns: int) 
     bus = EventBus()
     fills: list[OrderFilled] = []
     bus.subscribe(OrderFilled, fills.append)
+    adapter: BrokerAdapter = exchange if wrap is None else wrap(exchange, clock)
     oms = OrderManager(
         clock=clock,
         bus=bus,
-        adapter=exchange,
+        adapter=adapter,
         store=store,
         account=account,
         checks=[
@@ -137,7 +148,7 @@ async def open_session(market: MarketData, config: ReplayConfig, start_ns: int) 
         ],
     )
     try:
-        await exchange.connect()
+        await adapter.connect()
         await oms.open()
     except BaseException:
         await store.close()
