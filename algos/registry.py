@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 
 from algos.base import AlgoContext, ExecAlgo
+from algos.iceberg import IcebergAlgo
+from algos.pov import PovAlgo
 from algos.twap import TwapAlgo
 from algos.vwap import VwapAlgo
 from engine.parents import ParentOrder
@@ -12,6 +14,8 @@ from engine.parents import ParentOrder
 ALGOS: dict[str, type[ExecAlgo]] = {
     TwapAlgo.name: TwapAlgo,
     VwapAlgo.name: VwapAlgo,
+    PovAlgo.name: PovAlgo,
+    IcebergAlgo.name: IcebergAlgo,
 }
 
 

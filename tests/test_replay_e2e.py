@@ -185,14 +185,22 @@ def test_bad_orders_file_is_refused_naming_file_row_and_field(
     assert not (tmp_path / "j.db").exists()  # nothing was run
 
 
+@pytest.mark.parametrize(
+    ("algo", "params"),
+    [
+        ("vwap", ["--param", "profile=u_shape"]),
+        ("pov", ["--param", "target_rate=0.05"]),
+        ("iceberg", ["--param", "display_qty=2000"]),
+    ],
+)
 def test_algo_chosen_by_name_with_params_runs_on_real_data(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, algo: str, params: list[str]
 ) -> None:
-    args = [*demo_args(tmp_path / "vwap.db"), "--algo", "vwap", "--param", "profile=u_shape"]
+    args = [*demo_args(tmp_path / f"{algo}.db"), "--algo", algo, *params]
     code, out, _ = run_cli(args, capsys)
     assert code == 0
     report = json.loads(out)
-    assert {p["algo"] for p in report["parents"]} == {"vwap"}
+    assert {p["algo"] for p in report["parents"]} == {algo}
     assert all(p["filled_quantity"] <= p["quantity"] for p in report["parents"])
     assert report["total_filled_quantity"] > 0
 

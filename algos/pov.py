@@ -1,0 +1,249 @@
+"""POV (percent of volume): follow the market's traded volume at ``target_rate``.
+
+Every ``interval_s`` of trading time (TWAP's grid: continuous windows only, lunch removed) the market
+volume traded since the start is sampled from ``quote.cum_volume`` deltas (a lower cumulative volume is a
+new trading day). The cumulative target is ``floor(target_rate x observed)``, never above
+``floor(max_rate x observed)`` nor the parent. The work sent brings ``filled + working`` up to that target
+through the base's cancel-replace (``ExecAlgo.work``), with the catch-up held: at most one interval's
+share (``target_rate`` x the volume of the last interval) plus ``catch_up_lots`` lots above what is
+filled, though never below ``floor(min_rate x observed)``. Children are sized on the lot grid, so the
+realised participation can trail the target by less than one lot.
+
+At the end (``CANCEL_LEAD_NS`` before a window close when the parent runs to 11:30 or 14:57) working
+children are cancelled (``end_policy="cancel"``) or left to the market (``"leave"``). A pause cancels
+what is working; on resume the interval volume restarts from the moment of resume (no burst).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from algos.base import (
+    CANCEL_LEAD_NS,
+    AlgoContext,
+    AlgoParams,
+    ExecAlgo,
+    PricePolicy,
+    state_int,
+    state_ints,
+)
+from algos.schedule import Window, clip_windows, slice_times
+from engine.market import TradingCalendar, trading_date_of
+from engine.parents import ParentOrder, ParentStatus
+from engine.units import NS_PER_SECOND
+
+MAX_SPAN_DAYS = 31
+END_POLICIES = ("cancel", "leave")
+
+
+def parent_windows(calendar: TradingCalendar, parent: ParentOrder) -> list[Window]:
+    """The continuous windows of every day the parent's ``[start, end)`` touches."""
+    first = trading_date_of(parent.start_ns)
+    last = trading_date_of(max(parent.start_ns, parent.end_ns - 1))
+    if (last - first).days > MAX_SPAN_DAYS:
+        raise ValueError(f"parent {parent.parent_id}: window spans more than {MAX_SPAN_DAYS} days")
+    windows: list[Window] = []
+    day = first
+    while day <= last:
+        windows.extend(calendar.continuous_windows(day))
+        day += timedelta(days=1)
+    return windows
+
+
+def end_instant(calendar: TradingCalendar, clipped: list[Window], start_ns: int) -> int:
+    """When the end-of-parent cancels go out: the last window's end, or ``CANCEL_LEAD_NS`` before it
+    when the exchange takes no cancels then (11:30, 14:57)."""
+    if not clipped:
+        return start_ns
+    last_start, last_end = clipped[-1]
+    if calendar.accepts_cancel(last_end):
+        return last_end
+    return max(last_start, last_end - CANCEL_LEAD_NS)
+
+
+def check_choice(algo: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{algo} parameter {name!r} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PovParams(AlgoParams):
+    target_rate: float = field(default=0.1, metadata={"help": "fraction of the market volume to trade"})
+    min_rate: float = field(
+        default=0.0, metadata={"help": "the catch-up cap never holds the target below this rate"}
+    )
+    max_rate: float = field(
+        default=0.25, metadata={"help": "cap: filled+working <= this x market volume since start"}
+    )
+    interval_s: int = field(default=30, metadata={"help": "seconds of trading time between samples"})
+    price_policy: str = field(
+        default="aggressive", metadata={"help": "child price: passive | mid | aggressive"}
+    )
+    offset_ticks: int = field(
+        default=0, metadata={"help": "aggressive only: ticks through the opposite best"}
+    )
+    catch_up_lots: int = field(
+        default=5, metadata={"help": "max lots above one interval's share sent in one interval"}
+    )
+    end_policy: str = field(
+        default="cancel", metadata={"help": "at the end: cancel | leave working children"}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("target_rate", "min_rate", "max_rate"):
+            value = getattr(self, name)
+            if math.isnan(value) or not 0 <= value <= 1:
+                raise ValueError(f"pov parameter {name!r} must be in [0, 1], got {value}")
+        if self.target_rate <= 0:
+            raise ValueError(f"pov parameter 'target_rate' must be positive, got {self.target_rate}")
+        if not self.min_rate <= self.target_rate:
+            raise ValueError(
+                f"pov parameter 'min_rate' ({self.min_rate}) must be <= target_rate ({self.target_rate})"
+            )
+        if not self.target_rate <= self.max_rate:
+            raise ValueError(
+                f"pov parameter 'max_rate' ({self.max_rate}) must be >= target_rate ({self.target_rate})"
+            )
+        if self.interval_s <= 0:
+            raise ValueError(f"pov parameter 'interval_s' must be positive, got {self.interval_s}")
+        for name in ("offset_ticks", "catch_up_lots"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"pov parameter {name!r} must be >= 0, got {getattr(self, name)}")
+        check_choice("pov", "price_policy", self.price_policy, tuple(PricePolicy))
+        check_choice("pov", "end_policy", self.end_policy, END_POLICIES)
+
+
+class PovAlgo(ExecAlgo):
+    name = "pov"
+    params_type = PovParams
+    params: PovParams
+
+    def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
+        super().__init__(parent, ctx, **overrides)
+        self._built = False
+        self._times: list[int] = []
+        self._next = 0
+        self._end_at = 0
+        self._market_volume = 0  # traded since the start
+        self._interval_base = 0  # market volume at the previous sample
+        self._last_cum: int | None = None
+
+    # ------------------------------------------------------------------------------------ views
+    @property
+    def slice_times(self) -> list[int]:
+        return list(self._times)
+
+    @property
+    def end_at(self) -> int:
+        return self._end_at
+
+    @property
+    def market_volume(self) -> int:
+        return self._market_volume
+
+    def stats(self) -> dict[str, object]:
+        return {**super().stats(), "market_volume": self._market_volume}
+
+    # ------------------------------------------------------------------------------------ schedule
+    def _build(self) -> None:
+        self._built = True
+        windows = parent_windows(self.ctx.calendar, self.parent)
+        clipped = clip_windows(windows, self.parent.start_ns, self.parent.end_ns)
+        if not clipped:
+            self._reason = "no_trading_time"
+        self._end_at = end_instant(self.ctx.calendar, clipped, self.parent.start_ns)
+        self._times = slice_times(
+            windows, self.parent.start_ns, self._end_at, self.params.interval_s * NS_PER_SECOND
+        )
+
+    def _sample_volume(self) -> None:
+        quote = self.ctx.quotes.latest(self.parent.symbol)
+        if quote is None:
+            return
+        cum = quote.cum_volume
+        if self._last_cum is not None:
+            self._market_volume += cum - self._last_cum if cum >= self._last_cum else cum
+        self._last_cum = cum
+
+    def _skip_missed(self) -> None:
+        self._next = bisect.bisect_left(self._times, self.ctx.clock.now_ns(), lo=self._next)
+
+    def _arm(self) -> None:
+        when = self._end_at
+        if self._next < len(self._times):
+            when = min(when, self._times[self._next])
+        self.set_timer(when, self._on_timer)
+
+    def pov_target(self) -> int:
+        """The cumulative quantity ``filled + working`` may be brought up to now (samples the volume)."""
+        self._sample_volume()
+        params, inst = self.params, self.instrument
+        observed = self._market_volume
+        interval_volume = max(0, observed - self._interval_base)
+        self._interval_base = observed
+        target = min(math.floor(params.target_rate * observed), math.floor(params.max_rate * observed))
+        share = math.floor(params.target_rate * interval_volume)
+        capped = min(target, self._filled + share + params.catch_up_lots * inst.buy_step)
+        floor = min(math.floor(params.min_rate * observed), target)
+        return min(max(capped, floor), self.parent.quantity)
+
+    # ------------------------------------------------------------------------------------ hooks
+    def _on_start(self) -> None:
+        if not self._built:
+            self._build()
+            self._sample_volume()  # the baseline: volume before the start does not count
+            self._interval_base = self._market_volume
+        self._skip_missed()
+        self._arm()
+
+    def _on_resume(self) -> None:
+        if not self._built:
+            self._build()
+        self._sample_volume()  # no burst: the next interval's share counts from now
+        self._interval_base = self._market_volume
+        self._skip_missed()
+        self._arm()
+
+    def _on_timer(self) -> None:
+        if self.done or self._finishing or self.paused:
+            return
+        now = self.ctx.clock.now_ns()
+        if now >= self._end_at:
+            self._finish(ParentStatus.DONE, cancel_working=self.params.end_policy == "cancel")
+            return
+        if self._next < len(self._times) and self._times[self._next] <= now:
+            index = bisect.bisect_right(self._times, now) - 1
+            self._next = index + 1
+            self.work(self.pov_target(), self.params.price_policy, self.params.offset_ticks, f"i{index}")
+        if not self._finishing and not self.paused:
+            self._arm()
+
+    # ------------------------------------------------------------------------------------ state
+    def _state_extra(self) -> dict[str, object]:
+        return {
+            "built": self._built,
+            "slice_times": list(self._times),
+            "next_slice": self._next,
+            "end_at": self._end_at,
+            "market_volume": self._market_volume,
+            "interval_base": self._interval_base,
+            "last_cum_volume": self._last_cum,
+        }
+
+    def _restore_extra(self, state: Mapping[str, object]) -> None:
+        self._built = bool(state.get("built", False))
+        if not self._built:
+            return
+        self._times = state_ints(state, "slice_times")
+        self._next = state_int(state, "next_slice")
+        if not 0 <= self._next <= len(self._times):
+            raise ValueError(f"algo state: next_slice {self._next} outside 0..{len(self._times)}")
+        self._end_at = state_int(state, "end_at")
+        self._market_volume = state_int(state, "market_volume")
+        self._interval_base = state_int(state, "interval_base")
+        last = state.get("last_cum_volume")
+        self._last_cum = None if last is None else state_int(state, "last_cum_volume")
