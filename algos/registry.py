@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 
 from algos.base import AlgoContext, ExecAlgo
+from algos.chase import ChaseAlgo
 from algos.iceberg import IcebergAlgo
 from algos.pov import PovAlgo
 from algos.twap import TwapAlgo
@@ -13,6 +14,7 @@ from engine.parents import ParentOrder
 
 ALGOS: dict[str, type[ExecAlgo]] = {
     TwapAlgo.name: TwapAlgo,
+    ChaseAlgo.name: ChaseAlgo,
     VwapAlgo.name: VwapAlgo,
     PovAlgo.name: PovAlgo,
     IcebergAlgo.name: IcebergAlgo,

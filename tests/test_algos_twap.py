@@ -504,7 +504,7 @@ async def test_registry_names_unknown_algos_and_bad_params() -> None:
     world = await world_with_quote()
     parent = make_parent()
     parent.algo = "sniper"
-    with pytest.raises(ValueError, match=r"unknown algo 'sniper'; known: iceberg, pov, twap, vwap"):
+    with pytest.raises(ValueError, match=r"unknown algo 'sniper'; known: chase, iceberg, pov, twap, vwap"):
         create_algo(parent, context(world))
     with pytest.raises(ValueError, match=r"'interval'.*known: .*interval_s"):
         TwapAlgo(make_parent(interval="60"), context(world))
