@@ -1,0 +1,388 @@
+"""Reading a targets file: what the user wants to hold, by weight, by value or by volume.
+
+Formats by suffix: ``.csv`` / ``.txt`` (comma, or tab when the header has tabs and no commas),
+``.json`` (a list of objects, or ``{"targets": [...]}``) and ``.parquet`` (needs ``pyarrow``).
+Columns: ``symbol`` (alias ``code``) and exactly one of ``weight`` (fraction of equity), ``value``
+(CNY) or ``volume`` (shares), each also spelled ``target_<name>``; other columns are ignored.
+
+Validation fails closed: any problem rejects the whole file with an ``InputError`` naming the file, the
+row, the column and the value, and nothing is returned. Rows are counted as a spreadsheet shows them for
+CSV (the header is row 1) and as the 1-based record number for JSON and Parquet. Codes are text, always:
+``000001.SZ`` keeps its zeros and a bare ``1`` or ``000001`` is an error, never guessed at. Every bad
+symbol in the file is listed in one error. Symbols are checked for form and for tradable board
+(``instrument_for``); whether a code is listed or suspended today is the pre-trade checks' business.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+from engine.market import instrument_for, normalize_symbol
+from engine.units import price_from_yuan
+
+WEIGHT_TOLERANCE = Decimal("1e-6")
+"""Weights may sum to at most ``1 + WEIGHT_TOLERANCE`` without ``normalize``."""
+
+_MAX_LISTED = 20  # problems spelled out in one error message
+
+
+class TargetKind(StrEnum):
+    WEIGHT = "WEIGHT"  # fraction of equity
+    VALUE = "VALUE"  # milli-yuan
+    VOLUME = "VOLUME"  # shares
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """One validated target; only the field of its ``kind`` is meaningful."""
+
+    symbol: str  # canonical, 600000.SH
+    kind: TargetKind
+    weight: Decimal = Decimal(0)  # fraction of equity, for WEIGHT
+    value: int = 0  # milli-yuan, for VALUE
+    volume: int = 0  # shares, for VOLUME
+
+
+_SYMBOL_COLUMNS = ("symbol", "code")
+_KIND_COLUMNS: dict[TargetKind, tuple[str, ...]] = {
+    TargetKind.WEIGHT: ("weight", "target_weight"),
+    TargetKind.VALUE: ("value", "target_value"),
+    TargetKind.VOLUME: ("volume", "target_volume"),
+}
+_SUFFIXES = {".csv": "csv", ".txt": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+
+_Row = tuple[int, dict[str, Any]]  # (row number, column -> raw cell)
+
+
+@dataclass(slots=True)
+class _Problem:
+    row: int | None
+    field: str | None
+    message: str
+
+
+def read_targets(
+    path: str | Path,
+    *,
+    normalize: bool = False,
+    aggregate: bool = False,
+    encoding: str | None = None,
+    max_rows: int = 10_000,
+    max_bytes: int = 50_000_000,
+) -> list[Target]:
+    """Read and validate a targets file; see the module docstring for the format.
+
+    ``normalize`` scales weights to sum to 1 (a sum of 0 stays 0); without it weights summing above
+    ``1 + 1e-6`` are refused. ``aggregate`` sums rows of the same symbol; without it a repeated symbol is
+    refused. ``encoding`` decodes CSV and JSON (default UTF-8, with or without BOM). Targets come back
+    in file order (first occurrence when aggregated).
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise InputError("file not found", path=where)
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"unsupported file type {path.suffix!r}; expected one of {', '.join(sorted(_SUFFIXES))}",
+            path=where,
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError("empty file", path=where)
+    if size > max_bytes:
+        raise InputError(f"file is {size} bytes, more than the limit of {max_bytes}", path=where)
+
+    if fmt == "csv":
+        columns, rows = _csv_rows(path, _decode(path, encoding), max_rows)
+    elif fmt == "json":
+        columns, rows = _json_rows(path, _decode(path, encoding), max_rows)
+    else:
+        columns, rows = _parquet_rows(path, max_rows)
+    symbol_col, kind, value_col = _pick_columns(path, columns)
+    return _validate(path, rows, symbol_col, kind, value_col, normalize=normalize, aggregate=aggregate)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _decode(path: Path, encoding: str | None) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding or "utf-8-sig")
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        if encoding is None:
+            message = f"not UTF-8 (byte {exc.start}); looks like GBK? pass encoding='gbk'"
+        else:
+            message = f"cannot decode as {encoding} (byte {exc.start}); wrong encoding?"
+        raise InputError(message, path=str(path)) from None
+    text = text.removeprefix("\ufeff")  # a BOM left by an explicit encoding='utf-8'
+    if not text.strip():
+        raise InputError("empty file", path=str(path))
+    return text
+
+
+def _csv_rows(path: Path, text: str, max_rows: int) -> tuple[list[str], list[_Row]]:
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.DictReader(lines, delimiter=delimiter)
+    columns = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    if not any(columns):
+        raise InputError("empty file (no header)", path=str(path))
+    _check_unique_columns(path, columns)
+    reader.fieldnames = columns
+    rows: list[_Row] = []
+    for record in reader:
+        row = reader.line_num
+        if len(rows) >= max_rows:
+            raise InputError(f"more than {max_rows} data rows", path=str(path), row=row)
+        if None in record:
+            raise InputError(
+                f"more values than header columns: {record[None]!r}",
+                path=str(path),
+                row=row,
+            )
+        rows.append((row, {k: (v or "").strip() for k, v in record.items()}))
+    if not rows:
+        raise InputError("no data rows (header only)", path=str(path))
+    return columns, rows
+
+
+def _json_rows(path: Path, text: str, max_rows: int) -> tuple[list[str], list[_Row]]:
+    try:
+        # Decimal keeps 0.1 exact; NaN/Infinity become Decimal and are refused with the other values.
+        doc = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", path=str(path)
+        ) from None
+    if isinstance(doc, dict) and "targets" in doc:
+        doc = doc["targets"]
+    if not isinstance(doc, list):
+        raise InputError('expected a list of objects or {"targets": [...]}', path=str(path))
+    if not doc:
+        raise InputError("no targets (empty list)", path=str(path))
+    if len(doc) > max_rows:
+        raise InputError(f"{len(doc)} records, more than {max_rows}", path=str(path))
+    columns: list[str] = []
+    rows: list[_Row] = []
+    for i, record in enumerate(doc):
+        row = i + 1
+        if not isinstance(record, dict):
+            raise InputError(f"expected an object, got {record!r}", path=str(path), row=row)
+        keys = [str(k).strip().lower() for k in record]
+        _check_unique_columns(path, keys, row=row)
+        for key in keys:
+            if key not in columns:
+                columns.append(key)
+        rows.append((row, dict(zip(keys, record.values(), strict=True))))
+    return columns, rows
+
+
+def _parquet_rows(path: Path, max_rows: int) -> tuple[list[str], list[_Row]]:
+    if not _pyarrow_available():
+        raise InputError("reading Parquet needs pyarrow: pip install pyarrow", path=str(path))
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path, engine="pyarrow")
+    except Exception as exc:  # pyarrow raises many kinds for a damaged file
+        raise InputError(f"not a readable Parquet file: {exc}", path=str(path)) from None
+    columns = [str(c).strip().lower() for c in frame.columns]
+    if not columns:
+        raise InputError("no columns", path=str(path))
+    _check_unique_columns(path, columns)
+    if len(frame) == 0:
+        raise InputError("no data rows", path=str(path))
+    if len(frame) > max_rows:
+        raise InputError(f"{len(frame)} rows, more than {max_rows}", path=str(path))
+    frame.columns = pd.Index(columns)
+    rows: list[_Row] = []
+    for i, record in enumerate(frame.to_dict(orient="records")):
+        rows.append((i + 1, {str(k): (None if v is None or v is pd.NA else v) for k, v in record.items()}))
+    return columns, rows
+
+
+def _pyarrow_available() -> bool:
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+def _check_unique_columns(path: Path, columns: list[str], row: int | None = None) -> None:
+    seen: set[str] = set()
+    for name in columns:
+        if name and name in seen:
+            raise InputError(f"column {name!r} appears twice", path=str(path), row=row, field=name)
+        seen.add(name)
+
+
+def _pick_columns(path: Path, columns: list[str]) -> tuple[str, TargetKind, str]:
+    found = ", ".join(c for c in columns if c) or "none"
+    symbol_cols = [c for c in _SYMBOL_COLUMNS if c in columns]
+    if not symbol_cols:
+        raise InputError(f"missing column 'symbol' (or 'code'); found {found}", path=str(path))
+    if len(symbol_cols) > 1:
+        raise InputError("both 'symbol' and 'code' columns; keep one", path=str(path))
+    present = {kind: [c for c in names if c in columns] for kind, names in _KIND_COLUMNS.items()}
+    kinds = [kind for kind, cols in present.items() if cols]
+    if not kinds:
+        raise InputError(
+            "no target column: expected exactly one of weight, value (CNY) or volume (shares); "
+            f"found {found}",
+            path=str(path),
+        )
+    if len(kinds) > 1:
+        mixed = ", ".join(c for kind in kinds for c in present[kind])
+        raise InputError(f"mixes target kinds ({mixed}); use exactly one kind per file", path=str(path))
+    kind = kinds[0]
+    if len(present[kind]) > 1:
+        raise InputError(f"both {' and '.join(present[kind])} columns; keep one", path=str(path))
+    return symbol_cols[0], kind, present[kind][0]
+
+
+# ------------------------------------------------------------------------------------------- validating
+
+
+def _symbol(cell: Any) -> tuple[str | None, str | None]:
+    """(canonical symbol, None) or (None, problem)."""
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return None, "empty symbol"
+    if isinstance(cell, float) and cell != cell:  # a missing string in a pandas frame is NaN
+        return None, "empty symbol"
+    if not isinstance(cell, str):
+        return None, (
+            f"code {cell!r} was stored as a number (leading zeros lost?); "
+            "write it as text with its exchange, e.g. '000001.SZ'"
+        )
+    text = cell.strip()
+    if text.isdigit():
+        return (
+            None,
+            (
+                f"code {text!r} has no exchange suffix; write six digits and the exchange, "
+                "e.g. '000001.SZ' (the exchange is never guessed)"
+            ),
+        )
+    try:
+        canonical = normalize_symbol(text)
+    except ValueError as exc:
+        return None, str(exc)
+    try:
+        instrument_for(canonical)
+    except ValueError as exc:
+        return None, f"untradable symbol {text!r}: {exc}"
+    return canonical, None
+
+
+def _number(cell: Any) -> tuple[Decimal | None, str | None]:
+    """(finite Decimal, None) or (None, problem)."""
+    if cell is None or (isinstance(cell, str) and not cell):
+        return None, "empty value"
+    if isinstance(cell, bool):
+        return None, f"not a number: {cell!r}"
+    if isinstance(cell, Decimal):
+        dec = cell
+    elif isinstance(cell, int | float | str):
+        try:
+            dec = Decimal(repr(cell) if isinstance(cell, float) else str(cell).strip())
+        except InvalidOperation:
+            return None, f"not a number: {cell!r}"
+    else:
+        return None, f"not a number: {cell!r}"
+    if not dec.is_finite():
+        return None, f"not a finite number: {cell!r}"
+    if dec < 0:
+        return None, f"negative target {cell!r}: a cash account cannot hold less than nothing"
+    return dec, None
+
+
+def _validate(
+    path: Path,
+    rows: Iterable[_Row],
+    symbol_col: str,
+    kind: TargetKind,
+    value_col: str,
+    *,
+    normalize: bool,
+    aggregate: bool,
+) -> list[Target]:
+    problems: list[_Problem] = []
+    bad_symbols: list[_Problem] = []
+    amounts: dict[str, Decimal] = {}  # canonical symbol -> weight / yuan / shares, in file order
+    first_row: dict[str, int] = {}
+    for row, record in rows:
+        symbol, why = _symbol(record.get(symbol_col))
+        if why is not None:
+            shown = repr(record.get(symbol_col))
+            bad_symbols.append(_Problem(row, symbol_col, why if shown in why else f"{why} (value {shown})"))
+        amount, why = _number(record.get(value_col))
+        if why is not None:
+            problems.append(_Problem(row, value_col, why))
+        elif amount is not None and kind is TargetKind.VOLUME and amount != amount.to_integral_value():
+            problems.append(
+                _Problem(row, value_col, f"volume is not a whole number of shares: {record[value_col]!r}")
+            )
+            amount = None
+        if symbol is None:
+            continue
+        if symbol in first_row:
+            if not aggregate:
+                problems.append(
+                    _Problem(
+                        row,
+                        symbol_col,
+                        f"duplicate symbol {record[symbol_col]!r} ({symbol}, first at row "
+                        f"{first_row[symbol]}); pass aggregate=True to sum them",
+                    )
+                )
+                continue
+        else:
+            first_row[symbol] = row
+            amounts[symbol] = Decimal(0)
+        if amount is not None:
+            amounts[symbol] += amount
+    problems = bad_symbols + problems  # every offending symbol listed first
+    if problems:
+        problems.sort(key=lambda p: (p.row or 0, p.field != symbol_col))
+        raise _error(path, problems)
+
+    if kind is TargetKind.WEIGHT:
+        total = sum(amounts.values(), Decimal(0))
+        if normalize:
+            if total > 0:
+                amounts = {s: w / total for s, w in amounts.items()}
+        elif total > 1 + WEIGHT_TOLERANCE:
+            raise InputError(
+                f"weights sum to {total}, above 1; fix the file or pass normalize=True",
+                path=str(path),
+                field=value_col,
+            )
+        return [Target(symbol=s, kind=kind, weight=w) for s, w in amounts.items()]
+    if kind is TargetKind.VALUE:
+        return [Target(symbol=s, kind=kind, value=price_from_yuan(v)) for s, v in amounts.items()]
+    return [Target(symbol=s, kind=kind, volume=int(v)) for s, v in amounts.items()]
+
+
+def _error(path: Path, problems: list[_Problem]) -> InputError:
+    first, rest = problems[0], problems[1:]
+    if not rest:
+        return InputError(first.message, path=str(path), row=first.row, field=first.field)
+    listed = "; ".join(f"row {p.row}, field {p.field!r}: {p.message}" for p in rest[:_MAX_LISTED])
+    more = f"; and {len(rest) - _MAX_LISTED} more" if len(rest) > _MAX_LISTED else ""
+    return InputError(
+        f"{first.message}; {len(rest)} more problem(s): {listed}{more}",
+        path=str(path),
+        row=first.row,
+        field=first.field,
+    )
