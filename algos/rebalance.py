@@ -1,0 +1,153 @@
+"""Rebalance in a cash account: sell leg first, then a buy leg sized from the cash the sells released.
+
+A phase machine over one ``Basket``:
+
+    PENDING ─start()─► SELLING ─(every sell parent done, nothing working)─► BUYING ─(all done)─► DONE
+
+- The sell leg runs the plan's sells over ``[start, sell_end)`` with the chosen algorithm.
+- Only when every sell parent is done and no sell child is working is cash "confirmed": the buy leg is
+  then re-sized from the account's available cash at that moment (``size_buys``: lots, fees and a fee
+  buffer included) and runs over ``[now, end)``. No buy order exists before that instant, so no buy can
+  be sent before the cash for it is confirmed.
+- A plan with no sells goes straight to the buy leg, sized from the cash on hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+
+from algos.base import AlgoContext
+from algos.basket import Basket
+from engine.account import Account
+from engine.events import OrderEvent
+from engine.market import FeeSchedule, Instrument, instrument_for
+from engine.parents import ParentOrder
+from engine.portfolio.planner import Plan, PlanRow, size_buys
+
+
+class RebalancePhase(StrEnum):
+    PENDING = "PENDING"
+    SELLING = "SELLING"
+    BUYING = "BUYING"
+    DONE = "DONE"
+
+
+class Rebalance:
+    def __init__(
+        self,
+        ctx: AlgoContext,
+        plan: Plan,
+        *,
+        account: Account,
+        start_ns: int,
+        end_ns: int,
+        sell_end_ns: int | None = None,
+        algo: str = "twap",
+        params: dict[str, str] | None = None,
+        fees: FeeSchedule | None = None,
+        fee_buffer_bp: int = 10,
+        id_prefix: str = "R",
+        instrument: Callable[[str], Instrument] = instrument_for,
+    ) -> None:
+        if end_ns <= start_ns:
+            raise ValueError("rebalance window: end must be after start")
+        self.ctx = ctx
+        self.plan = plan
+        self.account = account
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.sell_end_ns = sell_end_ns if sell_end_ns is not None else start_ns + (end_ns - start_ns) // 2
+        self.algo = algo
+        self.params = dict(params or {})
+        self.fees = fees or FeeSchedule()
+        self.fee_buffer_bp = fee_buffer_bp
+        self.id_prefix = id_prefix
+        self.instrument = instrument
+        self.basket = Basket(ctx)
+        self._phase = RebalancePhase.PENDING
+        self.parents: list[ParentOrder] = []
+        self.sell_parents: list[ParentOrder] = []
+        self.buy_parents: list[ParentOrder] = []
+        self.buy_rows: list[PlanRow] = []
+        self.confirmed_cash: int | None = None  # the cash the buy leg was sized from
+        self.buys_sized_at: int | None = None  # ns
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._phase is not RebalancePhase.PENDING:
+            return
+        self.ctx.bus.subscribe(OrderEvent, self._on_order_event)
+        for row in self.plan.sells():
+            if row.quantity > 0:
+                self.sell_parents.append(self._parent(row, self.start_ns, self.sell_end_ns))
+        self._phase = RebalancePhase.SELLING
+        for parent in self.sell_parents:
+            self.basket.add(parent)
+        self.basket.start()
+        if not self.sell_parents:
+            self.ctx.clock.call_at(self.start_ns, self._check, "rebalance:buy_leg")
+        # sells end at sell_end even when no event arrives after their last cancel confirmation
+        self.ctx.clock.call_at(self.sell_end_ns, self._check, "rebalance:sell_end")
+
+    @property
+    def phase(self) -> RebalancePhase:
+        """DONE is derived: the buy leg is over once its basket is done (no event needs to say so)."""
+        if self._phase is RebalancePhase.BUYING and self.basket.done:
+            return RebalancePhase.DONE
+        return self._phase
+
+    @property
+    def done(self) -> bool:
+        return self.phase is RebalancePhase.DONE
+
+    def _on_order_event(self, event: OrderEvent) -> None:
+        self._check()
+
+    def _sells_settled(self) -> bool:
+        for parent in self.sell_parents:
+            algo = self.basket.algos[parent.parent_id]
+            if not algo.done or algo.working_quantity:
+                return False
+        return True
+
+    def _check(self) -> None:
+        if self._phase is RebalancePhase.SELLING and self._sells_settled():
+            self._start_buy_leg()
+
+    def _start_buy_leg(self) -> None:
+        now = self.ctx.clock.now_ns()
+        self.confirmed_cash = self.account.available_cash
+        self.buys_sized_at = now
+        self.buy_rows = size_buys(
+            self.plan,
+            self.confirmed_cash,
+            fees=self.fees,
+            fee_buffer_bp=self.fee_buffer_bp,
+            instrument=self.instrument,
+        )
+        self._phase = RebalancePhase.BUYING
+        start = max(now, self.start_ns)
+        for row in self.buy_rows:
+            if row.quantity > 0 and start < self.end_ns:
+                parent = self._parent(row, start, self.end_ns)
+                self.buy_parents.append(parent)
+                self.basket.add(parent)  # a parent added after start() starts at once
+        if not self.buy_parents:
+            self._phase = RebalancePhase.DONE
+
+    def _parent(self, row: PlanRow, start_ns: int, end_ns: int) -> ParentOrder:
+        assert row.side is not None
+        parent = ParentOrder(
+            parent_id=f"{self.id_prefix}{len(self.parents) + 1:04d}",
+            symbol=row.symbol,
+            side=row.side,
+            quantity=row.quantity,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            algo=self.algo,
+            params=dict(self.params),
+            created_ns=self.ctx.clock.now_ns(),
+        )
+        self.parents.append(parent)
+        return parent
