@@ -49,6 +49,7 @@ class Rebalance:
         fee_buffer_bp: int = 10,
         id_prefix: str = "R",
         instrument: Callable[[str], Instrument] = instrument_for,
+        on_parent: Callable[[ParentOrder], None] | None = None,
     ) -> None:
         if end_ns <= start_ns:
             raise ValueError("rebalance window: end must be after start")
@@ -64,6 +65,7 @@ class Rebalance:
         self.fee_buffer_bp = fee_buffer_bp
         self.id_prefix = id_prefix
         self.instrument = instrument
+        self.on_parent = on_parent  # told of every parent as it is created (journal, arrival price)
         self.basket = Basket(ctx)
         self._phase = RebalancePhase.PENDING
         self.parents: list[ParentOrder] = []
@@ -150,4 +152,6 @@ class Rebalance:
             created_ns=self.ctx.clock.now_ns(),
         )
         self.parents.append(parent)
+        if self.on_parent is not None:
+            self.on_parent(parent)
         return parent

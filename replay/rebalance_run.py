@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from algos.rebalance import Rebalance
 from engine.market import instrument_for, price_limits
+from engine.parents import ParentOrder
 from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
 from engine.portfolio.targets import Target
 from replay.data import MarketData
@@ -107,6 +108,11 @@ async def run_rebalance(
         from engine.events import OrderFilled  # local: only this driver watches cash per fill
 
         session.bus.subscribe(OrderFilled, watch_cash)
+
+        def on_parent(parent: ParentOrder) -> None:
+            session.store.stage_parent(parent.to_row())
+            session.record_arrival(parent)
+
         rebalance = Rebalance(
             session.ctx,
             plan,
@@ -118,6 +124,7 @@ async def run_rebalance(
             params=options.params,
             fees=config.fees,
             fee_buffer_bp=options.fee_buffer_bp,
+            on_parent=on_parent,
         )
         rebalance.start()
         await session.store.commit()
