@@ -226,6 +226,20 @@ class OrderManager:
         self._kick()
         return True
 
+    def cancel_all(self, symbol: str | None = None) -> list[str]:
+        """Queue a cancel for every working order (of ``symbol``, if given); returns their client ids.
+
+        Orders still in the outbox are cancelled locally and never sent. Idempotent: an order already
+        pending cancel is not asked twice.
+        """
+        targets = [
+            o
+            for o in list(self.orders.values())
+            if (symbol is None or o.symbol == symbol)
+            and (o.is_working or o.status is OrderStatus.INITIALIZED)
+        ]
+        return [o.client_order_id for o in targets if self.cancel(o.client_order_id)]
+
     def halt(self, reason: str) -> None:
         """Kill switch: deny every new order until ``resume``; cancels still go out."""
         self.halted_reason = reason

@@ -51,6 +51,7 @@ class ReplayResult:
     db_path: Path
     fills: list[OrderFilled]
     market: MarketData
+    cancelled_at_stop: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -175,7 +176,10 @@ async def run_replay(
     config: ReplayConfig,
     *,
     progress: Progress | None = None,
+    cancel_all_at: int | None = None,
 ) -> ReplayResult:
+    """Run ``parents`` through their algorithms. ``cancel_all_at``: at that instant stop every algorithm
+    and cancel every working order (the operator's cancel-all), recorded in ``result.cancelled_at_stop``."""
     day = market.trade_date
     day_open = shanghai_ns(day, "09:15")
     start = min([p.start_ns for p in parents] + [day_open])
@@ -188,6 +192,14 @@ async def run_replay(
             basket.add(parent)
             session.record_arrival(parent)
         basket.start()
+        cancelled: list[str] = []
+        if cancel_all_at is not None:
+
+            def cancel_all() -> None:
+                basket.cancel()  # algorithms stop and cancel their children
+                cancelled.extend(session.oms.cancel_all())  # anything else still working
+
+            session.clock.call_at(cancel_all_at, cancel_all, "cancel_all")
         await session.store.commit()
         end = max([p.end_ns for p in parents] + [shanghai_ns(day, "15:00")])
         await session.run(end, lambda: basket.done, progress)
@@ -201,6 +213,7 @@ async def run_replay(
             db_path=session.db_path,
             fills=session.fills,
             market=market,
+            cancelled_at_stop=cancelled,
         )
     finally:
         await session.store.close()

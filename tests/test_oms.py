@@ -266,3 +266,25 @@ async def test_unknown_order_event_is_counted_not_crashing(tmp_path: Path) -> No
     oms.on_event(OrderCanceled(ts_event=1, ts_init=1, client_order_id="EXTERNAL1", symbol=SYMBOL))
     assert oms.counters.unknown_order_events == 1
     await store.close()
+
+
+async def test_cancel_all_cancels_every_working_order_once(tmp_path: Path) -> None:
+    broker = RecordingBroker()
+    oms, store, _ = await make_oms(tmp_path, broker)
+    sent = [oms.submit(buy()) for _ in range(3)]
+    other = oms.submit(SubmitOrder(symbol="000001.SZ", side=Side.BUY, quantity=100, price=10_000))
+    await oms.flush()
+    unsent = oms.submit(buy())
+    oms.on_event(fill(sent[0], "T1", 1000))  # filled: nothing to cancel
+    assert oms.cancel_all(symbol=SYMBOL) == [
+        sent[1].client_order_id,
+        sent[2].client_order_id,
+        unsent.client_order_id,
+    ]
+    assert oms.cancel_all(symbol=SYMBOL) == []  # idempotent
+    await oms.flush()
+    assert broker.cancelled == [sent[1].client_order_id, sent[2].client_order_id]
+    assert unsent.status is OrderStatus.CANCELED  # never sent
+    assert other.status is OrderStatus.SUBMITTED  # another symbol is untouched
+    assert oms.cancel_all() == [other.client_order_id]
+    await store.close()

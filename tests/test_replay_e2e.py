@@ -6,17 +6,20 @@ the exported trade log equal to the journal's fills, and a second run identical 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from engine.cli import main
 from engine.enums import OrderStatus, Side
-from engine.market import TradingCalendar, check_price, instrument_for, is_on_tick, price_limits
+from engine.market import TradingCalendar, check_price, instrument_for, is_on_tick, price_limits, shanghai_ns
 from engine.market.instruments import check_order_quantity
+from engine.orders import Order
 from engine.store import StateStore
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
@@ -238,3 +241,27 @@ def test_report_dir_gets_the_json_report_and_two_png_charts_per_parent(
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(data) > 10_000  # a real drawing, not an empty canvas
     assert {p.name.split("_")[0] for p in pngs} == {f"P{i:04d}" for i in range(1, 11)}
+
+
+def test_cancel_all_at_a_time_stops_every_algo_and_leaves_nothing_working(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = [a if a != "replay" else "cancel-all" for a in demo_args(tmp_path / "c.db")]
+    code, out, err = run_cli([*args, "--at", "09:50", "--param", "price_policy=passive"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["total_filled_quantity"] < report["total_quantity"]  # stopped early
+    assert report["total_cancels"] > 0
+    orders = asyncio.run(_orders(tmp_path / "c.db"))
+    cutoff = shanghai_ns(date(2021, 12, 1), "09:50")
+    assert all(o.ts_created <= cutoff for o in orders)  # nothing new after the cancel-all
+    assert all(o.is_terminal for o in orders)
+    assert all(o.status is not OrderStatus.FILLED or o.filled_quantity == o.quantity for o in orders)
+
+
+async def _orders(db: Path) -> list[Order]:
+    store = await StateStore.open(db)
+    try:
+        return await store.load_orders()
+    finally:
+        await store.close()

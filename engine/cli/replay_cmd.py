@@ -43,6 +43,16 @@ def add_parsers(sub: Any) -> None:
     _common(replay)
     replay.set_defaults(handler=run_replay_command)
 
+    cancel_all = sub.add_parser(
+        "cancel-all",
+        help="replay an orders file and, at --at, stop every algorithm and cancel all working orders",
+    )
+    cancel_all.add_argument("--data", required=True, type=Path, help="snapshot file or folder of one day")
+    cancel_all.add_argument("--orders", required=True, type=Path, help="orders CSV, as for replay")
+    cancel_all.add_argument("--at", required=True, help="HH:MM when everything working is cancelled")
+    _common(cancel_all)
+    cancel_all.set_defaults(handler=run_replay_command)
+
     demo = sub.add_parser("demo", help="replay the built-in TWAP basket on real 2021-12-01 data")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--db", type=Path, help="keep the journal in this SQLite file")
@@ -141,7 +151,10 @@ def run_replay_command(args: argparse.Namespace) -> int:
             db_path=db,
             latency_ns=args.latency_ms * 1_000_000,
         )
-        result = _run_with_progress(market, parents, config, show=not args.json and sys.stdout.isatty())
+        at = window_ns(market.trade_date, "00:00", args.at)[1] if getattr(args, "at", None) else None
+        result = _run_with_progress(
+            market, parents, config, show=not args.json and sys.stdout.isatty(), cancel_all_at=at
+        )
     _print_report(result, args.json, args.db)
     if args.report is not None:
         _write_report_dir(args.report, parents, result)
@@ -176,10 +189,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(
-    market: MarketData, parents: list[ParentOrder], config: ReplayConfig, *, show: bool
+    market: MarketData,
+    parents: list[ParentOrder],
+    config: ReplayConfig,
+    *,
+    show: bool,
+    cancel_all_at: int | None = None,
 ) -> ReplayResult:
     if not show:
-        return asyncio.run(run_replay(market, parents, config))
+        return asyncio.run(run_replay(market, parents, config, cancel_all_at=cancel_all_at))
     with Progress(
         TextColumn("replaying {task.description}"),
         BarColumn(),
@@ -191,7 +209,7 @@ def _run_with_progress(
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done / total)
 
-        return asyncio.run(run_replay(market, parents, config, progress=update))
+        return asyncio.run(run_replay(market, parents, config, progress=update, cancel_all_at=cancel_all_at))
 
 
 def _write_report_dir(out: Path, parents: list[ParentOrder], result: ReplayResult) -> None:
