@@ -47,7 +47,14 @@ def add_parsers(sub: Any) -> None:
         "cancel-all",
         help="replay an orders file and, at --at, stop every algorithm and cancel all working orders",
     )
-    cancel_all.add_argument("--data", required=True, type=Path, help="snapshot file or folder of one day")
+    cancel_all.add_argument(
+        "--data",
+        "--replay-data",
+        dest="data",
+        required=True,
+        type=Path,
+        help="snapshot file or folder of one day",
+    )
     cancel_all.add_argument("--orders", required=True, type=Path, help="orders CSV, as for replay")
     cancel_all.add_argument("--at", required=True, help="HH:MM when everything working is cancelled")
     _common(cancel_all)
