@@ -82,16 +82,20 @@ class Account:
         return None
 
     # ------------------------------------------------------------------------------- order life
-    def reserve(self, order: Order) -> None:
+    def reserve(self, order: Order, quantity: int | None = None) -> None:
+        """Freeze what ``order`` may still spend or sell: all of it by default, or ``quantity`` (its
+        leaves, for an order adopted after a restart)."""
+        qty = order.quantity if quantity is None else quantity
         if order.side is Side.BUY:
-            amount = order.price * order.quantity + self._fee_estimator(
-                order.symbol, order.side, order.price, order.quantity
-            )
+            amount = order.price * qty + self._fee_estimator(order.symbol, order.side, order.price, qty)
             self.frozen += amount
         else:
-            amount = order.quantity
+            amount = qty
             self.position(order.symbol).sellable -= amount
         self._frozen_by_order[order.client_order_id] = amount
+
+    def is_reserved(self, client_order_id: str) -> bool:
+        return client_order_id in self._frozen_by_order
 
     def on_fill(self, order: Order, fill: OrderFilled) -> None:
         value = fill.price * fill.quantity

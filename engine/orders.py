@@ -75,6 +75,7 @@ TRANSITIONS: dict[tuple[OrderStatus, type[OrderEvent]], OrderStatus | str] = {
     (S.CANCELED, OrderCancelRejected): S.CANCELED,  # reject of a duplicate cancel
     (S.CANCELED, OrderAccepted): S.CANCELED,  # stale ack
     (S.EXPIRED, _FILL): S.EXPIRED,  # a fill reported after the day ended is still a fact
+    (S.REJECTED, OrderRejected): S.REJECTED,  # the venue's reject arriving after a restart resolved it
     (S.REJECTED, OrderCancelRejected): S.REJECTED,
     (S.REJECTED, OrderPendingCancel): S.REJECTED,
 }

@@ -86,6 +86,7 @@ async def recover(
     for trade in await adapter.query_trades():
         trades_by_cid.setdefault(trade.client_order_id, []).append(trade)
     broker_positions = {p.symbol: p.quantity for p in await adapter.query_positions()}
+    broker_account = await adapter.query_account()
 
     # 3. every local order against the broker
     for order in list(oms.orders.values()):
@@ -104,7 +105,17 @@ async def recover(
     if report.external:
         log.warning("external_orders", count=len(report.external), client_order_ids=report.external)
 
-    # 5. positions
+    # 5. the account: what still works keeps its cash or shares frozen; cash is the broker's
+    account = oms.account
+    if account is not None:
+        for order in oms.orders.values():
+            if order.is_working and not account.is_reserved(order.client_order_id):
+                account.reserve(order, order.leaves_quantity)
+        if account.cash != broker_account.cash:
+            log.info("cash_adopted_from_broker", local=account.cash, broker=broker_account.cash)
+            account.cash = broker_account.cash
+
+    # 6. positions
     if oms.account is not None:
         local = {s: p.quantity for s, p in oms.account.positions.items()}
         for symbol in sorted(set(local) | set(broker_positions)):
