@@ -47,6 +47,7 @@ PreTradeCheck = Callable[[Order], str | None]
 log = structlog.get_logger("zhixing.oms")
 
 _ID_BLOCK = 10_000
+_IN_FLIGHT = frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL})
 
 
 @dataclass(slots=True)
@@ -85,6 +86,9 @@ class OrderManager:
         self.halted_reason: str | None = None
         self.halted_symbols: dict[str, str] = {}
         self._by_parent: dict[str, list[Order]] = {}
+        # orders waiting for the broker to say something (SUBMITTED: no ack yet; PENDING_CANCEL: no answer
+        # to our cancel), with the time they started waiting: what the in-flight checker looks at
+        self.in_flight: dict[str, int] = {}
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
         self._next_seq = 0
@@ -152,6 +156,8 @@ class OrderManager:
         self.orders[order.client_order_id] = order
         if order.parent_id:
             self._by_parent.setdefault(order.parent_id, []).append(order)
+        if order.status in _IN_FLIGHT:
+            self.in_flight[order.client_order_id] = order.ts_updated
 
     # ------------------------------------------------------------------------------------- commands
     def submit(self, command: SubmitOrder) -> Order:
@@ -375,7 +381,16 @@ class OrderManager:
             self.account.release(order)
         if order.status is not OrderStatus.DENIED:
             self.store.stage_order(order)
+        self._track_in_flight(order, event)
         self.bus.publish(event)
+
+    def _track_in_flight(self, order: Order, event: OrderEvent) -> None:
+        cid = order.client_order_id
+        if order.status in _IN_FLIGHT:
+            if isinstance(event, OrderSubmitted | OrderPendingCancel) or cid not in self.in_flight:
+                self.in_flight[cid] = event.ts_init
+        else:
+            self.in_flight.pop(cid, None)
 
 
 def _log_task_failure(task: asyncio.Task[None]) -> None:

@@ -94,7 +94,7 @@ async def recover(
         known = broker_orders.get(cid)
         if order.status in _OPEN:
             if known is not None:
-                _adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
+                adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
             else:
                 _resolve_unknown(oms, order, trading_day_start_ns, report)
         elif order.status in _TAKES_LATE_FILLS and trades_by_cid.get(cid):
@@ -145,7 +145,7 @@ async def recover(
     return report
 
 
-def _adopt_broker_truth(
+def adopt_broker_truth(
     oms: OrderManager,
     order: Order,
     known: OrderStatusReport,

@@ -17,9 +17,10 @@ from algos.basket import Basket
 from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
-from engine.clock import SimClock
+from engine.clock import SimClock, TimerHandle
 from engine.enums import Side
 from engine.events import OrderFilled
+from engine.inflight import InflightChecker
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
@@ -40,6 +41,7 @@ class ReplayConfig:
     latency_ns: int = 20_000_000
     fees: FeeSchedule = field(default_factory=FeeSchedule)
     synchronous: str = "NORMAL"  # replay may trade durability for speed; live uses FULL
+    inflight_timeout_ns: int = 5_000_000_000  # ask the broker about an order unanswered this long
 
 
 @dataclass(slots=True)
@@ -69,7 +71,10 @@ class ReplaySession:
     ctx: AlgoContext
     fills: list[OrderFilled]
     db_path: Path
+    inflight: InflightChecker
     arrival: dict[str, int | None] = field(default_factory=dict)
+    _check_timer: TimerHandle | None = None
+    _check_due: bool = False
 
     def record_arrival(self, parent: ParentOrder) -> None:
         """Arrival price = mid (or last) when the parent starts; recorded by a timer at its start."""
@@ -81,6 +86,7 @@ class ReplaySession:
         span = max(1, end_ns - start)
         while self.clock.step(until_ns=end_ns):
             await self.oms.flush()
+            await self._check_in_flight()
             if progress is not None:
                 progress(self.clock.now_ns() - start, span)
             if done() and not self.oms.working_orders():
@@ -88,6 +94,20 @@ class ReplaySession:
         self.exchange.expire_all()
         while self.clock.step():
             await self.oms.flush()
+            await self._check_in_flight()
+
+    async def _check_in_flight(self) -> None:
+        """Ask the broker about orders it has not answered (on the virtual clock, like every timer)."""
+        if self._check_due:
+            self._check_due = False
+            await self.inflight.check()
+            await self.oms.flush()
+        due = self.inflight.next_due_ns()
+        if due is not None and (self._check_timer is None or self._check_timer.cancelled):
+            self._check_timer = self.clock.call_at(due, self._mark_check_due, "inflight_check")
+
+    def _mark_check_due(self) -> None:
+        self._check_due = True
 
     async def save_algos(self, basket: Basket) -> None:
         for parent_id, algo in basket.algos.items():
@@ -155,7 +175,9 @@ async def open_session(
         await store.close()
         raise
     ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=exchange, calendar=calendar)
+    inflight = InflightChecker(oms, adapter, timeout_ns=config.inflight_timeout_ns)
     return ReplaySession(
+        inflight=inflight,
         market=market,
         clock=clock,
         calendar=calendar,
