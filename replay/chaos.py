@@ -45,6 +45,8 @@ class SeedOutcome:
     unresolved: int
     duplicate_fills_ignored: int
     unacked_resolved_by_fills: int
+    inflight_resolved_by_query: int = 0
+    inflight_resolved_by_policy: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -184,5 +186,7 @@ def check(
         unresolved=len(unresolved),
         duplicate_fills_ignored=oms.counters.duplicate_fills,
         unacked_resolved_by_fills=unacked,
+        inflight_resolved_by_query=session.inflight.stats.resolved_by_query,
+        inflight_resolved_by_policy=len(session.inflight.stats.resolved_by_policy),
         problems=problems,
     )

@@ -52,6 +52,8 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "unresolved_orders": sum(o.unresolved for o in outcomes),
         "duplicate_fills_received_and_ignored": sum(o.duplicate_fills_ignored for o in outcomes),
         "unacked_orders_resolved_by_fills": sum(o.unacked_resolved_by_fills for o in outcomes),
+        "in_flight_resolved_by_query": sum(o.inflight_resolved_by_query for o in outcomes),
+        "in_flight_resolved_by_policy": sum(o.inflight_resolved_by_policy for o in outcomes),
         "problems": {str(o.seed): o.problems for o in outcomes if o.problems},
     }
 
