@@ -257,6 +257,7 @@ class ExecAlgo(ABC):
         self._timer: TimerHandle | None = None
         self._started = False
         self._paused = False
+        self.dirty = True  # state not yet journaled (see ``Basket.journal``)
         self._finishing = False
         self._finished = False
         self._final_status = ParentStatus.DONE
@@ -342,14 +343,17 @@ class ExecAlgo(ABC):
 
     def stop(self) -> None:
         """Cancel working children and finish as DONE."""
+        self.dirty = True
         self._finish(ParentStatus.DONE)
 
     def cancel(self) -> None:
         """Cancel working children and finish as CANCELED."""
+        self.dirty = True
         self._finish(ParentStatus.CANCELED)
 
     def pause(self) -> None:
         """Stop slicing and cancel working children. Nothing is sent until ``resume``."""
+        self.dirty = True
         if self._finishing or self._paused:
             return
         self._paused = True
@@ -360,6 +364,7 @@ class ExecAlgo(ABC):
 
     def resume(self) -> None:
         """Resume slicing. No catch-up burst: the subclass re-plans what the pause skipped."""
+        self.dirty = True
         if not self._paused or self._finishing:
             return
         self._paused = False
@@ -452,7 +457,12 @@ class ExecAlgo(ABC):
     def set_timer(self, when_ns: int, callback: Callable[[], None]) -> None:
         """Arm the algorithm's single timer (replacing any armed one)."""
         self._cancel_timer()
-        self._timer = self.ctx.clock.call_at(when_ns, callback, f"{self.name}:{self.parent.parent_id}")
+
+        def fire() -> None:
+            self.dirty = True  # a timer moves the schedule on: the state is journaled at the next commit
+            callback()
+
+        self._timer = self.ctx.clock.call_at(when_ns, fire, f"{self.name}:{self.parent.parent_id}")
 
     def work(self, target: int, policy: PricePolicy | str, offset_ticks: int, label: str) -> None:
         """Bring ``filled + working`` up to the cumulative ``target`` at ``policy`` now.
@@ -520,6 +530,7 @@ class ExecAlgo(ABC):
         cid = event.client_order_id
         if cid not in self._child_ids:
             return
+        self.dirty = True
         if isinstance(event, OrderFilled):
             self._filled += event.quantity
             self._filled_value += event.price * event.quantity

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from algos.base import AlgoContext, ExecAlgo
 from algos.registry import create_algo
 from engine.parents import ParentOrder
+
+
+class AlgoJournal(Protocol):
+    """What ``Basket.journal`` needs of a store (``engine.store.StateStore`` provides it)."""
+
+    def stage_algo_state(self, parent_id: str, algo: str, state: dict[str, object]) -> None: ...
+
+    def stage_parent(self, parent: dict[str, object]) -> None: ...
 
 
 class Basket:
@@ -39,6 +49,18 @@ class Basket:
     def resume(self) -> None:
         for algo in self.algos.values():
             algo.resume()
+
+    def journal(self, store: AlgoJournal) -> int:
+        """Stage the state of every algorithm that changed since the last call (and its parent's row),
+        so a restart resumes each one where it was. Returns how many were staged."""
+        staged = 0
+        for parent_id, algo in self.algos.items():
+            if algo.dirty:
+                algo.dirty = False
+                store.stage_algo_state(parent_id, algo.parent.algo, algo.state())
+                store.stage_parent(algo.parent.to_row())
+                staged += 1
+        return staged
 
     @property
     def done(self) -> bool:

@@ -86,6 +86,9 @@ class OrderManager:
         self.halted_reason: str | None = None
         self.halted_symbols: dict[str, str] = {}
         self._by_parent: dict[str, list[Order]] = {}
+        # called before every journal commit, so what they stage goes out in the same transaction
+        # (e.g. a basket's algorithm states next to the child intents they just produced)
+        self.before_commit: list[Callable[[], object]] = []
         # orders waiting for the broker to say something (SUBMITTED: no ack yet; PENDING_CANCEL: no answer
         # to our cancel), with the time they started waiting: what the in-flight checker looks at
         self.in_flight: dict[str, int] = {}
@@ -266,6 +269,7 @@ class OrderManager:
                 intents, self._outbox = self._outbox, []
                 cancels, self._cancel_outbox = self._cancel_outbox, []
                 if intents:
+                    self._before_commit()
                     try:
                         await self.store.commit()
                     except StoreError as exc:
@@ -275,6 +279,7 @@ class OrderManager:
                     await self._send(order)
                 for order in cancels:
                     await self._send_cancel(order)
+            self._before_commit()
             if self.store.has_staged:
                 try:
                     await self.store.commit()
@@ -283,6 +288,10 @@ class OrderManager:
                     self.halt("journal_write_failed")
                     log.error("journal_write_failed", error=str(exc))
             await self._refill_ids()
+
+    def _before_commit(self) -> None:
+        for hook in self.before_commit:
+            hook()
 
     def _journal_failed(self, intents: list[Order], exc: StoreError) -> None:
         self.counters.journal_failures += 1

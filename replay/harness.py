@@ -80,8 +80,11 @@ class ReplaySession:
         """Arrival price = mid (or last) when the parent starts; recorded by a timer at its start."""
         self.clock.call_at(parent.start_ns, _arrival_recorder(parent, self.exchange, self.arrival), "arrival")
 
-    async def run(self, end_ns: int, done: Callable[[], bool], progress: Progress | None = None) -> None:
-        """Step the clock to ``end_ns`` (or until ``done()`` and nothing works), then expire the rest."""
+    async def run(
+        self, end_ns: int, done: Callable[[], bool], progress: Progress | None = None, *, expire: bool = True
+    ) -> None:
+        """Step the clock to ``end_ns`` (or until ``done()`` and nothing works), then expire the rest
+        (unless ``expire`` is False: a crash stops here, with orders still working at the exchange)."""
         start = self.clock.now_ns()
         span = max(1, end_ns - start)
         while self.clock.step(until_ns=end_ns):
@@ -91,6 +94,8 @@ class ReplaySession:
                 progress(self.clock.now_ns() - start, span)
             if done() and not self.oms.working_orders():
                 break
+        if not expire:
+            return
         self.exchange.expire_all()
         while self.clock.step():
             await self.oms.flush()
@@ -208,6 +213,7 @@ async def run_replay(
     session = await open_session(market, config, start)
     try:
         basket = Basket(session.ctx)
+        session.oms.before_commit.append(lambda: basket.journal(session.store))
         for parent in parents:
             parent.created_ns = session.clock.now_ns()
             session.store.stage_parent(parent.to_row())

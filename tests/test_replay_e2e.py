@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from algos.basket import Basket
 from engine.cli import main
 from engine.enums import OrderStatus, Side
 from engine.market import TradingCalendar, check_price, instrument_for, is_on_tick, price_limits, shanghai_ns
 from engine.market.instruments import check_order_quantity
 from engine.orders import Order
+from engine.parents import ParentOrder
 from engine.store import StateStore
+from replay.data import load_snapshots
+from replay.harness import ReplayConfig, open_session
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 
@@ -265,3 +269,29 @@ async def _orders(db: Path) -> list[Order]:
         return await store.load_orders()
     finally:
         await store.close()
+
+
+async def test_algo_state_is_journaled_as_it_changes_not_only_at_the_end(tmp_path: Path) -> None:
+    """Stopped mid-window (no final save), the journal already holds each TWAP's progress."""
+
+    market = load_snapshots(SAMPLE / "snapshots_20211201", symbols=["600258.SH", "600446.SH"])
+    day = market.trade_date
+    start, end = shanghai_ns(day, "09:30"), shanghai_ns(day, "10:15")
+    session = await open_session(market, ReplayConfig(cash=10**12, db_path=tmp_path / "j.db"), start)
+    basket = Basket(session.ctx)
+    session.oms.before_commit.append(lambda: basket.journal(session.store))
+    for i, symbol in enumerate(market.symbols):
+        basket.add(
+            ParentOrder(
+                parent_id=f"P{i}", symbol=symbol, side=Side.BUY, quantity=20_000, start_ns=start, end_ns=end
+            )
+        )
+    basket.start()
+    await session.run(shanghai_ns(day, "09:50"), lambda: basket.done, expire=False)
+    states = await session.store.load_algo_states()
+    await session.store.close()
+    assert set(states) == {"P0", "P1"}
+    for parent_id, (algo, state) in states.items():
+        assert algo == "twap"
+        live = basket.algos[parent_id].state()
+        assert state["next_slice"] == live["next_slice"] > 10  # about 20 slices in, not the initial state
