@@ -61,3 +61,7 @@ class BrokerError(ZhixingError):
 
 class BrokerDisconnected(BrokerError):
     """The broker route is not connected."""
+
+
+class FeedError(ZhixingError):
+    """The market-data feed cannot answer (not connected, unknown symbol, vendor error)."""
