@@ -78,6 +78,54 @@ class LiveClock:
             await asyncio.sleep(delay)
 
 
+class ScaledClock:
+    """Paper time: starts at ``start_ns`` and runs ``speed`` times faster than the loop's monotonic
+    clock (1.0 = market speed). Real timers, real concurrency: what a paper run rehearses."""
+
+    def __init__(
+        self, start_ns: int, speed: float = 1.0, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.speed = speed
+        self._loop = loop
+        self._start_ns = start_ns
+        self._mono_anchor: float | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop or asyncio.get_running_loop()
+
+    def _elapsed(self) -> float:
+        loop_time = self._running_loop().time()
+        if self._mono_anchor is None:
+            self._mono_anchor = loop_time  # time starts when first looked at inside the loop
+        return loop_time - self._mono_anchor
+
+    def now_ns(self) -> int:
+        return self._start_ns + int(self._elapsed() * self.speed * 1e9)
+
+    def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
+        handle = TimerHandle(when_ns, callback, name)
+        delay = max(0.0, (when_ns - self.now_ns()) / 1e9 / self.speed)
+        handle._native = self._running_loop().call_later(delay, self._fire, handle)
+        return handle
+
+    def _fire(self, handle: TimerHandle) -> None:
+        if handle.cancelled:
+            return
+        early = handle.when - self.now_ns()
+        if early > 0:  # the loop's float timers can wake a hair early: never run before ``when``
+            handle._native = self._running_loop().call_later(early / 1e9 / self.speed, self._fire, handle)
+            return
+        handle.cancelled = True
+        handle.callback()
+
+    async def sleep_until(self, when_ns: int) -> None:
+        delay = (when_ns - self.now_ns()) / 1e9 / self.speed
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 class SimClock:
     """Virtual time for replay: deterministic, never sleeps, never goes backwards."""
 

@@ -7,8 +7,6 @@ the exported trade log equal to the journal's fills, and a second run identical 
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
 import json
 from datetime import date
 from pathlib import Path
@@ -18,13 +16,13 @@ import pytest
 from algos.basket import Basket
 from engine.cli import main
 from engine.enums import OrderStatus, Side
-from engine.market import TradingCalendar, check_price, instrument_for, is_on_tick, price_limits, shanghai_ns
-from engine.market.instruments import check_order_quantity
+from engine.market import shanghai_ns
 from engine.orders import Order
 from engine.parents import ParentOrder
 from engine.store import StateStore
 from replay.data import load_snapshots
 from replay.harness import ReplayConfig, open_session
+from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal, read_csv
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 
@@ -76,65 +74,17 @@ def _report(capsys: pytest.CaptureFixture[str], tmp: Path) -> dict[str, object]:
     return dict(json.loads(out))
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
 async def test_every_child_is_valid_for_the_market_and_inside_its_window(demo_run: dict[str, object]) -> None:
     tmp = demo_run["a"]
     assert isinstance(tmp, Path)
-    store = await StateStore.open(tmp / "journal.db")
-    orders = await store.load_orders()
-    parents = {str(p["parent_id"]): p for p in await store.load_parents()}
-    await store.close()
-    calendar = TradingCalendar()
-    prev_close = {}
-    for path in (SAMPLE / "snapshots_20211201").glob("*.csv.gz"):
-        with gzip.open(path, "rt") as fh:
-            row = next(csv.DictReader(fh))
-        prev_close[row["symbol"]] = round(float(row["prev_close"]) * 1000)
     positions = {r["symbol"]: int(r["quantity"]) for r in read_csv(SAMPLE / "demo_positions.csv")}
-    assert len(orders) > 50
-    sold: dict[str, int] = {}
-    for order in sorted(orders, key=lambda o: (o.ts_created, o.client_order_id)):
-        inst = instrument_for(order.symbol)
-        parent = parents[order.parent_id]
-        assert is_on_tick(inst, order.price), order
-        low, high = price_limits(inst, prev_close[order.symbol])
-        assert check_price(inst, order.price, low, high) is None, order
-        assert calendar.is_continuous(order.ts_created), order
-        assert int(str(parent["start_ns"])) <= order.ts_created < int(str(parent["end_ns"])), order
-        position = positions.get(order.symbol, 0) - sold.get(order.symbol, 0)
-        assert check_order_quantity(inst, order.side, order.quantity, position) is None, order
-        assert order.status is not OrderStatus.DENIED, order
-        assert 0 <= order.filled_quantity <= order.quantity
-        if order.side is Side.SELL:
-            sold[order.symbol] = sold.get(order.symbol, 0) + order.filled_quantity
-    for parent_id, parent in parents.items():
-        children = [o for o in orders if o.parent_id == parent_id]
-        assert sum(o.filled_quantity for o in children) <= int(str(parent["quantity"]))
+    await assert_children_valid(tmp / "journal.db", SAMPLE / "snapshots_20211201", positions, min_orders=51)
 
 
 async def test_exported_trade_log_matches_the_journal_fills(demo_run: dict[str, object]) -> None:
     tmp = demo_run["a"]
     assert isinstance(tmp, Path)
-    store = await StateStore.open(tmp / "journal.db")
-    fills = await store.load_fills()
-    orders = await store.load_orders()
-    await store.close()
-    rows = read_csv(tmp / "log" / "fills.csv")
-    assert len(rows) == len(fills) > 0
-    assert {r["trade_id"] for r in rows} == {f.trade_id for f, _ in fills}
-    by_order: dict[str, int] = {}
-    for r in rows:
-        by_order[r["client_order_id"]] = by_order.get(r["client_order_id"], 0) + int(r["quantity"])
-        assert r["ts"].endswith("+08:00")
-    order_rows = read_csv(tmp / "log" / "orders.csv")
-    assert len(order_rows) == len(orders)
-    for r in order_rows:
-        assert int(r["filled_quantity"]) == by_order.get(r["client_order_id"], 0)
-        assert r["created_at"].endswith("+08:00")
+    await assert_export_matches_journal(tmp / "journal.db", tmp / "log2")
 
 
 def test_two_runs_are_identical_byte_for_byte(demo_run: dict[str, object]) -> None:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import algos_cmd, chaos_cmd, journal_cmd, portfolio_cmd, profile_cmd, replay_cmd
+from engine.cli import algos_cmd, chaos_cmd, journal_cmd, paper_cmd, portfolio_cmd, profile_cmd, replay_cmd
 from engine.errors import ZhixingError
 from engine.logs import configure_logging
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     algos_cmd.add_parsers(sub)
     chaos_cmd.add_parsers(sub)
     portfolio_cmd.add_parsers(sub)
+    paper_cmd.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,176 @@
+"""A live (or paper) trading session: the real engine on a real clock, any route, any feed.
+
+What a replay does by stepping a virtual clock, a live session does with real timers: the OMS flushes in
+the background, quotes arrive through a ``QuoteFeed`` into a ``QuoteBook`` (conflated, checked, watched
+for staleness), the in-flight checker polls the broker, and a basket of algorithms works the parents.
+Startup reconciliation runs before anything is sent; a mismatch leaves the session halted (fail closed).
+Used by ``zhixing paper`` and ``zhixing run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from algos.base import AlgoContext
+from algos.basket import Basket
+from algos.feed_guard import StaleGuard
+from engine.account import Account
+from engine.broker import BrokerAdapter
+from engine.bus import EventBus
+from engine.clock import Clock
+from engine.events import OrderFilled
+from engine.feed import QuoteBook, QuoteFeed
+from engine.inflight import InflightChecker
+from engine.market import TradingCalendar, instrument_for
+from engine.oms import OrderManager
+from engine.parents import ParentOrder
+from engine.reconcile import ReconcileReport, recover
+from engine.risk import PreTradeCheck, market_rules_check
+from engine.store import StateStore
+
+log = structlog.get_logger("zhixing.session")
+
+POLL_NS = 1_000_000_000  # how often (session time) the run loop checks in-flight orders and completion
+
+
+@dataclass(slots=True, kw_only=True)
+class LiveSession:
+    clock: Clock
+    calendar: TradingCalendar
+    store: StateStore
+    bus: EventBus
+    account: Account
+    oms: OrderManager
+    adapter: BrokerAdapter
+    feed: QuoteFeed
+    book: QuoteBook
+    ctx: AlgoContext
+    inflight: InflightChecker
+    basket: Basket
+    guard: StaleGuard
+    reconcile: ReconcileReport
+    fills: list[OrderFilled] = field(default_factory=list)
+    symbols: set[str] = field(default_factory=set)
+
+    async def start_parents(self, parents: Sequence[ParentOrder]) -> None:
+        """Journal the parents, subscribe their symbols, and start their algorithms."""
+        if self.oms.halted_reason is not None:
+            raise RuntimeError(f"session is halted ({self.oms.halted_reason}); nothing new may start")
+        new_symbols = sorted({p.symbol for p in parents} - self.symbols)
+        if new_symbols:
+            await self.feed.subscribe(new_symbols)
+            self.book.watch(new_symbols)
+            self.symbols.update(new_symbols)
+        for parent in parents:
+            parent.created_ns = self.clock.now_ns()
+            self.store.stage_parent(parent.to_row())
+            self.basket.add(parent)
+        await self.store.commit()
+        self.basket.start()
+
+    async def run_until(self, end_ns: int, done: Callable[[], bool] | None = None) -> None:
+        """Let timers work until ``end_ns`` (session time) or until ``done()`` with nothing working."""
+        finished = done or (lambda: self.basket.done)
+        while self.clock.now_ns() < end_ns:
+            await self.clock.sleep_until(min(end_ns, self.clock.now_ns() + POLL_NS))
+            await self.oms.flush()
+            await self.inflight.check()
+            if finished() and not self.oms.working_orders():
+                break
+
+    async def close(self, *, cancel_working: bool = True, settle_ns: int = 10 * POLL_NS) -> None:
+        """Stop the algorithms, optionally cancel what still works (and wait for the answers up to
+        ``settle_ns``), journal the algorithm states, and close the feed, the adapter and the store."""
+        for algo in self.basket.algos.values():
+            if not algo.done:
+                algo.stop()
+        if cancel_working:
+            self.oms.cancel_all()
+            deadline = self.clock.now_ns() + settle_ns
+            while self.oms.working_orders() and self.clock.now_ns() < deadline:
+                await self.clock.sleep_until(min(deadline, self.clock.now_ns() + POLL_NS // 10))
+                await self.oms.flush()
+        self.book.stop_watch()
+        self.basket.journal(self.store)
+        await self.oms.stop()
+        await self.store.commit()
+        await self.feed.close()
+        await self.adapter.close()
+        await self.store.close()
+
+
+async def open_live_session(
+    *,
+    clock: Clock,
+    adapter: BrokerAdapter,
+    feed: QuoteFeed,
+    store_path: Path,
+    account: Account,
+    calendar: TradingCalendar | None = None,
+    trading_day_start_ns: int,
+    synchronous: str = "FULL",
+    inflight_timeout_ns: int = 5_000_000_000,
+    stale_after_ns: int = 30_000_000_000,
+    extra_checks: Sequence[PreTradeCheck] = (),
+) -> LiveSession:
+    """Open the store, connect the route and the feed, reconcile, and return a running session.
+
+    If reconciliation finds a mismatch the session comes back halted: it reports, but trades nothing.
+    """
+    calendar = calendar or TradingCalendar()
+    store = await StateStore.open(store_path, synchronous=synchronous)
+    bus = EventBus()
+    fills: list[OrderFilled] = []
+    bus.subscribe(OrderFilled, fills.append)
+    book = QuoteBook(clock, stale_after_ns=stale_after_ns)
+    oms = OrderManager(
+        clock=clock,
+        bus=bus,
+        adapter=adapter,
+        store=store,
+        account=account,
+        checks=[
+            market_rules_check(
+                clock=clock, calendar=calendar, quotes=book, instrument=instrument_for, account=account
+            ),
+            *extra_checks,
+        ],
+    )
+    try:
+        await adapter.connect()
+        await oms.start()
+        report = await recover(oms, store, adapter, trading_day_start_ns=trading_day_start_ns)
+        feed.bind(book.push)
+        await feed.connect()
+    except BaseException:
+        await store.close()
+        raise
+    if not report.ok:
+        log.error("reconciliation_mismatch", mismatches=report.mismatches)
+    ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=book, calendar=calendar)
+    basket = Basket(ctx)
+    guard = StaleGuard(basket.algos)
+    book.on_stale = guard.on_stale
+    book.on_fresh = guard.on_fresh
+    oms.before_commit.append(lambda: basket.journal(store))
+    return LiveSession(
+        clock=clock,
+        calendar=calendar,
+        store=store,
+        bus=bus,
+        account=account,
+        oms=oms,
+        adapter=adapter,
+        feed=feed,
+        book=book,
+        ctx=ctx,
+        inflight=InflightChecker(oms, adapter, timeout_ns=inflight_timeout_ns),
+        basket=basket,
+        guard=guard,
+        reconcile=report,
+        fills=fills,
+    )
