@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from engine.bus import EventBus
-from engine.clock import SimClock
+from engine.clock import ScaledClock, SimClock
 from engine.events import OrderCanceled, OrderEvent, Quote, TimerFired
 
 
@@ -143,3 +143,21 @@ def test_cancelled_error_in_handler_propagates() -> None:
     bus.subscribe(Quote, cancel)
     with pytest.raises(asyncio.CancelledError):
         bus.publish(_quote("600000.SH"))
+
+
+async def test_scaled_clock_fires_timers_in_order_and_never_before_their_time() -> None:
+    start = 1_700_000_000_000_000_000
+    clock = ScaledClock(start, speed=1000.0)  # one virtual second per wall millisecond
+    fired: list[tuple[int, int]] = []
+    done = asyncio.get_running_loop().create_future()
+    whens = [start + k * 50_000_000 for k in (5, 1, 3, 2, 4)]
+    for when in whens:
+        clock.call_at(when, lambda when=when: fired.append((when, clock.now_ns())), "t")
+    cancelled = clock.call_at(start + 100_000_000, lambda: fired.append((0, 0)), "cancelled")
+    cancelled.cancel()
+    clock.call_at(start + 300_000_000, lambda: done.set_result(None), "end")
+    await done
+    assert [w for w, _ in fired] == sorted(whens)
+    assert all(now >= when for when, now in fired)
+    await clock.sleep_until(start + 400_000_000)
+    assert clock.now_ns() >= start + 400_000_000
