@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from engine.cli import main
 from engine.config import load_config
 from engine.errors import ConfigError
 
@@ -153,3 +155,25 @@ def test_missing_file_bad_toml_and_bad_encoding(tmp_path: Path) -> None:
     path.write_bytes('[account]\nid = "账户"\n'.encode("gbk"))
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
+
+
+def test_config_check_prints_the_route_and_never_a_secret_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, FULL)
+    monkeypatch.delenv("ZHIXING_SMTP_PASSWORD", raising=False)
+    assert main(["config", "check", str(path)]) == 1  # a secret is not set: said, and not OK to run
+    out = capsys.readouterr().out
+    assert "ZHIXING_SMTP_PASSWORD (NOT SET)" in out
+    assert "notify.email.password" in out
+    monkeypatch.setenv("ZHIXING_SMTP_PASSWORD", "canary-7f3a")
+    assert main(["config", "check", str(path), "--json"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out)
+    assert "canary-7f3a" not in out
+    assert summary["account"] == "88******56"
+    assert summary["route"]["kind"] == "fileorder"
+    assert summary["notify"]["email"]["password"] == "env:ZHIXING_SMTP_PASSWORD (set)"
+    assert [j["name"] for j in summary["jobs"]] == ["signal", "execute"]
+    assert main(["config", "check", str(tmp_path / "missing.toml")]) == 2
+    assert "no such config file" in capsys.readouterr().err

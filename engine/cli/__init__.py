@@ -10,7 +10,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import algos_cmd, chaos_cmd, journal_cmd, paper_cmd, portfolio_cmd, profile_cmd, replay_cmd
+from engine.cli import (
+    algos_cmd,
+    chaos_cmd,
+    config_cmd,
+    journal_cmd,
+    paper_cmd,
+    portfolio_cmd,
+    profile_cmd,
+    replay_cmd,
+)
 from engine.errors import ZhixingError
 from engine.logs import configure_logging
 
@@ -28,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     chaos_cmd.add_parsers(sub)
     portfolio_cmd.add_parsers(sub)
     paper_cmd.add_parsers(sub)
+    config_cmd.add_parsers(sub)
     return parser
 
 
