@@ -10,9 +10,21 @@ What it models, and what it does not:
   limits, cash for buys (price x quantity + estimated fees, then frozen), T+1 sellable shares for sells
   (then frozen). A rejection is an ``OrderRejected`` with the reason; a client order id submitted twice
   raises ``BrokerError`` at once (nothing reaches the exchange).
-- **Continuous matching only.** Orders arriving in the opening call, 09:25-09:30, lunch or the closing
-  call are accepted and rest, but call-auction matching is not modelled: they can fill only at
-  snapshots inside continuous trading (09:30-11:30, 13:00-14:57).
+- **Continuous matching, and optionally the closing call.** Orders arriving in the opening call,
+  09:25-09:30, lunch or the closing call are accepted and rest; the opening call is not matched (those
+  orders fill only from 09:30). With ``closing_auction=True`` every order still working at 15:00:00
+  (arrived in the closing call 14:57-15:00, or resting into it) takes part in ONE uncross at the close
+  price read from the data (``replay.matching.close_print``: the 15:00:0x snapshot's last price; the
+  volume matched is its cumulative-volume jump). Buys priced at or above the close and sells at or
+  below it are eligible, in price-time priority among our orders (best price, then arrival), and all
+  of them together get at most ``auction_share`` of the matched volume (default 0.5: our orders are
+  added on top of a book that uncrossed without them, so they would have displaced real orders, and
+  earlier orders at the close price keep time priority; half is a deliberately conservative guess,
+  U in MARKET_RULES terms). Every fill is at the close price, stamped 15:00:00. What is left rests
+  and expires at the end of the day. Without a close snapshot the symbol has no uncross. Off by
+  default (fills then happen only in continuous trading, as before).
+- **No cancels in the closing call** (nor 09:20-09:25, at lunch, or outside 09:15-15:00): the cancel is
+  rejected with ``cancel_not_accepted_now`` and the order keeps working.
 - **Aggressive fills** on arrival take the displayed opposite depth of the latest snapshot (if it is in
   the same continuous window as the arrival) at each level's price. **Resting fills** at a later
   snapshot take, at the order's price, the *fresh* quantity of the opposite levels at or better than it
@@ -40,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from typing import Final
 
 from engine.account import Account
 from engine.broker import EventSink
@@ -60,11 +73,20 @@ from engine.events import (
     PositionReport,
     Quote,
 )
-from engine.market import FeeSchedule, Instrument, TradingCalendar, instrument_for
+from engine.market import FeeSchedule, Instrument, TradingCalendar, instrument_for, shanghai_ns
 from engine.orders import Order
 from replay.data import MarketData
 from replay.exchange_rules import VenueRules
-from replay.matching import ContinuousWindows, SymbolBook
+from replay.matching import (
+    ContinuousWindows,
+    SymbolBook,
+    allocate_uncross,
+    auction_eligible,
+    close_print,
+)
+
+DEFAULT_AUCTION_SHARE: Final = 0.5
+"""Share of the closing call's matched volume our orders may get together (see the module docstring)."""
 
 
 @dataclass(slots=True)
@@ -82,6 +104,8 @@ class ExchangeStats:
     canceled: int = 0
     cancel_rejected: dict[str, int] = field(default_factory=dict)
     expired: int = 0
+    auction_fills: int = 0  # fills in the closing call's uncross (also counted in ``fills``)
+    auction_volume: int = 0  # shares filled in the uncross
     wakeups: int = 0  # resting orders looked at by a snapshot wake-up (the matching work actually done)
 
     def as_dict(self) -> dict[str, object]:
@@ -124,9 +148,16 @@ class SimExchange:
         cash: int = 0,
         positions: dict[str, int] | None = None,
         instrument: Callable[[str], Instrument] = instrument_for,
+        closing_auction: bool = False,
+        auction_share: float = DEFAULT_AUCTION_SHARE,
     ) -> None:
         if latency_ns < 0:
             raise ValueError(f"latency_ns must be >= 0, got {latency_ns}")
+        self.closing_auction = False
+        self.auction_share = DEFAULT_AUCTION_SHARE
+        self.set_closing_auction(closing_auction, auction_share)
+        self._close_ns = shanghai_ns(market.trade_date, "15:00")
+        self._uncross_timer: TimerHandle | None = None
         self._market = market
         self._clock = clock
         self._calendar = calendar
@@ -149,6 +180,14 @@ class SimExchange:
         self._trade_seq = 0
         self._arrival_seq = 0
         self.stats = ExchangeStats()
+
+    def set_closing_auction(self, enabled: bool, share: float = DEFAULT_AUCTION_SHARE) -> None:
+        """Turn the closing call's uncross on or off (before the orders it should see arrive), with the
+        share of the matched volume our orders may get (0 < share <= 1)."""
+        if not 0 < share <= 1:
+            raise ValueError(f"auction_share must be in (0, 1], got {share}")
+        self.closing_auction = enabled
+        self.auction_share = share
 
     # ------------------------------------------------------------------------------------- adapter
     def bind(self, sink: EventSink) -> None:
@@ -317,6 +356,8 @@ class SimExchange:
                 self._fill(working, price, quantity, now)
         if order.status is not OrderStatus.FILLED:
             self._schedule(working, i + 1)
+            if self.closing_auction and self._uncross_timer is None and now < self._close_ns:
+                self._uncross_timer = self._clock.call_at(self._close_ns, self._uncross, "sim_uncross")
 
     def _on_cancel_arrival(self, cid: str, symbol: str) -> None:
         now = self._clock.now_ns()
@@ -375,6 +416,28 @@ class SimExchange:
                 self._fill(working, order.price, quantity, now)
             if order.status is not OrderStatus.FILLED:
                 self._schedule(working, k + 1)
+
+    def _uncross(self) -> None:
+        """15:00:00: the closing call's single match, symbol by symbol (see the module docstring)."""
+        now = self._clock.now_ns()
+        for symbol in sorted(self._resting):
+            resting = self._resting[symbol]
+            if not resting:
+                continue
+            uncross = close_print(self._market.days[symbol], self._close_ns)
+            if uncross is None:
+                continue
+            eligible = sorted(
+                (w for w in resting if auction_eligible(w.is_buy, w.order.price, uncross.price)),
+                key=_priority,
+            )
+            budget = int(self.auction_share * uncross.volume)
+            wants = [w.order.quantity - w.order.filled_quantity for w in eligible]
+            for working, quantity in zip(eligible, allocate_uncross(wants, budget), strict=True):
+                if quantity > 0:
+                    self.stats.auction_fills += 1
+                    self.stats.auction_volume += quantity
+                    self._fill(working, uncross.price, quantity, now)
 
     def _fill(self, working: _Working, price: int, quantity: int, now: int) -> None:
         order = working.order

@@ -24,11 +24,19 @@ order takes the whole displayed depth, as a real one would.
 Liquidity is finite: the displayed quantity of a level and the volume traded between two snapshots are
 each handed out once, whoever of our orders asks first (``used_depth``, ``used_volume``: sparse dicts
 keyed by snapshot, since only snapshots where we traded ever get an entry).
+
+The closing call auction (``close_print``, used by ``SimExchange`` when its closing auction is on) is
+read from the data, not rebuilt: the close snapshot (the first one stamped at or after 15:00:00, within
+``CLOSE_SNAPSHOT_WITHIN_NS``) gives the one uncross price (its last price) and the volume matched in the
+uncross: its cumulative volume minus the one of the snapshot just before it. Nothing trades during the
+call, so that jump is the auction's volume; taking the snapshot just before the close (rather than the
+last one before 14:57) never counts continuous trading the feed reports late.
 """
 
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -39,6 +47,9 @@ from replay.data import SymbolDay
 INT64_MAX: Final = int(np.iinfo(np.int64).max)
 FIRST_WINDOW: Final = 64
 """Snapshots looked at by the first search step (~3 minutes of 3-second snapshots); later steps grow x4."""
+CLOSE_SNAPSHOT_WITHIN_NS: Final = 60 * 1_000_000_000
+"""The close snapshot must be stamped within this of 15:00:00 (the feeds put it at 15:00:00-15:00:03); a
+later one is no evidence of the uncross, and there is no closing auction for that symbol."""
 
 Int64Array = NDArray[np.int64]
 
@@ -236,3 +247,46 @@ def _fresh_best(
     else:
         best = np.where(fresh, px, 0).max(axis=1, initial=0)
     return best
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePrint:
+    """The closing call's uncross as the data shows it: one price, the volume matched, the snapshot."""
+
+    price: int  # milli-yuan: the close snapshot's last price
+    volume: int  # shares matched in the uncross
+    index: int  # the close snapshot's row
+
+
+def close_print(
+    day: SymbolDay, match_ns: int, within_ns: int = CLOSE_SNAPSHOT_WITHIN_NS
+) -> ClosePrint | None:
+    """The uncross at ``match_ns`` (15:00:00): the first snapshot stamped in ``[match_ns, match_ns +
+    within_ns)`` gives the price (its last) and the volume (its ``cum_volume`` minus the previous
+    snapshot's). None when there is no such snapshot, no earlier one, no price, or nothing matched."""
+    c = int(np.searchsorted(day.ts, match_ns, side="left"))
+    if c == 0 or c >= len(day) or int(day.ts[c]) >= match_ns + within_ns:
+        return None
+    price = int(day.last[c])
+    volume = int(day.cum_volume[c]) - int(day.cum_volume[c - 1])
+    if price <= 0 or volume <= 0:
+        return None
+    return ClosePrint(price=price, volume=volume, index=c)
+
+
+def auction_eligible(is_buy: bool, limit_price: int, close_price: int) -> bool:
+    """An order takes part in the uncross when its limit is at or through the close: a buy priced at or
+    above it, a sell at or below it."""
+    return limit_price >= close_price if is_buy else limit_price <= close_price
+
+
+def allocate_uncross(wants: list[int], budget: int) -> list[int]:
+    """Hand ``budget`` shares to ``wants`` (already in price-time priority) first come, first served:
+    each gets ``min(want, what is left)``. Sums to ``min(budget, sum(wants))``."""
+    shares: list[int] = []
+    left = max(budget, 0)
+    for want in wants:
+        take = min(max(want, 0), left)
+        shares.append(take)
+        left -= take
+    return shares

@@ -1,0 +1,266 @@
+"""The closing call auction: the simulated exchange's 15:00 uncross, and the algorithms' participation.
+
+Exchange cases run on a small hand-built day (600000.SH, prev close 10.00) whose close snapshot says the
+uncross printed 10.05 with 10,000 shares, and on the real full day of 000400.SZ (2022-06-01: close 20.63,
+613,759 shares in the uncross).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import replay
+from engine.clock import SimClock
+from engine.enums import OrderStatus, Side
+from engine.events import (
+    OrderAccepted,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+)
+from engine.market import TradingCalendar, shanghai_ns
+from engine.orders import Order
+from replay.data import MarketData, SymbolDay, load_snapshot_file
+from replay.exchange import SimExchange
+from replay.matching import allocate_uncross, close_print
+
+DAY = dt.date(2022, 6, 1)
+SYM = "600000.SH"
+LATENCY = 20_000_000
+CALENDAR = TradingCalendar()
+CLOSE = 10_050  # the uncross price of the hand-built day
+AUCTION_VOLUME = 10_000
+
+# time, last, cum_volume, (bid px, qty), (ask px, qty)      -- prices in milli-yuan
+CLOSE_DAY: list[tuple[str, int, int, tuple[int, int], tuple[int, int]]] = [
+    ("14:55:00", 10_100, 100_000, (10_090, 1_000), (10_110, 1_000)),
+    ("14:56:57", 10_100, 101_000, (10_090, 1_000), (10_110, 1_000)),  # continuous: 1,000 traded
+    ("14:57:00", 10_100, 101_500, (10_090, 1_000), (10_110, 1_000)),  # late report of continuous trades
+    ("14:58:00", 10_100, 101_500, (10_060, 3_000), (10_040, 2_000)),  # the call: nothing trades
+    ("15:00:00", CLOSE, 101_500 + AUCTION_VOLUME, (10_040, 500), (10_060, 800)),  # the uncross
+    ("15:01:00", CLOSE, 101_500 + AUCTION_VOLUME, (10_040, 500), (10_060, 800)),
+]
+
+
+def at(hhmmss: str) -> int:
+    return shanghai_ns(DAY, hhmmss)
+
+
+def close_day(rows: list[tuple[str, int, int, tuple[int, int], tuple[int, int]]] = CLOSE_DAY) -> SymbolDay:
+    n = len(rows)
+    last = np.array([row[1] for row in rows], dtype=np.int64)
+    cum_volume = np.array([row[2] for row in rows], dtype=np.int64)
+    return SymbolDay(
+        symbol=SYM,
+        trade_date=DAY,
+        ts=np.array([at(row[0]) for row in rows], dtype=np.int64),
+        last=last,
+        bid_px=np.array([[row[3][0]] for row in rows], dtype=np.int64),
+        bid_qty=np.array([[row[3][1]] for row in rows], dtype=np.int64),
+        ask_px=np.array([[row[4][0]] for row in rows], dtype=np.int64),
+        ask_qty=np.array([[row[4][1]] for row in rows], dtype=np.int64),
+        cum_volume=cum_volume,
+        cum_amount=cum_volume * last,
+        prev_close=10_000,
+        high_limit=0,
+        low_limit=0,
+        phase=np.zeros(n, dtype=np.int8),
+        phase_codes=("T",),
+    )
+
+
+@functools.cache
+def real_day() -> SymbolDay:
+    return load_snapshot_file(
+        Path(replay.__file__).parent / "sample_data" / "snapshots_20220601" / "000400.SZ_20220601.csv.gz"
+    )
+
+
+class Venue:
+    """A SimExchange (closing auction on unless told) on a SimClock, recording what it delivers."""
+
+    def __init__(self, day: SymbolDay, *, start: str = "14:40:00", **kwargs: object) -> None:
+        self.clock = SimClock(at(start))
+        options: dict[str, object] = {
+            "calendar": CALENDAR,
+            "latency_ns": LATENCY,
+            "cash": 10**11,
+            "positions": {day.symbol: 1_000_000},
+            "closing_auction": True,
+        }
+        options.update(kwargs)
+        market = MarketData(days={day.symbol: day}, trade_date=DAY)
+        self.exchange = SimExchange(market, self.clock, **options)  # type: ignore[arg-type]
+        self.symbol = day.symbol
+        self.events: list[OrderEvent] = []
+        self.exchange.bind(self.events.append)
+        self._ids = 0
+
+    def run_until(self, when: int) -> None:
+        while self.clock.step(until_ns=when):
+            pass
+        self.clock.advance_to(max(when, self.clock.now_ns()))
+
+    def end_of_day(self) -> None:
+        """What the replay harness does: run to 15:00, expire the rest, deliver everything."""
+        self.run_until(at("15:00:00"))
+        self.exchange.expire_all()
+        while self.clock.step():
+            pass
+
+    async def submit(self, side: Side, price: int, quantity: int, *, when: str) -> str:
+        self.run_until(at(when))
+        self._ids += 1
+        cid = f"C{self._ids:04d}"
+        order = Order(client_order_id=cid, symbol=self.symbol, side=side, price=price, quantity=quantity)
+        await self.exchange.submit(order)
+        return cid
+
+    async def cancel(self, cid: str, *, when: str) -> None:
+        self.run_until(at(when))
+        await self.exchange.cancel(
+            Order(client_order_id=cid, symbol=self.symbol, side=Side.BUY, price=1, quantity=1)
+        )
+
+    def of(self, cid: str, kind: type[OrderEvent] = OrderEvent) -> list[OrderEvent]:
+        return [e for e in self.events if e.client_order_id == cid and isinstance(e, kind)]
+
+    def fills(self, cid: str) -> list[tuple[int, int, int]]:
+        """(price, quantity, ts_event) of each fill of ``cid``."""
+        return [
+            (e.price, e.quantity, e.ts_event)
+            for e in self.events
+            if isinstance(e, OrderFilled) and e.client_order_id == cid
+        ]
+
+
+# ----------------------------------------------------------------------------------------- the data
+def test_close_print_reads_the_close_snapshot_price_and_volume_jump() -> None:
+    uncross = close_print(close_day(), at("15:00:00"))
+    assert uncross is not None
+    assert (uncross.price, uncross.volume) == (CLOSE, AUCTION_VOLUME)
+    real = close_print(real_day(), at("15:00:00"))
+    assert real is not None
+    assert (real.price, real.volume) == (20_630, 64_458_834 - 63_845_075)
+
+
+def test_close_print_needs_a_close_snapshot_near_15_00() -> None:
+    assert close_print(close_day(CLOSE_DAY[:4]), at("15:00:00")) is None  # the file ends in the call
+    late = [*CLOSE_DAY[:4], ("15:02:00", CLOSE, 111_500, (10_040, 500), (10_060, 800))]
+    assert close_print(close_day(late), at("15:00:00")) is None
+
+
+def test_allocate_uncross_is_first_come_first_served_up_to_the_budget() -> None:
+    assert allocate_uncross([300, 500, 400], 700) == [300, 400, 0]
+    assert allocate_uncross([300, 500], 10_000) == [300, 500]
+    assert allocate_uncross([300], 0) == [0]
+
+
+# ----------------------------------------------------------------------------------------- the uncross
+async def test_one_uncross_at_the_close_price_for_eligible_orders_only() -> None:
+    venue = Venue(close_day())
+    buy_through = await venue.submit(Side.BUY, 10_100, 1_000, when="14:58:00")
+    buy_at = await venue.submit(Side.BUY, CLOSE, 500, when="14:58:01")
+    buy_below = await venue.submit(Side.BUY, CLOSE - 10, 700, when="14:58:02")
+    sell_through = await venue.submit(Side.SELL, 10_000, 600, when="14:58:03")
+    sell_above = await venue.submit(Side.SELL, CLOSE + 10, 800, when="14:58:04")
+    venue.end_of_day()
+    close_ns = at("15:00:00")
+    assert venue.fills(buy_through) == [(CLOSE, 1_000, close_ns)]  # pays the close, not its limit
+    assert venue.fills(buy_at) == [(CLOSE, 500, close_ns)]
+    assert venue.fills(sell_through) == [(CLOSE, 600, close_ns)]
+    for cid in (buy_below, sell_above):  # priced outside the close: no fill, expire at the end
+        assert venue.fills(cid) == []
+        assert len(venue.of(cid, OrderExpired)) == 1
+    assert venue.exchange.stats.auction_fills == 3
+    assert venue.exchange.stats.auction_volume == 2_100
+    assert (await venue.exchange.query_account()).frozen == 0
+
+
+async def test_orders_resting_into_the_call_take_part_in_the_uncross() -> None:
+    venue = Venue(close_day())
+    resting = await venue.submit(Side.BUY, 10_060, 1_000, when="14:50:00")  # below the continuous market
+    venue.run_until(at("14:59:59"))
+    assert venue.fills(resting) == []  # nothing in continuous trading, nothing during the call
+    venue.end_of_day()
+    assert venue.fills(resting) == [(CLOSE, 1_000, at("15:00:00"))]
+
+
+async def test_fills_are_bounded_by_the_share_of_the_auction_volume_in_price_time_priority() -> None:
+    venue = Venue(close_day())  # default share 0.5 of 10,000 shares
+    first = await venue.submit(Side.BUY, CLOSE, 3_000, when="14:57:10")
+    better = await venue.submit(Side.BUY, 10_100, 4_000, when="14:58:00")  # later but better priced
+    last = await venue.submit(Side.BUY, CLOSE, 3_000, when="14:58:30")
+    venue.end_of_day()
+    assert venue.fills(better) == [(CLOSE, 4_000, at("15:00:00"))]
+    assert venue.fills(first) == [(CLOSE, 1_000, at("15:00:00"))]  # the rest of the 5,000 budget
+    assert venue.fills(last) == []
+    assert len(venue.of(first, OrderExpired)) == 1  # its unfilled rest expires at the end of day
+    assert len(venue.of(last, OrderExpired)) == 1
+
+
+@pytest.mark.parametrize(("share", "filled"), [(1.0, AUCTION_VOLUME), (0.1, 1_000)])
+async def test_auction_share_is_configurable(share: float, filled: int) -> None:
+    venue = Venue(close_day(), auction_share=share)
+    cid = await venue.submit(Side.BUY, 10_100, 20_000, when="14:58:00")
+    venue.end_of_day()
+    assert sum(q for _, q, _ in venue.fills(cid)) == filled
+
+
+def test_auction_share_outside_zero_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="auction_share"):
+        Venue(close_day(), auction_share=0.0)
+    with pytest.raises(ValueError, match="auction_share"):
+        Venue(close_day(), auction_share=1.5)
+
+
+async def test_no_cancel_in_the_closing_call_and_the_order_still_uncrosses() -> None:
+    venue = Venue(close_day())
+    cid = await venue.submit(Side.BUY, 10_100, 1_000, when="14:57:30")
+    await venue.cancel(cid, when="14:59:00")
+    venue.end_of_day()
+    assert venue.of(cid, OrderAccepted)
+    (rejected,) = venue.of(cid, OrderCancelRejected)
+    assert isinstance(rejected, OrderCancelRejected)
+    assert rejected.reason == "cancel_not_accepted_now"
+    assert venue.fills(cid) == [(CLOSE, 1_000, at("15:00:00"))]
+    assert venue.exchange.stats.cancel_rejected == {"cancel_not_accepted_now": 1}
+
+
+async def test_without_the_closing_auction_orders_in_the_call_only_expire() -> None:
+    venue = Venue(close_day(), closing_auction=False)
+    cid = await venue.submit(Side.BUY, 10_100, 1_000, when="14:58:00")
+    venue.end_of_day()
+    assert venue.fills(cid) == []
+    assert len(venue.of(cid, OrderExpired)) == 1
+    assert venue.exchange.stats.auction_fills == 0
+
+
+async def test_no_close_snapshot_means_no_uncross() -> None:
+    venue = Venue(close_day(CLOSE_DAY[:4]))
+    cid = await venue.submit(Side.BUY, 10_100, 1_000, when="14:58:00")
+    venue.end_of_day()
+    assert venue.fills(cid) == []
+    assert len(venue.of(cid, OrderExpired)) == 1
+
+
+async def test_real_day_uncross_at_the_published_close_bounded_by_its_volume() -> None:
+    day = real_day()
+    venue = Venue(day)
+    volume = 64_458_834 - 63_845_075
+    buy = await venue.submit(Side.BUY, 20_700, 400_000, when="14:57:30")
+    sell = await venue.submit(Side.SELL, 20_640, 10_000, when="14:57:31")  # above the close: no fill
+    venue.end_of_day()
+    assert venue.fills(buy) == [(20_630, volume // 2, at("15:00:00"))]
+    assert venue.fills(sell) == []
+    orders = {r.client_order_id: r for r in await venue.exchange.query_orders()}
+    assert orders[buy].status is OrderStatus.EXPIRED
+    assert orders[buy].filled_quantity == volume // 2
+    trades = await venue.exchange.query_trades()
+    assert [(t.price, t.quantity) for t in trades] == [(20_630, volume // 2)]
