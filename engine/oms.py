@@ -11,6 +11,10 @@
 
 Live runs call ``start()`` so a background task flushes whenever something is queued; the replay harness
 calls ``flush()`` itself after each clock step.
+
+An optional ``gate`` (``engine.risk_controls.RiskControls``) sees every order that passed the checks, every
+order and cancel handed to the adapter, and decides when a queued cancel may go: a cancel the message-rate
+caps do not allow yet is held (never dropped) and retried on a clock timer when the window allows.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
-from engine.clock import Clock
+from engine.clock import Clock, TimerHandle
 from engine.enums import OrderStatus
 from engine.errors import BrokerError, IllegalTransition, OverfillError, StoreError
 from engine.events import (
@@ -43,6 +48,27 @@ from engine.orders import Order
 from engine.store import StateStore
 
 PreTradeCheck = Callable[[Order], str | None]
+
+
+class FlowGate(Protocol):
+    """What the OrderManager tells a message-rate gate (``engine.risk_controls.RiskControls``)."""
+
+    def order_accepted(self, order: Order) -> None:
+        """``order`` passed every check and is queued to be sent."""
+        ...
+
+    def order_sent(self, order: Order) -> None:
+        """``order`` is being handed to the adapter now."""
+        ...
+
+    def cancel_sent(self, order: Order) -> None:
+        """A cancel for ``order`` is being handed to the adapter now."""
+        ...
+
+    def cancel_wait_ns(self) -> int:
+        """0 when a cancel may be sent now, else how long to hold it (ns)."""
+        ...
+
 
 log = structlog.get_logger("zhixing.oms")
 
@@ -94,6 +120,10 @@ class OrderManager:
         self.in_flight: dict[str, int] = {}
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
+        # message-rate gate (optional) and the cancels it holds until the window allows them
+        self.gate: FlowGate | None = None
+        self._held_cancels: list[Order] = []
+        self._cancel_retry: TimerHandle | None = None
         self._next_seq = 0
         self._seq_end = 0
         self._wake: asyncio.Event | None = None
@@ -195,6 +225,8 @@ class OrderManager:
             return order
         if self.account is not None:
             self.account.reserve(order)
+        if self.gate is not None:
+            self.gate.order_accepted(order)
         self.store.stage_order(order)
         self._outbox.append(order)
         self._kick()
@@ -223,7 +255,7 @@ class OrderManager:
         order = self.orders.get(cid)
         if order is None or order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
             return False
-        if order in self._cancel_outbox:
+        if order in self._cancel_outbox or order in self._held_cancels:
             return False
         if order.status is OrderStatus.INITIALIZED and order in self._outbox:
             # never sent: cancel locally, it will not be sent
@@ -258,6 +290,11 @@ class OrderManager:
         self.halted_reason = None
 
     @property
+    def held_cancels(self) -> list[Order]:
+        """Cancels waiting for the message-rate window (sent by a later flush, never dropped)."""
+        return list(self._held_cancels)
+
+    @property
     def pending(self) -> bool:
         return bool(self._outbox or self._cancel_outbox or self.store.has_staged)
 
@@ -265,6 +302,8 @@ class OrderManager:
     async def flush(self) -> None:
         """Journal every queued intent in one transaction, then send them and queued cancels."""
         async with self._flush_lock:
+            if self._held_cancels:  # retry held cancels first, oldest first
+                self._cancel_outbox[:0], self._held_cancels = self._held_cancels, []
             while self._outbox or self._cancel_outbox:
                 intents, self._outbox = self._outbox, []
                 cancels, self._cancel_outbox = self._cancel_outbox, []
@@ -277,8 +316,7 @@ class OrderManager:
                         intents = []
                 for order in intents:
                     await self._send(order)
-                for order in cancels:
-                    await self._send_cancel(order)
+                await self._send_cancels(cancels)
             self._before_commit()
             if self.store.has_staged:
                 try:
@@ -320,6 +358,8 @@ class OrderManager:
             )
         )
         self.counters.submitted += 1
+        if self.gate is not None:
+            self.gate.order_sent(order)
         try:
             await self.adapter.submit(order)
         except BrokerError as exc:
@@ -335,6 +375,31 @@ class OrderManager:
                 )
             )
 
+    async def _send_cancels(self, cancels: list[Order]) -> None:
+        for index, order in enumerate(cancels):
+            if order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
+                continue
+            wait = self.gate.cancel_wait_ns() if self.gate is not None else 0
+            if wait > 0:
+                held = [o for o in cancels[index:] if not o.is_terminal]
+                self._held_cancels.extend(held)
+                self._arm_cancel_retry(self.clock.now_ns() + wait)
+                log.warning("cancels_held", count=len(self._held_cancels), wait_ns=wait)
+                return
+            await self._send_cancel(order)
+
+    def _arm_cancel_retry(self, when_ns: int) -> None:
+        timer = self._cancel_retry
+        if timer is not None and not timer.cancelled and timer.when <= when_ns:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._cancel_retry = self.clock.call_at(when_ns, self._retry_cancels, "oms:cancel_retry")
+
+    def _retry_cancels(self) -> None:
+        self._cancel_retry = None
+        self._kick()
+
     async def _send_cancel(self, order: Order) -> None:
         if order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
             return
@@ -345,6 +410,8 @@ class OrderManager:
             )
         )
         self.counters.cancels_sent += 1
+        if self.gate is not None:
+            self.gate.cancel_sent(order)
         try:
             await self.adapter.cancel(order)
         except BrokerError as exc:

@@ -1,0 +1,428 @@
+"""Pre-trade risk controls per account (RELIABILITY.md category J, rules 7-8).
+
+``RiskControls`` is a gate, not an alert. ``attach(oms)`` wires it into an ``OrderManager``:
+
+- ``check(order)`` joins the OMS's pre-trade checks; a reason means the OMS publishes ``OrderDenied`` and
+  nothing reaches the adapter. Checks, in order: max order quantity, max order value, price collar against
+  the reference price (no reference: deny), duplicate orders, active-order cap, message rate per second and
+  per day.
+- The OMS tells it (``FlowGate``) what passed every check and what it hands the adapter; the rate windows
+  count messages (orders + cancels) at the moment they are sent, plus orders accepted but not yet sent.
+  With that, no 1-second window and no day ever sees more messages than the caps (invariant I5): at the
+  admission of the last message of any window, every other message of that window was already sent
+  inside the last second or was still queued, and both were counted.
+- Orders may use the caps minus the cancel reserve; cancels may use the whole cap. A cancel over even
+  that is **held** by the OMS (never dropped, never sent over the cap) and retried on a clock timer at the
+  instant the oldest message leaves the window. When the day cap itself is spent, cancels are held until
+  the next day (Asia/Shanghai): day orders expire at the close anyway, and the cap is a hard line
+  (declared to the broker under the CSRC programmatic-trading rules). ``report()`` counts held cancels.
+- Consecutive broker rejects (``OrderRejected`` on the bus, reset by an ack or a fill) reach
+  ``max_consecutive_rejects`` → ``on_halt(reason)`` once (the OMS halt by default; the kill switch in
+  ``engine.control`` when wired there).
+- Every denial on the bus is counted per reason code (the text before ``:``), whatever check made it.
+
+Windows run on the injected clock (int ns). Days are Asia/Shanghai calendar days (UTC+8, no DST).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from engine.clock import Clock
+from engine.enums import OrderStatus
+from engine.errors import ConfigError
+from engine.events import OrderAccepted, OrderDenied, OrderFilled, OrderRejected
+from engine.marketdata import QuoteSource
+from engine.orders import Order
+from engine.units import price_from_yuan
+
+if TYPE_CHECKING:
+    from engine.oms import OrderManager
+
+log = structlog.get_logger("zhixing.risk")
+
+SECOND_NS = 1_000_000_000
+DAY_NS = 86_400 * SECOND_NS
+SHANGHAI_OFFSET_NS = 8 * 3_600 * SECOND_NS
+
+HFT_PER_SECOND = 300
+"""SSE/SZSE/BSE (2025-07-07): >= 300 orders+cancels in one second on one account is high-frequency."""
+HFT_PER_DAY = 20_000
+"""... or >= 20,000 in one day."""
+
+LOCAL_REJECT_REASONS = frozenset({"journal_write_failed"})
+"""Rejects that are ours, not the broker's: they do not count toward the auto-halt."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskLimits:
+    """Per-account limits. Money in int milli-yuan, times in int ns; 0 disables a limit where noted."""
+
+    max_messages_per_second: int = 50  # orders + cancels, rolling 1 s
+    max_messages_per_day: int = 10_000  # orders + cancels, Asia/Shanghai day
+    warn_at_pct: int = 80  # warn once per window at this share of a cap
+    cancel_reserve_pct: int = 10  # share of each cap only cancels may use
+    max_order_value: int = 1_000_000_000  # price x quantity; 1,000,000 yuan
+    max_order_quantity: int = 1_000_000  # shares
+    price_collar_bp: int = 1_000  # |price - reference| / reference, basis points
+    duplicate_window_ns: int = SECOND_NS  # 0 disables the duplicate-order rule
+    duplicate_max: int = 1  # identical orders (symbol, side, price, qty) allowed inside the window
+    max_active_orders: int = 500  # accepted, not yet terminal
+    max_consecutive_rejects: int = 10  # broker rejects in a row -> auto-halt; 0 disables
+    allow_hft_rates: bool = False  # caps at or above the HFT lines are refused unless set
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "allow_hft_rates":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"risk.{f.name}: expected true or false, got {value!r}")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"risk.{f.name}: expected a non-negative integer, got {value!r}")
+        for name in (
+            "max_messages_per_second",
+            "max_messages_per_day",
+            "max_order_quantity",
+            "duplicate_max",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"risk.{name}: must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.warn_at_pct <= 100:
+            raise ConfigError(f"risk.warn_at_pct: must be within 1..100, got {self.warn_at_pct}")
+        if self.cancel_reserve_pct >= 100:
+            raise ConfigError(f"risk.cancel_reserve_pct: must be below 100, got {self.cancel_reserve_pct}")
+        if not self.allow_hft_rates:
+            if self.max_messages_per_second >= HFT_PER_SECOND:
+                raise ConfigError(
+                    f"risk.max_messages_per_second: {self.max_messages_per_second} is at or above the "
+                    f"high-frequency line ({HFT_PER_SECOND}/s); set allow_hft_rates if that is declared"
+                )
+            if self.max_messages_per_day >= HFT_PER_DAY:
+                raise ConfigError(
+                    f"risk.max_messages_per_day: {self.max_messages_per_day} is at or above the "
+                    f"high-frequency line ({HFT_PER_DAY}/day); set allow_hft_rates if that is declared"
+                )
+        for label, cap in (("second", self.max_messages_per_second), ("day", self.max_messages_per_day)):
+            if _order_cap(cap, self.cancel_reserve_pct) < 1:
+                raise ConfigError(
+                    f"risk.cancel_reserve_pct: leaves no room for orders in the per-{label} cap"
+                )
+
+    @property
+    def order_cap_per_second(self) -> int:
+        return _order_cap(self.max_messages_per_second, self.cancel_reserve_pct)
+
+    @property
+    def order_cap_per_day(self) -> int:
+        return _order_cap(self.max_messages_per_day, self.cancel_reserve_pct)
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any], source: str = "risk") -> RiskLimits:
+        """From the config file's ``[risk]`` table. Keys are the field names, except money in yuan
+        (``max_order_value_yuan``) and windows in seconds (``duplicate_window_s``)."""
+        known = {f.name for f in fields(cls)} - {"max_order_value", "duplicate_window_ns"}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "max_order_value_yuan":
+                values["max_order_value"] = _convert(source, key, value, price_from_yuan)
+            elif key == "duplicate_window_s":
+                values["duplicate_window_ns"] = _convert(source, key, value, _seconds_to_ns)
+            elif key in known:
+                values[key] = value
+            else:
+                raise ConfigError(f"{source}: unknown key 'risk.{key}'")
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key {exc}") from None
+
+
+def _order_cap(cap: int, reserve_pct: int) -> int:
+    reserve = -(-cap * reserve_pct // 100)  # ceil: a reserve of at least one message when asked for
+    return cap - reserve
+
+
+def _seconds_to_ns(value: float) -> int:
+    return round(value * SECOND_NS)
+
+
+def _convert(source: str, key: str, value: object, fn: Callable[[float], int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{source}: key 'risk.{key}': expected a non-negative number, got {value!r}")
+    return fn(float(value))
+
+
+def shanghai_day(ts_ns: int) -> int:
+    """Days since the epoch in Asia/Shanghai (UTC+8, no DST)."""
+    return (ts_ns + SHANGHAI_OFFSET_NS) // DAY_NS
+
+
+def reason_code(reason: str) -> str:
+    """``"price_collar: 1500bp > 1000bp"`` -> ``"price_collar"``: what denials are counted by."""
+    return reason.split(":", 1)[0].strip()
+
+
+class RiskControls:
+    """The pre-trade gate of one account. See the module docstring."""
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        clock: Clock,
+        quotes: QuoteSource,
+        *,
+        on_halt: Callable[[str], None] | None = None,
+    ) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.quotes = quotes
+        self.on_halt = on_halt
+        self._window: deque[int] = deque()  # send times inside the last second
+        self._day = shanghai_day(clock.now_ns())
+        self._day_count = 0
+        self._unsent: dict[str, Order] = {}  # accepted orders not yet handed to the adapter
+        self._active: dict[str, Order] = {}  # accepted orders not yet terminal
+        self._recent: dict[tuple[str, str, int, int], deque[int]] = {}  # duplicate rule
+        self._second_warned_until = 0
+        self._day_warned = False
+        self.orders_sent = 0
+        self.cancels_sent = 0
+        self.peak_per_second = 0
+        self.denials: dict[str, int] = {}
+        self.warnings = 0
+        self.cancel_holds = 0
+        self.consecutive_rejects = 0
+        self.auto_halts = 0
+        self._halted_by_rejects = False
+        self.dirty = True  # report changed since last journaled
+
+    # ------------------------------------------------------------------------------------- wiring
+    def attach(self, oms: OrderManager, *, on_halt: Callable[[str], None] | None = None) -> None:
+        """Join ``oms``'s checks (last, before the account check), be its flow gate, and watch its bus
+        for rejects, acks, fills and denials. ``on_halt`` defaults to ``oms.halt``."""
+        oms.checks.append(self.check)
+        oms.gate = self
+        if on_halt is not None:
+            self.on_halt = on_halt
+        elif self.on_halt is None:
+            self.on_halt = oms.halt
+        oms.bus.subscribe(OrderRejected, self.on_rejected)
+        oms.bus.subscribe(OrderAccepted, self.on_confirmed)
+        oms.bus.subscribe(OrderFilled, self.on_confirmed)
+        oms.bus.subscribe(OrderDenied, self.on_denied)
+
+    # ------------------------------------------------------------------------------------- the check
+    def check(self, order: Order) -> str | None:
+        """The pre-trade check: a reason to deny ``order``, or None."""
+        lim = self.limits
+        if order.quantity > lim.max_order_quantity:
+            return f"max_order_quantity: {order.quantity} > {lim.max_order_quantity}"
+        value = order.price * order.quantity
+        if lim.max_order_value and value > lim.max_order_value:
+            return f"max_order_value: {value} > {lim.max_order_value} milli-yuan"
+        reason = self._collar(order)
+        if reason is not None:
+            return reason
+        reason = self._duplicate(order)
+        if reason is not None:
+            return reason
+        active = self._active_count()
+        if lim.max_active_orders and active >= lim.max_active_orders:
+            return f"max_active_orders: {active} active, cap {lim.max_active_orders}"
+        now = self.clock.now_ns()
+        self._roll(now)
+        unsent = self._unsent_count()
+        in_second = len(self._window) + unsent
+        if in_second + 1 > lim.order_cap_per_second:
+            cap = lim.order_cap_per_second
+            return f"rate_per_second: {in_second} messages in the last second, order cap {cap}"
+        today = self._day_count + unsent
+        if today + 1 > lim.order_cap_per_day:
+            return f"rate_per_day: {today} messages today, order cap {lim.order_cap_per_day}"
+        return None
+
+    def _collar(self, order: Order) -> str | None:
+        quote = self.quotes.latest(order.symbol)
+        reference = 0
+        if quote is not None:
+            if quote.last > 0:
+                reference = quote.last
+            elif quote.bid_price > 0 and quote.ask_price > 0:
+                reference = (quote.bid_price + quote.ask_price) // 2
+            elif quote.prev_close > 0:
+                reference = quote.prev_close
+        if reference <= 0:
+            return "no_reference_price"
+        if abs(order.price - reference) * 10_000 > self.limits.price_collar_bp * reference:
+            off = abs(order.price - reference) * 10_000 // reference
+            return f"price_collar: {off}bp from reference {reference} > {self.limits.price_collar_bp}bp"
+        return None
+
+    def _duplicate(self, order: Order) -> str | None:
+        window = self.limits.duplicate_window_ns
+        if window <= 0:
+            return None
+        key = (order.symbol, order.side.value, order.price, order.quantity)
+        times = self._recent.get(key)
+        if times is None:
+            return None
+        now = self.clock.now_ns()
+        while times and times[0] <= now - window:
+            times.popleft()
+        if not times:
+            del self._recent[key]
+            return None
+        if len(times) >= self.limits.duplicate_max:
+            return f"duplicate_order: {len(times)} identical within {window // 1_000_000} ms"
+        return None
+
+    def _active_count(self) -> int:
+        for cid in [cid for cid, o in self._active.items() if o.is_terminal]:
+            del self._active[cid]
+        return len(self._active)
+
+    def _unsent_count(self) -> int:
+        # an accepted order that is no longer INITIALIZED and was not reported sent was dropped
+        # locally (cancelled before sending, or a failed journal write): it will never be sent
+        for cid in [cid for cid, o in self._unsent.items() if o.status is not OrderStatus.INITIALIZED]:
+            del self._unsent[cid]
+        return len(self._unsent)
+
+    # ------------------------------------------------------------------------------------- flow gate
+    def order_accepted(self, order: Order) -> None:
+        self._unsent[order.client_order_id] = order
+        self._active[order.client_order_id] = order
+        if self.limits.duplicate_window_ns > 0:
+            key = (order.symbol, order.side.value, order.price, order.quantity)
+            self._recent.setdefault(key, deque()).append(self.clock.now_ns())
+        if len(self._recent) > 4 * max(1, self.limits.max_active_orders):
+            self._prune_recent()
+
+    def order_sent(self, order: Order) -> None:
+        self._unsent.pop(order.client_order_id, None)
+        self.orders_sent += 1
+        self._record_message()
+
+    def cancel_sent(self, order: Order) -> None:
+        self.cancels_sent += 1
+        self._record_message()
+
+    def cancel_wait_ns(self) -> int:
+        """0 if a cancel fits the full caps now, else how long until it does (see module docstring)."""
+        now = self.clock.now_ns()
+        self._roll(now)
+        unsent = self._unsent_count()
+        wait = 0
+        over = len(self._window) + unsent + 1 - self.limits.max_messages_per_second
+        if over > 0:
+            # the message whose leaving the window makes room; unsent orders leave only once sent
+            wait = self._window[over - 1] + SECOND_NS - now if over <= len(self._window) else SECOND_NS
+        if self._day_count + unsent + 1 > self.limits.max_messages_per_day:
+            next_day = (self._day + 1) * DAY_NS - SHANGHAI_OFFSET_NS
+            wait = max(wait, next_day - now)
+            log.error(
+                "daily_cap_cancel_held", messages_today=self._day_count, cap=self.limits.max_messages_per_day
+            )
+        if wait > 0:
+            self.cancel_holds += 1
+            self.dirty = True
+        return wait
+
+    def _roll(self, now: int) -> None:
+        window = self._window
+        while window and window[0] <= now - SECOND_NS:
+            window.popleft()
+        day = shanghai_day(now)
+        if day != self._day:
+            self._day = day
+            self._day_count = 0
+            self._day_warned = False
+            self.dirty = True
+
+    def _record_message(self) -> None:
+        now = self.clock.now_ns()
+        self._roll(now)
+        self._window.append(now)
+        self._day_count += 1
+        self.dirty = True
+        lim = self.limits
+        count = len(self._window)
+        if count > self.peak_per_second:
+            self.peak_per_second = count
+        if count * 100 >= lim.warn_at_pct * lim.max_messages_per_second and now >= self._second_warned_until:
+            self._second_warned_until = now + SECOND_NS  # once per window
+            self.warnings += 1
+            log.warning(
+                "message_rate_warning", window="second", messages=count, cap=lim.max_messages_per_second
+            )
+        if not self._day_warned and self._day_count * 100 >= lim.warn_at_pct * lim.max_messages_per_day:
+            self._day_warned = True
+            self.warnings += 1
+            log.warning(
+                "message_rate_warning", window="day", messages=self._day_count, cap=lim.max_messages_per_day
+            )
+
+    def _prune_recent(self) -> None:
+        horizon = self.clock.now_ns() - self.limits.duplicate_window_ns
+        for key in [k for k, times in self._recent.items() if not times or times[-1] <= horizon]:
+            del self._recent[key]
+
+    # ------------------------------------------------------------------------------------- bus
+    def on_denied(self, event: OrderDenied) -> None:
+        code = reason_code(event.reason)
+        self.denials[code] = self.denials.get(code, 0) + 1
+        self.dirty = True
+
+    def on_rejected(self, event: OrderRejected) -> None:
+        if event.reason in LOCAL_REJECT_REASONS:
+            return
+        self.consecutive_rejects += 1
+        self.dirty = True
+        limit = self.limits.max_consecutive_rejects
+        if limit and self.consecutive_rejects >= limit and not self._halted_by_rejects:
+            self._halted_by_rejects = True
+            self.auto_halts += 1
+            reason = f"auto_halt: {self.consecutive_rejects} consecutive broker rejects"
+            log.error("auto_halt", consecutive_rejects=self.consecutive_rejects, last_reason=event.reason)
+            if self.on_halt is not None:
+                self.on_halt(reason)
+
+    def on_confirmed(self, event: OrderAccepted | OrderFilled) -> None:
+        if self.consecutive_rejects:
+            self.consecutive_rejects = 0
+            self.dirty = True
+
+    def reset_rejects(self) -> None:
+        """After an operator's resume: count rejects afresh (a new auto-halt may follow)."""
+        self.consecutive_rejects = 0
+        self._halted_by_rejects = False
+        self.dirty = True
+
+    # ------------------------------------------------------------------------------------- report
+    def report(self) -> dict[str, object]:
+        """Counters for status, logs and the daily report (JSON-ready)."""
+        now = self.clock.now_ns()
+        self._roll(now)
+        lim = self.limits
+        return {
+            "limits": asdict(lim),
+            "messages_last_second": len(self._window),
+            "messages_today": self._day_count,
+            "orders_sent": self.orders_sent,
+            "cancels_sent": self.cancels_sent,
+            "peak_per_second": self.peak_per_second,
+            "peak_margin_to_hft_pct": 100 * (HFT_PER_SECOND - self.peak_per_second) // HFT_PER_SECOND,
+            "day_margin_to_hft_pct": 100 * (HFT_PER_DAY - self._day_count) // HFT_PER_DAY,
+            "active_orders": self._active_count(),
+            "denials": dict(sorted(self.denials.items())),
+            "warnings": self.warnings,
+            "cancel_holds": self.cancel_holds,
+            "consecutive_rejects": self.consecutive_rejects,
+            "auto_halts": self.auto_halts,
+        }
