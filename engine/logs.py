@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from engine import secrets
 
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key", "smtp_password", "auth"})
 ACCOUNT_KEYS = frozenset({"account", "account_id"})
@@ -32,7 +35,55 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
             event_dict[key] = "***"
         elif lowered in ACCOUNT_KEYS and isinstance(event_dict[key], str):
             event_dict[key] = mask_account(event_dict[key])
+    if secrets.has_sensitive():
+        _scrub_secret_values(event_dict)
     return event_dict
+
+
+def _scrub_secret_values(event_dict: MutableMapping[str, Any]) -> None:
+    """Scrub every registered secret value (``engine.secrets``) from every string of the event.
+
+    An exception is formatted here, before scrubbing, so a secret in its text or in a chained
+    exception's text cannot reach the rendered traceback; ``format_exc_info`` then has nothing left to do.
+    """
+    for name in ("exc_info", "stack_info"):
+        if name in event_dict:
+            raw = event_dict.pop(name)
+            text = _exception_text(raw) if name == "exc_info" else (raw if isinstance(raw, str) else None)
+            if text:
+                event_dict["exception" if name == "exc_info" else "stack"] = text
+    for key in list(event_dict):
+        event_dict[key] = _scrubbed(event_dict[key])
+
+
+def _exception_text(value: object) -> str | None:
+    info: Any
+    if value is True:
+        info = sys.exc_info()
+    elif isinstance(value, BaseException):
+        info = (type(value), value, value.__traceback__)
+    elif isinstance(value, tuple) and len(value) == 3:
+        info = value
+    else:
+        return None
+    if info[0] is None:
+        return None
+    return "".join(traceback.format_exception(*info))
+
+
+def _scrubbed(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return secrets.scrub(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth < 4 and isinstance(value, dict):
+        return {k: _scrubbed(v, depth + 1) for k, v in value.items()}
+    if depth < 4 and isinstance(value, list | tuple):
+        return [_scrubbed(v, depth + 1) for v in value]
+    # anything else is rendered with repr() by the JSON renderer: scrub that text when it holds a secret
+    text = repr(value)
+    cleaned = secrets.scrub(text)
+    return value if cleaned == text else cleaned
 
 
 class _CurrentStderr:
