@@ -17,10 +17,25 @@ Invariants kept here for every algorithm:
   tail only as the parent's very last child, sent whole); price on the tick, inside the day's band and
   the parent's limit; nothing priced from an unusable quote; a buy into a sealed limit-up (sell into a
   sealed limit-down) sends nothing and records ``unfilled_reason``.
+
+Optional closing-auction participation (``ClosingAuctionParams``, used by TWAP, VWAP and POV): when
+``closing_auction`` > 0 and the parent's window reaches 15:00, that fraction of the parent (whole lots) is
+kept out of the continuous schedule, which targets the rest by the end of continuous trading. At the end
+of the continuous window (``CANCEL_LEAD_NS`` before 14:57, as for any parent ending at the close) the
+working children are cancelled (or left, per ``end_policy``); at 14:57:00 (or the parent's start, if
+later, up to ``AUCTION_LAST_SEND``) ONE limit order goes into the closing call: ``min(planned, what the
+parent has left)``, priced at the last price plus (buy) / minus (sell) ``auction_offset_ticks`` ticks,
+clamped to the day's band and the parent's limit. The uncross is at one price, so the offset only buys
+eligibility, not a worse fill. That order is never cancelled (the exchange takes no cancels in the
+call; ``pause``/``cancel``/``stop`` leave it to the uncross) and the parent finishes when it fills at
+15:00 or expires. A shortfall of the continuous part is not rolled into the auction (no burst into the
+close); the planned part is not subject to VWAP's participation cap (the exchange bounds it by the
+close's volume).
 """
 
 from __future__ import annotations
 
+import math
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -41,11 +56,14 @@ from engine.events import (
 )
 from engine.market import (
     Instrument,
+    Phase,
     TradingCalendar,
     instrument_for,
     price_limits,
     round_buy_quantity,
     round_price,
+    shanghai_ns,
+    trading_date_of,
 )
 from engine.marketdata import QuoteSource, usable_for_pricing
 from engine.orders import Order
@@ -58,6 +76,13 @@ CANCEL_LEAD_NS = 3 * NS_PER_SECOND
 """How long before the close of a continuous window the end-of-parent cancels go out: the exchange takes
 no cancels at lunch or in the closing call auction, so a cancel sent at 11:30:00 or 14:57:00 sharp would
 arrive too late and leave the child resting into the next session."""
+
+CLOSING_CALL_OPEN = "14:57"
+CLOSE_MATCH = "15:00"
+AUCTION_LAST_SEND = "14:59:50"
+"""The latest instant the closing-auction order is sent: it must reach the exchange before the 15:00
+match, whatever the latency to the broker."""
+AUCTION_TAG = "auction"
 
 
 # ---------------------------------------------------------------------------------------- pricing
@@ -139,6 +164,32 @@ def compute_price(
     return price if price > 0 else None
 
 
+def auction_price(
+    quote: Quote | None, side: Side, offset_ticks: int, *, instrument: Instrument, limit_price: int = 0
+) -> int | None:
+    """The closing-auction order's limit: the last price (else the previous close) plus (buy) or minus
+    (sell) ``offset_ticks`` ticks, on the tick, clamped into the day's band, then to the parent's limit.
+    The book is not used: in the call it shows the indicative match and may be crossed. None when there
+    is no price or the parent's limit lies outside the band."""
+    if quote is None:
+        return None
+    raw = _first_positive(quote.last, quote.prev_close)
+    if raw <= 0:
+        return None
+    buy = side is Side.BUY
+    step = offset_ticks * instrument.tick
+    price = round_price(instrument, raw + step if buy else raw - step, side)
+    band = limit_band(instrument, quote)
+    if band is not None:
+        price = min(max(price, band[0]), band[1])
+    if limit_price > 0:
+        bound = round_price(instrument, limit_price, side)
+        price = min(price, bound) if buy else max(price, bound)
+        if band is not None and not band[0] <= price <= band[1]:
+            return None
+    return price if price > 0 else None
+
+
 # ---------------------------------------------------------------------------------------- parameters
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlgoParams:
@@ -193,6 +244,34 @@ def _convert(label: str, name: str, kind: object, value: object) -> object:
         raise TypeError(f"{label} {name!r}: unsupported type {kind!r}")
     type_name = getattr(kind, "__name__", str(kind))
     raise ValueError(f"{label} {name!r}: expected {type_name}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosingAuctionParams(AlgoParams):
+    """Closing-auction participation, shared by the algorithms that support it (see the module doc)."""
+
+    closing_auction: float = field(
+        default=0.0,
+        metadata={
+            "help": "fraction 0..1 of the parent for ONE closing-call order (14:57, never cancelled) "
+            "if the window reaches 15:00; 0: off"
+        },
+    )
+    auction_offset_ticks: int = field(
+        default=10,
+        metadata={"help": "closing-auction price: last +/- this many ticks, clamped to the limits"},
+    )
+
+    def check_closing_auction(self, algo: str) -> None:
+        """Validate the closing-auction fields (called from the subclass's ``__post_init__``)."""
+        if math.isnan(self.closing_auction) or not 0 <= self.closing_auction <= 1:
+            raise ValueError(
+                f"{algo} parameter 'closing_auction' must be in [0, 1], got {self.closing_auction}"
+            )
+        if self.auction_offset_ticks < 0:
+            raise ValueError(
+                f"{algo} parameter 'auction_offset_ticks' must be >= 0, got {self.auction_offset_ticks}"
+            )
 
 
 # ---------------------------------------------------------------------------------------- context
@@ -261,6 +340,10 @@ class ExecAlgo(ABC):
         self._finishing = False
         self._finished = False
         self._final_status = ParentStatus.DONE
+        self._auction_qty = 0  # planned for the closing call (0: no closing-auction part)
+        self._auction_at = 0  # when it goes out (ns)
+        self._auction_sent = False  # sent, or its moment passed: never twice
+        self._continuous_over = False  # the continuous window's end was handled (auction pending)
 
     # ------------------------------------------------------------------------------------ views
     @property
@@ -276,6 +359,20 @@ class ExecAlgo(ABC):
     @property
     def remaining(self) -> int:
         return self.parent.quantity - self._filled - self.working_quantity
+
+    @property
+    def auction_quantity(self) -> int:
+        """Shares planned for the closing call auction (0: none)."""
+        return self._auction_qty
+
+    @property
+    def auction_at(self) -> int:
+        """When the closing-auction order goes out (ns), 0 when none is planned."""
+        return self._auction_at
+
+    @property
+    def auction_tag(self) -> str:
+        return f"{self.name}:{AUCTION_TAG}"
 
     @property
     def done(self) -> bool:
@@ -388,6 +485,10 @@ class ExecAlgo(ABC):
             "finishing": self._finishing,
             "finished": self._finished,
             "final_status": self._final_status.value,
+            "auction_qty": self._auction_qty,
+            "auction_at": self._auction_at,
+            "auction_sent": self._auction_sent,
+            "continuous_over": self._continuous_over,
             **self._state_extra(),
         }
 
@@ -411,6 +512,11 @@ class ExecAlgo(ABC):
         self._finishing = bool(state.get("finishing", False))
         self._finished = bool(state.get("finished", False))
         self._final_status = ParentStatus(str(state.get("final_status", ParentStatus.DONE.value)))
+        # absent in states written before closing-auction participation existed: none planned
+        self._auction_qty = state_int(state, "auction_qty")
+        self._auction_at = state_int(state, "auction_at")
+        self._auction_sent = bool(state.get("auction_sent", False))
+        self._continuous_over = bool(state.get("continuous_over", False))
         self._restore_extra(state)
 
     # ------------------------------------------------------------------------------------ subclass hooks
@@ -478,6 +584,105 @@ class ExecAlgo(ABC):
             return
         item, self._pending = self._pending, None
         self._send(item)
+
+    # ------------------------------------------------------------------------------------ closing auction
+    def plan_closing_auction(self, total: int) -> int:
+        """Plan the closing-auction part of ``total`` (what the schedule aims to fill) and return it.
+
+        Nothing (0) unless ``closing_auction`` > 0 and the parent's window contains the 15:00 match of
+        its last day. The part is ``floor(fraction x total)`` on the lot grid (all of ``total`` when the
+        fraction is 1), plus a sell's odd tail (the auction order is the parent's last child, the only
+        one that may carry it), within the per-order cap.
+        """
+        self._auction_qty, self._auction_at = 0, 0
+        fraction = float(getattr(self.params, "closing_auction", 0.0))
+        parent = self.parent
+        if fraction <= 0 or total <= 0:
+            return 0
+        day = trading_date_of(max(parent.start_ns, parent.end_ns - 1))
+        if not self.ctx.calendar.is_trading_day(day):
+            return 0
+        match = shanghai_ns(day, CLOSE_MATCH)
+        send_at = max(shanghai_ns(day, CLOSING_CALL_OPEN), parent.start_ns)
+        if parent.end_ns < match or send_at > shanghai_ns(day, AUCTION_LAST_SEND):
+            return 0
+        # a fraction of 1 keeps everything; otherwise whole lots, and a sell's odd tail rides on the
+        # auction order, the parent's last child (an odd tail goes out only whole, with the last child)
+        qty = total if fraction >= 1 else round_buy_quantity(self.instrument, math.floor(fraction * total))
+        if 0 < qty < total and self.parent.side is Side.SELL:
+            qty += total % self.instrument.buy_step
+        cap = self.instrument.max_limit_order_qty
+        if qty > cap:
+            qty = round_buy_quantity(self.instrument, cap)
+        if qty > 0:
+            self._auction_qty, self._auction_at = qty, send_at
+        return self._auction_qty
+
+    def end_of_window(self, cancel_working: bool) -> None:
+        """The parent's continuous window is over (its end instant): finish, or with a closing-auction
+        part still to send, cancel what works (``cancel_working``), wait for ``auction_at``, send it, and
+        finish without cancelling anything (the call takes no cancels)."""
+        if self._finishing or self._finished:
+            return
+        if self._auction_qty <= 0 or self._auction_sent:
+            self._finish(ParentStatus.DONE, cancel_working=cancel_working)
+            return
+        if not self._continuous_over:
+            self._continuous_over = True
+            self.dirty = True
+            self._pending = None  # a replacement waiting for its cancel must not go out now
+            if cancel_working:
+                self._cancel_active()
+        if self.ctx.clock.now_ns() < self._auction_at:
+            self.set_timer(self._auction_at, lambda: self.end_of_window(cancel_working))
+            return
+        self._send_auction()
+        self._finish(ParentStatus.DONE, cancel_working=False)
+
+    def _send_auction(self) -> None:
+        """Send the closing-auction order once (see the module docstring); record why when it cannot."""
+        self._auction_sent = True
+        self.dirty = True
+        now = self.ctx.clock.now_ns()
+        day = trading_date_of(now)
+        if self.ctx.calendar.phase_at(now) is not Phase.CLOSING_CALL or now > shanghai_ns(
+            day, AUCTION_LAST_SEND
+        ):
+            self._reason = "closing_auction_missed"
+            return
+        qty = self.child_quantity(self._auction_qty)
+        if qty <= 0:
+            return
+        side = self.parent.side
+        quote = self.ctx.quotes.latest(self.parent.symbol)
+        price = auction_price(
+            quote,
+            side,
+            int(getattr(self.params, "auction_offset_ticks", 0)),
+            instrument=self.instrument,
+            limit_price=self.parent.limit_price,
+        )
+        if price is None:
+            self._reason = (
+                "no_quote" if quote is None or not self.parent.limit_price else "limit_price_outside_band"
+            )
+            return
+        order = self.ctx.oms.submit(
+            SubmitOrder(
+                symbol=self.parent.symbol,
+                side=side,
+                quantity=qty,
+                price=price,
+                parent_id=self.parent.parent_id,
+                tag=self.auction_tag,
+            )
+        )
+        if order.status is OrderStatus.DENIED:
+            self.children_denied += 1
+            self._reason = f"denied:{order.reason}"
+            return
+        self.children_sent += 1
+        self._track(order)
 
     # ------------------------------------------------------------------------------------ internals
     def _send(self, item: _Work) -> None:
@@ -553,7 +758,10 @@ class ExecAlgo(ABC):
             self._send(item)
 
     def _cancel_active(self) -> None:
+        auction = self.auction_tag
         for order in list(self._active.values()):
+            if order.tag == auction:
+                continue  # the closing-auction order: the call takes no cancels; it uncrosses or expires
             if self.ctx.oms.cancel(order.client_order_id):
                 self.cancels_sent += 1
 

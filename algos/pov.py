@@ -12,6 +12,9 @@ realised participation can trail the target by less than one lot.
 At the end (``CANCEL_LEAD_NS`` before a window close when the parent runs to 11:30 or 14:57) working
 children are cancelled (``end_policy="cancel"``) or left to the market (``"leave"``). A pause cancels
 what is working; on resume the interval volume restarts from the moment of resume (no burst).
+
+With ``closing_auction`` > 0 and a window reaching 15:00, the volume-following target is capped at the
+parent less the closing-auction part, which goes out as one order in the closing call (``algos.base``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from datetime import timedelta
 from algos.base import (
     CANCEL_LEAD_NS,
     AlgoContext,
-    AlgoParams,
+    ClosingAuctionParams,
     ExecAlgo,
     PricePolicy,
     state_int,
@@ -33,7 +36,7 @@ from algos.base import (
 )
 from algos.schedule import Window, clip_windows, slice_times
 from engine.market import TradingCalendar, trading_date_of
-from engine.parents import ParentOrder, ParentStatus
+from engine.parents import ParentOrder
 from engine.units import NS_PER_SECOND
 
 MAX_SPAN_DAYS = 31
@@ -71,7 +74,7 @@ def check_choice(algo: str, name: str, value: str, choices: tuple[str, ...]) -> 
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PovParams(AlgoParams):
+class PovParams(ClosingAuctionParams):
     target_rate: float = field(default=0.1, metadata={"help": "fraction of the market volume to trade"})
     min_rate: float = field(
         default=0.0, metadata={"help": "the catch-up cap never holds the target below this rate"}
@@ -115,6 +118,7 @@ class PovParams(AlgoParams):
                 raise ValueError(f"pov parameter {name!r} must be >= 0, got {getattr(self, name)}")
         check_choice("pov", "price_policy", self.price_policy, tuple(PricePolicy))
         check_choice("pov", "end_policy", self.end_policy, END_POLICIES)
+        self.check_closing_auction("pov")
 
 
 class PovAlgo(ExecAlgo):
@@ -156,6 +160,7 @@ class PovAlgo(ExecAlgo):
         if not clipped:
             self._reason = "no_trading_time"
         self._end_at = end_instant(self.ctx.calendar, clipped, self.parent.start_ns)
+        self.plan_closing_auction(self.parent.quantity)
         self._times = slice_times(
             windows, self.parent.start_ns, self._end_at, self.params.interval_s * NS_PER_SECOND
         )
@@ -189,7 +194,7 @@ class PovAlgo(ExecAlgo):
         share = math.floor(params.target_rate * interval_volume)
         capped = min(target, self._filled + share + params.catch_up_lots * inst.buy_step)
         floor = min(math.floor(params.min_rate * observed), target)
-        return min(max(capped, floor), self.parent.quantity)
+        return min(max(capped, floor), self.parent.quantity - self.auction_quantity)
 
     # ------------------------------------------------------------------------------------ hooks
     def _on_start(self) -> None:
@@ -213,7 +218,7 @@ class PovAlgo(ExecAlgo):
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
-            self._finish(ParentStatus.DONE, cancel_working=self.params.end_policy == "cancel")
+            self.end_of_window(cancel_working=self.params.end_policy == "cancel")
             return
         if self._next < len(self._times) and self._times[self._next] <= now:
             index = bisect.bisect_right(self._times, now) - 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from algos.base import AlgoContext, ExecAlgo
+from algos.base import AlgoContext, ClosingAuctionParams, ExecAlgo
 from algos.chase import ChaseAlgo
 from algos.iceberg import IcebergAlgo
 from algos.pov import PovAlgo
@@ -32,10 +32,13 @@ def create_algo(parent: ParentOrder, ctx: AlgoContext) -> ExecAlgo:
 
 
 def describe_algos() -> list[tuple[str, str, str, str]]:
-    """``(algo, parameter, default, help)`` for every parameter of every algorithm."""
+    """``(algo, parameter, default, help)`` for every parameter of every algorithm: its own first, then
+    the shared closing-auction ones (``closing_auction``, ``auction_offset_ticks``) where it has them."""
+    shared = [f.name for f in fields(ClosingAuctionParams)]
     rows: list[tuple[str, str, str, str]] = []
     for name, cls in sorted(ALGOS.items()):
-        for f in fields(cls.params_type):
+        ordered = sorted(fields(cls.params_type), key=lambda f: f.name in shared)  # stable: own order kept
+        for f in ordered:
             default = "" if f.default is MISSING else str(f.default)
             rows.append((name, f.name, default, str(f.metadata.get("help", ""))))
     return rows

@@ -17,6 +17,10 @@ At ``end - final_sweep_s`` (trading time) whatever is working is cancelled and e
 at the opposite best plus ``sweep_offset_ticks``. At the end (``CANCEL_LEAD_NS`` before a window close,
 when the parent runs to 11:30 or 14:57, since the exchange takes no cancels at lunch or in the closing
 call) working children are cancelled (``end_policy="cancel"``) or left to the market (``"leave"``).
+
+With ``closing_auction`` > 0 and a window reaching 15:00, the slices and the sweep aim at the parent less
+the closing-auction part, which goes out as one order in the closing call (``algos.base``): the sweep
+never doubles up with it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from datetime import timedelta
 from algos.base import (
     CANCEL_LEAD_NS,
     AlgoContext,
-    AlgoParams,
+    ClosingAuctionParams,
     ExecAlgo,
     PricePolicy,
     state_int,
@@ -38,7 +42,7 @@ from algos.base import (
 from algos.schedule import Window, clip_windows, cumulative_targets, instant_before_end, slice_times
 from engine.enums import Side
 from engine.market import round_buy_quantity, trading_date_of
-from engine.parents import ParentOrder, ParentStatus
+from engine.parents import ParentOrder
 from engine.units import NS_PER_SECOND
 
 MAX_SPAN_DAYS = 31
@@ -46,7 +50,7 @@ END_POLICIES = ("cancel", "leave")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TwapParams(AlgoParams):
+class TwapParams(ClosingAuctionParams):
     interval_s: int = field(default=60, metadata={"help": "seconds of trading time between slices"})
     price_policy: str = field(
         default="aggressive", metadata={"help": "child price: passive | mid | aggressive"}
@@ -81,6 +85,7 @@ class TwapParams(AlgoParams):
                 f"twap parameter 'end_policy' must be one of {', '.join(END_POLICIES)}, "
                 f"got {self.end_policy!r}"
             )
+        self.check_closing_auction("twap")
 
 
 class TwapAlgo(ExecAlgo):
@@ -120,6 +125,11 @@ class TwapAlgo(ExecAlgo):
     def end_at(self) -> int:
         return self._end_at
 
+    @property
+    def continuous_total(self) -> int:
+        """What the slices and the sweep aim to fill: the schedule's total less the closing-auction part."""
+        return self._total - self.auction_quantity
+
     # ------------------------------------------------------------------------------------ schedule
     def _windows(self) -> list[Window]:
         first = trading_date_of(self.parent.start_ns)
@@ -141,6 +151,7 @@ class TwapAlgo(ExecAlgo):
         self._total = (
             parent.quantity if parent.side is Side.SELL else round_buy_quantity(inst, parent.quantity)
         )
+        self.plan_closing_auction(self._total)
         if not clipped:
             self._end_at = parent.start_ns
             self._reason = "no_trading_time"
@@ -158,7 +169,9 @@ class TwapAlgo(ExecAlgo):
             if self._sweep_at is not None:
                 slices_end = self._sweep_at
         self._times = slice_times(windows, parent.start_ns, slices_end, params.interval_s * NS_PER_SECOND)
-        self._targets = cumulative_targets(self._total, len(self._times), inst.buy_step, inst.buy_min)
+        self._targets = cumulative_targets(
+            self.continuous_total, len(self._times), inst.buy_step, inst.buy_min
+        )
 
     def _replan_from(self, index: int) -> None:
         """Spread what is left evenly over slices ``index..``; no catch-up for the ones skipped."""
@@ -166,7 +179,11 @@ class TwapAlgo(ExecAlgo):
         left = len(self._times) - index
         if left > 0:
             self._targets[index:] = cumulative_targets(
-                max(0, self._total - base), left, self.instrument.buy_step, self.instrument.buy_min, base
+                max(0, self.continuous_total - base),
+                left,
+                self.instrument.buy_step,
+                self.instrument.buy_min,
+                base,
             )
         self._next = index
 
@@ -202,13 +219,13 @@ class TwapAlgo(ExecAlgo):
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
-            self._finish(ParentStatus.DONE, cancel_working=self.params.end_policy == "cancel")
+            self.end_of_window(cancel_working=self.params.end_policy == "cancel")
             return
         params = self.params
         if self._sweep_at is not None and not self._swept and now >= self._sweep_at:
             self._swept = True
             self._next = len(self._times)
-            self.work(self._total, PricePolicy.AGGRESSIVE, params.sweep_offset_ticks, "sweep")
+            self.work(self.continuous_total, PricePolicy.AGGRESSIVE, params.sweep_offset_ticks, "sweep")
         elif self._next < len(self._times) and self._times[self._next] <= now:
             index = bisect.bisect_right(self._times, now) - 1  # a late timer fires the latest due slice
             self._next = index + 1

@@ -12,6 +12,10 @@ cap holds for the final sweep too, so a thin market can leave part of the parent
 Slices skipped while paused (or down before a restore) are not caught up: what is left is re-spread over
 the slices ahead by their profile weights. ``profile`` is required: a path to a JSON written by
 ``zhixing profile build`` or ``"u_shape"`` for the synthetic default.
+
+``closing_auction`` works as in TWAP: the profile-weighted slices aim at the parent less the
+closing-auction part, whose one order in the call is not held to the participation cap (the exchange
+bounds it by the close's volume).
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ class VwapAlgo(TwapAlgo):
         super()._build()
         self._weights = self._slice_weights()
         inst = self.instrument
-        self._targets = weighted_targets(self._total, self._weights, inst.buy_step, inst.buy_min)
+        self._targets = weighted_targets(self.continuous_total, self._weights, inst.buy_step, inst.buy_min)
 
     def _replan_from(self, index: int) -> None:
         """Spread what is left over slices ``index..`` by their weights; no catch-up for skipped ones."""
@@ -159,7 +163,11 @@ class VwapAlgo(TwapAlgo):
         if index < len(self._times):
             inst = self.instrument
             self._targets[index:] = weighted_targets(
-                max(0, self._total - base), self._weights[index:], inst.buy_step, inst.buy_min, base
+                max(0, self.continuous_total - base),
+                self._weights[index:],
+                inst.buy_step,
+                inst.buy_min,
+                base,
             )
         self._next = index
 

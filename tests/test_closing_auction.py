@@ -7,14 +7,20 @@ uncross printed 10.05 with 10,000 shares, and on the real full day of 000400.SZ 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import replay
+from algos.base import AlgoContext
+from algos.pov import PovAlgo
+from algos.registry import create_algo, describe_algos
+from algos.twap import TwapAlgo
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.events import (
@@ -26,9 +32,11 @@ from engine.events import (
 )
 from engine.market import TradingCalendar, shanghai_ns
 from engine.orders import Order
+from engine.parents import ParentOrder
 from replay.data import MarketData, SymbolDay, load_snapshot_file
 from replay.exchange import SimExchange
 from replay.matching import allocate_uncross, close_print
+from tests.fakes import World, calendar, make_world
 
 DAY = dt.date(2022, 6, 1)
 SYM = "600000.SH"
@@ -264,3 +272,218 @@ async def test_real_day_uncross_at_the_published_close_bounded_by_its_volume() -
     assert orders[buy].filled_quantity == volume // 2
     trades = await venue.exchange.query_trades()
     assert [(t.price, t.quantity) for t in trades] == [(20_630, volume // 2)]
+
+
+# ----------------------------------------------------------------------------------------- the algorithms
+ALGO_DAY = dt.date(2021, 12, 1)
+ALGO_SYM = "600000.SH"  # main board: lot 100, tick 0.01, prev close 10.00 -> limits 9.00 / 11.00
+BID, ASK = 9_990, 10_000
+
+
+def t(hhmmss: str) -> int:
+    return shanghai_ns(ALGO_DAY, hhmmss)
+
+
+def algo_parent(
+    quantity: int = 1_000,
+    *,
+    side: Side = Side.BUY,
+    start: str = "14:50",
+    end: str = "15:00",
+    algo: str = "twap",
+    extra: dict[str, str] | None = None,
+    **params: str,
+) -> ParentOrder:
+    return ParentOrder(
+        parent_id="P1",
+        symbol=ALGO_SYM,
+        side=side,
+        quantity=quantity,
+        start_ns=t(start),
+        end_ns=t(end),
+        algo=algo,
+        params={**params, **(extra or {})},
+    )
+
+
+def algo_context(world: World) -> AlgoContext:
+    return AlgoContext(
+        clock=world.clock, oms=world.oms, bus=world.bus, quotes=world.quotes, calendar=calendar()
+    )
+
+
+def continuous_only(order: Order) -> int:
+    """The fake broker fills every continuous child at once and leaves the auction order working."""
+    return 0 if order.tag.endswith(":auction") else order.quantity
+
+
+async def fake_world(**kwargs: Any) -> World:
+    world = await make_world(t("14:49:59"), **kwargs)
+    world.quotes.set(ALGO_SYM, bid=BID, ask=ASK)
+    return world
+
+
+async def test_twap_keeps_the_auction_part_out_of_the_slices_and_sends_one_order_at_14_57() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    algo = TwapAlgo(algo_parent(closing_auction="0.2"), algo_context(world))
+    algo.start()
+    assert algo.auction_quantity == 200
+    assert algo.auction_at == t("14:57:00")
+    assert algo.targets[-1] == 800  # the continuous schedule aims at the rest
+    await world.run_until(t("14:56:59"))
+    assert algo.filled_quantity == 800
+    assert all(o.tag != "twap:auction" for o in world.broker.submitted)
+    await world.run_until(t("14:59:59"))
+    (auction,) = [o for o in world.broker.submitted if o.tag == "twap:auction"]
+    assert world.broker.submit_times[world.broker.submitted.index(auction)] == t("14:57:00")
+    assert auction.quantity == 200
+    assert auction.price == BID + 10 * 10  # last (= bid here) + 10 ticks
+    assert not algo.done  # waits for the uncross
+    algo.cancel()  # the operator cancels in the call: nothing is sent to the exchange for it
+    assert auction.client_order_id not in world.broker.cancel_requests
+    world.broker.fill_all(auction.client_order_id)
+    await world.oms.flush()
+    assert algo.done
+    assert algo.filled_quantity == 1_000
+
+
+async def test_final_sweep_does_not_double_up_with_the_auction_order() -> None:
+    world = await fake_world(auto_cancel=True)  # nothing fills in continuous trading
+    algo = TwapAlgo(algo_parent(closing_auction="0.2", final_sweep_s="30"), algo_context(world))
+    algo.start()
+    await world.run_until(t("14:59:59"))
+    sweep = [o for o in world.broker.submitted if o.tag == "twap:sweep"]
+    auction = [o for o in world.broker.submitted if o.tag == "twap:auction"]
+    assert [o.quantity for o in sweep] == [800]
+    assert [o.quantity for o in auction] == [200]  # the continuous shortfall is not rolled in
+    assert world.broker.cancel_times[-1] == t("14:56:57")  # end-of-window cancels before the call
+    assert all(o.tag == "twap:auction" or o.is_terminal for o in world.broker.submitted)
+    assert algo.working_quantity == 200
+
+
+async def test_sell_odd_tail_rides_whole_on_the_auction_order() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    parent = algo_parent(1_050, side=Side.SELL, closing_auction="0.3")
+    algo = TwapAlgo(parent, algo_context(world))
+    algo.start()
+    assert algo.auction_quantity == 350  # floor(0.3 x 1,050) = 315 -> 300 in whole lots, + the 50 tail
+    assert algo.targets[-1] == 700  # the continuous children stay on the lot grid
+    await world.run_until(t("14:59:59"))
+    (auction,) = [o for o in world.broker.submitted if o.tag == "twap:auction"]
+    assert (auction.quantity, auction.price) == (350, BID - 10 * 10)  # sent whole, odd tail included
+    assert algo.filled_quantity == 700
+
+
+async def test_auction_price_is_clamped_to_the_daily_limit() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    world.quotes.set(ALGO_SYM, bid=10_990, ask=11_000, last=10_990)  # one tick under the high limit
+    algo = TwapAlgo(algo_parent(closing_auction="0.5", auction_offset_ticks="5"), algo_context(world))
+    algo.start()
+    await world.run_until(t("14:59:59"))
+    (auction,) = [o for o in world.broker.submitted if o.tag == "twap:auction"]
+    assert auction.price == 11_000
+
+
+@pytest.mark.parametrize("end", ["14:30", "14:58"])
+async def test_no_auction_part_when_the_window_does_not_reach_the_close(end: str) -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    algo = TwapAlgo(algo_parent(start="14:00", end=end, closing_auction="0.2"), algo_context(world))
+    algo.start()
+    assert algo.auction_quantity == 0
+    assert algo.targets[-1] == 1_000
+
+
+async def test_closing_auction_zero_sends_exactly_what_it_sent_before() -> None:
+    runs = []
+    for params in ({}, {"closing_auction": "0"}):
+        world = await fake_world(auto_cancel=True)
+        algo = TwapAlgo(algo_parent(extra=params), algo_context(world))
+        algo.start()
+        await world.run_until(t("15:00:00"))
+        runs.append(
+            [
+                (o.tag, o.quantity, o.price, when)
+                for o, when in zip(world.broker.submitted, world.broker.submit_times, strict=True)
+            ]
+        )
+        assert algo.done
+    assert runs[0] == runs[1]
+    assert all(when < t("14:56:57") for *_, when in runs[0])
+
+
+async def test_state_keeps_the_auction_plan_and_old_states_restore_without_one() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    algo = TwapAlgo(algo_parent(closing_auction="0.2"), algo_context(world))
+    algo.start()
+    state = algo.state()
+    assert (state["auction_qty"], state["auction_at"], state["auction_sent"]) == (200, t("14:57:00"), False)
+    old = {
+        k: v
+        for k, v in state.items()
+        if k not in ("auction_qty", "auction_at", "auction_sent", "continuous_over")
+    }
+    restored = TwapAlgo(algo_parent(), algo_context(await fake_world()))
+    restored.restore(old)
+    assert restored.auction_quantity == 0
+
+
+async def test_restart_after_the_auction_order_went_out_never_cancels_it() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    algo = TwapAlgo(algo_parent(closing_auction="0.2"), algo_context(world))
+    algo.start()
+    await world.run_until(t("14:58:00"))
+    state = algo.state()
+    assert state["auction_sent"] is True
+    again = TwapAlgo(algo_parent(closing_auction="0.2"), algo_context(world))
+    again.restore(state)
+    again.start()  # rebuilt children: the auction order is working
+    await world.run_until(t("14:59:00"))
+    assert world.broker.cancel_requests == []
+    assert again.working_quantity == 200
+    assert not again.done
+
+
+@pytest.mark.parametrize(
+    ("algo", "params", "message"),
+    [
+        ("twap", {"closing_auction": "1.5"}, "twap parameter 'closing_auction' must be in"),
+        ("vwap", {"closing_auction": "-0.1", "profile": "u_shape"}, "vwap parameter 'closing_auction'"),
+        ("pov", {"closing_auction": "nan"}, "pov parameter 'closing_auction'"),
+        ("twap", {"auction_offset_ticks": "-1"}, "'auction_offset_ticks' must be >= 0"),
+    ],
+)
+async def test_bad_closing_auction_parameters_are_refused(
+    algo: str, params: dict[str, str], message: str
+) -> None:
+    world = await fake_world()
+    with pytest.raises(ValueError, match=message):
+        create_algo(algo_parent(algo=algo, extra=params), algo_context(world))
+
+
+def test_zhixing_algos_documents_the_closing_auction_parameters() -> None:
+    rows = {(algo, name): (default, text) for algo, name, default, text in describe_algos()}
+    for algo in ("twap", "vwap", "pov"):
+        assert rows[(algo, "closing_auction")][0] == "0.0"
+        assert "closing" in rows[(algo, "closing_auction")][1]
+        assert rows[(algo, "auction_offset_ticks")][0] == "10"
+    assert ("iceberg", "closing_auction") not in rows
+
+
+async def test_pov_caps_its_continuous_target_below_the_auction_part() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    algo = create_algo(
+        algo_parent(algo="pov", closing_auction="0.5", target_rate="1", max_rate="1"), algo_context(world)
+    )
+    assert isinstance(algo, PovAlgo)
+    algo.start()
+    assert algo.auction_quantity == 500
+    for minute in range(1, 7):  # the market trades 100,000 shares a minute
+        await world.run_until(t(f"14:5{minute - 1}:30"))
+        world.quotes.quotes[ALGO_SYM] = dataclasses.replace(
+            world.quotes.quotes[ALGO_SYM], cum_volume=minute * 100_000
+        )
+        await world.run_until(t(f"14:5{minute}:00"))
+    assert algo.filled_quantity == 500  # never more than the continuous part
+    await world.run_until(t("14:59:59"))
+    (auction,) = [o for o in world.broker.submitted if o.tag == "pov:auction"]
+    assert auction.quantity == 500
