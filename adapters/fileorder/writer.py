@@ -1,0 +1,193 @@
+"""Dropping order and cancel files into the terminal's input folder, atomically, with a sid ledger.
+
+A terminal scanning the folder must never see a half-written file (RELIABILITY E1, rule 6): each file
+is written under a temporary name that the terminal's globs (``*.order.csv``, ``*.cancel_order.csv``)
+do not match, in the same folder, flushed and fsync'd, then renamed with ``os.replace`` and the folder
+fsync'd. An optional empty ``<name>.fin`` completion marker follows the rename.
+
+A ``sid`` is the order's idempotency key at the terminal and is never reused (E5): the ledger, an SQLite
+file with a UNIQUE key shared safely by several OS processes (``BEGIN IMMEDIATE``), records every sid
+*before* its file is written and refuses a sid it has seen (``BrokerError``, nothing written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from adapters.fileorder.format import (
+    CANCEL_HEADER,
+    CANCEL_SUFFIX,
+    MARKER_SUFFIX,
+    ORDER_HEADER,
+    ORDER_SUFFIX,
+    render_csv,
+)
+from engine.clock import Clock
+from engine.errors import BrokerError
+
+log = structlog.get_logger("zhixing.fileorder")
+
+TEMP_SUFFIX = ".tmp"
+"""Temporary files end in ``.tmp`` (and start with a dot): no terminal glob matches them."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sids (
+    sid TEXT PRIMARY KEY NOT NULL,     -- UNIQUE: a sid is written at most once, by any process
+    reserved_ns INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    file TEXT NOT NULL DEFAULT '',     -- final file name once dropped
+    state TEXT NOT NULL DEFAULT 'reserved'  -- reserved -> dropped | failed
+)
+"""
+
+
+class SidLedger:
+    """Every sid ever written, shared by all processes that drop into one folder."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # autocommit mode; transactions are explicit. check_same_thread=False: the adapter writes from
+        # a worker thread; self._lock serialises use of the one connection.
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+
+    def reserve(self, sid: str, now_ns: int) -> None:
+        """Record ``sid`` as about to be written. Raises ``BrokerError`` if any process recorded it before."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                seen = db.execute("SELECT state FROM sids WHERE sid = ?", (sid,)).fetchone()
+                if seen is not None:
+                    raise BrokerError(f"fileorder: sid {sid!r} was used before ({seen[0]}); nothing written")
+                db.execute(
+                    "INSERT INTO sids (sid, reserved_ns, pid) VALUES (?, ?, ?)", (sid, now_ns, os.getpid())
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def mark(self, sid: str, state: str, file: str = "") -> None:
+        with self._lock:
+            self._db.execute("UPDATE sids SET state = ?, file = ? WHERE sid = ?", (state, file, sid))
+
+    def state(self, sid: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT state FROM sids WHERE sid = ?", (sid,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable. Windows cannot open a folder for fsync (NTFS journals
+    its metadata): skipped there."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class OrderFileWriter:
+    """Writes one order (or one cancel) per file into ``input_dir``; names never collide across
+    processes: ``<now_ns>_<pid>_<seq>.order.csv``."""
+
+    def __init__(
+        self,
+        input_dir: Path,
+        ledger: SidLedger,
+        clock: Clock,
+        *,
+        encoding: str = "utf-8-sig",
+        completion_marker: bool = False,
+    ) -> None:
+        self.input_dir = input_dir
+        self.ledger = ledger
+        self.encoding = encoding
+        self.completion_marker = completion_marker
+        self._clock = clock
+        self._pid = os.getpid()
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def drop_order(self, row: Sequence[object]) -> Path:
+        """Write one order row (``ORDER_HEADER`` order; ``row[0]`` is the sid). Raises ``BrokerError``
+        when the sid was used before or the file could not be put in place (nothing visible)."""
+        if len(row) != len(ORDER_HEADER):
+            raise ValueError(f"order row has {len(row)} fields, expected {len(ORDER_HEADER)}")
+        sid = str(row[0])
+        self.ledger.reserve(sid, self._clock.now_ns())
+        try:
+            path = self._drop(ORDER_SUFFIX, render_csv(ORDER_HEADER, [row]))
+        except BrokerError:
+            self.ledger.mark(sid, "failed")
+            raise
+        self.ledger.mark(sid, "dropped", path.name)
+        return path
+
+    def drop_cancel(self, sid: str, comment: str = "") -> Path:
+        """Write one cancel request for ``sid`` (a cancel may be repeated: no ledger check)."""
+        return self._drop(CANCEL_SUFFIX, render_csv(CANCEL_HEADER, [(sid, comment)]))
+
+    def cleanup_temp(self) -> list[Path]:
+        """Remove temporary files a killed writer left behind (never seen by the terminal)."""
+        removed = []
+        for path in self.input_dir.glob(f".*{TEMP_SUFFIX}"):
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:
+                continue  # another process cleaned it
+        if removed:
+            log.warning("fileorder_temp_files_removed", count=len(removed), folder=str(self.input_dir))
+        return removed
+
+    def _next_name(self, suffix: str) -> str:
+        with self._lock:
+            seq = next(self._seq)
+        return f"{self._clock.now_ns()}_{self._pid}_{seq:06d}{suffix}"
+
+    def _drop(self, suffix: str, text: str) -> Path:
+        name = self._next_name(suffix)
+        final = self.input_dir / name
+        temp = self.input_dir / f".{name}{TEMP_SUFFIX}"
+        try:
+            with open(temp, "w", encoding=self.encoding, newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise BrokerError(f"fileorder: could not write {final}: {exc}") from exc
+        # the file is visible from here on: a failure below must not be reported as "nothing sent"
+        try:
+            fsync_dir(self.input_dir)
+            if self.completion_marker:
+                marker = self.input_dir / f"{name}{MARKER_SUFFIX}"
+                with open(marker, "wb") as handle:
+                    os.fsync(handle.fileno())
+                fsync_dir(self.input_dir)
+        except OSError as exc:
+            log.error("fileorder_after_rename_failed", file=name, error=str(exc))
+        return final

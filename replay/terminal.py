@@ -1,0 +1,552 @@
+"""A 掘金 terminal's 文件单 service, emulated over the simulated exchange (for tests and rehearsals).
+
+What it does, the way the terminal is documented and observed to do it (assumptions are listed in
+``docs/routes/fileorder.md``):
+
+- every ``scan_interval_ns`` (a ``Clock.call_at`` timer) it globs the input folder for ``*.order.csv``
+  and ``*.cancel_order.csv``, in name order, and processes each file once (remembered by name; with
+  ``require_marker`` only files whose ``<name>.fin`` exists);
+- each order row is checked (account, symbol, volume, order type, price, and a ``sid`` seen before is
+  rejected, status 8, without touching the exchange) and handed to a ``SimExchange``; the exchange's
+  events become rows of ``order_status_change.csv`` and ``execution_report.csv`` in the terminal's
+  columns and GM codes, UTF-8 with a BOM, appended as they happen;
+- every ``snapshot_interval_ns`` it rewrites ``order_status.csv`` (latest row per order), ``cash.csv``
+  and ``position.csv`` under ``<output_root>/<account_id>/``.
+
+Injectable faults (``TerminalFaults``, seeded): a slow scan (a longer interval), a missed file (skipped
+for ``miss_scans`` scans before it is seen), duplicate output rows (a row appended twice).
+
+The exchange's methods are coroutines that never suspend; the emulator runs them to completion inside
+its timer callbacks (``_run_now``), so everything happens on the virtual clock, deterministically.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from adapters.fileorder.format import (
+    BIZ_OF_SIDE,
+    CANCEL_HEADER,
+    CANCEL_SUFFIX,
+    CASH_FILE,
+    CASH_HEADER,
+    EXEC_CANCEL_REJECTED,
+    EXEC_TRADE,
+    EXECUTION_REPORT_FILE,
+    EXECUTION_REPORT_HEADER,
+    MARKER_SUFFIX,
+    ORDER_HEADER,
+    ORDER_STATUS_CHANGE_FILE,
+    ORDER_STATUS_FILE,
+    ORDER_STATUS_HEADER,
+    ORDER_SUFFIX,
+    ORDER_TYPE_LIMIT,
+    POSITION_FILE,
+    POSITION_HEADER,
+    REJECT_ILLEGAL_ACCOUNT_ID,
+    REJECT_ILLEGAL_PRICE,
+    REJECT_ILLEGAL_SYMBOL,
+    REJECT_ILLEGAL_VOLUME,
+    REJECT_NO_ENOUGH_CASH,
+    REJECT_NO_ENOUGH_POSITION,
+    REJECT_NOT_IN_TRADING_SESSION,
+    REJECT_ORDER_TYPE_NOT_SUPPORTED,
+    REJECT_RISK_RULE,
+    REJECT_UNKNOWN,
+    SIDE_OF_BIZ,
+    STATUS_CANCELED,
+    STATUS_EXPIRED,
+    STATUS_FILLED,
+    STATUS_NEW,
+    STATUS_PARTIALLY_FILLED,
+    STATUS_PENDING_NEW,
+    STATUS_REJECTED,
+    column_aliases,
+    parse_int,
+    price_text,
+    render_csv,
+    render_rows,
+    split_line,
+    ts_text,
+)
+from engine.clock import Clock, TimerHandle
+from engine.enums import Side
+from engine.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+)
+from engine.market.symbols import from_gm, to_gm
+from engine.orders import Order
+from engine.units import price_from_yuan
+from replay.exchange import SimExchange
+
+log = structlog.get_logger("zhixing.terminal")
+
+T = TypeVar("T")
+BOM = "\ufeff"
+DUPLICATE_SID = "duplicate sid"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminalFaults:
+    """Seeded terminal misbehaviour. Defaults: a healthy terminal scanning every second."""
+
+    seed: int = 0
+    scan_interval_ns: int = 1_000_000_000  # a slow scan is a longer interval
+    miss_probability: float = 0.0  # chance that a new file is not seen by the scan that first could
+    miss_scans: int = 3  # scans a missed file stays unseen
+    duplicate_probability: float = 0.0  # chance that an output row is appended twice
+
+
+@dataclass(slots=True)
+class TerminalStats:
+    scans: int = 0
+    files_processed: int = 0
+    files_missed: int = 0  # files the fault hid from a scan (counted per file, once)
+    bad_files: int = 0
+    orders_submitted: int = 0
+    orders_refused: int = 0  # refused by the terminal's own checks (duplicate sid, bad row, ...)
+    cancels: int = 0
+    duplicate_rows_written: int = 0
+    sids: list[str] = field(default_factory=list)  # sids handed to the exchange, in order
+
+
+@dataclass(slots=True)
+class _TermOrder:
+    sid: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    price: int
+    volume: int
+    created_ns: int
+    order_id: str = ""
+    status: int = STATUS_PENDING_NEW
+    filled: int = 0
+    reject_code: int = 0
+    reject_detail: str = ""
+    updated_ns: int = 0
+    order: Order | None = None
+
+
+def _run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (the SimExchange's methods) to completion, here and now."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a SimExchange call suspended; the terminal emulator runs them synchronously")
+
+
+def _reject_code(reason: str) -> int:
+    """The GM reject reason code closest to a SimExchange rejection reason."""
+    if reason == "market_closed":
+        return REJECT_NOT_IN_TRADING_SESSION
+    if reason in ("unknown_symbol", "no_trading_rules"):
+        return REJECT_ILLEGAL_SYMBOL
+    if reason == "insufficient_cash":
+        return REJECT_NO_ENOUGH_CASH
+    if reason == "insufficient_sellable":
+        return REJECT_NO_ENOUGH_POSITION
+    if "price" in reason or "tick" in reason or "limit" in reason:
+        return REJECT_ILLEGAL_PRICE
+    if "quantity" in reason or "lot" in reason:
+        return REJECT_ILLEGAL_VOLUME
+    return REJECT_RISK_RULE
+
+
+class TerminalEmulator:
+    def __init__(
+        self,
+        input_dir: Path,
+        output_root: Path,
+        account_id: str,
+        exchange: SimExchange,
+        clock: Clock,
+        *,
+        faults: TerminalFaults | None = None,
+        snapshot_interval_ns: int = 3_000_000_000,
+        require_marker: bool = False,
+    ) -> None:
+        self.input_dir = input_dir
+        self.output_dir = output_root / account_id
+        self.account_id = account_id
+        self.exchange = exchange
+        self.faults = faults or TerminalFaults()
+        self.snapshot_interval_ns = snapshot_interval_ns
+        self.require_marker = require_marker
+        self.stats = TerminalStats()
+        self._clock = clock
+        self._rng = random.Random(self.faults.seed)
+        self._processed: set[str] = set()
+        self._hidden_until: dict[str, int] = {}  # file name -> scan number from which it is seen
+        self._orders: dict[str, _TermOrder] = {}  # by sid
+        self._seq = 0
+        self._timers: list[TimerHandle] = []
+        self._running = False
+
+    # ------------------------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Bind to the exchange, create the output files (headers, BOM) and start scanning."""
+        self.exchange.bind(self._on_exchange_event)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for name, header in (
+            (EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER),
+            (ORDER_STATUS_CHANGE_FILE, ORDER_STATUS_HEADER),
+        ):
+            path = self.output_dir / name
+            if not path.exists():
+                path.write_text(BOM + render_csv(header, []), encoding="utf-8", newline="")
+        self._running = True
+        self._write_snapshots()
+        now = self._clock.now_ns()
+        self._timers = [
+            self._clock.call_at(now + self.faults.scan_interval_ns, self._scan_tick, "terminal_scan"),
+            self._clock.call_at(now + self.snapshot_interval_ns, self._snapshot_tick, "terminal_snapshot"),
+        ]
+
+    def stop(self) -> None:
+        self._running = False
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+
+    def _scan_tick(self) -> None:
+        if not self._running:
+            return
+        self._timers[0] = self._clock.call_at(
+            self._clock.now_ns() + self.faults.scan_interval_ns, self._scan_tick, "terminal_scan"
+        )
+        self.scan()
+
+    def _snapshot_tick(self) -> None:
+        if not self._running:
+            return
+        self._timers[1] = self._clock.call_at(
+            self._clock.now_ns() + self.snapshot_interval_ns, self._snapshot_tick, "terminal_snapshot"
+        )
+        self._write_snapshots()
+
+    # ------------------------------------------------------------------------------------- scanning
+    def scan(self) -> int:
+        """One pass over the input folder; returns how many files were processed."""
+        self.stats.scans += 1
+        scan_no = self.stats.scans
+        names = sorted(
+            [p.name for p in self.input_dir.glob(f"*{ORDER_SUFFIX}")]
+            + [p.name for p in self.input_dir.glob(f"*{CANCEL_SUFFIX}")]
+        )
+        done = 0
+        for name in names:
+            if name in self._processed:
+                continue
+            if self.require_marker and not (self.input_dir / f"{name}{MARKER_SUFFIX}").exists():
+                continue
+            if name not in self._hidden_until:
+                missed = (
+                    self.faults.miss_probability > 0 and self._rng.random() < self.faults.miss_probability
+                )
+                self._hidden_until[name] = scan_no + (self.faults.miss_scans if missed else 0)
+                if missed:
+                    self.stats.files_missed += 1
+            if scan_no < self._hidden_until[name]:
+                continue
+            self._processed.add(name)
+            self._process_file(self.input_dir / name)
+            done += 1
+        self.stats.files_processed += done
+        return done
+
+    def _process_file(self, path: Path) -> None:
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.stats.bad_files += 1
+            log.warning("terminal_bad_file", file=path.name, error=str(exc))
+            return
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            self.stats.bad_files += 1
+            return
+        header = [h.strip() for h in split_line(lines[0])]
+        is_order = path.name.endswith(ORDER_SUFFIX)
+        expected = ORDER_HEADER if is_order else CANCEL_HEADER
+        if tuple(header) != expected:
+            self.stats.bad_files += 1
+            log.warning("terminal_bad_header", file=path.name, header=header)
+            return
+        columns = column_aliases(header)
+        for line in lines[1:]:
+            values = split_line(line)
+            if is_order:
+                self._order_row(columns, values)
+            else:
+                self._cancel_row(values[columns["sid"]].strip() if values else "")
+
+    def _order_row(self, columns: dict[str, int], values: Sequence[str]) -> None:
+        def get(name: str) -> str:
+            i = columns[name]
+            return values[i].strip() if i < len(values) else ""
+
+        now = self._clock.now_ns()
+        sid = get("sid")
+        self._seq += 1
+        rec = _TermOrder(
+            sid=sid,
+            cl_ord_id=f"CL{self._seq:08d}",
+            symbol="",
+            side=Side.BUY,
+            price=0,
+            volume=0,
+            created_ns=now,
+        )
+        refusal: tuple[int, str] | None = None
+        try:
+            rec.side = SIDE_OF_BIZ[parse_int(get("order_business"))]
+            rec.symbol = from_gm(get("symbol"))
+            rec.volume = parse_int(get("volume"))
+            rec.price = price_from_yuan(get("price")) if get("price") else 0
+        except (ValueError, KeyError, ArithmeticError) as exc:
+            refusal = (REJECT_ILLEGAL_SYMBOL if not rec.symbol else REJECT_ILLEGAL_VOLUME, str(exc))
+        if refusal is None:
+            if not sid:
+                refusal = (REJECT_UNKNOWN, "empty sid")
+            elif sid in self._orders:
+                refusal = (REJECT_UNKNOWN, DUPLICATE_SID)
+            elif get("account_id") != self.account_id:
+                refusal = (REJECT_ILLEGAL_ACCOUNT_ID, f"account {get('account_id')!r}")
+            elif get("order_type") != str(ORDER_TYPE_LIMIT):
+                refusal = (REJECT_ORDER_TYPE_NOT_SUPPORTED, f"order_type {get('order_type')}")
+            elif rec.volume <= 0:
+                refusal = (REJECT_ILLEGAL_VOLUME, f"volume {rec.volume}")
+            elif rec.price <= 0:
+                refusal = (REJECT_ILLEGAL_PRICE, "limit order without a price")
+        if refusal is not None:
+            # a refused row gets a status row of its own; for a duplicate sid it has no order id,
+            # and the order already known under that sid is left alone
+            self.stats.orders_refused += 1
+            rec.status, rec.reject_code, rec.reject_detail = STATUS_REJECTED, refusal[0], refusal[1]
+            rec.updated_ns = now
+            self._status_row(rec)
+            log.info("terminal_order_refused", sid=sid, reason=refusal[1])
+            return
+        order = Order(
+            client_order_id=sid, symbol=rec.symbol, side=rec.side, price=rec.price, quantity=rec.volume
+        )
+        rec.order = order
+        rec.updated_ns = now
+        self._orders[sid] = rec
+        self._status_row(rec)  # PendingNew
+        _run_now(self.exchange.submit(order))
+        self.stats.orders_submitted += 1
+        self.stats.sids.append(sid)
+
+    def _cancel_row(self, sid: str) -> None:
+        self.stats.cancels += 1
+        rec = self._orders.get(sid)
+        if rec is None or rec.order is None:
+            now = self._clock.now_ns()
+            self._exec_row_raw(sid, "", "", "", Side.BUY, EXEC_CANCEL_REJECTED, 0, 0, "unknown sid", now)
+            return
+        _run_now(self.exchange.cancel(rec.order))
+
+    # ------------------------------------------------------------------------------------- exchange events
+    def _on_exchange_event(self, event: OrderEvent) -> None:
+        rec = self._orders.get(event.client_order_id)
+        if rec is None:
+            log.warning("terminal_unknown_event", client_order_id=event.client_order_id)
+            return
+        rec.updated_ns = event.ts_event
+        if isinstance(event, OrderAccepted):
+            rec.order_id = event.broker_order_id
+            rec.status = STATUS_NEW if rec.filled == 0 else rec.status
+            self._status_row(rec)
+        elif isinstance(event, OrderFilled):
+            rec.filled += event.quantity
+            rec.status = STATUS_FILLED if rec.filled >= rec.volume else STATUS_PARTIALLY_FILLED
+            self._exec_row_raw(
+                rec.sid,
+                rec.cl_ord_id,
+                rec.order_id,
+                event.trade_id,
+                rec.side,
+                EXEC_TRADE,
+                event.price,
+                event.quantity,
+                "",
+                event.ts_event,
+                symbol=rec.symbol,
+            )
+            self._status_row(rec)
+        elif isinstance(event, OrderCanceled):
+            rec.status = STATUS_CANCELED
+            self._status_row(rec)
+        elif isinstance(event, OrderExpired):
+            rec.status = STATUS_EXPIRED
+            self._status_row(rec)
+        elif isinstance(event, OrderRejected):
+            rec.status, rec.reject_code, rec.reject_detail = (
+                STATUS_REJECTED,
+                _reject_code(event.reason),
+                event.reason,
+            )
+            self._status_row(rec)
+        elif isinstance(event, OrderCancelRejected):
+            self._seq += 1
+            self._exec_row_raw(
+                rec.sid,
+                rec.cl_ord_id,
+                rec.order_id,
+                f"CR{self._seq:08d}",
+                rec.side,
+                EXEC_CANCEL_REJECTED,
+                0,
+                0,
+                event.reason,
+                event.ts_event,
+                symbol=rec.symbol,
+            )
+
+    # ------------------------------------------------------------------------------------- output rows
+    def _status_values(self, rec: _TermOrder) -> list[object]:
+        return [
+            self.account_id,
+            rec.sid,
+            "zhixing-terminal-emulator",
+            rec.cl_ord_id,
+            rec.order_id,
+            to_gm(rec.symbol) if rec.symbol else "",
+            ORDER_TYPE_LIMIT,
+            BIZ_OF_SIDE[rec.side],
+            rec.status,
+            rec.reject_code,
+            rec.reject_detail,
+            price_text(rec.price) if rec.price > 0 else "0",
+            rec.volume,
+            rec.filled,
+            ts_text(rec.created_ns),
+            ts_text(rec.updated_ns),
+            ts_text(rec.created_ns),
+            ts_text(self._clock.now_ns()),
+        ]
+
+    def _status_row(self, rec: _TermOrder) -> None:
+        self._append(ORDER_STATUS_CHANGE_FILE, self._status_values(rec))
+
+    def _exec_row_raw(
+        self,
+        sid: str,
+        cl_ord_id: str,
+        order_id: str,
+        exec_id: str,
+        side: Side,
+        exec_type: int,
+        price: int,
+        volume: int,
+        detail: str,
+        ts_ns: int,
+        *,
+        symbol: str = "",
+    ) -> None:
+        if not exec_id:
+            self._seq += 1
+            exec_id = f"CR{self._seq:08d}"
+        self._append(
+            EXECUTION_REPORT_FILE,
+            [
+                self.account_id,
+                sid,
+                "zhixing-terminal-emulator",
+                cl_ord_id,
+                order_id,
+                exec_id,
+                to_gm(symbol) if symbol else "SHSE.000000",
+                ORDER_TYPE_LIMIT,
+                BIZ_OF_SIDE[side],
+                0,
+                detail,
+                exec_type,
+                price_text(price) if price > 0 else "0",
+                volume,
+                ts_text(ts_ns),
+                ts_text(self._clock.now_ns()),
+            ],
+        )
+
+    def _append(self, name: str, values: Sequence[object]) -> None:
+        copies = 1
+        if self.faults.duplicate_probability > 0 and self._rng.random() < self.faults.duplicate_probability:
+            copies = 2
+            self.stats.duplicate_rows_written += 1
+        with open(self.output_dir / name, "a", encoding="utf-8", newline="") as handle:
+            handle.write(render_rows([values] * copies))
+
+    def _write_snapshots(self) -> None:
+        """Rewrite order_status.csv, cash.csv and position.csv (temp file, then rename)."""
+        now = ts_text(self._clock.now_ns())
+        self._replace(
+            ORDER_STATUS_FILE, ORDER_STATUS_HEADER, [self._status_values(r) for r in self._orders.values()]
+        )
+        account = _run_now(self.exchange.query_account())
+        cash_row: list[object] = [
+            self.account_id,
+            price_text(account.total_asset),
+            "0",
+            "0",
+            "0",
+            price_text(account.frozen),
+            price_text(account.cash - account.frozen),
+            price_text(account.cash),
+            price_text(account.market_value),
+            now,
+            now,
+            now,
+        ]
+        self._replace(CASH_FILE, CASH_HEADER, [cash_row])
+        positions = _run_now(self.exchange.query_positions())
+        rows: list[list[object]] = []
+        for pos in positions:
+            rows.append(
+                [
+                    self.account_id,
+                    to_gm(pos.symbol),
+                    1,
+                    pos.quantity,
+                    0,
+                    price_text(pos.avg_cost) if pos.avg_cost else "0",
+                    price_text(pos.avg_cost * pos.quantity) if pos.avg_cost else "0",
+                    price_text(pos.avg_cost) if pos.avg_cost else "0",
+                    "0",
+                    price_text(pos.avg_cost * pos.quantity) if pos.avg_cost else "0",
+                    pos.sellable,
+                    now,
+                    now,
+                    now,
+                ]
+            )
+        self._replace(POSITION_FILE, POSITION_HEADER, rows)
+
+    def _replace(self, name: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        final = self.output_dir / name
+        temp = self.output_dir / f".{name}.tmp"
+        temp.write_text(BOM + render_csv(header, rows), encoding="utf-8", newline="")
+        os.replace(temp, final)
+
+    # ------------------------------------------------------------------------------------- views
+    def gm_status(self, sid: str) -> int | None:
+        """The GM status code the terminal last wrote for ``sid`` (None: never seen)."""
+        rec = self._orders.get(sid)
+        return None if rec is None else rec.status
