@@ -30,11 +30,21 @@ from engine.events import (
     OrderExpired,
     OrderFilled,
 )
-from engine.market import TradingCalendar, shanghai_ns
+from engine.market import (
+    Phase,
+    TradingCalendar,
+    check_order_quantity,
+    check_price,
+    instrument_for,
+    price_limits,
+    shanghai_ns,
+)
 from engine.orders import Order
 from engine.parents import ParentOrder
+from engine.risk import market_rules_check
 from replay.data import MarketData, SymbolDay, load_snapshot_file
 from replay.exchange import SimExchange
+from replay.harness import ReplayConfig, open_session
 from replay.matching import allocate_uncross, close_print
 from tests.fakes import World, calendar, make_world
 
@@ -487,3 +497,96 @@ async def test_pov_caps_its_continuous_target_below_the_auction_part() -> None:
     await world.run_until(t("14:59:59"))
     (auction,) = [o for o in world.broker.submitted if o.tag == "pov:auction"]
     assert auction.quantity == 500
+
+
+# ------------------------------------------------------------------------------ real data, end to end
+REAL_SYM = "000400.SZ"
+REAL_CLOSE = 20_630
+REAL_AUCTION_VOLUME = 64_458_834 - 63_845_075
+
+
+def enable_auction(exchange: SimExchange, clock: SimClock) -> SimExchange:
+    """``open_session``'s adapter hook, used here to switch the exchange's closing auction on."""
+    exchange.set_closing_auction(True)
+    return exchange
+
+
+async def run_real_twap(
+    tmp_path: Path, params: dict[str, str], *, auction: bool
+) -> tuple[list[Order], list[OrderFilled]]:
+    """A 50,000-share TWAP buy of 000400.SZ over 2022-06-01 13:00-15:00 through the real engine."""
+    market = MarketData(days={REAL_SYM: real_day()}, trade_date=DAY)
+    start, end = at("13:00:00"), at("15:00:00")
+    config = ReplayConfig(cash=10**11, db_path=tmp_path / f"journal_{auction}_{len(params)}.db")
+    session = await open_session(market, config, start, wrap=enable_auction if auction else None)
+    try:
+        if auction:  # the harness's pre-trade check allows continuous trading only: let the call through too
+            session.oms.checks[:] = [
+                market_rules_check(
+                    clock=session.clock,
+                    calendar=session.calendar,
+                    quotes=session.exchange,
+                    instrument=instrument_for,
+                    account=session.account,
+                    continuous_only=False,
+                )
+            ]
+        parent = ParentOrder(
+            parent_id="P1",
+            symbol=REAL_SYM,
+            side=Side.BUY,
+            quantity=50_000,
+            start_ns=start,
+            end_ns=end,
+            params=params,
+        )
+        session.store.stage_parent(parent.to_row())
+        algo = TwapAlgo(parent, session.ctx)
+        algo.start()
+        await session.store.commit()
+        await session.run(end, lambda: algo.done)
+        assert algo.done
+        return session.oms.children_of("P1"), list(session.fills)
+    finally:
+        await session.store.close()
+
+
+def assert_valid_child(order: Order, *, in_call: bool) -> None:
+    inst = instrument_for(order.symbol)
+    low, high = price_limits(inst, real_day().prev_close)
+    assert (real_day().low_limit, real_day().high_limit) == (low, high)
+    assert check_order_quantity(inst, order.side, order.quantity, 0) is None
+    assert check_price(inst, order.price, low, high) is None
+    phase = CALENDAR.phase_at(order.ts_created)
+    assert phase is (Phase.CLOSING_CALL if in_call else Phase.CONTINUOUS), (order, phase)
+
+
+async def test_twap_with_a_fifth_in_the_close_on_real_data(tmp_path: Path) -> None:
+    children, fills = await run_real_twap(tmp_path, {"closing_auction": "0.2"}, auction=True)
+    auction = [o for o in children if o.tag == "twap:auction"]
+    assert len(auction) == 1
+    for order in children:
+        assert_valid_child(order, in_call=order in auction)
+    close_fills = [f for f in fills if f.ts_event == at("15:00:00")]
+    continuous_fills = [f for f in fills if f.ts_event != at("15:00:00")]
+    assert {f.client_order_id for f in close_fills} == {auction[0].client_order_id}
+    assert {f.price for f in close_fills} == {REAL_CLOSE}
+    assert sum(f.quantity for f in close_fills) == 10_000  # 20% of the parent, well inside the close volume
+    assert REAL_AUCTION_VOLUME // 2 >= 10_000
+    assert all(CALENDAR.is_continuous(f.ts_event) for f in continuous_fills)
+    assert sum(f.quantity for f in continuous_fills) == 40_000
+    assert auction[0].price == 20_620 + 10 * 10  # 14:57 last + 10 ticks
+
+
+async def test_closing_auction_zero_on_real_data_trades_exactly_as_before(tmp_path: Path) -> None:
+    before, before_fills = await run_real_twap(tmp_path, {}, auction=False)
+    after, after_fills = await run_real_twap(tmp_path, {"closing_auction": "0"}, auction=True)
+    assert [(o.tag, o.quantity, o.price, o.ts_created, o.status) for o in before] == [
+        (o.tag, o.quantity, o.price, o.ts_created, o.status) for o in after
+    ]
+    assert [(f.price, f.quantity, f.ts_event) for f in before_fills] == [
+        (f.price, f.quantity, f.ts_event) for f in after_fills
+    ]
+    assert all(CALENDAR.is_continuous(f.ts_event) for f in after_fills)
+    for order in after:
+        assert_valid_child(order, in_call=False)
