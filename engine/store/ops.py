@@ -161,6 +161,25 @@ def reserve_ids(conn: sqlite3.Connection, count: int, busy: BusyCounter) -> int:
     return transact(conn, work, busy)
 
 
+def ensure_control_table(conn: sqlite3.Connection, busy: BusyCounter) -> None:
+    """Create ``control_commands`` if missing (see ``schema.CREATE_CONTROL_COMMANDS``)."""
+
+    def work(c: sqlite3.Connection) -> None:
+        c.execute(schema.CREATE_CONTROL_COMMANDS)
+
+    transact(conn, work, busy)
+
+
+def insert_command(conn: sqlite3.Connection, ts: int, command: str, arg: str, busy: BusyCounter) -> int:
+    """Queue an operator command (creating the table if needed); returns its id."""
+
+    def work(c: sqlite3.Connection) -> int:
+        c.execute(schema.CREATE_CONTROL_COMMANDS)
+        return int(c.execute(schema.INSERT_CONTROL_COMMAND, (ts, command, arg)).fetchone()[0])
+
+    return transact(conn, work, busy)
+
+
 # ---------------------------------------------------------------------------------------- reads
 def read(
     conn: sqlite3.Connection, queries: Sequence[tuple[str, tuple[Any, ...]]], busy: BusyCounter

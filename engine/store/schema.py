@@ -179,6 +179,25 @@ SELECT_ALGO_STATES = "SELECT parent_id, algo, state FROM algo_states ORDER BY pa
 SELECT_POSITIONS = "SELECT symbol, quantity, sellable, avg_cost FROM positions ORDER BY symbol"
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 
+# Operator commands for a running engine (``engine.control``): written by ``zhixing halt`` & co. from
+# another process, applied by the engine's control channel, marked done in the transaction that journals
+# their effect. Created on first use (IF NOT EXISTS, by both sides) rather than by a migration, so
+# journals of schema version 1 stay openable by older builds; fold into a migration with the next one.
+CREATE_CONTROL_COMMANDS = """CREATE TABLE IF NOT EXISTS control_commands (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    arg TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    done_ts INTEGER,
+    result TEXT NOT NULL DEFAULT ''
+) STRICT"""
+INSERT_CONTROL_COMMAND = "INSERT INTO control_commands (ts, command, arg) VALUES (?, ?, ?) RETURNING id"
+SELECT_PENDING_COMMANDS = "SELECT id, ts, command, arg FROM control_commands WHERE done = 0 ORDER BY id"
+SELECT_COMMANDS = "SELECT id, ts, command, arg, done, done_ts, result FROM control_commands ORDER BY id"
+MARK_COMMAND_DONE = "UPDATE control_commands SET done = 1, done_ts = ?, result = ? WHERE id = ? AND done = 0"
+"""Parameters ``(done_ts, result, id)``; a command already done stays as it was (applied once)."""
+
 # The trade log (流水): joined in SQL so the export reads one consistent snapshot.
 SELECT_LOG_ORDERS = (
     "SELECT client_order_id, parent_id, symbol, side, price, quantity, filled_quantity, filled_value, "

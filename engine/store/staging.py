@@ -68,7 +68,7 @@ def parent_row(parent: dict[str, object]) -> tuple[object, ...]:
 class Staged:
     """One batch of staged rows."""
 
-    __slots__ = ("algo_states", "fills", "meta", "orders", "parents", "positions")
+    __slots__ = ("algo_states", "commands_done", "fills", "meta", "orders", "parents", "positions")
 
     def __init__(self) -> None:
         self.orders: dict[str, Order] = {}
@@ -77,10 +77,17 @@ class Staged:
         self.algo_states: dict[str, tuple[str, str, str]] = {}
         self.positions: dict[str, tuple[str, int, int, int]] = {}
         self.meta: dict[str, tuple[str, str]] = {}
+        self.commands_done: dict[int, tuple[int, str, int]] = {}  # id -> (done_ts, result, id)
 
     def __bool__(self) -> bool:
         return bool(
-            self.orders or self.fills or self.parents or self.algo_states or self.positions or self.meta
+            self.orders
+            or self.fills
+            or self.parents
+            or self.algo_states
+            or self.positions
+            or self.meta
+            or self.commands_done
         )
 
     def add_fill(self, fill: OrderFilled, parent_id: str) -> None:
@@ -99,6 +106,7 @@ class Staged:
             (schema.UPSERT_ALGO_STATE, self.algo_states),
             (schema.UPSERT_POSITION, self.positions),
             (schema.UPSERT_META, self.meta),
+            (schema.MARK_COMMAND_DONE, self.commands_done),
         ):
             if table:
                 plan.append((sql, list(table.values())))
@@ -113,4 +121,6 @@ class Staged:
         self.algo_states.update(newer.algo_states)
         self.positions.update(newer.positions)
         self.meta.update(newer.meta)
+        for command_id, done in newer.commands_done.items():
+            self.commands_done.setdefault(command_id, done)
         return self

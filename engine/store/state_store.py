@@ -145,6 +145,10 @@ class StateStore:
     def stage_meta(self, key: str, value: str) -> None:
         self._staged.meta[key] = (key, value)
 
+    def stage_command_done(self, command_id: int, done_ts: int, result: str) -> None:
+        """Mark an operator command applied, in the same transaction as what it changed."""
+        self._staged.commands_done.setdefault(command_id, (done_ts, result, command_id))
+
     @property
     def has_staged(self) -> bool:
         return bool(self._staged)
@@ -274,6 +278,19 @@ class StateStore:
     async def get_meta(self, key: str) -> str | None:
         (rows,) = await self._select((schema.SELECT_META, (key,)))
         return str(rows[0][0]) if rows else None
+
+    async def ensure_control_table(self) -> None:
+        """Create the operator-command table if this journal has none yet."""
+        await self._run(ops.ensure_control_table, self._conn, self._busy)
+
+    async def pending_commands(self) -> list[tuple[int, int, str, str]]:
+        """Operator commands not yet applied: ``(id, ts, command, arg)`` in the order they were given."""
+        (rows,) = await self._select((schema.SELECT_PENDING_COMMANDS, ()))
+        return [(int(i), int(ts), str(c), str(a)) for i, ts, c, a in rows]
+
+    async def queue_command(self, ts: int, command: str, arg: str = "") -> int:
+        """Queue an operator command from this connection (the CLI uses its own, see engine.control)."""
+        return await self._run(ops.insert_command, self._conn, ts, command, arg, self._busy)
 
     async def integrity_check(self) -> list[str]:
         """``PRAGMA quick_check``: an empty list when the file is sound, else SQLite's findings."""

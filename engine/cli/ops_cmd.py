@@ -1,0 +1,78 @@
+"""Operator commands for a running engine: ``zhixing halt``, ``resume``, ``algo pause|resume|cancel``,
+``status``. The first three queue a command in the engine's journal (``engine.control``); the running
+engine applies it within its poll interval. ``status`` reads the journal read-only (``engine.status``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from engine.control import Command, queue_command
+from engine.status import collect_status, render_json, render_tables
+
+_ALGO_ACTIONS = {"pause": Command.PAUSE, "resume": Command.RESUME_ALGO, "cancel": Command.CANCEL_ALGO}
+
+
+def add_parsers(sub: Any) -> None:
+    halt = sub.add_parser("halt", help="kill switch: deny new orders, cancel working ones, pause algorithms")
+    _db(halt)
+    halt.add_argument("--reason", default="operator", help="recorded with the halt (default: operator)")
+    halt.set_defaults(handler=run_halt)
+
+    resume = sub.add_parser("resume", help="lift a halt; the algorithms the halt paused resume")
+    _db(resume)
+    resume.set_defaults(handler=run_resume)
+
+    algo = sub.add_parser("algo", help="pause, resume or cancel one running parent order")
+    asub = algo.add_subparsers(dest="algo_command", required=True)
+    for action, help_text in (
+        ("pause", "stop slicing and cancel its working children"),
+        ("resume", "resume slicing (no catch-up burst)"),
+        ("cancel", "cancel its working children and finish it as CANCELED"),
+    ):
+        p = asub.add_parser(action, help=help_text)
+        p.add_argument("parent_id", help="the parent order id")
+        _db(p)
+        p.set_defaults(handler=run_algo, algo_action=action)
+
+    status = sub.add_parser("status", help="account, positions, working orders, algorithms, halt, risk")
+    _db(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    status.set_defaults(handler=run_status)
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, type=Path, help="the running engine's journal database")
+
+
+def _queued(command_id: int, what: str) -> None:
+    print(f"queued {what} as command #{command_id}; the running engine applies it within its poll interval")
+
+
+def run_halt(args: argparse.Namespace) -> int:
+    _queued(queue_command(args.db, Command.HALT, args.reason), "halt")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    _queued(queue_command(args.db, Command.RESUME), "resume")
+    return 0
+
+
+def run_algo(args: argparse.Namespace) -> int:
+    command = _ALGO_ACTIONS[args.algo_action]
+    _queued(queue_command(args.db, command, args.parent_id), f"{args.algo_action} {args.parent_id}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    status = collect_status(args.db)
+    if args.json:
+        print(render_json(status))
+    else:
+        render_tables(status, Console(file=sys.stdout))
+    return 0

@@ -1,0 +1,370 @@
+"""Kill switch and algorithm control for a running engine, through the journal file.
+
+The operator's CLI is another process: ``zhixing halt|resume`` and ``zhixing algo pause|resume|cancel``
+insert a row into ``control_commands`` of the engine's SQLite journal (``queue_command``: plain sqlite3,
+one short ``BEGIN IMMEDIATE`` transaction, WAL, ``busy_timeout``). The running engine's ``ControlChannel``
+polls that table every ``poll_interval_ns`` on its clock and applies each command through its handlers
+(``EngineControl`` for the usual wiring). Each command is marked done in the same transaction that
+journals what it changed (the halt record, the paused algorithms' states, the orders), so a crash before
+that commit re-applies the command on restart, and every handler is idempotent: applied exactly once in
+effect, never lost.
+
+Halt (kill switch, RELIABILITY J6): the OMS denies every new order, each running algorithm is paused
+(its children cancelled), and every other working order is cancelled; cancels still go out. The halt is
+journaled (meta ``halt``) and survives a restart: ``EngineControl.restore()`` halts again until
+``zhixing resume``. Resume lifts the halt and resumes exactly the algorithms the halt paused (one the
+operator paused by name stays paused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from engine.clock import Clock, LiveClock
+from engine.errors import InputError, StoreError
+from engine.oms import OrderManager
+from engine.store import StateStore, ops
+from engine.store.staging import to_json
+
+log = structlog.get_logger("zhixing.control")
+
+HALT_META_KEY = "halt"
+DEFAULT_POLL_NS = 250_000_000
+
+
+class Command(StrEnum):
+    HALT = "halt"
+    RESUME = "resume"
+    PAUSE = "pause"
+    RESUME_ALGO = "resume_algo"
+    CANCEL_ALGO = "cancel_algo"
+
+
+ALGO_COMMANDS = frozenset({Command.PAUSE, Command.RESUME_ALGO, Command.CANCEL_ALGO})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlRequest:
+    id: int
+    ts: int
+    command: str
+    arg: str
+
+
+# ---------------------------------------------------------------------------------------- CLI side
+def queue_command(
+    db: Path,
+    command: Command | str,
+    arg: str = "",
+    *,
+    clock: Clock | None = None,
+    busy_timeout_ms: int = 5000,
+) -> int:
+    """Insert a command for the engine that owns journal ``db``; returns its id. Synchronous (a CLI).
+
+    The file must exist (a mistyped path must not create an empty journal nobody reads). A command
+    given while no engine runs waits in the table and is applied when the engine starts.
+    """
+    try:
+        cmd = Command(command)
+    except ValueError:
+        raise InputError(f"unknown control command {command!r}", field="command") from None
+    if cmd in ALGO_COMMANDS and not arg.strip():
+        raise InputError(f"{cmd.value} needs a parent id", field="parent_id")
+    if not db.is_file():
+        raise InputError("journal database not found", path=str(db))
+    now = (clock or LiveClock()).now_ns()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        ops.setup(conn, "FULL", busy_timeout_ms, str(db))  # WAL, busy timeout, refuses a foreign file
+        command_id = ops.insert_command(conn, now, cmd.value, arg.strip(), ops.BusyCounter())
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot queue control command: {exc}") from exc
+    finally:
+        conn.close()
+    log.info("control_command_queued", command=cmd.value, arg=arg, command_id=command_id)
+    return command_id
+
+
+# ---------------------------------------------------------------------------------------- engine side
+class ControlHandlers(Protocol):
+    """What applies commands (``EngineControl``). Each returns a short result recorded with the command,
+    and must be idempotent (a command may be applied again after a crash before its commit)."""
+
+    def on_halt(self, reason: str) -> str: ...
+
+    def on_resume(self) -> str: ...
+
+    def on_pause(self, parent_id: str) -> str: ...
+
+    def on_resume_algo(self, parent_id: str) -> str: ...
+
+    def on_cancel_algo(self, parent_id: str) -> str: ...
+
+
+class ControlChannel:
+    """Polls ``control_commands`` and applies new rows through ``handlers`` (see module docstring).
+
+    ``commit`` journals what the handlers changed together with the done marks: pass the OMS's
+    ``flush`` (it runs the before-commit hooks, e.g. the basket's algorithm states); the default is the
+    store's own commit.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        clock: Clock,
+        handlers: ControlHandlers,
+        *,
+        poll_interval_ns: int = DEFAULT_POLL_NS,
+        commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        if poll_interval_ns <= 0:
+            raise ValueError(f"poll_interval_ns must be > 0, got {poll_interval_ns}")
+        self.store = store
+        self.clock = clock
+        self.handlers = handlers
+        self.poll_interval_ns = poll_interval_ns
+        self._commit = commit or store.commit
+        self._table_ready = False
+        self._task: asyncio.Task[None] | None = None
+        self.applied: list[tuple[ControlRequest, str]] = []
+        self.poll_failures = 0
+
+    async def poll(self) -> list[tuple[ControlRequest, str]]:
+        """Apply every pending command, in order, and commit; returns what was applied this time."""
+        if not self._table_ready:
+            await self.store.ensure_control_table()
+            self._table_ready = True
+        rows = await self.store.pending_commands()
+        done: list[tuple[ControlRequest, str]] = []
+        for command_id, ts, command, arg in rows:
+            request = ControlRequest(id=command_id, ts=ts, command=command, arg=arg)
+            result = self._apply(request)
+            self.store.stage_command_done(command_id, self.clock.now_ns(), result)
+            log.warning(
+                "control_command_applied", command=command, arg=arg, command_id=command_id, result=result
+            )
+            done.append((request, result))
+        if done:
+            await self._commit()
+            self.applied.extend(done)
+        return done
+
+    def _apply(self, request: ControlRequest) -> str:
+        h = self.handlers
+        try:
+            match request.command:
+                case Command.HALT:
+                    return h.on_halt(request.arg or "operator")
+                case Command.RESUME:
+                    return h.on_resume()
+                case Command.PAUSE:
+                    return h.on_pause(request.arg)
+                case Command.RESUME_ALGO:
+                    return h.on_resume_algo(request.arg)
+                case Command.CANCEL_ALGO:
+                    return h.on_cancel_algo(request.arg)
+                case _:
+                    return f"ignored: unknown command {request.command!r}"
+        except Exception as exc:  # a handler bug must not stop the kill switch channel
+            log.exception("control_command_failed", command=request.command, command_id=request.id)
+            return f"error: {type(exc).__name__}: {exc}"
+
+    # ------------------------------------------------------------------------------------- live loop
+    def start(self) -> None:
+        """Poll in a background task every ``poll_interval_ns`` on the clock."""
+        if self._task is not None:
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="control:poll")
+        self._task.add_done_callback(_log_task_failure)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # the task we just cancelled
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self.clock.sleep_until(self.clock.now_ns() + self.poll_interval_ns)
+            try:
+                await self.poll()
+            except StoreError as exc:  # the journal is busy or failing: keep trying, say so
+                self.poll_failures += 1
+                log.error("control_poll_failed", error=str(exc))
+
+
+class ControllableAlgo(Protocol):
+    """What the kill switch needs of an algorithm (``algos.base.ExecAlgo`` provides it)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+class RejectCounter(Protocol):
+    def reset_rejects(self) -> None: ...
+
+
+class EngineControl:
+    """The usual ``ControlHandlers``: the OMS, the running algorithms by parent id (e.g.
+    ``Basket.algos``, read at each command so parents added later are covered) and the journal."""
+
+    def __init__(
+        self,
+        oms: OrderManager,
+        store: StateStore,
+        algos: Mapping[str, ControllableAlgo],
+        *,
+        risk: RejectCounter | None = None,
+    ) -> None:
+        self.oms = oms
+        self.store = store
+        self.algos = algos
+        self.risk = risk
+        self.paused_by_halt: set[str] = set()
+        self.halted_since_ns = 0
+
+    @property
+    def halted(self) -> bool:
+        return self.oms.halted_reason is not None
+
+    def on_halt(self, reason: str) -> str:
+        if not self.halted:
+            self.halted_since_ns = self.oms.clock.now_ns()
+        self.oms.halt(reason)  # first: nothing new goes out while we pause and cancel
+        paused = 0
+        for parent_id, algo in self.algos.items():
+            if not algo.done and not algo.paused:
+                algo.pause()
+                self.paused_by_halt.add(parent_id)
+                paused += 1
+        cancelled = self.oms.cancel_all()
+        self._journal()
+        return f"halted: {paused} algos paused, {len(cancelled)} cancels queued"
+
+    def on_resume(self) -> str:
+        if not self.halted:
+            return "not halted"
+        self.oms.resume()
+        resumed = 0
+        for parent_id in sorted(self.paused_by_halt):
+            algo = self.algos.get(parent_id)
+            if algo is not None and not algo.done:
+                algo.resume()
+                resumed += 1
+        self.paused_by_halt.clear()
+        if self.risk is not None:
+            self.risk.reset_rejects()
+        self._journal()
+        log.warning("trading_resumed", algos_resumed=resumed)
+        return f"resumed: {resumed} algos resumed"
+
+    def on_pause(self, parent_id: str) -> str:
+        algo = self.algos.get(parent_id)
+        if algo is None:
+            return f"unknown parent {parent_id}"
+        if algo.done:
+            return "already finished"
+        algo.pause()
+        if parent_id in self.paused_by_halt:  # the operator's pause outlives the halt
+            self.paused_by_halt.discard(parent_id)
+            self._journal()
+        return "paused"
+
+    def on_resume_algo(self, parent_id: str) -> str:
+        algo = self.algos.get(parent_id)
+        if algo is None:
+            return f"unknown parent {parent_id}"
+        if algo.done:
+            return "already finished"
+        if self.halted:  # resumes with the engine, not before
+            self.paused_by_halt.add(parent_id)
+            self._journal()
+            return "resumes when the halt is lifted"
+        algo.resume()
+        return "resumed"
+
+    def on_cancel_algo(self, parent_id: str) -> str:
+        algo = self.algos.get(parent_id)
+        if algo is None:
+            return f"unknown parent {parent_id}"
+        if algo.done:
+            return "already finished"
+        algo.cancel()
+        if parent_id in self.paused_by_halt:
+            self.paused_by_halt.discard(parent_id)
+            self._journal()
+        return "cancelled"
+
+    def auto_halt(self, reason: str) -> None:
+        """For ``RiskControls.attach(oms, on_halt=control.auto_halt)``: the full kill switch."""
+        self.on_halt(reason)
+
+    def _journal(self) -> None:
+        record: dict[str, object] = {
+            "halted": self.halted,
+            "reason": self.oms.halted_reason or "",
+            "since_ns": self.halted_since_ns if self.halted else 0,
+            "paused_by_halt": sorted(self.paused_by_halt),
+        }
+        self.store.stage_meta(HALT_META_KEY, to_json(record))
+
+    async def restore(self) -> bool:
+        """At startup (after the algorithms are built): halt again if the journal says so. True if halted."""
+        raw = await self.store.get_meta(HALT_META_KEY)
+        record = parse_halt(raw)
+        if not record.get("halted"):
+            return False
+        self.halted_since_ns = int(str(record.get("since_ns") or 0))
+        self.oms.halt(str(record.get("reason") or "operator"))
+        names = record.get("paused_by_halt")
+        self.paused_by_halt = {str(n) for n in names} if isinstance(names, list) else set()
+        for parent_id in sorted(self.paused_by_halt):
+            algo = self.algos.get(parent_id)
+            if algo is not None and not algo.done:
+                algo.pause()
+        for parent_id, algo in self.algos.items():  # anything the journal lagged on
+            if not algo.done and not algo.paused:
+                algo.pause()
+                self.paused_by_halt.add(parent_id)
+        self.oms.cancel_all()
+        log.warning("halt_restored", reason=self.oms.halted_reason)
+        return True
+
+
+def parse_halt(raw: str | None) -> dict[str, object]:
+    """The journaled halt record (``{}`` when none)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"journal meta {HALT_META_KEY!r} is not JSON: {exc}") from exc
+    return value if isinstance(value, dict) else {}
+
+
+def _log_task_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task_failed", task=task.get_name(), exc_info=task.exception())
