@@ -590,3 +590,26 @@ async def test_closing_auction_zero_on_real_data_trades_exactly_as_before(tmp_pa
     assert all(CALENDAR.is_continuous(f.ts_event) for f in after_fills)
     for order in after:
         assert_valid_child(order, in_call=False)
+
+
+async def test_pause_in_the_call_leaves_the_auction_order_and_a_late_resume_misses_it() -> None:
+    world = await fake_world(fill_on_submit=continuous_only)
+    algo = TwapAlgo(algo_parent(closing_auction="0.2"), algo_context(world))
+    algo.start()
+    await world.run_until(t("14:58:00"))
+    algo.pause()  # finishing already (the auction order is out): nothing to cancel, nothing sent
+    assert world.broker.cancel_requests == []
+    assert algo.working_quantity == 200
+
+    late = await fake_world(fill_on_submit=continuous_only)
+    other = TwapAlgo(algo_parent(closing_auction="0.2"), algo_context(late))
+    other.start()
+    await late.run_until(t("14:56:59"))
+    other.pause()  # before 14:57: the auction order is not sent while paused
+    await late.run_until(t("15:00:01"))
+    other.resume()
+    await late.run_until(t("15:00:02"))
+    assert all(o.tag != "twap:auction" for o in late.broker.submitted)
+    assert other.done
+    assert other.unfilled_reason == "closing_auction_missed"
+    assert other.filled_quantity == 800
