@@ -177,7 +177,7 @@ class RiskControls:
         clock: Clock,
         quotes: QuoteSource,
         *,
-        on_halt: Callable[[str], None] | None = None,
+        on_halt: Callable[[str], object] | None = None,
     ) -> None:
         self.limits = limits
         self.clock = clock
@@ -203,11 +203,13 @@ class RiskControls:
         self.dirty = True  # report changed since last journaled
 
     # ------------------------------------------------------------------------------------- wiring
-    def attach(self, oms: OrderManager, *, on_halt: Callable[[str], None] | None = None) -> None:
+    def attach(self, oms: OrderManager, *, on_halt: Callable[[str], object] | None = None) -> None:
         """Join ``oms``'s checks (last, before the account check), be its flow gate, and watch its bus
         for rejects, acks, fills and denials. ``on_halt`` defaults to ``oms.halt``."""
         oms.checks.append(self.check)
         oms.gate = self
+        for order in oms.working_orders():  # adopted after a restart: they count as active
+            self._active[order.client_order_id] = order
         if on_halt is not None:
             self.on_halt = on_halt
         elif self.on_halt is None:
