@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from algos.basket import Basket
-from engine.cli.ops_cmd import run_algo, run_halt, run_resume
+from engine.cli.ops_cmd import add_parsers, run_algo, run_halt, run_resume
 from engine.clock import SimClock
 from engine.control import Command, ControlChannel, EngineControl, queue_command
 from engine.enums import OrderStatus, Side
@@ -27,7 +29,8 @@ from engine.store import StateStore
 from replay.data import MarketData, load_snapshots
 from replay.harness import ReplayConfig, ReplaySession, open_session
 
-SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "replay" / "sample_data"
 SYMBOLS = ["600258.SH", "600446.SH"]
 
 
@@ -368,3 +371,55 @@ async def test_auto_halt_from_consecutive_rejects_is_the_full_kill_switch_and_pe
         assert "auto_halt" in halt_row
     finally:
         await engine.session.store.close()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="zhixing")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+async def test_cli_parsers_queue_each_command(store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(store.path)
+    for argv in (
+        ["halt", "--db", db, "--reason", "lunch"],
+        ["resume", "--db", db],
+        ["algo", "pause", "P7", "--db", db],
+        ["algo", "resume", "P7", "--db", db],
+        ["algo", "cancel", "P7", "--db", db],
+    ):
+        args = parse(argv)
+        assert args.handler(args) == 0
+    assert "queued halt as command #1" in capsys.readouterr().out
+    pending = await store.pending_commands()
+    assert all(ts > 0 for _, ts, _, _ in pending)
+    assert [(i, c, a) for i, _, c, a in pending] == [
+        (1, "halt", "lunch"),
+        (2, "resume", ""),
+        (3, "pause", "P7"),
+        (4, "resume_algo", "P7"),
+        (5, "cancel_algo", "P7"),
+    ]
+
+
+async def test_commands_from_another_process_while_the_engine_polls_are_each_applied_once(
+    store: StateStore,
+) -> None:
+    clock = SimClock(1_000)
+    recorder = Recorder([])
+    channel = ControlChannel(store, clock, recorder)
+    await channel.poll()  # the engine is up (table created) before the operator types
+    script = (
+        "import sys; from pathlib import Path; from engine.control import queue_command\n"
+        "for i in range(40): queue_command(Path(sys.argv[1]), 'pause', f'P{i}')\n"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(store.path), cwd=ROOT)
+    while proc.returncode is None:
+        await channel.poll()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), timeout=0.01)
+    assert proc.returncode == 0
+    await channel.poll()
+    assert recorder.calls == [("pause", f"P{i}") for i in range(40)]
+    assert [r.id for r, _ in channel.applied] == list(range(1, 41))
+    assert rows(store.path, "SELECT COUNT(*) FROM control_commands WHERE done = 1") == [(40,)]
