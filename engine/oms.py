@@ -61,6 +61,10 @@ class FlowGate(Protocol):
         """``order`` is being handed to the adapter now."""
         ...
 
+    def order_adopted(self, order: Order) -> None:
+        """A working order rebuilt from the store (restart) is tracked again."""
+        ...
+
     def cancel_sent(self, order: Order) -> None:
         """A cancel for ``order`` is being handed to the adapter now."""
         ...
@@ -191,6 +195,8 @@ class OrderManager:
             self._by_parent.setdefault(order.parent_id, []).append(order)
         if order.status in _IN_FLIGHT:
             self.in_flight[order.client_order_id] = order.ts_updated
+        if self.gate is not None and order.is_working:
+            self.gate.order_adopted(order)
 
     # ------------------------------------------------------------------------------------- commands
     def submit(self, command: SubmitOrder) -> Order:

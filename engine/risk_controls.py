@@ -306,6 +306,9 @@ class RiskControls:
         if len(self._recent) > 4 * max(1, self.limits.max_active_orders):
             self._prune_recent()
 
+    def order_adopted(self, order: Order) -> None:
+        self._active[order.client_order_id] = order
+
     def order_sent(self, order: Order) -> None:
         self._unsent.pop(order.client_order_id, None)
         self.orders_sent += 1

@@ -317,3 +317,20 @@ async def _drive(bursts: list[tuple[int, str, int]], reserve: int) -> None:
         assert cid in sent or world.oms.orders[cid].status is not OrderStatus.PENDING_CANCEL
     assert world.oms.held_cancels == []
     assert all(not o.is_working or o.client_order_id not in asked for o in world.oms.orders.values())
+
+
+async def test_working_orders_adopted_after_a_restart_count_toward_the_active_cap() -> None:
+    world, _ = await world_with(replace(LOOSE, max_active_orders=2))
+    for i in range(2):  # rebuilt from the journal after attach, as recovery does
+        order = Order(
+            client_order_id=f"OLD{i}",
+            symbol=SYMBOL,
+            side=Side.BUY,
+            price=10_000,
+            quantity=100,
+            status=OrderStatus.ACCEPTED,
+            ts_created=T0,
+            ts_updated=T0,
+        )
+        world.oms.adopt(order)
+    assert denied_code(buy(world)) == "max_active_orders"
