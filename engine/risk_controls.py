@@ -26,8 +26,9 @@ Windows run on the injected clock (int ns). Days are Asia/Shanghai calendar days
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,11 @@ HFT_PER_SECOND = 300
 """SSE/SZSE/BSE (2025-07-07): >= 300 orders+cancels in one second on one account is high-frequency."""
 HFT_PER_DAY = 20_000
 """... or >= 20,000 in one day."""
+
+RISK_META_KEY = "risk_report"
+"""Where the engine journals ``report()`` (``engine.status.StatusRecorder``) and ``restore`` reads it."""
+
+_CANCEL_EVIDENCE = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.CANCELED})
 
 LOCAL_REJECT_REASONS = frozenset({"journal_write_failed"})
 """Rejects that are ours, not the broker's: they do not count toward the auto-halt."""
@@ -409,6 +415,40 @@ class RiskControls:
         self._halted_by_rejects = False
         self.dirty = True
 
+    # ------------------------------------------------------------------------------------- restart
+    def restore(self, report_json: str | None, orders: Iterable[Order] = ()) -> int:
+        """After a restart, so the day cap holds across restarts: today's message count is the larger
+        of the last journaled report's (meta ``risk_report``, same Shanghai day) and what the journaled
+        orders prove (each order created today and not denied; each cancel evidenced today by
+        PENDING_CANCEL or CANCELED). Over-counts rather than under-counts. Returns the count."""
+        now = self.clock.now_ns()
+        self._roll(now)
+        today = self._day
+        from_report = 0
+        if report_json:
+            try:
+                saved = json.loads(report_json)
+            except json.JSONDecodeError:
+                saved = {}
+            if isinstance(saved, dict) and saved.get("day") == today:
+                from_report = int(saved.get("messages_today", 0) or 0)
+                for key in ("peak_per_second", "orders_sent", "cancels_sent"):
+                    setattr(self, key, max(getattr(self, key), int(saved.get(key, 0) or 0)))
+        proven = 0
+        for order in orders:
+            if order.status is OrderStatus.DENIED:
+                continue
+            if shanghai_day(order.ts_created) == today:
+                proven += 1
+            if order.status in _CANCEL_EVIDENCE and shanghai_day(order.ts_updated) == today:
+                proven += 1
+        self._day_count = max(self._day_count, from_report, proven)
+        self.dirty = True
+        log.info(
+            "risk_counts_restored", messages_today=self._day_count, from_report=from_report, proven=proven
+        )
+        return self._day_count
+
     # ------------------------------------------------------------------------------------- report
     def report(self) -> dict[str, object]:
         """Counters for status, logs and the daily report (JSON-ready)."""
@@ -418,6 +458,7 @@ class RiskControls:
         return {
             "limits": asdict(lim),
             "messages_last_second": len(self._window),
+            "day": self._day,
             "messages_today": self._day_count,
             "orders_sent": self.orders_sent,
             "cancels_sent": self.cancels_sent,

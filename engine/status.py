@@ -25,12 +25,12 @@ from engine.account import Account
 from engine.enums import WORKING_STATUSES, OrderStatus
 from engine.errors import InputError, StoreError
 from engine.logs import mask_account
+from engine.risk_controls import RISK_META_KEY
 from engine.store import schema
 from engine.store.staging import to_json
 from engine.units import yuan_str
 
 ACCOUNT_META_KEY = "account"
-RISK_META_KEY = "risk_report"
 HALT_META_KEY = "halt"  # written by engine.control.EngineControl
 
 _OPEN = WORKING_STATUSES | {OrderStatus.INITIALIZED}

@@ -5,6 +5,7 @@ no 1-second window and no day ever carries more messages to the broker than the 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import date
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
 from engine.events import OrderDenied, OrderRejected, SubmitOrder
@@ -334,3 +336,29 @@ async def test_working_orders_adopted_after_a_restart_count_toward_the_active_ca
         )
         world.oms.adopt(order)
     assert denied_code(buy(world)) == "max_active_orders"
+
+
+async def test_the_day_count_survives_a_restart_from_the_journaled_report_or_the_orders() -> None:
+    limits = replace(LOOSE, max_messages_per_second=50, max_messages_per_day=20, cancel_reserve_pct=10)
+    world, risk = await world_with(limits, auto_cancel=True)
+    orders = [buy(world, price=10_000 + i * 10) for i in range(10)]
+    await world.oms.flush()
+    world.oms.cancel(orders[0].client_order_id)
+    await world.oms.flush()
+    saved = json.dumps(risk.report())
+    # a new process the same day: from the report, or (report lost) from the journaled orders
+    again = RiskControls(limits, world.clock, world.quotes)
+    assert again.restore(saved) == 11
+    again = RiskControls(limits, world.clock, world.quotes)
+    assert again.restore(None, world.oms.orders.values()) == 11
+    assert again.check(orders[0]) is None
+    world2 = await make_world(world.clock.now_ns(), first_id=100)
+    world2.quotes.set(SYMBOL, bid=10_000, ask=10_010, last=10_000)
+    again = RiskControls(limits, world2.clock, world2.quotes)
+    again.restore(saved)
+    again.attach(world2.oms)
+    codes = [denied_code(buy(world2, price=11_000 - i * 10)) for i in range(8)]
+    assert codes == [None] * 7 + ["rate_per_day"]  # 11 + 7 = 18, the order cap
+    # a report from another day is ignored
+    next_day = RiskControls(limits, SimClock(shanghai_ns(date(2024, 3, 5), "09:30")), world.quotes)
+    assert next_day.restore(saved) == 0
