@@ -30,9 +30,12 @@ from typing import Protocol
 
 import structlog
 
+from engine.account import Account
 from engine.clock import Clock, LiveClock
 from engine.errors import InputError, StoreError
 from engine.oms import OrderManager
+from engine.risk_controls import RISK_META_KEY, RiskControls
+from engine.status import StatusRecorder
 from engine.store import StateStore, ops
 from engine.store.staging import to_json
 
@@ -368,3 +371,28 @@ def parse_halt(raw: str | None) -> dict[str, object]:
 def _log_task_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("task_failed", task=task.get_name(), exc_info=task.exception())
+
+
+async def install(
+    *,
+    oms: OrderManager,
+    store: StateStore,
+    algos: Mapping[str, ControllableAlgo],
+    risk: RiskControls | None = None,
+    account: Account | None = None,
+    account_id: str = "",
+    poll_interval_ns: int = DEFAULT_POLL_NS,
+) -> tuple[EngineControl, ControlChannel]:
+    """Wire the kill switch, the command channel and the status journal onto a session at startup
+    (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
+    becomes the full kill switch, today's message count and a journaled halt are restored, and the
+    account and risk report are journaled with every commit. Start polling with ``channel.start()``
+    (live) or call ``channel.poll()`` (replay)."""
+    control = EngineControl(oms, store, algos, risk=risk)
+    if risk is not None:
+        risk.on_halt = control.on_halt
+        risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())
+    oms.before_commit.append(StatusRecorder(store, account=account, risk=risk, account_id=account_id))
+    await control.restore()
+    channel = ControlChannel(store, oms.clock, control, poll_interval_ns=poll_interval_ns, commit=oms.flush)
+    return control, channel

@@ -18,7 +18,7 @@ import pytest
 from algos.basket import Basket
 from engine.cli.ops_cmd import add_parsers, run_algo, run_halt, run_resume
 from engine.clock import SimClock
-from engine.control import Command, ControlChannel, EngineControl, queue_command
+from engine.control import Command, ControlChannel, EngineControl, install, queue_command
 from engine.enums import OrderStatus, Side
 from engine.errors import InputError, StoreError
 from engine.events import OrderRejected, SubmitOrder
@@ -191,9 +191,7 @@ async def start_engine(market: MarketData, db: Path, *, restore: bool = False) -
     basket = Basket(session.ctx)
     session.oms.before_commit.append(lambda: basket.journal(session.store))
     risk = RiskControls(RiskLimits(), session.clock, session.exchange)
-    control = EngineControl(session.oms, session.store, basket.algos, risk=risk)
-    risk.attach(session.oms, on_halt=control.on_halt)
-    channel = ControlChannel(session.store, session.clock, control, commit=session.oms.flush)
+    risk.attach(session.oms)
     for i, symbol in enumerate(market.symbols):
         basket.add(
             ParentOrder(
@@ -206,8 +204,10 @@ async def start_engine(market: MarketData, db: Path, *, restore: bool = False) -
                 params={"price_policy": "passive", "interval_s": "60"},
             )
         )
-    if restore:
-        await control.restore()
+    control, channel = await install(
+        oms=session.oms, store=session.store, algos=basket.algos, risk=risk, account=session.account
+    )
+    assert await control.restore() is restore  # halted again only if the journal says so
     basket.start()
     await session.store.commit()
     return Engine(session, basket, control, channel, risk)
