@@ -47,7 +47,8 @@ def test_order_file_has_exact_header_bom_and_one_row(tmp_path: Path) -> None:
     rows = _read(path)
     assert tuple(rows[0]) == ORDER_HEADER
     assert rows[1:] == [["Z000000001", "acct-1", "SHSE.600000", "100", "1", "1", "9.87", "zhixing"]]
-    assert writer.ledger.state("Z000000001") == "dropped"
+    assert writer.ledger.state("Z000000001") == "reserved"
+    assert writer.ledger.file_of("Z000000001") == path.name
 
 
 def test_cancel_file_is_separate_with_sid_comment(tmp_path: Path) -> None:

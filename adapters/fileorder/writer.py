@@ -17,6 +17,7 @@ import itertools
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,9 @@ from engine.errors import BrokerError
 
 log = structlog.get_logger("zhixing.fileorder")
 
+_LOCK_RETRY_S = 0.0002
+_LOCK_ATTEMPTS = 150_000
+
 TEMP_SUFFIX = ".tmp"
 """Temporary files end in ``.tmp`` (and start with a dot): no terminal glob matches them."""
 
@@ -43,8 +47,8 @@ CREATE TABLE IF NOT EXISTS sids (
     sid TEXT PRIMARY KEY NOT NULL,     -- UNIQUE: a sid is written at most once, by any process
     reserved_ns INTEGER NOT NULL,
     pid INTEGER NOT NULL,
-    file TEXT NOT NULL DEFAULT '',     -- final file name once dropped
-    state TEXT NOT NULL DEFAULT 'reserved'  -- reserved -> dropped | failed
+    file TEXT NOT NULL DEFAULT '',     -- the file it is written to (visible once renamed)
+    state TEXT NOT NULL DEFAULT 'reserved'  -- reserved (file written or being written) | failed
 )
 """
 
@@ -63,27 +67,51 @@ class SidLedger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            self._db.execute("PRAGMA busy_timeout=0")  # writes retry themselves (_begin_immediate)
 
-    def reserve(self, sid: str, now_ns: int) -> None:
-        """Record ``sid`` as about to be written. Raises ``BrokerError`` if any process recorded it before."""
+    def reserve(self, sid: str, now_ns: int, file: str = "") -> None:
+        """Record ``sid`` as about to be written to ``file`` (one fsync'd commit). Raises ``BrokerError``
+        if any process recorded it before."""
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            self._begin_immediate()
             try:
                 seen = db.execute("SELECT state FROM sids WHERE sid = ?", (sid,)).fetchone()
                 if seen is not None:
                     raise BrokerError(f"fileorder: sid {sid!r} was used before ({seen[0]}); nothing written")
                 db.execute(
-                    "INSERT INTO sids (sid, reserved_ns, pid) VALUES (?, ?, ?)", (sid, now_ns, os.getpid())
+                    "INSERT INTO sids (sid, reserved_ns, pid, file) VALUES (?, ?, ?, ?)",
+                    (sid, now_ns, os.getpid(), file),
                 )
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
-    def mark(self, sid: str, state: str, file: str = "") -> None:
+    def _begin_immediate(self) -> None:
+        """Take the write lock. SQLite's own busy handler backs off in steps of up to 100 ms, which two
+        busy writers hit all the time; this retries every 0.2 ms instead, for up to ~30 s."""
+        for _ in range(_LOCK_ATTEMPTS):
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            time.sleep(_LOCK_RETRY_S)
+        raise BrokerError(f"fileorder: sid ledger {self.path} stayed locked; nothing written")
+
+    def mark(self, sid: str, state: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE sids SET state = ?, file = ? WHERE sid = ?", (state, file, sid))
+            self._begin_immediate()
+            self._db.execute("UPDATE sids SET state = ? WHERE sid = ?", (state, sid))
+            self._db.execute("COMMIT")
+
+    def file_of(self, sid: str) -> str | None:
+        """The file ``sid`` was (or is being) written to; None for a sid never reserved."""
+        with self._lock:
+            row = self._db.execute("SELECT file FROM sids WHERE sid = ?", (sid,)).fetchone()
+        return None if row is None else str(row[0])
 
     def state(self, sid: str) -> str | None:
         with self._lock:
@@ -135,18 +163,18 @@ class OrderFileWriter:
         if len(row) != len(ORDER_HEADER):
             raise ValueError(f"order row has {len(row)} fields, expected {len(ORDER_HEADER)}")
         sid = str(row[0])
-        self.ledger.reserve(sid, self._clock.now_ns())
+        name = self._next_name(ORDER_SUFFIX)
+        # one commit per order: whether the file made it is told by the file itself (or the terminal)
+        self.ledger.reserve(sid, self._clock.now_ns(), name)
         try:
-            path = self._drop(ORDER_SUFFIX, render_csv(ORDER_HEADER, [row]))
+            return self._drop(name, render_csv(ORDER_HEADER, [row]))
         except BrokerError:
             self.ledger.mark(sid, "failed")
             raise
-        self.ledger.mark(sid, "dropped", path.name)
-        return path
 
     def drop_cancel(self, sid: str, comment: str = "") -> Path:
         """Write one cancel request for ``sid`` (a cancel may be repeated: no ledger check)."""
-        return self._drop(CANCEL_SUFFIX, render_csv(CANCEL_HEADER, [(sid, comment)]))
+        return self._drop(self._next_name(CANCEL_SUFFIX), render_csv(CANCEL_HEADER, [(sid, comment)]))
 
     def cleanup_temp(self) -> list[Path]:
         """Remove temporary files a killed writer left behind (never seen by the terminal)."""
@@ -166,8 +194,7 @@ class OrderFileWriter:
             seq = next(self._seq)
         return f"{self._clock.now_ns()}_{self._pid}_{seq:06d}{suffix}"
 
-    def _drop(self, suffix: str, text: str) -> Path:
-        name = self._next_name(suffix)
+    def _drop(self, name: str, text: str) -> Path:
         final = self.input_dir / name
         temp = self.input_dir / f".{name}{TEMP_SUFFIX}"
         try:
