@@ -1,0 +1,240 @@
+"""``zhixing schedule``: hand the start of ``zhixing run`` to the OS scheduler, or show the next fire times.
+
+``export --windows`` prints a Task Scheduler definition (XML; one weekly trigger Mon-Fri per job time, in
++08:00 whatever the PC's time zone) and a launcher ``.bat`` that activates the venv and runs
+``zhixing run CONFIG``. ``export --cron`` prints a crontab (``CRON_TZ=Asia/Shanghai``) and a shell launcher.
+The OS only starts the process: the trading-day filter (holidays, weekends) and missed-window reporting
+are done by zhixing itself. A start while an engine already runs is a no-op (Task Scheduler's
+``IgnoreNew``; ``flock -n`` in the shell launcher).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from croniter import croniter
+
+from engine.clock import LiveClock
+from engine.errors import ConfigError
+from engine.market.calendar import TradingCalendar, iso8601
+from engine.schedule import CronJob, Scheduler
+
+TASK_NS = "http://schemas.microsoft.com/windows/2004/02/mit/task"
+_DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_WEEKDAYS = (1, 2, 3, 4, 5)
+MAX_TRIGGERS_PER_JOB = 48
+
+
+def add_parsers(sub: Any) -> None:
+    schedule = sub.add_parser("schedule", help="OS scheduler exports and the next fire times of the jobs")
+    ssub = schedule.add_subparsers(dest="schedule_command", required=True)
+    export = ssub.add_parser("export", help="print a Task Scheduler or crontab definition and a launcher")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--windows", action="store_true", help="Task Scheduler XML and a .bat launcher")
+    target.add_argument("--cron", action="store_true", help="a crontab and a shell launcher")
+    export.add_argument("--config", required=True, type=Path, help="the zhixing TOML config")
+    export.add_argument("--python", help="the venv's python (default: this interpreter)")
+    export.add_argument("--workdir", help="working directory (default: the config's folder)")
+    export.add_argument("--out", type=Path, help="write the files into this folder instead of printing")
+    export.set_defaults(handler=run_export)
+    nxt = ssub.add_parser("next", help="the next fire times (trading days, Shanghai time)")
+    nxt.add_argument("--config", required=True, type=Path, help="the zhixing TOML config")
+    nxt.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    nxt.set_defaults(handler=run_next)
+
+
+def read_jobs(path: Path) -> list[CronJob]:
+    """The ``[[jobs]]`` array of the config (name, cron, kind), validated."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
+    tables = raw.get("jobs", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: key 'jobs': expected an array of tables ([[jobs]])")
+    jobs: list[CronJob] = []
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: key 'jobs[{i}]': expected a table")
+        for key in ("name", "cron"):
+            if not isinstance(table.get(key), str):
+                raise ConfigError(f"{path}: key 'jobs[{i}].{key}': expected a string")
+        try:
+            jobs.append(
+                CronJob(name=table["name"], cron=table["cron"], kind=str(table.get("kind", "signal")))
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    if not jobs:
+        raise ConfigError(f"{path}: key 'jobs': no [[jobs]] to schedule")
+    return jobs
+
+
+def _times_and_days(job: CronJob) -> tuple[list[tuple[int, int]], list[int]]:
+    """(hour, minute) pairs and weekdays (0=Sunday) of a job whose day-of-month and month are ``*``."""
+    fields = job.cron.split()
+    if fields[2] != "*" or fields[3] != "*":
+        raise ConfigError(
+            f"key 'jobs.{job.name}.cron': day-of-month and month must be '*' for a Task Scheduler "
+            "export (use --cron, or let 'zhixing run' schedule it)"
+        )
+    expanded = croniter(job.cron).expanded
+    minutes = list(range(60)) if "*" in expanded[0] else [int(m) for m in expanded[0]]
+    hours = list(range(24)) if "*" in expanded[1] else [int(h) for h in expanded[1]]
+    days = _WEEKDAYS if fields[4] == "*" else sorted({int(d) % 7 for d in expanded[4]})
+    times = [(h, m) for h in hours for m in minutes]
+    if len(times) > MAX_TRIGGERS_PER_JOB:
+        raise ConfigError(
+            f"key 'jobs.{job.name}.cron': {len(times)} start times a day; a Task Scheduler export takes at "
+            f"most {MAX_TRIGGERS_PER_JOB} (start zhixing once and let 'zhixing run' schedule the rest)"
+        )
+    return times, list(days)
+
+
+def export_windows(
+    jobs: Sequence[CronJob], *, config: str, python: str, workdir: str, task_name: str = "zhixing"
+) -> tuple[str, str]:
+    """(Task Scheduler XML, launcher .bat) that start ``zhixing run CONFIG`` at each job's time, Mon-Fri."""
+    ET.register_namespace("", TASK_NS)
+
+    def el(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+        child = ET.SubElement(parent, f"{{{TASK_NS}}}{tag}")
+        if text is not None:
+            child.text = text
+        return child
+
+    task = ET.Element(f"{{{TASK_NS}}}Task", {"version": "1.2"})
+    info = el(task, "RegistrationInfo")
+    el(info, "Description", f"zhixing run {config} (jobs: {', '.join(j.name for j in jobs)}); "
+       "trading days are filtered by zhixing itself")  # fmt: skip
+    el(info, "URI", f"\\{task_name}")
+    triggers = el(task, "Triggers")
+    for job in jobs:
+        times, days = _times_and_days(job)
+        for hour, minute in times:
+            trigger = el(triggers, "CalendarTrigger")
+            # +08:00: the trigger fires at Shanghai time whatever the PC's time zone
+            el(trigger, "StartBoundary", f"2024-01-01T{hour:02d}:{minute:02d}:00+08:00")
+            el(trigger, "Enabled", "true")
+            weekly = el(trigger, "ScheduleByWeek")
+            week_days = el(weekly, "DaysOfWeek")
+            for day in days:
+                el(week_days, _DAY_NAMES[day])
+            el(weekly, "WeeksInterval", "1")
+    principal = el(el(task, "Principals"), "Principal")
+    principal.set("id", "Author")
+    el(principal, "LogonType", "InteractiveToken")
+    el(principal, "RunLevel", "LeastPrivilege")
+    settings = el(task, "Settings")
+    for tag, value in (
+        ("MultipleInstancesPolicy", "IgnoreNew"),  # one engine: later triggers are no-ops while it runs
+        ("DisallowStartIfOnBatteries", "false"),
+        ("StopIfGoingOnBatteries", "false"),
+        ("StartWhenAvailable", "true"),  # a late start is fine: zhixing reports the missed windows
+        ("WakeToRun", "true"),
+        ("ExecutionTimeLimit", "PT0S"),  # runs all day; no time limit
+        ("Enabled", "true"),
+    ):
+        el(settings, tag, value)
+    actions = el(task, "Actions")
+    actions.set("Context", "Author")
+    execute = el(actions, "Exec")
+    el(execute, "Command", str(PureWindowsPath(workdir) / "zhixing-launch.bat"))
+    el(execute, "WorkingDirectory", workdir)
+    ET.indent(task)
+    xml = '<?xml version="1.0" encoding="UTF-16"?>\n' + ET.tostring(task, encoding="unicode") + "\n"
+
+    interpreter = PureWindowsPath(python)
+    lines = [
+        "@echo off",
+        "rem zhixing launcher, generated by 'zhixing schedule export --windows'.",
+        "rem The task starts this at each job's time Mon-Fri; zhixing itself skips exchange holidays",
+        "rem and reports missed windows. Import the task with: schtasks /Create /TN zhixing /XML zhixing.xml",
+        "chcp 65001 >nul",
+        f'cd /d "{workdir}"',
+    ]
+    if interpreter.parent.name.lower() == "scripts":
+        lines += [f'call "{interpreter.parent / "activate.bat"}"', f'zhixing run "{config}"']
+    else:  # not a venv interpreter: run the package with it directly
+        lines += [f'"{interpreter}" -m engine.cli run "{config}"']
+    bat = "\r\n".join(lines) + "\r\n"
+    return xml, bat
+
+
+def export_cron(jobs: Sequence[CronJob], *, config: str, python: str, workdir: str) -> tuple[str, str]:
+    """(crontab, launcher .sh): one line per job, in Shanghai time (CRON_TZ), Mon-Fri unless the cron says."""
+    launcher = str(PurePosixPath(workdir) / "zhixing-launch.sh")
+    tab = [
+        "# zhixing, generated by 'zhixing schedule export --cron'; install with 'crontab -e'.",
+        "# CRON_TZ is honoured by cronie and systemd-cron; with another cron set the host TZ to Shanghai.",
+        "# zhixing itself skips exchange holidays and reports missed windows.",
+        "CRON_TZ=Asia/Shanghai",
+    ]
+    for job in jobs:
+        fields = job.cron.split()
+        if fields[4] == "*":
+            fields[4] = "1-5"
+        tab.append(f"{' '.join(fields)} {shlex.quote(launcher)}  # job {job.name} ({job.kind})")
+    interpreter = PurePosixPath(python)
+    run = (
+        f". {shlex.quote(str(interpreter.parent / 'activate'))}\nzhixing_cmd='zhixing'"
+        if interpreter.parent.name == "bin"
+        else f"zhixing_cmd={shlex.quote(f'{interpreter} -m engine.cli')}"
+    )
+    sh = "\n".join(
+        [
+            "#!/bin/sh",
+            "# zhixing launcher, generated by 'zhixing schedule export --cron'.",
+            "# A start while an engine runs exits quietly (flock -n); zhixing also holds an instance lock.",
+            "set -e",
+            f"cd {shlex.quote(workdir)}",
+            run,
+            f"exec flock -n -E 0 .zhixing-launch.lock $zhixing_cmd run {shlex.quote(config)} "
+            ">> zhixing-run.log 2>&1",
+        ]
+    )
+    return "\n".join(tab) + "\n", sh + "\n"
+
+
+def run_export(args: argparse.Namespace) -> int:
+    config: Path = args.config
+    jobs = read_jobs(config)
+    python = args.python or sys.executable
+    workdir = args.workdir or str(config.resolve().parent)
+    if args.windows:
+        xml, bat = export_windows(jobs, config=str(config), python=python, workdir=workdir)
+        files = {"zhixing.xml": xml.encode("utf-16"), "zhixing-launch.bat": bat.encode("utf-8")}
+    else:
+        tab, sh = export_cron(jobs, config=str(config), python=python, workdir=workdir)
+        files = {"zhixing.crontab": tab.encode(), "zhixing-launch.sh": sh.encode()}
+    if args.out is None:
+        for name, data in files.items():
+            text = data.decode("utf-16" if name.endswith(".xml") else "utf-8")
+            note = " (save as UTF-16, or use --out DIR)" if name.endswith(".xml") else ""
+            print(f"===== {name}{note} =====\n{text}")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = args.out / name
+        path.write_bytes(data)
+        if name.endswith(".sh"):
+            path.chmod(0o755)
+        print(f"wrote {path}")
+    return 0
+
+
+def run_next(args: argparse.Namespace) -> int:
+    jobs = read_jobs(args.config)
+    scheduler = Scheduler(LiveClock(), TradingCalendar(), jobs, lambda j, t: None, lambda j, t: None)
+    for when, job in scheduler.next_fires(args.n):
+        print(f"{iso8601(when)}  {job.name}  ({job.kind})")
+    return 0
