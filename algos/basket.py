@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from algos.base import AlgoContext, ExecAlgo
 from algos.registry import create_algo
-from engine.parents import ParentOrder
+from engine.parents import ParentOrder, ParentStatus
 
 
 class AlgoJournal(Protocol):
@@ -15,6 +16,14 @@ class AlgoJournal(Protocol):
     def stage_algo_state(self, parent_id: str, algo: str, state: dict[str, object]) -> None: ...
 
     def stage_parent(self, parent: dict[str, object]) -> None: ...
+
+
+class AlgoStateSource(Protocol):
+    """What ``Basket.resume_from`` reads (``engine.store.StateStore`` provides it)."""
+
+    async def load_parents(self) -> list[dict[str, object]]: ...
+
+    async def load_algo_states(self) -> dict[str, tuple[str, dict[str, object]]]: ...
 
 
 class Basket:
@@ -32,6 +41,48 @@ class Basket:
         if self._started:
             algo.start()
         return algo
+
+    @classmethod
+    def restore(
+        cls,
+        ctx: AlgoContext,
+        parents: Iterable[Mapping[str, object]],
+        states: Mapping[str, tuple[str, Mapping[str, object]]],
+    ) -> Basket:
+        """A basket rebuilt after a restart, not yet started: one algorithm per journaled parent,
+        restored from its journaled state.
+
+        Call it after ``engine.reconcile.recover`` has rebuilt and reconciled the orders: ``start()`` then
+        re-attaches each parent's children (``ctx.oms.children_of``) and sizes what is left from their
+        confirmed fills, so nothing is sent twice, lost or overfilled. A parent journaled DONE or
+        CANCELED stays finished (its state says so; without a state it is finished here, nothing sent).
+        A parent without a state (crash before its first journal) starts from its row, like a new one.
+        """
+        basket = cls(ctx)
+        for row in parents:
+            parent = ParentOrder.from_row(dict(row))
+            final = parent.status
+            algo = create_algo(parent, ctx)
+            basket.algos[parent.parent_id] = algo
+            saved = states.get(parent.parent_id)
+            if saved is not None:
+                algo_name, state = saved
+                if algo_name != parent.algo:
+                    raise ValueError(
+                        f"parent {parent.parent_id}: journaled state is for algo {algo_name!r}, "
+                        f"the parent runs {parent.algo!r}"
+                    )
+                algo.restore(state)
+            elif final is ParentStatus.CANCELED:
+                algo.cancel()  # nothing tracked yet: finishes at once, sends nothing
+            elif final is ParentStatus.DONE:
+                algo.stop()
+        return basket
+
+    @classmethod
+    async def resume_from(cls, ctx: AlgoContext, store: AlgoStateSource) -> Basket:
+        """``restore`` with the parents and algorithm states read from ``store``."""
+        return cls.restore(ctx, await store.load_parents(), await store.load_algo_states())
 
     def start(self) -> None:
         self._started = True

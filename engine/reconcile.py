@@ -8,6 +8,11 @@ asks the broker what it knows, and makes every local order agree with the broker
 - an order the broker does not know is EXPIRED if it is from before today (A8), REJECTED
   ``not_found_at_broker`` (policy-resolved, ``venue_confirmed=False``) if it was never acknowledged
   (A1), and a mismatch otherwise (it was acknowledged: the broker should know it);
+- with ``in_flight_grace_ns`` > 0, an order of today the broker does not know yet but which was sent
+  (or, INITIALIZED, may have been sent just before the crash) less than that long ago is left in flight
+  (``pending``): the in-flight checks (``engine.inflight``) ask again and resolve it by the broker's
+  truth or, after bounded queries, by policy. A request still on its way must not be declared never sent
+  only to be filled a moment later (RELIABILITY B1);
 - broker orders we have no record of are reported as external and never adopted;
 - positions are compared with the broker's; any difference is a mismatch.
 
@@ -58,6 +63,7 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)  # local orders that took the broker's truth
     fills_applied: int = 0
     never_sent: list[str] = field(default_factory=list)  # policy-resolved REJECTED not_found_at_broker
+    pending: list[str] = field(default_factory=list)  # unknown yet, sent within the grace: left in flight
     expired: list[str] = field(default_factory=list)  # yesterday's orders the broker no longer lists
     external: list[str] = field(default_factory=list)  # broker client order ids we have no record of
     mismatches: list[str] = field(default_factory=list)
@@ -68,9 +74,17 @@ class ReconcileReport:
 
 
 async def recover(
-    oms: OrderManager, store: StateStore, adapter: BrokerAdapter, *, trading_day_start_ns: int
+    oms: OrderManager,
+    store: StateStore,
+    adapter: BrokerAdapter,
+    *,
+    trading_day_start_ns: int,
+    in_flight_grace_ns: int = 0,
 ) -> ReconcileReport:
-    """Rebuild from the journal, reconcile with the broker, halt ``oms`` on any mismatch."""
+    """Rebuild from the journal, reconcile with the broker, halt ``oms`` on any mismatch.
+
+    ``in_flight_grace_ns``: how recent a send the broker may not know yet (see the module docstring);
+    0 keeps the strict behaviour (unknown today means never sent)."""
     report = ReconcileReport()
 
     # 1. rebuild
@@ -95,6 +109,8 @@ async def recover(
         if order.status in _OPEN:
             if known is not None:
                 adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
+            elif _within_grace(oms, order, trading_day_start_ns, in_flight_grace_ns):
+                _leave_in_flight(oms, order, report)
             else:
                 _resolve_unknown(oms, order, trading_day_start_ns, report)
         elif order.status in _TAKES_LATE_FILLS and trades_by_cid.get(cid):
@@ -138,6 +154,7 @@ async def recover(
         adopted=len(report.adopted),
         fills_applied=report.fills_applied,
         never_sent=len(report.never_sent),
+        pending=len(report.pending),
         expired=len(report.expired),
         external=len(report.external),
         mismatches=len(report.mismatches),
@@ -215,6 +232,24 @@ def _apply_trades(oms: OrderManager, order: Order, trades: list[FillReport]) -> 
         if len(order.trade_ids) > before:
             applied += 1
     return applied
+
+
+def _within_grace(oms: OrderManager, order: Order, trading_day_start_ns: int, grace_ns: int) -> bool:
+    """Sent (or maybe sent) today, less than ``grace_ns`` ago: the broker may not have it yet."""
+    if grace_ns <= 0 or order.status not in (S.INITIALIZED, S.SUBMITTED):
+        return False
+    return order.ts_created >= trading_day_start_ns and oms.clock.now_ns() - order.ts_updated < grace_ns
+
+
+def _leave_in_flight(oms: OrderManager, order: Order, report: ReconcileReport) -> None:
+    cid = order.client_order_id
+    if order.status is S.INITIALIZED:
+        # the crash may have come between the send and the journal's SUBMITTED: treat it as sent
+        now = oms.clock.now_ns()
+        _apply(oms, OrderSubmitted(ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol))
+    oms.in_flight.setdefault(cid, order.ts_updated)
+    report.pending.append(cid)
+    log.warning("recovered_in_flight", client_order_id=cid)
 
 
 def _resolve_unknown(

@@ -1,33 +1,76 @@
 """The seeded chaos suite: a multi-symbol TWAP basket on real data through a fault-injecting wire.
 
-For each seed, one ``FaultPlan`` (drop acks, duplicate fills, delay and reorder events, drop reject
-callbacks) sits between the engine and the simulated exchange. After the day, the books are checked
-against the exchange's (RELIABILITY invariants):
+For each seed, one ``FaultPlan`` (drop acks, duplicate fills, delay and reorder events, broker rejects,
+dropped reject callbacks) sits between the engine and the simulated exchange, and the engine crashes
+and restarts at seeded instants (``crash_plan``): the session stops as a crash would, the engine's
+timers die, the exchange runs on alone through a seeded downtime (what it pushes meanwhile is lost), then
+a new engine on the same exchange reopens the journal, reconciles (``engine.reconcile.recover``) and
+resumes the basket from the journaled algorithm states (``replay.recovery``). After the day, the books
+are checked against the exchange's (RELIABILITY invariants):
 
 - **I1** each client order id maps to at most one exchange order, and every exchange order is ours;
 - **I2** for every order, the engine's filled quantity equals the exchange's and never exceeds the order;
   every parent's children together never exceed the parent;
 - **I3** the engine's positions equal the exchange's;
-- **I4** every order the engine journaled ended resolved (terminal), none lost.
+- **I4** every order the engine journaled ended resolved (terminal), none lost;
+- algorithm progress: each algorithm's filled quantity equals its children's (nothing lost across a
+  restart) and never exceeds its parent; no child was refused as a resend of a known client order id;
+  every restart reconciled without a mismatch.
 
 A failing seed is printed with its figures and replays exactly from the seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from algos.basket import Basket
 from engine.enums import Side
 from engine.events import OrderStatusReport, PositionReport
 from engine.market import shanghai_ns
 from engine.parents import ParentOrder
+from engine.units import NS_PER_SECOND
 from replay.data import MarketData
 from replay.faults import FAULTS, FaultPlan, FaultyAdapter
 from replay.harness import ReplayConfig, ReplaySession, open_session
+from replay.recovery import (
+    crash,
+    journal_algos,
+    restart_session,
+    resume,
+    run_exchange_alone,
+    use_process_clock,
+)
+
+CHAOS_FAULTS = (*FAULTS, "crash_restart")
+SLICE_NS = 30 * NS_PER_SECOND  # the basket's TWAP interval
+WallTimer = Callable[[], int]
+"""A monotonic ns counter for the wall time of a recovery (the CLI passes ``time.perf_counter_ns``; the
+suite itself never reads wall time, so its figures stay a pure function of the seed)."""
+
+
+@dataclass(slots=True, frozen=True)
+class Recovery:
+    """One crash and restart: when, how long down, what reconciliation found, how long it took."""
+
+    crash_ns: int
+    downtime_ns: int
+    virtual_ns: int  # restart -> reconciled and resumed, on the virtual clock
+    settle_ns: int  # restart -> nothing in flight any more (virtual)
+    wall_ns: int  # recover() + resume, wall time (0 unless a WallTimer was given)
+    engine_timers_killed: int
+    rebuilt: int
+    adopted: int
+    fills_applied: int
+    never_sent: int
+    pending: int  # unknown to the broker yet, sent within the grace: left to the in-flight checks
+    mismatches: int
 
 
 @dataclass(slots=True)
@@ -47,6 +90,9 @@ class SeedOutcome:
     unacked_resolved_by_fills: int
     inflight_resolved_by_query: int = 0
     inflight_resolved_by_policy: int = 0
+    recoveries: list[Recovery] = field(default_factory=list)
+    algo_mismatches: int = 0
+    resends_refused: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -63,8 +109,26 @@ def fault_plan(seed: int) -> FaultPlan:
         duplicate_fill=rng.choice((0.0, 0.1, 0.3)),
         delay_ns_max=rng.choice((0, 50_000_000, 400_000_000)),
         reorder=rng.choice((0.0, 0.05, 0.2)),
-        drop_reject_callback=0.0,
+        drop_reject_callback=rng.choice((0.0, 0.5, 1.0)),
+        broker_reject=rng.choice((0.0, 0.02, 0.05)),
     )
+
+
+def crash_plan(seed: int, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+    """``(crash instant, downtime)`` pairs, in time order: one or two crashes inside the parents'
+    window (half of them within 100 ms after a slice went out), each followed by 1 ms or 1-90 s of
+    downtime (a quick restart finds orders and answers still in flight)."""
+    rng = random.Random(seed * 104_729 + 3)
+    crashes = []
+    for _ in range(rng.choice((1, 1, 2))):
+        at = rng.randrange(start_ns, end_ns)
+        if rng.random() < 0.5:  # just after a 30 s slice went out: orders and acks in flight
+            at = start_ns + (at - start_ns) // SLICE_NS * SLICE_NS + rng.randrange(0, 100_000_000)
+        crashes.append(at)
+    return [
+        (at, rng.choice((1_000_000, rng.randrange(NS_PER_SECOND, 90 * NS_PER_SECOND))))
+        for at in sorted(crashes)
+    ]
 
 
 def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[ParentOrder], dict[str, int]]:
@@ -95,9 +159,10 @@ def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[Parent
     return parents, positions
 
 
-async def run_seed(market: MarketData, seed: int, symbols: int) -> SeedOutcome:
-    from algos.basket import Basket  # the composition lives here, not in the engine
-
+async def run_seed(
+    market: MarketData, seed: int, symbols: int, *, wall: WallTimer | None = None, crashes: bool = True
+) -> SeedOutcome:
+    """One seed: the basket through the faulty wire, with the seed's crashes (``crashes=False``: none)."""
     parents, positions = basket_for(market, symbols, seed)
     plan = fault_plan(seed)
     holder: list[FaultyAdapter] = []
@@ -107,23 +172,129 @@ async def run_seed(market: MarketData, seed: int, symbols: int) -> SeedOutcome:
         holder.append(adapter)
         return adapter
 
+    start, end = parents[0].start_ns, parents[0].end_ns
+    day_open = shanghai_ns(market.trade_date, "09:15")
+    schedule = crash_plan(seed, start, end) if crashes else []
     with tempfile.TemporaryDirectory(prefix="zhixing-chaos-") as tmp:
         config = ReplayConfig(
             cash=10**13, positions=positions, db_path=Path(tmp) / "chaos.db", synchronous="OFF"
         )
-        session = await open_session(market, config, parents[0].start_ns, wrap=wrap)
+        session = await open_session(market, config, start, wrap=wrap)
+        sessions = [session]
+        recoveries: list[Recovery] = []
+        problems: list[str] = []
         try:
+            use_process_clock(session)
             basket = Basket(session.ctx)
+            journal_algos(session, basket)
             for parent in parents:
+                parent.created_ns = session.clock.now_ns()
+                session.store.stage_parent(parent.to_row())
                 basket.add(parent)
             basket.start()
-            await session.run(parents[0].end_ns + 60 * 1_000_000_000, lambda: basket.done)
+            await session.store.commit()
+            live = [basket]  # the running basket (a new one after each restart)
+            settled: dict[int, int] = {}  # recovery index -> restart to nothing in flight (virtual ns)
+            settle = _Settle(session, 0, -1, settled)
+            for crash_at, downtime in schedule:
+                await session.run(crash_at, lambda: live[0].done, settle.progress, expire=False)
+                crashed_at = session.clock.now_ns()
+                killed = await crash(session)
+                run_exchange_alone(session.clock, crashed_at + downtime)
+                session = await restart_session(
+                    market,
+                    config,
+                    clock=session.clock,
+                    exchange=session.exchange,
+                    adapter=session.oms.adapter,
+                )
+                sessions.append(session)
+                restart_ns = session.clock.now_ns()
+                wall_start = wall() if wall is not None else 0
+                resumed = await resume(session, trading_day_start_ns=day_open)
+                wall_ns = wall() - wall_start if wall is not None else 0
+                live[0] = resumed.basket
+                report = resumed.report
+                recoveries.append(
+                    Recovery(
+                        crash_ns=crashed_at,
+                        downtime_ns=downtime,
+                        virtual_ns=session.clock.now_ns() - restart_ns,
+                        settle_ns=0,
+                        wall_ns=wall_ns,
+                        engine_timers_killed=killed,
+                        rebuilt=report.rebuilt,
+                        adopted=len(report.adopted),
+                        fills_applied=report.fills_applied,
+                        never_sent=len(report.never_sent),
+                        pending=len(report.pending),
+                        mismatches=len(report.mismatches),
+                    )
+                )
+                settle = _Settle(session, restart_ns, len(recoveries) - 1, settled)
+                problems.extend(f"restart at {crashed_at}: {m}" for m in report.mismatches)
+            await session.run(end + 60 * NS_PER_SECOND, lambda: live[0].done, settle.progress)
+            final = live[0]
             journaled = [o.client_order_id for o in await session.store.load_orders()]
             venue_reports = await session.exchange.query_orders()
             venue_positions = await session.exchange.query_positions()
+            broker_reports = await holder[0].query_orders()
         finally:
             await session.store.close()
-    return check(session, parents, holder[0], journaled, venue_reports, venue_positions, seed)
+    outcome = check(session, parents, holder[0], journaled, venue_reports, venue_positions, seed)
+    _check_algos(outcome, session, final, broker_reports)
+    outcome.problems.extend(problems)
+    outcome.recoveries = [
+        dataclasses.replace(r, settle_ns=settled.get(i, -1)) for i, r in enumerate(recoveries)
+    ]
+    outcome.injected["crash_restart"] = len(recoveries)
+    outcome.fills = sum(len(s.fills) for s in sessions)
+    outcome.duplicate_fills_ignored = sum(s.oms.counters.duplicate_fills for s in sessions)
+    outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
+    outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
+    return outcome
+
+
+class _Settle:
+    """Watches a restarted session's steps for the first instant nothing is in flight any more."""
+
+    def __init__(self, session: ReplaySession, restart_ns: int, record: int, settled: dict[int, int]) -> None:
+        self.session = session
+        self.restart_ns = restart_ns
+        self.record = record  # index of the recovery being timed, -1: none
+        self.settled = settled
+        self.progress(0, 0)
+
+    def progress(self, _elapsed: int, _span: int) -> None:
+        if self.record < 0 or self.record in self.settled or self.session.oms.in_flight:
+            return
+        self.settled[self.record] = self.session.clock.now_ns() - self.restart_ns
+
+
+def _check_algos(
+    outcome: SeedOutcome, session: ReplaySession, basket: Basket, broker_reports: list[OrderStatusReport]
+) -> None:
+    """Algorithm progress after the restarts, and I1 over everything the broker was sent."""
+    oms = session.oms
+    bad = []
+    for parent_id, algo in basket.algos.items():
+        children = sum(o.filled_quantity for o in oms.children_of(parent_id))
+        if algo.filled_quantity != children or algo.filled_quantity > algo.parent.quantity:
+            bad.append(
+                f"{parent_id}: algo={algo.filled_quantity} children={children} of {algo.parent.quantity}"
+            )
+    outcome.algo_mismatches = len(bad)
+    if bad:
+        outcome.problems.append(f"algo progress: {bad[:5]}")
+    resends = [o.client_order_id for o in oms.orders.values() if o.reason.startswith("adapter:")]
+    outcome.resends_refused = len(resends)
+    if resends:
+        outcome.problems.append(f"orders refused by the adapter (resent?): {resends[:5]}")
+    counts = Counter(r.client_order_id for r in broker_reports)
+    twice = sorted(cid for cid, n in counts.items() if n > 1)
+    if twice:
+        outcome.duplicate_orders += len(twice)
+        outcome.problems.append(f"client ids known twice to the broker: {twice[:5]}")
 
 
 def check(
@@ -174,7 +345,7 @@ def check(
             problems.append(f"{label}: {bad if isinstance(bad, int) else bad[:5]}")
     return SeedOutcome(
         seed=seed,
-        injected={k: adapter.injected.get(k, 0) for k in FAULTS},
+        injected={k: adapter.injected.get(k, 0) for k in CHAOS_FAULTS},
         orders=len(oms.orders),
         fills=len(session.fills),
         lost_orders=len(lost),

@@ -10,6 +10,10 @@ Faults, each counted in ``injected``:
 
 - ``drop_ack``: an ``OrderAccepted`` is never delivered (fills must drive the order on their own);
 - ``drop_reject_callback``: an ``OrderRejected`` is never delivered (B8: the in-flight timeout finds it);
+- ``broker_reject``: a submit is refused by the broker itself (its counter system, e.g. insufficient
+  funds) and never reaches the exchange: the adapter lists it as REJECTED in its order reports and
+  answers with an ``OrderRejected`` 1 ms later, which ``drop_reject_callback`` may drop like any reject
+  (B8). Decided by a second generator (one draw per submit), so a plan without it keeps its schedule;
 - ``duplicate_fill``: an ``OrderFilled`` is delivered twice, same ``trade_id`` (B3 re-login replay);
 - ``delay``: with ``delay_ns_max > 0`` each delivered copy waits a uniform ``0..delay_ns_max`` ns on the
   clock (counted when > 0); unequal delays reorder events naturally. ``ts_init`` becomes delivery time;
@@ -26,6 +30,7 @@ from functools import partial
 
 from engine.broker import BrokerAdapter, EventSink
 from engine.clock import Clock, TimerHandle
+from engine.enums import OrderStatus
 from engine.events import (
     AccountReport,
     FillReport,
@@ -38,8 +43,10 @@ from engine.events import (
 )
 from engine.orders import Order
 
-FAULTS = ("drop_ack", "duplicate_fill", "delay", "reorder", "drop_reject_callback")
+FAULTS = ("drop_ack", "duplicate_fill", "delay", "reorder", "drop_reject_callback", "broker_reject")
 _REORDER_HOLD_MIN_NS = 1_000_000
+_BROKER_REJECT_NS = 1_000_000
+BROKER_REJECT_REASON = "broker_rejected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,9 +59,10 @@ class FaultPlan:
     delay_ns_max: int = 0
     reorder: float = 0.0
     drop_reject_callback: float = 0.0
+    broker_reject: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("drop_ack", "duplicate_fill", "reorder", "drop_reject_callback"):
+        for name in ("drop_ack", "duplicate_fill", "reorder", "drop_reject_callback", "broker_reject"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"FaultPlan.{name} must be a probability in [0, 1], got {p}")
@@ -73,6 +81,8 @@ class FaultyAdapter:
         self.delivered: list[OrderEvent] = []
         self._clock = clock
         self._rng = random.Random(plan.seed)
+        self._submit_rng = random.Random(plan.seed * 31 + 7)
+        self._rejected: list[OrderStatusReport] = []
         self._sink: EventSink | None = None
         self._held: OrderEvent | None = None
         self._held_timer: TimerHandle | None = None
@@ -89,6 +99,9 @@ class FaultyAdapter:
         await self.inner.close()
 
     async def submit(self, order: Order) -> None:
+        if self._submit_rng.random() < self.plan.broker_reject:
+            self._broker_reject(order)
+            return
         await self.inner.submit(order)
 
     async def cancel(self, order: Order) -> None:
@@ -101,12 +114,35 @@ class FaultyAdapter:
         return await self.inner.query_positions()
 
     async def query_orders(self) -> list[OrderStatusReport]:
-        return await self.inner.query_orders()
+        return [*await self.inner.query_orders(), *self._rejected]
 
     async def query_trades(self) -> list[FillReport]:
         return await self.inner.query_trades()
 
     # ------------------------------------------------------------------------------------- faults
+    def _broker_reject(self, order: Order) -> None:
+        self.injected["broker_reject"] += 1
+        now = self._clock.now_ns()
+        cid = order.client_order_id
+        self._rejected.append(
+            OrderStatusReport(
+                client_order_id=cid,
+                broker_order_id="",
+                symbol=order.symbol,
+                side=order.side,
+                price=order.price,
+                quantity=order.quantity,
+                filled_quantity=0,
+                status=OrderStatus.REJECTED,
+                reason=BROKER_REJECT_REASON,
+                ts_event=now,
+            )
+        )
+        event = OrderRejected(
+            ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol, reason=BROKER_REJECT_REASON
+        )
+        self._clock.call_at(now + _BROKER_REJECT_NS, partial(self._on_inner_event, event), "fault_reject")
+
     def _on_inner_event(self, event: OrderEvent) -> None:
         plan, rng = self.plan, self._rng
         # fixed draws per event, whatever happens to it: the schedule depends on the seed and the

@@ -1,4 +1,5 @@
-"""The seeded chaos suite in CI: fixed seeds, every invariant holds, and a seed replays exactly."""
+"""The seeded chaos suite in CI: fixed seeds (each with a crash and restart of the engine), every
+invariant holds, and a seed replays exactly."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from replay.chaos import run_seed
+from replay.chaos import SeedOutcome, run_seed
 from replay.data import MarketData, load_snapshots
 
 DATA = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 CI_SEEDS = range(8)
+_OUTCOMES: dict[int, SeedOutcome] = {}  # each CI seed runs once per session (a seed replays exactly)
+
+
+async def ci_outcome(market: MarketData, seed: int) -> SeedOutcome:
+    if seed not in _OUTCOMES:
+        _OUTCOMES[seed] = await run_seed(market, seed, 6)
+    return _OUTCOMES[seed]
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +31,56 @@ def market() -> MarketData:
 
 @pytest.mark.parametrize("seed", CI_SEEDS)
 async def test_books_agree_with_the_exchange_under_seeded_faults(market: MarketData, seed: int) -> None:
-    outcome = await run_seed(market, seed, 6)
+    outcome = await ci_outcome(market, seed)
     assert outcome.problems == []
     assert outcome.lost_orders == outcome.duplicate_orders == outcome.order_overfills == 0
     assert outcome.parent_overfills == outcome.position_mismatches == outcome.unresolved == 0
     assert outcome.orders > 100
+    assert outcome.algo_mismatches == outcome.resends_refused == 0
+    assert 1 <= len(outcome.recoveries) == outcome.injected["crash_restart"] <= 2
+    for recovery in outcome.recoveries:
+        assert recovery.mismatches == 0
+        assert recovery.rebuilt > 0  # the new engine started from the journal, not from nothing
+        assert recovery.engine_timers_killed <= 6  # at most one armed timer per algorithm
+        assert recovery.settle_ns >= 0  # whatever was in flight at the restart got resolved
 
 
 async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketData) -> None:
     injected: dict[str, int] = {}
     for seed in CI_SEEDS:
-        for fault, n in (await run_seed(market, seed, 6)).injected.items():
+        for fault, n in (await ci_outcome(market, seed)).injected.items():
             injected[fault] = injected.get(fault, 0) + n
-    for fault in ("drop_ack", "duplicate_fill", "delay", "reorder"):
+    for fault in (
+        "drop_ack",
+        "duplicate_fill",
+        "delay",
+        "reorder",
+        "drop_reject_callback",
+        "broker_reject",
+        "crash_restart",
+    ):
         assert injected[fault] > 0, fault
+
+
+async def test_a_restart_right_after_a_send_leaves_the_orders_in_flight_and_resolves_them(
+    market: MarketData,
+) -> None:
+    """Seed 5 crashes within 100 ms of a slice and restarts 1 ms later: the exchange has not received
+    the children yet, so reconciliation must not call them never sent (they arrive and fill)."""
+    outcome = await ci_outcome(market, 5)
+    assert outcome.problems == []
+    (recovery,) = outcome.recoveries
+    assert recovery.downtime_ns == 1_000_000
+    assert recovery.pending > 0
+    assert recovery.never_sent == 0
+    assert 0 < recovery.settle_ns < 1_000_000_000
+
+
+async def test_without_crashes_the_wire_faults_alone_still_agree(market: MarketData) -> None:
+    outcome = await run_seed(market, 3, 6, crashes=False)
+    assert outcome.problems == []
+    assert outcome.recoveries == []
+    assert outcome.injected["crash_restart"] == 0
 
 
 async def test_the_same_seed_replays_exactly(market: MarketData) -> None:
@@ -59,4 +103,12 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
         "delay",
         "reorder",
         "drop_reject_callback",
+        "broker_reject",
+        "crash_restart",
     }
+    assert summary["faults"]["crash_restart"]["injected"] >= 3
+    recovery = summary["recovery"]
+    assert recovery["restarts"] == summary["faults"]["crash_restart"]["injected"]
+    assert recovery["reconcile_mismatches"] == recovery["never_settled"] == 0
+    assert set(recovery["recover_and_resume_wall_ms"]) == {"p50", "p95", "max"}
+    assert summary["algo_progress_mismatches"] == 0

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.cli.replay_cmd import sample_data_dir
-from replay.chaos import SeedOutcome, run_seed
+from replay.chaos import CHAOS_FAULTS, SeedOutcome, run_seed
 from replay.data import load_snapshots
-from replay.faults import FAULTS
 
 
 def add_parsers(sub: Any) -> None:
@@ -26,6 +26,9 @@ def add_parsers(sub: Any) -> None:
     chaos.add_argument("--symbols", type=int, default=6, help="symbols in the basket (max 20, default 6)")
     chaos.add_argument("--data", type=Path, help="snapshot folder (default: built-in 2021-12-01 set)")
     chaos.add_argument("--json", action="store_true", help="print the summary as JSON")
+    chaos.add_argument(
+        "--no-crash", action="store_true", help="no crash-and-restart (faults on the wire only)"
+    )
     chaos.set_defaults(handler=run_chaos)
 
 
@@ -41,7 +44,7 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "seeds": len(outcomes),
         "seeds_survived": sum(o.survived for o in outcomes),
         "failing_seeds": [o.seed for o in outcomes if not o.survived],
-        "faults": {f: {"injected": injected[f], "survived": survived[f]} for f in FAULTS},
+        "faults": {f: {"injected": injected[f], "survived": survived[f]} for f in CHAOS_FAULTS},
         "orders": sum(o.orders for o in outcomes),
         "fills": sum(o.fills for o in outcomes),
         "orders_lost": sum(o.lost_orders for o in outcomes),
@@ -54,7 +57,47 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "unacked_orders_resolved_by_fills": sum(o.unacked_resolved_by_fills for o in outcomes),
         "in_flight_resolved_by_query": sum(o.inflight_resolved_by_query for o in outcomes),
         "in_flight_resolved_by_policy": sum(o.inflight_resolved_by_policy for o in outcomes),
+        "algo_progress_mismatches": sum(o.algo_mismatches for o in outcomes),
+        "recovery": _recovery_summary(outcomes),
         "problems": {str(o.seed): o.problems for o in outcomes if o.problems},
+    }
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    """p50 / p95 / max by the nearest-rank method (0 for an empty list)."""
+    if not values:
+        return {"p50": 0, "p95": 0, "max": 0}
+    ordered = sorted(values)
+
+    def rank(p: int) -> int:
+        return ordered[max(0, -(-p * len(ordered) // 100) - 1)]
+
+    return {"p50": rank(50), "p95": rank(95), "max": ordered[-1]}
+
+
+def _recovery_summary(outcomes: list[SeedOutcome]) -> dict[str, Any]:
+    """Crash-restart figures: counts, and p50/p95/max of each recovery time."""
+    recoveries = [r for o in outcomes for r in o.recoveries]
+    settled = [r.settle_ns for r in recoveries if r.settle_ns >= 0]
+    return {
+        "restarts": len(recoveries),
+        "orders_rebuilt": sum(r.rebuilt for r in recoveries),
+        "orders_adopted_from_broker": sum(r.adopted for r in recoveries),
+        "missed_fills_applied": sum(r.fills_applied for r in recoveries),
+        "never_sent_resolved": sum(r.never_sent for r in recoveries),
+        "left_in_flight_for_checks": sum(r.pending for r in recoveries),
+        "reconcile_mismatches": sum(r.mismatches for r in recoveries),
+        "never_settled": sum(1 for r in recoveries if r.settle_ns < 0),
+        "downtime_ms": {
+            k: v // 1_000_000 for k, v in _percentiles([r.downtime_ns for r in recoveries]).items()
+        },
+        "restart_to_ready_virtual_ms": {
+            k: v // 1_000_000 for k, v in _percentiles([r.virtual_ns for r in recoveries]).items()
+        },
+        "restart_to_settled_virtual_ms": {k: v // 1_000_000 for k, v in _percentiles(settled).items()},
+        "recover_and_resume_wall_ms": {
+            k: round(v / 1_000_000, 2) for k, v in _percentiles([r.wall_ns for r in recoveries]).items()
+        },
     }
 
 
@@ -72,7 +115,11 @@ def run_chaos(args: argparse.Namespace) -> int:
     market = load_snapshots(args.data or sample_data_dir() / "snapshots_20211201")
     symbols = max(1, min(args.symbols, len(market.symbols)))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    outcomes = [asyncio.run(run_seed(market, seed, symbols)) for seed in seeds]
+    # wall time is read here, at the entry point, only for the printed recovery figure
+    outcomes = [
+        asyncio.run(run_seed(market, seed, symbols, wall=time.perf_counter_ns, crashes=not args.no_crash))
+        for seed in seeds
+    ]
     summary = summarise(outcomes)
     summary["symbols"] = symbols
     summary["git_sha"] = _git_sha()
@@ -98,8 +145,15 @@ def run_chaos(args: argparse.Namespace) -> int:
             "unresolved_orders",
             "duplicate_fills_received_and_ignored",
             "unacked_orders_resolved_by_fills",
+            "in_flight_resolved_by_query",
+            "in_flight_resolved_by_policy",
+            "algo_progress_mismatches",
         ):
             console.print(f"{key}: {summary[key]:,}")
+        for key, value in summary["recovery"].items():
+            if isinstance(value, dict):
+                value = " / ".join(f"{k} {v:,}" for k, v in value.items())
+            console.print(f"recovery {key}: {value}")
         for seed, problems in summary["problems"].items():
             console.print(
                 f"[red]seed {seed} FAILED[/red] (replay: zhixing chaos --first-seed {seed} --seeds 1 "

@@ -1,0 +1,402 @@
+"""Crash and restart of the engine in a replay, against a broker that survives the crash.
+
+A crash kills the engine, not the broker. Here that means:
+
+- ``crash(session)``: every timer the engine armed (algorithm slices; they were armed through the
+  session's ``ProcessClock``) dies, the adapter's events go nowhere (a broker's push to a dead process is
+  lost), the journal is closed with whatever was staged but not committed lost. The exchange keeps
+  running on the shared ``SimClock``: stepping the clock during the downtime matches and fills the orders
+  still working there.
+- ``restart_session``: a new Account (the config's positions, then the journal's), a new OrderManager on
+  the SAME adapter, a reopened journal; ``resume`` then runs ``engine.reconcile.recover`` and resumes the
+  basket from the journal (``algos.basket.Basket.resume_from``), sized from confirmed fills.
+
+``DurableSimBroker`` makes the broker survive a real ``kill -9`` too: every request (submit, cancel,
+end-of-day expiry) is written to the broker's OWN SQLite file (synchronous=FULL) before the exchange sees
+it, and ``DurableSimBroker.open`` rebuilds the exchange by replaying those requests on a fresh
+``SimClock`` from the day's start. The exchange is deterministic, and the requests are replayed at the
+instant they were made, after the exchange's own timers of that instant (as in the original run, where
+the engine sends in the flush that follows a clock step; the exchange never schedules a timer for the
+instant it is in), so the rebuilt exchange is the one that was killed, trade ids included.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from algos.base import AlgoContext
+from algos.basket import Basket
+from engine.account import Account
+from engine.broker import BrokerAdapter, EventSink
+from engine.bus import EventBus
+from engine.clock import SimClock, TimerCallback, TimerHandle
+from engine.enums import Side
+from engine.events import (
+    AccountReport,
+    FillReport,
+    OrderEvent,
+    OrderFilled,
+    OrderStatusReport,
+    PositionReport,
+    Quote,
+)
+from engine.inflight import InflightChecker
+from engine.market import TradingCalendar, instrument_for
+from engine.oms import OrderManager
+from engine.orders import Order
+from engine.reconcile import ReconcileReport, recover
+from engine.risk import market_rules_check
+from engine.store import StateStore
+from replay.data import MarketData
+from replay.exchange import SimExchange
+from replay.harness import ReplayConfig, ReplaySession
+
+SIM_NOW_KEY = "sim_now_ns"
+"""Journal meta key: the virtual time of the last commit (a restart begins no earlier)."""
+
+
+# ---------------------------------------------------------------------------------------- process clock
+class ProcessClock:
+    """The engine's view of a ``SimClock``: its timers die with the process (``kill``).
+
+    Everything the engine arms (algorithm slices, retries) goes through it; the exchange uses the
+    ``SimClock`` itself, so its timers outlive a crash.
+    """
+
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+        self._timers: list[TimerHandle] = []
+        self.killed = False
+
+    def now_ns(self) -> int:
+        return self.clock.now_ns()
+
+    def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
+        if self.killed:
+            raise RuntimeError("ProcessClock: the process is dead; nothing may be scheduled")
+        if len(self._timers) > 1024:  # forget fired and cancelled timers now and then
+            self._timers = [t for t in self._timers if not t.cancelled]
+        handle = self.clock.call_at(when_ns, callback, name)
+        self._timers.append(handle)
+        return handle
+
+    async def sleep_until(self, when_ns: int) -> None:
+        await self.clock.sleep_until(when_ns)
+
+    def kill(self) -> int:
+        """Cancel every live timer armed through this clock; returns how many were live."""
+        self.killed = True
+        live = [t for t in self._timers if not t.cancelled]
+        for timer in live:
+            timer.cancel()
+        self._timers = []
+        return len(live)
+
+
+def _discard(event: OrderEvent) -> None:
+    """The sink of a dead process."""
+
+
+def use_process_clock(session: ReplaySession) -> ProcessClock:
+    """Route the session's algorithm timers through a ``ProcessClock`` (before any algorithm exists)."""
+    process = ProcessClock(session.clock)
+    session.ctx = replace(session.ctx, clock=process)
+    return process
+
+
+async def crash(session: ReplaySession) -> int:
+    """Kill the engine of ``session`` (see the module docstring); returns the engine timers killed."""
+    killed = session.ctx.clock.kill() if isinstance(session.ctx.clock, ProcessClock) else 0
+    session.oms.adapter.bind(_discard)
+    await session.store.close()
+    return killed
+
+
+def run_exchange_alone(clock: SimClock, until_ns: int) -> None:
+    """The downtime: the exchange's own timers fire up to ``until_ns``; no engine is there to answer."""
+    while clock.step(until_ns=until_ns):
+        pass
+    clock.advance_to(max(until_ns, clock.now_ns()))
+
+
+# ---------------------------------------------------------------------------------------- restart
+async def build_session(
+    market: MarketData,
+    config: ReplayConfig,
+    *,
+    clock: SimClock,
+    exchange: SimExchange,
+    adapter: BrokerAdapter,
+    store: StateStore,
+) -> ReplaySession:
+    """The engine side of a session over an existing exchange and journal (fresh start or restart).
+
+    Account: ``config`` cash and positions, then the journal's positions over them; the OrderManager
+    binds ``adapter``; algorithm timers go through a new ``ProcessClock``. ``recover`` has not run yet.
+    """
+    fees = config.fees
+
+    def estimate(symbol: str, side: Side, price: int, quantity: int) -> int:
+        return sum(fees.fees(instrument_for(symbol), side, price, quantity))
+
+    account = Account(config.cash, estimate)
+    for symbol, quantity in sorted(config.positions.items()):
+        account.load_position(symbol, quantity)
+    for symbol, (quantity, sellable, avg_cost) in sorted((await store.load_positions()).items()):
+        account.load_position(symbol, quantity, avg_cost=avg_cost, sellable=sellable)
+    bus = EventBus()
+    fills: list[OrderFilled] = []
+    bus.subscribe(OrderFilled, fills.append)
+    calendar = TradingCalendar()
+    oms = OrderManager(
+        clock=clock,
+        bus=bus,
+        adapter=adapter,
+        store=store,
+        account=account,
+        checks=[
+            market_rules_check(
+                clock=clock, calendar=calendar, quotes=exchange, instrument=instrument_for, account=account
+            )
+        ],
+    )
+    await oms.open()
+    ctx = AlgoContext(clock=ProcessClock(clock), oms=oms, bus=bus, quotes=exchange, calendar=calendar)
+    return ReplaySession(
+        market=market,
+        clock=clock,
+        calendar=calendar,
+        exchange=exchange,
+        account=account,
+        store=store,
+        bus=bus,
+        oms=oms,
+        ctx=ctx,
+        fills=fills,
+        db_path=store.path,
+        inflight=InflightChecker(oms, adapter, timeout_ns=config.inflight_timeout_ns),
+    )
+
+
+async def restart_session(
+    market: MarketData,
+    config: ReplayConfig,
+    *,
+    clock: SimClock,
+    exchange: SimExchange,
+    adapter: BrokerAdapter,
+) -> ReplaySession:
+    """Reopen the journal at ``config.db_path`` and build a new engine on the surviving ``adapter``."""
+    if config.db_path is None:
+        raise ValueError("restart_session needs config.db_path: the journal to restart from")
+    store = await StateStore.open(config.db_path, synchronous=config.synchronous)
+    try:
+        return await build_session(
+            market, config, clock=clock, exchange=exchange, adapter=adapter, store=store
+        )
+    except BaseException:
+        await store.close()
+        raise
+
+
+@dataclass(slots=True)
+class Resumed:
+    """What ``resume`` did: the reconciliation and the basket it resumed (already started)."""
+
+    report: ReconcileReport
+    basket: Basket
+
+
+def journal_algos(session: ReplaySession, basket: Basket) -> None:
+    """Stage each changed algorithm state (and the virtual time) with every OrderManager commit."""
+
+    def hook() -> None:
+        basket.journal(session.store)
+        session.store.stage_meta(SIM_NOW_KEY, str(session.clock.now_ns()))
+
+    session.oms.before_commit.append(hook)
+
+
+async def resume(
+    session: ReplaySession, *, trading_day_start_ns: int, in_flight_grace_ns: int | None = None
+) -> Resumed:
+    """Reconcile with the broker, then resume every journaled parent from its journaled state.
+
+    Nothing is sent before reconciliation is done; on a mismatch the OrderManager is halted by
+    ``recover`` and the resumed algorithms' children are denied (fail closed). Orders sent less than
+    ``in_flight_grace_ns`` (default: the in-flight timeout) before the restart that the broker does not
+    know yet stay in flight for the in-flight checks (``recover``).
+    """
+    grace = session.inflight.timeout_ns if in_flight_grace_ns is None else in_flight_grace_ns
+    report = await recover(
+        session.oms,
+        session.store,
+        session.oms.adapter,
+        trading_day_start_ns=trading_day_start_ns,
+        in_flight_grace_ns=grace,
+    )
+    basket = await Basket.resume_from(session.ctx, session.store)
+    journal_algos(session, basket)
+    basket.start()
+    await session.oms.flush()
+    return Resumed(report=report, basket=basket)
+
+
+# ---------------------------------------------------------------------------------------- durable broker
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL
+) STRICT
+"""
+
+RequestHook = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class BrokerJournalStats:
+    requests: int = 0
+    replayed: int = 0
+    submits: dict[str, int] = field(default_factory=dict)  # client order id -> times received
+
+
+class DurableSimBroker:
+    """A ``BrokerAdapter`` (and quote source) over a ``SimExchange`` that survives ``kill -9``.
+
+    Open with ``DurableSimBroker.open`` (which replays the broker's journal, if any); ``after_request``,
+    when set, is called with the request's sequence number once it is durable (kill points in tests).
+    """
+
+    name = "durable-sim"
+
+    def __init__(self, exchange: SimExchange, clock: SimClock, db: sqlite3.Connection) -> None:
+        self.exchange = exchange
+        self.clock = clock
+        self._db = db
+        self.after_request: RequestHook | None = None
+        self.stats = BrokerJournalStats()
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, market: MarketData, config: ReplayConfig, *, start_ns: int
+    ) -> DurableSimBroker:
+        """The broker of ``path``: a fresh exchange whose clock starts just before ``start_ns`` (as
+        ``replay.harness.open_session``), with every journaled request replayed. The clock is left at the
+        last request's instant; step it on to the restart."""
+        db = sqlite3.connect(str(path), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(_SCHEMA)
+        clock = SimClock(start_ns - 1)
+        calendar = TradingCalendar()
+        exchange = SimExchange(
+            market,
+            clock,
+            calendar=calendar,
+            fees=config.fees,
+            latency_ns=config.latency_ns,
+            cash=config.cash,
+            positions=dict(config.positions),
+        )
+        broker = cls(exchange, clock, db)
+        exchange.bind(_discard)  # events of the past were delivered (or lost) in the past
+        for seq, ts, kind, body in db.execute("SELECT seq, ts, kind, body FROM requests ORDER BY seq"):
+            run_exchange_alone(clock, ts)
+            await broker._apply(kind, json.loads(body))
+            broker.stats.requests = seq
+            broker.stats.replayed += 1
+        return broker
+
+    async def _apply(self, kind: str, body: dict[str, object]) -> None:
+        if kind == "expire":
+            self.exchange.expire_all()
+            return
+        order = Order(
+            client_order_id=str(body["client_order_id"]),
+            symbol=str(body["symbol"]),
+            side=Side(str(body["side"])),
+            price=int(str(body["price"])),
+            quantity=int(str(body["quantity"])),
+            parent_id=str(body["parent_id"]),
+            tag=str(body["tag"]),
+        )
+        if kind == "submit":
+            cid = order.client_order_id
+            self.stats.submits[cid] = self.stats.submits.get(cid, 0) + 1
+            await self.exchange.submit(order)
+        elif kind == "cancel":
+            await self.exchange.cancel(order)
+        else:
+            raise ValueError(f"broker journal: unknown request kind {kind!r}")
+
+    def _record(self, kind: str, body: dict[str, object]) -> None:
+        self.stats.requests += 1
+        seq = self.stats.requests
+        self._db.execute(
+            "INSERT INTO requests (seq, ts, kind, body) VALUES (?, ?, ?, ?)",
+            (seq, self.clock.now_ns(), kind, json.dumps(body, sort_keys=True)),
+        )
+        if self.after_request is not None:
+            self.after_request(seq)
+
+    @staticmethod
+    def _body(order: Order) -> dict[str, object]:
+        return {
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "price": order.price,
+            "quantity": order.quantity,
+            "parent_id": order.parent_id,
+            "tag": order.tag,
+        }
+
+    # ------------------------------------------------------------------------------------- adapter
+    def bind(self, sink: EventSink) -> None:
+        self.exchange.bind(sink)
+
+    async def connect(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        self._db.close()
+
+    async def submit(self, order: Order) -> None:
+        self._record("submit", self._body(order))
+        cid = order.client_order_id
+        self.stats.submits[cid] = self.stats.submits.get(cid, 0) + 1
+        await self.exchange.submit(order)
+
+    async def cancel(self, order: Order) -> None:
+        self._record("cancel", self._body(order))
+        await self.exchange.cancel(order)
+
+    def expire_all(self) -> int:
+        """End of day at the exchange (journaled like any request)."""
+        self._record("expire", {})
+        return self.exchange.expire_all()
+
+    async def query_account(self) -> AccountReport:
+        return await self.exchange.query_account()
+
+    async def query_positions(self) -> list[PositionReport]:
+        return await self.exchange.query_positions()
+
+    async def query_orders(self) -> list[OrderStatusReport]:
+        return await self.exchange.query_orders()
+
+    async def query_trades(self) -> list[FillReport]:
+        return await self.exchange.query_trades()
+
+    def latest(self, symbol: str) -> Quote | None:
+        return self.exchange.latest(symbol)
+
+    def last_request_ns(self) -> int:
+        row = self._db.execute("SELECT MAX(ts) FROM requests").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
