@@ -179,3 +179,26 @@ async def test_duplicated_output_rows_never_double_a_fill(tmp_path: Path, market
         assert route.adapter.stats.duplicate_exec_rows == len(set(exec_ids))
         assert route.session.oms.counters.overfill_alarms == 0
         assert route.session.oms.counters.illegal_transitions == 0
+
+
+async def test_terminal_down_order_waits_in_flight_and_is_processed_once_on_recovery(
+    tmp_path: Path, market: MarketData
+) -> None:
+    # the terminal scans only once a minute: far beyond the in-flight timeout x max queries (15 s)
+    faults = TerminalFaults(scan_interval_ns=60_000_000_000)
+    async for route in _route(tmp_path, market, faults):
+        order = route.submit(Side.BUY, 2600, 1_000)
+        await route.run_until("09:31:50")
+        assert status(order) is OrderStatus.SUBMITTED  # unknown outcome: still waiting (E3)
+        assert route.session.inflight.stats.queried >= 3
+        assert route.session.inflight.stats.resolved_by_policy == []  # the file is there: not given up
+        (waiting,) = await route.adapter.query_orders()
+        assert (waiting.client_order_id, waiting.status, waiting.quantity) == (
+            order.client_order_id,
+            OrderStatus.SUBMITTED,
+            1_000,
+        )
+        await route.run_until("09:32:10")  # the terminal's scan at 09:32:00
+        assert status(order) is OrderStatus.ACCEPTED
+        assert route.terminal.stats.sids == [order.client_order_id]
+        assert len(list(route.input_dir.glob("*.order.csv"))) == 1

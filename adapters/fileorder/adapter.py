@@ -39,6 +39,7 @@ from adapters.fileorder.format import (
     FINAL_GM_STATUSES,
     ORDER_STATUS_CHANGE_FILE,
     ORDER_STATUS_FILE,
+    ORDER_SUFFIX,
     ORDER_TYPE_LIMIT,
     POSITION_FILE,
     REJECT_REASON_NAMES,
@@ -52,6 +53,7 @@ from adapters.fileorder.reader import (
     StatusRow,
     TailFile,
     account_report,
+    dropped_order_report,
     exec_row,
     parse_rows,
     position_report,
@@ -167,6 +169,7 @@ class FileOrderAdapter:
         self._emitted: dict[str, set[str]] = {}  # sid -> kinds of event already delivered
         self._exec_ids: set[str] = set()
         self._trades: dict[str, FillReport] = {}
+        self._dropped: dict[str, list[OrderStatusReport]] = {}  # input file name -> its orders
         self._cash: AccountReport | None = None
         self._positions: list[PositionReport] | None = None
 
@@ -235,9 +238,11 @@ class FileOrderAdapter:
 
     # ------------------------------------------------------------------------------------- queries
     async def query_orders(self) -> list[OrderStatusReport]:
-        """The latest status the terminal wrote for each sid (read afresh first)."""
+        """The latest status the terminal wrote for each sid (read afresh first), and, as SUBMITTED,
+        every order whose file still waits in the input folder unanswered: the terminal will process it
+        when it next scans, so the engine must keep waiting rather than give it up (RELIABILITY E3)."""
         self.poll()
-        reports = []
+        reports = [r for r in self._waiting_in_folder() if r.client_order_id not in self._status]
         for sid, row in self._status.items():
             status = ENGINE_STATUS_OF_GM.get(row.status)
             if status is None:
@@ -258,6 +263,20 @@ class FileOrderAdapter:
                     ts_event=row.ts_event,
                 )
             )
+        return reports
+
+    def _waiting_in_folder(self) -> list[OrderStatusReport]:
+        folder = self.config.input_dir
+        present = sorted(p.name for p in folder.glob(f"*{ORDER_SUFFIX}"))
+        reports: list[OrderStatusReport] = []
+        for name in present:
+            known = self._dropped.get(name)
+            if known is None:
+                rows = read_snapshot(folder / name, self.config.encoding)
+                if rows is None:
+                    continue  # not complete (not one of ours: ours appear whole)
+                known = self._dropped[name] = parse_rows(folder / name, rows, dropped_order_report)
+            reports.extend(known)
         return reports
 
     async def query_trades(self) -> list[FillReport]:

@@ -31,8 +31,8 @@ from adapters.fileorder.format import (
     parse_ts,
     split_line,
 )
-from engine.enums import Side
-from engine.events import AccountReport, PositionReport
+from engine.enums import OrderStatus, Side
+from engine.events import AccountReport, OrderStatusReport, PositionReport
 from engine.market.symbols import from_gm
 
 log = structlog.get_logger("zhixing.fileorder")
@@ -152,6 +152,20 @@ def position_report(row: Row) -> PositionReport:
         quantity=parse_int(row.get("volume")),
         sellable=parse_int(row.get("available_now")),
         avg_cost=parse_money(row.get("vwap")),
+    )
+
+
+def dropped_order_report(row: Row) -> OrderStatusReport:
+    """A row of one of our own ``*.order.csv`` files, as an order handed over but not yet answered."""
+    return OrderStatusReport(
+        client_order_id=row.get("sid"),
+        broker_order_id="",
+        symbol=from_gm(row.get("symbol")),
+        side=_side(row),
+        price=parse_money(row.get("price")),
+        quantity=parse_int(row.get("volume")),
+        filled_quantity=0,
+        status=OrderStatus.SUBMITTED,
     )
 
 
