@@ -15,7 +15,7 @@ from engine.account import Account
 from engine.bus import EventBus
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected, BrokerError
+from engine.errors import BrokerDisconnected, BrokerError, ConfigError
 from engine.events import (
     OrderAccepted,
     OrderCanceled,
@@ -452,3 +452,40 @@ async def test_events_for_a_rejected_order_are_sent_once_even_when_repushed(rig:
         await rig.terminal.settle()
     assert [type(e) for e in rig.seen if e.client_order_id == order.client_order_id].count(OrderRejected) == 1
     assert not [e for e in rig.seen if isinstance(e, OrderCanceled)]
+
+
+async def test_a_junk_status_after_the_ack_is_reported_as_a_venue_reject() -> None:
+    terminal = FakeQmtTerminal()
+    adapter = make_adapter(terminal, SimClock(START))
+    events: list[OrderEvent] = []
+    adapter.bind(events.append)
+    await adapter.connect()
+    order = Order(client_order_id="Z000000009", symbol=SYM, side=Side.SELL, price=10_020, quantity=100)
+    await adapter.submit(order)
+    await terminal.settle()
+    xo = terminal.order_by_remark(order.client_order_id)
+    terminal.reject(
+        xo.order_id, -100, "交易所拒单"
+    )  # 已报 → 废单: the exchange refused what the counter took
+    await terminal.settle()
+    assert [type(e) for e in events] == [OrderAccepted, OrderRejected]
+    rejected = events[-1]
+    assert isinstance(rejected, OrderRejected)
+    assert "交易所拒单" in rejected.reason
+    assert rejected.venue_confirmed is True
+    await adapter.close()
+
+
+def test_route_config_keys_are_validated_by_name() -> None:
+    settings = {"path": r"D:\国金QMT交易端\userdata_mini", "account_id": "88001234", "session_id": 3}
+    config = QmtRouteConfig.from_settings(settings, where="live.toml")
+    assert (config.session_id, config.account_type, config.strategy_name) == (3, "STOCK", "zhixing")
+    assert config.masked_account == "88****34"
+    with pytest.raises(ConfigError, match=r"live\.toml: key 'route\.qmt\.account_id': is required"):
+        QmtRouteConfig.from_settings({"path": "x"}, where="live.toml")
+    with pytest.raises(ConfigError, match=r"route\.qmt\.sesion_id"):
+        QmtRouteConfig.from_settings({**settings, "sesion_id": 2}, where="live.toml")
+    with pytest.raises(ConfigError, match=r"route\.qmt\.account_type"):
+        QmtRouteConfig.from_settings({**settings, "account_type": "FUTURE"}, where="live.toml")
+    with pytest.raises(ConfigError, match=r"route\.qmt\.session_id"):
+        QmtRouteConfig.from_settings({**settings, "session_id": "7"}, where="live.toml")

@@ -234,7 +234,12 @@ class QmtBrokerAdapter:
         loop = self._require_loop()
         self._generation += 1
         session = self._session_id()
-        trader = self._trader_factory(self.config.path, session)
+        try:
+            # built off the loop thread: XtQuantTrader.__init__ calls asyncio.set_event_loop() with a loop
+            # of its own when it runs on the main thread, which must not touch ours
+            trader = await loop.run_in_executor(None, self._trader_factory, self.config.path, session)
+        except Exception as exc:
+            raise BrokerDisconnected(f"xtquant XtQuantTrader() failed: {exc!r}") from exc
         trader.register_callback(_Callback(self, loop, self._generation))
         try:
             await loop.run_in_executor(None, trader.start)
