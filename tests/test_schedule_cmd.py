@@ -86,15 +86,16 @@ def test_cron_lines_parse_with_croniter_in_shanghai_time() -> None:
     tab, sh = export_cron(
         JOBS, config="/srv/zx/zhixing.toml", python="/srv/zx/.venv/bin/python", workdir="/srv/zx"
     )
-    lines = [line for line in tab.splitlines() if line and not line.startswith("#")]
+    all_lines = tab.splitlines()
+    lines = [line for line in all_lines if line and not line.startswith("#")]
     assert lines[0] == "CRON_TZ=Asia/Shanghai"
     entries = lines[1:]
     assert len(entries) == 3
     for entry, job in zip(entries, JOBS, strict=True):
         expr = " ".join(entry.split()[:5])
         assert croniter.is_valid(expr)
-        assert entry.split()[5] == "/srv/zx/zhixing-launch.sh"
-        assert f"# job {job.name}" in entry
+        assert entry.split()[5:] == ["/srv/zx/zhixing-launch.sh"]
+        assert all_lines[all_lines.index(entry) - 1] == f"# job {job.name} ({job.kind})"
     first = croniter(" ".join(entries[0].split()[:5]), datetime(2024, 9, 27, 12, tzinfo=UTC))
     assert first.get_next(datetime) == datetime(2024, 9, 30, 9, 0, tzinfo=UTC)  # Friday noon -> Monday 09:00
     assert sh.startswith("#!/bin/sh\n")

@@ -183,7 +183,7 @@ def export_cron(jobs: Sequence[CronJob], *, config: str, python: str, workdir: s
         fields = job.cron.split()
         if fields[4] == "*":
             fields[4] = "1-5"
-        tab.append(f"{' '.join(fields)} {shlex.quote(launcher)}  # job {job.name} ({job.kind})")
+        tab += [f"# job {job.name} ({job.kind})", f"{' '.join(fields)} {shlex.quote(launcher)}"]
     interpreter = PurePosixPath(python)
     run = (
         f". {shlex.quote(str(interpreter.parent / 'activate'))}\nzhixing_cmd='zhixing'"
@@ -206,7 +206,7 @@ def export_cron(jobs: Sequence[CronJob], *, config: str, python: str, workdir: s
 
 
 def run_export(args: argparse.Namespace) -> int:
-    config: Path = args.config
+    config: Path = args.config if args.config.is_absolute() else args.config.resolve()
     jobs = read_jobs(config)
     python = args.python or sys.executable
     workdir = args.workdir or str(config.resolve().parent)
