@@ -324,3 +324,27 @@ def test_codes_match_the_real_gm_package() -> None:
         enum.ExecType_CancelRejected,
         enum.ExecType_Rejected,
     ] == [gm.EXEC_TRADE, gm.EXEC_CANCEL_REJECTED, gm.EXEC_REJECTED]
+
+
+def test_config_from_the_route_table(tmp_path: Path) -> None:
+    table = {
+        "input_dir": str(tmp_path / "scan"),
+        "output_dir": str(tmp_path / "push"),
+        "account_id": ACCOUNT,
+        "state_dir": str(tmp_path / "state"),
+        "poll_interval_ns": 200_000_000,
+        "completion_marker": True,
+    }
+    config = FileOrderConfig.from_settings(table, "live.toml")
+    assert config.account_output_dir == tmp_path / "push" / ACCOUNT
+    assert (config.poll_interval_ns, config.completion_marker, config.encoding) == (
+        200_000_000,
+        True,
+        "utf-8-sig",
+    )
+    with pytest.raises(ConfigError, match=r"live\.toml: key 'route\.fileorder\.poll_interval': unknown"):
+        FileOrderConfig.from_settings({**table, "poll_interval": 1}, "live.toml")
+    with pytest.raises(ConfigError, match=r"key 'route\.fileorder\.state_dir': required"):
+        FileOrderConfig.from_settings({k: v for k, v in table.items() if k != "state_dir"}, "live.toml")
+    with pytest.raises(ConfigError, match=r"live\.toml: key 'route\.fileorder\.encoding': unknown encoding"):
+        FileOrderConfig.from_settings({**table, "encoding": "klingon"}, "live.toml")
