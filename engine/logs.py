@@ -112,3 +112,37 @@ def configure_logging(level: str = "warning") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+
+
+class SecretScrubFilter(logging.Filter):
+    """A stdlib ``logging`` filter that scrubs registered secrets (``engine.secrets``) from a record's
+    message and exception text. Libraries (aiohttp, aiosmtplib, keyring) log through stdlib logging, which
+    ``configure_logging`` does not route through structlog: this covers those handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not secrets.has_sensitive():
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep the raw template
+            message = str(record.msg)
+        record.msg, record.args = secrets.scrub(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = secrets.scrub(
+                "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            )
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = secrets.scrub(record.stack_info)
+        return True
+
+
+def install_secret_filter() -> None:
+    """Add ``SecretScrubFilter`` to every handler of the root logger and to ``logging.lastResort``
+    (idempotent). The entry point calls this next to ``configure_logging``."""
+    handlers = [*logging.getLogger().handlers]
+    if logging.lastResort is not None:
+        handlers.append(logging.lastResort)
+    for handler in handlers:
+        if not any(isinstance(f, SecretScrubFilter) for f in handler.filters):
+            handler.addFilter(SecretScrubFilter())

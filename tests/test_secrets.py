@@ -126,3 +126,28 @@ def test_log_redaction_scrubs_secret_from_message_values_and_tracebacks(
     assert lines[0]["detail"] == "tried ***"
     assert lines[0]["nested"] == {"v": ["***"]}
     assert lines[1]["error"] == "RuntimeError('***')"
+
+
+def test_stdlib_logging_records_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from engine.logs import install_secret_filter
+
+    secret = Secret("stdlib-canary-0008")
+    handler = logging.StreamHandler()  # writes to the current sys.stderr (captured)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        install_secret_filter()
+        library = logging.getLogger("aiohttp.client")
+        library.warning("connect to %s failed", f"https://h/?key={secret.reveal()}")
+        try:
+            raise OSError(f"refused {secret.reveal()}")
+        except OSError:
+            library.exception("request failed")
+    finally:
+        root.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "connect to https://h/?key=*** failed" in err
+    assert "OSError: refused ***" in err
+    assert "stdlib-canary-0008" not in err
