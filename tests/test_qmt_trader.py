@@ -165,7 +165,7 @@ async def test_order_push_before_the_async_response_links_once(tmp_path: Path) -
     await terminal.settle()
     assert status(order) is OrderStatus.FILLED
     assert kinds(r.seen, order.client_order_id).count("OrderAccepted") == 1
-    assert r.adapter._by_seq == {}  # the late response was matched and consumed
+    assert r.adapter.book.by_seq == {}  # the late response was matched and consumed
     await r.adapter.close()
     await r.store.close()
 

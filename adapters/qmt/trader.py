@@ -13,7 +13,7 @@ Requests:
   the engine's reports; the client order id comes back from ``order_remark``.
 
 Callbacks arrive on xtquant's own thread; ``_Callback`` hops each one onto the event loop with
-``loop.call_soon_threadsafe`` and the adapter translates it there (codes in ``adapters.qmt.codes``):
+``loop.call_soon_threadsafe``; ``adapters.qmt.translate.PushTranslator`` translates it there:
 ``on_stock_order`` status → one ``OrderAccepted`` / ``OrderCanceled`` / ``OrderRejected`` per order,
 ``on_stock_trade`` → ``OrderFilled`` deduplicated by (client order id, ``traded_id``), ``on_order_error``
 → ``OrderRejected(reason)``, ``on_cancel_error`` and a failed cancel response → one
@@ -31,30 +31,18 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import structlog
 
-from adapters.qmt.codes import SendOutcome, StatusAction, XtCodes, load_codes, send_outcome
+from adapters.qmt.codes import SendOutcome, XtCodes, load_codes, send_outcome
 from adapters.qmt.config import QmtRouteConfig
+from adapters.qmt.translate import PushTranslator, QmtCounters, TrackedOrder
 from engine.broker import EventSink
 from engine.clock import Clock, TimerHandle
-from engine.enums import Side
 from engine.errors import BrokerDisconnected, BrokerError
-from engine.events import (
-    AccountReport,
-    FillReport,
-    OrderAccepted,
-    OrderCanceled,
-    OrderCancelRejected,
-    OrderEvent,
-    OrderFilled,
-    OrderRejected,
-    OrderStatusReport,
-    PositionReport,
-)
+from engine.events import AccountReport, FillReport, OrderEvent, OrderStatusReport, PositionReport
 from engine.orders import Order
 from engine.units import NS_PER_SECOND, price_from_yuan, yuan
 
@@ -71,32 +59,6 @@ class ConnectionState(StrEnum):
     CONNECTED = "CONNECTED"
     RECONNECTING = "RECONNECTING"
     FAILED = "FAILED"  # reconnect attempts exhausted: an operator must look
-
-
-@dataclass(slots=True)
-class _Tracked:
-    """What the route knows about one client order id."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    broker_order_id: int = 0
-    acked: bool = False
-    finished: bool = False  # canceled or rejected has been emitted
-    cancel_wanted: bool = False  # cancel asked before the broker id was known: send on link
-    cancel_in_flight: bool = False  # a cancel request awaits its answer: at most one reject per request
-
-
-@dataclass(slots=True)
-class QmtCounters:
-    submitted: int = 0
-    submit_unknown: int = 0  # -2, other codes or an exception: left in flight
-    cancels_sent: int = 0
-    cancels_deferred: int = 0
-    duplicate_trades: int = 0
-    external_pushes: int = 0  # pushes about orders without a client order id
-    reconnects: int = 0
-    reconnect_failures: int = 0
 
 
 class _Callback:
@@ -124,25 +86,25 @@ class _Callback:
         return None
 
     def on_stock_order(self, order: Any) -> None:
-        self._hop(self._adapter._on_stock_order, order)
+        self._hop(self._adapter._on_push, "on_stock_order", order)
 
     def on_stock_trade(self, trade: Any) -> None:
-        self._hop(self._adapter._on_stock_trade, trade)
+        self._hop(self._adapter._on_push, "on_stock_trade", trade)
 
     def on_stock_position(self, position: Any) -> None:
         return None
 
     def on_order_error(self, order_error: Any) -> None:
-        self._hop(self._adapter._on_order_error, order_error)
+        self._hop(self._adapter._on_push, "on_order_error", order_error)
 
     def on_cancel_error(self, cancel_error: Any) -> None:
-        self._hop(self._adapter._on_cancel_error, cancel_error)
+        self._hop(self._adapter._on_push, "on_cancel_error", cancel_error)
 
     def on_order_stock_async_response(self, response: Any) -> None:
-        self._hop(self._adapter._on_order_response, response)
+        self._hop(self._adapter._on_push, "on_order_response", response)
 
     def on_cancel_order_stock_async_response(self, response: Any) -> None:
-        self._hop(self._adapter._on_cancel_response, response)
+        self._hop(self._adapter._on_push, "on_cancel_response", response)
 
 
 def _default_trader_factory(path: str, session: int) -> Any:
@@ -185,15 +147,19 @@ class QmtBrokerAdapter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._trader: Any = None
         self._generation = 0
-        self._by_cid: dict[str, _Tracked] = {}
-        self._by_oid: dict[int, str] = {}
-        self._by_seq: dict[int, str] = {}
-        self._cancel_by_seq: dict[int, str] = {}
-        self._trades_seen: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconnect_timer: TimerHandle | None = None
         self._rng = random.Random(config.session_id)
         self._log = log.bind(account=config.masked_account)
+        self.book = PushTranslator(
+            self.codes,
+            clock,
+            self.counters,
+            emit=self._deliver,
+            send_cancel=self._send_cancel,
+            can_send=lambda: self.connected,
+            log=self._log,
+        )
 
     # ------------------------------------------------------------------------------------- lifecycle
     def bind(self, sink: EventSink) -> None:
@@ -272,10 +238,10 @@ class QmtBrokerAdapter:
     async def submit(self, order: Order) -> None:
         trader = self._require_connected()
         cid = order.client_order_id
-        if cid in self._by_cid:  # the remark is the idempotency key: never a second broker order
+        if cid in self.book.by_cid:  # the remark is the idempotency key: never a second broker order
             self._log.warning("qmt_duplicate_submit_ignored", client_order_id=cid)
             return
-        self._by_cid[cid] = _Tracked(client_order_id=cid, symbol=order.symbol, side=order.side)
+        self.book.by_cid[cid] = TrackedOrder(client_order_id=cid, symbol=order.symbol, side=order.side)
         try:
             code = trader.order_stock_async(
                 self._account,
@@ -293,10 +259,10 @@ class QmtBrokerAdapter:
             return
         outcome = send_outcome(code)
         if outcome is SendOutcome.SENT:
-            self._by_seq[code] = cid
+            self.book.by_seq[code] = cid
             self.counters.submitted += 1
         elif outcome is SendOutcome.FAILED:
-            del self._by_cid[cid]
+            del self.book.by_cid[cid]
             raise BrokerError(f"order_stock_async returned {code}: not sent")
         else:
             self.counters.submit_unknown += 1
@@ -305,12 +271,12 @@ class QmtBrokerAdapter:
     async def cancel(self, order: Order) -> None:
         self._require_connected()
         cid = order.client_order_id
-        tracked = self._by_cid.get(cid)
+        tracked = self.book.by_cid.get(cid)
         if tracked is None:  # an order from before a restart: the journal knows its broker id
-            tracked = _Tracked(client_order_id=cid, symbol=order.symbol, side=order.side)
-            self._by_cid[cid] = tracked
+            tracked = TrackedOrder(client_order_id=cid, symbol=order.symbol, side=order.side)
+            self.book.by_cid[cid] = tracked
             if order.broker_order_id.isdigit():
-                self._link(tracked, int(order.broker_order_id))
+                self.book.link(tracked, int(order.broker_order_id))
         if tracked.finished:
             return
         if not tracked.broker_order_id:
@@ -321,7 +287,7 @@ class QmtBrokerAdapter:
         if not self._send_cancel(tracked):
             raise BrokerError(f"cancel_order_stock_async refused the cancel of {cid}: not sent")
 
-    def _send_cancel(self, tracked: _Tracked) -> bool:
+    def _send_cancel(self, tracked: TrackedOrder) -> bool:
         """Send one cancel; False when xtquant refused it locally (-1)."""
         tracked.cancel_wanted = False
         trader = self._trader
@@ -339,7 +305,7 @@ class QmtBrokerAdapter:
         self.counters.cancels_sent += 1
         tracked.cancel_in_flight = True
         if outcome is SendOutcome.SENT:
-            self._cancel_by_seq[code] = tracked.client_order_id
+            self.book.cancel_by_seq[code] = tracked.client_order_id
         else:
             self._log.warning("qmt_cancel_unknown", client_order_id=tracked.client_order_id, code=code)
         return True
@@ -376,7 +342,7 @@ class QmtBrokerAdapter:
             if side is None:
                 continue  # not a stock buy/sell (e.g. a fund subscription): not ours to manage
             cid = xo.order_remark or f"qmt-external-{xo.order_id}"
-            tracked = self._track(xo.order_remark, xo.order_id, xo.stock_code, side)
+            tracked = self.book.track(xo.order_remark, xo.order_id, xo.stock_code, side)
             if tracked is not None:
                 cid = tracked.client_order_id
             reports.append(
@@ -390,7 +356,7 @@ class QmtBrokerAdapter:
                     filled_quantity=int(xo.traded_volume),
                     status=self.codes.engine_status(xo.order_status, int(xo.traded_volume)),
                     reason=xo.status_msg if xo.order_status == self.codes.ORDER_JUNK else "",
-                    ts_event=self._ts(xo.order_time),
+                    ts_event=self.book.ts(xo.order_time),
                 )
             )
         return reports
@@ -401,7 +367,7 @@ class QmtBrokerAdapter:
             side = self.codes.side_of(xt.order_type)
             if side is None:
                 continue
-            cid = self._by_oid.get(xt.order_id) or xt.order_remark or f"qmt-external-{xt.order_id}"
+            cid = self.book.by_oid.get(xt.order_id) or xt.order_remark or f"qmt-external-{xt.order_id}"
             reports.append(
                 FillReport(
                     trade_id=str(xt.traded_id),
@@ -414,7 +380,7 @@ class QmtBrokerAdapter:
                     commission=price_from_yuan(xt.commission or 0),
                     stamp_duty=0,
                     transfer_fee=0,
-                    ts_event=self._ts(xt.traded_time),
+                    ts_event=self.book.ts(xt.traded_time),
                 )
             )
         return reports
@@ -428,81 +394,8 @@ class QmtBrokerAdapter:
 
     # ------------------------------------------------------------------------------------- callbacks
     # Each runs on the loop thread (hopped by _Callback); ``generation`` names the trader that sent it.
-    def _on_stock_order(self, generation: int, xo: Any) -> None:
-        tracked = self._track(xo.order_remark, xo.order_id, xo.stock_code, self.codes.side_of(xo.order_type))
-        if tracked is None:
-            self.counters.external_pushes += 1
-            return
-        action = self.codes.action_of(xo.order_status)
-        ts = self._ts(xo.order_time)
-        if action is StatusAction.ACCEPT:
-            self._ack(tracked, ts)
-        elif action is StatusAction.CANCEL:
-            self._ack(tracked, ts)
-            if not tracked.finished:
-                tracked.finished = True
-                tracked.cancel_wanted = tracked.cancel_in_flight = False
-                self._emit(OrderCanceled, tracked, ts)
-        elif action is StatusAction.REJECT:
-            self._reject(tracked, xo.status_msg or f"order_status {xo.order_status}", ts)
-        elif action is StatusAction.UNKNOWN:
-            self._log.warning(
-                "qmt_unknown_order_status", client_order_id=tracked.client_order_id, status=xo.order_status
-            )
-
-    def _on_stock_trade(self, generation: int, xt: Any) -> None:
-        tracked = self._track(xt.order_remark, xt.order_id, xt.stock_code, self.codes.side_of(xt.order_type))
-        if tracked is None:
-            self.counters.external_pushes += 1
-            return
-        key = (tracked.client_order_id, str(xt.traded_id))
-        if key in self._trades_seen:
-            self.counters.duplicate_trades += 1
-            return
-        self._trades_seen.add(key)
-        self._emit(
-            OrderFilled,
-            tracked,
-            self._ts(xt.traded_time),
-            trade_id=str(xt.traded_id),
-            side=tracked.side,
-            price=price_from_yuan(xt.traded_price),
-            quantity=int(xt.traded_volume),
-            commission=price_from_yuan(xt.commission or 0),
-        )
-
-    def _on_order_error(self, generation: int, err: Any) -> None:
-        tracked = self._track(getattr(err, "order_remark", None) or "", err.order_id, "", None)
-        if tracked is None:
-            self._log.warning("qmt_order_error_unmatched", order_id=err.order_id, error_msg=err.error_msg)
-            return
-        self._reject(tracked, f"xtquant error {err.error_id}: {err.error_msg}", self.clock.now_ns())
-
-    def _on_cancel_error(self, generation: int, err: Any) -> None:
-        cid = self._by_oid.get(err.order_id)
-        tracked = self._by_cid.get(cid) if cid is not None else None
-        if tracked is None:
-            self._log.warning("qmt_cancel_error_unmatched", order_id=err.order_id, error_msg=err.error_msg)
-            return
-        self._cancel_rejected(tracked, f"xtquant cancel error {err.error_id}: {err.error_msg}")
-
-    def _on_order_response(self, generation: int, resp: Any) -> None:
-        cid = self._by_seq.pop(resp.seq, None)
-        if cid is None:
-            self._log.warning("qmt_order_response_unmatched", seq=resp.seq, order_id=resp.order_id)
-            return
-        tracked = self._by_cid[cid]
-        if resp.order_id and resp.order_id > 0:
-            self._link(tracked, resp.order_id)
-        if resp.error_msg:  # the reject itself arrives through on_order_error
-            self._log.info("qmt_order_response_error", client_order_id=cid, error_msg=resp.error_msg)
-
-    def _on_cancel_response(self, generation: int, resp: Any) -> None:
-        cid = self._cancel_by_seq.pop(resp.seq, None) or self._by_oid.get(resp.order_id)
-        tracked = self._by_cid.get(cid) if cid is not None else None
-        if tracked is None or resp.cancel_result == 0:
-            return  # accepted: the 已撤/部撤 status push confirms it
-        self._cancel_rejected(tracked, resp.error_msg or f"cancel_result {resp.cancel_result}")
+    def _on_push(self, generation: int, handler: str, record: Any) -> None:
+        getattr(self.book, handler)(record)
 
     def _on_account_status(self, generation: int, status: Any) -> None:
         self.last_account_status = int(status.status)
@@ -567,86 +460,20 @@ class QmtBrokerAdapter:
         except BrokerError as exc:
             self._log.warning("qmt_catch_up_failed", error=str(exc))
             return
-        generation = self._generation
         for xo in orders or []:
-            self._on_stock_order(generation, xo)
+            self.book.on_stock_order(xo)
         for xt in trades or []:
-            self._on_stock_trade(generation, xt)
-        for tracked in list(self._by_cid.values()):
+            self.book.on_stock_trade(xt)
+        for tracked in list(self.book.by_cid.values()):
             if tracked.cancel_wanted and tracked.broker_order_id and not tracked.finished:
-                self._deferred_cancel(tracked)
+                self.book.deferred_cancel(tracked)
 
     # ------------------------------------------------------------------------------------- helpers
-    def _track(self, remark: str, order_id: int, symbol: str, side: Side | None) -> _Tracked | None:
-        cid = self._by_oid.get(order_id) if order_id else None
-        if cid is None and remark:
-            cid = remark
-        if cid is None:
-            return None
-        tracked = self._by_cid.get(cid)
-        if tracked is None:
-            if side is None or not symbol:
-                return None
-            tracked = _Tracked(client_order_id=cid, symbol=symbol, side=side)
-            self._by_cid[cid] = tracked
-        if order_id and order_id > 0 and not tracked.broker_order_id:
-            self._link(tracked, order_id)
-        return tracked
-
-    def _link(self, tracked: _Tracked, order_id: int) -> None:
-        tracked.broker_order_id = order_id
-        self._by_oid[order_id] = tracked.client_order_id
-        if tracked.cancel_wanted and not tracked.finished and self.connected:
-            self._deferred_cancel(tracked)
-
-    def _deferred_cancel(self, tracked: _Tracked) -> None:
-        if not self._send_cancel(tracked):
-            self._emit(
-                OrderCancelRejected,
-                tracked,
-                self.clock.now_ns(),
-                reason="cancel_order_stock_async returned -1: not sent",
-            )
-
-    def _ack(self, tracked: _Tracked, ts: int) -> None:
-        if tracked.acked or tracked.finished or not tracked.broker_order_id:
-            return
-        tracked.acked = True
-        self._emit(OrderAccepted, tracked, ts, broker_order_id=str(tracked.broker_order_id))
-
-    def _reject(self, tracked: _Tracked, reason: str, ts: int) -> None:
-        if tracked.finished:
-            return
-        tracked.finished = True
-        tracked.cancel_wanted = tracked.cancel_in_flight = False
-        self._emit(OrderRejected, tracked, ts, reason=reason)
-
-    def _cancel_rejected(self, tracked: _Tracked, reason: str) -> None:
-        if not tracked.cancel_in_flight:
-            return  # the error push and the failed response describe the same request: one reject
-        tracked.cancel_in_flight = False
-        self._emit(OrderCancelRejected, tracked, self.clock.now_ns(), reason=reason)
-
-    def _emit(self, kind: Callable[..., OrderEvent], tracked: _Tracked, ts_event: int, **fields: Any) -> None:
-        event = kind(
-            ts_event=ts_event,
-            ts_init=self.clock.now_ns(),
-            client_order_id=tracked.client_order_id,
-            symbol=tracked.symbol,
-            **fields,
-        )
+    def _deliver(self, event: OrderEvent) -> None:
         if self._sink is None:
             self._log.error("qmt_event_without_sink", event_type=type(event).__name__)
             return
         self._sink(event)
-
-    def _ts(self, seconds: Any) -> int:
-        """xtquant times are epoch seconds; 0 or missing means "now"."""
-        try:
-            value = int(seconds)
-        except (TypeError, ValueError):
-            value = 0
-        return value * NS_PER_SECOND if value > 0 else self.clock.now_ns()
 
     def _require_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
