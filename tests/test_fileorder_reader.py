@@ -176,7 +176,7 @@ async def test_trades_become_fills_once_per_exec_id(rig: Rig) -> None:
     ]
     assert fills[0].symbol == "600000.SH"
     assert fills[0].ts_event == parse_ts("2021-12-01T09:30:03+08:00")
-    assert rig.adapter.stats.duplicate_exec_rows == 1
+    assert rig.adapter.tracker.stats.duplicate_exec_rows == 1
     assert [t.trade_id for t in await rig.adapter.query_trades()] == ["E1", "E2"]
 
 
@@ -246,7 +246,7 @@ async def test_another_order_under_a_known_sid_is_ignored(rig: Rig) -> None:
     assert [type(e).__name__ for e in rig.events] == ["OrderAccepted"]
     (report,) = await rig.adapter.query_orders()
     assert report.status is OrderStatus.ACCEPTED
-    assert rig.adapter.stats.foreign_rows == 1
+    assert rig.adapter.tracker.stats.foreign_rows == 1
 
 
 async def test_polling_runs_on_the_injected_clock(rig: Rig) -> None:

@@ -176,7 +176,7 @@ async def test_duplicated_output_rows_never_double_a_fill(tmp_path: Path, market
         venue_filled = sum(t.quantity for t in await route.venue.query_trades())
         assert order.filled_quantity == venue_filled == 200_000
         assert order.status is OrderStatus.FILLED
-        assert route.adapter.stats.duplicate_exec_rows == len(set(exec_ids))
+        assert route.adapter.tracker.stats.duplicate_exec_rows == len(set(exec_ids))
         assert route.session.oms.counters.overfill_alarms == 0
         assert route.session.oms.counters.illegal_transitions == 0
 

@@ -1,0 +1,76 @@
+"""``FileOrderConfig``: the ``[route.fileorder]`` table of the config file, validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+_KEY = "route.fileorder"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileOrderConfig:
+    """The ``[route.fileorder]`` section. ``output_dir`` is the terminal's output root: it writes each
+    account's files under ``<output_dir>/<account_id>/``."""
+
+    input_dir: Path
+    output_dir: Path
+    account_id: str
+    state_dir: Path
+    poll_interval_ns: int = 500_000_000
+    completion_marker: bool = False
+    encoding: str = "utf-8-sig"
+
+    def __post_init__(self) -> None:
+        if not self.account_id.strip() or "," in self.account_id:
+            raise ConfigError(f"key '{_KEY}.account_id': the terminal's account id, got {self.account_id!r}")
+        if self.poll_interval_ns <= 0:
+            raise ConfigError(f"key '{_KEY}.poll_interval_ns': must be > 0, got {self.poll_interval_ns}")
+        try:
+            "sid".encode(self.encoding)
+        except LookupError as exc:
+            raise ConfigError(f"key '{_KEY}.encoding': unknown encoding {self.encoding!r}") from exc
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], source: str = "config") -> FileOrderConfig:
+        """Build from the ``[route.fileorder]`` table of the config file (``engine.config`` keeps it raw).
+        Every problem is a ``ConfigError`` naming ``source`` and the key; unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        for key in settings:
+            if key not in known:
+                raise ConfigError(f"{source}: key '{_KEY}.{key}': unknown (expected one of {sorted(known)})")
+        values: dict[str, Any] = {}
+        for key in ("input_dir", "output_dir", "account_id", "state_dir"):
+            value = settings.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{source}: key '{_KEY}.{key}': required, a non-empty string")
+            values[key] = value if key == "account_id" else Path(value)
+        if "poll_interval_ns" in settings:
+            interval = settings["poll_interval_ns"]
+            if not isinstance(interval, int) or isinstance(interval, bool):
+                raise ConfigError(f"{source}: key '{_KEY}.poll_interval_ns': expected an integer (ns)")
+            values["poll_interval_ns"] = interval
+        if "completion_marker" in settings:
+            if not isinstance(settings["completion_marker"], bool):
+                raise ConfigError(f"{source}: key '{_KEY}.completion_marker': expected true or false")
+            values["completion_marker"] = settings["completion_marker"]
+        if "encoding" in settings:
+            if not isinstance(settings["encoding"], str):
+                raise ConfigError(f"{source}: key '{_KEY}.encoding': expected a string")
+            values["encoding"] = settings["encoding"]
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    @property
+    def account_output_dir(self) -> Path:
+        return self.output_dir / self.account_id
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "fileorder_sids.sqlite"

@@ -1,0 +1,237 @@
+"""What the terminal's rows mean for zhixing: typed rows in, order events and reports out (no I/O).
+
+- execution rows: trades (exec type 15) become ``OrderFilled`` with the exec id as trade id, each exec id
+  once (the terminal may repeat a row; a re-read file repeats them all); cancel rejects (19) become
+  ``OrderCancelRejected``;
+- status rows (``order_status_change.csv``, ``order_status.csv``): any status only a sent order can have
+  becomes one ``OrderAccepted`` per sid; Canceled, Rejected and Expired become ``OrderCanceled``,
+  ``OrderRejected(reason)`` and ``OrderExpired``, once per sid;
+- the latest status per sid is kept for ``query_orders``: a final status is never replaced by a stale
+  row and the filled quantity only grows; a row of another terminal order under a known sid (another
+  ``cl_ord_id``, e.g. the terminal refusing a duplicate sid) is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from adapters.fileorder.format import (
+    ENGINE_STATUS_OF_GM,
+    EXEC_CANCEL_REJECTED,
+    EXEC_CANCELED,
+    EXEC_EXPIRED,
+    EXEC_NEW,
+    EXEC_REJECTED,
+    EXEC_TRADE,
+    FINAL_GM_STATUSES,
+    REJECT_REASON_NAMES,
+    STATUS_CANCELED,
+    STATUS_EXPIRED,
+    STATUS_REJECTED,
+)
+from adapters.fileorder.reader import ExecRow, StatusRow
+from engine.events import (
+    FillReport,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusReport,
+)
+
+log = structlog.get_logger("zhixing.fileorder")
+
+_ACKED = frozenset({1, 2, 3, 5, 6, 9, 12})  # statuses only an order the terminal sent on can have
+
+
+@dataclass(slots=True)
+class TrackerStats:
+    duplicate_exec_rows: int = 0  # execution rows seen again (terminal repeats, file re-read): not applied
+    foreign_rows: int = 0  # status rows of another terminal order under a known sid: ignored
+    unknown_status_codes: dict[int, int] = field(default_factory=dict)
+
+
+def _better(new: StatusRow, old: StatusRow | None) -> bool:
+    """Does ``new`` say more than ``old``? A final status is never replaced; fills only grow."""
+    if old is None:
+        return True
+    if old.status in FINAL_GM_STATUSES:
+        return False
+    if new.status in FINAL_GM_STATUSES:
+        return True
+    return (new.filled, new.ts_event) >= (old.filled, old.ts_event)
+
+
+def reject_reason(code: int, detail: str) -> str:
+    """``no_enough_cash: 资金不足``: the GM reason name, then the terminal's text."""
+    name = REJECT_REASON_NAMES.get(code, f"reject_code_{code}")
+    return f"{name}: {detail}" if detail else name
+
+
+class ReportTracker:
+    def __init__(self) -> None:
+        self.stats = TrackerStats()
+        self._status: dict[str, StatusRow] = {}
+        self._emitted: dict[str, set[str]] = {}  # sid -> kinds of event already produced
+        self._exec_ids: set[str] = set()
+        self._trades: dict[str, FillReport] = {}
+
+    def knows(self, sid: str) -> bool:
+        """Has the terminal written a status for ``sid``?"""
+        return sid in self._status
+
+    def trades(self) -> list[FillReport]:
+        return list(self._trades.values())
+
+    def status_reports(self) -> list[OrderStatusReport]:
+        reports = []
+        for sid, row in self._status.items():
+            reports.append(
+                OrderStatusReport(
+                    client_order_id=sid,
+                    broker_order_id=row.order_id,
+                    symbol=row.symbol,
+                    side=row.side,
+                    price=row.price,
+                    quantity=row.volume,
+                    filled_quantity=row.filled,
+                    status=ENGINE_STATUS_OF_GM[row.status],
+                    reason=reject_reason(row.reject_code, row.reject_detail)
+                    if row.status == STATUS_REJECTED
+                    else "",
+                    ts_event=row.ts_event,
+                )
+            )
+        return reports
+
+    # ------------------------------------------------------------------------------------- status rows
+    def on_status(self, row: StatusRow, now: int) -> list[OrderEvent]:
+        sid = row.sid
+        if not sid:
+            return []  # an order not placed through 文件单 (manual, another tool)
+        if row.status not in ENGINE_STATUS_OF_GM:
+            codes = self.stats.unknown_status_codes
+            codes[row.status] = codes.get(row.status, 0) + 1
+            log.warning("fileorder_unknown_status", sid=sid, status=row.status)
+            return []
+        known = self._status.get(sid)
+        if known is not None and known.cl_ord_id and row.cl_ord_id and row.cl_ord_id != known.cl_ord_id:
+            self.stats.foreign_rows += 1
+            log.warning("fileorder_foreign_row_ignored", sid=sid, status=row.status, detail=row.reject_detail)
+            return []
+        if _better(row, known):
+            self._status[sid] = row
+        ts = row.ts_event or now
+        events: list[OrderEvent] = []
+        if row.status in _ACKED:
+            accepted = OrderAccepted(
+                ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, broker_order_id=row.order_id
+            )
+            self._once(sid, "accepted", accepted, events)
+        if row.status == STATUS_CANCELED:
+            self._once(
+                sid,
+                "final",
+                OrderCanceled(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
+                events,
+            )
+        elif row.status == STATUS_REJECTED:
+            reason = reject_reason(row.reject_code, row.reject_detail)
+            rejected = OrderRejected(
+                ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, reason=reason
+            )
+            self._once(sid, "final", rejected, events)
+        elif row.status == STATUS_EXPIRED:
+            self._once(
+                sid,
+                "final",
+                OrderExpired(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
+                events,
+            )
+        return events
+
+    # ------------------------------------------------------------------------------------- execution rows
+    def on_exec(self, row: ExecRow, now: int) -> list[OrderEvent]:
+        if row.exec_id in self._exec_ids:
+            self.stats.duplicate_exec_rows += 1
+            return []
+        self._exec_ids.add(row.exec_id)
+        sid = row.sid
+        if not sid:
+            return []
+        ts = row.ts_event or now
+        events: list[OrderEvent] = []
+        if row.exec_type == EXEC_TRADE:
+            if row.volume > 0:
+                self._trades[row.exec_id] = FillReport(
+                    trade_id=row.exec_id,
+                    client_order_id=sid,
+                    broker_order_id=row.order_id,
+                    symbol=row.symbol,
+                    side=row.side,
+                    price=row.price,
+                    quantity=row.volume,
+                    commission=row.commission,
+                    stamp_duty=row.stamp_duty,
+                    transfer_fee=row.transfer_fee,
+                    ts_event=ts,
+                )
+                events.append(
+                    OrderFilled(
+                        ts_event=ts,
+                        ts_init=now,
+                        client_order_id=sid,
+                        symbol=row.symbol,
+                        trade_id=row.exec_id,
+                        side=row.side,
+                        price=row.price,
+                        quantity=row.volume,
+                        commission=row.commission,
+                        stamp_duty=row.stamp_duty,
+                        transfer_fee=row.transfer_fee,
+                    )
+                )
+        elif row.exec_type == EXEC_CANCEL_REJECTED:
+            reason = row.reject_detail or "cancel_rejected"
+            events.append(
+                OrderCancelRejected(
+                    ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, reason=reason
+                )
+            )
+        elif row.exec_type == EXEC_NEW:
+            accepted = OrderAccepted(
+                ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, broker_order_id=row.order_id
+            )
+            self._once(sid, "accepted", accepted, events)
+        elif row.exec_type == EXEC_CANCELED:
+            self._once(
+                sid,
+                "final",
+                OrderCanceled(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
+                events,
+            )
+        elif row.exec_type == EXEC_REJECTED:
+            reason = reject_reason(row.reject_code, row.reject_detail)
+            rejected = OrderRejected(
+                ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, reason=reason
+            )
+            self._once(sid, "final", rejected, events)
+        elif row.exec_type == EXEC_EXPIRED:
+            self._once(
+                sid,
+                "final",
+                OrderExpired(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
+                events,
+            )
+        return events
+
+    def _once(self, sid: str, kind: str, event: OrderEvent, out: list[OrderEvent]) -> None:
+        seen = self._emitted.setdefault(sid, set())
+        if kind not in seen:
+            seen.add(kind)
+            out.append(event)
