@@ -489,3 +489,17 @@ def test_route_config_keys_are_validated_by_name() -> None:
         QmtRouteConfig.from_settings({**settings, "account_type": "FUTURE"}, where="live.toml")
     with pytest.raises(ConfigError, match=r"route\.qmt\.session_id"):
         QmtRouteConfig.from_settings({**settings, "session_id": "7"}, where="live.toml")
+
+
+async def test_a_trade_before_any_ack_or_response_is_applied_and_nothing_regresses(rig: Rig) -> None:
+    rig.terminal.auto_ack = False
+    rig.terminal.drop_responses = True
+    order = await send(rig, buy())
+    xo = rig.terminal.order_by_remark(order.client_order_id)
+    xo.order_status = XC.ORDER_REPORTED  # reported at the counter, the 已报 push lost
+    rig.terminal.fill(xo.order_id, 1000)  # the trade push comes first, then the 已成 status (B2, B6)
+    await rig.terminal.settle()
+    assert status(order) is OrderStatus.FILLED
+    assert order.broker_order_id == str(xo.order_id)
+    assert kinds(rig.seen, order.client_order_id) == ["OrderSubmitted", "OrderFilled", "OrderAccepted"]
+    assert rig.oms.counters.illegal_transitions == 0
