@@ -1,0 +1,99 @@
+"""The ``[route.gm]`` and ``[feed.gm]`` settings, validated with errors that name the key.
+
+```toml
+[route]
+kind = "gm"
+[route.gm]
+account_id = "a1b2c3d4-..."          # the 掘金 account id (终端 → 账户 → 账户ID)
+strategy_id = "e5f6..."              # the strategy created in the terminal for zhixing
+token = "env:GM_TOKEN"               # secret: env:NAME or keyring:SERVICE/USER, never literal
+serv_addr = ""                       # optional: the terminal's address when not local (host:port)
+state_dir = "state"                  # where the cl_ord_id link ledger lives
+
+[feed]
+kind = "gm"
+[feed.gm]
+frequency = "tick"
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+_ROUTE_KEYS = frozenset({"account_id", "strategy_id", "token", "serv_addr", "state_dir"})
+_FEED_KEYS = frozenset({"frequency", "token", "serv_addr"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GmRouteConfig:
+    account_id: str
+    strategy_id: str
+    state_dir: Path
+    token: str = ""  # a secret *reference* (env:/keyring:), resolved only at connect
+    serv_addr: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.account_id.strip():
+            raise ConfigError("route.gm.account_id: must be the 掘金 account id, got an empty string")
+        if not self.strategy_id.strip():
+            raise ConfigError("route.gm.strategy_id: must be the 掘金 strategy id, got an empty string")
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "gm_links.sqlite"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, base: Path) -> GmRouteConfig:
+        """From the ``[route.gm]`` table; relative paths are relative to ``base`` (the config's folder)."""
+        _unknown("route.gm", settings, _ROUTE_KEYS)
+        state_dir = Path(_text("route.gm", settings, "state_dir", "state")).expanduser()
+        return cls(
+            account_id=_text("route.gm", settings, "account_id"),
+            strategy_id=_text("route.gm", settings, "strategy_id"),
+            state_dir=state_dir if state_dir.is_absolute() else base / state_dir,
+            token=_text("route.gm", settings, "token", ""),
+            serv_addr=_text("route.gm", settings, "serv_addr", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GmFeedConfig:
+    frequency: str = "tick"
+    token: str = ""
+    serv_addr: str = ""
+
+    def __post_init__(self) -> None:
+        if self.frequency != "tick":
+            raise ConfigError(f"feed.gm.frequency: only 'tick' is supported, got {self.frequency!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> GmFeedConfig:
+        _unknown("feed.gm", settings, _FEED_KEYS)
+        return cls(
+            frequency=_text("feed.gm", settings, "frequency", "tick"),
+            token=_text("feed.gm", settings, "token", ""),
+            serv_addr=_text("feed.gm", settings, "serv_addr", ""),
+        )
+
+
+def _unknown(prefix: str, settings: Mapping[str, Any], known: frozenset[str]) -> None:
+    for key in sorted(settings):
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key}: unknown key (a typo?); known: {', '.join(sorted(known))}")
+
+
+def _text(prefix: str, settings: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    if key not in settings:
+        if default is None:
+            raise ConfigError(f"{prefix}.{key}: is required")
+        return default
+    value = settings[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{prefix}.{key}: expected a string, got {type(value).__name__}")
+    return value
