@@ -42,6 +42,7 @@ class ReplayConfig:
     fees: FeeSchedule = field(default_factory=FeeSchedule)
     synchronous: str = "NORMAL"  # replay may trade durability for speed; live uses FULL
     inflight_timeout_ns: int = 5_000_000_000  # ask the broker about an order unanswered this long
+    closing_auction: bool = True  # match the closing call at 15:00 (algorithms join only if asked to)
 
 
 @dataclass(slots=True)
@@ -146,6 +147,7 @@ async def open_session(
         latency_ns=config.latency_ns,
         cash=config.cash,
         positions=dict(config.positions),
+        closing_auction=config.closing_auction,
     )
     fees = config.fees
 
@@ -169,7 +171,14 @@ async def open_session(
         account=account,
         checks=[
             market_rules_check(
-                clock=clock, calendar=calendar, quotes=exchange, instrument=instrument_for, account=account
+                clock=clock,
+                calendar=calendar,
+                quotes=exchange,
+                instrument=instrument_for,
+                account=account,
+                # algorithms keep their own children to continuous trading; what they send into the
+                # closing call is their one closing-auction order
+                continuous_only=not config.closing_auction,
             )
         ],
     )

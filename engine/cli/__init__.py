@@ -19,6 +19,8 @@ from engine.cli import (
     portfolio_cmd,
     profile_cmd,
     replay_cmd,
+    run_cmd,
+    schedule_cmd,
 )
 from engine.errors import ZhixingError
 from engine.logs import configure_logging
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     portfolio_cmd.add_parsers(sub)
     paper_cmd.add_parsers(sub)
     config_cmd.add_parsers(sub)
+    run_cmd.add_parsers(sub)
+    schedule_cmd.add_parsers(sub)
     return parser
 
 

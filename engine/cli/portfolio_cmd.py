@@ -1,7 +1,8 @@
 """Portfolio operations: ``plan``, ``rebalance``, ``liquidate``, ``sell-where``, ``sell-fraction``,
 ``to-percent`` and ``target``. Each turns the account and the market into targets, plans them (sells
 first, buys sized from confirmed cash) and, except ``plan``, executes them through an algorithm on the
-simulated exchange over a historical day (``--replay-data``). Broker routes come with their own issue.
+simulated exchange over a historical day (``--replay-data``) or, with ``--config``, through the
+configured route on the live account (``engine.cli.live_ops``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from algos.registry import ALGOS
+from engine.cli.live_ops import run_live
 from engine.cli.replay_cmd import _params, _print_report
 from engine.errors import InputError
 from engine.inputs import parse_cash, read_positions_file, window_ns
@@ -41,7 +43,7 @@ def add_parsers(sub: Any) -> None:
     plan.add_argument("targets", type=Path, help="targets file (CSV, JSON or Parquet)")
     _targets_flags(plan)
     _account(plan, execute=False)
-    plan.set_defaults(handler=run_plan)
+    plan.set_defaults(handler=run_plan, build=_from_file, liquidate_unlisted=True)
 
     rebalance = sub.add_parser("rebalance", help="rebalance to a targets file: sells first, then buys")
     rebalance.add_argument("targets", type=Path, help="targets file (CSV, JSON or Parquet)")
@@ -87,7 +89,13 @@ def _targets_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _account(parser: argparse.ArgumentParser, *, execute: bool) -> None:
-    parser.add_argument("--replay-data", type=Path, required=True, help="snapshot file or folder of one day")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--replay-data", type=Path, help="simulate on this recorded day (snapshot file or folder)"
+    )
+    source.add_argument(
+        "--config", type=Path, help="trade the account of this live-run config, through its route, now"
+    )
     parser.add_argument("--cash", default="10000000", help="cash in CNY (default 10,000,000)")
     parser.add_argument("--positions", type=Path, help="CSV symbol,quantity held from before (sellable)")
     parser.add_argument("--start", default="09:30", help="window start HH:MM (plan prices are taken here)")
@@ -205,6 +213,8 @@ def _options(args: argparse.Namespace, market: MarketData, liquidate_unlisted: b
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        return run_live(args, execute=False)
     market = load_snapshots(args.replay_data)
     targets = _from_file(args, _holdings(args))
     plan = plan_for(market, targets, _config(args, Path("unused.db")), _options(args, market, True))
@@ -213,6 +223,8 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_targets_command(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        return run_live(args, execute=True)
     if args.db is not None and args.db.exists():
         raise InputError("journal file already exists; a replay writes a fresh journal", path=str(args.db))
     market = load_snapshots(args.replay_data)

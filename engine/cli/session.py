@@ -30,6 +30,7 @@ from engine.oms import OrderManager
 from engine.parents import ParentOrder
 from engine.reconcile import ReconcileReport, recover
 from engine.risk import PreTradeCheck, market_rules_check
+from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
 
 log = structlog.get_logger("zhixing.session")
@@ -55,6 +56,7 @@ class LiveSession:
     reconcile: ReconcileReport
     fills: list[OrderFilled] = field(default_factory=list)
     symbols: set[str] = field(default_factory=set)
+    risk: RiskControls | None = None
 
     async def start_parents(self, parents: Sequence[ParentOrder]) -> None:
         """Journal the parents, subscribe their symbols, and start their algorithms."""
@@ -116,6 +118,7 @@ async def open_live_session(
     inflight_timeout_ns: int = 5_000_000_000,
     stale_after_ns: int = 30_000_000_000,
     extra_checks: Sequence[PreTradeCheck] = (),
+    risk_limits: RiskLimits | None = None,
 ) -> LiveSession:
     """Open the store, connect the route and the feed, reconcile, and return a running session.
 
@@ -135,13 +138,22 @@ async def open_live_session(
         account=account,
         checks=[
             market_rules_check(
-                clock=clock, calendar=calendar, quotes=book, instrument=instrument_for, account=account
+                clock=clock,
+                calendar=calendar,
+                quotes=book,
+                instrument=instrument_for,
+                account=account,
+                continuous_only=False,  # algorithms keep to continuous trading except a closing-auction order
             ),
             *extra_checks,
         ],
     )
+    risk = RiskControls(risk_limits, clock, book) if risk_limits is not None else None
+    if risk is not None:
+        risk.attach(oms)
     try:
         await adapter.connect()
+        await _load_positions(store, adapter, account)
         await oms.start()
         report = await recover(oms, store, adapter, trading_day_start_ns=trading_day_start_ns)
         feed.bind(book.push)
@@ -173,4 +185,21 @@ async def open_live_session(
         guard=guard,
         reconcile=report,
         fills=fills,
+        risk=risk,
     )
+
+
+async def _load_positions(store: StateStore, adapter: BrokerAdapter, account: Account) -> None:
+    """Quantities from the journal (reconciliation then compares them with the broker's); what is
+    sellable today from the broker (T+1 is the broker's call). A journal with no positions and no
+    orders is a first run: the account starts from the broker's holdings."""
+    broker = {p.symbol: p for p in await adapter.query_positions()}
+    stored = await store.load_positions()
+    if not stored and not await store.load_orders():
+        for symbol, pos in sorted(broker.items()):
+            account.load_position(symbol, pos.quantity, pos.avg_cost, sellable=pos.sellable)
+        return
+    for symbol, (quantity, _, avg_cost) in sorted(stored.items()):
+        report = broker.get(symbol)
+        sellable = min(quantity, report.sellable) if report is not None else 0
+        account.load_position(symbol, quantity, avg_cost, sellable=sellable)

@@ -1,0 +1,73 @@
+"""Portfolio operations through a configured route: ``zhixing rebalance TARGETS --config FILE`` and the
+others. The account is the route's (reconciled first); the plan is priced from the feed; the window runs
+from now to ``--end`` today. With a sim route the recorded day stands in for today, from ``--start``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from engine.cli.replay_cmd import _params
+from engine.config import Config, load_config
+from engine.errors import InputError
+from engine.inputs import parse_cash
+from engine.instance_lock import InstanceLock
+from engine.market import shanghai_ns, trading_date_of
+from engine.notify import execution_report
+
+
+def run_live(args: argparse.Namespace, *, execute: bool) -> int:
+    if getattr(args, "db", None) is not None:
+        raise InputError(
+            "--db is for --replay-data runs; a --config run journals to its [store] path", field="db"
+        )
+    config = load_config(args.config)
+    with InstanceLock.for_store(config.store.path):
+        return asyncio.run(_run(args, config, execute=execute))
+
+
+async def _run(args: argparse.Namespace, config: Config, *, execute: bool) -> int:
+    from algos.registry import ALGOS
+    from engine.cli.run_cmd import open_configured
+
+    algo = getattr(args, "algo", "twap")
+    params = _params(getattr(args, "param", []))
+    if algo not in ALGOS:
+        raise InputError(f"unknown algo {algo!r}; known: {', '.join(sorted(ALGOS))}", field="algo")
+    try:
+        ALGOS[algo].params_type.parse(params, algo=algo)
+    except ValueError as exc:
+        raise InputError(str(exc), field="param") from None
+    run = await open_configured(config, start=args.start, until=args.end)
+    try:
+        runner = run.runner
+        if run.session.oms.halted_reason is not None:
+            print(f"zhixing: halted ({run.session.oms.halted_reason}); nothing is traded")
+            return 1
+        targets = args.build(args, runner.holdings())
+        plan = await runner.plan_targets(
+            targets,
+            min_trade_value=parse_cash(args.min_trade_value),
+            liquidate_unlisted=getattr(args, "liquidate_unlisted", True),
+        )
+        if not execute:
+            print(plan.table())
+            return 0
+        today = trading_date_of(run.clock.now_ns())
+        sell_end = shanghai_ns(today, args.sell_end) if getattr(args, "sell_end", None) else None
+        rebalance = await runner.execute_plan(
+            plan, name=args.command, end_ns=run.end_ns, algo=algo, params=params, sell_end_ns=sell_end
+        )
+        await run.drive(asyncio.Event(), done=lambda: rebalance.done)
+    finally:
+        await run.close()
+    report = execution_report(runner.results(), account=config.account.id)
+    if getattr(args, "json", False):
+        print(json.dumps({"plan": plan.table(), "report": report.body}, ensure_ascii=False, indent=2))
+    else:
+        print(plan.table())
+        print()
+        print(report.body)
+    return 0

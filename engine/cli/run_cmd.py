@@ -1,0 +1,208 @@
+"""``zhixing run CONFIG``: the long-running process of a trading day, driven by one config file.
+
+It takes the single-instance lock on the journal, connects the route and the feed, reconciles, and then
+fires the configured jobs (signal, execute, summary) on their cron times in Asia/Shanghai, only on
+trading days. SIGINT or SIGTERM stops it cleanly: algorithms stop, working orders are cancelled or left
+per ``shutdown``, notifications are flushed, the journal is closed.
+
+With ``route.kind = "sim"`` the day is the recorded one and, unless ``--speed`` is given, it runs on a
+virtual clock as fast as the work allows (what the tests use); live routes run on the wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.notify.factory import notifier_from_settings
+from engine.account import Account
+from engine.cli.routes import build_route, load_sim_market
+from engine.cli.runner import DayRunner, drive
+from engine.cli.session import LiveSession, open_live_session
+from engine.clock import Clock, LiveClock, ScaledClock, SimClock
+from engine.config import Config, load_config
+from engine.instance_lock import InstanceLock
+from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
+from engine.notify import NotificationDispatcher, halt_notice
+from engine.risk_controls import RiskLimits
+from engine.schedule import CronJob, Scheduler
+
+log = structlog.get_logger("zhixing.run")
+
+
+def add_parsers(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", help="run the trading day from a config: scheduled signal, execution, summary"
+    )
+    run.add_argument("config", type=Path, help="the TOML config (see docs/OPERATIONS.md)")
+    run.add_argument(
+        "--from", dest="start", default="08:30", help="sim route: the recorded day starts at HH:MM"
+    )
+    run.add_argument(
+        "--until", help="stop at HH:MM Asia/Shanghai (sim route default 15:30; live: until signalled)"
+    )
+    run.add_argument("--speed", type=float, help="sim route: play the day on a live clock N times faster")
+    run.set_defaults(handler=run_command)
+
+
+@dataclass(slots=True)
+class RunResult:
+    runner: DayRunner
+    dispatcher: NotificationDispatcher
+    fired: list[tuple[str, int]]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with InstanceLock.for_store(config.store.path):
+        result = asyncio.run(run_config(config, start=args.start, until=args.until, speed=args.speed))
+    failed = [o for o in result.runner.outcomes if not o.ok]
+    for outcome in result.runner.outcomes:
+        print(f"{outcome.job} ({outcome.kind}): {'ok' if outcome.ok else 'FAILED'} {outcome.detail}")
+    return 1 if failed else 0
+
+
+@dataclass(slots=True)
+class ConfiguredSession:
+    """A config's route, feed, notifications and engine, opened and reconciled; ``drive`` runs it."""
+
+    config: Config
+    clock: Clock
+    end_ns: int
+    session: LiveSession
+    dispatcher: NotificationDispatcher
+    runner: DayRunner
+
+    async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
+        """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
+        runner, session = self.runner, self.session
+
+        def finished() -> bool:
+            return done is not None and done() and not session.oms.working_orders()
+
+        if isinstance(self.clock, SimClock):
+
+            async def settle() -> None:
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                await runner.wait_idle()
+                await session.oms.flush()
+                await session.inflight.check()
+                if finished():
+                    stop.set()
+
+            await drive(self.clock, self.end_ns, settle, stop)
+        else:
+            while not stop.is_set() and self.clock.now_ns() < self.end_ns and not finished():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                await session.inflight.check()
+        await runner.wait_idle()
+
+    async def close(self) -> None:
+        await self.session.close(cancel_working=self.config.shutdown == "cancel")
+        await self.dispatcher.close()
+
+
+async def open_configured(
+    config: Config,
+    *,
+    start: str = "08:30",
+    until: str | None = None,
+    speed: float | None = None,
+    clock: Clock | None = None,
+) -> ConfiguredSession:
+    """Open what ``config`` describes. A sim route runs its recorded day from ``start`` on a virtual
+    clock (or a ``ScaledClock`` at ``speed``); live routes run on the wall clock. ``clock`` is for tests."""
+    calendar = TradingCalendar()
+    market = load_sim_market(config) if config.route.kind == "sim" else None
+    if clock is None:
+        if market is not None:
+            begin = shanghai_ns(market.trade_date, start)
+            clock = ScaledClock(begin, speed) if speed else SimClock(begin)
+        else:
+            clock = LiveClock()
+    today = trading_date_of(clock.now_ns())
+    if until:
+        end_ns = shanghai_ns(today, until)
+    else:
+        end_ns = shanghai_ns(today, "15:30") if market is not None else 2**62
+    route = build_route(config, clock, calendar, market=market)
+    fees = FeeSchedule()
+    account = Account(
+        config.account.cash, lambda sym, side, px, qty: sum(fees.fees(instrument_for(sym), side, px, qty))
+    )
+    channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
+    dispatcher = NotificationDispatcher(channels, clock)
+    dispatcher.start()
+    try:
+        session = await open_live_session(
+            clock=clock,
+            adapter=route.adapter,
+            feed=route.feed,
+            store_path=config.store.path,
+            account=account,
+            calendar=calendar,
+            trading_day_start_ns=shanghai_ns(today, "00:00"),
+            synchronous=config.store.synchronous,
+            stale_after_ns=int(config.stale_after_s * 1e9),
+            risk_limits=RiskLimits.from_config(config.risk, str(config.path)),
+        )
+    except BaseException:
+        await dispatcher.close()
+        raise
+    if not session.reconcile.ok:
+        dispatcher.post(halt_notice("; ".join(session.reconcile.mismatches), account=config.account.id))
+    runner = DayRunner(config=config, session=session, notify=dispatcher.post)
+    return ConfiguredSession(config, clock, end_ns, session, dispatcher, runner)
+
+
+async def run_config(
+    config: Config,
+    *,
+    start: str = "08:30",
+    until: str | None = None,
+    speed: float | None = None,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunResult:
+    """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal."""
+    stop = stop or asyncio.Event()
+    run = await open_configured(config, start=start, until=until, speed=speed, clock=clock)
+    runner = run.runner
+    jobs = {job.name: job for job in config.jobs}
+    fired: list[tuple[str, int]] = []
+
+    def on_fire(job: CronJob, scheduled_ns: int) -> None:
+        fired.append((job.name, scheduled_ns))
+        runner.on_fire(jobs[job.name], scheduled_ns)
+
+    scheduler = Scheduler(
+        run.clock,
+        run.session.calendar,
+        [CronJob(name=j.name, cron=j.cron) for j in config.jobs],
+        on_fire=on_fire,
+        on_missed=lambda job, when: runner.on_missed(jobs[job.name], when),
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        scheduler.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+                loop.add_signal_handler(sig, stop.set)
+        await run.drive(stop)
+    finally:
+        scheduler.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await run.close()
+    return RunResult(runner=runner, dispatcher=run.dispatcher, fired=fired)

@@ -1,0 +1,324 @@
+"""The jobs of ``zhixing run``: run the signal, execute its targets, send the day's summary.
+
+``DayRunner`` owns what happens when a scheduled job fires. It never lets a job failure reach the
+trading path: a signal that exits non-zero, times out or cannot start is reported and nothing is
+executed from it; an execute job whose targets file is invalid is reported and trades nothing; a
+notification that cannot be sent is the notifier's problem, not the runner's.
+
+On a ``SimClock`` (a replayed day) ``drive`` plays the role of the wall clock: it lets every task
+finish what it can, then jumps to the next timer; jobs that wait on real work (a signal subprocess)
+hold the clock still until they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import structlog
+
+from algos.rebalance import Rebalance
+from engine.cli.session import LiveSession
+from engine.clock import SimClock
+from engine.config import Config, JobConfig
+from engine.market import iso8601
+from engine.notify import (
+    Message,
+    ParentResult,
+    SignalLine,
+    error_notice,
+    execution_report,
+    halt_notice,
+    signal_summary,
+)
+from engine.parents import ParentOrder
+from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
+from engine.portfolio.targets import Target, read_targets
+from engine.units import NS_PER_MINUTE, yuan_str
+
+log = structlog.get_logger("zhixing.run")
+
+Notify = Callable[[Message], None]  # the dispatcher's ``post``: never blocks, never raises
+OUTPUT_TAIL = 4000  # characters of a signal's output kept for the summary
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    job: str
+    kind: str
+    scheduled_ns: int
+    ok: bool
+    detail: str
+
+
+@dataclass(slots=True)
+class DayRunner:
+    config: Config
+    session: LiveSession
+    notify: Notify
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    missed: list[tuple[str, int]] = field(default_factory=list)
+    rebalances: list[Rebalance] = field(default_factory=list)
+    arrival: dict[str, int | None] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # ------------------------------------------------------------------------------------- scheduling
+    def on_fire(self, job: JobConfig, scheduled_ns: int) -> None:
+        task = asyncio.get_running_loop().create_task(self.run_job(job, scheduled_ns), name=f"job:{job.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_missed(self, job: JobConfig, scheduled_ns: int) -> None:
+        self.missed.append((job.name, scheduled_ns))
+        detail = f"job {job.name} was due at {iso8601(scheduled_ns)} and did not run (started late or asleep)"
+        self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, False, "missed"))
+        log.warning("job_missed", job=job.name, scheduled=iso8601(scheduled_ns))
+        self.notify(
+            error_notice(f"schedule ({job.name})", detail + "; it is not made up later.", account=self._acct)
+        )
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def run_job(self, job: JobConfig, scheduled_ns: int) -> None:
+        log.info("job_started", job=job.name, kind=job.kind)
+        try:
+            if job.kind == "signal":
+                ok, detail = await self.run_signal(job)
+            elif job.kind == "execute":
+                ok, detail = await self.run_execute(job)
+            else:
+                ok, detail = self.run_summary(job)
+        except Exception as exc:  # a job failure is reported, never allowed to take the process down
+            log.exception("job_failed", job=job.name)
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+            self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
+        self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, ok, detail))
+        log.info("job_finished", job=job.name, ok=ok)
+
+    # ------------------------------------------------------------------------------------- signal
+    async def run_signal(self, job: JobConfig) -> tuple[bool, str]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *job.command,
+                cwd=str(self.config.path.parent),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            detail = f"could not start {job.command[0]!r}: {exc.strerror or exc}"
+            self.notify(error_notice(f"signal {job.name}", detail, account=self._acct))
+            return False, detail
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), job.timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            detail = f"timed out after {job.timeout_s:g} s and was killed"
+            self.notify(error_notice(f"signal {job.name}", detail, account=self._acct))
+            return False, detail
+        stdout = out.decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
+        stderr = err.decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
+        if proc.returncode != 0:
+            detail = f"exited with code {proc.returncode}"
+            self.notify(
+                error_notice(f"signal {job.name}", f"{detail}\n\nstderr:\n{stderr}", account=self._acct)
+            )
+            return False, detail
+        lines: list[SignalLine] = []
+        notes = [f"output:\n{stdout or '(none)'}"]
+        for execute in (j for j in self.config.jobs if j.kind == "execute" and j.targets is not None):
+            try:
+                plan = await self.plan(execute)
+            except Exception as exc:  # the summary says so; the execute job will refuse it too
+                notes.append(f"targets for {execute.name} are not usable: {exc}")
+                continue
+            lines += [
+                SignalLine(symbol=r.symbol, current=r.current, target=r.current + r.difference, note=r.reason)
+                for r in plan.rows
+            ]
+            notes.append(f"plan for {execute.name} ({execute.targets}):\n{plan.table()}")
+        message = signal_summary(job.name, lines, account=self._acct)
+        self.notify(replace(message, body=message.body + "\n\n" + "\n\n".join(notes)))
+        return True, "exit 0"
+
+    # ------------------------------------------------------------------------------------- execute
+    def holdings(self) -> list[Holding]:
+        return [
+            Holding(symbol=s, quantity=p.quantity, sellable=p.sellable)
+            for s, p in sorted(self.session.account.positions.items())
+            if p.quantity > 0
+        ]
+
+    async def plan(self, job: JobConfig) -> Plan:
+        assert job.targets is not None
+        return await self.plan_targets(read_targets(job.targets))
+
+    async def plan_targets(
+        self, targets: list[Target], *, min_trade_value: int = 0, liquidate_unlisted: bool = True
+    ) -> Plan:
+        """The rebalance from the account's holdings to ``targets`` at the feed's reference prices."""
+        account = self.session.account
+        holdings = self.holdings()
+        symbols = sorted({t.symbol for t in targets} | {h.symbol for h in holdings})
+        refs = {s: await self.reference(s) for s in symbols}
+        return plan_rebalance(
+            targets=targets,
+            holdings=holdings,
+            cash=account.available_cash,
+            market=refs,
+            min_trade_value=min_trade_value,
+            liquidate_unlisted=liquidate_unlisted,
+        )
+
+    async def reference(self, symbol: str) -> MarketRef:
+        ref = await self.session.feed.reference(symbol)
+        quote = self.session.book.latest(symbol)
+        price = (quote.last or quote.mid or 0) if quote is not None else 0
+        if price <= 0:
+            price = ref.last or (
+                (ref.bid_price + ref.ask_price) // 2 if ref.bid_price and ref.ask_price else 0
+            )
+        return MarketRef(
+            symbol=symbol,
+            price=price or ref.prev_close,
+            prev_close=ref.prev_close,
+            high_limit=ref.high_limit,
+            low_limit=ref.low_limit,
+            suspended=ref.suspended,
+        )
+
+    async def run_execute(self, job: JobConfig) -> tuple[bool, str]:
+        session = self.session
+        if session.oms.halted_reason is not None:
+            detail = f"not executed: trading is halted ({session.oms.halted_reason})"
+            self.notify(
+                halt_notice(f"{job.name} not executed: {session.oms.halted_reason}", account=self._acct)
+            )
+            return False, detail
+        try:
+            plan = await self.plan(job)
+        except Exception as exc:
+            detail = f"targets refused, nothing traded: {exc}"
+            self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
+            return False, detail
+        now = session.clock.now_ns()
+        await self.execute_plan(
+            plan,
+            name=job.name,
+            end_ns=now + job.window_minutes * NS_PER_MINUTE,
+            algo=job.algo,
+            params=job.params,
+        )
+        detail = (
+            f"{len(plan.sells())} sells, {len(plan.buys())} buys over {job.window_minutes} min ({job.algo})"
+        )
+        return True, detail
+
+    async def execute_plan(
+        self,
+        plan: Plan,
+        *,
+        name: str,
+        end_ns: int,
+        algo: str = "twap",
+        params: dict[str, str] | None = None,
+        sell_end_ns: int | None = None,
+    ) -> Rebalance:
+        """Start ``plan`` now: sells first, then buys sized from the confirmed cash, until ``end_ns``."""
+        session = self.session
+        now = session.clock.now_ns()
+        symbols = sorted({r.symbol for r in plan.rows if r.quantity > 0} - session.symbols)
+        if symbols:
+            await session.feed.subscribe(symbols)
+            session.book.watch(symbols)
+            session.symbols.update(symbols)
+        rebalance = Rebalance(
+            session.ctx,
+            plan,
+            account=session.account,
+            start_ns=now,
+            end_ns=end_ns,
+            sell_end_ns=sell_end_ns,
+            algo=algo,
+            params=params,
+            id_prefix=f"{name}-{len(self.rebalances) + 1}-",
+            on_parent=partial(self._on_parent, session),
+        )
+        self.rebalances.append(rebalance)
+        session.guard.add_source(rebalance.basket.algos)
+        session.oms.before_commit.append(lambda: rebalance.basket.journal(session.store))
+        rebalance.start()
+        await session.store.commit()
+        return rebalance
+
+    def _on_parent(self, session: LiveSession, parent: ParentOrder) -> None:
+        parent.created_ns = session.clock.now_ns()
+        session.store.stage_parent(parent.to_row())
+        quote = session.book.latest(parent.symbol)
+        self.arrival[parent.parent_id] = None if quote is None else (quote.mid or quote.last or None)
+
+    # ------------------------------------------------------------------------------------- summary
+    @property
+    def _acct(self) -> str:
+        return self.config.account.id
+
+    def parents(self) -> list[ParentOrder]:
+        return [p for r in self.rebalances for p in r.parents] + [
+            a.parent for a in self.session.basket.algos.values()
+        ]
+
+    def results(self) -> list[ParentResult]:
+        out = []
+        for parent in self.parents():
+            children = self.session.oms.children_of(parent.parent_id)
+            filled = sum(c.filled_quantity for c in children)
+            value = sum(c.filled_value for c in children)
+            reasons = sorted({c.reason for c in children if c.reason})
+            out.append(
+                ParentResult(
+                    parent_id=parent.parent_id,
+                    symbol=parent.symbol,
+                    side=parent.side,
+                    quantity=parent.quantity,
+                    filled=filled,
+                    avg_price=value // filled if filled else None,
+                    arrival_price=self.arrival.get(parent.parent_id),
+                    unfilled_reason="; ".join(reasons) or "window ended",
+                )
+            )
+        return out
+
+    def run_summary(self, job: JobConfig) -> tuple[bool, str]:
+        results = self.results()
+        message = execution_report(results, account=self._acct)
+        lines = ["", "jobs today:"]
+        for o in self.outcomes:
+            lines.append(
+                f"  {o.job} ({o.kind}) at {iso8601(o.scheduled_ns)}: {'ok' if o.ok else 'FAILED'} {o.detail}"
+            )
+        account = self.session.account
+        lines += [
+            "",
+            f"cash {yuan_str(account.cash)}, frozen {yuan_str(account.frozen)}",
+            f"orders denied by checks: {self.session.oms.counters.denied}",
+        ]
+        self.notify(replace(message, body=message.body + "\n" + "\n".join(lines)))
+        return True, f"{len(results)} parents reported"
+
+
+async def drive(clock: SimClock, until_ns: int, settle: Callable[[], object], stop: asyncio.Event) -> None:
+    """Run a ``SimClock`` as if it were the wall clock: settle, then jump to the next timer."""
+    while not stop.is_set():
+        result = settle()
+        if asyncio.iscoroutine(result):
+            await result
+        if not clock.step(until_ns=until_ns):
+            break
