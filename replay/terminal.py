@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 import structlog
 
 from adapters.fileorder.format import (
-    BIZ_OF_SIDE,
     CANCEL_HEADER,
     CANCEL_SUFFIX,
     CASH_FILE,
@@ -70,12 +69,11 @@ from adapters.fileorder.format import (
     STATUS_REJECTED,
     column_aliases,
     parse_int,
-    price_text,
     render_csv,
     render_rows,
     split_line,
-    ts_text,
 )
+from adapters.fileorder.output_rows import cash_values, exec_values, position_values, status_values
 from engine.clock import Clock, TimerHandle
 from engine.enums import Side
 from engine.events import (
@@ -87,7 +85,7 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
-from engine.market.symbols import from_gm, to_gm
+from engine.market.symbols import from_gm
 from engine.orders import Order
 from engine.units import price_from_yuan
 from replay.exchange import SimExchange
@@ -358,8 +356,7 @@ class TerminalEmulator:
         self.stats.cancels += 1
         rec = self._orders.get(sid)
         if rec is None or rec.order is None:
-            now = self._clock.now_ns()
-            self._exec_row_raw(sid, "", "", "", Side.BUY, EXEC_CANCEL_REJECTED, 0, 0, "unknown sid", now)
+            self._exec_row(None, sid, EXEC_CANCEL_REJECTED, self._clock.now_ns(), detail="unknown sid")
             return
         _run_now(self.exchange.cancel(rec.order))
 
@@ -377,18 +374,14 @@ class TerminalEmulator:
         elif isinstance(event, OrderFilled):
             rec.filled += event.quantity
             rec.status = STATUS_FILLED if rec.filled >= rec.volume else STATUS_PARTIALLY_FILLED
-            self._exec_row_raw(
+            self._exec_row(
+                rec,
                 rec.sid,
-                rec.cl_ord_id,
-                rec.order_id,
-                event.trade_id,
-                rec.side,
                 EXEC_TRADE,
-                event.price,
-                event.quantity,
-                "",
                 event.ts_event,
-                symbol=rec.symbol,
+                exec_id=event.trade_id,
+                price=event.price,
+                volume=event.quantity,
             )
             self._status_row(rec)
         elif isinstance(event, OrderCanceled):
@@ -405,86 +398,61 @@ class TerminalEmulator:
             )
             self._status_row(rec)
         elif isinstance(event, OrderCancelRejected):
-            self._seq += 1
-            self._exec_row_raw(
-                rec.sid,
-                rec.cl_ord_id,
-                rec.order_id,
-                f"CR{self._seq:08d}",
-                rec.side,
-                EXEC_CANCEL_REJECTED,
-                0,
-                0,
-                event.reason,
-                event.ts_event,
-                symbol=rec.symbol,
-            )
+            self._exec_row(rec, rec.sid, EXEC_CANCEL_REJECTED, event.ts_event, detail=event.reason)
 
     # ------------------------------------------------------------------------------------- output rows
     def _status_values(self, rec: _TermOrder) -> list[object]:
-        return [
-            self.account_id,
-            rec.sid,
-            "zhixing-terminal-emulator",
-            rec.cl_ord_id,
-            rec.order_id,
-            to_gm(rec.symbol) if rec.symbol else "",
-            ORDER_TYPE_LIMIT,
-            BIZ_OF_SIDE[rec.side],
-            rec.status,
-            rec.reject_code,
-            rec.reject_detail,
-            price_text(rec.price) if rec.price > 0 else "0",
-            rec.volume,
-            rec.filled,
-            ts_text(rec.created_ns),
-            ts_text(rec.updated_ns),
-            ts_text(rec.created_ns),
-            ts_text(self._clock.now_ns()),
-        ]
+        return status_values(
+            account_id=self.account_id,
+            sid=rec.sid,
+            cl_ord_id=rec.cl_ord_id,
+            order_id=rec.order_id,
+            symbol=rec.symbol,
+            side=rec.side,
+            status=rec.status,
+            reject_code=rec.reject_code,
+            reject_detail=rec.reject_detail,
+            price=rec.price,
+            volume=rec.volume,
+            filled=rec.filled,
+            created_ns=rec.created_ns,
+            updated_ns=rec.updated_ns,
+            recv_ns=self._clock.now_ns(),
+        )
 
     def _status_row(self, rec: _TermOrder) -> None:
         self._append(ORDER_STATUS_CHANGE_FILE, self._status_values(rec))
 
-    def _exec_row_raw(
+    def _exec_row(
         self,
+        rec: _TermOrder | None,
         sid: str,
-        cl_ord_id: str,
-        order_id: str,
-        exec_id: str,
-        side: Side,
         exec_type: int,
-        price: int,
-        volume: int,
-        detail: str,
         ts_ns: int,
         *,
-        symbol: str = "",
+        exec_id: str = "",
+        price: int = 0,
+        volume: int = 0,
+        detail: str = "",
     ) -> None:
-        if not exec_id:
-            self._seq += 1
-            exec_id = f"CR{self._seq:08d}"
-        self._append(
-            EXECUTION_REPORT_FILE,
-            [
-                self.account_id,
-                sid,
-                "zhixing-terminal-emulator",
-                cl_ord_id,
-                order_id,
-                exec_id,
-                to_gm(symbol) if symbol else "SHSE.000000",
-                ORDER_TYPE_LIMIT,
-                BIZ_OF_SIDE[side],
-                0,
-                detail,
-                exec_type,
-                price_text(price) if price > 0 else "0",
-                volume,
-                ts_text(ts_ns),
-                ts_text(self._clock.now_ns()),
-            ],
+        """Append an execution row for ``rec`` (None: a sid the terminal does not know)."""
+        self._seq += 1
+        values = exec_values(
+            account_id=self.account_id,
+            sid=sid,
+            cl_ord_id=rec.cl_ord_id if rec else "",
+            order_id=rec.order_id if rec else "",
+            exec_id=exec_id or f"X{self._seq:08d}",
+            symbol=rec.symbol if rec else "",
+            side=rec.side if rec else Side.BUY,
+            exec_type=exec_type,
+            price=price,
+            volume=volume,
+            detail=detail,
+            created_ns=ts_ns,
+            recv_ns=self._clock.now_ns(),
         )
+        self._append(EXECUTION_REPORT_FILE, values)
 
     def _append(self, name: str, values: Sequence[object]) -> None:
         copies = 1
@@ -496,48 +464,15 @@ class TerminalEmulator:
 
     def _write_snapshots(self) -> None:
         """Rewrite order_status.csv, cash.csv and position.csv (temp file, then rename)."""
-        now = ts_text(self._clock.now_ns())
-        self._replace(
-            ORDER_STATUS_FILE, ORDER_STATUS_HEADER, [self._status_values(r) for r in self._orders.values()]
-        )
+        now = self._clock.now_ns()
+        statuses = [self._status_values(r) for r in self._orders.values()]
+        self._replace(ORDER_STATUS_FILE, ORDER_STATUS_HEADER, statuses)
         account = _run_now(self.exchange.query_account())
-        cash_row: list[object] = [
-            self.account_id,
-            price_text(account.total_asset),
-            "0",
-            "0",
-            "0",
-            price_text(account.frozen),
-            price_text(account.cash - account.frozen),
-            price_text(account.cash),
-            price_text(account.market_value),
-            now,
-            now,
-            now,
-        ]
-        self._replace(CASH_FILE, CASH_HEADER, [cash_row])
+        self._replace(CASH_FILE, CASH_HEADER, [cash_values(self.account_id, account, now)])
         positions = _run_now(self.exchange.query_positions())
-        rows: list[list[object]] = []
-        for pos in positions:
-            rows.append(
-                [
-                    self.account_id,
-                    to_gm(pos.symbol),
-                    1,
-                    pos.quantity,
-                    0,
-                    price_text(pos.avg_cost) if pos.avg_cost else "0",
-                    price_text(pos.avg_cost * pos.quantity) if pos.avg_cost else "0",
-                    price_text(pos.avg_cost) if pos.avg_cost else "0",
-                    "0",
-                    price_text(pos.avg_cost * pos.quantity) if pos.avg_cost else "0",
-                    pos.sellable,
-                    now,
-                    now,
-                    now,
-                ]
-            )
-        self._replace(POSITION_FILE, POSITION_HEADER, rows)
+        self._replace(
+            POSITION_FILE, POSITION_HEADER, [position_values(self.account_id, p, now) for p in positions]
+        )
 
     def _replace(self, name: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         final = self.output_dir / name
