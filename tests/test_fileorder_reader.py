@@ -28,6 +28,7 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
+from engine.orders import Order
 
 START = 1_638_322_200_000_000_000  # 2021-12-01 09:30:00 +08:00
 BOM = b"\xef\xbb\xbf"
@@ -348,3 +349,30 @@ def test_config_from_the_route_table(tmp_path: Path) -> None:
         FileOrderConfig.from_settings({k: v for k, v in table.items() if k != "state_dir"}, "live.toml")
     with pytest.raises(ConfigError, match=r"live\.toml: key 'route\.fileorder\.encoding': unknown encoding"):
         FileOrderConfig.from_settings({**table, "encoding": "klingon"}, "live.toml")
+
+
+async def test_restarted_adapter_rebuilds_its_view_from_the_folders(tmp_path: Path) -> None:
+    first = Rig(tmp_path)
+    await first.adapter.connect()
+    waiting = Order(client_order_id="Z2", symbol="600000.SH", side=Side.BUY, price=9870, quantity=500)
+    await first.adapter.submit(waiting)  # dropped; the terminal has not answered it
+    first.append("order_status_change.csv", _header(ORDER_STATUS_HEADER) + _status("Z1", 2, 300))
+    first.append("execution_report.csv", _header(EXECUTION_REPORT_HEADER) + _exec("Z1", "E1", 300))
+    await first.adapter.close()  # a crash: nothing but the files and the ledger survive
+
+    second = FileOrderAdapter(first.config, SimClock(START + 10**9))
+    events: list[OrderEvent] = []
+    second.bind(events.append)
+    await second.connect()
+    reports = {r.client_order_id: r for r in await second.query_orders()}
+    assert (reports["Z1"].status, reports["Z1"].filled_quantity) == (OrderStatus.PARTIALLY_FILLED, 300)
+    assert (reports["Z2"].status, reports["Z2"].quantity, reports["Z2"].price) == (
+        OrderStatus.SUBMITTED,
+        500,
+        9870,
+    )
+    assert [t.trade_id for t in await second.query_trades()] == ["E1"]
+    assert [type(e).__name__ for e in events] == ["OrderFilled", "OrderAccepted"]  # replayed; the OMS dedupes
+    with pytest.raises(BrokerError, match="used before"):
+        await second.submit(waiting)  # the ledger outlives the process
+    await second.close()
