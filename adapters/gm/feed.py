@@ -5,14 +5,16 @@ A tick (``symbol``, ``price``, ``quotes[0]`` ``bid_p``/``bid_v``/``ask_p``/``ask
 ``cum_amount``, ``created_at``) becomes an ``engine.events.Quote``; prev close and limit prices come from the
 day's reference (``get_instruments`` with ``skip_suspended=False, skip_st=False``: ``pre_close``,
 ``upper_limit``, ``lower_limit``, ``price_tick``, ``is_suspended``, ``sec_name``). Float yuan become int
-milli-yuan; NaN, missing or non-positive values become 0 (an empty level), which the ``QuoteBook`` refuses to
-price from. A tick this feed cannot map (a symbol not subscribed, a bad spelling, no timestamp) is refused
-here and counted. ``current(symbols)`` is gm's snapshot query, mapped the same way.
+milli-yuan; missing or non-positive values become 0 (an empty level: one-sided books at a price limit are
+real), and the ``QuoteBook`` refuses a quote with nothing to price from or a crossed one. A tick this feed
+cannot map (a symbol not subscribed, a bad spelling, no timestamp, a NaN or infinite price) is refused here
+and counted. ``current(symbols)`` is gm's snapshot query, mapped the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -190,6 +192,10 @@ class GmQuoteFeed:
         quotes = tick.get("quotes")
         if isinstance(quotes, list | tuple) and quotes and isinstance(quotes[0], Mapping):
             level = quotes[0]
+        numbers = (tick.get("price"), tick.get("cum_amount"), level.get("bid_p"), level.get("ask_p"))
+        if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
+            self._refuse("not_a_number", symbol)  # a corrupt tick, not an empty level
+            return None
         ref = self._references.get(symbol)
         return Quote(
             ts_event=ts_event,
