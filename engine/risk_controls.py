@@ -77,7 +77,8 @@ class RiskLimits:
     max_order_quantity: int = 1_000_000  # shares
     price_collar_bp: int = 1_000  # |price - reference| / reference, basis points
     duplicate_window_ns: int = SECOND_NS  # 0 disables the duplicate-order rule
-    duplicate_max: int = 1  # identical orders (symbol, side, price, qty) allowed inside the window
+    duplicate_max: int = 1  # identical orders (symbol, side, price, qty) allowed inside the window,
+    # not counting completely filled ones
     max_active_orders: int = 500  # accepted, not yet terminal
     max_consecutive_rejects: int = 10  # broker rejects in a row -> auto-halt; 0 disables
     allow_hft_rates: bool = False  # caps at or above the HFT lines are refused unless set
@@ -194,7 +195,7 @@ class RiskControls:
         self._day_count = 0
         self._unsent: dict[str, Order] = {}  # accepted orders not yet handed to the adapter
         self._active: dict[str, Order] = {}  # accepted orders not yet terminal
-        self._recent: dict[tuple[str, str, int, int], deque[int]] = {}  # duplicate rule
+        self._recent: dict[tuple[str, str, int, int], deque[tuple[int, Order]]] = {}  # duplicate rule
         self._second_warned_until = 0
         self._day_warned = False
         self.orders_sent = 0
@@ -277,17 +278,20 @@ class RiskControls:
         if window <= 0:
             return None
         key = (order.symbol, order.side.value, order.price, order.quantity)
-        times = self._recent.get(key)
-        if times is None:
+        recent = self._recent.get(key)
+        if recent is None:
             return None
         now = self.clock.now_ns()
-        while times and times[0] <= now - window:
-            times.popleft()
-        if not times:
+        while recent and recent[0][0] <= now - window:
+            recent.popleft()
+        if not recent:
             del self._recent[key]
             return None
-        if len(times) >= self.limits.duplicate_max:
-            return f"duplicate_order: {len(times)} identical within {window // 1_000_000} ms"
+        # a completely filled one is not duplicated by its successor (an iceberg's next show); a
+        # working, rejected or cancelled one is (a loop resending the same order)
+        count = sum(1 for _, o in recent if o.status is not OrderStatus.FILLED)
+        if count >= self.limits.duplicate_max:
+            return f"duplicate_order: {count} identical within {window // 1_000_000} ms"
         return None
 
     def _active_count(self) -> int:
@@ -308,7 +312,7 @@ class RiskControls:
         self._active[order.client_order_id] = order
         if self.limits.duplicate_window_ns > 0:
             key = (order.symbol, order.side.value, order.price, order.quantity)
-            self._recent.setdefault(key, deque()).append(self.clock.now_ns())
+            self._recent.setdefault(key, deque()).append((self.clock.now_ns(), order))
         if len(self._recent) > 4 * max(1, self.limits.max_active_orders):
             self._prune_recent()
 
@@ -381,7 +385,7 @@ class RiskControls:
 
     def _prune_recent(self) -> None:
         horizon = self.clock.now_ns() - self.limits.duplicate_window_ns
-        for key in [k for k, times in self._recent.items() if not times or times[-1] <= horizon]:
+        for key in [k for k, recent in self._recent.items() if not recent or recent[-1][0] <= horizon]:
             del self._recent[key]
 
     # ------------------------------------------------------------------------------------- bus

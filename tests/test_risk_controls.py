@@ -362,3 +362,15 @@ async def test_the_day_count_survives_a_restart_from_the_journaled_report_or_the
     # a report from another day is ignored
     next_day = RiskControls(limits, SimClock(shanghai_ns(date(2024, 3, 5), "09:30")), world.quotes)
     assert next_day.restore(saved) == 0
+
+
+async def test_an_identical_order_after_the_previous_one_filled_is_not_a_duplicate() -> None:
+    world, _ = await world_with(replace(LOOSE, duplicate_window_ns=SECOND_NS, duplicate_max=1))
+    first = buy(world)
+    await world.oms.flush()
+    world.broker.fill_all(first.client_order_id)  # an iceberg show filled: the next show may follow
+    second = buy(world)
+    assert denied_code(second) is None
+    await world.oms.flush()
+    world.broker.fill(second.client_order_id, 50)  # partly filled, still working: duplicated
+    assert denied_code(buy(world)) == "duplicate_order"
