@@ -151,3 +151,17 @@ def test_stdlib_logging_records_are_scrubbed(capsys: pytest.CaptureFixture[str])
     assert "connect to https://h/?key=*** failed" in err
     assert "OSError: refused ***" in err
     assert "stdlib-canary-0008" not in err
+
+
+def test_keyring_without_a_backend_is_a_config_error_naming_the_key() -> None:
+    from keyring.backends.fail import Keyring as NoBackend
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NoBackend())  # type: ignore[no-untyped-call]
+    try:
+        with pytest.raises(
+            ConfigError, match=r"key 'notify\.wecom\.webhook_url': keyring lookup zhixing/wecom"
+        ):
+            resolve_secret("keyring:zhixing/wecom", key="notify.wecom.webhook_url")
+    finally:
+        keyring.set_keyring(previous)
