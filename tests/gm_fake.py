@@ -12,7 +12,10 @@ background thread, the way gm's own thread calls a strategy; ``deliver()`` runs 
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import os
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -72,7 +75,9 @@ class FakeGmApi:
         self.raise_after_place: Exception | None = None  # place, then raise (a lost answer)
         self.reject_next: tuple[int, str] | None = None  # (ord_rej_reason, detail) for the next order
         self._queue: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self.running = False
+        self.run_args: dict[str, Any] = {}
         self._cl_seq = itertools.count(1)
         self._exec_seq = itertools.count(1)
         self._tick = itertools.count(1)
@@ -86,6 +91,7 @@ class FakeGmApi:
             return  # nothing reaches a strategy while the link is down (the state still changes)
         with self._lock:
             self._queue.append(call)
+            self._lock.notify_all()
 
     def deliver(self) -> None:
         """Run the queued callbacks in order on a background thread (gm's) and wait for it."""
@@ -171,6 +177,49 @@ class FakeGmApi:
     ) -> list[dict[str, Any]]:
         names = symbols.split(",") if isinstance(symbols, str) else list(symbols)
         return [dict(self.ticks[n]) for n in names if n in self.ticks]
+
+    def run(
+        self,
+        strategy_id: str = "",
+        filename: str = "",
+        mode: int = 0,
+        token: str = "",
+        backtest_start_time: str = "",
+        backtest_end_time: str = "",
+        backtest_initial_cash: float = 1000000,
+        backtest_transaction_ratio: float = 1,
+        backtest_commission_ratio: float = 0,
+        backtest_commission_unit: float = 0,
+        backtest_slippage_ratio: float = 0,
+        backtest_marginfloat_ratio1: float = 0.2,
+        backtest_marginfloat_ratio2: float = 0.4,
+        backtest_adjust: int = 0,
+        backtest_check_cache: int = 1,
+        serv_addr: str = "",
+        backtest_match_mode: int = 0,
+        backtest_intraday: int = 0,
+    ) -> int:
+        """Like gm's live ``run``: import the strategy module named by ``filename`` (gm's own path-to-module
+        rule), call its ``init``, then poll: deliver queued callbacks on this thread until ``stop``."""
+        self.run_args = {"strategy_id": strategy_id, "filename": filename, "mode": mode,
+                         "token_set": bool(token), "serv_addr": serv_addr}  # fmt: skip
+        module = importlib.import_module(gm_module_name(filename))
+        module.init(_CONTEXT)
+        self.running = True
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: bool(self._queue) or not self.running, timeout=30.0)
+                calls, self._queue = self._queue, []
+                if not calls and not self.running:
+                    return 0
+            for call in calls:
+                call()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.running = False
+            self._lock.notify_all()
+        raise SystemExit(2)  # gm's stop() exits with sys.exit(2)
 
     # ----------------------------------------------------------------------------------- gm.api: query
     def get_instruments(
@@ -367,6 +416,20 @@ class FakeGmApi:
 
     def error(self, code: int, info: str) -> None:
         self._queue_callback(lambda: entry.on_error(_CONTEXT, code, info))
+
+
+def gm_module_name(filename: str) -> str:
+    """gm's ``run``: strip the longest common prefix with a ``sys.path`` entry, ``.py``, and separators."""
+    common = sorted(
+        # character-wise on purpose (RUF071): this is gm's own rule, quirks included
+        (os.path.commonprefix([p.replace("\\", "/"), filename]) for p in set(sys.path)),  # noqa: RUF071
+        key=len,
+        reverse=True,
+    )[0]
+    name = filename.replace(common, "")
+    name = name.removeprefix("/")
+    name = name.removesuffix(".py")
+    return name.replace("/", ".").replace("\\", ".")
 
 
 def tick(

@@ -44,7 +44,7 @@ pytestmark = pytest.mark.skipif(
     GM is None, reason="gm wheel not installed (pip install --no-deps gm==3.0.192)"
 )
 
-# function -> keyword arguments the route or the feed passes (adapters/gm/trader.py, feed.py)
+# function -> keyword arguments the route, the feed or the runner pass (adapters/gm/*.py)
 USED: dict[str, set[str]] = {
     "order_volume": {
         "symbol",
@@ -69,6 +69,8 @@ USED: dict[str, set[str]] = {
     "unsubscribe": {"symbols", "frequency"},
     "current": {"symbols"},
     "get_instruments": {"symbols", "skip_suspended", "skip_st", "df"},
+    "run": {"strategy_id", "filename", "mode", "token", "serv_addr"},  # adapters/gm/runner.py
+    "stop": set(),
 }
 
 

@@ -8,6 +8,7 @@ has run on the loop (FIFO): no sleeps, nothing timed.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
 from adapters.gm.ledger import LinkLedger
+from adapters.gm.runner import run_live
 from engine.account import Account
 from engine.bus import EventBus
 from engine.clock import SimClock
@@ -355,3 +357,39 @@ def test_config_from_settings_names_the_key(tmp_path: Path) -> None:
         GmRouteConfig.from_settings({"account_id": "a"}, base=tmp_path)
     with pytest.raises(ConfigError, match=r"route\.gm\.acount_id"):
         GmRouteConfig.from_settings({"acount_id": "a", "strategy_id": "s"}, base=tmp_path)
+
+
+def test_run_live_runs_gm_on_the_main_thread_and_the_engine_beside_it(tmp_path: Path) -> None:
+    """gm's run (the fake: imports ``adapters.gm.entry`` by gm's path rule, polls on this thread) and the
+    engine's loop on a worker thread: an order placed by the engine is acknowledged through gm's callbacks;
+    when the engine returns, gm stops."""
+    api = FakeGmApi(ACCOUNT)
+    config = GmRouteConfig(account_id=ACCOUNT, strategy_id="strategy-1", state_dir=tmp_path / "state")
+    statuses: list[OrderStatus] = []
+    argv_seen: list[list[str]] = []
+
+    async def engine(bridge: GmBridge) -> None:
+        clock = SimClock(T0)
+        adapter = GmBrokerAdapter(config, clock, api=api, bridge=bridge)
+        accepted = asyncio.Event()
+        adapter.bind(lambda e: accepted.set() if type(e).__name__ == "OrderAccepted" else None)
+        await adapter.connect()
+        order = Order(client_order_id="Z1", symbol=SYM, side=Side.BUY, price=10020, quantity=100)
+        order.status = OrderStatus.SUBMITTED
+        await adapter.submit(order)
+        await asyncio.wait_for(accepted.wait(), timeout=10)  # a safety bound, not a timing assumption
+        statuses.append(OrderStatus.ACCEPTED)
+        argv_seen.append(list(sys.argv))
+        await adapter.close()
+
+    argv = sys.argv
+    sys.argv = [argv[0], "--config", "zhixing.toml"]
+    try:
+        run_live(api, config, engine)
+    finally:
+        sys.argv = argv
+    assert statuses == [OrderStatus.ACCEPTED]
+    assert api.run_args["filename"].endswith("entry.py")
+    assert api.run_args["mode"] == 1
+    assert api.running is False
+    assert argv_seen == [[argv[0]]]  # gm's optparse never saw zhixing's options
