@@ -65,14 +65,12 @@ def fire_times(job: CronJob, calendar: TradingCalendar, after_ns: int) -> Iterat
     Stops at the end of the calendar's range (or after ``_MAX_SKIPPED_DAYS`` days without a fire time).
     """
     # croniter steps from whole seconds: start a second early and drop what is not strictly later
-    start = ns_to_shanghai(after_ns - NS_PER_SECOND)
+    itr = croniter(job.cron, ns_to_shanghai(after_ns - NS_PER_SECOND))
     days_skipped = 0
     while days_skipped <= _MAX_SKIPPED_DAYS:
-        itr = croniter(job.cron, start)
         moment: datetime = itr.get_next(datetime)
         when = _ns(moment)
         if when <= after_ns:
-            start = moment
             continue
         day = moment.date()
         try:
@@ -83,13 +81,13 @@ def fire_times(job: CronJob, calendar: TradingCalendar, after_ns: int) -> Iterat
         if trading:
             days_skipped = 0
             yield when
-            start = moment
             after_ns = when
             continue
         # jump to the next trading day's midnight instead of walking a holiday minute by minute
         assert next_day is not None
         days_skipped += (next_day - day).days
-        start = datetime.combine(next_day, datetime.min.time(), tzinfo=SHANGHAI) - timedelta(seconds=1)
+        midnight = datetime.combine(next_day, datetime.min.time(), tzinfo=SHANGHAI)
+        itr = croniter(job.cron, midnight - timedelta(seconds=1))
 
 
 def previous_fire_today(job: CronJob, calendar: TradingCalendar, now_ns: int) -> int | None:
