@@ -4,8 +4,8 @@
 
 - ``check(order)`` joins the OMS's pre-trade checks; a reason means the OMS publishes ``OrderDenied`` and
   nothing reaches the adapter. Checks, in order: max order quantity, max order value, price collar against
-  the reference price (no reference: deny), duplicate orders, active-order cap, message rate per second and
-  per day.
+  the reference price (no reference: deny), duplicate orders, self-cross against our own working
+  orders, active-order cap, message rate per second and per day.
 - The OMS tells it (``FlowGate``) what passed every check and what it hands the adapter; the rate windows
   count messages (orders + cancels) at the moment they are sent, plus orders accepted but not yet sent.
   With that, no 1-second window and no day ever sees more messages than the caps (invariant I5): at the
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from engine.clock import Clock
-from engine.enums import OrderStatus
+from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
 from engine.events import OrderAccepted, OrderDenied, OrderFilled, OrderRejected
 from engine.marketdata import QuoteSource
@@ -81,12 +81,13 @@ class RiskLimits:
     # not counting completely filled ones
     max_active_orders: int = 500  # accepted, not yet terminal
     max_consecutive_rejects: int = 10  # broker rejects in a row -> auto-halt; 0 disables
+    deny_self_cross: bool = True  # an order that would trade against our own working order (wash trade)
     allow_hft_rates: bool = False  # caps at or above the HFT lines are refused unless set
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "allow_hft_rates":
+            if f.name in ("allow_hft_rates", "deny_self_cross"):
                 if not isinstance(value, bool):
                     raise ConfigError(f"risk.{f.name}: expected true or false, got {value!r}")
                 continue
@@ -242,6 +243,10 @@ class RiskControls:
         if reason is not None:
             return reason
         active = self._active_count()
+        if lim.deny_self_cross:
+            reason = self._self_cross(order)
+            if reason is not None:
+                return reason
         if lim.max_active_orders and active >= lim.max_active_orders:
             return f"max_active_orders: {active} active, cap {lim.max_active_orders}"
         now = self.clock.now_ns()
@@ -292,6 +297,15 @@ class RiskControls:
         count = sum(1 for _, o in recent if o.status is not OrderStatus.FILLED)
         if count >= self.limits.duplicate_max:
             return f"duplicate_order: {count} identical within {window // 1_000_000} ms"
+        return None
+
+    def _self_cross(self, order: Order) -> str | None:
+        for other in self._active.values():
+            if other.symbol != order.symbol or other.side is order.side or other.leaves_quantity <= 0:
+                continue
+            buy, sell = (order, other) if order.side is Side.BUY else (other, order)
+            if buy.price >= sell.price:
+                return f"self_cross: would trade against our {other.client_order_id} at {other.price}"
         return None
 
     def _active_count(self) -> int:

@@ -374,3 +374,23 @@ async def test_an_identical_order_after_the_previous_one_filled_is_not_a_duplica
     await world.oms.flush()
     world.broker.fill(second.client_order_id, 50)  # partly filled, still working: duplicated
     assert denied_code(buy(world)) == "duplicate_order"
+
+
+async def test_self_cross_against_our_own_working_order_is_denied_and_a_non_crossing_one_allowed() -> None:
+    world, _ = await world_with(LOOSE)
+    resting_sell = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.SELL, quantity=100, price=10_050))
+    assert denied_code(resting_sell) is None
+    await world.oms.flush()
+    assert denied_code(buy(world, price=10_050)) == "self_cross"
+    assert denied_code(buy(world, price=10_060)) == "self_cross"
+    assert denied_code(buy(world, price=10_040)) is None  # below our offer: no cross
+    assert denied_code(buy(world, price=10_050, symbol="600036.SH")) != "self_cross"
+    world.broker.fill_all(resting_sell.client_order_id)
+    assert denied_code(buy(world, price=10_050)) is None
+    # a sell at 10.000 would cross our resting buy at 10.040; with the rule off it passes
+    sell = SubmitOrder(symbol=SYMBOL, side=Side.SELL, quantity=100, price=10_000)
+    assert denied_code(world.oms.submit(sell)) == "self_cross"
+    off = RiskControls(replace(LOOSE, deny_self_cross=False), world.clock, world.quotes)
+    off.attach(world.oms)
+    world.oms.checks.remove(world.oms.checks[0])  # only the rule-off controls judge now
+    assert denied_code(world.oms.submit(sell)) is None
