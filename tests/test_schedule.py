@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.clock import SimClock
 from engine.errors import ConfigError
-from engine.market.calendar import TradingCalendar, iso8601, shanghai_ns
-from engine.schedule import CronJob, Scheduler
+from engine.market.calendar import TradingCalendar, iso8601, ns_to_shanghai, shanghai_ns
+from engine.schedule import CronJob, Scheduler, fire_times
 from engine.units import NS_PER_MINUTE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +225,7 @@ import json, sys, time
 from datetime import date
 from engine.clock import SimClock
 from engine.market.calendar import TradingCalendar, shanghai_ns
-from engine.schedule import CronJob, Scheduler
+from engine.schedule import CronJob, Scheduler, fire_times
 fired = []
 clock = SimClock(shanghai_ns(date(2024, 9, 27), "08:00"))
 s = Scheduler(clock, TradingCalendar(), [CronJob(name="s", cron="0 9 * * *")],
@@ -254,3 +257,26 @@ def test_host_time_zone_is_irrelevant(tz: str) -> None:
         at("2024-09-30", "09:00"),
         at("2024-10-08", "09:00"),
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    minute=st.integers(0, 59),
+    hour=st.integers(0, 23),
+    start_minutes=st.integers(0, 700 * 24 * 60),
+)
+def test_fire_times_are_exactly_the_trading_days_at_the_cron_time(
+    calendar: TradingCalendar, minute: int, hour: int, start_minutes: int
+) -> None:
+    start = at("2023-01-01", "00:00") + start_minutes * NS_PER_MINUTE
+    job = CronJob(name="p", cron=f"{minute} {hour} * * *")
+    times = list(itertools.islice(fire_times(job, calendar, start), 5))
+    # the reference: walk the calendar day by day, independently of croniter
+    expected: list[int] = []
+    day = ns_to_shanghai(start).date()
+    while len(expected) < 5:
+        when = shanghai_ns(day, f"{hour:02d}:{minute:02d}")
+        if calendar.is_trading_day(day) and when > start:
+            expected.append(when)
+        day += timedelta(days=1)
+    assert times == expected
