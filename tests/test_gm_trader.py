@@ -355,6 +355,10 @@ def test_config_from_settings_names_the_key(tmp_path: Path) -> None:
     assert config.state_dir == tmp_path / "st"
     with pytest.raises(ConfigError, match=r"route\.gm\.strategy_id"):
         GmRouteConfig.from_settings({"account_id": "a"}, base=tmp_path)
+    with pytest.raises(ConfigError, match=r"zhixing\.toml: route\.gm\.strategy_id: must be"):
+        GmRouteConfig.from_settings(
+            {"account_id": "a", "strategy_id": " "}, base=tmp_path, where="zhixing.toml"
+        )
     with pytest.raises(ConfigError, match=r"route\.gm\.acount_id"):
         GmRouteConfig.from_settings({"acount_id": "a", "strategy_id": "s"}, base=tmp_path)
 

@@ -49,17 +49,24 @@ class GmRouteConfig:
         return self.state_dir / "gm_links.sqlite"
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], *, base: Path) -> GmRouteConfig:
-        """From the ``[route.gm]`` table; relative paths are relative to ``base`` (the config's folder)."""
-        _unknown("route.gm", settings, _ROUTE_KEYS)
-        state_dir = Path(_text("route.gm", settings, "state_dir", "state")).expanduser()
-        return cls(
-            account_id=_text("route.gm", settings, "account_id"),
-            strategy_id=_text("route.gm", settings, "strategy_id"),
-            state_dir=state_dir if state_dir.is_absolute() else base / state_dir,
-            token=_text("route.gm", settings, "token", ""),
-            serv_addr=_text("route.gm", settings, "serv_addr", ""),
-        )
+    def from_settings(cls, settings: Mapping[str, Any], *, base: Path, where: str = "") -> GmRouteConfig:
+        """From the ``[route.gm]`` table; relative paths are relative to ``base`` (the config's folder).
+        ``where`` (the config file) prefixes every error."""
+        key = f"{where}: route.gm" if where else "route.gm"
+        _unknown(key, settings, _ROUTE_KEYS)
+        state_dir = Path(_text(key, settings, "state_dir", "state")).expanduser()
+        try:
+            return cls(
+                account_id=_text(key, settings, "account_id"),
+                strategy_id=_text(key, settings, "strategy_id"),
+                state_dir=state_dir if state_dir.is_absolute() else base / state_dir,
+                token=_text(key, settings, "token", ""),
+                serv_addr=_text(key, settings, "serv_addr", ""),
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{where}: {exc}" if where and not str(exc).startswith(where) else str(exc)
+            ) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,13 +80,19 @@ class GmFeedConfig:
             raise ConfigError(f"feed.gm.frequency: only 'tick' is supported, got {self.frequency!r}")
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> GmFeedConfig:
-        _unknown("feed.gm", settings, _FEED_KEYS)
-        return cls(
-            frequency=_text("feed.gm", settings, "frequency", "tick"),
-            token=_text("feed.gm", settings, "token", ""),
-            serv_addr=_text("feed.gm", settings, "serv_addr", ""),
-        )
+    def from_settings(cls, settings: Mapping[str, Any], *, where: str = "") -> GmFeedConfig:
+        key = f"{where}: feed.gm" if where else "feed.gm"
+        _unknown(key, settings, _FEED_KEYS)
+        try:
+            return cls(
+                frequency=_text(key, settings, "frequency", "tick"),
+                token=_text(key, settings, "token", ""),
+                serv_addr=_text(key, settings, "serv_addr", ""),
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{where}: {exc}" if where and not str(exc).startswith(where) else str(exc)
+            ) from None
 
 
 def _unknown(prefix: str, settings: Mapping[str, Any], known: frozenset[str]) -> None:
