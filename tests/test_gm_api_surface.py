@@ -15,13 +15,14 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.gm import entry
-from adapters.gm.codes import GM_ENUM_NAMES
+from adapters.gm.codes import GM_ENUM_NAMES, installed_enum_mismatches
 from tests.gm_fake import FakeGmApi, instrument, tick
 
 
@@ -225,3 +226,15 @@ def test_fake_payloads_use_only_real_field_names() -> None:
         "data_pb2.pyi", "InstrumentInfo"
     )
     assert set(row) - {"trade_date"} <= allowed  # created_at is renamed trade_date by get_instruments
+
+
+def test_installed_gm_enum_agrees_at_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    assert installed_enum_mismatches() == []  # the real gm.enum, imported
+    renumbered = types.ModuleType("gm.enum")
+    for name, value in GM_ENUM_NAMES.items():
+        setattr(renumbered, name, value)
+    renumbered.ExecType_Trade = 16  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gm.enum", renumbered)
+    assert installed_enum_mismatches() == ["gm.enum.ExecType_Trade is 16, zhixing expects 15"]

@@ -397,3 +397,20 @@ def test_run_live_runs_gm_on_the_main_thread_and_the_engine_beside_it(tmp_path: 
     assert api.run_args["mode"] == 1
     assert api.running is False
     assert argv_seen == [[argv[0]]]  # gm's optparse never saw zhixing's options
+
+
+async def test_sell_closes_with_the_sell_side(route: Route) -> None:
+    assert route.oms.account is not None
+    route.oms.account.position(SYM).quantity = 500
+    route.oms.account.position(SYM).sellable = 500
+    order = route.oms.submit(SubmitOrder(symbol=SYM, side=Side.SELL, quantity=500, price=10100))
+    await route.oms.flush()
+    (call,) = [c for n, c in route.api.calls if n == "order_volume"]
+    assert (call["side"], call["volume"], call["price"]) == (2, 500, 10.1)
+    (placed,) = route.api.orders.values()
+    assert placed["position_effect"] == 2  # PositionEffect_Close
+    await route.settle()
+    route.api.fill(placed["cl_ord_id"], 500)
+    await route.settle()
+    assert status_of(order) is OrderStatus.FILLED
+    assert route.oms.account.positions[SYM].quantity == 0

@@ -12,6 +12,7 @@ seconds) become int ns since the epoch, ``SHSE.600000`` becomes ``600000.SH``.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -177,6 +178,21 @@ GM_ENUM_NAMES: Final[Mapping[str, int]] = {
     "CancelOrderRejectReason_BrokerOption": 103,
     "CancelOrderRejectReason_AlreadyInPendingCancel": 104,
 }
+
+
+def installed_enum_mismatches() -> list[str]:
+    """Compare ``GM_ENUM_NAMES`` with the installed ``gm.enum`` (a module of plain constants that imports
+    without gm's native SDK). Returns one line per difference; empty when they agree or gm is absent."""
+    try:
+        module = importlib.import_module("gm.enum")
+    except ImportError:
+        return []
+    problems = []
+    for name, value in GM_ENUM_NAMES.items():
+        real = getattr(module, name, None)
+        if real != value:
+            problems.append(f"gm.enum.{name} is {real!r}, zhixing expects {value}")
+    return problems
 
 
 def reject_reason(code: int, detail: str) -> str:

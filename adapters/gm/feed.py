@@ -133,6 +133,12 @@ class GmQuoteFeed:
         except KeyError:
             raise FeedError(f"gm feed: no instrument data for {canonical}") from None
 
+    async def refresh_references(self) -> None:
+        """Reload the day's facts for every subscribed symbol (call at each session start: limits and
+        prev close change daily)."""
+        self._references.clear()
+        await self._load_references(sorted(self._subscribed))
+
     async def _load_references(self, symbols: Sequence[str]) -> None:
         if not symbols:
             return

@@ -5,14 +5,14 @@ remark, ``cl_ord_id`` is assigned by gm and returned synchronously. So the link 
 
 1. ``begin(cid, ...)`` commits a ``sending`` row (symbol, side, price, volume, time) **before** the call;
    a cid already in the ledger is refused (a second ``order_volume`` for one intent is never made);
-2. ``link(cid, cl_ord_id)`` commits the gm id as soon as ``order_volume`` returns;
-3. ``fail(cid, reason)`` records a definitive local failure (the call raised: nothing was placed).
+2. ``link(cid, cl_ord_id)`` commits the gm id as soon as ``order_volume`` returns.
 
-After a crash between 1 and 2 the row is ``sending`` without a gm id; ``claim_unlinked`` resolves it from
-the broker's orders by exactly one unclaimed order with the same symbol, side, price and volume placed at
-or after the row's time. Several candidates are never guessed between: the row stays unlinked and the
-engine sees the order as unknown (and the gm orders as external) - a reconciliation mismatch for an
-operator, never a duplicate.
+A row left ``sending`` (a crash between 1 and 2, or ``order_volume`` raising: both unknown outcomes) is
+resolved by ``claim_unlinked`` from the broker's orders: exactly one unclaimed order with the same symbol,
+side, price and volume placed at or after the row's time (less a clock-skew allowance, 60 s by default).
+Several candidates are never guessed between: the row stays unlinked and the engine sees the order as
+unknown (and the gm orders as external) - a reconciliation mismatch for an operator, never a duplicate. No
+candidate at all leaves the engine's in-flight checks to resolve it as never sent.
 
 SQLite, ``synchronous=FULL``, one connection used from one thread at a time (a lock).
 """
@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS gm_links (
 
 SENDING = "sending"
 LINKED = "linked"
-FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,12 +105,6 @@ class LinkLedger:
                 (cl_ord_id, LINKED, cid),
             )
 
-    def fail(self, cid: str, reason: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE gm_links SET state = ?, reason = ? WHERE client_order_id = ?", (FAILED, reason, cid)
-            )
-
     def links(self) -> list[Link]:
         with self._lock:
             rows = self._db.execute(
@@ -133,9 +126,9 @@ class LinkLedger:
             for r in rows
         ]
 
-    def claim_unlinked(self, candidates: list[Candidate]) -> dict[str, str]:
+    def claim_unlinked(self, candidates: list[Candidate], *, skew_ns: int = 60 * 10**9) -> dict[str, str]:
         """Resolve ``sending`` rows from the broker's orders (see module doc); returns cid -> cl_ord_id
-        for the rows it linked."""
+        for the rows it linked. ``skew_ns`` allows gm's ``created_at`` to run behind our clock."""
         links = self.links()
         claimed = {link.cl_ord_id for link in links if link.cl_ord_id}
         resolved: dict[str, str] = {}
@@ -147,7 +140,7 @@ class LinkLedger:
                 for c in candidates
                 if c.cl_ord_id not in claimed
                 and (c.symbol, c.side, c.price, c.volume) == (link.symbol, link.side, link.price, link.volume)
-                and (c.ts_ns == 0 or c.ts_ns >= link.ts_ns)
+                and (c.ts_ns == 0 or c.ts_ns >= link.ts_ns - skew_ns)
             ]
             if len(matches) == 1:
                 cl_ord_id = matches[0].cl_ord_id

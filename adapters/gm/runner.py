@@ -23,8 +23,9 @@ import structlog
 
 from adapters.gm import entry
 from adapters.gm.bridge import GmBridge, install, uninstall
-from adapters.gm.codes import MODE_LIVE
+from adapters.gm.codes import MODE_LIVE, installed_enum_mismatches
 from adapters.gm.config import GmRouteConfig
+from engine.errors import BrokerError
 from engine.secrets import resolve_secret
 
 log = structlog.get_logger("zhixing.gm")
@@ -43,6 +44,9 @@ def run_live(api: Any, route: GmRouteConfig, engine: Engine, *, bridge: GmBridge
     Re-raises the engine's exception, if any, after gm has stopped."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("gm.api.run must be called from the main thread (it installs signal handlers)")
+    mismatches = installed_enum_mismatches()
+    if mismatches:  # a gm release that renumbered a code: refuse rather than misread statuses
+        raise BrokerError("gm: installed gm.enum differs from adapters/gm/codes.py: " + "; ".join(mismatches))
     bridge = bridge or GmBridge()
     install(bridge)
     failure: list[BaseException] = []
