@@ -60,6 +60,7 @@ class Recovery:
     """One crash and restart: when, how long down, what reconciliation found, how long it took."""
 
     crash_ns: int
+    in_flush: bool
     downtime_ns: int
     virtual_ns: int  # restart -> reconciled and resumed, on the virtual clock
     settle_ns: int  # restart -> nothing in flight any more (virtual)
@@ -114,21 +115,37 @@ def fault_plan(seed: int) -> FaultPlan:
     )
 
 
-def crash_plan(seed: int, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
-    """``(crash instant, downtime)`` pairs, in time order: one or two crashes inside the parents'
-    window (half of them within 100 ms after a slice went out), each followed by 1 ms or 1-90 s of
-    downtime (a quick restart finds orders and answers still in flight)."""
+@dataclass(slots=True, frozen=True)
+class Crash:
+    at_ns: int
+    downtime_ns: int
+    in_flush: bool  # killed inside a flush: the intents are committed, not sent (A1)
+
+
+def crash_plan(seed: int, start_ns: int, end_ns: int) -> list[Crash]:
+    """One or two crashes inside the parents' window, in time order (half of them within 100 ms after a
+    slice went out), each followed by 1 ms or 1-90 s of downtime (a quick restart finds orders and
+    answers still in flight). About a third crash inside the flush of a slice instead: what that
+    instant produced is committed to the journal, and nothing of it is sent."""
     rng = random.Random(seed * 104_729 + 3)
+    modes = random.Random(seed * 15_485_863 + 11)
     crashes = []
     for _ in range(rng.choice((1, 1, 2))):
         at = rng.randrange(start_ns, end_ns)
         if rng.random() < 0.5:  # just after a 30 s slice went out: orders and acks in flight
             at = start_ns + (at - start_ns) // SLICE_NS * SLICE_NS + rng.randrange(0, 100_000_000)
         crashes.append(at)
-    return [
+    plan = [
         (at, rng.choice((1_000_000, rng.randrange(NS_PER_SECOND, 90 * NS_PER_SECOND))))
         for at in sorted(crashes)
     ]
+    result = []
+    for at, downtime in plan:
+        in_flush = modes.random() < 0.3
+        if in_flush:  # the instant a slice is due
+            at = start_ns + (at - start_ns) // SLICE_NS * SLICE_NS
+        result.append(Crash(at, downtime, in_flush))
+    return result
 
 
 def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[ParentOrder], dict[str, int]]:
@@ -196,8 +213,13 @@ async def run_seed(
             live = [basket]  # the running basket (a new one after each restart)
             settled: dict[int, int] = {}  # recovery index -> restart to nothing in flight (virtual ns)
             settle = _Settle(session, 0, -1, settled)
-            for crash_at, downtime in schedule:
-                await session.run(crash_at, lambda: live[0].done, settle.progress, expire=False)
+            for planned in schedule:
+                downtime = planned.downtime_ns
+                if planned.in_flush:
+                    await session.run(planned.at_ns - 1, lambda: live[0].done, settle.progress, expire=False)
+                    await _step_and_commit_without_sending(session, planned.at_ns + NS_PER_SECOND)
+                else:
+                    await session.run(planned.at_ns, lambda: live[0].done, settle.progress, expire=False)
                 crashed_at = session.clock.now_ns()
                 killed = await crash(session)
                 run_exchange_alone(session.clock, crashed_at + downtime)
@@ -218,6 +240,7 @@ async def run_seed(
                 recoveries.append(
                     Recovery(
                         crash_ns=crashed_at,
+                        in_flush=planned.in_flush,
                         downtime_ns=downtime,
                         virtual_ns=session.clock.now_ns() - restart_ns,
                         settle_ns=0,
@@ -253,6 +276,15 @@ async def run_seed(
     outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
     return outcome
+
+
+async def _step_and_commit_without_sending(session: ReplaySession, until_ns: int) -> None:
+    """Fire the next instant's timers and commit what they staged (child intents included, with the
+    algorithm states), as the OrderManager's flush does before it sends; the crash comes before the send."""
+    if session.clock.step(until_ns=until_ns):
+        for hook in session.oms.before_commit:
+            hook()
+        await session.store.commit()
 
 
 class _Settle:

@@ -62,6 +62,19 @@ async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketD
         assert injected[fault] > 0, fault
 
 
+async def test_a_kill_between_the_intent_commit_and_the_send_is_resolved_without_a_resend(
+    market: MarketData,
+) -> None:
+    """Seed 4 crashes twice inside a slice's flush (intents journaled, nothing sent) and restarts 1 ms
+    later: the intents may have left, so they stay in flight, are asked about, and end REJECTED by policy
+    (never sent twice, nothing lost)."""
+    outcome = await ci_outcome(market, 4)
+    assert outcome.problems == []
+    assert [r.in_flush for r in outcome.recoveries] == [True, True]
+    assert all(r.pending > 0 for r in outcome.recoveries)
+    assert outcome.inflight_resolved_by_policy == sum(r.pending for r in outcome.recoveries)
+
+
 async def test_a_restart_right_after_a_send_leaves_the_orders_in_flight_and_resolves_them(
     market: MarketData,
 ) -> None:

@@ -81,6 +81,7 @@ def _recovery_summary(outcomes: list[SeedOutcome]) -> dict[str, Any]:
     settled = [r.settle_ns for r in recoveries if r.settle_ns >= 0]
     return {
         "restarts": len(recoveries),
+        "killed_between_commit_and_send": sum(r.in_flush for r in recoveries),
         "orders_rebuilt": sum(r.rebuilt for r in recoveries),
         "orders_adopted_from_broker": sum(r.adopted for r in recoveries),
         "missed_fills_applied": sum(r.fills_applied for r in recoveries),
