@@ -16,8 +16,9 @@ end-of-day expiry) is written to the broker's OWN SQLite file (synchronous=FULL)
 it, and ``DurableSimBroker.open`` rebuilds the exchange by replaying those requests on a fresh
 ``SimClock`` from the day's start. The exchange is deterministic, and the requests are replayed at the
 instant they were made, after the exchange's own timers of that instant (as in the original run, where
-the engine sends in the flush that follows a clock step; the exchange never schedules a timer for the
-instant it is in), so the rebuilt exchange is the one that was killed, trade ids included.
+the engine sends in the flush that follows a clock step; with ``latency_ns`` > 0 the exchange never
+schedules a timer for the instant it is in), so the rebuilt exchange is the one that was killed, trade ids
+included. It is built from the ``ReplayConfig`` alone (continuous matching; no closing auction).
 """
 
 from __future__ import annotations
