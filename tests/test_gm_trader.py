@@ -24,6 +24,7 @@ from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
 from engine.events import OrderFilled, SubmitOrder
+from engine.inflight import InflightChecker
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.reconcile import recover
@@ -414,3 +415,24 @@ async def test_sell_closes_with_the_sell_side(route: Route) -> None:
     await route.settle()
     assert status_of(order) is OrderStatus.FILLED
     assert route.oms.account.positions[SYM].quantity == 0
+
+
+async def test_inflight_check_resolves_a_lost_answer_by_query_and_a_never_placed_order_by_policy(
+    route: Route,
+) -> None:
+    route.api.raise_after_place = TimeoutError("answer lost")
+    placed = await route.buy(500, 10000)
+    route.api.fail_next_order = GmError("refused before placing")
+    never = await route.buy(300, 10000)
+    checker = InflightChecker(route.oms, route.adapter, timeout_ns=5 * 10**9, max_queries=2)
+    route.clock.advance_to(T0 + 6 * 10**9)
+    await checker.check()
+    assert status_of(route.oms.orders[placed]) is OrderStatus.ACCEPTED  # found through the ledger
+    assert status_of(route.oms.orders[never]) is OrderStatus.SUBMITTED  # one miss: still asking
+    route.clock.advance_to(T0 + 12 * 10**9)
+    await checker.check()
+    order = route.oms.orders[never]
+    assert status_of(order) is OrderStatus.REJECTED
+    assert order.venue_confirmed is False
+    assert checker.stats.resolved_by_policy == [never]
+    assert [n for n, _ in route.api.calls].count("order_volume") == 2  # nothing resent
