@@ -154,6 +154,7 @@ async def test_order_rate_per_second_keeps_the_cancel_reserve() -> None:
     assert world.oms.held_cancels == []
     report = risk.report()
     assert report["cancel_holds"] == 1
+    assert report["warnings"] == 1  # 8 of 10 in that second: warned once for the window
     assert report["peak_per_second"] == 10
     assert report["denials"] == {"rate_per_second": 1}
 
