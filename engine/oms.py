@@ -69,8 +69,8 @@ class FlowGate(Protocol):
         """A cancel for ``order`` is being handed to the adapter now."""
         ...
 
-    def cancel_wait_ns(self) -> int:
-        """0 when a cancel may be sent now, else how long to hold it (ns)."""
+    def cancel_wait_ns(self, order: Order) -> int:
+        """0 when a cancel of ``order`` may be sent now, else how long to hold it (ns)."""
         ...
 
 
@@ -382,17 +382,19 @@ class OrderManager:
             )
 
     async def _send_cancels(self, cancels: list[Order]) -> None:
-        for index, order in enumerate(cancels):
+        soonest = 0
+        for order in cancels:
             if order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
                 continue
-            wait = self.gate.cancel_wait_ns() if self.gate is not None else 0
-            if wait > 0:
-                held = [o for o in cancels[index:] if not o.is_terminal]
-                self._held_cancels.extend(held)
-                self._arm_cancel_retry(self.clock.now_ns() + wait)
-                log.warning("cancels_held", count=len(self._held_cancels), wait_ns=wait)
-                return
+            wait = self.gate.cancel_wait_ns(order) if self.gate is not None else 0
+            if wait > 0:  # held in order, retried when the window allows; others may still go
+                self._held_cancels.append(order)
+                soonest = min(soonest, wait) if soonest else wait
+                continue
             await self._send_cancel(order)
+        if soonest:
+            self._arm_cancel_retry(self.clock.now_ns() + soonest)
+            log.warning("cancels_held", count=len(self._held_cancels), wait_ns=soonest)
 
     def _arm_cancel_retry(self, when_ns: int) -> None:
         timer = self._cancel_retry

@@ -11,7 +11,8 @@
   With that, no 1-second window and no day ever sees more messages than the caps (invariant I5): at the
   admission of the last message of any window, every other message of that window was already sent
   inside the last second or was still queued, and both were counted.
-- Orders may use the caps minus the cancel reserve; cancels may use the whole cap. A cancel over even
+- Orders may use the caps minus the cancel reserve; cancels may use the whole cap (and at most
+  ``max_cancels_per_symbol_per_second`` per symbol, RELIABILITY J7). A cancel over even
   that is **held** by the OMS (never dropped, never sent over the cap) and retried on a clock timer at the
   instant the oldest message leaves the window. When the day cap itself is spent, cancels are held until
   the next day (Asia/Shanghai): day orders expire at the close anyway, and the cap is a hard line
@@ -80,6 +81,7 @@ class RiskLimits:
     duplicate_max: int = 1  # identical orders (symbol, side, price, qty) allowed inside the window,
     # not counting completely filled ones
     max_active_orders: int = 500  # accepted, not yet terminal
+    max_cancels_per_symbol_per_second: int = 10  # more are held (never dropped); 0 disables
     max_consecutive_rejects: int = 10  # broker rejects in a row -> auto-halt; 0 disables
     deny_self_cross: bool = True  # an order that would trade against our own working order (wash trade)
     allow_hft_rates: bool = False  # caps at or above the HFT lines are refused unless set
@@ -196,6 +198,7 @@ class RiskControls:
         self._day_count = 0
         self._unsent: dict[str, Order] = {}  # accepted orders not yet handed to the adapter
         self._active: dict[str, Order] = {}  # accepted orders not yet terminal
+        self._symbol_cancels: dict[str, deque[int]] = {}  # cancel send times per symbol, last second
         self._recent: dict[tuple[str, str, int, int], deque[tuple[int, Order]]] = {}  # duplicate rule
         self._second_warned_until = 0
         self._day_warned = False
@@ -340,18 +343,34 @@ class RiskControls:
 
     def cancel_sent(self, order: Order) -> None:
         self.cancels_sent += 1
+        if self.limits.max_cancels_per_symbol_per_second:
+            recent = self._symbol_cancels.setdefault(order.symbol, deque())
+            recent.append(self.clock.now_ns())
+            if len(self._symbol_cancels) > 4 * max(1, self.limits.max_active_orders):
+                horizon = self.clock.now_ns() - SECOND_NS
+                for symbol in [k for k, d in self._symbol_cancels.items() if not d or d[-1] <= horizon]:
+                    del self._symbol_cancels[symbol]
         self._record_message()
 
-    def cancel_wait_ns(self) -> int:
-        """0 if a cancel fits the full caps now, else how long until it does (see module docstring)."""
+    def cancel_wait_ns(self, order: Order) -> int:
+        """0 if a cancel of ``order`` fits the full caps now, else how long until it does."""
         now = self.clock.now_ns()
         self._roll(now)
         unsent = self._unsent_count()
         wait = 0
+        per_symbol = self.limits.max_cancels_per_symbol_per_second
+        if per_symbol:
+            recent = self._symbol_cancels.get(order.symbol)
+            if recent is not None:
+                while recent and recent[0] <= now - SECOND_NS:
+                    recent.popleft()
+                if len(recent) >= per_symbol:
+                    wait = recent[len(recent) - per_symbol] + SECOND_NS - now
         over = len(self._window) + unsent + 1 - self.limits.max_messages_per_second
         if over > 0:
             # the message whose leaving the window makes room; unsent orders leave only once sent
-            wait = self._window[over - 1] + SECOND_NS - now if over <= len(self._window) else SECOND_NS
+            room = self._window[over - 1] + SECOND_NS - now if over <= len(self._window) else SECOND_NS
+            wait = max(wait, room)
         if self._day_count + unsent + 1 > self.limits.max_messages_per_day:
             next_day = (self._day + 1) * DAY_NS - SHANGHAI_OFFSET_NS
             wait = max(wait, next_day - now)

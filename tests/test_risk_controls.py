@@ -395,3 +395,25 @@ async def test_self_cross_against_our_own_working_order_is_denied_and_a_non_cros
     off.attach(world.oms)
     world.oms.checks.remove(world.oms.checks[0])  # only the rule-off controls judge now
     assert denied_code(world.oms.submit(sell)) is None
+
+
+async def test_cancels_per_symbol_per_second_over_the_cap_are_held_while_other_symbols_go() -> None:
+    other = "600036.SH"
+    world, risk = await world_with(replace(LOOSE, max_cancels_per_symbol_per_second=2))
+    world.quotes.set(other, bid=10_000, ask=10_010, last=10_000)
+    mine = [buy(world, price=10_000 + i * 10) for i in range(3)]
+    theirs = buy(world, symbol=other)
+    await world.oms.flush()
+    for order in [*mine, theirs]:
+        world.oms.cancel(order.client_order_id)
+    await world.oms.flush()
+    assert world.broker.cancel_requests == [
+        mine[0].client_order_id,
+        mine[1].client_order_id,
+        theirs.client_order_id,
+    ]
+    assert [o.client_order_id for o in world.oms.held_cancels] == [mine[2].client_order_id]
+    await world.run_until(T0 + SECOND_NS)
+    assert world.broker.cancel_requests[-1] == mine[2].client_order_id
+    assert world.broker.cancel_times[-1] == T0 + SECOND_NS
+    assert risk.report()["cancel_holds"] == 1
