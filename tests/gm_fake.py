@@ -349,6 +349,7 @@ class FakeGmApi:
         return [dict(o) for o in self.orders.values() if o["status"] not in FINAL_STATUSES]
 
     def get_execution_reports(self) -> list[dict[str, Any]]:
+        self.calls.append(("get_execution_reports", {}))
         return [dict(r) for r in self.execrpts]
 
     # ----------------------------------------------------------------------------------- scripting
@@ -358,12 +359,24 @@ class FakeGmApi:
         self._set_status(order, STATUS_NEW)
         self._exec(order, EXEC_NEW)
 
-    def fill(self, cl_ord_id: str, volume: int, price: float | None = None, commission: float = 5.0) -> None:
+    def fill(
+        self,
+        cl_ord_id: str,
+        volume: int,
+        price: float | None = None,
+        commission: float = 5.0,
+        *,
+        lose_report: bool = False,
+    ) -> None:
+        """A trade: its execution report (unless ``lose_report``: gm never pushes it, a query still
+        returns it), then the order's new status."""
         order = self.orders[cl_ord_id]
         price = order["price"] if price is None else price
+        connected, self.connected = self.connected, self.connected and not lose_report
         self._exec(
             order, EXEC_TRADE, price=price, volume=volume, amount=price * volume, commission=commission
         )
+        self.connected = connected
         filled = order["filled_volume"] + volume
         status = STATUS_FILLED if filled >= order["volume"] else STATUS_PARTIALLY_FILLED
         if order["status"] in FINAL_STATUSES:

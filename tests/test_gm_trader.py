@@ -436,3 +436,39 @@ async def test_inflight_check_resolves_a_lost_answer_by_query_and_a_never_placed
     assert order.venue_confirmed is False
     assert checker.stats.resolved_by_policy == [never]
     assert [n for n, _ in route.api.calls].count("order_volume") == 2  # nothing resent
+
+
+async def test_lost_execution_report_is_fetched_when_the_status_counts_more_fills(route: Route) -> None:
+    cid = await route.buy(1000, 10020)
+    await route.settle()
+    route.api.fill(route.cl(cid), 1000, lose_report=True)  # only the 已成 status arrives
+    await route.settle()
+    await asyncio.gather(*route.adapter._tasks)  # the query the gap started
+    order = route.oms.orders[cid]
+    assert status_of(order) is OrderStatus.FILLED
+    assert order.filled_quantity == 1000
+    assert route.adapter.stats.fill_gaps >= 1
+
+
+async def test_fill_gap_queries_are_bounded_to_one_per_second_on_the_clock(route: Route) -> None:
+    def queries() -> int:
+        return [n for n, _ in route.api.calls].count("get_execution_reports")
+
+    cid = await route.buy(1000, 10020)
+    await route.settle()
+    before = queries()
+    route.api.fill(route.cl(cid), 300, lose_report=True)
+    await route.settle()
+    await asyncio.gather(*route.adapter._tasks)
+    assert queries() == before + 1
+    route.api.fill(route.cl(cid), 300, lose_report=True)
+    route.api.fill(route.cl(cid), 100, lose_report=True)
+    await route.settle()
+    await asyncio.gather(*route.adapter._tasks)
+    assert queries() == before + 1  # within the second: waiting on the clock, not querying
+    assert route.oms.orders[cid].filled_quantity == 300
+    while route.clock.step():  # one second later (virtual): one query covers both gaps
+        pass
+    await asyncio.gather(*route.adapter._tasks)
+    assert queries() == before + 2
+    assert route.oms.orders[cid].filled_quantity == 700

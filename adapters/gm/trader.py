@@ -58,7 +58,7 @@ from adapters.gm.codes import (
 from adapters.gm.config import GmRouteConfig
 from adapters.gm.ledger import Candidate, LinkLedger
 from engine.broker import EventSink
-from engine.clock import Clock
+from engine.clock import Clock, TimerHandle
 from engine.errors import BrokerDisconnected, BrokerError
 from engine.events import (
     AccountReport,
@@ -82,6 +82,7 @@ log = structlog.get_logger("zhixing.gm")
 
 T = TypeVar("T")
 EXTERNAL_PREFIX = "gm:"
+GAP_QUERY_INTERVAL_NS = 1_000_000_000  # a status ahead of its trades asks at most once a second
 MAX_HELD_REPORTS = 10_000  # reports for cl_ord_ids not linked yet; beyond this the oldest are dropped
 
 
@@ -97,6 +98,7 @@ class GmStats:
     bad_reports: int = 0
     disconnects: int = 0
     resyncs: int = 0
+    fill_gaps: int = 0  # status reports counting more filled shares than the trades seen
     errors: int = 0
 
 
@@ -161,6 +163,11 @@ class GmBrokerAdapter:
         self._trades: dict[str, FillReport] = {}
         self._emitted: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resync_pending = False
+        self._in_resync = False  # replaying queried reports: a gap seen then is not a new loss
+        self._gap_timer: TimerHandle | None = None
+        self._last_gap_query_ns = -GAP_QUERY_INTERVAL_NS
+        self._filled_seen: dict[str, int] = {}  # cl_ord_id -> shares in trades applied
 
     # ------------------------------------------------------------------------------------- lifecycle
     def bind(self, sink: EventSink) -> None:
@@ -203,6 +210,9 @@ class GmBrokerAdapter:
         ):
             if handler in handlers:
                 handlers.remove(handler)  # type: ignore[arg-type]  # each list holds its own handler type
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -328,6 +338,11 @@ class GmBrokerAdapter:
             return
         if _better(row, self._orders.get(row.cl_ord_id)):
             self._orders[row.cl_ord_id] = row
+        if row.filled > self._filled_seen.get(row.cl_ord_id, 0) and not self._in_resync:
+            # the status counts more shares than the trades we have seen: an execution report was lost
+            # (or is still on its way); ask for the day's reports rather than wait for a reconnect
+            self.stats.fill_gaps += 1
+            self._on_fill_gap()
         symbol = self._symbol(row.symbol, cid)
         now = self._clock.now_ns()
         ts = row.ts_event or now
@@ -426,6 +441,7 @@ class GmBrokerAdapter:
             log.warning("gm_bad_trade_report", client_order_id=cid, exec_id=exec_id)
             return
         self._exec_ids.add(exec_id)
+        self._filled_seen[cl_ord_id] = self._filled_seen.get(cl_ord_id, 0) + volume
         commission = money(payload.get("commission"))
         self._trades[exec_id] = FillReport(
             trade_id=exec_id,
@@ -479,9 +495,37 @@ class GmBrokerAdapter:
         self._connected = True
         log.info("gm_trade_data_connected", reconnect=not was)
         if not was:
-            task = asyncio.get_running_loop().create_task(self.resync(), name="gm_resync")
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            self._schedule_resync("reconnect")
+
+    def _on_fill_gap(self) -> None:
+        """At most one gap query per ``GAP_QUERY_INTERVAL_NS`` (on the injected clock)."""
+        if self._gap_timer is not None:
+            return
+        now = self._clock.now_ns()
+        when = self._last_gap_query_ns + GAP_QUERY_INTERVAL_NS
+        if when <= now:
+            self._gap_query_due()
+        else:
+            self._gap_timer = self._clock.call_at(when, self._gap_query_due, "gm_fill_gap_query")
+
+    def _gap_query_due(self) -> None:
+        self._gap_timer = None
+        self._last_gap_query_ns = self._clock.now_ns()
+        self._schedule_resync("fill_gap")
+
+    def _schedule_resync(self, why: str) -> None:
+        """One resync task at a time; a request while one is queued is folded into it."""
+        if self._resync_pending or self._executor is None:
+            return
+        self._resync_pending = True
+        log.info("gm_resync_scheduled", reason=why)
+        task = asyncio.get_running_loop().create_task(self._resync_task(), name=f"gm_resync_{why}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    async def _resync_task(self) -> None:
+        self._resync_pending = False  # a request arriving from here on needs another pass
+        await self.resync()
 
     def _on_disconnected(self) -> None:
         if self._connected:
@@ -503,11 +547,15 @@ class GmBrokerAdapter:
         self.stats.resyncs += 1
         orders = await self._day_orders()
         reports = await self._call(self._api.get_execution_reports)
-        for payload in orders:
-            self._on_order_payload(payload)
-        for payload in reports or []:
-            if isinstance(payload, Mapping):
-                self._on_exec_payload(payload)
+        self._in_resync = True
+        try:  # trades first, so a status never runs ahead of the trades it counts
+            for payload in reports or []:
+                if isinstance(payload, Mapping):
+                    self._on_exec_payload(payload)
+            for payload in orders:
+                self._on_order_payload(payload)
+        finally:
+            self._in_resync = False
 
     async def _day_orders(self) -> list[Payload]:
         """``get_orders`` for our account, linking any ledger row a crash left unlinked."""
