@@ -198,6 +198,7 @@ class RiskControls:
         self._day_count = 0
         self._unsent: dict[str, Order] = {}  # accepted orders not yet handed to the adapter
         self._active: dict[str, Order] = {}  # accepted orders not yet terminal
+        self._held: set[str] = set()  # cancels currently held (by client order id)
         self._symbol_cancels: dict[str, deque[int]] = {}  # cancel send times per symbol, last second
         self._recent: dict[tuple[str, str, int, int], deque[tuple[int, Order]]] = {}  # duplicate rule
         self._second_warned_until = 0
@@ -343,6 +344,7 @@ class RiskControls:
 
     def cancel_sent(self, order: Order) -> None:
         self.cancels_sent += 1
+        self._held.discard(order.client_order_id)
         if self.limits.max_cancels_per_symbol_per_second:
             recent = self._symbol_cancels.setdefault(order.symbol, deque())
             recent.append(self.clock.now_ns())
@@ -371,15 +373,20 @@ class RiskControls:
             # the message whose leaving the window makes room; unsent orders leave only once sent
             room = self._window[over - 1] + SECOND_NS - now if over <= len(self._window) else SECOND_NS
             wait = max(wait, room)
-        if self._day_count + unsent + 1 > self.limits.max_messages_per_day:
+        day_full = self._day_count + unsent + 1 > self.limits.max_messages_per_day
+        if day_full:
             next_day = (self._day + 1) * DAY_NS - SHANGHAI_OFFSET_NS
             wait = max(wait, next_day - now)
-            log.error(
-                "daily_cap_cancel_held", messages_today=self._day_count, cap=self.limits.max_messages_per_day
-            )
-        if wait > 0:
+        if wait > 0 and order.client_order_id not in self._held:
+            self._held.add(order.client_order_id)  # counted once per cancel, however often retried
             self.cancel_holds += 1
             self.dirty = True
+            if day_full:
+                log.error(
+                    "daily_cap_cancel_held",
+                    client_order_id=order.client_order_id,
+                    cap=self.limits.max_messages_per_day,
+                )
         return wait
 
     def _roll(self, now: int) -> None:

@@ -288,7 +288,8 @@ async def _drive(bursts: list[tuple[int, str, int]], reserve: int) -> None:
     start = shanghai_ns(date(2024, 3, 4), "23:59:50")
     world = await make_world(start, auto_cancel=True)
     world.quotes.set(SYMBOL, bid=10_000, ask=10_010, last=10_000)
-    RiskControls(limits, world.clock, world.quotes).attach(world.oms)
+    risk = RiskControls(limits, world.clock, world.quotes)
+    risk.attach(world.oms)
     asked: set[str] = set()
     price = 10_000
     for wait_ms, kind, count in bursts:
@@ -319,6 +320,7 @@ async def _drive(bursts: list[tuple[int, str, int]], reserve: int) -> None:
     for cid in asked:
         assert cid in sent or world.oms.orders[cid].status is not OrderStatus.PENDING_CANCEL
     assert world.oms.held_cancels == []
+    assert risk.cancel_holds <= len(asked)  # each held cancel counted once, however often retried
     assert all(not o.is_working or o.client_order_id not in asked for o in world.oms.orders.values())
 
 
