@@ -56,7 +56,7 @@ class Route:
         return order.client_order_id
 
     def cl(self, cid: str) -> str:
-        return self.oms.orders[cid].broker_order_id or self.adapter._cl_of[cid]
+        return self.oms.orders[cid].broker_order_id or self.adapter.mapper.cl_of[cid]
 
 
 def status_of(order: Order) -> OrderStatus:
