@@ -96,10 +96,10 @@ class ScaledClock:
         return self._loop or asyncio.get_running_loop()
 
     def _elapsed(self) -> float:
-        loop_time = self._running_loop().time()
+        mono = time.monotonic()  # the loop's own timer base; readable from any thread
         if self._mono_anchor is None:
-            self._mono_anchor = loop_time  # time starts when first looked at inside the loop
-        return loop_time - self._mono_anchor
+            self._mono_anchor = mono  # time starts when first looked at
+        return mono - self._mono_anchor
 
     def now_ns(self) -> int:
         return self._start_ns + int(self._elapsed() * self.speed * 1e9)

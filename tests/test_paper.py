@@ -64,3 +64,24 @@ async def test_a_stalled_feed_pauses_the_symbol_and_quotes_resume_it(tmp_path: P
     quiet = [c for c in children if stall[0] + 15 * 10**9 <= c.ts_created < stall[1]]
     assert quiet == []
     assert [p.filled_quantity for p in outcome.report.parents] == [20_000, 10_000]
+
+
+async def test_paper_run_at_60x_through_file_orders_and_the_terminal_emulator(tmp_path: Path) -> None:
+    """The live path end to end: order files dropped into a folder, the emulated terminal scanning it and
+    writing its output files, the route tailing them; the trade log passes the replay's checks."""
+    market = load_snapshots(SAMPLE, symbols=["600258.SH", "600566.SH"])
+    db = tmp_path / "paper.db"
+    config = ReplayConfig(cash=10**10, positions=POSITIONS, db_path=db)
+    folder = tmp_path / "gm"
+    outcome = await run_paper(
+        market, basket(market.trade_date), config, speed=60, route="fileorder", folder=folder
+    )
+    assert outcome.session.reconcile.ok
+    assert [p.filled_quantity for p in outcome.report.parents] == [20_000, 10_000]
+    dropped = sorted(p.name for p in (folder / "input").glob("*.order.csv"))
+    orders = outcome.session.oms.orders
+    assert len(dropped) == len(orders) >= 4  # one file per child order, none twice
+    assert outcome.terminal is not None
+    assert sorted(outcome.terminal.stats.sids) == sorted(orders)  # every order reached the exchange once
+    await assert_children_valid(db, SAMPLE, POSITIONS, min_orders=4)
+    await assert_export_matches_journal(db, tmp_path / "log")

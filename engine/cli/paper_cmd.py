@@ -16,7 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+from adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from engine.account import Account
+from engine.broker import BrokerAdapter
 from engine.cli.replay_cmd import build_parents
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import ScaledClock, SimClock
@@ -29,6 +31,9 @@ from replay.exchange import SimExchange
 from replay.harness import ReplayConfig
 from replay.paper import RecordedFeed
 from replay.report import ReplayReport, build_report
+from replay.terminal import TerminalEmulator
+
+PAPER_ACCOUNT = "paper"
 
 
 def add_parsers(sub: Any) -> None:
@@ -58,6 +63,16 @@ def add_parsers(sub: Any) -> None:
         help="silence a symbol's feed for a time range (rehearse a stalled feed)",
     )
     paper.add_argument("--stale-after", type=float, default=30.0, help="seconds without a quote = stale (30)")
+    paper.add_argument(
+        "--route",
+        choices=("sim", "fileorder"),
+        default="sim",
+        help="sim: orders straight to the simulated exchange; fileorder: order files into a folder that the "
+        "terminal emulator scans, results read back from its output files",
+    )
+    paper.add_argument(
+        "--folder", type=Path, help="fileorder: the root of the input/output folders (default temp)"
+    )
     paper.add_argument("--json", action="store_true", help="print the report as JSON")
     paper.set_defaults(handler=run_paper_command)
 
@@ -87,7 +102,14 @@ def run_paper_command(args: argparse.Namespace) -> int:
         config = ReplayConfig(cash=parse_cash(args.cash), positions=positions, db_path=db)
         outcome = asyncio.run(
             run_paper(
-                market, parents, config, speed=args.speed, stalls=stalls, stale_after_s=args.stale_after
+                market,
+                parents,
+                config,
+                speed=args.speed,
+                stalls=stalls,
+                stale_after_s=args.stale_after,
+                route=args.route,
+                folder=args.folder or Path(tmp) / "fileorder",
             )
         )
     report = outcome.report
@@ -104,10 +126,17 @@ def run_paper_command(args: argparse.Namespace) -> int:
 
 
 class PaperOutcome:
-    def __init__(self, report: ReplayReport, session: LiveSession, feed: RecordedFeed) -> None:
+    def __init__(
+        self,
+        report: ReplayReport,
+        session: LiveSession,
+        feed: RecordedFeed,
+        terminal: TerminalEmulator | None = None,
+    ) -> None:
         self.report = report
         self.session = session
         self.feed = feed
+        self.terminal = terminal
 
     def summary(self) -> dict[str, object]:
         book = self.session.book.counters
@@ -131,8 +160,13 @@ async def run_paper(
     speed: float,
     stalls: dict[str, tuple[int, int]] | None = None,
     stale_after_s: float = 30.0,
+    route: str = "sim",
+    folder: Path | None = None,
 ) -> PaperOutcome:
-    """Run ``parents`` on a ``ScaledClock`` against the simulated exchange, fed by the recorded data."""
+    """Run ``parents`` on a ``ScaledClock`` against the simulated exchange, fed by the recorded data.
+
+    ``route="fileorder"`` sends the orders as 掘金 order files into ``folder/input``, where the terminal
+    emulator picks them up for the exchange and writes its output files under ``folder/output``."""
     day = market.trade_date
     calendar = TradingCalendar()
     start = min(p.start_ns for p in parents) - 5_000_000_000
@@ -155,9 +189,26 @@ async def run_paper(
         account.load_position(symbol, quantity)
     feed = RecordedFeed(market, exchange, clock, stalls=stalls)
     assert config.db_path is not None
+    adapter: BrokerAdapter = exchange
+    terminal: TerminalEmulator | None = None
+    if route == "fileorder":
+        if folder is None:
+            raise InputError("the fileorder route needs a folder", field="folder")
+        terminal = TerminalEmulator(folder / "input", folder / "output", PAPER_ACCOUNT, exchange, clock)
+        (folder / "input").mkdir(parents=True, exist_ok=True)
+        terminal.start()
+        adapter = FileOrderAdapter(
+            FileOrderConfig(
+                input_dir=folder / "input",
+                output_dir=folder / "output",
+                account_id=PAPER_ACCOUNT,
+                state_dir=folder / "state",
+            ),
+            clock,
+        )
     session = await open_live_session(
         clock=clock,
-        adapter=exchange,
+        adapter=adapter,
         feed=feed,
         store_path=config.db_path,
         account=account,
@@ -177,7 +228,9 @@ async def run_paper(
         report = build_report(parents, session.basket, session.oms, market, arrival)
     finally:
         await session.close(cancel_working=False)
-    return PaperOutcome(report, session, feed)
+        if terminal is not None:
+            terminal.stop()
+    return PaperOutcome(report, session, feed, terminal)
 
 
 def _record_arrival(session: LiveSession, parent: ParentOrder, arrival: dict[str, int | None]) -> None:
