@@ -244,7 +244,16 @@ async def resume(
     journal_algos(session, basket)
     basket.start()
     await session.oms.flush()
+    due = session.inflight.next_due_ns()
+    if due is not None:
+        # the replay loop arms its in-flight check after a clock step: make sure a step comes when the
+        # orders left in flight are due, even if nothing else is scheduled before then
+        session.clock.call_at(due, _wake, "inflight_wake")
     return Resumed(report=report, basket=basket)
+
+
+def _wake() -> None:
+    """A timer that only makes the replay loop take a step (and run its checks) at its instant."""
 
 
 # ---------------------------------------------------------------------------------------- durable broker
