@@ -73,6 +73,8 @@ async def test_a_kill_between_the_intent_commit_and_the_send_is_resolved_without
     assert [r.in_flush for r in outcome.recoveries] == [True, True]
     assert all(r.pending > 0 for r in outcome.recoveries)
     assert outcome.inflight_resolved_by_policy == sum(r.pending for r in outcome.recoveries)
+    # resolved after the bounded queries: 3 queries, one in-flight timeout (5 s) apart
+    assert all(r.settle_ns == 15_000_000_000 for r in outcome.recoveries)
 
 
 async def test_a_restart_right_after_a_send_leaves_the_orders_in_flight_and_resolves_them(
