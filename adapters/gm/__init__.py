@@ -7,6 +7,7 @@ Nothing here imports ``gm``: the ``gm.api`` module (or a fake with the same func
 from adapters.gm.bridge import GmBridge, install, installed, uninstall
 from adapters.gm.config import GmFeedConfig, GmRouteConfig
 from adapters.gm.feed import GmQuoteFeed
+from adapters.gm.runner import run_live
 from adapters.gm.trader import GmBrokerAdapter
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "GmRouteConfig",
     "install",
     "installed",
+    "run_live",
     "uninstall",
 ]
