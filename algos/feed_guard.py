@@ -8,6 +8,8 @@ paused stay paused: the guard resumes only what it paused itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 
 from algos.base import ExecAlgo
@@ -16,21 +18,14 @@ log = structlog.get_logger("zhixing.algos")
 
 
 class StaleGuard:
-    def __init__(self, *sources: dict[str, ExecAlgo]) -> None:
-        self.sources = list(sources)  # parent id -> algorithm maps (each a Basket's ``algos``)
+    def __init__(self, algos: Mapping[str, ExecAlgo]) -> None:
+        self.algos = algos  # parent id -> algorithm, read live (e.g. an ``AlgoDirectory``)
         self.paused_by_guard: set[str] = set()
         self.pauses = 0
         self.resumes = 0
 
-    def add_source(self, algos: dict[str, ExecAlgo]) -> None:
-        """Watch another basket's algorithms too (e.g. a rebalance started later in the day)."""
-        self.sources.append(algos)
-
-    def _algos(self) -> dict[str, ExecAlgo]:
-        return {parent_id: algo for source in self.sources for parent_id, algo in source.items()}
-
     def on_stale(self, symbol: str) -> None:
-        for parent_id, algo in self._algos().items():
+        for parent_id, algo in self.algos.items():
             if algo.parent.symbol != symbol or algo.done or algo.paused:
                 continue
             algo.pause()
@@ -39,9 +34,8 @@ class StaleGuard:
             log.warning("algo_paused_stale_feed", parent_id=parent_id, symbol=symbol)
 
     def on_fresh(self, symbol: str) -> None:
-        algos = self._algos()
         for parent_id in sorted(self.paused_by_guard):
-            algo = algos[parent_id]
+            algo = self.algos[parent_id]
             if algo.parent.symbol != symbol:
                 continue
             self.paused_by_guard.discard(parent_id)

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from croniter import croniter
+
 from engine.errors import ConfigError
 from engine.units import price_from_yuan
 
 ROUTES = ("sim", "fileorder", "qmt", "gm")
-FEEDS = ("sim", "paper", "qmt", "gm")
+FEEDS = ("sim", "qmt", "gm")  # paper runs: ``zhixing paper``
 JOB_KINDS = ("signal", "execute", "summary")
 SHUTDOWN_POLICIES = ("cancel", "leave")
 _SECRET_NAME = re.compile(r"(pass|secret|token|key$|webhook|url$)", re.IGNORECASE)
@@ -295,9 +297,14 @@ def _jobs(path: Path, raw: object) -> tuple[JobConfig, ...]:
         ):
             raise r.error("command", "expected a non-empty array of strings (the program and its arguments)")
         params = r.table_of("params")
+        cron = r.text("cron")
+        if len(cron.split()) != 5 or not croniter.is_valid(cron):
+            raise r.error(
+                "cron", f"{cron!r} is not a 5-field cron expression (minute hour day month weekday)"
+            )
         job = JobConfig(
             name=name,
-            cron=r.text("cron"),
+            cron=cron,
             kind=kind,
             command=tuple(command or ()),
             timeout_s=r.number("timeout_s", 300.0, minimum=0.001),

@@ -27,13 +27,14 @@ kind = "fileorder"
 [route.fileorder]
 input_dir = "C:/gm/fileorder/input"
 output_dir = "C:/gm/fileorder/output"
+account_id = "8800123456"
+state_dir = "state"
 
 [feed]
-kind = "paper"
+kind = "qmt"
 stale_after_s = 20
-[feed.paper]
-data = "snapshots"
-speed = 60
+[feed.qmt]
+mode = "whole"
 
 [risk]
 max_orders_per_second = 20
@@ -82,7 +83,7 @@ def test_full_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> N
     assert config.store.synchronous == "FULL"
     assert config.route.kind == "fileorder"
     assert config.route.settings["input_dir"] == "C:/gm/fileorder/input"
-    assert (config.feed.kind, config.feed.settings["speed"], config.stale_after_s) == ("paper", 60, 20.0)
+    assert (config.feed.kind, config.feed.settings["mode"], config.stale_after_s) == ("qmt", "whole", 20.0)
     assert config.risk["max_orders_per_second"] == 20
     assert [n.kind for n in config.notify] == ["email", "wecom"]
     assert [j.name for j in config.jobs] == ["signal", "execute"]

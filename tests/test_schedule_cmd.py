@@ -25,6 +25,14 @@ CONFIG = """
 [account]
 id = "8800123456"
 
+[store]
+path = "zhixing.db"
+
+[route]
+kind = "sim"
+[route.sim]
+data = "snapshots_20211201"
+
 [[jobs]]
 name = "signal"
 cron = "0 9 * * *"
@@ -138,9 +146,9 @@ def test_cli_next_lists_trading_day_fire_times(tmp_path: Path, capsys: pytest.Ca
 
 def test_bad_jobs_name_the_key(tmp_path: Path) -> None:
     config = tmp_path / "zhixing.toml"
-    config.write_text('[[jobs]]\nname = "x"\ncron = "61 9 * * *"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"jobs\.x\.cron"):
+    config.write_text(CONFIG.replace('"0 9 * * *"', '"61 9 * * *"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"jobs\[0\]\.cron"):
         read_jobs(config)
-    config.write_text('[[jobs]]\nname = "x"\n', encoding="utf-8")
+    config.write_text(CONFIG.replace('cron = "0 9 * * *"\n', ""), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"jobs\[0\]\.cron"):
         read_jobs(config)

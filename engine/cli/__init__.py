@@ -15,6 +15,7 @@ from engine.cli import (
     chaos_cmd,
     config_cmd,
     journal_cmd,
+    ops_cmd,
     paper_cmd,
     portfolio_cmd,
     profile_cmd,
@@ -23,7 +24,7 @@ from engine.cli import (
     schedule_cmd,
 )
 from engine.errors import ZhixingError
-from engine.logs import configure_logging
+from engine.logs import configure_logging, install_secret_filter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.add_parsers(sub)
     run_cmd.add_parsers(sub)
     schedule_cmd.add_parsers(sub)
+    ops_cmd.add_parsers(sub)
     return parser
 
 
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    install_secret_filter()
     try:
         result: int = args.handler(args)
     except (ZhixingError, ValueError) as exc:  # bad input or parameters: a message, not a traceback

@@ -58,7 +58,35 @@ def build_route(
     kind = config.route.kind
     if kind == "sim":
         return _sim_route(config, clock, calendar, market or load_sim_market(config))
+    feed = build_feed(config, clock)
+    if kind == "fileorder":
+        from adapters.fileorder import FileOrderAdapter, FileOrderConfig
+
+        settings = dict(config.route.settings)
+        for key in ("input_dir", "output_dir", "state_dir"):  # relative to the config file, like every path
+            if isinstance(settings.get(key), str):
+                settings[key] = str(_path(config, "route.fileorder", settings, key))
+        return Route(FileOrderAdapter(FileOrderConfig.from_settings(settings, str(config.path)), clock), feed)
+    if kind == "qmt":
+        from adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
+
+        route_config = QmtRouteConfig.from_settings(config.route.settings, where=str(config.path))
+        return Route(QmtBrokerAdapter(route_config, clock=clock), feed)
     raise ConfigError(f"{config.path}: key 'route.kind': route {kind!r} is not available in this build")
+
+
+def build_feed(config: Config, clock: Clock) -> QuoteFeed:
+    """The live feed of a broker route: the terminal's own data API (``qmt`` or ``gm``)."""
+    kind = config.feed.kind
+    if kind == "qmt":
+        from adapters.qmt import QmtFeedConfig, QmtQuoteFeed
+
+        return QmtQuoteFeed(
+            QmtFeedConfig.from_settings(config.feed.settings, where=str(config.path)), clock=clock
+        )
+    raise ConfigError(
+        f"{config.path}: key 'feed.kind': {kind!r} cannot feed a {config.route.kind} route; use qmt or gm"
+    )
 
 
 def _sim_route(config: Config, clock: Clock, calendar: TradingCalendar, market: MarketData) -> Route:

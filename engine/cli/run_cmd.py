@@ -29,11 +29,13 @@ from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
 from engine.config import Config, load_config
+from engine.control import ControlChannel, EngineControl, install
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
 from engine.notify import NotificationDispatcher, halt_notice
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
+from engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.run")
 
@@ -80,6 +82,8 @@ class ConfiguredSession:
     session: LiveSession
     dispatcher: NotificationDispatcher
     runner: DayRunner
+    control: EngineControl
+    channel: ControlChannel
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -108,6 +112,7 @@ class ConfiguredSession:
         await runner.wait_idle()
 
     async def close(self) -> None:
+        await self.channel.stop()
         await self.session.close(cancel_working=self.config.shutdown == "cancel")
         await self.dispatcher.close()
 
@@ -161,8 +166,20 @@ async def open_configured(
         raise
     if not session.reconcile.ok:
         dispatcher.post(halt_notice("; ".join(session.reconcile.mismatches), account=config.account.id))
+    # the kill switch and the operator's commands (zhixing halt / resume / algo ...), a journaled halt
+    # restored; polled on the wall clock (a replayed day has nobody to type them)
+    control, channel = await install(
+        oms=session.oms,
+        store=session.store,
+        algos=session.algos,
+        risk=session.risk,
+        account=session.account,
+        account_id=config.account.id,
+    )
+    if not isinstance(clock, SimClock):
+        channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
-    return ConfiguredSession(config, clock, end_ns, session, dispatcher, runner)
+    return ConfiguredSession(config, clock, end_ns, session, dispatcher, runner, control, channel)
 
 
 async def run_config(
@@ -191,6 +208,8 @@ async def run_config(
         [CronJob(name=j.name, cron=j.cron) for j in config.jobs],
         on_fire=on_fire,
         on_missed=lambda job, when: runner.on_missed(jobs[job.name], when),
+        # on the wall clock, notice a machine that slept through a window when it wakes
+        watchdog_ns=None if isinstance(run.clock, SimClock) else 60 * NS_PER_SECOND,
     )
     loop = asyncio.get_running_loop()
     try:

@@ -253,7 +253,7 @@ class DayRunner:
             on_parent=partial(self._on_parent, session),
         )
         self.rebalances.append(rebalance)
-        session.guard.add_source(rebalance.basket.algos)
+        session.algos.add(rebalance.basket.algos)
         session.oms.before_commit.append(lambda: rebalance.basket.journal(session.store))
         rebalance.start()
         await session.store.commit()

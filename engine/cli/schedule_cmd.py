@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -22,6 +21,7 @@ from xml.etree import ElementTree as ET
 from croniter import croniter
 
 from engine.clock import LiveClock
+from engine.config import load_config
 from engine.errors import ConfigError
 from engine.market.calendar import TradingCalendar, iso8601
 from engine.schedule import CronJob, Scheduler
@@ -51,32 +51,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def read_jobs(path: Path) -> list[CronJob]:
-    """The ``[[jobs]]`` array of the config (name, cron, kind), validated."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
-    tables = raw.get("jobs", [])
-    if not isinstance(tables, list):
-        raise ConfigError(f"{path}: key 'jobs': expected an array of tables ([[jobs]])")
-    jobs: list[CronJob] = []
-    for i, table in enumerate(tables):
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: key 'jobs[{i}]': expected a table")
-        for key in ("name", "cron"):
-            if not isinstance(table.get(key), str):
-                raise ConfigError(f"{path}: key 'jobs[{i}].{key}': expected a string")
-        try:
-            jobs.append(
-                CronJob(name=table["name"], cron=table["cron"], kind=str(table.get("kind", "signal")))
-            )
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    if not jobs:
-        raise ConfigError(f"{path}: key 'jobs': no [[jobs]] to schedule")
-    return jobs
+    """The config's jobs (the whole file is validated by ``engine.config.load_config``)."""
+    return [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in load_config(path).jobs]
 
 
 def _times_and_days(job: CronJob) -> tuple[list[tuple[int, int]], list[int]]:

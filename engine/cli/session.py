@@ -17,6 +17,7 @@ import structlog
 
 from algos.base import AlgoContext
 from algos.basket import Basket
+from algos.directory import AlgoDirectory
 from algos.feed_guard import StaleGuard
 from engine.account import Account
 from engine.broker import BrokerAdapter
@@ -52,6 +53,7 @@ class LiveSession:
     ctx: AlgoContext
     inflight: InflightChecker
     basket: Basket
+    algos: AlgoDirectory  # every algorithm of the session: the basket's and each rebalance's
     guard: StaleGuard
     reconcile: ReconcileReport
     fills: list[OrderFilled] = field(default_factory=list)
@@ -165,7 +167,8 @@ async def open_live_session(
         log.error("reconciliation_mismatch", mismatches=report.mismatches)
     ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=book, calendar=calendar)
     basket = Basket(ctx)
-    guard = StaleGuard(basket.algos)
+    algos = AlgoDirectory(basket.algos)
+    guard = StaleGuard(algos)
     book.on_stale = guard.on_stale
     book.on_fresh = guard.on_fresh
     oms.before_commit.append(lambda: basket.journal(store))
@@ -182,6 +185,7 @@ async def open_live_session(
         ctx=ctx,
         inflight=InflightChecker(oms, adapter, timeout_ns=inflight_timeout_ns),
         basket=basket,
+        algos=algos,
         guard=guard,
         reconcile=report,
         fills=fills,
