@@ -12,11 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.cli.routes import build_route
-from engine.clock import LiveClock
+from engine.cli.routes import check_route
 from engine.config import Config, load_config
 from engine.logs import mask_account
-from engine.market import TradingCalendar
 
 
 def add_parsers(sub: Any) -> None:
@@ -79,7 +77,7 @@ def summarize(config: Config) -> dict[str, object]:
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     # the route's and feed's own settings are checked by building them (nothing connects)
-    build_route(config, LiveClock(), TradingCalendar())
+    check_route(config)
     summary = summarize(config)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))

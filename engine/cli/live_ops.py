@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import Any
 
 from engine.cli.replay_cmd import _params
+from engine.cli.routes import run_route
 from engine.config import Config, load_config
 from engine.errors import InputError
 from engine.inputs import parse_cash
@@ -25,10 +27,10 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
         )
     config = load_config(args.config)
     with InstanceLock.for_store(config.store.path):
-        return asyncio.run(_run(args, config, execute=execute))
+        return run_route(config, lambda bridge: _run(args, config, execute=execute, gm_bridge=bridge))
 
 
-async def _run(args: argparse.Namespace, config: Config, *, execute: bool) -> int:
+async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_bridge: Any = None) -> int:
     from algos.registry import ALGOS
     from engine.cli.run_cmd import open_configured
 
@@ -40,7 +42,7 @@ async def _run(args: argparse.Namespace, config: Config, *, execute: bool) -> in
         ALGOS[algo].params_type.parse(params, algo=algo)
     except ValueError as exc:
         raise InputError(str(exc), field="param") from None
-    run = await open_configured(config, start=args.start, until=args.end)
+    run = await open_configured(config, start=args.start, until=args.end, gm_bridge=gm_bridge)
     try:
         runner = run.runner
         if run.session.oms.halted_reason is not None:

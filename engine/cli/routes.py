@@ -7,19 +7,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from engine.broker import BrokerAdapter
-from engine.clock import Clock, SimClock
+from engine.clock import Clock, LiveClock, SimClock
 from engine.config import Config
-from engine.errors import ConfigError
+from engine.errors import BrokerError, ConfigError
 from engine.feed import QuoteFeed
 from engine.market import TradingCalendar
 
 if TYPE_CHECKING:
     from replay.data import MarketData
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -53,11 +57,19 @@ def load_sim_market(config: Config) -> MarketData:
 
 
 def build_route(
-    config: Config, clock: Clock, calendar: TradingCalendar, *, market: MarketData | None = None
+    config: Config,
+    clock: Clock,
+    calendar: TradingCalendar,
+    *,
+    market: MarketData | None = None,
+    gm_bridge: Any = None,
 ) -> Route:
+    """The adapter and feed ``config`` names. The gm route needs the bridge ``run_route`` provides."""
     kind = config.route.kind
     if kind == "sim":
         return _sim_route(config, clock, calendar, market or load_sim_market(config))
+    if kind == "gm":
+        return _gm_route(config, clock, gm_bridge)
     feed = build_feed(config, clock)
     if kind == "fileorder":
         from adapters.fileorder import FileOrderAdapter, FileOrderConfig
@@ -73,6 +85,66 @@ def build_route(
         route_config = QmtRouteConfig.from_settings(config.route.settings, where=str(config.path))
         return Route(QmtBrokerAdapter(route_config, clock=clock), feed)
     raise ConfigError(f"{config.path}: key 'route.kind': route {kind!r} is not available in this build")
+
+
+def check_route(config: Config) -> None:
+    """Validate the route's and feed's own settings without connecting anything."""
+    if config.route.kind == "gm":
+        from adapters.gm import GmFeedConfig, GmRouteConfig
+
+        GmRouteConfig.from_settings(config.route.settings, base=config.path.parent, where=str(config.path))
+        if config.feed.kind == "gm":
+            GmFeedConfig.from_settings(config.feed.settings, where=str(config.path))
+        return
+    build_route(config, LiveClock(), TradingCalendar())
+
+
+def run_route(config: Config, main: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main(gm_bridge)`` to completion. Most routes: ``asyncio.run``. The 掘金 route: gm's ``run()``
+    must own the main thread, so the engine's loop runs on a worker thread beside it."""
+    if config.route.kind != "gm":
+        return asyncio.run(main(None))
+    from adapters.gm import GmBridge, GmRouteConfig, run_live
+
+    api = _gm_api(config)
+    route_config = GmRouteConfig.from_settings(
+        config.route.settings, base=config.path.parent, where=str(config.path)
+    )
+    results: list[T] = []
+
+    async def engine(bridge: GmBridge) -> None:
+        results.append(await main(bridge))
+
+    run_live(api, route_config, engine, bridge=GmBridge())
+    if not results:
+        raise BrokerError("gm: the terminal's run() ended before the engine finished")
+    return results[0]
+
+
+def _gm_api(config: Config) -> Any:
+    try:
+        import gm.api  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigError(
+            f"{config.path}: key 'route.kind': the gm route needs 掘金's Python SDK: pip install --no-deps gm"
+        ) from None
+    return gm.api
+
+
+def _gm_route(config: Config, clock: Clock, bridge: Any) -> Route:
+    from adapters.gm import GmBrokerAdapter, GmFeedConfig, GmQuoteFeed, GmRouteConfig
+
+    if bridge is None:
+        raise ConfigError(f"{config.path}: the gm route runs under 掘金's run(); start it through run_route")
+    api = _gm_api(config)
+    route_config = GmRouteConfig.from_settings(
+        config.route.settings, base=config.path.parent, where=str(config.path)
+    )
+    adapter = GmBrokerAdapter(route_config, clock, api=api, bridge=bridge)
+    if config.feed.kind == "gm":
+        feed_config = GmFeedConfig.from_settings(config.feed.settings, where=str(config.path))
+        return Route(adapter, GmQuoteFeed(feed_config, clock, api=api, bridge=bridge))
+    return Route(adapter, build_feed(config, clock))
 
 
 def build_feed(config: Config, clock: Clock) -> QuoteFeed:

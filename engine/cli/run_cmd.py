@@ -24,7 +24,7 @@ import structlog
 
 from adapters.notify.factory import notifier_from_settings
 from engine.account import Account
-from engine.cli.routes import build_route, load_sim_market
+from engine.cli.routes import build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
@@ -65,7 +65,12 @@ class RunResult:
 def run_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with InstanceLock.for_store(config.store.path):
-        result = asyncio.run(run_config(config, start=args.start, until=args.until, speed=args.speed))
+        result = run_route(
+            config,
+            lambda bridge: run_config(
+                config, start=args.start, until=args.until, speed=args.speed, gm_bridge=bridge
+            ),
+        )
     failed = [o for o in result.runner.outcomes if not o.ok]
     for outcome in result.runner.outcomes:
         print(f"{outcome.job} ({outcome.kind}): {'ok' if outcome.ok else 'FAILED'} {outcome.detail}")
@@ -124,6 +129,7 @@ async def open_configured(
     until: str | None = None,
     speed: float | None = None,
     clock: Clock | None = None,
+    gm_bridge: Any = None,
 ) -> ConfiguredSession:
     """Open what ``config`` describes. A sim route runs its recorded day from ``start`` on a virtual
     clock (or a ``ScaledClock`` at ``speed``); live routes run on the wall clock. ``clock`` is for tests."""
@@ -140,7 +146,7 @@ async def open_configured(
         end_ns = shanghai_ns(today, until)
     else:
         end_ns = shanghai_ns(today, "15:30") if market is not None else 2**62
-    route = build_route(config, clock, calendar, market=market)
+    route = build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
     fees = FeeSchedule()
     account = Account(
         config.account.cash, lambda sym, side, px, qty: sum(fees.fees(instrument_for(sym), side, px, qty))
@@ -190,10 +196,13 @@ async def run_config(
     speed: float | None = None,
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
+    gm_bridge: Any = None,
 ) -> RunResult:
     """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal."""
     stop = stop or asyncio.Event()
-    run = await open_configured(config, start=start, until=until, speed=speed, clock=clock)
+    run = await open_configured(
+        config, start=start, until=until, speed=speed, clock=clock, gm_bridge=gm_bridge
+    )
     runner = run.runner
     jobs = {job.name: job for job in config.jobs}
     fired: list[tuple[str, int]] = []
