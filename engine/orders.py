@@ -53,6 +53,8 @@ TRANSITIONS: dict[tuple[OrderStatus, type[OrderEvent]], OrderStatus | str] = {
     (S.ACCEPTED, OrderPendingCancel): S.PENDING_CANCEL,
     (S.ACCEPTED, OrderCanceled): S.CANCELED,  # cancelled at the terminal, or by the broker
     (S.ACCEPTED, OrderExpired): S.EXPIRED,
+    # 废单 after 已报: the exchange refused what the broker's system had already acknowledged (QMT 57)
+    (S.ACCEPTED, OrderRejected): S.REJECTED,
     (S.PARTIALLY_FILLED, OrderAccepted): S.PARTIALLY_FILLED,  # late ack after a fill: no regression
     (S.PARTIALLY_FILLED, _FILL): S.PARTIALLY_FILLED,
     (S.PARTIALLY_FILLED, OrderPendingCancel): S.PENDING_CANCEL,
