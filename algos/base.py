@@ -43,6 +43,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, Self
 
+import structlog
+
 from engine.bus import EventBus
 from engine.clock import Clock, TimerHandle
 from engine.enums import OrderStatus, Side
@@ -71,6 +73,15 @@ from engine.parents import ParentOrder, ParentStatus
 from engine.units import NS_PER_SECOND
 
 STATE_VERSION = 1
+
+log = structlog.get_logger("zhixing.algos")
+
+PERMANENT_DENIALS = frozenset({"max_order_value", "max_order_quantity"})
+"""Denial reason codes about the child itself: the same child would be denied again, so the algorithm
+stops at once (unfilled: denied:...) instead of retrying at every step."""
+
+MAX_REPEATED_DENIALS = 20
+"""Consecutive denials with one reason code after which an algorithm stops trying."""
 
 CANCEL_LEAD_NS = 3 * NS_PER_SECOND
 """How long before the close of a continuous window the end-of-parent cancels go out: the exchange takes
@@ -326,6 +337,8 @@ class ExecAlgo(ABC):
         self.instrument = ctx.instrument(parent.symbol)
         self.children_sent = 0
         self.children_denied = 0
+        self._denial_streak = 0  # consecutive denials with the same reason code
+        self._last_denial = ""
         self.cancels_sent = 0
         self._reason = ""  # why the latest due work sent nothing (limit_up, no_quote, ...)
         self._child_ids: set[str] = set()
@@ -678,8 +691,7 @@ class ExecAlgo(ABC):
             )
         )
         if order.status is OrderStatus.DENIED:
-            self.children_denied += 1
-            self._reason = f"denied:{order.reason}"
+            self._denied(order.reason)
             return
         self.children_sent += 1
         self._track(order)
@@ -716,15 +728,34 @@ class ExecAlgo(ABC):
             )
         )
         if order.status is OrderStatus.DENIED:
-            self.children_denied += 1
-            self._reason = f"denied:{order.reason}"
+            self._denied(order.reason)
             return
         self.children_sent += 1
+        self._denial_streak = 0
         self._track(order)
         bounded = self.parent.limit_price > 0 and price != compute_price(
             item.policy, quote, side, item.offset_ticks, instrument=self.instrument
         )
         self._reason = "limit_price" if bounded else ""
+
+    def _denied(self, reason: str) -> None:
+        """A child was refused before reaching the broker. Retrying cannot help when the reason is about
+        the order itself (too large for the risk limits) or keeps coming back: stop instead of asking
+        again at every step, and say why."""
+        self.children_denied += 1
+        self._reason = f"denied:{reason}"
+        code = reason.split(":", 1)[0]
+        self._denial_streak = self._denial_streak + 1 if code == self._last_denial else 1
+        self._last_denial = code
+        if code in PERMANENT_DENIALS or self._denial_streak >= MAX_REPEATED_DENIALS:
+            log.warning(
+                "algo_stopped_after_denials",
+                parent_id=self.parent.parent_id,
+                reason=reason,
+                consecutive=self._denial_streak,
+            )
+            self.stop()
+            self._reason = f"denied:{reason}"
 
     def _track(self, order: Order) -> None:
         self._child_ids.add(order.client_order_id)

@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from algos.base import AlgoContext, PricePolicy, compute_price
+from algos.base import MAX_REPEATED_DENIALS, AlgoContext, PricePolicy, compute_price
 from algos.basket import Basket
 from algos.registry import ALGOS, create_algo, describe_algos
 from algos.twap import TwapAlgo, TwapParams
@@ -563,3 +563,26 @@ async def test_cancel_finishes_canceled_and_stops_slicing() -> None:
     assert algo.done
     await world.run_until(at("10:06"))
     assert len(world.broker.submitted) == 2
+
+
+async def test_a_child_too_large_for_the_risk_limits_stops_the_algo_instead_of_a_retry_storm() -> None:
+    world = await world_with_quote()
+    world.oms.checks.append(lambda order: "max_order_value: too large" if order.quantity > 100 else None)
+    algo = await started(world, make_parent(10_000, start="10:00", end="10:05", interval_s="10"))
+    while world.clock.step(until_ns=at("10:05")):
+        await world.oms.flush()
+    assert algo.children_denied == 1  # one refusal, then it stopped: no retry at every slice
+    assert algo.done
+    assert world.broker.submitted == []
+    assert algo.unfilled_reason == "denied:max_order_value: too large"
+
+
+async def test_repeated_transient_denials_stop_the_algo_after_a_bound() -> None:
+    world = await world_with_quote()
+    world.oms.checks.append(lambda order: "rate_per_second: busy")
+    algo = await started(world, make_parent(100_000, start="10:00", end="11:00", interval_s="5"))
+    while world.clock.step(until_ns=at("11:00")):
+        await world.oms.flush()
+    assert algo.children_denied == MAX_REPEATED_DENIALS
+    assert algo.done
+    assert algo.unfilled_reason.startswith("denied:rate_per_second")
