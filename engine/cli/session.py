@@ -157,7 +157,15 @@ async def open_live_session(
         await adapter.connect()
         await _load_positions(store, adapter, account)
         await oms.start()
-        report = await recover(oms, store, adapter, trading_day_start_ns=trading_day_start_ns)
+        # an order sent just before a crash may not be listed by the broker yet: it stays in flight for
+        # the in-flight checks instead of being declared never sent
+        report = await recover(
+            oms,
+            store,
+            adapter,
+            trading_day_start_ns=trading_day_start_ns,
+            in_flight_grace_ns=inflight_timeout_ns,
+        )
         feed.bind(book.push)
         await feed.connect()
     except BaseException:
@@ -166,13 +174,23 @@ async def open_live_session(
     if not report.ok:
         log.error("reconciliation_mismatch", mismatches=report.mismatches)
     ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=book, calendar=calendar)
-    basket = Basket(ctx)
+    # today's algorithms of the journal (a restart): each resumes where it was, sized from confirmed
+    # fills; a parent of an earlier day is never resumed (its day orders expired with the day)
+    today = [row for row in await store.load_parents() if _int(row["end_ns"]) >= trading_day_start_ns]
+    basket = Basket.restore(ctx, today, await store.load_algo_states())
     algos = AlgoDirectory(basket.algos)
     guard = StaleGuard(algos)
     book.on_stale = guard.on_stale
     book.on_fresh = guard.on_fresh
     oms.before_commit.append(lambda: basket.journal(store))
-    return LiveSession(
+    # a halted session resumes nothing: the operator looks first
+    resumed = sorted({a.parent.symbol for a in basket.algos.values() if not a.done}) if report.ok else []
+    if resumed:
+        await feed.subscribe(resumed)
+        book.watch(resumed)
+        basket.start()
+        log.info("algos_resumed", parents=len(basket.algos), symbols=len(resumed))
+    session = LiveSession(
         clock=clock,
         calendar=calendar,
         store=store,
@@ -191,6 +209,14 @@ async def open_live_session(
         fills=fills,
         risk=risk,
     )
+    session.symbols.update(resumed)
+    return session
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer in the journal, got {value!r}")
+    return value
 
 
 async def _load_positions(store: StateStore, adapter: BrokerAdapter, account: Account) -> None:
