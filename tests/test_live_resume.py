@@ -11,6 +11,7 @@ from engine.cli.session import LiveSession, open_live_session
 from engine.clock import SimClock
 from engine.enums import Side
 from engine.market import TradingCalendar, shanghai_ns
+from engine.orders import Order
 from engine.parents import ParentOrder
 from replay.data import MarketData, load_snapshots
 from replay.exchange import SimExchange
@@ -47,15 +48,13 @@ async def test_a_killed_live_session_resumes_its_twap_from_the_journal(tmp_path:
     market = load_snapshots(SAMPLE, symbols=["600258.SH"])
     day = market.trade_date
     clock = SimClock(shanghai_ns(day, "09:59"))
-    exchange = SimExchange(
-        market, clock, calendar=__import__("engine.market").market.TradingCalendar(), cash=CASH
-    )
+    exchange = SimExchange(market, clock, calendar=TradingCalendar(), cash=CASH)
     sent: list[str] = []
     original_submit = exchange.submit
 
-    async def counting_submit(order: object) -> None:
-        sent.append(order.client_order_id)  # type: ignore[attr-defined]
-        await original_submit(order)  # type: ignore[arg-type]
+    async def counting_submit(order: Order) -> None:
+        sent.append(order.client_order_id)
+        await original_submit(order)
 
     exchange.submit = counting_submit  # type: ignore[method-assign]
     db = tmp_path / "live.db"
