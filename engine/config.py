@@ -170,8 +170,11 @@ class _Reader:
             raise self.error(unknown[0], "unknown key (a typo?)")
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate ``path``; raise ``ConfigError`` naming the key on the first problem."""
+def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
+    """Read and validate ``path``; raise ``ConfigError`` naming the key on the first problem.
+
+    ``adapter`` (the CLI's ``--adapter``) picks the route instead of ``[route] kind``; its table must be in
+    the file. Without a ``[feed]`` table the feed is the route's own (``qmt``, ``gm``)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -199,7 +202,7 @@ def load_config(path: Path | str) -> Config:
     )
     st.finish()
 
-    route = _kind_table(path, "route", top.table_of("route", required=True), ROUTES)
+    route = _kind_table(path, "route", top.table_of("route", required=True), ROUTES, override=adapter)
     feed_table = top.table_of("feed")
     feed = _kind_table(path, "feed", feed_table or {"kind": route.kind}, FEEDS, extra=("stale_after_s",))
     fr = _Reader(path, "feed", feed_table)
@@ -241,15 +244,29 @@ def _positions(acct: _Reader) -> dict[str, int]:
 
 
 def _kind_table(
-    path: Path, name: str, table: Mapping[str, Any], kinds: tuple[str, ...], extra: tuple[str, ...] = ()
+    path: Path,
+    name: str,
+    table: Mapping[str, Any],
+    kinds: tuple[str, ...],
+    extra: tuple[str, ...] = (),
+    override: str | None = None,
 ) -> TableConfig:
+    """``[name] kind = ...`` and the chosen kind's ``[name.<kind>]`` table. Tables of the other kinds may
+    sit beside it (checked the same way), so ``override`` (``--adapter``) can switch between them."""
     reader = _Reader(path, name, table)
-    kind = reader.text("kind", choices=kinds)
-    settings = reader.table_of(kind)
+    kind = reader.text("kind", choices=kinds) if override is None else override
+    if kind not in kinds:
+        raise ConfigError(f"{path}: --adapter {kind!r}: must be one of {', '.join(kinds)}")
+    for other in kinds:
+        settings = reader.table_of(other)
+        _check_secrets(path, f"{name}.{other}", settings)
+    if override is not None:
+        reader.used.add("kind")
     reader.used.update(extra)
     reader.finish()
-    _check_secrets(path, f"{name}.{kind}", settings)
-    return TableConfig(kind=kind, settings=settings)
+    if override is not None and kind != "sim" and kind not in table:
+        raise ConfigError(f"{path}: --adapter {kind}: the config has no [{name}.{kind}] table")
+    return TableConfig(kind=kind, settings=reader.table_of(kind))
 
 
 def _check_secrets(path: Path, prefix: str, settings: Mapping[str, Any]) -> None:

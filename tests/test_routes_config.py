@@ -92,3 +92,23 @@ def test_gm_route_without_the_sdk_says_how_to_install_it(
     monkeypatch.setitem(__import__("sys").modules, "gm", None)
     with pytest.raises(ConfigError, match="pip install --no-deps gm"):
         routes.run_route(config, lambda bridge: None)  # type: ignore[arg-type,return-value]
+
+
+def test_adapter_flag_picks_another_route_table_of_the_same_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        '[route]\nkind = "qmt"\n[route.qmt]\npath = "C:/qmt/userdata_mini"\naccount_id = "8800"\n'
+        '[route.fileorder]\ninput_dir = "in"\noutput_dir = "out"\naccount_id = "acct-1"\nstate_dir = "st"\n'
+        '[feed]\nkind = "qmt"\n',
+    )
+    assert load_config(path).route.kind == "qmt"
+    switched = load_config(path, adapter="fileorder")
+    assert switched.route.kind == "fileorder"
+    assert switched.route.settings["input_dir"] == "in"
+    assert isinstance(routes.build_route(switched, SimClock(0), TradingCalendar()).adapter, FileOrderAdapter)
+    assert main(["config", "check", str(path), "--adapter", "fileorder", "--json"]) == 0
+    assert '"kind": "fileorder"' in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"--adapter gm: the config has no \[route.gm\] table"):
+        load_config(path, adapter="gm")

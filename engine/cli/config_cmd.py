@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.routes import check_route
-from engine.config import Config, load_config
+from engine.config import ROUTES, Config, load_config
 from engine.logs import mask_account
 
 
@@ -23,6 +23,9 @@ def add_parsers(sub: Any) -> None:
     check = config_sub.add_parser("check", help="validate a config file and print what it would connect to")
     check.add_argument("file", type=Path, help="the TOML config")
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.add_argument(
+        "--adapter", choices=ROUTES, help="check this route instead of the config's [route] kind"
+    )
     check.set_defaults(handler=run_check)
 
 
@@ -75,7 +78,7 @@ def summarize(config: Config) -> dict[str, object]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    config = load_config(args.file, adapter=args.adapter)
     # the route's and feed's own settings are checked by building them (nothing connects)
     check_route(config)
     summary = summarize(config)

@@ -21,6 +21,7 @@ import pandas as pd
 from algos.registry import ALGOS
 from engine.cli.live_ops import run_live
 from engine.cli.replay_cmd import _params, _print_report
+from engine.config import ROUTES
 from engine.errors import InputError
 from engine.inputs import parse_cash, read_positions_file, window_ns
 from engine.market import normalize_symbol
@@ -95,6 +96,11 @@ def _account(parser: argparse.ArgumentParser, *, execute: bool) -> None:
     )
     source.add_argument(
         "--config", type=Path, help="trade the account of this live-run config, through its route, now"
+    )
+    parser.add_argument(
+        "--adapter",
+        choices=ROUTES,
+        help="with --config: the route to use instead of the config's [route] kind",
     )
     parser.add_argument("--cash", default="10000000", help="cash in CNY (default 10,000,000)")
     parser.add_argument("--positions", type=Path, help="CSV symbol,quantity held from before (sellable)")

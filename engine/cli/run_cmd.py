@@ -28,7 +28,7 @@ from engine.cli.routes import build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
-from engine.config import Config, load_config
+from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
@@ -52,6 +52,11 @@ def add_parsers(sub: Any) -> None:
         "--until", help="stop at HH:MM Asia/Shanghai (sim route default 15:30; live: until signalled)"
     )
     run.add_argument("--speed", type=float, help="sim route: play the day on a live clock N times faster")
+    run.add_argument(
+        "--adapter",
+        choices=ROUTES,
+        help="route to use instead of the config's [route] kind (its table must exist)",
+    )
     run.set_defaults(handler=run_command)
 
 
@@ -63,7 +68,7 @@ class RunResult:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, adapter=args.adapter)
     with InstanceLock.for_store(config.store.path):
         result = run_route(
             config,
