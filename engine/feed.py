@@ -84,7 +84,10 @@ class QuoteBook:
         on_quote: Callable[[Quote], None] | None = None,
         on_stale: Callable[[str], None] | None = None,
         on_fresh: Callable[[str], None] | None = None,
+        is_trading: Callable[[int], bool] | None = None,
     ) -> None:
+        """``is_trading(ts_ns)``: when the market is expected to quote (continuous trading); silence
+        outside it (lunch, after the close) is not staleness. None: always."""
         if stale_after_ns <= 0:
             raise ValueError(f"stale_after_ns must be > 0, got {stale_after_ns}")
         self.clock = clock
@@ -92,6 +95,7 @@ class QuoteBook:
         self.on_quote = on_quote
         self.on_stale = on_stale
         self.on_fresh = on_fresh
+        self.is_trading = is_trading
         self.counters = FeedCounters()
         self._latest: dict[str, Quote] = {}
         self._pending: dict[str, Quote] = {}  # arrived, not yet processed: at most one per symbol
@@ -174,6 +178,11 @@ class QuoteBook:
 
     def _check_stale(self) -> None:
         now = self.clock.now_ns()
+        if self.is_trading is not None and not self.is_trading(now):
+            for symbol in self._watched:  # a quiet market is not a stale feed: the silence clock restarts
+                self._last_seen[symbol] = now
+            self._arm_watch()
+            return
         for symbol in sorted(self._watched):
             if symbol in self._stale:
                 continue

@@ -178,3 +178,9 @@ def test_config_check_prints_the_route_and_never_a_secret_value(
     assert [j["name"] for j in summary["jobs"]] == ["signal", "execute"]
     assert main(["config", "check", str(tmp_path / "missing.toml")]) == 2
     assert "no such config file" in capsys.readouterr().err
+
+
+def test_the_shipped_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "sim_day" / "zhixing.toml"
+    assert main(["config", "check", str(example)]) == 0
+    assert "'kind': 'sim'" in capsys.readouterr().out.replace('"', "'")

@@ -133,3 +133,25 @@ def test_a_flood_does_not_grow_memory() -> None:
     assert book.pending_count == 0
     assert book.counters.received == 200_000
     assert current - baseline < 64 * 1024  # bounded by symbols, not by quotes
+
+
+def test_silence_outside_trading_hours_is_not_staleness() -> None:
+    clock = SimClock(T0)
+    stale: list[str] = []
+    trading = [True]
+    book = QuoteBook(clock, stale_after_ns=10 * S, on_stale=stale.append, is_trading=lambda ts: trading[0])
+    book.push(quote("600000.SH", T0))
+    clock.step()
+    book.watch(["600000.SH"])
+    trading[0] = False  # lunch: nobody quotes for 90 minutes
+    clock.call_at(T0 + 5400 * S, lambda: trading.__setitem__(0, True))
+    while clock.step(until_ns=T0 + 5400 * S):
+        pass
+    assert stale == []
+    while clock.step(until_ns=T0 + 5405 * S):  # trading again, 5 s of silence: not yet stale
+        pass
+    assert stale == []
+    while clock.step(until_ns=T0 + 5420 * S):  # 20 s of silence while trading: stale
+        pass
+    assert stale == ["600000.SH"]
+    book.stop_watch()

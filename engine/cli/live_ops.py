@@ -26,6 +26,7 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
             "--db is for --replay-data runs; a --config run journals to its [store] path", field="db"
         )
     config = load_config(args.config, adapter=args.adapter)
+    config.store.path.parent.mkdir(parents=True, exist_ok=True)
     with InstanceLock.for_store(config.store.path):
         return run_route(config, lambda bridge: _run(args, config, execute=execute, gm_bridge=bridge))
 

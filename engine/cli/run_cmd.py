@@ -69,6 +69,7 @@ class RunResult:
 
 def run_command(args: argparse.Namespace) -> int:
     config = load_config(args.config, adapter=args.adapter)
+    config.store.path.parent.mkdir(parents=True, exist_ok=True)
     with InstanceLock.for_store(config.store.path):
         result = run_route(
             config,

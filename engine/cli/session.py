@@ -131,7 +131,7 @@ async def open_live_session(
     bus = EventBus()
     fills: list[OrderFilled] = []
     bus.subscribe(OrderFilled, fills.append)
-    book = QuoteBook(clock, stale_after_ns=stale_after_ns)
+    book = QuoteBook(clock, stale_after_ns=stale_after_ns, is_trading=calendar.is_continuous)
     oms = OrderManager(
         clock=clock,
         bus=bus,
