@@ -5,6 +5,7 @@ from the instant the engine applied it no new order was created; ``zhixing statu
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -101,3 +102,32 @@ def test_zhixing_halt_stops_a_running_engine(tmp_path: Path, capsys: pytest.Capt
     assert main(["status", "--db", str(db), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["halt"]["halted"] is True
+
+
+def test_sigterm_stops_a_running_engine_cleanly_and_cancels_what_works(tmp_path: Path) -> None:
+    """``shutdown = "cancel"`` (the default): SIGTERM stops the algorithms, cancels every working order and
+    waits for the answers, closes the journal, and exits 0."""
+    (tmp_path / "zhixing.toml").write_text(CONFIG.format(data=SAMPLE.as_posix()), encoding="utf-8")
+    (tmp_path / "targets.csv").write_text("symbol,weight\n600258.SH,0.3\n600446.SH,0.3\n", encoding="utf-8")
+    db = tmp_path / "zhixing.db"
+    args = ["run", str(tmp_path / "zhixing.toml"), "--from", "09:29", "--until", "10:30", "--speed", "50"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: len(orders_created(db)) >= 4, proc, "the rebalance's first orders")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    with sqlite3.connect(db) as conn:
+        statuses = [str(r[0]) for r in conn.execute("SELECT status FROM orders")]
+    assert statuses
+    working = {"INITIALIZED", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"}
+    assert not [s for s in statuses if s in working]  # nothing left working at the broker
