@@ -453,8 +453,12 @@ class Rig:
         await oms.open()
         await adapter.connect()
         assert oms.account is not None
+        # quantities from the journal, what is sellable today from the broker (T+1 is the broker's call)
+        sellable = {p.symbol: p.sellable for p in await adapter.query_positions()}
         for symbol, (quantity, _, avg_cost) in sorted((await store.load_positions()).items()):
-            oms.account.load_position(symbol, quantity, avg_cost)
+            oms.account.load_position(
+                symbol, quantity, avg_cost, sellable=min(quantity, sellable.get(symbol, 0))
+            )
         self._engine = engine
         self.venue.after_step = oms.flush
         return engine

@@ -267,6 +267,7 @@ async def test_restart_adopts_the_brokers_state_by_client_order_id_and_resends_n
     assert rig.venue.orders_received() == sent  # nothing was sent again
     counters = rig.oms.counters
     assert (counters.submitted, counters.illegal_transitions, counters.overfill_alarms) == (0, 0, 0)
+    assert counters.duplicate_fills == 0
     assert rig.oms.halted_reason is None
 
     # the restarted engine still works the adopted order: a cancel reaches the broker
