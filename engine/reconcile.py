@@ -67,6 +67,7 @@ class ReconcileReport:
     expired: list[str] = field(default_factory=list)  # yesterday's orders the broker no longer lists
     external: list[str] = field(default_factory=list)  # broker client order ids we have no record of
     mismatches: list[str] = field(default_factory=list)
+    working_at_broker: list[str] = field(default_factory=list)  # resync: orders the broker still works
 
     @property
     def ok(self) -> bool:
@@ -157,6 +158,50 @@ async def recover(
         pending=len(report.pending),
         expired=len(report.expired),
         external=len(report.external),
+        mismatches=len(report.mismatches),
+    )
+    return report
+
+
+_BROKER_WORKING = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+
+
+async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:
+    """After a reconnect (RELIABILITY D1, B4): make every open order agree with the broker's truth.
+
+    The same rules as ``recover`` for what the broker knows (ack, every trade not yet applied, deduplicated
+    by trade id, then the terminal status; late fills on CANCELED or EXPIRED orders), without a rebuild:
+    the engine kept running. An open order the broker does not list is left as it is (``pending``): it
+    may still be on its way, and the in-flight checks ask again and resolve it. Positions are not compared
+    here (fills may still be on the wire); a status or filled mismatch halts, as at startup. Raises
+    ``BrokerError`` when a query fails (the link dropped again); nothing is changed then."""
+    report = ReconcileReport()
+    broker_orders = {r.client_order_id: r for r in await adapter.query_orders()}
+    trades_by_cid: dict[str, list[FillReport]] = {}
+    for trade in await adapter.query_trades():
+        trades_by_cid.setdefault(trade.client_order_id, []).append(trade)
+    for order in list(oms.orders.values()):
+        cid = order.client_order_id
+        known = broker_orders.get(cid)
+        if order.status in _OPEN:
+            if known is None:
+                report.pending.append(cid)
+                continue
+            adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
+            if known.status in _BROKER_WORKING:
+                report.working_at_broker.append(cid)
+        elif order.status in _TAKES_LATE_FILLS and trades_by_cid.get(cid):
+            report.fills_applied += _apply_trades(oms, order, trades_by_cid[cid])
+    report.external = sorted(cid for cid in broker_orders if cid not in oms.orders)
+    if report.mismatches:
+        oms.halt(HALT_REASON)
+        log.error("resync_mismatch", mismatches=report.mismatches)
+    log.info(
+        "resynced",
+        adopted=len(report.adopted),
+        fills_applied=report.fills_applied,
+        pending=len(report.pending),
+        working_at_broker=len(report.working_at_broker),
         mismatches=len(report.mismatches),
     )
     return report

@@ -1,7 +1,9 @@
 """The seeded chaos suite: a multi-symbol TWAP basket on real data through a fault-injecting wire.
 
 For each seed, one ``FaultPlan`` (drop acks, duplicate fills, delay and reorder events, broker rejects,
-dropped reject callbacks) sits between the engine and the simulated exchange, and the engine crashes
+dropped reject callbacks, venue cancel rejects, and 0-3 link outages of 1-60 s: ``outage_plan``) sits
+between the engine and the simulated exchange; the engine's ``ConnectionMonitor`` pauses the basket,
+denies new orders and resynchronises before resuming (``replay.faults.LinkedRun``). The engine crashes
 and restarts at seeded instants (``crash_plan``): the session stops as a crash would, the engine's
 timers die, the exchange runs on alone through a seeded downtime (what it pushes meanwhile is lost), then
 a new engine on the same exchange reopens the journal, reconciles (``engine.reconcile.recover``) and
@@ -15,7 +17,9 @@ are checked against the exchange's (RELIABILITY invariants):
 - **I4** every order the engine journaled ended resolved (terminal), none lost;
 - algorithm progress: each algorithm's filled quantity equals its children's (nothing lost across a
   restart) and never exceeds its parent; no child was refused as a resend of a known client order id;
-  every restart reconciled without a mismatch.
+  every restart reconciled without a mismatch;
+- every link outage ended with the engine resynchronised and trading resumed; no child was handed to the
+  adapter while the monitor knew the link was down.
 
 A failing seed is printed with its figures and replays exactly from the seed.
 """
@@ -31,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algos.basket import Basket
+from engine.connection import ConnectionIncident
 from engine.enums import Side
-from engine.events import OrderStatusReport, PositionReport
+from engine.events import OrderStatusReport, OrderSubmitted, PositionReport
 from engine.market import shanghai_ns
 from engine.parents import ParentOrder
 from engine.units import NS_PER_SECOND
 from replay.data import MarketData
-from replay.faults import FAULTS, FaultPlan, FaultyAdapter
+from replay.faults import FAULTS, FaultPlan, FaultyAdapter, LinkedRun
 from replay.harness import ReplayConfig, ReplaySession, open_session
 from replay.recovery import (
     crash,
@@ -75,6 +80,27 @@ class Recovery:
 
 
 @dataclass(slots=True)
+class LinkFigures:
+    """The link outages of one seed, as the engine's monitors saw them."""
+
+    incidents: int = 0
+    resumed: int = 0  # incidents that ended resynchronised with trading resumed
+    reconnect_to_resumed_ns: list[int] = field(default_factory=list)  # virtual
+    outage_ns: list[int] = field(default_factory=list)
+    algos_paused: int = 0
+    algos_resumed: int = 0
+    orders_denied: int = 0  # new orders denied locally (broker_disconnected)
+    cancels_refused: int = 0  # cancels the dead link refused
+    cancels_resent: int = 0  # ... sent again after the resync (the others were done meanwhile)
+    orders_adopted: int = 0  # open orders that took the broker's truth at a resync
+    fills_applied_by_resync: int = 0
+    events_lost: int = 0  # pushed by the broker while the link was down
+    fills_repushed: int = 0  # the day's trades re-pushed at reconnects (deduplicated by trade id)
+    submits_refused_by_adapter: int = 0  # handed over in the instant the link dropped: REJECTED, not sent
+    sent_while_down: int = 0  # children handed to the adapter while the monitor knew it down (must be 0)
+
+
+@dataclass(slots=True)
 class SeedOutcome:
     seed: int
     injected: dict[str, int]
@@ -92,6 +118,7 @@ class SeedOutcome:
     inflight_resolved_by_query: int = 0
     inflight_resolved_by_policy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
+    link: LinkFigures = field(default_factory=LinkFigures)
     algo_mismatches: int = 0
     resends_refused: int = 0
     problems: list[str] = field(default_factory=list)
@@ -112,7 +139,26 @@ def fault_plan(seed: int) -> FaultPlan:
         reorder=rng.choice((0.0, 0.05, 0.2)),
         drop_reject_callback=rng.choice((0.0, 0.5, 1.0)),
         broker_reject=rng.choice((0.0, 0.02, 0.05)),
+        # drawn apart, so the other faults of a seed stay what they were before these existed
+        cancel_reject=random.Random(seed * 7927 + 5).choice((0.0, 0.05, 0.2)),
     )
+
+
+def outage_plan(seed: int, start_ns: int, end_ns: int, crashes: list[Crash]) -> tuple[tuple[int, int], ...]:
+    """0-3 link outages of 1-60 s inside the parents' window, apart from each other and from the crash
+    windows (a restart while the link is down is a different scenario: the engine cannot reconcile)."""
+    rng = random.Random(seed * 2_750_159 + 13)
+    busy = [(c.at_ns - NS_PER_SECOND, c.at_ns + c.downtime_ns + 5 * NS_PER_SECOND) for c in crashes]
+    outages: list[tuple[int, int]] = []
+    for _ in range(rng.choice((0, 1, 1, 2, 3))):
+        at = rng.randrange(start_ns, end_ns)
+        duration = rng.randrange(NS_PER_SECOND, 60 * NS_PER_SECOND)
+        span = (at - NS_PER_SECOND, at + duration + NS_PER_SECOND)
+        if any(span[0] < b and a < span[1] for a, b in busy):
+            continue
+        busy.append(span)
+        outages.append((at, duration))
+    return tuple(sorted(outages))
 
 
 @dataclass(slots=True, frozen=True)
@@ -149,7 +195,8 @@ def crash_plan(seed: int, start_ns: int, end_ns: int) -> list[Crash]:
 
 
 def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[ParentOrder], dict[str, int]]:
-    """Half buys, half sells (from positions held before the day), seeded sizes, 09:30-10:15."""
+    """Half buys, half sells (from positions held before the day), seeded sizes, 09:30-10:15; every
+    third parent prices its children passively (they rest), the others aggressively."""
     rng = random.Random(seed)
     start = shanghai_ns(market.trade_date, "09:30")
     end = shanghai_ns(market.trade_date, "10:15")
@@ -170,7 +217,8 @@ def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[Parent
                 start_ns=start,
                 end_ns=end,
                 algo="twap",
-                params={"interval_s": "30"},
+                # a third rest at their own best: children work (and fill, and get cancelled) for a while
+                params={"interval_s": "30", **({"price_policy": "passive"} if i % 3 == 2 else {})},
             )
         )
     return parents, positions
@@ -181,7 +229,9 @@ async def run_seed(
 ) -> SeedOutcome:
     """One seed: the basket through the faulty wire, with the seed's crashes (``crashes=False``: none)."""
     parents, positions = basket_for(market, symbols, seed)
-    plan = fault_plan(seed)
+    start, end = parents[0].start_ns, parents[0].end_ns
+    schedule = crash_plan(seed, start, end) if crashes else []
+    plan = dataclasses.replace(fault_plan(seed), outages=outage_plan(seed, start, end, schedule))
     holder: list[FaultyAdapter] = []
 
     def wrap(exchange: object, clock: object) -> FaultyAdapter:
@@ -189,9 +239,7 @@ async def run_seed(
         holder.append(adapter)
         return adapter
 
-    start, end = parents[0].start_ns, parents[0].end_ns
     day_open = shanghai_ns(market.trade_date, "09:15")
-    schedule = crash_plan(seed, start, end) if crashes else []
     with tempfile.TemporaryDirectory(prefix="zhixing-chaos-") as tmp:
         config = ReplayConfig(
             cash=10**13, positions=positions, db_path=Path(tmp) / "chaos.db", synchronous="OFF"
@@ -210,17 +258,20 @@ async def run_seed(
                 basket.add(parent)
             basket.start()
             await session.store.commit()
+            linked = _linked(session, basket)
+            links = [linked]
             live = [basket]  # the running basket (a new one after each restart)
             settled: dict[int, int] = {}  # recovery index -> restart to nothing in flight (virtual ns)
             settle = _Settle(session, 0, -1, settled)
             for planned in schedule:
                 downtime = planned.downtime_ns
                 if planned.in_flush:
-                    await session.run(planned.at_ns - 1, lambda: live[0].done, settle.progress, expire=False)
+                    await linked.run(planned.at_ns - 1, lambda: live[0].done, settle.progress, expire=False)
                     await _step_and_commit_without_sending(session, planned.at_ns + NS_PER_SECOND)
                 else:
-                    await session.run(planned.at_ns, lambda: live[0].done, settle.progress, expire=False)
+                    await linked.run(planned.at_ns, lambda: live[0].done, settle.progress, expire=False)
                 crashed_at = session.clock.now_ns()
+                linked.detach()
                 killed = await crash(session)
                 run_exchange_alone(session.clock, crashed_at + downtime)
                 session = await restart_session(
@@ -236,6 +287,8 @@ async def run_seed(
                 resumed = await resume(session, trading_day_start_ns=day_open)
                 wall_ns = wall() - wall_start if wall is not None else 0
                 live[0] = resumed.basket
+                linked = _linked(session, resumed.basket)
+                links.append(linked)
                 report = resumed.report
                 recoveries.append(
                     Recovery(
@@ -256,7 +309,7 @@ async def run_seed(
                 )
                 settle = _Settle(session, restart_ns, len(recoveries) - 1, settled)
                 problems.extend(f"restart at {crashed_at}: {m}" for m in report.mismatches)
-            await session.run(end + 60 * NS_PER_SECOND, lambda: live[0].done, settle.progress)
+            await linked.run(end + 60 * NS_PER_SECOND, lambda: live[0].done, settle.progress)
             final = live[0]
             journaled = [o.client_order_id for o in await session.store.load_orders()]
             venue_reports = await session.exchange.query_orders()
@@ -275,7 +328,56 @@ async def run_seed(
     outcome.duplicate_fills_ignored = sum(s.oms.counters.duplicate_fills for s in sessions)
     outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
+    _check_link(outcome, links, holder[0])
     return outcome
+
+
+class _Linked(LinkedRun):
+    """A ``LinkedRun`` that also notes every child handed to the adapter while the link was known down."""
+
+    def __init__(self, session: ReplaySession, basket: Basket) -> None:
+        super().__init__(session, basket.algos)
+        self.sent_while_down = 0
+
+
+def _linked(session: ReplaySession, basket: Basket) -> _Linked:
+    linked = _Linked(session, basket)
+
+    def on_submitted(event: OrderSubmitted) -> None:
+        if not linked.monitor.up:
+            linked.sent_while_down += 1
+
+    session.bus.subscribe(OrderSubmitted, on_submitted)
+    return linked
+
+
+def _check_link(outcome: SeedOutcome, links: list[_Linked], adapter: FaultyAdapter) -> None:
+    incidents: list[ConnectionIncident] = [i for linked in links for i in linked.monitor.incidents]
+    fig = outcome.link
+    fig.incidents = len(incidents)
+    fig.resumed = sum(1 for i in incidents if i.resumed_ns is not None)
+    fig.reconnect_to_resumed_ns = [
+        i.resumed_ns - i.up_ns for i in incidents if i.resumed_ns is not None and i.up_ns is not None
+    ]
+    fig.outage_ns = [i.up_ns - i.down_ns for i in incidents if i.up_ns is not None]
+    fig.algos_paused = sum(i.algos_paused for i in incidents)
+    fig.algos_resumed = sum(i.algos_resumed for i in incidents)
+    fig.orders_denied = sum(i.orders_denied for i in incidents)
+    fig.cancels_refused = sum(i.cancels_refused for i in incidents)
+    fig.cancels_resent = sum(i.cancels_resent for i in incidents)
+    fig.orders_adopted = sum(i.orders_adopted for i in incidents)
+    fig.fills_applied_by_resync = sum(i.fills_applied for i in incidents)
+    fig.events_lost = adapter.lost_while_down
+    fig.fills_repushed = adapter.repushed
+    fig.submits_refused_by_adapter = adapter.refused_while_down["submit"]
+    fig.sent_while_down = sum(linked.sent_while_down for linked in links)
+    if fig.incidents != adapter.injected["disconnect"] or fig.resumed != fig.incidents:
+        outcome.problems.append(
+            f"link: {adapter.injected['disconnect']} outages, {fig.incidents} incidents, "
+            f"{fig.resumed} resumed"
+        )
+    if fig.sent_while_down:
+        outcome.problems.append(f"link: {fig.sent_while_down} children sent while the link was known down")
 
 
 async def _step_and_commit_without_sending(session: ReplaySession, until_ns: int) -> None:
@@ -318,7 +420,13 @@ def _check_algos(
     outcome.algo_mismatches = len(bad)
     if bad:
         outcome.problems.append(f"algo progress: {bad[:5]}")
-    resends = [o.client_order_id for o in oms.orders.values() if o.reason.startswith("adapter:")]
+    # refused by the adapter: a resend of a known client id would be; a child handed over in the very
+    # instant the link dropped is refused as "link down" (nothing sent) and is not one
+    resends = [
+        o.client_order_id
+        for o in oms.orders.values()
+        if o.reason.startswith("adapter:") and "link down" not in o.reason
+    ]
     outcome.resends_refused = len(resends)
     if resends:
         outcome.problems.append(f"orders refused by the adapter (resent?): {resends[:5]}")

@@ -18,23 +18,42 @@ Faults, each counted in ``injected``:
 - ``delay``: with ``delay_ns_max > 0`` each delivered copy waits a uniform ``0..delay_ns_max`` ns on the
   clock (counted when > 0); unequal delays reorder events naturally. ``ts_init`` becomes delivery time;
 - ``reorder``: an event is held back and delivered right after the next event that goes through (or,
-  if none comes, ``max(delay_ns_max, 1 ms)`` later), so two consecutive events swap.
+  if none comes, ``max(delay_ns_max, 1 ms)`` later), so two consecutive events swap;
+- ``disconnect``: at each of ``outages`` (start, duration) the link drops (RELIABILITY D1-D3): every event
+  the broker would deliver meanwhile is lost (the broker keeps its orders and trades), ``submit``,
+  ``cancel`` and the queries raise ``BrokerDisconnected`` (nothing reaches the broker), and the connection
+  listener hears ``(False, "link_dropped")``; when it ends, the adapter re-pushes ALL of the day's trades
+  (as a real re-login does, B4) and then tells the listener ``(True)``. The schedule is fixed by the plan,
+  so it draws nothing;
+- ``cancel_reject``: the venue refuses a cancel (``OrderCancelRejected`` 1 ms later; the order works on),
+  decided by a third generator, one draw per cancel.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
 from engine.broker import BrokerAdapter, EventSink
 from engine.clock import Clock, TimerHandle
+from engine.connection import (
+    ConnectionMonitor,
+    IncidentCallback,
+    LinkAwareInflightChecker,
+    Pausable,
+    ReportsConnection,
+    attach_to_adapter,
+)
 from engine.enums import OrderStatus
+from engine.errors import BrokerDisconnected
 from engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
+    OrderCancelRejected,
     OrderEvent,
     OrderFilled,
     OrderRejected,
@@ -42,11 +61,24 @@ from engine.events import (
     PositionReport,
 )
 from engine.orders import Order
+from replay.harness import Progress, ReplaySession
 
-FAULTS = ("drop_ack", "duplicate_fill", "delay", "reorder", "drop_reject_callback", "broker_reject")
+FAULTS = (
+    "drop_ack",
+    "duplicate_fill",
+    "delay",
+    "reorder",
+    "drop_reject_callback",
+    "broker_reject",
+    "disconnect",
+    "cancel_reject",
+)
 _REORDER_HOLD_MIN_NS = 1_000_000
 _BROKER_REJECT_NS = 1_000_000
 BROKER_REJECT_REASON = "broker_rejected"
+CANCEL_REJECT_REASON = "cancel_refused_by_venue"
+LINK_DROPPED = "link_dropped"
+ConnectionListener = Callable[..., None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,14 +92,29 @@ class FaultPlan:
     reorder: float = 0.0
     drop_reject_callback: float = 0.0
     broker_reject: float = 0.0
+    outages: tuple[tuple[int, int], ...] = ()  # (start ns, duration ns), in time order, not overlapping
+    cancel_reject: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("drop_ack", "duplicate_fill", "reorder", "drop_reject_callback", "broker_reject"):
+        names = (
+            "drop_ack",
+            "duplicate_fill",
+            "reorder",
+            "drop_reject_callback",
+            "broker_reject",
+            "cancel_reject",
+        )
+        for name in names:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"FaultPlan.{name} must be a probability in [0, 1], got {p}")
         if self.delay_ns_max < 0:
             raise ValueError(f"FaultPlan.delay_ns_max must be >= 0, got {self.delay_ns_max}")
+        end = None
+        for start, duration in self.outages:
+            if duration <= 0 or (end is not None and start <= end):
+                raise ValueError(f"FaultPlan.outages must be positive and in order, apart: {self.outages}")
+            end = start + duration
 
 
 class FaultyAdapter:
@@ -86,6 +133,16 @@ class FaultyAdapter:
         self._sink: EventSink | None = None
         self._held: OrderEvent | None = None
         self._held_timer: TimerHandle | None = None
+        self._cancel_rng = random.Random(plan.seed * 131 + 17)
+        self._listener: ConnectionListener | None = None
+        self._down = False
+        self.day_fills: list[OrderFilled] = []  # every fill the broker reported today (its trade log)
+        self.lost_while_down = 0  # events the broker pushed while the link was down
+        self.repushed = 0  # fills re-pushed at reconnects
+        self.refused_while_down = {"submit": 0, "cancel": 0, "query": 0}
+        for start, duration in plan.outages:
+            clock.call_at(start, self._drop_link, "fault_disconnect")
+            clock.call_at(start + duration, self._restore_link, "fault_reconnect")
 
     # ------------------------------------------------------------------------------------- adapter
     def bind(self, sink: EventSink) -> None:
@@ -98,26 +155,74 @@ class FaultyAdapter:
     async def close(self) -> None:
         await self.inner.close()
 
+    def set_connection_listener(self, listener: ConnectionListener | None) -> None:
+        """``listener(False, reason)`` when the link drops, ``listener(True)`` when it is back."""
+        self._listener = listener
+
+    @property
+    def connected(self) -> bool:
+        return not self._down
+
+    def _refuse_while_down(self, what: str) -> None:
+        if self._down:
+            self.refused_while_down[what] += 1
+            raise BrokerDisconnected(f"{self.name}: link down; {what} not sent")
+
     async def submit(self, order: Order) -> None:
+        self._refuse_while_down("submit")
         if self._submit_rng.random() < self.plan.broker_reject:
             self._broker_reject(order)
             return
         await self.inner.submit(order)
 
     async def cancel(self, order: Order) -> None:
+        self._refuse_while_down("cancel")
+        if self._cancel_rng.random() < self.plan.cancel_reject:
+            self.injected["cancel_reject"] += 1
+            now = self._clock.now_ns()
+            event = OrderCancelRejected(
+                ts_event=now,
+                ts_init=now,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                reason=CANCEL_REJECT_REASON,
+            )
+            self._clock.call_at(
+                now + _BROKER_REJECT_NS, partial(self._on_inner_event, event), "fault_cxl_rej"
+            )
+            return
         await self.inner.cancel(order)
 
     async def query_account(self) -> AccountReport:
+        self._refuse_while_down("query")
         return await self.inner.query_account()
 
     async def query_positions(self) -> list[PositionReport]:
+        self._refuse_while_down("query")
         return await self.inner.query_positions()
 
     async def query_orders(self) -> list[OrderStatusReport]:
+        self._refuse_while_down("query")
         return [*await self.inner.query_orders(), *self._rejected]
 
     async def query_trades(self) -> list[FillReport]:
+        self._refuse_while_down("query")
         return await self.inner.query_trades()
+
+    # ------------------------------------------------------------------------------------- the link
+    def _drop_link(self) -> None:
+        self._down = True
+        self.injected["disconnect"] += 1
+        if self._listener is not None:
+            self._listener(False, LINK_DROPPED)
+
+    def _restore_link(self) -> None:
+        self._down = False
+        for fill in list(self.day_fills):  # a re-login re-pushes the whole day's trades (B4)
+            self.repushed += 1
+            self._deliver(fill)
+        if self._listener is not None:
+            self._listener(True)
 
     # ------------------------------------------------------------------------------------- faults
     def _broker_reject(self, order: Order) -> None:
@@ -144,6 +249,8 @@ class FaultyAdapter:
         self._clock.call_at(now + _BROKER_REJECT_NS, partial(self._on_inner_event, event), "fault_reject")
 
     def _on_inner_event(self, event: OrderEvent) -> None:
+        if isinstance(event, OrderFilled):
+            self.day_fills.append(event)
         plan, rng = self.plan, self._rng
         # fixed draws per event, whatever happens to it: the schedule depends on the seed and the
         # event count only
@@ -191,9 +298,80 @@ class FaultyAdapter:
             self._deliver(held)
 
     def _deliver(self, event: OrderEvent) -> None:
+        if self._down:  # pushed to a dead link: lost (the broker still has it)
+            self.lost_while_down += 1
+            return
         now = self._clock.now_ns()
         if event.ts_init != now:
             event = dataclasses.replace(event, ts_init=now)
         self.delivered.append(event)
         if self._sink is not None:
             self._sink(event)
+
+
+# ---------------------------------------------------------------------------------------- driving
+class LinkedRun:
+    """``ReplaySession.run`` for a session whose broker link may drop: a ``ConnectionMonitor`` on the
+    session (hooked to a ``FaultyAdapter``), the in-flight checks made link-aware, and after every clock
+    step the monitor's due resynchronisation runs BEFORE the OrderManager flushes, so a reconnect is
+    handled at the instant it happens, on the virtual clock (no background task: same seed, same run)."""
+
+    def __init__(
+        self,
+        session: ReplaySession,
+        algos: Mapping[str, Pausable],
+        *,
+        on_incident: IncidentCallback | None = None,
+    ) -> None:
+        self.session = session
+        adapter = session.oms.adapter
+        self.monitor = ConnectionMonitor(session.oms, algos, on_incident=on_incident)
+        attach_to_adapter(self.monitor, adapter)
+        session.inflight = LinkAwareInflightChecker(
+            session.oms,
+            adapter,
+            self.monitor,
+            timeout_ns=session.inflight.timeout_ns,
+            max_queries=session.inflight.max_queries,
+        )
+        self._check_timer: TimerHandle | None = None
+        self._check_due = False
+
+    def detach(self) -> None:
+        """The engine died (a crash): the adapter's link reports go nowhere until a new monitor hooks in."""
+        adapter = self.session.oms.adapter
+        if isinstance(adapter, ReportsConnection):
+            adapter.set_connection_listener(None)
+
+    async def run(
+        self, end_ns: int, done: Callable[[], bool], progress: Progress | None = None, *, expire: bool = True
+    ) -> None:
+        session = self.session
+        start = session.clock.now_ns()
+        span = max(1, end_ns - start)
+        while session.clock.step(until_ns=end_ns):
+            await self.after_step()
+            if progress is not None:
+                progress(session.clock.now_ns() - start, span)
+            if done() and not session.oms.working_orders() and self.monitor.up:
+                break
+        if not expire:
+            return
+        session.exchange.expire_all()
+        while session.clock.step():
+            await self.after_step()
+
+    async def after_step(self) -> None:
+        session = self.session
+        await self.monitor.settle()
+        await session.oms.flush()
+        if self._check_due:
+            self._check_due = False
+            await session.inflight.check()
+            await session.oms.flush()
+        due = session.inflight.next_due_ns()
+        if due is not None and (self._check_timer is None or self._check_timer.cancelled):
+            self._check_timer = session.clock.call_at(due, self._mark_check_due, "inflight_check")
+
+    def _mark_check_due(self) -> None:
+        self._check_due = True

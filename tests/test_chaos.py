@@ -57,6 +57,8 @@ async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketD
         "reorder",
         "drop_reject_callback",
         "broker_reject",
+        "disconnect",
+        "cancel_reject",
         "crash_restart",
     ):
         assert injected[fault] > 0, fault
@@ -91,6 +93,23 @@ async def test_a_restart_right_after_a_send_leaves_the_orders_in_flight_and_reso
     assert 0 < recovery.settle_ns < 1_000_000_000
 
 
+async def test_link_outages_pause_resync_and_resume_without_sending_while_down(market: MarketData) -> None:
+    """Every CI seed's outages (0-3 of 1-60 s): each one incident, each resumed; nothing sent while down;
+    the pauses' cancels refused by the dead link and sent again for what still worked; events the broker
+    pushed meanwhile were lost and the day's trades re-pushed (all deduplicated)."""
+    links = [(await ci_outcome(market, seed)).link for seed in CI_SEEDS]
+    assert sum(link.incidents for link in links) >= 8
+    for link in links:
+        assert link.incidents == link.resumed == len(link.outage_ns)
+        assert link.sent_while_down == 0
+        assert link.cancels_resent <= link.cancels_refused
+        assert all(1_000_000_000 <= n < 60_000_000_000 for n in link.outage_ns)
+    assert sum(link.algos_paused for link in links) > 0
+    assert sum(link.cancels_resent for link in links) > 0
+    assert sum(link.events_lost for link in links) > 0
+    assert sum(link.fills_repushed for link in links) > 0
+
+
 async def test_without_crashes_the_wire_faults_alone_still_agree(market: MarketData) -> None:
     outcome = await run_seed(market, 3, 6, crashes=False)
     assert outcome.problems == []
@@ -119,6 +138,8 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
         "reorder",
         "drop_reject_callback",
         "broker_reject",
+        "disconnect",
+        "cancel_reject",
         "crash_restart",
     }
     assert summary["faults"]["crash_restart"]["injected"] >= 3
@@ -127,3 +148,7 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
     assert recovery["reconcile_mismatches"] == recovery["never_settled"] == 0
     assert set(recovery["recover_and_resume_wall_ms"]) == {"p50", "p95", "max"}
     assert summary["algo_progress_mismatches"] == 0
+    link = summary["link"]
+    assert link["incidents"] == link["resumed"] == summary["faults"]["disconnect"]["injected"]
+    assert link["sent_while_down"] == 0
+    assert set(link["reconnect_to_resumed_virtual_ms"]) == {"p50", "p95", "max"}

@@ -59,6 +59,7 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "in_flight_resolved_by_policy": sum(o.inflight_resolved_by_policy for o in outcomes),
         "algo_progress_mismatches": sum(o.algo_mismatches for o in outcomes),
         "recovery": _recovery_summary(outcomes),
+        "link": _link_summary(outcomes),
         "problems": {str(o.seed): o.problems for o in outcomes if o.problems},
     }
 
@@ -98,6 +99,39 @@ def _recovery_summary(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "restart_to_settled_virtual_ms": {k: v // 1_000_000 for k, v in _percentiles(settled).items()},
         "recover_and_resume_wall_ms": {
             k: round(v / 1_000_000, 2) for k, v in _percentiles([r.wall_ns for r in recoveries]).items()
+        },
+    }
+
+
+def _link_summary(outcomes: list[SeedOutcome]) -> dict[str, Any]:
+    """Broker-link outages: what the monitors did, and reconnect -> resumed (virtual) p50/p95/max."""
+    links = [o.link for o in outcomes]
+    totals = {
+        key: sum(getattr(link, key) for link in links)
+        for key in (
+            "incidents",
+            "resumed",
+            "algos_paused",
+            "algos_resumed",
+            "orders_denied",
+            "cancels_refused",
+            "cancels_resent",
+            "orders_adopted",
+            "fills_applied_by_resync",
+            "events_lost",
+            "fills_repushed",
+            "submits_refused_by_adapter",
+            "sent_while_down",
+        )
+    }
+    return {
+        **totals,
+        "outage_ms": {
+            k: v // 1_000_000 for k, v in _percentiles([n for x in links for n in x.outage_ns]).items()
+        },
+        "reconnect_to_resumed_virtual_ms": {
+            k: v // 1_000_000
+            for k, v in _percentiles([n for x in links for n in x.reconnect_to_resumed_ns]).items()
         },
     }
 
@@ -155,6 +189,10 @@ def run_chaos(args: argparse.Namespace) -> int:
             if isinstance(value, dict):
                 value = " / ".join(f"{k} {v:,}" for k, v in value.items())
             console.print(f"recovery {key}: {value}")
+        for key, value in summary["link"].items():
+            if isinstance(value, dict):
+                value = " / ".join(f"{k} {v:,}" for k, v in value.items())
+            console.print(f"link {key}: {value}")
         for seed, problems in summary["problems"].items():
             console.print(
                 f"[red]seed {seed} FAILED[/red] (replay: zhixing chaos --first-seed {seed} --seeds 1 "
