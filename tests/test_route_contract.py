@@ -57,24 +57,9 @@ async def test_submit_is_accepted_with_a_broker_order_id(rig: Rig) -> None:
 
 
 # ------------------------------------------------------------------------------------------ 2
-FILL_BEFORE_ACK = (
-    "fileorder: FileOrderAdapter.poll reads execution_report.csv before the status files, so when the "
-    "terminal's New status row and the first trade row land in one poll (an order that trades on arrival) "
-    "the engine gets OrderFilled before OrderAccepted: SUBMITTED -> PARTIALLY_FILLED, then a late ack; "
-    "every other route delivers the ack first"
-)
 
 
-@pytest.mark.parametrize(
-    "rig",
-    [
-        pytest.param(route, marks=pytest.mark.xfail(strict=True, reason=FILL_BEFORE_ACK))
-        if route == "fileorder"
-        else route
-        for route in ROUTES
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("rig", ROUTES, indirect=True)
 async def test_partial_fill_then_fill_in_two_trades(rig: Rig) -> None:
     first, second = FILL_PLAN
     order = await rig.submit(rig.venue.marketable_order())

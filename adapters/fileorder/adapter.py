@@ -49,7 +49,14 @@ from adapters.fileorder.writer import OrderFileWriter, SidLedger
 from engine.broker import EventSink
 from engine.clock import Clock, TimerHandle
 from engine.errors import BrokerError
-from engine.events import AccountReport, FillReport, OrderEvent, OrderStatusReport, PositionReport
+from engine.events import (
+    AccountReport,
+    FillReport,
+    OrderAccepted,
+    OrderEvent,
+    OrderStatusReport,
+    PositionReport,
+)
 from engine.market.symbols import to_gm
 from engine.orders import Order
 
@@ -216,7 +223,9 @@ class FileOrderAdapter:
 
     def poll(self) -> int:
         """Read what the terminal added since the last poll and deliver it; returns events delivered.
-        Execution rows first: a fill is applied before a cancel written after it."""
+        Acks first (an order that traded on arrival is acknowledged before its fills, as on every other
+        route), then execution rows, then the other status changes: a fill is applied before a cancel
+        written after it."""
         self.stats.polls += 1
         out = self.config.account_output_dir
         tracker = self.tracker
@@ -227,6 +236,7 @@ class FileOrderAdapter:
             events += tracker.on_status(status_rec, self._clock.now_ns())
         for status_rec in self._status_snapshot():
             events += tracker.on_status(status_rec, self._clock.now_ns())
+        events.sort(key=lambda event: not isinstance(event, OrderAccepted))  # stable: the rest keep order
         for event in events:
             self._deliver(event)
         self.stats.events += len(events)
