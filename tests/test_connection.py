@@ -13,6 +13,9 @@ import pytest
 
 from algos.basket import Basket
 from algos.twap import TwapAlgo
+from engine.account import Account
+from engine.cli.session import open_live_session
+from engine.clock import SimClock
 from engine.connection import (
     DISCONNECTED_REASON,
     ConnectionIncident,
@@ -23,13 +26,17 @@ from engine.connection import (
 )
 from engine.enums import OrderStatus, Side
 from engine.events import OrderFilled, OrderSubmitted, SubmitOrder
-from engine.market import shanghai_ns
+from engine.market import TradingCalendar, shanghai_ns
 from engine.orders import Order
+from engine.parents import ParentOrder
 from engine.units import NS_PER_SECOND
 from replay.chaos import basket_for, check
 from replay.data import MarketData, load_snapshots
+from replay.exchange import SimExchange
 from replay.faults import FaultPlan, FaultyAdapter, LinkedRun
 from replay.harness import ReplayConfig, ReplaySession, open_session
+from replay.paper import RecordedFeed
+from replay.recovery import ProcessClock
 
 DATA = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOLS = 4
@@ -346,3 +353,49 @@ async def test_a_polled_adapter_flag_drives_the_monitor(market: MarketData, tmp_
         monitor.stop()
     finally:
         await session.store.close()
+
+
+async def test_a_live_session_wires_the_monitor_to_a_route_that_reports_its_link(tmp_path: Path) -> None:
+    """``open_live_session`` hooks the monitor to the adapter's listener; the resync runs as a task."""
+    market = load_snapshots(DATA, symbols=["600258.SH"])
+    day = market.trade_date
+    clock = SimClock(shanghai_ns(day, "09:59"))
+    exchange = SimExchange(market, clock, calendar=TradingCalendar(), cash=10**10)
+    drop = shanghai_ns(day, "10:05")
+    adapter = FaultyAdapter(exchange, FaultPlan(seed=0, outages=((drop, 30 * S),)), clock)
+    process = ProcessClock(clock)
+    session = await open_live_session(
+        clock=process,
+        adapter=adapter,
+        feed=RecordedFeed(market, exchange, process),
+        store_path=tmp_path / "live.db",
+        account=Account(10**10),
+        trading_day_start_ns=shanghai_ns(day, "00:00"),
+        synchronous="NORMAL",
+    )
+    sent: list[int] = []
+    session.bus.subscribe(OrderSubmitted, lambda e: sent.append(e.ts_event))
+    parent = ParentOrder(
+        parent_id="P1",
+        symbol="600258.SH",
+        side=Side.BUY,
+        quantity=20_000,
+        start_ns=shanghai_ns(day, "10:00"),
+        end_ns=shanghai_ns(day, "10:15"),
+    )
+    monitor = session.connection
+    assert monitor is not None
+    await session.start_parents([parent])
+    seen: list[LinkState] = []
+    clock.call_at(drop + 10 * S, lambda: seen.append(monitor.state), "probe")
+    while clock.step(until_ns=shanghai_ns(day, "10:20")):
+        await monitor.settle()  # the task may not have had its turn yet on a virtual clock
+        await session.oms.flush()
+        await session.inflight.check()
+    assert seen == [LinkState.DOWN]
+    (incident,) = monitor.incidents
+    assert incident.resumed_ns == drop + 30 * S
+    assert not [t for t in sent if drop <= t < drop + 30 * S]
+    assert session.basket.done
+    assert sum(o.filled_quantity for o in session.oms.children_of("P1")) == 20_000
+    await session.close()

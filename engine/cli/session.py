@@ -23,6 +23,12 @@ from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
 from engine.clock import Clock
+from engine.connection import (
+    ConnectionMonitor,
+    IncidentCallback,
+    LinkAwareInflightChecker,
+    attach_to_adapter,
+)
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.inflight import InflightChecker
@@ -59,6 +65,7 @@ class LiveSession:
     fills: list[OrderFilled] = field(default_factory=list)
     symbols: set[str] = field(default_factory=set)
     risk: RiskControls | None = None
+    connection: ConnectionMonitor | None = None  # broker link down/up (D1-D3), when the route reports it
 
     async def start_parents(self, parents: Sequence[ParentOrder]) -> None:
         """Journal the parents, subscribe their symbols, and start their algorithms."""
@@ -99,6 +106,8 @@ class LiveSession:
                 await self.clock.sleep_until(min(deadline, self.clock.now_ns() + POLL_NS // 10))
                 await self.oms.flush()
         self.book.stop_watch()
+        if self.connection is not None:
+            self.connection.stop()
         self.basket.journal(self.store)
         await self.oms.stop()
         await self.store.commit()
@@ -121,6 +130,7 @@ async def open_live_session(
     stale_after_ns: int = 30_000_000_000,
     extra_checks: Sequence[PreTradeCheck] = (),
     risk_limits: RiskLimits | None = None,
+    on_incident: IncidentCallback | None = None,
 ) -> LiveSession:
     """Open the store, connect the route and the feed, reconcile, and return a running session.
 
@@ -182,6 +192,10 @@ async def open_live_session(
     guard = StaleGuard(algos)
     book.on_stale = guard.on_stale
     book.on_fresh = guard.on_fresh
+    # the broker link: deny and pause while down, resync before resuming (listener, or poll ``connected``)
+    connection = ConnectionMonitor(oms, algos, on_incident=on_incident, auto_resync=True)
+    link = attach_to_adapter(connection, adapter)
+    log.info("connection_monitor", adapter=adapter.name, how=link or "not_reported")
     oms.before_commit.append(lambda: basket.journal(store))
     # a halted session resumes nothing: the operator looks first
     resumed = sorted({a.parent.symbol for a in basket.algos.values() if not a.done}) if report.ok else []
@@ -201,13 +215,14 @@ async def open_live_session(
         feed=feed,
         book=book,
         ctx=ctx,
-        inflight=InflightChecker(oms, adapter, timeout_ns=inflight_timeout_ns),
+        inflight=LinkAwareInflightChecker(oms, adapter, connection, timeout_ns=inflight_timeout_ns),
         basket=basket,
         algos=algos,
         guard=guard,
         reconcile=report,
         fills=fills,
         risk=risk,
+        connection=connection,
     )
     session.symbols.update(resumed)
     return session
