@@ -10,6 +10,7 @@ import pytest
 from engine.bus import EventBus
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
+from engine.errors import BrokerDisconnected
 from engine.events import (
     OrderAccepted,
     OrderEvent,
@@ -196,3 +197,80 @@ async def test_stormy_wire_keeps_oms_consistent_with_the_exchange(tmp_path: Path
     assert oms.counters.duplicate_fills <= adapter.injected["duplicate_fill"]
     assert sum(adapter.injected.values()) > 0
     assert oms.counters.overfill_alarms == 0
+
+
+# ----------------------------------------------------------------------------------------- link outages
+async def test_an_outage_loses_pushes_refuses_requests_and_repushes_the_days_trades() -> None:
+    """A is sent at 09:30:01 and fills at once (two trades) and rests; B is sent at 09:30:01 and fills
+    later on a trade-through. The link is down 09:30:01.5-09:30:30: what the broker pushes meanwhile is lost,
+    requests raise, and at the reconnect the listener hears of it only after every trade was re-pushed."""
+    down, up = at("09:30:01") + 500_000_000, at("09:30:30")
+    clock, exchange, adapter = make_venue(FaultPlan(seed=1, outages=((down, up - down),)))
+    heard: list[tuple[int, bool, int]] = []
+    trace: list[OrderEvent] = []
+    adapter.bind(trace.append)
+    adapter.set_connection_listener(
+        lambda connected, *_: heard.append((clock.now_ns(), connected, len(trace)))
+    )
+    run_until(clock, at("09:30:01"))
+    await adapter.submit(Order(client_order_id="A", symbol=SYM, side=Side.BUY, price=10020, quantity=1000))
+    await adapter.submit(Order(client_order_id="B", symbol=SYM, side=Side.BUY, price=9990, quantity=1000))
+    run_until(clock, down + 1)
+    assert not adapter.connected
+    with pytest.raises(BrokerDisconnected):
+        await adapter.submit(Order(client_order_id="C", symbol=SYM, side=Side.BUY, price=9990, quantity=100))
+    with pytest.raises(BrokerDisconnected):
+        await adapter.cancel(Order(client_order_id="B", symbol=SYM, side=Side.BUY, price=9990, quantity=1000))
+    with pytest.raises(BrokerDisconnected):
+        await adapter.query_orders()
+    run_until(clock, up - 1)
+    delivered_before_up = len(trace)
+    run_until(clock, at("09:31:00"))
+    assert adapter.connected
+    assert adapter.injected["disconnect"] == 1
+    assert adapter.refused_while_down == {"submit": 1, "cancel": 1, "query": 1}
+    assert "C" not in {r.client_order_id for r in await exchange.query_orders()}  # nothing reached it
+    trades = await exchange.query_trades()
+    lost_fills = [t for t in trades if down <= t.ts_event < up]
+    assert lost_fills  # B filled while the link was down
+    assert adapter.lost_while_down >= len(lost_fills)
+    assert adapter.repushed == len([t for t in trades if t.ts_event < up])
+    # the re-push came before the "up" notice, and carried every trade of the day so far
+    (_, went_down, _), (up_at, came_up, seen_at_up) = heard
+    assert (went_down, came_up, up_at) == (False, True, up)
+    repushed = [e for e in trace[delivered_before_up:seen_at_up] if isinstance(e, OrderFilled)]
+    assert {e.trade_id for e in repushed} == {t.trade_id for t in trades if t.ts_event < up}
+
+
+def status_of(order: Order) -> OrderStatus:
+    return order.status
+
+
+async def test_a_venue_cancel_reject_leaves_the_order_working(tmp_path: Path) -> None:
+    clock, exchange, adapter = make_venue(FaultPlan(seed=3, cancel_reject=1.0))
+    store = await StateStore.open(tmp_path / "journal.db")
+    oms = OrderManager(clock=clock, bus=EventBus(), adapter=adapter, store=store)
+    await oms.open()
+    run_until(clock, at("09:30:01"))
+    order = oms.submit(SubmitOrder(symbol=SYM, side=Side.BUY, quantity=500, price=9900))
+    await oms.flush()
+    run_until(clock, at("09:30:02"))
+    assert order.status is OrderStatus.ACCEPTED
+    assert oms.cancel(order.client_order_id)
+    await oms.flush()
+    assert status_of(order) is OrderStatus.PENDING_CANCEL
+    run_until(clock, at("09:30:03"))
+    await store.close()
+    assert adapter.injected["cancel_reject"] == 1
+    assert status_of(order) is OrderStatus.ACCEPTED  # back where it was: the venue still works it
+    (report,) = await exchange.query_orders()
+    assert report.status is OrderStatus.ACCEPTED
+
+
+def test_fault_plan_validates_outages() -> None:
+    with pytest.raises(ValueError, match="outages"):
+        FaultPlan(seed=0, outages=((10, 0),))
+    with pytest.raises(ValueError, match="outages"):
+        FaultPlan(seed=0, outages=((10, 5), (12, 5)))
+    with pytest.raises(ValueError, match="cancel_reject"):
+        FaultPlan(seed=0, cancel_reject=2.0)
