@@ -212,6 +212,8 @@ async def test_submit_while_disconnected_is_refused_locally(route: Route) -> Non
 
 
 async def test_disconnect_keeps_orders_in_flight_and_reconnect_dedupes_repushed_reports(route: Route) -> None:
+    link: list[tuple[bool, str]] = []
+    route.adapter.set_connection_listener(lambda up, reason="": link.append((up, reason)))
     cid = await route.buy()
     await route.settle()
     cl = route.cl(cid)
@@ -234,6 +236,7 @@ async def test_disconnect_keeps_orders_in_flight_and_reconnect_dedupes_repushed_
     assert route.adapter.stats.duplicate_exec_reports >= 3
     assert route.oms.counters.duplicate_fills == 0  # dedupe happened at the adapter
     assert route.adapter.stats.disconnects == 1
+    assert link == [(False, "gm_trade_data_disconnected"), (True, "")]  # what the engine's monitor hears
 
 
 async def test_queries_map_cash_positions_orders_and_trades(route: Route) -> None:

@@ -277,6 +277,8 @@ async def test_disconnect_reconnects_with_backoff_on_a_new_trader_and_dedupes_re
     rig: Rig,
 ) -> None:
     t = rig.terminal
+    link: list[tuple[bool, str]] = []
+    rig.adapter.set_connection_listener(lambda up, reason="": link.append((up, reason)))
     order = await send(rig, buy())
     xo = t.order_by_remark(order.client_order_id)
     t.fill(xo.order_id, 400)
@@ -305,6 +307,7 @@ async def test_disconnect_reconnects_with_backoff_on_a_new_trader_and_dedupes_re
     assert gaps[0] < gaps[1] < gaps[2]  # exponential, jittered +-10 %
     assert 0.9 * SECOND <= gaps[0] <= 1.1 * SECOND
     assert rig.adapter.state is ConnectionState.CONNECTED
+    assert link == [(False, "qmt_disconnected"), (True, "")]  # what engine.connection's monitor hears
     sessions = [tr.session for tr in t.traders]
     assert sessions == [7, 8, 9, 10]  # a new trader object with a new session id for every attempt
     assert t.current is t.traders[-1]

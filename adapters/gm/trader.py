@@ -81,6 +81,7 @@ class GmBrokerAdapter:
         self._api = api
         self._bridge = bridge
         self._sink: EventSink | None = None
+        self._connection_listener: Callable[[bool, str], None] | None = None
         self._ledger: LinkLedger | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._connected = False
@@ -91,6 +92,11 @@ class GmBrokerAdapter:
         self._last_gap_query_ns = -GAP_QUERY_INTERVAL_NS
 
     # ------------------------------------------------------------------------------------- lifecycle
+    def set_connection_listener(self, listener: Callable[[bool, str], None] | None) -> None:
+        """Told ``(False, reason)`` when gm's trade channel drops and ``(True, "")`` when it is back
+        (``engine.connection.ConnectionMonitor``)."""
+        self._connection_listener = listener
+
     def bind(self, sink: EventSink) -> None:
         self._sink = sink
 
@@ -228,6 +234,8 @@ class GmBrokerAdapter:
         log.info("gm_trade_data_connected", reconnect=not was)
         if not was:
             self._schedule_resync("reconnect")
+            if self._connection_listener is not None:
+                self._connection_listener(True, "")
 
     def _on_fill_gap(self) -> None:
         """At most one gap query per ``GAP_QUERY_INTERVAL_NS`` (on the injected clock)."""
@@ -262,6 +270,8 @@ class GmBrokerAdapter:
     def _on_disconnected(self) -> None:
         if self._connected:
             self.stats.disconnects += 1
+            if self._connection_listener is not None:
+                self._connection_listener(False, "gm_trade_data_disconnected")
         self._connected = False
         log.warning("gm_trade_data_disconnected", in_flight_kept=True)
 

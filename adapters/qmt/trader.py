@@ -140,6 +140,7 @@ class QmtBrokerAdapter:
         self._trader_factory = trader_factory or _default_trader_factory
         self._account = (account_factory or _default_account_factory)(config.account_id, config.account_type)
         self._on_connection = on_connection
+        self._connection_listener: Callable[[bool, str], None] | None = None
         self.state = ConnectionState.IDLE
         self.counters = QmtCounters()
         self.last_account_status: int | None = None
@@ -162,6 +163,11 @@ class QmtBrokerAdapter:
         )
 
     # ------------------------------------------------------------------------------------- lifecycle
+    def set_connection_listener(self, listener: Callable[[bool, str], None] | None) -> None:
+        """Told ``(False, reason)`` when the link to miniQMT drops, ``(True, "")`` once it is back and
+        caught up (``engine.connection.ConnectionMonitor``)."""
+        self._connection_listener = listener
+
     def bind(self, sink: EventSink) -> None:
         self._sink = sink
 
@@ -409,6 +415,8 @@ class QmtBrokerAdapter:
         self._log.warning("qmt_disconnected", session_id=self._session_id())
         if self._on_connection is not None:
             self._on_connection(False)
+        if self._connection_listener is not None:
+            self._connection_listener(False, "qmt_disconnected")
         old, self._trader = self._trader, None
         if old is not None:
             self._spawn(self._stop(old), "qmt_stop_old_trader")
@@ -451,6 +459,8 @@ class QmtBrokerAdapter:
         await self._catch_up()
         if self._on_connection is not None:
             self._on_connection(True)
+        if self._connection_listener is not None:
+            self._connection_listener(True, "")
 
     async def _catch_up(self) -> None:
         """Replay the day's orders and trades through the push translation (all deduplicated)."""

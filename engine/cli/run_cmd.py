@@ -32,7 +32,7 @@ from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
-from engine.notify import NotificationDispatcher, halt_notice
+from engine.notify import NotificationDispatcher, error_notice, halt_notice
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
 from engine.units import NS_PER_SECOND
@@ -172,6 +172,14 @@ async def open_configured(
             synchronous=config.store.synchronous,
             stale_after_ns=int(config.stale_after_s * 1e9),
             risk_limits=RiskLimits.from_config(config.risk, str(config.path)),
+            on_incident=lambda incident: dispatcher.post(
+                error_notice(
+                    "broker link",
+                    f"link to the broker dropped ({incident.reason}); new orders are denied and the "
+                    "algorithms paused until it is back and resynchronised",
+                    account=config.account.id,
+                )
+            ),
         )
     except BaseException:
         await dispatcher.close()
