@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,6 +51,10 @@ class StateStore:
         # transaction is one thread hop (public per-statement calls would hop per statement).
         self._submit = cast(Callable[..., Awaitable[Any]], db._execute)
         self._staged = Staged()
+        # fingerprints of the latest parent row / algorithm state staged per parent id (committed or still
+        # pending): staging the same value again is skipped, the journal already holds or will hold it
+        self._latest_parent: dict[str, bytes] = {}
+        self._latest_algo_state: dict[str, bytes] = {}
         self._commit_lock = asyncio.Lock()
         self._id_lock = asyncio.Lock()
         self._id_waiters: list[_IdWaiter] = []
@@ -128,13 +133,35 @@ class StateStore:
 
     def stage_parent(self, parent: dict[str, object]) -> None:
         """Upsert a parent order. Keys: parent_id, symbol, side, quantity, algo (required); start_ns,
-        end_ns, limit_price (int or None), params (dict, stored as JSON), status, created_ns."""
+        end_ns, limit_price (int or None), params (dict, stored as JSON), status, created_ns.
+
+        A row equal to the latest one staged for that parent (committed or still pending) is not staged
+        again: the journal already holds it, or will with the pending batch."""
+        mark = _fingerprint(parent)
+        key = parent.get("parent_id")
+        if mark is not None and isinstance(key, str) and self._latest_parent.get(key) == mark:
+            return
         row = parent_row(parent)
-        self._staged.parents[str(row[0])] = row
+        parent_id = str(row[0])
+        self._staged.parents[parent_id] = row
+        if mark is not None and key == parent_id:
+            self._latest_parent[parent_id] = mark
+        else:
+            self._latest_parent.pop(parent_id, None)
 
     def stage_algo_state(self, parent_id: str, algo: str, state: dict[str, object]) -> None:
-        """Upsert an algorithm's serialised state (JSON, encoded now so a bad value fails here)."""
+        """Upsert an algorithm's serialised state (JSON, encoded now so a bad value fails here).
+
+        A state equal to the latest one staged for ``parent_id`` under the same ``algo`` (committed or still
+        pending) is not staged again."""
+        mark = _fingerprint({"algo": algo, "state": state})
+        if mark is not None and self._latest_algo_state.get(parent_id) == mark:
+            return
         self._staged.algo_states[parent_id] = (parent_id, algo, to_json(state))
+        if mark is not None:
+            self._latest_algo_state[parent_id] = mark
+        else:
+            self._latest_algo_state.pop(parent_id, None)
 
     def stage_position(self, symbol: str, quantity: int, sellable: int, avg_cost: int) -> None:
         for name, value in (("quantity", quantity), ("sellable", sellable), ("avg_cost", avg_cost)):
@@ -303,6 +330,16 @@ class StateStore:
         """Write ``orders.csv`` and ``fills.csv`` (committed rows, one snapshot) atomically into out_dir."""
         orders, fills = await self._select((schema.SELECT_LOG_ORDERS, ()), (schema.SELECT_LOG_FILLS, ()))
         return await asyncio.to_thread(write_trade_log, Path(out_dir), orders, fills)
+
+
+def _fingerprint(value: dict[str, object]) -> bytes | None:
+    """Bytes equal only for equal values, taken now (later mutation of ``value`` cannot alias it):
+    ``marshal`` version 2 has no back-references, so the bytes do not depend on reference counts.
+    None for a value marshal refuses (an enum, an arbitrary object): then it always counts as new."""
+    try:
+        return marshal.dumps(value, 2)
+    except ValueError:
+        return None
 
 
 def _from_json(text: str) -> dict[str, object]:

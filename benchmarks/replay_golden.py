@@ -1,0 +1,165 @@
+"""Golden hashes of replay outputs, to show an optimisation changed nothing a user can observe.
+
+Run by hand: ``python benchmarks/replay_golden.py [N]`` (default 30). Two baskets over the benchmark's
+data (``replay_throughput.py``): the benchmark's own (N TWAP buys) and a mixed one (buys and sells from
+held positions, over TWAP, VWAP, POV, iceberg and chase, some with a limit price). For each it prints a
+SHA-256 of every journal table (orders, fills, parents, algo states, positions, meta), of the exported
+trade log (``orders.csv``, ``fills.csv``), of the report, and of the fills the bus delivered in memory,
+in the order they were delivered. Identical lines before and after a change = byte-identical results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from replay_throughput import SOURCES, clone_code  # noqa: E402
+
+from engine.enums import Side  # noqa: E402
+from engine.market import shanghai_ns  # noqa: E402
+from engine.parents import ParentOrder  # noqa: E402
+from replay.data import MarketData, SymbolDay, clone_symbol_day, load_snapshot_file  # noqa: E402
+from replay.harness import ReplayConfig, run_replay  # noqa: E402
+
+TABLES = {
+    "orders": "SELECT * FROM orders ORDER BY client_order_id",
+    "fills": "SELECT * FROM fills ORDER BY seq",
+    "parents": "SELECT * FROM parents ORDER BY parent_id",
+    "algo_states": "SELECT * FROM algo_states ORDER BY parent_id",
+    "positions": "SELECT * FROM positions ORDER BY symbol",
+    "meta": "SELECT * FROM meta ORDER BY key",
+}
+
+MIXED_ALGOS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("twap", {"price_policy": "passive", "interval_s": "30"}),
+    ("vwap", {"profile": "u_shape"}),
+    ("pov", {"target_rate": "0.05", "closing_auction": "0.2"}),
+    ("iceberg", {"display_qty": "1000", "jitter_pct": "0.2", "seed": "7"}),
+    ("chase", {"price_policy": "mid"}),
+)
+
+
+def load(n: int) -> MarketData:
+    days: dict[str, SymbolDay] = {}
+    for i in range(n):
+        day = load_snapshot_file(SOURCES[i % len(SOURCES)])
+        symbol = clone_code(day.symbol, i)
+        days[symbol] = clone_symbol_day(day, symbol)
+    trade_date = next(iter(days.values())).trade_date
+    return MarketData(days=days, trade_date=trade_date)
+
+
+def benchmark_parents(market: MarketData) -> list[ParentOrder]:
+    start, end = shanghai_ns(market.trade_date, "09:30"), shanghai_ns(market.trade_date, "14:57")
+    parents = []
+    for i, (symbol, day) in enumerate(sorted(market.days.items())):
+        quantity = max(100, int(day.cum_volume[-1]) // 200 // 100 * 100)
+        parents.append(
+            ParentOrder(
+                parent_id=f"P{i:04d}",
+                symbol=symbol,
+                side=Side.BUY,
+                quantity=quantity,
+                start_ns=start,
+                end_ns=end,
+                algo="twap",
+            )
+        )
+    return parents
+
+
+def mixed_parents(market: MarketData) -> tuple[list[ParentOrder], dict[str, int]]:
+    """Odd symbols sell from a held position; algorithms rotate; every third parent has a limit."""
+    day0 = market.trade_date
+    windows = (("09:30", "11:30"), ("10:00", "14:00"), ("13:00", "15:00"))
+    parents, positions = [], {}
+    for i, (symbol, day) in enumerate(sorted(market.days.items())):
+        algo, params = MIXED_ALGOS[i % len(MIXED_ALGOS)]
+        side = Side.SELL if i % 2 else Side.BUY
+        quantity = max(100, int(day.cum_volume[-1]) // 100 // 100 * 100)  # ~1% of the day's volume
+        if side is Side.SELL:
+            positions[symbol] = quantity
+        first, last = windows[i % len(windows)]
+        limit = 0
+        if i % 3 == 0:
+            prev = int(day.prev_close)
+            limit = prev * 1003 // 1000 if side is Side.BUY else prev * 997 // 1000
+        parents.append(
+            ParentOrder(
+                parent_id=f"M{i:04d}",
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                start_ns=shanghai_ns(day0, first),
+                end_ns=shanghai_ns(day0, last),
+                algo=algo,
+                limit_price=limit,
+                params=dict(params),
+            )
+        )
+    return parents, positions
+
+
+def digest(rows: object) -> str:
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+
+
+async def run(
+    market: MarketData, parents: list[ParentOrder], positions: dict[str, int], tmp: Path, name: str
+) -> dict[str, str]:
+    db = tmp / f"{name}.db"
+    config = ReplayConfig(cash=10**15, positions=positions, db_path=db, synchronous="OFF")
+    result = await run_replay(market, parents, config)
+    out: dict[str, str] = {}
+    conn = sqlite3.connect(db)
+    try:
+        for table, sql in TABLES.items():
+            rows = conn.execute(sql).fetchall()
+            out[f"{table}[{len(rows)}]"] = digest(rows)
+    finally:
+        conn.close()
+    from engine.store import StateStore
+
+    store = await StateStore.open(db, synchronous="OFF")
+    try:
+        orders_csv, fills_csv = await store.export_trade_log(tmp / f"{name}_log")
+    finally:
+        await store.close()
+    out["orders.csv"] = hashlib.sha256(orders_csv.read_bytes()).hexdigest()[:16]
+    out["fills.csv"] = hashlib.sha256(fills_csv.read_bytes()).hexdigest()[:16]
+    out["report"] = digest(result.report)
+    out[f"bus_fills[{len(result.fills)}]"] = digest(result.fills)
+    return out
+
+
+def main() -> None:
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout: hashes only
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    market = load(n)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        runs = {
+            "benchmark": (benchmark_parents(market), {}),
+            "mixed": mixed_parents(market),
+        }
+        everything = hashlib.sha256()
+        for name, (parents, positions) in runs.items():
+            hashes = asyncio.run(run(market, parents, positions, tmp, name))
+            for key, value in hashes.items():
+                print(f"{name:<9} {key:<22} {value}")
+                everything.update(f"{name}{key}{value}".encode())
+        print(f"{'ALL':<9} {'':<22} {everything.hexdigest()[:16]}")
+
+
+if __name__ == "__main__":
+    main()
