@@ -77,6 +77,7 @@ class Config:
     jobs: tuple[JobConfig, ...]
     shutdown: str = "cancel"
     stale_after_s: float = 30.0
+    connect_timeout_s: float = 600.0  # at start: how long to wait for the route and feed to answer
 
     def secret_keys(self) -> list[tuple[str, str]]:
         """Every (dotted key, spec) that holds a secret reference."""
@@ -202,7 +203,9 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
     )
     st.finish()
 
-    route = _kind_table(path, "route", top.table_of("route", required=True), ROUTES, override=adapter)
+    route_table = top.table_of("route", required=True)
+    route = _kind_table(path, "route", route_table, ROUTES, extra=("connect_timeout_s",), override=adapter)
+    connect_timeout_s = _Reader(path, "route", route_table).number("connect_timeout_s", 600.0)
     feed_table = top.table_of("feed")
     feed = _kind_table(path, "feed", feed_table or {"kind": route.kind}, FEEDS, extra=("stale_after_s",))
     fr = _Reader(path, "feed", feed_table)
@@ -228,6 +231,7 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
         jobs=jobs,
         shutdown=shutdown,
         stale_after_s=stale_after_s,
+        connect_timeout_s=connect_timeout_s,
     )
 
 

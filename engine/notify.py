@@ -28,6 +28,8 @@ from engine.clock import Clock
 from engine.enums import Side
 from engine.errors import ZhixingError
 from engine.logs import mask_account
+from engine.market import ns_to_shanghai
+from engine.readiness import NotReady
 from engine.units import NS_PER_SECOND, yuan_str
 
 log = structlog.get_logger("zhixing.notify")
@@ -187,6 +189,21 @@ def error_notice(where: str, error: BaseException | str, *, account: str | None 
         subject=f"[zhixing]{_account(account)} error in {where}",
         body=text,
         severity=Severity.CRITICAL,
+    )
+
+
+def not_ready_notice(failure: NotReady, *, account: str | None = None) -> Message:
+    """At start, the route or the feed did not answer: still retrying (until when), or given up."""
+    deadline = ns_to_shanghai(failure.deadline_ns).strftime("%H:%M:%S")
+    if failure.next_try_ns is None:
+        state, severity = f"gave up after {failure.attempt} attempt(s); nothing was traded", Severity.CRITICAL
+    else:
+        state, severity = f"still trying until {deadline} (Asia/Shanghai)", Severity.WARNING
+    return Message(
+        kind=MessageKind.ERROR,
+        subject=f"[zhixing]{_account(account)} {failure.what} not reachable at start",
+        body=f"{failure.what} did not answer: {failure.error}\n{state}",
+        severity=severity,
     )
 
 

@@ -7,8 +7,11 @@ denies new orders and resynchronises before resuming (``replay.faults.LinkedRun`
 and restarts at seeded instants (``crash_plan``): the session stops as a crash would, the engine's
 timers die, the exchange runs on alone through a seeded downtime (what it pushes meanwhile is lost), then
 a new engine on the same exchange reopens the journal, reconciles (``engine.reconcile.recover``) and
-resumes the basket from the journaled algorithm states (``replay.recovery``). After the day, the books
-are checked against the exchange's (RELIABILITY invariants):
+resumes the basket from the journaled algorithm states (``replay.recovery``). About a third of the
+restarts find the broker link down (``restart_outage``: it dropped while the engine was dead and comes
+back 1-60 s after the restart): the new engine waits for the broker to answer
+(``engine.readiness.wait_until_ready``, backoff on the virtual clock while the exchange runs on) before
+it reconciles anything. After the day, the books are checked against the exchange's (RELIABILITY invariants):
 
 - **I1** each client order id maps to at most one exchange order, and every exchange order is ours;
 - **I2** for every order, the engine's filled quantity equals the exchange's and never exceeds the order;
@@ -18,8 +21,9 @@ are checked against the exchange's (RELIABILITY invariants):
 - algorithm progress: each algorithm's filled quantity equals its children's (nothing lost across a
   restart) and never exceeds its parent; no child was refused as a resend of a known client order id;
   every restart reconciled without a mismatch;
-- every link outage ended with the engine resynchronised and trading resumed; no child was handed to the
-  adapter while the monitor knew the link was down.
+- every link outage ended with the engine resynchronised and trading resumed (or, for one that spanned a
+  restart, with the restart waiting for the link); no child was handed to the adapter while the monitor
+  knew the link was down.
 
 A failing seed is printed with its figures and replays exactly from the seed.
 """
@@ -37,9 +41,11 @@ from pathlib import Path
 from algos.basket import Basket
 from engine.connection import ConnectionIncident
 from engine.enums import Side
+from engine.errors import BrokerDisconnected
 from engine.events import OrderStatusReport, OrderSubmitted, PositionReport
 from engine.market import shanghai_ns
 from engine.parents import ParentOrder
+from engine.readiness import wait_until_ready
 from engine.units import NS_PER_SECOND
 from replay.data import MarketData
 from replay.faults import FAULTS, FaultPlan, FaultyAdapter, LinkedRun
@@ -53,7 +59,8 @@ from replay.recovery import (
     use_process_clock,
 )
 
-CHAOS_FAULTS = (*FAULTS, "crash_restart")
+CHAOS_FAULTS = (*FAULTS, "crash_restart", "restart_in_outage")
+RESTART_LINK_TIMEOUT_NS = 600 * NS_PER_SECOND  # how long a restart waits for the broker (as `zhixing run`)
 SLICE_NS = 30 * NS_PER_SECOND  # the basket's TWAP interval
 WallTimer = Callable[[], int]
 """A monotonic ns counter for the wall time of a recovery (the CLI passes ``time.perf_counter_ns``; the
@@ -71,6 +78,8 @@ class Recovery:
     settle_ns: int  # restart -> nothing in flight any more (virtual)
     wall_ns: int  # recover() + resume, wall time (0 unless a WallTimer was given)
     engine_timers_killed: int
+    link_wait_ns: int  # restart -> the broker answered (virtual; 0 unless the link was down)
+    link_attempts: int  # queries until it answered (1: at once)
     rebuilt: int
     adopted: int
     fills_applied: int
@@ -161,6 +170,31 @@ def outage_plan(seed: int, start_ns: int, end_ns: int, crashes: list[Crash]) -> 
     return tuple(sorted(outages))
 
 
+def restart_outage(
+    seed: int,
+    index: int,
+    crashed_ns: int,
+    downtime_ns: int,
+    planned: tuple[tuple[int, int], ...],
+    next_crash_ns: int,
+) -> tuple[int, int] | None:
+    """For about a third of the restarts, a link outage that begins while the engine is dead and ends 1-60 s
+    after the restart (the restart finds the broker unreachable); None when it would touch a planned outage
+    or the next crash. Drawn apart from the other faults, so those stay what they were."""
+    rng = random.Random(seed * 3_571 + 17 + index * 7_919)
+    if rng.random() >= 0.35:
+        return None
+    start = crashed_ns + rng.randrange(0, max(1, downtime_ns))
+    end = crashed_ns + downtime_ns + rng.randrange(NS_PER_SECOND, 60 * NS_PER_SECOND)
+    span = (start - NS_PER_SECOND, end + NS_PER_SECOND)
+    if (
+        any(span[0] < at + duration and at < span[1] for at, duration in planned)
+        or end + 5 * NS_PER_SECOND > next_crash_ns
+    ):
+        return None
+    return start, max(1, end - start)
+
+
 @dataclass(slots=True, frozen=True)
 class Crash:
     at_ns: int
@@ -248,6 +282,7 @@ async def run_seed(
         sessions = [session]
         recoveries: list[Recovery] = []
         problems: list[str] = []
+        outcome_restart_outages = 0
         try:
             use_process_clock(session)
             basket = Basket(session.ctx)
@@ -263,7 +298,7 @@ async def run_seed(
             live = [basket]  # the running basket (a new one after each restart)
             settled: dict[int, int] = {}  # recovery index -> restart to nothing in flight (virtual ns)
             settle = _Settle(session, 0, -1, settled)
-            for planned in schedule:
+            for index, planned in enumerate(schedule):
                 downtime = planned.downtime_ns
                 if planned.in_flush:
                     await linked.run(planned.at_ns - 1, lambda: live[0].done, settle.progress, expire=False)
@@ -273,7 +308,15 @@ async def run_seed(
                 crashed_at = session.clock.now_ns()
                 linked.detach()
                 killed = await crash(session)
+                following = schedule[index + 1].at_ns if index + 1 < len(schedule) else end
+                outage = restart_outage(seed, index, crashed_at, downtime, plan.outages, following)
+                if outage is not None:
+                    holder[0].schedule_outage(*outage)
+                    outcome_restart_outages += 1
                 run_exchange_alone(session.clock, crashed_at + downtime)
+                link_wait_from = session.clock.now_ns()
+                link_attempts = await _wait_for_broker(session)
+                link_wait_ns = session.clock.now_ns() - link_wait_from
                 session = await restart_session(
                     market,
                     config,
@@ -299,6 +342,8 @@ async def run_seed(
                         settle_ns=0,
                         wall_ns=wall_ns,
                         engine_timers_killed=killed,
+                        link_wait_ns=link_wait_ns,
+                        link_attempts=link_attempts,
                         rebuilt=report.rebuilt,
                         adopted=len(report.adopted),
                         fills_applied=report.fills_applied,
@@ -324,12 +369,30 @@ async def run_seed(
         dataclasses.replace(r, settle_ns=settled.get(i, -1)) for i, r in enumerate(recoveries)
     ]
     outcome.injected["crash_restart"] = len(recoveries)
+    outcome.injected["restart_in_outage"] = outcome_restart_outages
     outcome.fills = sum(len(s.fills) for s in sessions)
     outcome.duplicate_fills_ignored = sum(s.oms.counters.duplicate_fills for s in sessions)
     outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
-    _check_link(outcome, links, holder[0])
+    _check_link(outcome, links, holder[0], restart_outages=outcome_restart_outages)
     return outcome
+
+
+async def _wait_for_broker(session: ReplaySession) -> int:
+    """A restarting engine's first act: wait until the broker answers (the exchange runs on meanwhile)."""
+    clock = session.clock
+
+    async def pass_time(until_ns: int) -> None:
+        run_exchange_alone(clock, until_ns)
+
+    return await wait_until_ready(
+        "broker",
+        session.oms.adapter.query_account,
+        clock=clock,
+        timeout_ns=RESTART_LINK_TIMEOUT_NS,
+        give_up=BrokerDisconnected,
+        wait=pass_time,
+    )
 
 
 class _Linked(LinkedRun):
@@ -351,7 +414,11 @@ def _linked(session: ReplaySession, basket: Basket) -> _Linked:
     return linked
 
 
-def _check_link(outcome: SeedOutcome, links: list[_Linked], adapter: FaultyAdapter) -> None:
+def _check_link(
+    outcome: SeedOutcome, links: list[_Linked], adapter: FaultyAdapter, *, restart_outages: int = 0
+) -> None:
+    """Every outage the running engine saw was one incident that resumed; the ones that spanned a restart
+    (``restart_outages``) were seen by no running engine: the restart waited for them instead."""
     incidents: list[ConnectionIncident] = [i for linked in links for i in linked.monitor.incidents]
     fig = outcome.link
     fig.incidents = len(incidents)
@@ -371,10 +438,10 @@ def _check_link(outcome: SeedOutcome, links: list[_Linked], adapter: FaultyAdapt
     fig.fills_repushed = adapter.repushed
     fig.submits_refused_by_adapter = adapter.refused_while_down["submit"]
     fig.sent_while_down = sum(linked.sent_while_down for linked in links)
-    if fig.incidents != adapter.injected["disconnect"] or fig.resumed != fig.incidents:
+    if fig.incidents + restart_outages != adapter.injected["disconnect"] or fig.resumed != fig.incidents:
         outcome.problems.append(
-            f"link: {adapter.injected['disconnect']} outages, {fig.incidents} incidents, "
-            f"{fig.resumed} resumed"
+            f"link: {adapter.injected['disconnect']} outages ({restart_outages} across a restart), "
+            f"{fig.incidents} incidents, {fig.resumed} resumed"
         )
     if fig.sent_while_down:
         outcome.problems.append(f"link: {fig.sent_while_down} children sent while the link was known down")

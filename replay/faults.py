@@ -141,8 +141,15 @@ class FaultyAdapter:
         self.repushed = 0  # fills re-pushed at reconnects
         self.refused_while_down = {"submit": 0, "cancel": 0, "query": 0}
         for start, duration in plan.outages:
-            clock.call_at(start, self._drop_link, "fault_disconnect")
-            clock.call_at(start + duration, self._restore_link, "fault_reconnect")
+            self.schedule_outage(start, duration)
+
+    def schedule_outage(self, start_ns: int, duration_ns: int) -> None:
+        """One more link outage (the plan's are scheduled at construction; the chaos suite adds one
+        around a restart). Outages must not overlap."""
+        if duration_ns <= 0:
+            raise ValueError(f"outage duration must be > 0 ns, got {duration_ns}")
+        self._clock.call_at(start_ns, self._drop_link, "fault_disconnect")
+        self._clock.call_at(start_ns + duration_ns, self._restore_link, "fault_reconnect")
 
     # ------------------------------------------------------------------------------------- adapter
     def bind(self, sink: EventSink) -> None:

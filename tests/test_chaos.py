@@ -60,6 +60,7 @@ async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketD
         "disconnect",
         "cancel_reject",
         "crash_restart",
+        "restart_in_outage",
     ):
         assert injected[fault] > 0, fault
 
@@ -110,6 +111,27 @@ async def test_link_outages_pause_resync_and_resume_without_sending_while_down(m
     assert sum(link.fills_repushed for link in links) > 0
 
 
+async def test_a_restart_while_the_link_is_down_waits_for_the_broker_before_reconciling(
+    market: MarketData,
+) -> None:
+    """An outage that began while the engine was dead and outlasts its restart: the new engine queries,
+    backs off on the virtual clock while the exchange runs on, and reconciles only once the broker answers;
+    the books still agree (checked per seed above). A restart with the link up answers at once."""
+    outcomes = [await ci_outcome(market, seed) for seed in CI_SEEDS]
+    recoveries = [r for o in outcomes for r in o.recoveries]
+    waited = [r for r in recoveries if r.link_wait_ns > 0]
+    assert len(waited) == sum(o.injected["restart_in_outage"] for o in outcomes) >= 2
+    for recovery in waited:
+        assert recovery.link_attempts > 1
+        assert 1_000_000_000 <= recovery.link_wait_ns <= 91_000_000_000  # 1-60 s past the restart, + backoff
+        assert recovery.mismatches == 0
+        assert recovery.settle_ns >= 0
+    assert all(r.link_attempts == 1 for r in recoveries if r.link_wait_ns == 0)
+    seed = next(o.seed for o in outcomes if o.injected["restart_in_outage"])
+    again = await run_seed(market, seed, 6)
+    assert dataclasses.asdict(again) == dataclasses.asdict(await ci_outcome(market, seed))
+
+
 async def test_without_crashes_the_wire_faults_alone_still_agree(market: MarketData) -> None:
     outcome = await run_seed(market, 3, 6, crashes=False)
     assert outcome.problems == []
@@ -141,6 +163,7 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
         "disconnect",
         "cancel_reject",
         "crash_restart",
+        "restart_in_outage",
     }
     assert summary["faults"]["crash_restart"]["injected"] >= 3
     recovery = summary["recovery"]
@@ -149,6 +172,9 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
     assert set(recovery["recover_and_resume_wall_ms"]) == {"p50", "p95", "max"}
     assert summary["algo_progress_mismatches"] == 0
     link = summary["link"]
-    assert link["incidents"] == link["resumed"] == summary["faults"]["disconnect"]["injected"]
+    across_restarts = summary["faults"]["restart_in_outage"]["injected"]
+    assert recovery["restarts_that_waited_for_the_link"] == across_restarts
+    assert link["incidents"] + across_restarts == summary["faults"]["disconnect"]["injected"]
+    assert link["incidents"] == link["resumed"]
     assert link["sent_while_down"] == 0
     assert set(link["reconnect_to_resumed_virtual_ms"]) == {"p50", "p95", "max"}

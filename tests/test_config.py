@@ -24,6 +24,7 @@ path = "state/zhixing.db"
 
 [route]
 kind = "fileorder"
+connect_timeout_s = 900
 [route.fileorder]
 input_dir = "C:/gm/fileorder/input"
 output_dir = "C:/gm/fileorder/output"
@@ -83,6 +84,7 @@ def test_full_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> N
     assert config.store.synchronous == "FULL"
     assert config.route.kind == "fileorder"
     assert config.route.settings["input_dir"] == "C:/gm/fileorder/input"
+    assert config.connect_timeout_s == 900.0
     assert (config.feed.kind, config.feed.settings["mode"], config.stale_after_s) == ("qmt", "whole", 20.0)
     assert config.risk["max_orders_per_second"] == 20
     assert [n.kind for n in config.notify] == ["email", "wecom"]
@@ -101,6 +103,7 @@ def test_feed_defaults_to_the_route_kind(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text))
     assert config.feed.kind == "qmt"
     assert config.jobs == ()
+    assert config.connect_timeout_s == 600.0  # ten minutes for the terminal to come up
 
 
 @pytest.mark.parametrize(
@@ -111,6 +114,7 @@ def test_feed_defaults_to_the_route_kind(tmp_path: Path) -> None:
         ('[store]\npath = "state/zhixing.db"', '[store]\npaht = "x.db"', "store.path"),
         ('path = "state/zhixing.db"', 'path = "z.db"\nsynchonous = "FULL"', "store.synchonous"),
         ("stale_after_s = 20", 'stale_after_s = "soon"', "feed.stale_after_s"),
+        ("connect_timeout_s = 900", "connect_timeout_s = -1", "route.connect_timeout_s"),
         ("max_orders_per_second = 20", 'max_orders_per_second = "20"', "risk.max_orders_per_second"),
         ('password = "env:ZHIXING_SMTP_PASSWORD"', 'password = "hunter2"', "notify.email.password"),
         (

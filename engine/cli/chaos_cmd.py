@@ -90,6 +90,11 @@ def _recovery_summary(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "left_in_flight_for_checks": sum(r.pending for r in recoveries),
         "reconcile_mismatches": sum(r.mismatches for r in recoveries),
         "never_settled": sum(1 for r in recoveries if r.settle_ns < 0),
+        "restarts_that_waited_for_the_link": sum(1 for r in recoveries if r.link_wait_ns > 0),
+        "link_wait_at_restart_virtual_ms": {
+            k: v // 1_000_000
+            for k, v in _percentiles([r.link_wait_ns for r in recoveries if r.link_wait_ns > 0]).items()
+        },
         "downtime_ms": {
             k: v // 1_000_000 for k, v in _percentiles([r.downtime_ns for r in recoveries]).items()
         },

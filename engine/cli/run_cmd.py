@@ -32,7 +32,8 @@ from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
-from engine.notify import NotificationDispatcher, error_notice, halt_notice
+from engine.notify import NotificationDispatcher, error_notice, halt_notice, not_ready_notice
+from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
 from engine.units import NS_PER_SECOND
@@ -160,6 +161,12 @@ async def open_configured(
     channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
     dispatcher = NotificationDispatcher(channels, clock)
     dispatcher.start()
+
+    def not_ready(failure: NotReady) -> None:
+        # the first failure and the giving up are worth a message; the attempts between are logged
+        if failure.attempt == 1 or failure.next_try_ns is None:
+            dispatcher.post(not_ready_notice(failure, account=config.account.id))
+
     try:
         session = await open_live_session(
             clock=clock,
@@ -171,6 +178,8 @@ async def open_configured(
             trading_day_start_ns=shanghai_ns(today, "00:00"),
             synchronous=config.store.synchronous,
             stale_after_ns=int(config.stale_after_s * 1e9),
+            connect_timeout_ns=int(config.connect_timeout_s * NS_PER_SECOND),
+            on_not_ready=not_ready,
             risk_limits=RiskLimits.from_config(config.risk, str(config.path)),
             on_incident=lambda incident: dispatcher.post(
                 error_notice(

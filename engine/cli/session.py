@@ -29,12 +29,14 @@ from engine.connection import (
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
+from engine.errors import BrokerDisconnected, FeedError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.inflight import InflightChecker
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
+from engine.readiness import NotReadyCallback, wait_until_ready
 from engine.reconcile import ReconcileReport, recover
 from engine.risk import PreTradeCheck, market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
@@ -131,10 +133,15 @@ async def open_live_session(
     extra_checks: Sequence[PreTradeCheck] = (),
     risk_limits: RiskLimits | None = None,
     on_incident: IncidentCallback | None = None,
+    connect_timeout_ns: int = 0,
+    on_not_ready: NotReadyCallback | None = None,
 ) -> LiveSession:
     """Open the store, connect the route and the feed, reconcile, and return a running session.
 
-    If reconciliation finds a mismatch the session comes back halted: it reports, but trades nothing.
+    The route must connect and answer a query (and then the feed connect) within ``connect_timeout_ns``
+    (retried with backoff, each failure told to ``on_not_ready``; 0: one attempt) before anything is
+    reconciled. If reconciliation finds a mismatch the session comes back halted: it reports, but
+    trades nothing.
     """
     calendar = calendar or TradingCalendar()
     store = await StateStore.open(store_path, synchronous=synchronous)
@@ -163,8 +170,27 @@ async def open_live_session(
     risk = RiskControls(risk_limits, clock, book) if risk_limits is not None else None
     if risk is not None:
         risk.attach(oms)
+
+    async def connect_route() -> None:
+        try:
+            await adapter.connect()
+            await adapter.query_account()  # connected is not enough: it must answer
+        except BaseException:
+            try:  # a half-open link is closed before the next attempt
+                await adapter.close()
+            except Exception as exc:  # closing what never opened may fail too; the first error counts
+                log.info("route_close_failed", adapter=adapter.name, error=repr(exc))
+            raise
+
     try:
-        await adapter.connect()
+        await wait_until_ready(
+            f"broker route {adapter.name}",
+            connect_route,
+            clock=clock,
+            timeout_ns=connect_timeout_ns,
+            give_up=BrokerDisconnected,
+            on_not_ready=on_not_ready,
+        )
         await _load_positions(store, adapter, account)
         await oms.start()
         # an order sent just before a crash may not be listed by the broker yet: it stays in flight for
@@ -177,7 +203,14 @@ async def open_live_session(
             in_flight_grace_ns=inflight_timeout_ns,
         )
         feed.bind(book.push)
-        await feed.connect()
+        await wait_until_ready(
+            "market-data feed",
+            feed.connect,
+            clock=clock,
+            timeout_ns=connect_timeout_ns,
+            give_up=FeedError,
+            on_not_ready=on_not_ready,
+        )
     except BaseException:
         await store.close()
         raise
