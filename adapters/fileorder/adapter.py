@@ -81,7 +81,7 @@ class FileOrderAdapter:
     def __init__(self, config: FileOrderConfig, clock: Clock) -> None:
         self.config = config
         self.stats = FileOrderStats()
-        self.tracker = ReportTracker()
+        self.tracker = ReportTracker(config.fee_schedule())
         self._clock = clock
         self._sink: EventSink | None = None
         self._ledger: SidLedger | None = None

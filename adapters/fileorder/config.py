@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.market import FeeSchedule
+from engine.units import price_from_yuan
 
 _KEY = "route.fileorder"
 
@@ -24,12 +26,18 @@ class FileOrderConfig:
     poll_interval_ns: int = 500_000_000
     completion_marker: bool = False
     encoding: str = "utf-8-sig"
+    # the terminal's execution rows carry no fees: estimate them with the account's rates (see tracker.py)
+    estimate_fees: bool = True
+    commission_ppm: int = 250  # the broker's commission rate (parts per million of value): 250 = 万2.5
+    min_commission_yuan: float = 5.0  # per order
 
     def __post_init__(self) -> None:
         if not self.account_id.strip() or "," in self.account_id:
             raise ConfigError(f"key '{_KEY}.account_id': the terminal's account id, got {self.account_id!r}")
         if self.poll_interval_ns <= 0:
             raise ConfigError(f"key '{_KEY}.poll_interval_ns': must be > 0, got {self.poll_interval_ns}")
+        if self.commission_ppm < 0 or self.min_commission_yuan < 0:
+            raise ConfigError(f"key '{_KEY}.commission_ppm' / 'min_commission_yuan': must be >= 0")
         try:
             "sid".encode(self.encoding)
         except LookupError as exc:
@@ -58,6 +66,24 @@ class FileOrderConfig:
             if not isinstance(settings["completion_marker"], bool):
                 raise ConfigError(f"{source}: key '{_KEY}.completion_marker': expected true or false")
             values["completion_marker"] = settings["completion_marker"]
+        if "estimate_fees" in settings:
+            if not isinstance(settings["estimate_fees"], bool):
+                raise ConfigError(f"{source}: key '{_KEY}.estimate_fees': expected true or false")
+            values["estimate_fees"] = settings["estimate_fees"]
+        if "commission_ppm" in settings:
+            ppm = settings["commission_ppm"]
+            if not isinstance(ppm, int) or isinstance(ppm, bool) or not 0 <= ppm <= 3_000:
+                raise ConfigError(
+                    f"{source}: key '{_KEY}.commission_ppm': an integer 0-3000 (250 = 0.025%), got {ppm!r}"
+                )
+            values["commission_ppm"] = ppm
+        if "min_commission_yuan" in settings:
+            minimum = settings["min_commission_yuan"]
+            if isinstance(minimum, bool) or not isinstance(minimum, int | float) or not 0 <= minimum <= 100:
+                raise ConfigError(
+                    f"{source}: key '{_KEY}.min_commission_yuan': a number 0-100 (yuan), got {minimum!r}"
+                )
+            values["min_commission_yuan"] = float(minimum)
         if "encoding" in settings:
             if not isinstance(settings["encoding"], str):
                 raise ConfigError(f"{source}: key '{_KEY}.encoding': expected a string")
@@ -66,6 +92,14 @@ class FileOrderConfig:
             return cls(**values)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
+
+    def fee_schedule(self) -> FeeSchedule | None:
+        """The rates the tracker estimates a trade's fees with (None: ``estimate_fees = false``)."""
+        if not self.estimate_fees:
+            return None
+        return FeeSchedule(
+            commission_ppm=self.commission_ppm, min_commission=price_from_yuan(self.min_commission_yuan)
+        )
 
     @property
     def account_output_dir(self) -> Path:

@@ -60,8 +60,8 @@ class StatusRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecRow:
-    """One line of ``execution_report.csv``. Fees are read when the terminal writes them (the columns
-    observed so far carry none: they are then 0)."""
+    """One line of ``execution_report.csv``. Fees are read when the terminal writes them
+    (``fees_reported``); the columns observed so far carry none, and the tracker then estimates them."""
 
     sid: str
     order_id: str
@@ -77,6 +77,7 @@ class ExecRow:
     stamp_duty: int
     transfer_fee: int
     ts_event: int
+    fees_reported: bool = True
 
 
 def _side(row: Row) -> Side:
@@ -112,6 +113,9 @@ def status_row(row: Row) -> StatusRow:
     )
 
 
+FEE_COLUMNS = ("commission", "stamp_duty", "transfer_fee")
+
+
 def exec_row(row: Row) -> ExecRow:
     exec_id = row.get("exec_id")
     if not exec_id:
@@ -131,6 +135,7 @@ def exec_row(row: Row) -> ExecRow:
         stamp_duty=parse_money(row.get("stamp_duty")),
         transfer_fee=parse_money(row.get("transfer_fee")),
         ts_event=_event_ts(row, "created_at", "recv_at"),
+        fees_reported=any(row.get(name) for name in FEE_COLUMNS),
     )
 
 

@@ -8,12 +8,18 @@
   ``OrderRejected(reason)`` and ``OrderExpired``, once per sid;
 - the latest status per sid is kept for ``query_orders``: a final status is never replaced by a stale
   row and the filled quantity only grows; a row of another terminal order under a known sid (another
-  ``cl_ord_id``, e.g. the terminal refusing a duplicate sid) is ignored.
+  ``cl_ord_id``, e.g. the terminal refusing a duplicate sid) is ignored;
+- fees: a trade row that carries fee columns is taken as written. The terminal's rows observed so far
+  carry none; given a ``FeeSchedule`` (the account's rates), the tracker then estimates each trade's fees
+  as the order's cumulative fees on its total traded value minus what its earlier trades were charged
+  (so the minimum commission counts once per order, as brokers charge it). Without an estimate the
+  engine's cash would run ahead of the broker's by the fees until the next reconciliation, and a buy
+  sized from it could be refused for cash. The same rows give the same estimates after a restart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -43,6 +49,7 @@ from engine.events import (
     OrderRejected,
     OrderStatusReport,
 )
+from engine.market import FeeSchedule, instrument_for
 
 log = structlog.get_logger("zhixing.fileorder")
 
@@ -53,6 +60,7 @@ _ACKED = frozenset({1, 2, 3, 5, 6, 9, 12})  # statuses only an order the termina
 class TrackerStats:
     duplicate_exec_rows: int = 0  # execution rows seen again (terminal repeats, file re-read): not applied
     foreign_rows: int = 0  # status rows of another terminal order under a known sid: ignored
+    fees_estimated: int = 0  # trade rows without fee columns whose fees were estimated
     unknown_status_codes: dict[int, int] = field(default_factory=dict)
 
 
@@ -74,8 +82,10 @@ def reject_reason(code: int, detail: str) -> str:
 
 
 class ReportTracker:
-    def __init__(self) -> None:
+    def __init__(self, fees: FeeSchedule | None = None) -> None:
         self.stats = TrackerStats()
+        self.fees = fees  # None: a trade row without fee columns books no fees
+        self._traded: dict[str, tuple[int, tuple[int, int, int]]] = {}  # sid -> (value, fees charged)
         self._status: dict[str, StatusRow] = {}
         self._emitted: dict[str, set[str]] = {}  # sid -> kinds of event already produced
         self._exec_ids: set[str] = set()
@@ -156,6 +166,21 @@ class ReportTracker:
         return events
 
     # ------------------------------------------------------------------------------------- execution rows
+    def _with_fees(self, row: ExecRow) -> ExecRow:
+        """``row`` with its fees: as written, or estimated (see the module docstring)."""
+        value, charged = self._traded.get(row.sid, (0, (0, 0, 0)))
+        value += row.price * row.volume
+        if row.fees_reported or self.fees is None:
+            self._traded[row.sid] = (value, charged)
+            return row
+        total = self.fees.fees(instrument_for(row.symbol), row.side, value, 1)
+        share = tuple(t - c for t, c in zip(total, charged, strict=True))
+        self._traded[row.sid] = (value, total)
+        self.stats.fees_estimated += 1
+        if self.stats.fees_estimated == 1:
+            log.info("fileorder_fees_estimated", reason="execution_report.csv has no fee columns")
+        return replace(row, commission=share[0], stamp_duty=share[1], transfer_fee=share[2])
+
     def on_exec(self, row: ExecRow, now: int) -> list[OrderEvent]:
         if row.exec_id in self._exec_ids:
             self.stats.duplicate_exec_rows += 1
@@ -168,6 +193,7 @@ class ReportTracker:
         events: list[OrderEvent] = []
         if row.exec_type == EXEC_TRADE:
             if row.volume > 0:
+                row = self._with_fees(row)
                 self._trades[row.exec_id] = FillReport(
                     trade_id=row.exec_id,
                     client_order_id=sid,
