@@ -77,6 +77,7 @@ class Config:
     jobs: tuple[JobConfig, ...]
     shutdown: str = "cancel"
     stale_after_s: float = 30.0
+    resubscribe_after_s: float = 30.0  # a symbol stale this long is re-subscribed (engine/feed_keeper.py)
     connect_timeout_s: float = 600.0  # at start: how long to wait for the route and feed to answer
 
     def secret_keys(self) -> list[tuple[str, str]]:
@@ -207,9 +208,16 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
     route = _kind_table(path, "route", route_table, ROUTES, extra=("connect_timeout_s",), override=adapter)
     connect_timeout_s = _Reader(path, "route", route_table).number("connect_timeout_s", 600.0)
     feed_table = top.table_of("feed")
-    feed = _kind_table(path, "feed", feed_table or {"kind": route.kind}, FEEDS, extra=("stale_after_s",))
+    feed = _kind_table(
+        path,
+        "feed",
+        feed_table or {"kind": route.kind},
+        FEEDS,
+        extra=("stale_after_s", "resubscribe_after_s"),
+    )
     fr = _Reader(path, "feed", feed_table)
     stale_after_s = fr.number("stale_after_s", 30.0, minimum=0.001)
+    resubscribe_after_s = fr.number("resubscribe_after_s", 30.0, minimum=1.0)
 
     risk = dict(top.table_of("risk"))
     for key, value in risk.items():
@@ -231,6 +239,7 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
         jobs=jobs,
         shutdown=shutdown,
         stale_after_s=stale_after_s,
+        resubscribe_after_s=resubscribe_after_s,
         connect_timeout_s=connect_timeout_s,
     )
 

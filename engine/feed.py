@@ -152,6 +152,10 @@ class QuoteBook:
     def is_stale(self, symbol: str) -> bool:
         return symbol in self._stale
 
+    def stale_symbols(self) -> frozenset[str]:
+        """The symbols that are stale now."""
+        return frozenset(self._stale)
+
     @property
     def pending_count(self) -> int:
         """Quotes waiting to be processed: never more than one per symbol."""

@@ -34,6 +34,7 @@ state_dir = "state"
 [feed]
 kind = "qmt"
 stale_after_s = 20
+resubscribe_after_s = 45
 [feed.qmt]
 mode = "whole"
 
@@ -85,6 +86,7 @@ def test_full_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> N
     assert config.route.kind == "fileorder"
     assert config.route.settings["input_dir"] == "C:/gm/fileorder/input"
     assert config.connect_timeout_s == 900.0
+    assert config.resubscribe_after_s == 45.0
     assert (config.feed.kind, config.feed.settings["mode"], config.stale_after_s) == ("qmt", "whole", 20.0)
     assert config.risk["max_orders_per_second"] == 20
     assert [n.kind for n in config.notify] == ["email", "wecom"]
@@ -115,6 +117,7 @@ def test_feed_defaults_to_the_route_kind(tmp_path: Path) -> None:
         ('path = "state/zhixing.db"', 'path = "z.db"\nsynchonous = "FULL"', "store.synchonous"),
         ("stale_after_s = 20", 'stale_after_s = "soon"', "feed.stale_after_s"),
         ("connect_timeout_s = 900", "connect_timeout_s = -1", "route.connect_timeout_s"),
+        ("resubscribe_after_s = 45", "resubscribe_after_s = 0.5", "feed.resubscribe_after_s"),
         ("max_orders_per_second = 20", 'max_orders_per_second = "20"', "risk.max_orders_per_second"),
         ('password = "env:ZHIXING_SMTP_PASSWORD"', 'password = "hunter2"', "notify.email.password"),
         (

@@ -60,6 +60,7 @@ def summarize(config: Config) -> dict[str, object]:
         "feed": {
             "kind": config.feed.kind,
             "stale_after_s": config.stale_after_s,
+            "resubscribe_after_s": config.resubscribe_after_s,
             **shown(f"feed.{config.feed.kind}", config.feed.settings),
         },
         "risk": dict(config.risk),

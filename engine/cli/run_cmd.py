@@ -111,7 +111,7 @@ class ConfiguredSession:
                     await asyncio.sleep(0)
                 await runner.wait_idle()
                 await session.oms.flush()
-                await session.inflight.check()
+                await session.poll()
                 if finished():
                     stop.set()
 
@@ -120,7 +120,7 @@ class ConfiguredSession:
             while not stop.is_set() and self.clock.now_ns() < self.end_ns and not finished():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
-                await session.inflight.check()
+                await session.poll()
         await runner.wait_idle()
 
     async def close(self) -> None:
@@ -178,6 +178,7 @@ async def open_configured(
             trading_day_start_ns=shanghai_ns(today, "00:00"),
             synchronous=config.store.synchronous,
             stale_after_ns=int(config.stale_after_s * 1e9),
+            resubscribe_after_ns=int(config.resubscribe_after_s * NS_PER_SECOND),
             connect_timeout_ns=int(config.connect_timeout_s * NS_PER_SECOND),
             on_not_ready=not_ready,
             risk_limits=RiskLimits.from_config(config.risk, str(config.path)),

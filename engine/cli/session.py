@@ -32,6 +32,7 @@ from engine.connection import (
 from engine.errors import BrokerDisconnected, FeedError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
+from engine.feed_keeper import FeedKeeper
 from engine.inflight import InflightChecker
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
@@ -68,6 +69,13 @@ class LiveSession:
     symbols: set[str] = field(default_factory=set)
     risk: RiskControls | None = None
     connection: ConnectionMonitor | None = None  # broker link down/up (D1-D3), when the route reports it
+    keeper: FeedKeeper | None = None  # re-subscribes symbols whose quotes stopped
+
+    async def poll(self) -> None:
+        """The periodic work of a session (every ``POLL_NS``): in-flight checks, silent symbols."""
+        await self.inflight.check()
+        if self.keeper is not None:
+            await self.keeper.check()
 
     async def start_parents(self, parents: Sequence[ParentOrder]) -> None:
         """Journal the parents, subscribe their symbols, and start their algorithms."""
@@ -91,7 +99,7 @@ class LiveSession:
         while self.clock.now_ns() < end_ns:
             await self.clock.sleep_until(min(end_ns, self.clock.now_ns() + POLL_NS))
             await self.oms.flush()
-            await self.inflight.check()
+            await self.poll()
             if finished() and not self.oms.working_orders():
                 break
 
@@ -130,6 +138,7 @@ async def open_live_session(
     synchronous: str = "FULL",
     inflight_timeout_ns: int = 5_000_000_000,
     stale_after_ns: int = 30_000_000_000,
+    resubscribe_after_ns: int = 30_000_000_000,
     extra_checks: Sequence[PreTradeCheck] = (),
     risk_limits: RiskLimits | None = None,
     on_incident: IncidentCallback | None = None,
@@ -256,6 +265,7 @@ async def open_live_session(
         fills=fills,
         risk=risk,
         connection=connection,
+        keeper=FeedKeeper(feed, book, clock, resubscribe_after_ns=resubscribe_after_ns),
     )
     session.symbols.update(resumed)
     return session
