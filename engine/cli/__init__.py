@@ -29,7 +29,11 @@ from engine.logs import configure_logging, install_secret_filter
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="zhixing", description="Order execution engine for China A-shares (replay, algorithms, journal)."
+        prog="zhixing",
+        description=(
+            "Order execution engine for China A-shares: scheduled live runs through file orders, QMT or "
+            "gm; execution algorithms; portfolio operations; a journal; replay and paper trading."
+        ),
     )
     parser.add_argument("--log-level", default="warning", help="debug, info, warning (default), error")
     sub = parser.add_subparsers(dest="command", required=True)
