@@ -32,9 +32,13 @@ _PARENT_DEFAULTS: dict[str, object] = {
 _PARENT_INTS = ("quantity", "start_ns", "end_ns", "created_ns")
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps`` with these options builds on every call (stateless: ``encode`` keeps nothing)."""
+
+
 def to_json(value: dict[str, object]) -> str:
     """Deterministic JSON (sorted keys, no spaces, UTF-8 kept readable)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def _is_int(value: object) -> bool:

@@ -25,7 +25,8 @@ from engine.errors import StoreError
 from engine.events import OrderFilled
 from engine.orders import Order
 from engine.store import ops, schema
-from engine.store.staging import Staged, parent_row, to_json
+from engine.store.json_cache import StateEncoder
+from engine.store.staging import Staged, parent_row
 from engine.store.trade_log import write_trade_log
 
 log = structlog.get_logger("zhixing.store")
@@ -55,6 +56,7 @@ class StateStore:
         # pending): staging the same value again is skipped, the journal already holds or will hold it
         self._latest_parent: dict[str, bytes] = {}
         self._latest_algo_state: dict[str, bytes] = {}
+        self._state_encoders: dict[str, StateEncoder] = {}  # per parent id: reuses its schedule's JSON
         self._commit_lock = asyncio.Lock()
         self._id_lock = asyncio.Lock()
         self._id_waiters: list[_IdWaiter] = []
@@ -157,7 +159,10 @@ class StateStore:
         mark = _fingerprint({"algo": algo, "state": state})
         if mark is not None and self._latest_algo_state.get(parent_id) == mark:
             return
-        self._staged.algo_states[parent_id] = (parent_id, algo, to_json(state))
+        encoder = self._state_encoders.get(parent_id)
+        if encoder is None:
+            encoder = self._state_encoders[parent_id] = StateEncoder()
+        self._staged.algo_states[parent_id] = (parent_id, algo, encoder.encode(state))
         if mark is not None:
             self._latest_algo_state[parent_id] = mark
         else:
