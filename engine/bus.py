@@ -71,7 +71,7 @@ class EventBus:
                 self.handler_errors += 1
                 log.exception("bus_handler_failed", handler=_name(handler), event_type=type(event).__name__)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 self._spawn(result, handler, event)
 
     def _spawn(self, awaitable: Awaitable[None], handler: Handler, event: Event) -> None:

@@ -183,6 +183,6 @@ class Order:
                 nxt = S.PARTIALLY_FILLED  # fills arrived while the cancel was pending
         if self.status is S.PENDING_CANCEL and nxt is not S.PENDING_CANCEL:
             self.status_before_cancel = None
-        self.status = OrderStatus(nxt)
+        self.status = nxt if type(nxt) is OrderStatus else OrderStatus(nxt)
         self.ts_updated = max(self.ts_updated, event.ts_init)
         return True

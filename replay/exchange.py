@@ -165,6 +165,7 @@ class SimExchange:
         self._rules = VenueRules(market, calendar, fees if fees is not None else FeeSchedule(), instrument)
         self._windows = ContinuousWindows(calendar.continuous_windows(market.trade_date))
         self._books: dict[str, SymbolBook] = {}
+        self._quotes: dict[str, Quote] = {}  # the latest Quote built per symbol (see ``latest``)
         self._resting: dict[str, list[_Working]] = {}
         self._account = Account(cash, self._rules.estimate_fees)
         for symbol, quantity in sorted((positions or {}).items()):
@@ -265,16 +266,22 @@ class SimExchange:
 
     # ------------------------------------------------------------------------------------- quotes
     def latest(self, symbol: str) -> Quote | None:
-        """The snapshot in force now as a level-1 ``Quote``; None before the first one or if unknown."""
+        """The snapshot in force now as a level-1 ``Quote``; None before the first one or if unknown.
+
+        Asked again at the same instant (the risk check, then the algorithm pricing the same child), the
+        same immutable ``Quote`` is returned: the data cannot have changed in between."""
+        now = self._clock.now_ns()
+        cached = self._quotes.get(symbol)
+        if cached is not None and cached.ts_init == now:
+            return cached
         day = self._market.days.get(symbol)
         if day is None:
             return None
-        now = self._clock.now_ns()
         i = day.index_at(now)
         if i < 0:
             return None
         low, high = self._rules.limits(day)
-        return Quote(
+        quote = self._quotes[symbol] = Quote(
             ts_event=int(day.ts[i]),
             ts_init=now,
             symbol=symbol,
@@ -289,6 +296,7 @@ class SimExchange:
             high_limit=high,
             low_limit=low,
         )
+        return quote
 
     # ------------------------------------------------------------------------------------- end of day
     def expire_all(self) -> int:

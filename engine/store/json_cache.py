@@ -16,6 +16,7 @@ dict with the same key) the state is encoded in full.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from engine.store.staging import to_json
@@ -52,11 +53,17 @@ class StateEncoder:
             return to_json(value)
         text = to_json({**value, **dict.fromkeys(reused, 0)})
         for key, fragment in reused.items():
-            name = to_json_list([key])[1:-1]  # the key as JSON: '"slice_times"'
+            name = _key_json(key)
             if text.count(name + ":") != 1:
                 return to_json(value)
             text = text.replace(name + ":0", name + ":" + fragment, 1)
         return text
+
+
+@functools.lru_cache(maxsize=256)
+def _key_json(key: str) -> str:
+    """A key as JSON, e.g. '"slice_times"'."""
+    return to_json_list([key])[1:-1]
 
 
 def to_json_list(value: list[object]) -> str:
