@@ -766,15 +766,18 @@ class ExecAlgo(ABC):
         cid = event.client_order_id
         if cid not in self._child_ids:
             return
-        self.dirty = True
         if isinstance(event, OrderFilled):
             self._filled += event.quantity
             self._filled_value += event.price * event.quantity
         order = self._active.get(cid)
         if order is None or not order.is_terminal:
+            # an ack, a partial fill, a late fill: nothing ``state()`` holds has changed (fills are
+            # rebuilt from the store), so the algorithm is not marked dirty unless it finishes now
             if isinstance(event, OrderFilled) and self._complete():
+                self.dirty = True
                 self._finish(ParentStatus.DONE)
             return
+        self.dirty = True  # a child just ended: what follows may change the state
         del self._active[cid]
         if isinstance(event, OrderRejected):
             self._reason = f"rejected:{event.reason}"

@@ -78,6 +78,7 @@ log = structlog.get_logger("zhixing.oms")
 
 _ID_BLOCK = 10_000
 _IN_FLIGHT = frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL})
+_SENT_EVENTS = (OrderSubmitted, OrderPendingCancel)  # a tuple: ``A | B`` would build a union per call
 
 
 @dataclass(slots=True)
@@ -471,7 +472,7 @@ class OrderManager:
     def _track_in_flight(self, order: Order, event: OrderEvent) -> None:
         cid = order.client_order_id
         if order.status in _IN_FLIGHT:
-            if isinstance(event, OrderSubmitted | OrderPendingCancel) or cid not in self.in_flight:
+            if isinstance(event, _SENT_EVENTS) or cid not in self.in_flight:
                 self.in_flight[cid] = event.ts_init
         else:
             self.in_flight.pop(cid, None)

@@ -82,6 +82,8 @@ TRANSITIONS: dict[tuple[OrderStatus, type[OrderEvent]], OrderStatus | str] = {
     (S.REJECTED, OrderPendingCancel): S.REJECTED,
 }
 
+_REASON_EVENTS = (OrderDenied, OrderCancelRejected)  # a tuple: ``A | B`` would build a union per call
+
 _PROMOTE_ON_FULL_FILL = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
 
 
@@ -170,7 +172,7 @@ class Order:
                 nxt = S.FILLED
         elif isinstance(event, OrderAccepted):
             self.broker_order_id = event.broker_order_id or self.broker_order_id
-        elif isinstance(event, OrderDenied | OrderCancelRejected):
+        elif isinstance(event, _REASON_EVENTS):
             self.reason = event.reason
         elif isinstance(event, OrderRejected):
             self.reason = event.reason
