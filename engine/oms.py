@@ -262,9 +262,9 @@ class OrderManager:
         order = self.orders.get(cid)
         if order is None or order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
             return False
-        if order in self._cancel_outbox or order in self._held_cancels:
+        if _holds(self._cancel_outbox, order) or _holds(self._held_cancels, order):
             return False
-        if order.status is OrderStatus.INITIALIZED and order in self._outbox:
+        if order.status is OrderStatus.INITIALIZED and _holds(self._outbox, order):
             # never sent: cancel locally, it will not be sent
             self._outbox.remove(order)
             now = self.clock.now_ns()
@@ -476,6 +476,12 @@ class OrderManager:
                 self.in_flight[cid] = event.ts_init
         else:
             self.in_flight.pop(cid, None)
+
+
+def _holds(orders: list[Order], order: Order) -> bool:
+    """``order in orders`` by identity (one ``Order`` object per client order id), without the
+    dataclass ``__eq__`` field-by-field comparison against every other queued order."""
+    return id(order) in map(id, orders)
 
 
 def _log_task_failure(task: asyncio.Task[None]) -> None:

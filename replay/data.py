@@ -77,7 +77,7 @@ class SymbolDay:
 
     def index_at(self, ts_ns: int) -> int:
         """Index of the last snapshot with ``ts <= ts_ns``, or -1 if every snapshot is later."""
-        return int(np.searchsorted(self.ts, ts_ns, side="right")) - 1
+        return int(self.ts.searchsorted(ts_ns, side="right")) - 1  # the method: no np.* dispatch
 
     def phase_at(self, index: int) -> str:
         """The raw phase code of row ``index``."""

@@ -196,9 +196,11 @@ class SymbolBook:
         prices, quantities = book_px[k].tolist(), book_qty[k].tolist()
         shown_before: dict[int, int] = {}
         if k > 0 and self.window[k - 1] == self.window[k]:
-            for px, qty in zip(book_px[k - 1].tolist(), book_qty[k - 1].tolist(), strict=True):
-                if px > 0 and qty > 0:
-                    shown_before[px] = qty
+            shown_before = {
+                px: qty
+                for px, qty in zip(book_px[k - 1].tolist(), book_qty[k - 1].tolist(), strict=True)
+                if px > 0 and qty > 0
+            }
         fresh = [qty - shown_before.get(px, 0) for px, qty in zip(prices, quantities, strict=True)]
         row = self._row_cache[side] = (prices, quantities, fresh)
         self._row_k[side] = k
