@@ -1,20 +1,75 @@
-"""One engine per account: an exclusive, non-blocking ``fcntl.flock`` on a lock file.
+"""One engine per account: an exclusive, non-blocking OS lock on a lock file.
 
-The lock lives on an open file description, so the kernel drops it when the holding process dies for
-any reason (including ``kill -9``): there is never a stale lock to clean up by hand. The file itself
-stays on disk (deleting it would race with a second engine opening it); it holds the holder's pid, for
-the error message only. The flock, not the file's existence or content, is the truth.
+The lock belongs to an open file, so the OS drops it when the holding process dies for any reason
+(including ``kill -9`` or Task Manager's "End task"): there is never a stale lock to clean up by hand.
+POSIX: ``fcntl.flock`` on the whole file. Windows (where QMT and the 文件单 terminals run):
+``msvcrt.locking`` of one byte at ``WINDOWS_LOCK_OFFSET``, past the pid, because Windows locks are
+mandatory and a locked byte cannot be read by anyone else. The file itself stays on disk (deleting it
+would race with a second engine opening it); it holds the holder's pid, for the error message only. The
+lock, not the file's existence or content, is the truth.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import importlib
 import os
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
+from typing import Protocol
 
 from engine.errors import ZhixingError
+
+WINDOWS_LOCK_OFFSET = 64  # the byte Windows locks: beyond any pid text
+
+
+class LockBackend(Protocol):
+    def try_lock(self, fd: int) -> bool:
+        """Take the lock without waiting; False if another open file holds it."""
+        ...
+
+    def unlock(self, fd: int) -> None: ...
+
+
+class FlockBackend:
+    """POSIX: ``flock(LOCK_EX | LOCK_NB)`` on the whole file."""
+
+    def __init__(self, fcntl: ModuleType | None = None) -> None:
+        self._fcntl = fcntl or importlib.import_module("fcntl")
+
+    def try_lock(self, fd: int) -> bool:
+        try:
+            self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def unlock(self, fd: int) -> None:
+        self._fcntl.flock(fd, self._fcntl.LOCK_UN)
+
+
+class MsvcrtBackend:
+    """Windows: ``msvcrt.locking(LK_NBLCK)`` of one byte at ``WINDOWS_LOCK_OFFSET`` (allowed past the end
+    of the file); a byte held by another open file raises ``OSError`` (EACCES)."""
+
+    def __init__(self, msvcrt: ModuleType | None = None) -> None:
+        self._msvcrt = msvcrt or importlib.import_module("msvcrt")
+
+    def try_lock(self, fd: int) -> bool:
+        os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            self._msvcrt.locking(fd, self._msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def unlock(self, fd: int) -> None:
+        os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        self._msvcrt.locking(fd, self._msvcrt.LK_UNLCK, 1)
+
+
+def default_backend() -> LockBackend:
+    return MsvcrtBackend() if os.name == "nt" else FlockBackend()
 
 
 class AlreadyRunning(ZhixingError):
@@ -33,8 +88,9 @@ class AlreadyRunning(ZhixingError):
 class InstanceLock:
     """Exclusive per-account lock. ``acquire()`` raises ``AlreadyRunning`` at once, never waits."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], backend: LockBackend | None = None) -> None:
         self.path = Path(path)
+        self.backend = backend or default_backend()
         self._fd: int | None = None
 
     @classmethod
@@ -50,18 +106,20 @@ class InstanceLock:
     def acquire(self) -> None:
         if self._fd is not None:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
+        # not inherited by children (PEP 446); O_BINARY: no newline translation on Windows
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(fd)
-            os.close(fd)
-            raise AlreadyRunning(self.path, pid) from None
+            locked = self.backend.try_lock(fd)
         except BaseException:
             os.close(fd)
             raise
+        if not locked:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise AlreadyRunning(self.path, pid)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -70,7 +128,9 @@ class InstanceLock:
             return
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
-        os.close(fd)  # closing the only descriptor drops the flock
+        with contextlib.suppress(OSError):
+            self.backend.unlock(fd)
+        os.close(fd)  # closing the file drops the lock in any case
 
     def __enter__(self) -> InstanceLock:
         self.acquire()
@@ -87,7 +147,8 @@ class InstanceLock:
 
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

@@ -108,3 +108,63 @@ def test_lock_dies_with_a_sigkilled_holder(tmp_path: Path) -> None:
     lock.release()
     lock.release()  # idempotent
     assert not lock.held
+
+
+class FakeMsvcrt:
+    """``msvcrt.locking`` as Windows documents it: LK_NBLCK locks ``nbytes`` from the file position or
+    raises OSError (EACCES) if another open file holds them; LK_UNLCK unlocks what this file locked.
+    Shared by every "process" in the test, as the OS would be."""
+
+    LK_UNLCK, LK_LOCK, LK_NBLCK = 0, 1, 2
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[int, int], int] = {}  # (file id, offset) -> fd holding it
+        self.calls: list[tuple[int, int]] = []  # (mode, offset)
+
+    def locking(self, fd: int, mode: int, nbytes: int) -> None:
+        assert nbytes == 1
+        key = (os.fstat(fd).st_ino, os.lseek(fd, 0, os.SEEK_CUR))
+        self.calls.append((mode, key[1]))
+        if mode == self.LK_NBLCK:
+            if key in self.held:
+                raise PermissionError(13, "Permission denied")
+            self.held[key] = fd
+        elif mode == self.LK_UNLCK:
+            if self.held.get(key) != fd:
+                raise PermissionError(13, "Permission denied")
+            del self.held[key]
+        else:
+            raise AssertionError(f"mode {mode} not used by zhixing")
+
+
+def test_the_windows_lock_refuses_a_second_engine_and_is_released(tmp_path: Path) -> None:
+    from engine.instance_lock import WINDOWS_LOCK_OFFSET, MsvcrtBackend
+
+    msvcrt = FakeMsvcrt()
+    path = tmp_path / "journal.db.lock"
+    first = InstanceLock(path, MsvcrtBackend(msvcrt))  # type: ignore[arg-type]
+    first.acquire()
+    assert path.read_text().strip() == str(os.getpid())  # the pid sits before the locked byte
+    with pytest.raises(AlreadyRunning) as info:
+        InstanceLock(path, MsvcrtBackend(msvcrt)).acquire()  # type: ignore[arg-type]
+    assert info.value.pid == os.getpid()
+    first.release()
+    assert msvcrt.held == {}
+    again = InstanceLock(path, MsvcrtBackend(msvcrt))  # type: ignore[arg-type]
+    again.acquire()
+    again.release()
+    assert {offset for _, offset in msvcrt.calls} == {WINDOWS_LOCK_OFFSET}
+    assert [mode for mode, _ in msvcrt.calls] == [2, 2, 0, 2, 0]
+
+
+def test_the_cli_imports_where_fcntl_does_not_exist() -> None:
+    """On Windows there is no fcntl: ``zhixing`` (its whole command tree, the lock included) must import."""
+    code = (
+        "import sys; sys.modules['fcntl'] = None\n"  # import fcntl -> ImportError, as on Windows
+        "import engine.cli, engine.cli.run_cmd, engine.instance_lock\n"
+        "print('imported')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_env(), check=False
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "imported"), result.stderr
