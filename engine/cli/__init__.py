@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli import (
+    account_cmd,
     algos_cmd,
     chaos_cmd,
     config_cmd,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parsers(sub)
     schedule_cmd.add_parsers(sub)
     ops_cmd.add_parsers(sub)
+    account_cmd.add_parsers(sub)
     return parser
 
 
