@@ -5,6 +5,8 @@ taken as written; the estimate is off when asked; a restart re-reads the same ro
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.fileorder import FileOrderConfig
 from adapters.fileorder.format import EXEC_TRADE
@@ -112,3 +114,31 @@ def test_the_rates_come_from_the_route_table() -> None:
 def test_a_bad_rate_names_the_key(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"route\.fileorder\.{key}"):
         FileOrderConfig.from_settings({**SETTINGS, key: value}, source="live.toml")
+
+
+@given(
+    side=st.sampled_from([Side.BUY, Side.SELL]),
+    fills_=st.lists(
+        st.tuples(st.integers(min_value=1_000, max_value=500_000), st.integers(min_value=1, max_value=5_000)),
+        min_size=1,
+        max_size=30,
+    ),
+    commission_ppm=st.integers(min_value=0, max_value=3_000),
+    min_commission=st.integers(min_value=0, max_value=100_000),
+)
+def test_any_split_of_an_order_is_charged_exactly_the_orders_fees(
+    side: Side, fills_: list[tuple[int, int]], commission_ppm: int, min_commission: int
+) -> None:
+    """However the terminal splits an order into trades, the estimates add up to the fees of the whole
+    order, and no trade is charged a negative fee."""
+    schedule = FeeSchedule(commission_ppm=commission_ppm, min_commission=min_commission)
+    rows = [trade(f"e{i}", "Z1", side, price, volume) for i, (price, volume) in enumerate(fills_)]
+    got = fills(ReportTracker(schedule), rows)
+    total_value = sum(price * volume for price, volume in fills_)
+    expected = schedule.fees(instrument_for("600000.SH"), side, total_value, 1)
+    assert (
+        sum(f.commission for f in got),
+        sum(f.stamp_duty for f in got),
+        sum(f.transfer_fee for f in got),
+    ) == expected
+    assert all(min(f.commission, f.stamp_duty, f.transfer_fee) >= 0 for f in got)
