@@ -350,6 +350,8 @@ class ExecAlgo(ABC):
         self._started = False
         self._paused = False
         self.dirty = True  # state not yet journaled (see ``Basket.journal``)
+        self._plan_version = 0  # bumped by ``_plan_changed`` whenever ``plan_state()`` changes
+        self.plan_dirty = True  # the plan changed since it was last journaled (see ``Basket.journal``)
         self._finishing = False
         self._finished = False
         self._final_status = ParentStatus.DONE
@@ -484,10 +486,32 @@ class ExecAlgo(ABC):
         self._on_resume()
 
     # ------------------------------------------------------------------------------------ state
+    @property
+    def plan_version(self) -> int:
+        """Which plan ``plan_state()`` holds: bumped at every change of it (built, re-planned)."""
+        return self._plan_version
+
     def state(self) -> dict[str, object]:
-        """JSON-serialisable state, enough to resume after a restart (children come from the store)."""
+        """JSON-serialisable state, enough to resume after a restart (children come from the store):
+        ``progress_state()`` and ``plan_state()`` in one dict (their keys never overlap)."""
+        progress, plan = self.progress_state(), self.plan_state()
+        overlap = progress.keys() & plan.keys()
+        if overlap:
+            raise RuntimeError(f"{self.name}: keys {sorted(overlap)} are both progress and plan")
+        return {**progress, **plan}
+
+    def plan_state(self) -> dict[str, object]:
+        """The large, rarely changing part of ``state()`` (a schedule's slice times and targets), JSON-
+        serialisable. It changes only together with ``plan_version``, so a journal stores it once per
+        version (``Basket.journal``) instead of with every progress change."""
+        return self._plan_extra()
+
+    def progress_state(self) -> dict[str, object]:
+        """The small part of ``state()`` that moves on as the algorithm runs (next slice, counters, flags),
+        with the ``plan_version`` of the plan it goes with."""
         return {
             "version": STATE_VERSION,
+            "plan_version": self._plan_version,
             "algo": self.name,
             "parent_id": self.parent.parent_id,
             "children_sent": self.children_sent,
@@ -531,6 +555,10 @@ class ExecAlgo(ABC):
         self._auction_sent = bool(state.get("auction_sent", False))
         self._continuous_over = bool(state.get("continuous_over", False))
         self._restore_extra(state)
+        # absent in states written before the plan was journaled apart: version 0. The restored plan is
+        # journaled again at the next commit (the journal may be another file, or hold a complete state).
+        self._plan_version = state_int(state, "plan_version")
+        self.plan_dirty = True
 
     # ------------------------------------------------------------------------------------ subclass hooks
     @abstractmethod
@@ -542,10 +570,22 @@ class ExecAlgo(ABC):
         """Re-plan after a pause and arm the next timer."""
 
     def _state_extra(self) -> dict[str, object]:
+        """The subclass's progress (small, may change at every step)."""
+        return {}
+
+    def _plan_extra(self) -> dict[str, object]:
+        """The subclass's plan (large); a subclass with one calls ``_plan_changed`` at every change."""
         return {}
 
     def _restore_extra(self, state: Mapping[str, object]) -> None:
+        """Load the subclass's progress and plan from ``state()`` output."""
         return None
+
+    def _plan_changed(self) -> None:
+        """The plan changed: a new ``plan_version``, journaled (plan and progress) at the next commit."""
+        self._plan_version += 1
+        self.plan_dirty = True
+        self.dirty = True
 
     # ------------------------------------------------------------------------------------ helpers
     def price_for(

@@ -13,7 +13,13 @@ from engine.parents import ParentOrder, ParentStatus
 class AlgoJournal(Protocol):
     """What ``Basket.journal`` needs of a store (``engine.store.StateStore`` provides it)."""
 
-    def stage_algo_state(self, parent_id: str, algo: str, state: dict[str, object]) -> None: ...
+    def stage_algo_plan(
+        self, parent_id: str, algo: str, plan_version: int, plan: dict[str, object]
+    ) -> None: ...
+
+    def stage_algo_progress(
+        self, parent_id: str, algo: str, plan_version: int, progress: dict[str, object]
+    ) -> None: ...
 
     def stage_parent(self, parent: dict[str, object]) -> None: ...
 
@@ -103,12 +109,20 @@ class Basket:
 
     def journal(self, store: AlgoJournal) -> int:
         """Stage the state of every algorithm that changed since the last call (and its parent's row),
-        so a restart resumes each one where it was. Returns how many were staged."""
+        so a restart resumes each one where it was. Returns how many were staged.
+
+        The state goes in two parts: the plan (``plan_state()``, a schedule of kilobytes) only when it
+        changed since it was last staged (``plan_dirty``), the progress (``progress_state()``, naming its
+        ``plan_version``) at every change; the store joins them back on loading."""
         staged = 0
         for parent_id, algo in self.algos.items():
-            if algo.dirty:
+            if algo.dirty or algo.plan_dirty:
                 algo.dirty = False
-                store.stage_algo_state(parent_id, algo.parent.algo, algo.state())
+                name = algo.parent.algo
+                if algo.plan_dirty:
+                    store.stage_algo_plan(parent_id, name, algo.plan_version, algo.plan_state())
+                    algo.plan_dirty = False
+                store.stage_algo_progress(parent_id, name, algo.plan_version, algo.progress_state())
                 store.stage_parent(algo.parent.to_row())
                 staged += 1
         return staged

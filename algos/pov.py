@@ -129,12 +129,23 @@ class PovAlgo(ExecAlgo):
     def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
         super().__init__(parent, ctx, **overrides)
         self._built = False
-        self._times: list[int] = []
+        # the plan (``plan_state``): set only through the ``_times`` setter, which bumps the plan version
+        self._plan_times: tuple[int, ...] = ()
         self._next = 0
         self._end_at = 0
         self._market_volume = 0  # traded since the start
         self._interval_base = 0  # market volume at the previous sample
         self._last_cum: int | None = None
+
+    # ------------------------------------------------------------------------------------ plan
+    @property
+    def _times(self) -> tuple[int, ...]:
+        return self._plan_times
+
+    @_times.setter
+    def _times(self, value: tuple[int, ...]) -> None:
+        self._plan_times = value
+        self._plan_changed()
 
     # ------------------------------------------------------------------------------------ views
     @property
@@ -161,8 +172,8 @@ class PovAlgo(ExecAlgo):
             self._reason = "no_trading_time"
         self._end_at = end_instant(self.ctx.calendar, clipped, self.parent.start_ns)
         self.plan_closing_auction(self.parent.quantity)
-        self._times = slice_times(
-            windows, self.parent.start_ns, self._end_at, self.params.interval_s * NS_PER_SECOND
+        self._times = tuple(
+            slice_times(windows, self.parent.start_ns, self._end_at, self.params.interval_s * NS_PER_SECOND)
         )
 
     def _sample_volume(self) -> None:
@@ -228,10 +239,12 @@ class PovAlgo(ExecAlgo):
             self._arm()
 
     # ------------------------------------------------------------------------------------ state
+    def _plan_extra(self) -> dict[str, object]:
+        return {"slice_times": list(self._times)}
+
     def _state_extra(self) -> dict[str, object]:
         return {
             "built": self._built,
-            "slice_times": list(self._times),
             "next_slice": self._next,
             "end_at": self._end_at,
             "market_volume": self._market_volume,
@@ -243,7 +256,7 @@ class PovAlgo(ExecAlgo):
         self._built = bool(state.get("built", False))
         if not self._built:
             return
-        self._times = state_ints(state, "slice_times")
+        self._times = tuple(state_ints(state, "slice_times"))
         self._next = state_int(state, "next_slice")
         if not 0 <= self._next <= len(self._times):
             raise ValueError(f"algo state: next_slice {self._next} outside 0..{len(self._times)}")

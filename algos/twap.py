@@ -96,13 +96,34 @@ class TwapAlgo(ExecAlgo):
     def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
         super().__init__(parent, ctx, **overrides)
         self._built = False
-        self._times: list[int] = []
-        self._targets: list[int] = []  # cumulative target after each slice
+        # the plan (``plan_state``): set only through the ``_times`` / ``_targets`` setters, which bump
+        # the plan version; tuples, so nothing can change them in place behind the version's back
+        self._plan_times: tuple[int, ...] = ()
+        self._plan_targets: tuple[int, ...] = ()  # cumulative target after each slice
         self._next = 0  # index of the next slice to fire
         self._sweep_at: int | None = None
         self._swept = False
         self._end_at = 0
         self._total = 0  # what the schedule aims to fill
+
+    # ------------------------------------------------------------------------------------ plan
+    @property
+    def _times(self) -> tuple[int, ...]:
+        return self._plan_times
+
+    @_times.setter
+    def _times(self, value: tuple[int, ...]) -> None:
+        self._plan_times = value
+        self._plan_changed()
+
+    @property
+    def _targets(self) -> tuple[int, ...]:
+        return self._plan_targets
+
+    @_targets.setter
+    def _targets(self, value: tuple[int, ...]) -> None:
+        self._plan_targets = value
+        self._plan_changed()
 
     # ------------------------------------------------------------------------------------ views
     @property
@@ -168,9 +189,11 @@ class TwapAlgo(ExecAlgo):
             )
             if self._sweep_at is not None:
                 slices_end = self._sweep_at
-        self._times = slice_times(windows, parent.start_ns, slices_end, params.interval_s * NS_PER_SECOND)
-        self._targets = cumulative_targets(
-            self.continuous_total, len(self._times), inst.buy_step, inst.buy_min
+        self._times = tuple(
+            slice_times(windows, parent.start_ns, slices_end, params.interval_s * NS_PER_SECOND)
+        )
+        self._targets = tuple(
+            cumulative_targets(self.continuous_total, len(self._times), inst.buy_step, inst.buy_min)
         )
 
     def _replan_from(self, index: int) -> None:
@@ -178,12 +201,14 @@ class TwapAlgo(ExecAlgo):
         base = self.filled_quantity + self.working_quantity
         left = len(self._times) - index
         if left > 0:
-            self._targets[index:] = cumulative_targets(
-                max(0, self.continuous_total - base),
-                left,
-                self.instrument.buy_step,
-                self.instrument.buy_min,
-                base,
+            self._targets = self._targets[:index] + tuple(
+                cumulative_targets(
+                    max(0, self.continuous_total - base),
+                    left,
+                    self.instrument.buy_step,
+                    self.instrument.buy_min,
+                    base,
+                )
             )
         self._next = index
 
@@ -234,11 +259,12 @@ class TwapAlgo(ExecAlgo):
             self._arm()
 
     # ------------------------------------------------------------------------------------ state
+    def _plan_extra(self) -> dict[str, object]:
+        return {"slice_times": list(self._times), "targets": list(self._targets)}
+
     def _state_extra(self) -> dict[str, object]:
         return {
             "built": self._built,
-            "slice_times": list(self._times),
-            "targets": list(self._targets),
             "next_slice": self._next,
             "sweep_at": self._sweep_at,
             "swept": self._swept,
@@ -250,8 +276,8 @@ class TwapAlgo(ExecAlgo):
         self._built = bool(state.get("built", False))
         if not self._built:
             return
-        self._times = state_ints(state, "slice_times")
-        self._targets = state_ints(state, "targets")
+        self._times = tuple(state_ints(state, "slice_times"))
+        self._targets = tuple(state_ints(state, "targets"))
         if len(self._times) != len(self._targets):
             raise ValueError("algo state: slice_times and targets differ in length")
         self._next = state_int(state, "next_slice")

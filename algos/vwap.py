@@ -155,19 +155,23 @@ class VwapAlgo(TwapAlgo):
         super()._build()
         self._weights = self._slice_weights()
         inst = self.instrument
-        self._targets = weighted_targets(self.continuous_total, self._weights, inst.buy_step, inst.buy_min)
+        self._targets = tuple(
+            weighted_targets(self.continuous_total, self._weights, inst.buy_step, inst.buy_min)
+        )
 
     def _replan_from(self, index: int) -> None:
         """Spread what is left over slices ``index..`` by their weights; no catch-up for skipped ones."""
         base = self.filled_quantity + self.working_quantity
         if index < len(self._times):
             inst = self.instrument
-            self._targets[index:] = weighted_targets(
-                max(0, self.continuous_total - base),
-                self._weights[index:],
-                inst.buy_step,
-                inst.buy_min,
-                base,
+            self._targets = self._targets[:index] + tuple(
+                weighted_targets(
+                    max(0, self.continuous_total - base),
+                    self._weights[index:],
+                    inst.buy_step,
+                    inst.buy_min,
+                    base,
+                )
             )
         self._next = index
 

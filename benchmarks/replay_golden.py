@@ -3,9 +3,17 @@
 Run by hand: ``python benchmarks/replay_golden.py [N]`` (default 30). Two baskets over the benchmark's
 data (``replay_throughput.py``): the benchmark's own (N TWAP buys) and a mixed one (buys and sells from
 held positions, over TWAP, VWAP, POV, iceberg and chase, some with a limit price). For each it prints a
-SHA-256 of every journal table (orders, fills, parents, algo states, positions, meta), of the exported
-trade log (``orders.csv``, ``fills.csv``), of the report, and of the fills the bus delivered in memory,
-in the order they were delivered. Identical lines before and after a change = byte-identical results.
+SHA-256 of every journal table (orders, fills, parents, algo states and plans, positions, meta), of the
+exported trade log (``orders.csv``, ``fills.csv``), of the report, and of the fills the bus delivered in
+memory, in the order they were delivered. Identical lines before and after a change = byte-identical
+results.
+
+Two summary lines: ``TRADES`` covers everything a user sees of the trading (every table but the
+algorithms' journaled state, the trade log, the report, the bus fills) and must not change under an
+optimisation, and neither must ``loaded_algo_states`` (the complete states a restart resumes from, as
+``StateStore.load_algo_states`` returns them, less ``plan_version``); ``ALL`` adds the algorithm-state
+tables, whose layout may change by design (e.g. the plan journaled apart from the progress, schema
+version 2).
 """
 
 from __future__ import annotations
@@ -34,9 +42,12 @@ TABLES = {
     "fills": "SELECT * FROM fills ORDER BY seq",
     "parents": "SELECT * FROM parents ORDER BY parent_id",
     "algo_states": "SELECT * FROM algo_states ORDER BY parent_id",
+    "algo_plans": "SELECT * FROM algo_plans ORDER BY parent_id",
     "positions": "SELECT * FROM positions ORDER BY symbol",
     "meta": "SELECT * FROM meta ORDER BY key",
 }
+ALGO_STATE_TABLES = frozenset({"algo_states", "algo_plans"})
+"""Journal tables of algorithm state: left out of the ``TRADES`` hash (their layout may change)."""
 
 MIXED_ALGOS: tuple[tuple[str, dict[str, str]], ...] = (
     ("twap", {"price_policy": "passive", "interval_s": "30"}),
@@ -121,7 +132,10 @@ async def run(
     out: dict[str, str] = {}
     conn = sqlite3.connect(db)
     try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table, sql in TABLES.items():
+            if table not in tables:  # a journal older than the table
+                continue
             rows = conn.execute(sql).fetchall()
             out[f"{table}[{len(rows)}]"] = digest(rows)
     finally:
@@ -131,10 +145,18 @@ async def run(
     store = await StateStore.open(db, synchronous="OFF")
     try:
         orders_csv, fills_csv = await store.export_trade_log(tmp / f"{name}_log")
+        states = await store.load_algo_states()
     finally:
         await store.close()
     out["orders.csv"] = hashlib.sha256(orders_csv.read_bytes()).hexdigest()[:16]
     out["fills.csv"] = hashlib.sha256(fills_csv.read_bytes()).hexdigest()[:16]
+    # what a restart resumes from, whatever the tables' layout: the complete states as loaded (joined),
+    # less the plan version (a counter of the journal's own; it does not exist before schema 2)
+    resumable = {
+        parent_id: (algo, sorted((k, v) for k, v in state.items() if k != "plan_version"))
+        for parent_id, (algo, state) in sorted(states.items())
+    }
+    out[f"loaded_algo_states[{len(resumable)}]"] = digest(resumable)
     out["report"] = digest(result.report)
     out[f"bus_fills[{len(result.fills)}]"] = digest(result.fills)
     return out
@@ -152,12 +174,16 @@ def main() -> None:
             "benchmark": (benchmark_parents(market), {}),
             "mixed": mixed_parents(market),
         }
-        everything = hashlib.sha256()
+        everything, trades = hashlib.sha256(), hashlib.sha256()
         for name, (parents, positions) in runs.items():
             hashes = asyncio.run(run(market, parents, positions, tmp, name))
             for key, value in hashes.items():
                 print(f"{name:<9} {key:<22} {value}")
-                everything.update(f"{name}{key}{value}".encode())
+                line = f"{name}{key}{value}".encode()
+                everything.update(line)
+                if key.split("[")[0] not in ALGO_STATE_TABLES:
+                    trades.update(line)
+        print(f"{'TRADES':<9} {'':<22} {trades.hexdigest()[:16]}")
         print(f"{'ALL':<9} {'':<22} {everything.hexdigest()[:16]}")
 
 

@@ -171,15 +171,16 @@ async def test_foreign_sqlite_file_is_refused_as_unknown_schema(tmp_path: Path) 
 
 async def test_migration_killed_halfway_leaves_nothing_behind(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
+    nxt = SCHEMA_VERSION + 1
     broken = {
         **schema.MIGRATIONS,
-        2: ("CREATE TABLE extra (x INTEGER) STRICT", "INSERT INTO missing VALUES (1)"),
+        nxt: ("CREATE TABLE extra (x INTEGER) STRICT", "INSERT INTO missing VALUES (1)"),
     }
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         with pytest.raises(sqlite3.OperationalError, match="missing"):
             ops.migrate(conn, broken, str(path), ops.BusyCounter())
-        # v0 -> v2 was one transaction: not even v1's tables are left
+        # v0 -> the broken version was one transaction: not even v1's tables are left
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
     finally:
         conn.close()
@@ -189,13 +190,13 @@ async def test_migration_killed_halfway_leaves_nothing_behind(tmp_path: Path) ->
     try:
         with pytest.raises(sqlite3.OperationalError):
             ops.migrate(conn, broken, str(path), ops.BusyCounter())
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchall() == []
-        good = {**schema.MIGRATIONS, 2: ("CREATE TABLE extra (x INTEGER) STRICT",)}
-        assert ops.migrate(conn, good, str(path), ops.BusyCounter()) == 2
+        good = {**schema.MIGRATIONS, nxt: ("CREATE TABLE extra (x INTEGER) STRICT",)}
+        assert ops.migrate(conn, good, str(path), ops.BusyCounter()) == nxt
     finally:
         conn.close()
-    with pytest.raises(StoreError, match="schema version 2"):
+    with pytest.raises(StoreError, match=f"schema version {nxt}"):
         await StateStore.open(path)
 
 

@@ -10,11 +10,25 @@ insertion order.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The newest schema this build knows. A database with a higher version is refused."""
 
 MIN_SQLITE = (3, 37, 0)
 """STRICT tables need 3.37; ``RETURNING`` needs 3.35."""
+
+# Operator commands for a running engine (``engine.control``): written by ``zhixing halt`` & co. from
+# another process, applied by the engine's control channel, marked done in the transaction that journals
+# their effect. Part of the schema since version 2; before that created on first use (IF NOT EXISTS, by
+# both sides), which both sides still do, harmlessly.
+CREATE_CONTROL_COMMANDS = """CREATE TABLE IF NOT EXISTS control_commands (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    arg TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    done_ts INTEGER,
+    result TEXT NOT NULL DEFAULT ''
+) STRICT"""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -92,6 +106,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT, WITHOUT ROWID""",
         "INSERT INTO counters (name, value) VALUES ('order_id', 1)",
     ),
+    2: (
+        # An algorithm's state in two parts (``algos.base.ExecAlgo.plan_state`` / ``progress_state``): the
+        # plan (a schedule's slice times and targets, kilobytes) is written once per ``plan_version``;
+        # ``algo_states.state`` then holds only the progress, with the plan version it goes with. A NULL
+        # ``plan_version`` (every row written by version 1) marks a state that is complete by itself.
+        "ALTER TABLE algo_states ADD COLUMN plan_version INTEGER",
+        """CREATE TABLE algo_plans (
+            parent_id TEXT PRIMARY KEY NOT NULL,
+            algo TEXT NOT NULL,
+            plan_version INTEGER NOT NULL,
+            plan TEXT NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        CREATE_CONTROL_COMMANDS,  # created on first use in version 1 journals; in the schema now
+    ),
 }
 
 ORDER_COLUMNS = (
@@ -165,7 +193,8 @@ INSERT_FILL = (
     "ON CONFLICT (client_order_id, trade_id) DO NOTHING"
 )
 UPSERT_PARENT = _upsert("parents", PARENT_COLUMNS, "parent_id")
-UPSERT_ALGO_STATE = _upsert("algo_states", ("parent_id", "algo", "state"), "parent_id")
+UPSERT_ALGO_STATE = _upsert("algo_states", ("parent_id", "algo", "state", "plan_version"), "parent_id")
+UPSERT_ALGO_PLAN = _upsert("algo_plans", ("parent_id", "algo", "plan_version", "plan"), "parent_id")
 UPSERT_POSITION = _upsert("positions", ("symbol", "quantity", "sellable", "avg_cost"), "symbol")
 UPSERT_META = _upsert("meta", ("key", "value"), "key")
 
@@ -175,23 +204,13 @@ SELECT_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY ts_crea
 SELECT_TRADE_IDS = "SELECT client_order_id, trade_id FROM fills ORDER BY seq"
 SELECT_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY seq"
 SELECT_PARENTS = f"SELECT {', '.join(PARENT_COLUMNS)} FROM parents ORDER BY created_ns, parent_id"
-SELECT_ALGO_STATES = "SELECT parent_id, algo, state FROM algo_states ORDER BY parent_id"
+SELECT_ALGO_STATES = (
+    "SELECT s.parent_id, s.algo, s.state, s.plan_version, p.algo, p.plan_version, p.plan "
+    "FROM algo_states AS s LEFT JOIN algo_plans AS p ON p.parent_id = s.parent_id ORDER BY s.parent_id"
+)
 SELECT_POSITIONS = "SELECT symbol, quantity, sellable, avg_cost FROM positions ORDER BY symbol"
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 
-# Operator commands for a running engine (``engine.control``): written by ``zhixing halt`` & co. from
-# another process, applied by the engine's control channel, marked done in the transaction that journals
-# their effect. Created on first use (IF NOT EXISTS, by both sides) rather than by a migration, so
-# journals of schema version 1 stay openable by older builds; fold into a migration with the next one.
-CREATE_CONTROL_COMMANDS = """CREATE TABLE IF NOT EXISTS control_commands (
-    id INTEGER PRIMARY KEY,
-    ts INTEGER NOT NULL,
-    command TEXT NOT NULL,
-    arg TEXT NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0,
-    done_ts INTEGER,
-    result TEXT NOT NULL DEFAULT ''
-) STRICT"""
 INSERT_CONTROL_COMMAND = "INSERT INTO control_commands (ts, command, arg) VALUES (?, ?, ?) RETURNING id"
 SELECT_PENDING_COMMANDS = "SELECT id, ts, command, arg FROM control_commands WHERE done = 0 ORDER BY id"
 SELECT_COMMANDS = "SELECT id, ts, command, arg, done, done_ts, result FROM control_commands ORDER BY id"

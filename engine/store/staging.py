@@ -72,13 +72,23 @@ def parent_row(parent: dict[str, object]) -> tuple[object, ...]:
 class Staged:
     """One batch of staged rows."""
 
-    __slots__ = ("algo_states", "commands_done", "fills", "meta", "orders", "parents", "positions")
+    __slots__ = (
+        "algo_plans",
+        "algo_states",
+        "commands_done",
+        "fills",
+        "meta",
+        "orders",
+        "parents",
+        "positions",
+    )
 
     def __init__(self) -> None:
         self.orders: dict[str, Order] = {}
         self.fills: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.parents: dict[str, tuple[object, ...]] = {}
-        self.algo_states: dict[str, tuple[str, str, str]] = {}
+        self.algo_states: dict[str, tuple[str, str, str, int | None]] = {}
+        self.algo_plans: dict[str, tuple[str, str, int, str]] = {}
         self.positions: dict[str, tuple[str, int, int, int]] = {}
         self.meta: dict[str, tuple[str, str]] = {}
         self.commands_done: dict[int, tuple[int, str, int]] = {}  # id -> (done_ts, result, id)
@@ -89,6 +99,7 @@ class Staged:
             or self.fills
             or self.parents
             or self.algo_states
+            or self.algo_plans
             or self.positions
             or self.meta
             or self.commands_done
@@ -108,6 +119,7 @@ class Staged:
             (schema.INSERT_FILL, self.fills),
             (schema.UPSERT_PARENT, self.parents),
             (schema.UPSERT_ALGO_STATE, self.algo_states),
+            (schema.UPSERT_ALGO_PLAN, self.algo_plans),
             (schema.UPSERT_POSITION, self.positions),
             (schema.UPSERT_META, self.meta),
             (schema.MARK_COMMAND_DONE, self.commands_done),
@@ -123,6 +135,7 @@ class Staged:
             self.fills.setdefault(key, row)
         self.parents.update(newer.parents)
         self.algo_states.update(newer.algo_states)
+        self.algo_plans.update(newer.algo_plans)
         self.positions.update(newer.positions)
         self.meta.update(newer.meta)
         for command_id, done in newer.commands_done.items():

@@ -26,7 +26,7 @@ from engine.events import OrderFilled
 from engine.orders import Order
 from engine.store import ops, schema
 from engine.store.json_cache import StateEncoder
-from engine.store.staging import Staged, parent_row
+from engine.store.staging import Staged, parent_row, to_json
 from engine.store.trade_log import write_trade_log
 
 log = structlog.get_logger("zhixing.store")
@@ -152,7 +152,7 @@ class StateStore:
             self._latest_parent.pop(parent_id, None)
 
     def stage_algo_state(self, parent_id: str, algo: str, state: dict[str, object]) -> None:
-        """Upsert an algorithm's serialised state (JSON, encoded now so a bad value fails here).
+        """Upsert an algorithm's complete serialised state (JSON, encoded now so a bad value fails here).
 
         A state equal to the latest one staged for ``parent_id`` under the same ``algo`` (committed or still
         pending) is not staged again."""
@@ -162,7 +162,38 @@ class StateStore:
         encoder = self._state_encoders.get(parent_id)
         if encoder is None:
             encoder = self._state_encoders[parent_id] = StateEncoder()
-        self._staged.algo_states[parent_id] = (parent_id, algo, encoder.encode(state))
+        self._staged.algo_states[parent_id] = (parent_id, algo, encoder.encode(state), None)
+        self._remember_algo_state(parent_id, mark)
+
+    def stage_algo_plan(self, parent_id: str, algo: str, plan_version: int, plan: dict[str, object]) -> None:
+        """Upsert an algorithm's plan (``ExecAlgo.plan_state()``) as version ``plan_version``.
+
+        Stage the progress that goes with it (``stage_algo_progress``, same version) in the same batch: a
+        progress row names the plan version it needs, and ``load_algo_states`` refuses a journal where the
+        two do not match. Staged as given, never skipped (the caller stages a plan only when it changed)."""
+        if not _is_int(plan_version):
+            raise TypeError(f"algo plan of {parent_id!r}: plan_version must be int, not {plan_version!r}")
+        self._staged.algo_plans[parent_id] = (parent_id, algo, plan_version, to_json(plan))
+        self._latest_algo_state.pop(parent_id, None)  # the progress that goes with it is staged again
+
+    def stage_algo_progress(
+        self, parent_id: str, algo: str, plan_version: int, progress: dict[str, object]
+    ) -> None:
+        """Upsert an algorithm's progress (``ExecAlgo.progress_state()``), which goes with its plan of
+        version ``plan_version`` (staged now or earlier by ``stage_algo_plan``). ``load_algo_states``
+        returns the two joined, as one complete state.
+
+        Progress equal to the latest staged for ``parent_id`` (same ``algo`` and plan version; committed
+        or still pending) is not staged again."""
+        if not _is_int(plan_version):
+            raise TypeError(f"algo progress of {parent_id!r}: plan_version must be int, not {plan_version!r}")
+        mark = _fingerprint({"algo": algo, "plan_version": plan_version, "progress": progress})
+        if mark is not None and self._latest_algo_state.get(parent_id) == mark:
+            return
+        self._staged.algo_states[parent_id] = (parent_id, algo, to_json(progress), plan_version)
+        self._remember_algo_state(parent_id, mark)
+
+    def _remember_algo_state(self, parent_id: str, mark: bytes | None) -> None:
         if mark is not None:
             self._latest_algo_state[parent_id] = mark
         else:
@@ -299,8 +330,24 @@ class StateStore:
         return parents
 
     async def load_algo_states(self) -> dict[str, tuple[str, dict[str, object]]]:
+        """parent id -> (algo, complete state): a progress row joined with the plan of the version it
+        names (``stage_algo_progress``), or a state staged complete (``stage_algo_state``, and every
+        state of a version 1 journal) as it is. Raises ``StoreError`` when a progress row's plan is
+        missing or of another version or algorithm (the journal never writes one without the other)."""
         (rows,) = await self._select((schema.SELECT_ALGO_STATES, ()))
-        return {parent_id: (algo, _from_json(state)) for parent_id, algo, state in rows}
+        states: dict[str, tuple[str, dict[str, object]]] = {}
+        for parent_id, algo, state, version, plan_algo, plan_version, plan in rows:
+            values = _from_json(state)
+            if version is not None:
+                if plan is None or plan_version != version or plan_algo != algo:
+                    held = "none" if plan is None else f"version {plan_version} of algo {plan_algo!r}"
+                    raise StoreError(
+                        f"{self.path}: algo state of parent {parent_id!r} ({algo}) needs plan version "
+                        f"{version}; the journal holds {held}"
+                    )
+                values = {**_from_json(plan), **values}
+            states[parent_id] = (algo, values)
+        return states
 
     async def load_positions(self) -> dict[str, tuple[int, int, int]]:
         """symbol -> (quantity, sellable, avg_cost)."""
@@ -345,6 +392,10 @@ def _fingerprint(value: dict[str, object]) -> bytes | None:
         return marshal.dumps(value, 2)
     except ValueError:
         return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _from_json(text: str) -> dict[str, object]:
