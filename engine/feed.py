@@ -7,8 +7,11 @@ events into the sink it was bound to; thread-based SDKs hop onto the loop with
 ``QuoteBook`` is what the engine plugs the sink into. It conflates by symbol (a newer quote replaces an
 older one that nobody has processed yet, so a flood never grows a queue), refuses quotes that must never
 price an order (zero, negative, crossed, older than the last one), serves ``latest`` to the algorithms
-(``engine.marketdata.QuoteSource``), and watches staleness: a symbol with no quote for ``stale_after_ns``
-is reported through ``on_stale`` and again through ``on_fresh`` when quotes return.
+(``engine.marketdata.QuoteSource``), and watches staleness: a symbol with no *new* quote for
+``stale_after_ns`` is reported through ``on_stale`` and again through ``on_fresh`` when quotes return.
+A quote is new when its ``ts_event`` is later than the last one's: the same snapshot delivered again
+(a feed's re-send, the snapshot a re-subscription hands out for a suspended stock) is counted as
+``repeated`` and neither keeps a symbol fresh nor ends its staleness.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class FeedCounters:
     conflated: int = 0  # replaced before being processed
     refused: int = 0  # zero, negative, crossed or out of order
     delivered: int = 0
+    repeated: int = 0  # the same snapshot again (same ts_event): not new, not delivered
     stale_events: int = 0
 
 
@@ -131,6 +135,10 @@ class QuoteBook:
             log.warning("quote_refused", symbol=quote.symbol, reason=reason)
             return
         symbol = quote.symbol
+        previous = self._latest.get(symbol)
+        if previous is not None and quote.ts_event == previous.ts_event:
+            self.counters.repeated += 1
+            return
         self._latest[symbol] = quote
         self._last_seen[symbol] = self.clock.now_ns()
         self.counters.delivered += 1

@@ -107,6 +107,35 @@ def test_a_stale_symbol_prices_nothing() -> None:
     book.stop_watch()
 
 
+def test_the_same_snapshot_again_is_not_news() -> None:
+    """A feed that re-sends its last snapshot (or a re-subscription handing out a suspended stock's last
+    one) neither keeps a symbol fresh nor ends its staleness; only a later snapshot does."""
+    clock = SimClock(T0)
+    events: list[tuple[str, int]] = []
+    book = QuoteBook(
+        clock,
+        stale_after_ns=10 * S,
+        on_stale=lambda s: events.append(("stale", clock.now_ns())),
+        on_fresh=lambda s: events.append(("fresh", clock.now_ns())),
+    )
+    frozen = quote("600000.SH", T0)
+    book.push(frozen)
+    clock.step()
+    book.watch(["600000.SH"])
+    for i in range(1, 15):  # the frozen snapshot, re-sent every second
+        clock.call_at(T0 + i * S, partial(book.push, frozen))
+    while clock.step(until_ns=T0 + 15 * S):
+        pass
+    assert [kind for kind, _ in events] == ["stale"]
+    assert book.counters.repeated == 14
+    clock.call_at(T0 + 16 * S, partial(book.push, quote("600000.SH", T0 + 16 * S)))
+    while clock.step(until_ns=T0 + 17 * S):
+        pass
+    assert events[-1] == ("fresh", T0 + 16 * S)
+    assert book.latest("600000.SH") == quote("600000.SH", T0 + 16 * S)
+    book.stop_watch()
+
+
 def test_a_flood_does_not_grow_memory() -> None:
     """200k quotes across 50 symbols arriving faster than they are processed: memory stays flat."""
     clock = SimClock(T0)
