@@ -192,6 +192,20 @@ def error_notice(where: str, error: BaseException | str, *, account: str | None 
     )
 
 
+def stale_feed_notice(symbol: str, silent_s: float, *, account: str | None = None) -> Message:
+    """A symbol's quotes stopped while the market trades: its slicing is paused until they return."""
+    return Message(
+        kind=MessageKind.ERROR,
+        subject=f"[zhixing]{_account(account)} market data stale: {symbol}",
+        body=(
+            f"{symbol}: no new quote for {silent_s:g} s during trading; its algorithms are paused (nothing "
+            "is priced from an old quote) and the feed is re-subscribed on a backoff. Slicing resumes when "
+            "quotes return."
+        ),
+        severity=Severity.WARNING,
+    )
+
+
 def not_ready_notice(failure: NotReady, *, account: str | None = None) -> Message:
     """At start, the route or the feed did not answer: still retrying (until when), or given up."""
     deadline = ns_to_shanghai(failure.deadline_ns).strftime("%H:%M:%S")

@@ -149,3 +149,19 @@ async def test_smtp_down_does_not_touch_trading(tmp_path: Path) -> None:
     assert fills_down == fills_up
     assert without_mail.dispatcher.stats.gave_up > 0
     assert with_mail.dispatcher.stats.gave_up == 0
+
+
+async def test_the_operator_is_told_when_quotes_stop(tmp_path: Path) -> None:
+    """The recorded day ends at ~10:15 while the market trades on: the rebalance's symbols fall silent,
+    their slicing pauses, and one mail (a digest when several go at once) names them."""
+    recorder = MailRecorder(password="")
+    with smtp_server(recorder) as port:
+        config = load_config(write_config(tmp_path, port))
+        await run_config(config, until="11:00")
+    texts = [f"{m['Subject']}\n{m.get_body().get_content()}" for m in recorder.mails]  # type: ignore[union-attr]
+    stale = [t for t in texts if "market data stale" in t]
+    assert stale, texts
+    text = "\n".join(stale)
+    for symbol in ("600258.SH", "600446.SH"):
+        assert symbol in text
+    assert "no new quote for 30 s during trading" in text

@@ -32,7 +32,13 @@ from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
-from engine.notify import NotificationDispatcher, error_notice, halt_notice, not_ready_notice
+from engine.notify import (
+    NotificationDispatcher,
+    error_notice,
+    halt_notice,
+    not_ready_notice,
+    stale_feed_notice,
+)
 from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
@@ -196,6 +202,7 @@ async def open_configured(
         raise
     if not session.reconcile.ok:
         dispatcher.post(halt_notice("; ".join(session.reconcile.mismatches), account=config.account.id))
+    _notify_stale_quotes(session, dispatcher, config)
     # the kill switch and the operator's commands (zhixing halt / resume / algo ...), a journaled halt
     # restored; polled on the wall clock (a replayed day has nobody to type them)
     control, channel = await install(
@@ -210,6 +217,19 @@ async def open_configured(
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
     return ConfiguredSession(config, clock, end_ns, session, dispatcher, runner, control, channel)
+
+
+def _notify_stale_quotes(session: LiveSession, dispatcher: NotificationDispatcher, config: Config) -> None:
+    """Tell the operator when a symbol's quotes stop (after the stale guard has paused its slicing); many
+    at once (the whole feed) reach them as one digest."""
+    guard = session.book.on_stale
+
+    def on_stale(symbol: str) -> None:
+        if guard is not None:
+            guard(symbol)
+        dispatcher.post(stale_feed_notice(symbol, config.stale_after_s, account=config.account.id))
+
+    session.book.on_stale = on_stale
 
 
 async def run_config(
