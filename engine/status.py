@@ -27,6 +27,7 @@ from engine.errors import InputError, StoreError
 from engine.logs import mask_account
 from engine.risk_controls import RISK_META_KEY
 from engine.store import schema
+from engine.store.algo_rows import SELECT_V1, join_algo_state
 from engine.store.staging import to_json
 from engine.units import yuan_str
 
@@ -101,7 +102,12 @@ def collect_status(db: Path) -> dict[str, Any]:
         parents = [
             dict(zip(schema.PARENT_COLUMNS, r, strict=True)) for r in conn.execute(schema.SELECT_PARENTS)
         ]
-        states = {str(p): (str(a), _json(s)) for p, a, s in conn.execute(schema.SELECT_ALGO_STATES)}
+        # a version 1 journal (an engine not yet upgraded) is read as it is: this reader never migrates
+        select = schema.SELECT_ALGO_STATES if "algo_plans" in tables else SELECT_V1
+        states: dict[str, tuple[str, dict[str, Any]]] = {}
+        for row in conn.execute(select):
+            parent_id, algo, state = join_algo_state(str(db), row)
+            states[parent_id] = (algo, state)
         meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
         pending = (
             conn.execute(schema.SELECT_PENDING_COMMANDS).fetchall() if "control_commands" in tables else []
