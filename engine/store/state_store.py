@@ -25,6 +25,7 @@ from engine.errors import StoreError
 from engine.events import OrderFilled
 from engine.orders import Order
 from engine.store import ops, schema
+from engine.store.algo_rows import join_algo_state
 from engine.store.json_cache import StateEncoder
 from engine.store.staging import Staged, parent_row, to_json
 from engine.store.trade_log import write_trade_log
@@ -335,18 +336,11 @@ class StateStore:
         state of a version 1 journal) as it is. Raises ``StoreError`` when a progress row's plan is
         missing or of another version or algorithm (the journal never writes one without the other)."""
         (rows,) = await self._select((schema.SELECT_ALGO_STATES, ()))
+        where = str(self.path)
         states: dict[str, tuple[str, dict[str, object]]] = {}
-        for parent_id, algo, state, version, plan_algo, plan_version, plan in rows:
-            values = _from_json(state)
-            if version is not None:
-                if plan is None or plan_version != version or plan_algo != algo:
-                    held = "none" if plan is None else f"version {plan_version} of algo {plan_algo!r}"
-                    raise StoreError(
-                        f"{self.path}: algo state of parent {parent_id!r} ({algo}) needs plan version "
-                        f"{version}; the journal holds {held}"
-                    )
-                values = {**_from_json(plan), **values}
-            states[parent_id] = (algo, values)
+        for row in rows:
+            parent_id, algo, state = join_algo_state(where, row)
+            states[parent_id] = (algo, state)
         return states
 
     async def load_positions(self) -> dict[str, tuple[int, int, int]]:
