@@ -147,3 +147,25 @@ def test_concurrent_scanner_only_ever_sees_complete_files(tmp_path: Path) -> Non
     final = {_read(p)[1][0] for p in writer.input_dir.glob("*.order.csv")}
     assert final == {f"W{i:05d}" for i in range(total)}
     assert seen <= final
+
+
+def test_the_folder_fsync_is_skipped_on_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows cannot open a folder for fsync (os.open on a directory fails there): the rename's
+    durability is left to NTFS's metadata journal, and the drop must not fail on it. POSIX opens and
+    fsyncs the folder."""
+    from adapters.fileorder import writer
+
+    real_open = writer.os.open
+    opened: list[object] = []
+
+    def recording_open(path: object, *args: object, **kwargs: object) -> int:
+        opened.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer.os, "open", recording_open)
+    with monkeypatch.context() as windows:
+        windows.setattr(writer.os, "name", "nt")
+        writer.fsync_dir(tmp_path)
+    assert opened == []
+    writer.fsync_dir(tmp_path)
+    assert opened == [tmp_path]
