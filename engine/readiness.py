@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from engine.broker import BrokerAdapter
 from engine.clock import Clock
-from engine.errors import BrokerError, FeedError, ZhixingError
+from engine.errors import BrokerDisconnected, BrokerError, FeedError, ZhixingError
+from engine.events import AccountReport
 from engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.readiness")
@@ -94,3 +96,37 @@ async def wait_until_ready(
         if number > 1:
             log.info("ready", what=what, attempts=number, waited_s=(clock.now_ns() - started) / NS_PER_SECOND)
         return number
+
+
+async def connect_broker(
+    adapter: BrokerAdapter,
+    *,
+    clock: Clock,
+    timeout_ns: int,
+    on_not_ready: NotReadyCallback | None = None,
+) -> AccountReport:
+    """Connect ``adapter`` until it answers an account query (connected is not enough), retried as
+    ``wait_until_ready`` retries, up to ``timeout_ns``; a half-open link is closed before the next
+    attempt. Returns the account the broker answered with; gives up with ``BrokerDisconnected``."""
+    answers: list[AccountReport] = []
+
+    async def attempt() -> None:
+        try:
+            await adapter.connect()
+            answers.append(await adapter.query_account())
+        except BaseException:
+            try:
+                await adapter.close()
+            except Exception as exc:  # closing what never opened may fail too; the first error counts
+                log.info("route_close_failed", adapter=adapter.name, error=repr(exc))
+            raise
+
+    await wait_until_ready(
+        f"broker route {adapter.name}",
+        attempt,
+        clock=clock,
+        timeout_ns=timeout_ns,
+        give_up=BrokerDisconnected,
+        on_not_ready=on_not_ready,
+    )
+    return answers[-1]

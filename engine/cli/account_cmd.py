@@ -23,12 +23,11 @@ from engine.broker import BrokerAdapter
 from engine.cli.routes import build_route, load_sim_market, run_route
 from engine.clock import Clock, LiveClock, SimClock
 from engine.config import ROUTES, Config, load_config
-from engine.errors import BrokerDisconnected
 from engine.events import AccountReport, FillReport, OrderStatusReport, PositionReport
 from engine.instance_lock import AlreadyRunning, InstanceLock
 from engine.logs import mask_account
 from engine.market import TradingCalendar, iso8601, shanghai_ns
-from engine.readiness import wait_until_ready
+from engine.readiness import connect_broker
 from engine.units import NS_PER_SECOND, yuan_str
 
 
@@ -85,25 +84,9 @@ async def query_broker(config: Config, timeout_s: float, gm_bridge: Any = None) 
     clock: Clock = SimClock(shanghai_ns(market.trade_date, "09:30")) if market is not None else LiveClock()
     route = build_route(config, clock, TradingCalendar(), market=market, gm_bridge=gm_bridge)
     adapter = route.adapter
-    answers: list[AccountReport] = []
-
-    async def ask() -> None:
-        await adapter.connect()
-        try:
-            answers.append(await adapter.query_account())
-        except BaseException:
-            await adapter.close()
-            raise
-
-    await wait_until_ready(
-        f"broker route {adapter.name}",
-        ask,
-        clock=clock,
-        timeout_ns=int(timeout_s * NS_PER_SECOND),
-        give_up=BrokerDisconnected,
-    )
+    account = await connect_broker(adapter, clock=clock, timeout_ns=int(timeout_s * NS_PER_SECOND))
     try:
-        return await _the_rest(adapter, answers[-1])
+        return await _the_rest(adapter, account)
     finally:
         await adapter.close()
 

@@ -29,7 +29,7 @@ from engine.connection import (
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
-from engine.errors import BrokerDisconnected, FeedError
+from engine.errors import FeedError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.feed_keeper import FeedKeeper
@@ -37,7 +37,7 @@ from engine.inflight import InflightChecker
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
-from engine.readiness import NotReadyCallback, wait_until_ready
+from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
 from engine.reconcile import ReconcileReport, recover
 from engine.risk import PreTradeCheck, market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
@@ -180,26 +180,8 @@ async def open_live_session(
     if risk is not None:
         risk.attach(oms)
 
-    async def connect_route() -> None:
-        try:
-            await adapter.connect()
-            await adapter.query_account()  # connected is not enough: it must answer
-        except BaseException:
-            try:  # a half-open link is closed before the next attempt
-                await adapter.close()
-            except Exception as exc:  # closing what never opened may fail too; the first error counts
-                log.info("route_close_failed", adapter=adapter.name, error=repr(exc))
-            raise
-
     try:
-        await wait_until_ready(
-            f"broker route {adapter.name}",
-            connect_route,
-            clock=clock,
-            timeout_ns=connect_timeout_ns,
-            give_up=BrokerDisconnected,
-            on_not_ready=on_not_ready,
-        )
+        await connect_broker(adapter, clock=clock, timeout_ns=connect_timeout_ns, on_not_ready=on_not_ready)
         await _load_positions(store, adapter, account)
         await oms.start()
         # an order sent just before a crash may not be listed by the broker yet: it stays in flight for
