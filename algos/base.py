@@ -41,7 +41,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, overload
 
 import structlog
 
@@ -317,6 +317,35 @@ class _Work:
 
 
 # ---------------------------------------------------------------------------------------- the base
+_P = TypeVar("_P")
+
+
+class PlanField(Generic[_P]):
+    """A part of an algorithm's plan (``plan_state``), e.g. its slice times: reads return the value held in
+    ``_plan<name>``; every assignment calls ``_plan_changed`` (a new plan version), so nothing can change
+    the plan without the journal hearing of it. Hold immutable values (tuples) so nothing changes them in
+    place either. The subclass's ``__init__`` sets ``_plan<name>`` directly (the empty plan, version 0)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.storage = f"_plan{name}"
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> PlanField[_P]: ...
+
+    @overload
+    def __get__(self, obj: ExecAlgo, owner: type) -> _P: ...
+
+    def __get__(self, obj: ExecAlgo | None, owner: type) -> PlanField[_P] | _P:
+        if obj is None:
+            return self
+        value: _P = getattr(obj, self.storage)
+        return value
+
+    def __set__(self, obj: ExecAlgo, value: _P) -> None:
+        setattr(obj, self.storage, value)
+        obj._plan_changed()
+
+
 class ExecAlgo(ABC):
     """Base of every execution algorithm. Subclasses build a schedule and call ``work`` when it is due.
 

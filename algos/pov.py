@@ -30,6 +30,7 @@ from algos.base import (
     AlgoContext,
     ClosingAuctionParams,
     ExecAlgo,
+    PlanField,
     PricePolicy,
     state_int,
     state_ints,
@@ -129,7 +130,7 @@ class PovAlgo(ExecAlgo):
     def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
         super().__init__(parent, ctx, **overrides)
         self._built = False
-        # the plan (``plan_state``): set only through the ``_times`` setter, which bumps the plan version
+        # the plan (``plan_state``), held for the ``_times`` ``PlanField`` (assigning it bumps the version)
         self._plan_times: tuple[int, ...] = ()
         self._next = 0
         self._end_at = 0
@@ -138,14 +139,7 @@ class PovAlgo(ExecAlgo):
         self._last_cum: int | None = None
 
     # ------------------------------------------------------------------------------------ plan
-    @property
-    def _times(self) -> tuple[int, ...]:
-        return self._plan_times
-
-    @_times.setter
-    def _times(self, value: tuple[int, ...]) -> None:
-        self._plan_times = value
-        self._plan_changed()
+    _times = PlanField[tuple[int, ...]]()
 
     # ------------------------------------------------------------------------------------ views
     @property

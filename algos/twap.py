@@ -35,6 +35,7 @@ from algos.base import (
     AlgoContext,
     ClosingAuctionParams,
     ExecAlgo,
+    PlanField,
     PricePolicy,
     state_int,
     state_ints,
@@ -96,8 +97,8 @@ class TwapAlgo(ExecAlgo):
     def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
         super().__init__(parent, ctx, **overrides)
         self._built = False
-        # the plan (``plan_state``): set only through the ``_times`` / ``_targets`` setters, which bump
-        # the plan version; tuples, so nothing can change them in place behind the version's back
+        # the plan (``plan_state``): held for the ``_times`` / ``_targets`` ``PlanField``s, whose assignments
+        # bump the plan version; tuples, so nothing can change them in place behind the version's back
         self._plan_times: tuple[int, ...] = ()
         self._plan_targets: tuple[int, ...] = ()  # cumulative target after each slice
         self._next = 0  # index of the next slice to fire
@@ -107,23 +108,8 @@ class TwapAlgo(ExecAlgo):
         self._total = 0  # what the schedule aims to fill
 
     # ------------------------------------------------------------------------------------ plan
-    @property
-    def _times(self) -> tuple[int, ...]:
-        return self._plan_times
-
-    @_times.setter
-    def _times(self, value: tuple[int, ...]) -> None:
-        self._plan_times = value
-        self._plan_changed()
-
-    @property
-    def _targets(self) -> tuple[int, ...]:
-        return self._plan_targets
-
-    @_targets.setter
-    def _targets(self, value: tuple[int, ...]) -> None:
-        self._plan_targets = value
-        self._plan_changed()
+    _times = PlanField[tuple[int, ...]]()
+    _targets = PlanField[tuple[int, ...]]()  # cumulative target after each slice
 
     # ------------------------------------------------------------------------------------ views
     @property
