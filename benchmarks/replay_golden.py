@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from replay_throughput import SOURCES, clone_code  # noqa: E402
+from replay_throughput import benchmark_parents, load_market  # noqa: E402
 
 from engine.enums import Side  # noqa: E402
 from engine.market import shanghai_ns  # noqa: E402
 from engine.parents import ParentOrder  # noqa: E402
-from replay.data import MarketData, SymbolDay, clone_symbol_day, load_snapshot_file  # noqa: E402
+from replay.data import MarketData  # noqa: E402
 from replay.harness import ReplayConfig, run_replay  # noqa: E402
 
 TABLES = {
@@ -56,35 +56,6 @@ MIXED_ALGOS: tuple[tuple[str, dict[str, str]], ...] = (
     ("iceberg", {"display_qty": "1000", "jitter_pct": "0.2", "seed": "7"}),
     ("chase", {"price_policy": "mid"}),
 )
-
-
-def load(n: int) -> MarketData:
-    days: dict[str, SymbolDay] = {}
-    for i in range(n):
-        day = load_snapshot_file(SOURCES[i % len(SOURCES)])
-        symbol = clone_code(day.symbol, i)
-        days[symbol] = clone_symbol_day(day, symbol)
-    trade_date = next(iter(days.values())).trade_date
-    return MarketData(days=days, trade_date=trade_date)
-
-
-def benchmark_parents(market: MarketData) -> list[ParentOrder]:
-    start, end = shanghai_ns(market.trade_date, "09:30"), shanghai_ns(market.trade_date, "14:57")
-    parents = []
-    for i, (symbol, day) in enumerate(sorted(market.days.items())):
-        quantity = max(100, int(day.cum_volume[-1]) // 200 // 100 * 100)
-        parents.append(
-            ParentOrder(
-                parent_id=f"P{i:04d}",
-                symbol=symbol,
-                side=Side.BUY,
-                quantity=quantity,
-                start_ns=start,
-                end_ns=end,
-                algo="twap",
-            )
-        )
-    return parents
 
 
 def mixed_parents(market: MarketData) -> tuple[list[ParentOrder], dict[str, int]]:
@@ -167,7 +138,7 @@ def main() -> None:
 
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout: hashes only
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    market = load(n)
+    market = load_market(n)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         runs = {

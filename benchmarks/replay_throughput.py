@@ -16,8 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.parents import ParentOrder
+    from replay.data import MarketData
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SOURCES = sorted((ROOT / "replay" / "sample_data" / "snapshots_20220601").glob("*.csv.gz"))
 
 
@@ -29,39 +35,47 @@ def clone_code(template: str, i: int) -> str:
     return f"00{(i % 10_000):04d}.{suffix}"
 
 
-def run_one(n: int) -> dict[str, float]:
-    sys.path.insert(0, str(ROOT))
+def load_market(n: int) -> MarketData:
+    """N symbols: the source files parsed again for every clone (a real parse per symbol), renamed."""
+    from replay.data import MarketData, clone_symbol_day, load_snapshot_file
+
+    days = {}
+    for i in range(n):
+        day = load_snapshot_file(SOURCES[i % len(SOURCES)])
+        symbol = clone_code(day.symbol, i)
+        days[symbol] = clone_symbol_day(day, symbol)
+    return MarketData(days=days, trade_date=next(iter(days.values())).trade_date)
+
+
+def benchmark_parents(market: MarketData) -> list[ParentOrder]:
+    """A TWAP buy of ~0.5% of the day's volume on every symbol, 09:30-14:57."""
     from engine.enums import Side
     from engine.market import shanghai_ns
     from engine.parents import ParentOrder
-    from replay.data import MarketData, clone_symbol_day, load_snapshot_file
+
+    start, end = shanghai_ns(market.trade_date, "09:30"), shanghai_ns(market.trade_date, "14:57")
+    return [
+        ParentOrder(
+            parent_id=f"P{i:04d}",
+            symbol=symbol,
+            side=Side.BUY,
+            quantity=max(100, int(day.cum_volume[-1]) // 200 // 100 * 100),
+            start_ns=start,
+            end_ns=end,
+            algo="twap",
+        )
+        for i, (symbol, day) in enumerate(sorted(market.days.items()))
+    ]
+
+
+def run_one(n: int) -> dict[str, float]:
     from replay.harness import ReplayConfig, run_replay
 
     t0 = time.perf_counter()
-    days = {}
-    for i in range(n):
-        day = load_snapshot_file(SOURCES[i % len(SOURCES)])  # a real parse for every symbol
-        symbol = clone_code(day.symbol, i)
-        days[symbol] = clone_symbol_day(day, symbol)
+    market = load_market(n)
     load_s = time.perf_counter() - t0
-    trade_date = next(iter(days.values())).trade_date
-    market = MarketData(days=days, trade_date=trade_date)
-    snapshots = sum(len(d) for d in days.values())
-    start, end = shanghai_ns(trade_date, "09:30"), shanghai_ns(trade_date, "14:57")
-    parents = []
-    for i, (symbol, day) in enumerate(sorted(days.items())):
-        quantity = max(100, int(day.cum_volume[-1]) // 200 // 100 * 100)  # ~0.5% of the day's volume
-        parents.append(
-            ParentOrder(
-                parent_id=f"P{i:04d}",
-                symbol=symbol,
-                side=Side.BUY,
-                quantity=quantity,
-                start_ns=start,
-                end_ns=end,
-                algo="twap",
-            )
-        )
+    snapshots = sum(len(d) for d in market.days.values())
+    parents = benchmark_parents(market)
     with tempfile.TemporaryDirectory() as tmp:
         config = ReplayConfig(cash=10**15, db_path=Path(tmp) / "bench.db", synchronous="OFF")
         t1, c1 = time.perf_counter(), time.process_time()
