@@ -56,8 +56,7 @@ class FeedKeeper:
         self.max_backoff_ns = max_backoff_ns
         self.counters = KeeperCounters()
         self._due: dict[str, int] = {}  # stale symbol -> when to re-subscribe it next
-        self._backoff: dict[str, int] = {}
-        self._kicked: set[str] = set()  # re-subscribed at least once during the current silence
+        self._backoff: dict[str, int] = {}  # symbols re-subscribed during their current silence -> next wait
 
     async def check(self) -> int:
         """Re-subscribe the stale symbols that are due; returns how many were re-subscribed."""
@@ -65,9 +64,7 @@ class FeedKeeper:
         stale = self.book.stale_symbols()
         for symbol in [s for s in self._due if s not in stale]:  # quotes are back
             del self._due[symbol]
-            self._backoff.pop(symbol, None)
-            if symbol in self._kicked:
-                self._kicked.discard(symbol)
+            if self._backoff.pop(symbol, None) is not None:
                 self.counters.recovered += 1
                 log.info("feed_recovered_by_resubscribe", symbol=symbol)
         due = []
@@ -81,7 +78,6 @@ class FeedKeeper:
             backoff = self._backoff.get(symbol, self.resubscribe_after_ns)
             self._due[symbol] = now + backoff
             self._backoff[symbol] = min(backoff * 2, self.max_backoff_ns)
-            self._kicked.add(symbol)
         self.counters.resubscribes += len(due)
         log.warning("feed_resubscribe", symbols=due)
         try:
