@@ -116,9 +116,11 @@ class ReplaySession:
         self._check_due = True
 
     async def save_algos(self, basket: Basket) -> None:
-        for parent_id, algo in basket.algos.items():
-            self.store.stage_algo_state(parent_id, algo.parent.algo, algo.state())
-            self.store.stage_parent(algo.parent.to_row())
+        """Journal every algorithm's state and parent row (as ``Basket.journal`` does at each commit of a
+        live session: the plan when it changed, the progress), then commit."""
+        for algo in basket.algos.values():
+            algo.dirty = True
+        basket.journal(self.store)
         await self.oms.flush()
         await self.store.commit()
 
