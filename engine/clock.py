@@ -1,6 +1,7 @@
 """The one injectable clock. Nothing outside this module reads wall time.
 
-``LiveClock`` uses wall time and the running loop's timers. ``SimClock`` holds virtual time that only
+``LiveClock`` is wall time anchored at start and moved on by the monotonic clock (a wall-clock step
+never reaches it), with the running loop's timers. ``SimClock`` holds virtual time that only
 moves when the replay harness steps it: it jumps straight to the next timer, fires every timer due at
 that instant in scheduling order, and refuses to go backwards. The same engine and algorithm code runs
 on both.
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 TimerCallback = Callable[[], None]
@@ -38,7 +41,8 @@ class TimerHandle:
 
 class Clock(Protocol):
     def now_ns(self) -> int:
-        """Current time, int nanoseconds since the Unix epoch (UTC)."""
+        """Current time, int nanoseconds since the Unix epoch (UTC). It never steps: a ``LiveClock``
+        moves on monotonically from the wall time it started with."""
         ...
 
     def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
@@ -50,32 +54,116 @@ class Clock(Protocol):
         ...
 
 
-class LiveClock:
-    """Wall time. Timers ride on the running event loop."""
+NsSource = Callable[[], int]
+"""A reading of one of the host's clocks, int nanoseconds."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+
+def _elapsed_source() -> NsSource:
+    """The host's monotonic clock, counting time spent suspended where the OS can say (Linux
+    ``CLOCK_BOOTTIME``): after the machine slept, the engine's time has moved on with the world."""
+    if sys.platform == "linux":
+        return partial(time.clock_gettime_ns, time.CLOCK_BOOTTIME)
+    return time.monotonic_ns
+
+
+class AnchoredTime:
+    """Wall time read once, at the anchor, plus the monotonic time elapsed since.
+
+    ``now_ns`` never steps when the host's wall clock is stepped (an NTP correction, an operator setting
+    the clock, a dual-boot machine's RTC): it moves exactly as the monotonic clock does. ``system_ns``
+    is the host's wall clock as it reads now, step included; only the step watch
+    (``engine.clock_watch``) and timestamps that a remote server checks against its own clock
+    (``host_wall_ns``) read it. A new anchor is taken only by a new process (see docs/reliability/time.md).
+    """
+
+    __slots__ = ("_mono", "_wall", "mono_anchor_ns", "wall_anchor_ns")
+
+    def __init__(self, wall_ns: NsSource, monotonic_ns: NsSource) -> None:
+        self._wall = wall_ns
+        self._mono = monotonic_ns
+        self.wall_anchor_ns = wall_ns()
+        self.mono_anchor_ns = monotonic_ns()
+
+    def now_ns(self) -> int:
+        return self.wall_anchor_ns + (self._mono() - self.mono_anchor_ns)
+
+    def system_ns(self) -> int:
+        return self._wall()
+
+
+class LiveClock:
+    """Wall time anchored at start, moved on by the monotonic clock. Timers ride on the running loop.
+
+    A wall-clock step never reaches ``now_ns``, so no timer, deadline, in-flight check or rate window
+    sees it. Native loop timers are armed at most ``max_native_delay_ns`` ahead and re-armed until due:
+    the loop's own clock may stop while the machine is suspended (Linux ``CLOCK_MONOTONIC``) when ours
+    does not, and a timer armed before a suspend must not fire that much late. A timer never runs
+    before its ``when`` on ``now_ns`` (the loop's float timers can wake a hair early).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        wall_ns: NsSource = time.time_ns,
+        monotonic_ns: NsSource | None = None,
+        max_native_delay_ns: int = 1_000_000_000,
+    ) -> None:
+        if max_native_delay_ns <= 0:
+            raise ValueError(f"max_native_delay_ns must be > 0, got {max_native_delay_ns}")
         self._loop = loop
-        # monotonic anchor: loop.time() drifts from wall time only by NTP slews, acceptable for timers
-        self._wall_anchor_ns = time.time_ns()
-        self._mono_anchor = time.monotonic()
+        self._time = AnchoredTime(wall_ns, monotonic_ns or _elapsed_source())
+        self._max_delay_s = max_native_delay_ns / 1e9
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop or asyncio.get_running_loop()
 
     def now_ns(self) -> int:
-        return time.time_ns()
+        return self._time.now_ns()
+
+    def system_ns(self) -> int:
+        """The host's wall clock now, steps included: for the step watch only (``host_wall_ns``)."""
+        return self._time.system_ns()
 
     def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
         handle = TimerHandle(when_ns, callback, name)
-        loop = self._running_loop()
-        delay = max(0.0, (when_ns - self.now_ns()) / 1e9)
-        handle._native = loop.call_later(delay, callback)
+        self._arm(handle, self._running_loop())
         return handle
 
+    def _arm(self, handle: TimerHandle, loop: asyncio.AbstractEventLoop) -> None:
+        delay = min(max(0.0, (handle.when - self.now_ns()) / 1e9), self._max_delay_s)
+        handle._native = loop.call_later(delay, self._fire, handle, loop)
+
+    def _fire(self, handle: TimerHandle, loop: asyncio.AbstractEventLoop) -> None:
+        if handle.cancelled:
+            return
+        if handle.when > self.now_ns():  # early (float timers) or a long wait re-armed in steps
+            self._arm(handle, loop)
+            return
+        handle.cancelled = True  # fired: a later cancel() is a no-op
+        handle.callback()
+
     async def sleep_until(self, when_ns: int) -> None:
-        delay = (when_ns - self.now_ns()) / 1e9
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if when_ns <= self.now_ns():
+            return
+        fut: asyncio.Future[None] = self._running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        handle = self.call_at(when_ns, wake, "sleep_until")
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+
+def host_wall_ns(clock: Clock) -> int:
+    """The host's wall clock for a timestamp that a remote server checks against its own clock (a
+    webhook signature, a mail's Date): after a correction the host is more likely right than the
+    engine's anchored time. Virtual and paper clocks answer their own time."""
+    return clock.system_ns() if isinstance(clock, LiveClock) else clock.now_ns()
 
 
 class ScaledClock:

@@ -66,6 +66,15 @@ class JobConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockConfig:
+    """``[clock]``: how often the host's wall clock is compared with the engine's, and from what size a
+    difference that appeared is a step told to the operator (``engine/clock_watch.py``)."""
+
+    check_interval_s: float = 1.0
+    step_alert_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     account: AccountConfig
@@ -79,6 +88,7 @@ class Config:
     stale_after_s: float = 30.0
     resubscribe_after_s: float = 30.0  # a symbol stale this long is re-subscribed (engine/feed_keeper.py)
     connect_timeout_s: float = 600.0  # at start: how long to wait for the route and feed to answer
+    clock: ClockConfig = field(default_factory=ClockConfig)
 
     def secret_keys(self) -> list[tuple[str, str]]:
         """Every (dotted key, spec) that holds a secret reference."""
@@ -227,6 +237,7 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
     notify = _notify(path, top.table_of("notify"))
     jobs = _jobs(path, top._get("jobs", False))
     shutdown = top.text("shutdown", "cancel", choices=SHUTDOWN_POLICIES)
+    clock = _clock(_Reader(path, "clock", top.table_of("clock")))
     top.finish()
     return Config(
         path=path,
@@ -241,7 +252,17 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
         stale_after_s=stale_after_s,
         resubscribe_after_s=resubscribe_after_s,
         connect_timeout_s=connect_timeout_s,
+        clock=clock,
     )
+
+
+def _clock(reader: _Reader) -> ClockConfig:
+    interval = reader.number("check_interval_s", 1.0, minimum=0.05)
+    if interval > 60:
+        raise reader.error("check_interval_s", f"must be <= 60 (a step must be seen soon), got {interval:g}")
+    alert = reader.number("step_alert_s", 2.0, minimum=0.1)
+    reader.finish()
+    return ClockConfig(check_interval_s=interval, step_alert_s=alert)
 
 
 def _positions(acct: _Reader) -> dict[str, int]:

@@ -221,6 +221,35 @@ def not_ready_notice(failure: NotReady, *, account: str | None = None) -> Messag
     )
 
 
+def _signed_duration(ns: int) -> str:
+    sign, ns = ("-" if ns < 0 else "+"), abs(ns)
+    hours, rest = divmod(ns, 3600 * NS_PER_SECOND)
+    minutes, rest = divmod(rest, 60 * NS_PER_SECOND)
+    seconds = rest / NS_PER_SECOND
+    return f"{sign}{hours}h{minutes:02d}m{seconds:06.3f}s" if hours else f"{sign}{minutes}m{seconds:06.3f}s"
+
+
+def clock_step_notice(step_ns: int, offset_ns: int, engine_ns: int, *, account: str | None = None) -> Message:
+    """The host's wall clock stepped (``engine.clock_watch``): the engine did not follow; what to do."""
+    engine_at = ns_to_shanghai(engine_ns).strftime("%H:%M:%S")
+    host_at = ns_to_shanghai(engine_ns + offset_ns).strftime("%H:%M:%S")
+    return Message(
+        kind=MessageKind.ERROR,
+        subject=f"[zhixing]{_account(account)} host clock stepped {_signed_duration(step_ns)}",
+        body=(
+            f"The host's wall clock moved {_signed_duration(step_ns)} against the engine's clock; it is now "
+            f"{_signed_duration(offset_ns)} from it (engine {engine_at}, host {host_at}, Asia/Shanghai).\n"
+            "The engine does not follow a step: its timers, in-flight checks, rate windows and the trading "
+            "session keep the time it started with, so nothing ends, stalls, bursts or fires twice.\n"
+            "If the host's clock was wrong and has just been corrected, the engine's session times are off "
+            "by the offset: restart the engine at a quiet moment (it resumes from the journal and takes "
+            "the host's time). If the step was wrong, set the host's clock back. Check the time service "
+            "(NTP / w32time) logs for what stepped it."
+        ),
+        severity=Severity.CRITICAL if abs(offset_ns) >= 60 * NS_PER_SECOND else Severity.WARNING,
+    )
+
+
 def digest(messages: Sequence[Message], *, dropped: int = 0) -> Message:
     """One message standing for many: the most severe kind leads; counts by kind; the first ones in full."""
     if len(messages) == 1 and not dropped:

@@ -15,7 +15,7 @@ from typing import Literal
 
 import aiosmtplib
 
-from engine.clock import Clock
+from engine.clock import Clock, host_wall_ns
 from engine.notify import Message, NotifyError
 from engine.secrets import Secret, scrub
 
@@ -69,7 +69,7 @@ class SmtpNotifier:
         mail["To"] = ", ".join(self.recipients)
         mail["Subject"] = message.subject
         if self._clock is not None:
-            mail["Date"] = formatdate(self._clock.now_ns() / 1e9, localtime=False)
+            mail["Date"] = formatdate(host_wall_ns(self._clock) / 1e9, localtime=False)
         mail.set_content(message.body, charset="utf-8")
         return mail
 

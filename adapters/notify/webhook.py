@@ -12,7 +12,8 @@ Payloads, per each vendor's robot documentation:
             base64(HmacSHA256(key=f"{timestamp}\\n{secret}", msg=b"")); answer ``code`` 0.
 
 Webhook URLs carry the robot's key, so they are ``Secret``s like the signing secrets; the key parts are
-registered for log scrubbing, and errors name only the host. Signing timestamps come from the injected clock.
+registered for log scrubbing, and errors name only the host. Signing timestamps are the injected clock's
+host wall time (``engine.clock.host_wall_ns``: the server checks them against its own clock).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 
-from engine.clock import Clock
+from engine.clock import Clock, host_wall_ns
 from engine.notify import Message, NotifyError
 from engine.secrets import Secret, register_sensitive, scrub
 
@@ -141,7 +142,7 @@ class DingTalkNotifier(_RobotNotifier):
     def request(self, message: Message) -> tuple[str, dict[str, Any]]:
         url = self._url.reveal()
         if self._signing is not None:
-            timestamp_ms = self._clock.now_ns() // 1_000_000
+            timestamp_ms = host_wall_ns(self._clock) // 1_000_000
             sign = dingtalk_sign(self._signing.reveal(), timestamp_ms)
             query = urlencode({"timestamp": timestamp_ms, "sign": sign})
             url = f"{url}{'&' if '?' in url else '?'}{query}"
@@ -157,7 +158,7 @@ class FeishuNotifier(_RobotNotifier):
     def request(self, message: Message) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {"msg_type": "text", "content": {"text": self.text(message)}}
         if self._signing is not None:
-            timestamp_s = self._clock.now_ns() // 1_000_000_000
+            timestamp_s = host_wall_ns(self._clock) // 1_000_000_000
             body = {"timestamp": str(timestamp_s), "sign": feishu_sign(self._signing.reveal(), timestamp_s)}
             body |= {"msg_type": "text", "content": {"text": self.text(message)}}
         return self._url.reveal(), body

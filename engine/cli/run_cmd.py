@@ -28,6 +28,7 @@ from engine.cli.routes import build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
+from engine.clock_watch import ClockWatch, watch_clock_steps
 from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.instance_lock import InstanceLock
@@ -102,6 +103,7 @@ class ConfiguredSession:
     runner: DayRunner
     control: EngineControl
     channel: ControlChannel
+    clock_watch: ClockWatch | None = None  # host wall clock vs the engine's (LiveClock only)
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -130,6 +132,8 @@ class ConfiguredSession:
         await runner.wait_idle()
 
     async def close(self) -> None:
+        if self.clock_watch is not None:
+            self.clock_watch.stop()
         await self.channel.stop()
         await self.session.close(cancel_working=self.config.shutdown == "cancel")
         await self.dispatcher.close()
@@ -167,6 +171,8 @@ async def open_configured(
     channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
     dispatcher = NotificationDispatcher(channels, clock)
     dispatcher.start()
+    # a step of the host's wall clock is told from the start (the connect wait included), never followed
+    clock_watch = watch_clock_steps(clock, config.clock, dispatcher.post, account=config.account.id)
 
     def not_ready(failure: NotReady) -> None:
         # the first failure and the giving up are worth a message; the attempts between are logged
@@ -198,6 +204,8 @@ async def open_configured(
             ),
         )
     except BaseException:
+        if clock_watch is not None:
+            clock_watch.stop()
         await dispatcher.close()
         raise
     if not session.reconcile.ok:
@@ -216,7 +224,9 @@ async def open_configured(
     if not isinstance(clock, SimClock):
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
-    return ConfiguredSession(config, clock, end_ns, session, dispatcher, runner, control, channel)
+    return ConfiguredSession(
+        config, clock, end_ns, session, dispatcher, runner, control, channel, clock_watch=clock_watch
+    )
 
 
 def _notify_stale_quotes(session: LiveSession, dispatcher: NotificationDispatcher, config: Config) -> None:
