@@ -1,0 +1,270 @@
+"""A step of the host's wall clock, of any size, either way, at any moment, changes nothing the engine
+does: the ``LiveClock`` is the wall time at start moved on by the monotonic clock. Everything here runs
+the real ``LiveClock`` on a virtual event loop (``tests.virtual_time``) over fake host clocks that the
+test steps; no wall time is read, nothing sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from algos.base import AlgoContext
+from algos.twap import TwapAlgo
+from engine.clock import LiveClock, host_wall_ns
+from engine.enums import Side
+from engine.events import SubmitOrder
+from engine.inflight import InflightChecker
+from engine.orders import Order
+from engine.parents import ParentOrder
+from engine.risk_controls import RiskControls, RiskLimits, reason_code
+from tests.fakes import World, calendar
+from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
+
+SYMBOL = "600000.SH"
+
+
+# ---------------------------------------------------------------------------------------- the clock
+def test_live_clock_keeps_its_time_across_wall_steps_and_reports_the_host_clock_apart() -> None:
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        assert clock.now_ns() == clock.system_ns() == at("10:00")
+        loop.advance_ns(5 * NS)
+        host.step_wall(HOUR)
+        assert clock.now_ns() == at("10:00") + 5 * NS  # not followed
+        assert clock.system_ns() == at("10:00") + 5 * NS + HOUR
+        host.step_wall(-3 * HOUR)
+        loop.advance_ns(NS)
+        assert clock.now_ns() == at("10:00") + 6 * NS  # never backwards either
+        assert clock.system_ns() == at("10:00") + 6 * NS - 2 * HOUR
+
+    run_virtual(main)
+
+
+def test_timers_and_sleeps_fire_at_their_instant_on_the_monotonic_clock_whatever_the_wall_does() -> None:
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        fired: list[tuple[str, int, int]] = []  # (name, engine ns, loop ns)
+        for name, step in (("plus", HOUR), ("minus", -HOUR), ("tiny", NS)):
+            when = clock.now_ns() + 30 * NS
+            clock.call_at(when, lambda n=name: fired.append((n, clock.now_ns(), loop.mono_ns)))
+            host.step_wall_after(10, step)
+            await clock.sleep_until(when)
+            assert clock.now_ns() == when
+        start = loop.start_ns
+        assert fired == [
+            ("plus", at("10:00") + 30 * NS, start + 30 * NS),
+            ("minus", at("10:00") + 60 * NS, start + 60 * NS),
+            ("tiny", at("10:00") + 90 * NS, start + 90 * NS),
+        ]
+
+    run_virtual(main)
+
+
+def test_a_timer_armed_before_a_suspend_fires_within_a_second_of_the_wake_not_a_suspend_late() -> None:
+    """The loop's clock stops while the machine sleeps; the engine's (boot time) does not. A timer due
+    during the suspend fires at the wake; the engine's time has moved on with the world's."""
+
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        fired: list[int] = []
+        clock.call_at(at("10:30"), lambda: fired.append(clock.now_ns()))
+        loop.call_later(60, host.suspend, HOUR)  # 10:01: the machine sleeps an hour
+        await clock.sleep_until(at("10:30"))
+        assert clock.now_ns() <= at("11:01") + NS  # woke at 11:01, at most one re-arm period later
+        assert len(fired) == 1
+        assert at("11:01") <= fired[0] <= at("11:01") + NS
+        assert clock.system_ns() == clock.now_ns()  # a suspend is no step: host and engine agree
+
+    run_virtual(main)
+
+
+def test_a_timer_never_runs_before_its_instant_even_when_the_loop_wakes_early() -> None:
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        seen: list[int] = []
+        when = at("10:00") + 1_500_000_001  # not a round float
+        clock.call_at(when, lambda: seen.append(clock.now_ns()))
+        await clock.sleep_until(when + NS)
+        assert len(seen) == 1
+        assert seen[0] >= when
+
+    run_virtual(main)
+
+
+def test_host_wall_ns_is_the_host_clock_for_a_live_clock_and_the_clock_itself_otherwise() -> None:
+    from engine.clock import SimClock
+
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        host.step_wall(2 * HOUR)
+        assert host_wall_ns(clock) == at("12:00")
+        assert clock.now_ns() == at("10:00")
+        assert host_wall_ns(SimClock(5)) == 5
+
+    run_virtual(main)
+
+
+def test_live_clock_refuses_a_nonpositive_rearm_period() -> None:
+    with pytest.raises(ValueError, match="max_native_delay_ns"):
+        LiveClock(wall_ns=lambda: 0, monotonic_ns=lambda: 0, max_native_delay_ns=0)
+
+
+# ---------------------------------------------------------------------------------------- a TWAP
+def _twap(start: str = "10:00", end: str = "10:30", quantity: int = 6_000) -> ParentOrder:
+    return ParentOrder(
+        parent_id="P1",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        quantity=quantity,
+        start_ns=at(start),
+        end_ns=at(end),
+        params={"interval_s": "30", "final_sweep_s": "0"},
+    )
+
+
+def _run_twap(
+    steps: list[tuple[float, int]], *, begin: str = "09:59:59", parent: ParentOrder | None = None
+) -> tuple[list[tuple[int, int, int, int]], int, str, HostClocks]:
+    """A TWAP on a LiveClock whose host wall clock steps at ``steps`` ((loop seconds from the start, ns));
+    returns (engine time, loop time since the start, quantity, price) of every child, the filled quantity,
+    the parent's status and the host clocks. The loop time shows a stall that engine times alone would
+    hide (a clock that followed a backward step would shift every later child by the step)."""
+    parent = parent or _twap()
+    out: list[HostClocks] = []
+
+    async def main(loop: VirtualLoop) -> tuple[list[tuple[int, int, int, int]], int, str]:
+        host = host_at(loop, begin)
+        out.append(host)
+        clock = host.live_clock()
+        world = await live_world(clock, fill_on_submit=lambda o: o.quantity)
+        world.quotes.set(SYMBOL, bid=9_990, ask=10_000)
+        sent: list[tuple[int, int, int, int]] = []
+        submit = world.broker.submit
+
+        async def recording_submit(order: Order) -> None:
+            sent.append((clock.now_ns(), loop.mono_ns - loop.start_ns, order.quantity, order.price))
+            await submit(order)
+
+        world.broker.submit = recording_submit  # type: ignore[method-assign]
+        for seconds, ns in steps:
+            host.step_wall_after(seconds, ns)
+        algo = TwapAlgo(parent, _ctx(world))
+        algo.start()
+        loop_end = parent.end_ns + MINUTE - at(begin)  # as long as the day needs, in loop time
+        await asyncio.sleep(loop_end / NS)
+        await world.oms.stop()
+        return sent, algo.filled_quantity, str(algo.parent.status)
+
+    sent, filled, status = run_virtual(main)
+    return sent, filled, status, out[0]
+
+
+def _ctx(world: World) -> AlgoContext:
+    return AlgoContext(
+        clock=world.clock, oms=world.oms, bus=world.bus, quotes=world.quotes, calendar=calendar()
+    )
+
+
+@pytest.mark.parametrize(
+    "step",
+    [HOUR, -HOUR, NS, -30 * MINUTE, 6 * HOUR, -24 * HOUR],
+    ids=["plus_1h", "minus_1h", "plus_1s", "minus_30min", "plus_6h", "minus_1day"],
+)
+def test_a_wall_step_mid_twap_neither_ends_stalls_nor_bursts_it(step: int) -> None:
+    baseline, base_filled, base_status, _ = _run_twap([])
+    assert len(baseline) == 60
+    assert base_filled == 6_000
+    assert base_status == "DONE"
+    assert [loop_ns for _, loop_ns, _, _ in baseline] == [(1 + 30 * k) * NS for k in range(60)]
+    stepped, filled, status, host = _run_twap([(601.5, step)])  # 10:09:59.5, between two slices
+    assert host.stepped_ns == step  # the step happened
+    assert stepped == baseline  # every child at the same engine and loop instant, size and price
+    assert (filled, status) == (base_filled, base_status)
+
+
+def test_repeated_wall_steps_both_ways_leave_the_twap_exactly_as_without() -> None:
+    baseline, *_ = _run_twap([])
+    steps = [(60.0 * k + 7.25, (-1) ** k * (k + 1) * 17 * MINUTE) for k in range(25)]
+    stepped, filled, status, host = _run_twap(steps)
+    assert len(host.steps) == 25
+    assert stepped == baseline
+    assert filled == 6_000
+    assert status == "DONE"
+
+
+def test_a_wall_step_at_the_lunch_break_leaves_a_twap_across_lunch_as_without() -> None:
+    parent = _twap("11:20", "13:10", 4_400)
+    baseline, base_filled, _, _ = _run_twap([], begin="11:19:59", parent=parent)
+    lunch = [t for t, *_ in baseline if at("11:30") <= t < at("13:00")]
+    assert not lunch
+    assert base_filled == 4_400
+    for step in (HOUR, -HOUR, 90 * MINUTE):  # 12:00: a step into the afternoon, back into the morning...
+        stepped, filled, _, _ = _run_twap([(2_401.0, step)], begin="11:19:59", parent=parent)
+        assert stepped == baseline
+        assert filled == base_filled
+
+
+# ---------------------------------------------------------------------------------------- in-flight checks
+@pytest.mark.parametrize("step", [HOUR, -HOUR, 3 * NS, -30 * MINUTE])
+def test_an_in_flight_check_is_due_exactly_at_its_timeout_whatever_the_wall_did_meanwhile(step: int) -> None:
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        world = await live_world(clock, auto_ack=False)  # the broker never answers
+        world.quotes.set(SYMBOL, bid=9_990, ask=10_000)
+        checker = InflightChecker(world.oms, world.broker, timeout_ns=5 * NS, max_queries=3)
+        order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=10_000))
+        await world.oms.flush()
+        sent_at, sent_loop = clock.now_ns(), loop.mono_ns
+        host.step_wall_after(2, step)  # in the middle of the wait
+        await asyncio.sleep((5 * NS - 1) / NS)
+        assert checker.due() == []
+        assert checker.next_due_ns() == sent_at + 5 * NS
+        await clock.sleep_until(sent_at + 5 * NS)
+        assert loop.mono_ns - sent_loop == 5 * NS  # not late, in real (monotonic) time
+        assert checker.due() == [order.client_order_id]
+        for k in range(3):  # three unanswered queries, one timeout apart, then resolved by policy
+            await checker.check()
+            await clock.sleep_until(sent_at + (k + 2) * 5 * NS)
+        assert checker.stats.queried == 3
+        assert checker.stats.resolved_by_policy == [order.client_order_id]
+        await world.oms.stop()
+
+    run_virtual(main)
+
+
+# ---------------------------------------------------------------------------------------- rate windows
+@pytest.mark.parametrize("step", [HOUR, -HOUR, 2 * NS, -2 * NS])
+def test_a_wall_step_inside_a_rate_window_neither_empties_it_nor_keeps_it_full(step: int) -> None:
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        world = await live_world(clock)
+        world.quotes.set(SYMBOL, bid=9_990, ask=10_000, last=10_000)
+        limits = RiskLimits(max_messages_per_second=10, cancel_reserve_pct=0, duplicate_window_ns=0)
+        risk = RiskControls(limits, clock, world.quotes)
+        risk.attach(world.oms)
+
+        def buy(price: int) -> str | None:
+            order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=price))
+            return reason_code(order.reason) if order.reason else None
+
+        assert [buy(10_000 - k * 10) for k in range(10)] == [None] * 10
+        await world.oms.flush()
+        full_at, full_loop = clock.now_ns(), loop.mono_ns
+        host.step_wall(step)  # the window is full
+        loop.advance_ns(NS // 2)
+        assert buy(9_800) == "rate_per_second"  # a forward step does not empty it: no burst
+        await clock.sleep_until(full_at + NS)
+        assert loop.mono_ns - full_loop == NS  # one second of real time later...
+        assert buy(9_790) is None  # ...a backward step does not keep it full: no stall
+        assert risk.peak_per_second <= 10
+        await world.oms.stop()
+
+    run_virtual(main)
