@@ -11,7 +11,11 @@ resumes the basket from the journaled algorithm states (``replay.recovery``). Ab
 restarts find the broker link down (``restart_outage``: it dropped while the engine was dead and comes
 back 1-60 s after the restart): the new engine waits for the broker to answer
 (``engine.readiness.wait_until_ready``, backoff on the virtual clock while the exchange runs on) before
-it reconciles anything. After the day, the books are checked against the exchange's (RELIABILITY invariants):
+it reconciles anything. The host's wall clock steps (``clock_step_plan``: 0-3 steps of ±3 s to ±9 h, half of
+them corrected later): the engine's algorithms run on a clock anchored as a ``LiveClock`` is (wall time at
+the start, moved on by the virtual monotonic time), and a ``ClockWatch`` must tell each step exactly once;
+the books must be those of the same seed with zero-size steps (``clock_steps=False``). After the day, the
+books are checked against the exchange's (RELIABILITY invariants):
 
 - **I1** each client order id maps to at most one exchange order, and every exchange order is ours;
 - **I2** for every order, the engine's filled quantity equals the exchange's and never exceeds the order;
@@ -23,7 +27,8 @@ it reconciles anything. After the day, the books are checked against the exchang
   every restart reconciled without a mismatch;
 - every link outage ended with the engine resynchronised and trading resumed (or, for one that spanned a
   restart, with the restart waiting for the link); no child was handed to the adapter while the monitor
-  knew the link was down.
+  knew the link was down;
+- every step of the host's wall clock was told once by the running engine's clock watch.
 
 A failing seed is printed with its figures and replays exactly from the seed.
 """
@@ -31,6 +36,7 @@ A failing seed is printed with its figures and replays exactly from the seed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import tempfile
 from collections import Counter
@@ -39,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algos.basket import Basket
+from engine.clock_watch import ClockWatch
 from engine.connection import ConnectionIncident
 from engine.enums import Side
 from engine.errors import BrokerDisconnected
@@ -48,9 +55,10 @@ from engine.parents import ParentOrder
 from engine.readiness import wait_until_ready
 from engine.units import NS_PER_SECOND
 from replay.data import MarketData
-from replay.faults import FAULTS, FaultPlan, FaultyAdapter, LinkedRun
+from replay.faults import FAULTS, FaultPlan, FaultyAdapter, LinkedRun, SteppedWall, WallStep
 from replay.harness import ReplayConfig, ReplaySession, open_session
 from replay.recovery import (
+    ProcessClock,
     crash,
     journal_algos,
     restart_session,
@@ -59,9 +67,13 @@ from replay.recovery import (
     use_process_clock,
 )
 
-CHAOS_FAULTS = (*FAULTS, "crash_restart", "restart_in_outage")
+CHAOS_FAULTS = (*FAULTS, "crash_restart", "restart_in_outage", "clock_step")
 RESTART_LINK_TIMEOUT_NS = 600 * NS_PER_SECOND  # how long a restart waits for the broker (as `zhixing run`)
 SLICE_NS = 30 * NS_PER_SECOND  # the basket's TWAP interval
+CLOCK_CHECK_NS = NS_PER_SECOND  # the clock watch's interval and threshold: the [clock] defaults
+CLOCK_ALERT_NS = 2 * NS_PER_SECOND
+_STEP_SIZES_S = (3, 7, 30, 90, 600, 1_800, 3_600, 3 * 3_600, 9 * 3_600)
+_RESTART_WAIT_NS = 150 * NS_PER_SECOND  # a restart may wait this long for the link (restart_in_outage)
 WallTimer = Callable[[], int]
 """A monotonic ns counter for the wall time of a recovery (the CLI passes ``time.perf_counter_ns``; the
 suite itself never reads wall time, so its figures stay a pure function of the seed)."""
@@ -130,6 +142,9 @@ class SeedOutcome:
     link: LinkFigures = field(default_factory=LinkFigures)
     algo_mismatches: int = 0
     resends_refused: int = 0
+    clock_steps_injected: int = 0  # steps of the host's wall clock (a correction is a step too)
+    clock_steps_reported: int = 0  # ... told by the running engine's clock watch
+    books_digest: str = ""  # the final orders, fills and positions: equal for equal books
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -193,6 +208,34 @@ def restart_outage(
     ):
         return None
     return start, max(1, end - start)
+
+
+def clock_step_plan(seed: int, start_ns: int, end_ns: int, crashes: list[Crash]) -> tuple[WallStep, ...]:
+    """0-3 steps of the host's wall clock inside the parents' window, each ±3 s to ±9 h; half of them are
+    corrected 5-600 s later by the opposite step (NTP or an operator putting it back), the others stay to
+    the end of the run. Every step happens while an engine runs and watches: never inside a crash window
+    (with the restart's wait for the link), and one left in place only after the last restart (a restart
+    anchors to the host clock as it is then: docs/reliability/time.md). Steps are at least 3 watch
+    intervals apart, so each is told on its own. Drawn apart, so the other faults stay what they were."""
+    rng = random.Random(seed * 6_700_417 + 23)
+    margin = 3 * CLOCK_CHECK_NS
+    busy = [(c.at_ns - margin, c.at_ns + c.downtime_ns + _RESTART_WAIT_NS) for c in crashes]
+    last_restart = max((end for _, end in busy), default=start_ns)
+    steps: list[WallStep] = []
+    for _ in range(rng.choice((0, 1, 2, 2, 3))):
+        at = rng.randrange(start_ns, end_ns)
+        size = rng.choice((1, -1)) * (
+            rng.choice(_STEP_SIZES_S) * NS_PER_SECOND + rng.randrange(NS_PER_SECOND)
+        )
+        back = at + rng.randrange(5 * NS_PER_SECOND, 600 * NS_PER_SECOND) if rng.random() < 0.5 else None
+        span = (at - margin, (back or at) + margin)
+        if any(span[0] < b and a < span[1] for a, b in busy) or (back is None and at <= last_restart):
+            continue
+        busy.append(span)
+        steps.append(WallStep(at, size))
+        if back is not None:
+            steps.append(WallStep(back, -size))
+    return tuple(sorted(steps, key=lambda step: step.at_ns))
 
 
 @dataclass(slots=True, frozen=True)
@@ -259,12 +302,22 @@ def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[Parent
 
 
 async def run_seed(
-    market: MarketData, seed: int, symbols: int, *, wall: WallTimer | None = None, crashes: bool = True
+    market: MarketData,
+    seed: int,
+    symbols: int,
+    *,
+    wall: WallTimer | None = None,
+    crashes: bool = True,
+    clock_steps: bool = True,
 ) -> SeedOutcome:
-    """One seed: the basket through the faulty wire, with the seed's crashes (``crashes=False``: none)."""
+    """One seed: the basket through the faulty wire, with the seed's crashes (``crashes=False``: none) and
+    steps of the host's wall clock (``clock_steps=False``: the same instants, steps of size 0)."""
     parents, positions = basket_for(market, symbols, seed)
     start, end = parents[0].start_ns, parents[0].end_ns
     schedule = crash_plan(seed, start, end) if crashes else []
+    planned_steps = clock_step_plan(seed, start, end, schedule)
+    if not clock_steps:
+        planned_steps = tuple(WallStep(step.at_ns, 0) for step in planned_steps)
     plan = dataclasses.replace(fault_plan(seed), outages=outage_plan(seed, start, end, schedule))
     holder: list[FaultyAdapter] = []
 
@@ -283,8 +336,9 @@ async def run_seed(
         recoveries: list[Recovery] = []
         problems: list[str] = []
         outcome_restart_outages = 0
+        host_wall = SteppedWall(session.clock, planned_steps)
+        watches = [_watch_clock(use_process_clock(session, host_wall))]
         try:
-            use_process_clock(session)
             basket = Basket(session.ctx)
             journal_algos(session, basket)
             for parent in parents:
@@ -325,6 +379,7 @@ async def run_seed(
                     adapter=session.oms.adapter,
                 )
                 sessions.append(session)
+                watches.append(_watch_clock(use_process_clock(session, host_wall)))  # a new process
                 restart_ns = session.clock.now_ns()
                 wall_start = wall() if wall is not None else 0
                 resumed = await resume(session, trading_day_start_ns=day_open)
@@ -354,7 +409,11 @@ async def run_seed(
                 )
                 settle = _Settle(session, restart_ns, len(recoveries) - 1, settled)
                 problems.extend(f"restart at {crashed_at}: {m}" for m in report.mismatches)
-            await linked.run(end + 60 * NS_PER_SECOND, lambda: live[0].done, settle.progress)
+            await linked.run(end + 60 * NS_PER_SECOND, lambda: live[0].done, settle.progress, expire=False)
+            watches[-1].check()  # the run is over: what stepped since the last check is seen now
+            watches[-1].stop()
+            host_wall.stop()
+            await linked.expire()
             final = live[0]
             journaled = [o.client_order_id for o in await session.store.load_orders()]
             venue_reports = await session.exchange.query_orders()
@@ -370,12 +429,39 @@ async def run_seed(
     ]
     outcome.injected["crash_restart"] = len(recoveries)
     outcome.injected["restart_in_outage"] = outcome_restart_outages
+    outcome.injected["clock_step"] = outcome.clock_steps_injected = host_wall.injected
+    outcome.clock_steps_reported = sum(len(w.steps) for w in watches)
+    if outcome.clock_steps_reported != outcome.clock_steps_injected:
+        outcome.problems.append(
+            f"clock: {outcome.clock_steps_injected} steps of the host clock, "
+            f"{outcome.clock_steps_reported} told by the clock watch"
+        )
+    outcome.books_digest = books_digest(session, venue_positions)
     outcome.fills = sum(len(s.fills) for s in sessions)
     outcome.duplicate_fills_ignored = sum(s.oms.counters.duplicate_fills for s in sessions)
     outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
     _check_link(outcome, links, holder[0], restart_outages=outcome_restart_outages)
     return outcome
+
+
+def _watch_clock(process: ProcessClock) -> ClockWatch:
+    """The clock watch of one engine process, started at its anchor (as ``zhixing run`` starts it)."""
+    watch = ClockWatch(
+        process, process.system_ns, check_interval_ns=CLOCK_CHECK_NS, step_alert_ns=CLOCK_ALERT_NS
+    )
+    watch.start(reference_offset_ns=0)
+    return watch
+
+
+def books_digest(session: ReplaySession, venue_positions: list[PositionReport]) -> str:
+    """A digest of the final books: every order's state, size, price and fills, every fill, every position."""
+    lines = [
+        f"o {o.client_order_id} {o.status} {o.quantity} {o.price} {o.filled_quantity} {o.parent_id}"
+        for o in sorted(session.oms.orders.values(), key=lambda o: o.client_order_id)
+    ]
+    lines += sorted(f"p {p.symbol} {p.quantity}" for p in venue_positions)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 async def _wait_for_broker(session: ReplaySession) -> int:

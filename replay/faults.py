@@ -27,6 +27,10 @@ Faults, each counted in ``injected``:
   so it draws nothing;
 - ``cancel_reject``: the venue refuses a cancel (``OrderCancelRejected`` 1 ms later; the order works on),
   decided by a third generator, one draw per cancel.
+
+``SteppedWall`` is the host's wall clock of a replay (``clock_step``, not a wire fault): the virtual time
+plus every step injected so far, ± seconds to hours at planned instants. Only the engine's anchored view
+(``replay.recovery.ProcessClock`` with ``wall``) and the step watch read it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from engine.broker import BrokerAdapter, EventSink
-from engine.clock import Clock, TimerHandle
+from engine.clock import Clock, SimClock, TimerHandle
 from engine.connection import (
     ConnectionMonitor,
     IncidentCallback,
@@ -316,6 +320,45 @@ class FaultyAdapter:
             self._sink(event)
 
 
+# ---------------------------------------------------------------------------------------- the host clock
+@dataclass(frozen=True, slots=True)
+class WallStep:
+    """At ``at_ns`` (virtual time) the host's wall clock is stepped by ``step_ns`` (signed)."""
+
+    at_ns: int
+    step_ns: int
+
+
+class SteppedWall:
+    """The host's wall clock in a replay: ``clock``'s virtual time plus the steps fired so far. Callable,
+    like ``time.time_ns``. The steps are ``SimClock`` timers of the world, so they outlive an engine crash."""
+
+    def __init__(self, clock: SimClock, steps: tuple[WallStep, ...] = ()) -> None:
+        self._clock = clock
+        self.offset_ns = 0
+        self.fired: list[WallStep] = []
+        self._timers = [
+            clock.call_at(step.at_ns, partial(self._step, step), "fault_clock_step") for step in steps
+        ]
+
+    def __call__(self) -> int:
+        return self._clock.now_ns() + self.offset_ns
+
+    @property
+    def injected(self) -> int:
+        """Steps that happened (a zero step is a step that changes nothing: a run's baseline)."""
+        return sum(1 for step in self.fired if step.step_ns)
+
+    def stop(self) -> None:
+        """No more steps (the run is over)."""
+        for timer in self._timers:
+            timer.cancel()
+
+    def _step(self, step: WallStep) -> None:
+        self.offset_ns += step.step_ns
+        self.fired.append(step)
+
+
 # ---------------------------------------------------------------------------------------- driving
 class LinkedRun:
     """``ReplaySession.run`` for a session whose broker link may drop: a ``ConnectionMonitor`` on the
@@ -362,10 +405,13 @@ class LinkedRun:
                 progress(session.clock.now_ns() - start, span)
             if done() and not session.oms.working_orders() and self.monitor.up:
                 break
-        if not expire:
-            return
-        session.exchange.expire_all()
-        while session.clock.step():
+        if expire:
+            await self.expire()
+
+    async def expire(self) -> None:
+        """The end of the day: the exchange expires what still works; every timer left runs out."""
+        self.session.exchange.expire_all()
+        while self.session.clock.step():
             await self.after_step()
 
     async def after_step(self) -> None:

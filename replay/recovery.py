@@ -34,7 +34,7 @@ from algos.basket import Basket
 from engine.account import Account
 from engine.broker import BrokerAdapter, EventSink
 from engine.bus import EventBus
-from engine.clock import SimClock, TimerCallback, TimerHandle
+from engine.clock import AnchoredTime, NsSource, SimClock, TimerCallback, TimerHandle
 from engine.enums import Side
 from engine.events import (
     AccountReport,
@@ -65,28 +65,37 @@ class ProcessClock:
     """The engine's view of a ``SimClock``: its timers die with the process (``kill``).
 
     Everything the engine arms (algorithm slices, retries) goes through it; the exchange uses the
-    ``SimClock`` itself, so its timers outlive a crash.
+    ``SimClock`` itself, so its timers outlive a crash. With ``wall`` (the host's wall clock, e.g. a
+    ``replay.faults.SteppedWall``) its time is anchored as a ``LiveClock``'s: ``wall`` read once, here,
+    moved on by the virtual (monotonic) time, so a step of ``wall`` never reaches the engine;
+    ``system_ns`` reads ``wall`` itself, for the step watch.
     """
 
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, clock: SimClock, wall: NsSource | None = None) -> None:
         self.clock = clock
+        self._time = AnchoredTime(wall, clock.now_ns) if wall is not None else None
         self._timers: list[TimerHandle] = []
         self.killed = False
 
     def now_ns(self) -> int:
-        return self.clock.now_ns()
+        return self.clock.now_ns() if self._time is None else self._time.now_ns()
+
+    def system_ns(self) -> int:
+        """The host's wall clock (``wall``; without one, the virtual time)."""
+        return self.clock.now_ns() if self._time is None else self._time.system_ns()
 
     def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
         if self.killed:
             raise RuntimeError("ProcessClock: the process is dead; nothing may be scheduled")
         if len(self._timers) > 1024:  # forget fired and cancelled timers now and then
             self._timers = [t for t in self._timers if not t.cancelled]
-        handle = self.clock.call_at(when_ns, callback, name)
+        # our time and the virtual clock's differ by the anchor's offset (0 unless the wall was off)
+        handle = self.clock.call_at(when_ns - (self.now_ns() - self.clock.now_ns()), callback, name)
         self._timers.append(handle)
         return handle
 
     async def sleep_until(self, when_ns: int) -> None:
-        await self.clock.sleep_until(when_ns)
+        await self.clock.sleep_until(when_ns - (self.now_ns() - self.clock.now_ns()))
 
     def kill(self) -> int:
         """Cancel every live timer armed through this clock; returns how many were live."""
@@ -102,9 +111,10 @@ def _discard(event: OrderEvent) -> None:
     """The sink of a dead process."""
 
 
-def use_process_clock(session: ReplaySession) -> ProcessClock:
-    """Route the session's algorithm timers through a ``ProcessClock`` (before any algorithm exists)."""
-    process = ProcessClock(session.clock)
+def use_process_clock(session: ReplaySession, wall: NsSource | None = None) -> ProcessClock:
+    """Route the session's algorithm timers through a ``ProcessClock`` (before any algorithm exists),
+    anchored to ``wall`` if given (see ``ProcessClock``)."""
+    process = ProcessClock(session.clock, wall)
     session.ctx = replace(session.ctx, clock=process)
     return process
 

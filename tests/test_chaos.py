@@ -41,7 +41,7 @@ async def test_books_agree_with_the_exchange_under_seeded_faults(market: MarketD
     for recovery in outcome.recoveries:
         assert recovery.mismatches == 0
         assert recovery.rebuilt > 0  # the new engine started from the journal, not from nothing
-        assert recovery.engine_timers_killed <= 6  # at most one armed timer per algorithm
+        assert recovery.engine_timers_killed <= 6 + 1  # one armed timer per algorithm, the clock watch's
         assert recovery.settle_ns >= 0  # whatever was in flight at the restart got resolved
 
 
@@ -61,6 +61,7 @@ async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketD
         "cancel_reject",
         "crash_restart",
         "restart_in_outage",
+        "clock_step",
     ):
         assert injected[fault] > 0, fault
 
@@ -164,7 +165,10 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
         "cancel_reject",
         "crash_restart",
         "restart_in_outage",
+        "clock_step",
     }
+    assert summary["clock_steps_injected"] == summary["faults"]["clock_step"]["injected"]
+    assert summary["clock_steps_injected"] == summary["clock_steps_reported"] > 0
     assert summary["faults"]["crash_restart"]["injected"] >= 3
     recovery = summary["recovery"]
     assert recovery["restarts"] == summary["faults"]["crash_restart"]["injected"]

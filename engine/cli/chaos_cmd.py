@@ -58,6 +58,8 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "in_flight_resolved_by_query": sum(o.inflight_resolved_by_query for o in outcomes),
         "in_flight_resolved_by_policy": sum(o.inflight_resolved_by_policy for o in outcomes),
         "algo_progress_mismatches": sum(o.algo_mismatches for o in outcomes),
+        "clock_steps_injected": sum(o.clock_steps_injected for o in outcomes),
+        "clock_steps_reported": sum(o.clock_steps_reported for o in outcomes),
         "recovery": _recovery_summary(outcomes),
         "link": _link_summary(outcomes),
         "problems": {str(o.seed): o.problems for o in outcomes if o.problems},
@@ -188,6 +190,8 @@ def run_chaos(args: argparse.Namespace) -> int:
             "in_flight_resolved_by_query",
             "in_flight_resolved_by_policy",
             "algo_progress_mismatches",
+            "clock_steps_injected",
+            "clock_steps_reported",
         ):
             console.print(f"{key}: {summary[key]:,}")
         for key, value in summary["recovery"].items():
