@@ -13,10 +13,14 @@ from algos.base import AlgoContext
 from algos.twap import TwapAlgo
 from engine.clock import LiveClock, host_wall_ns
 from engine.enums import Side
-from engine.events import SubmitOrder
+from engine.errors import BrokerDisconnected
+from engine.events import Quote, SubmitOrder
+from engine.feed import QuoteBook
+from engine.feed_keeper import FeedKeeper
 from engine.inflight import InflightChecker
 from engine.orders import Order
 from engine.parents import ParentOrder
+from engine.readiness import wait_until_ready
 from engine.risk_controls import RiskControls, RiskLimits, reason_code
 from tests.fakes import World, calendar
 from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
@@ -266,5 +270,100 @@ def test_a_wall_step_inside_a_rate_window_neither_empties_it_nor_keeps_it_full(s
         assert buy(9_790) is None  # ...a backward step does not keep it full: no stall
         assert risk.peak_per_second <= 10
         await world.oms.stop()
+
+    run_virtual(main)
+
+
+# ---------------------------------------------------------------------------------------- feed staleness
+def _quote(clock: LiveClock, symbol: str, seq: int) -> Quote:
+    now = clock.now_ns()
+    return Quote(
+        ts_event=now + seq,  # new every time
+        ts_init=now,
+        symbol=symbol,
+        last=10_000,
+        bid_price=9_990,
+        bid_quantity=100,
+        ask_price=10_000,
+        ask_quantity=100,
+        cum_volume=seq,
+        cum_amount=seq,
+        prev_close=10_000,
+        high_limit=11_000,
+        low_limit=9_000,
+    )
+
+
+class _SilentFeed:
+    """Enough of a ``QuoteFeed`` for the keeper: counts re-subscriptions."""
+
+    name = "silent"
+
+    def __init__(self) -> None:
+        self.subscribed: list[tuple[int, list[str]]] = []
+
+    async def subscribe(self, symbols: list[str]) -> None:
+        self.subscribed.append((0, list(symbols)))
+
+    async def unsubscribe(self, symbols: list[str]) -> None:
+        return None
+
+
+@pytest.mark.parametrize("step", [HOUR, -HOUR, 5 * NS, -30 * MINUTE])
+def test_a_wall_step_neither_makes_a_live_feed_stale_nor_hides_a_silent_one(step: int) -> None:
+    """600000.SH quotes every second, 000001.SZ goes silent at 10:00:10: only the silent one is stale, at the
+    watch's first check (every 7.5 s) 30 s after its last quote, in engine and in loop time; it is
+    re-subscribed 30 s later, then on the backoff."""
+
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        stale: list[tuple[str, int, int]] = []
+        book = QuoteBook(clock, stale_after_ns=30 * NS, is_trading=calendar().is_continuous)
+        book.on_stale = lambda symbol: stale.append((symbol, clock.now_ns(), loop.mono_ns - loop.start_ns))
+        feed = _SilentFeed()
+        keeper = FeedKeeper(feed, book, clock, resubscribe_after_ns=30 * NS)  # type: ignore[arg-type]
+        book.watch(["600000.SH", "000001.SZ"])
+        host.step_wall_after(20.5, step)
+        resubscribed: list[int] = []
+        for second in range(1, 181):
+            await clock.sleep_until(at("10:00") + second * NS)
+            book.push(_quote(clock, "600000.SH", second))
+            if second <= 10:
+                book.push(_quote(clock, "000001.SZ", second))
+            if await keeper.check():
+                resubscribed.append(second)
+        book.stop_watch()
+        assert [(s, t) for s, t, _ in stale] == [("000001.SZ", at("10:00:45"))]
+        assert stale[0][2] == 45 * NS  # ... in real time as well
+        assert resubscribed == [75, 105, 165]  # 30 s after stale, then 30 s, 60 s backoff
+
+    run_virtual(main)
+
+
+# ---------------------------------------------------------------------------------------- start-up wait
+@pytest.mark.parametrize("step", [HOUR, -HOUR])
+def test_a_wall_step_while_waiting_for_the_terminal_neither_gives_up_early_nor_waits_longer(
+    step: int,
+) -> None:
+    """The route answers only after 100 s; the start-up wait (timeout 600 s, backoff 1, 2, 4 ... 30 s) is
+    stepped mid-wait: it neither gives up at once (+1 h would pass the deadline) nor backs off an hour."""
+
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "08:30")
+        clock = host.live_clock()
+        attempts: list[int] = []
+
+        async def attempt() -> None:
+            attempts.append(loop.mono_ns - loop.start_ns)
+            if loop.mono_ns - loop.start_ns < 100 * NS:
+                raise BrokerDisconnected("terminal not logged in yet")
+
+        host.step_wall_after(10.5, step)
+        number = await wait_until_ready(
+            "broker route", attempt, clock=clock, timeout_ns=600 * NS, give_up=BrokerDisconnected
+        )
+        assert attempts == [k * NS for k in (0, 1, 3, 7, 15, 31, 61, 91, 121)]
+        assert number == 9
 
     run_virtual(main)
