@@ -367,3 +367,55 @@ def test_a_wall_step_while_waiting_for_the_terminal_neither_gives_up_early_nor_w
         assert number == 9
 
     run_virtual(main)
+
+
+@pytest.mark.parametrize("step", [24 * HOUR, 14 * HOUR])  # a whole day; past midnight (10:00 + 14 h)
+def test_a_wall_step_past_midnight_does_not_reset_the_days_message_cap(step: int) -> None:
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        world = await live_world(clock)
+        world.quotes.set(SYMBOL, bid=9_990, ask=10_000, last=10_000)
+        limits = RiskLimits(max_messages_per_day=20, cancel_reserve_pct=0, duplicate_window_ns=0)
+        risk = RiskControls(limits, clock, world.quotes)
+        risk.attach(world.oms)
+        codes = []
+        for k in range(21):
+            order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=9_990 - k))
+            await world.oms.flush()
+            codes.append(reason_code(order.reason) if order.reason else None)
+            await clock.sleep_until(clock.now_ns() + 2 * NS)
+            if k == 19:
+                host.step_wall(step)  # the day's cap is spent; the host clock says it is another day
+        assert codes == [None] * 20 + ["rate_per_day"]
+        await world.oms.stop()
+
+    run_virtual(main)
+
+
+# ---------------------------------------------------------------------------------------- remote timestamps
+def test_webhook_signatures_carry_the_host_clock_a_remote_server_checks_them_against() -> None:
+    """DingTalk and Feishu refuse a signature more than an hour off their own clock. After the host clock
+    was corrected by 2 h, the engine's time is the old one; the signature must carry the host's."""
+    from adapters.notify.webhook import DingTalkNotifier, FeishuNotifier
+    from engine.notify import Message, MessageKind
+    from engine.secrets import Secret
+
+    async def main(loop: VirtualLoop) -> None:
+        host = host_at(loop, "10:00")
+        clock = host.live_clock()
+        host.step_wall(2 * HOUR)
+        message = Message(kind=MessageKind.ERROR, subject="s", body="b")
+        ding = DingTalkNotifier(
+            Secret("https://oapi.example/robot/send?access_token=x"), clock=clock, signing_secret=Secret("k")
+        )
+        url, _ = ding.request(message)
+        assert f"timestamp={at('12:00') // 1_000_000}&" in url
+        feishu = FeishuNotifier(
+            Secret("https://open.example/open-apis/bot/v2/hook/x"), clock=clock, signing_secret=Secret("k")
+        )
+        _, body = feishu.request(message)
+        assert body["timestamp"] == str(at("12:00") // NS)
+        assert clock.now_ns() == at("10:00")  # the engine itself did not follow
+
+    run_virtual(main)
