@@ -310,3 +310,47 @@ def test_each_job_fires_once_at_its_instant_whatever_the_wall_clock_does(
         assert host.steps  # the wall clock did step
 
     run_virtual(main)
+
+
+# ---------------------------------------------------------------------------------------- zhixing run
+SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
+RUN_CONFIG = """
+[account]
+id = "8800123456"
+cash_yuan = 1000000
+[store]
+path = "state/zhixing.db"
+[route]
+kind = "sim"
+[route.sim]
+data = "{data}"
+[clock]
+check_interval_s = 0.5
+step_alert_s = 3
+"""
+
+
+async def test_zhixing_run_watches_the_host_clock_of_a_live_clock_and_stops_at_close(tmp_path: Path) -> None:
+    """``open_configured`` on a ``LiveClock`` (here over a host wall clock the test steps, on the real loop)
+    starts the watch with the ``[clock]`` settings; a step reaches the dispatcher; close stops the watch."""
+    from engine.cli.run_cmd import open_configured
+    from engine.clock import LiveClock
+
+    path = tmp_path / "zhixing.toml"
+    path.write_text(RUN_CONFIG.format(data=SAMPLE.as_posix()), encoding="utf-8")
+    stepped = [0]
+    mono = [0]
+    clock = LiveClock(wall_ns=lambda: at("09:00") + mono[0] + stepped[0], monotonic_ns=lambda: mono[0])
+    run = await open_configured(load_config(path), clock=clock)
+    try:
+        watch = run.clock_watch
+        assert watch is not None
+        assert (watch.check_interval_ns, watch.step_alert_ns) == (NS // 2, 3 * NS)
+        stepped[0] = -HOUR
+        assert watch.check() is not None
+        assert watch.check() is None  # told once
+        assert run.dispatcher.stats.posted == 1
+    finally:
+        await run.close()
+    assert watch.checks == 2  # the fake monotonic clock never moved: only the explicit checks ran
+    assert watch._timer is None
