@@ -108,12 +108,18 @@ class LiveClock:
         wall_ns: NsSource = time.time_ns,
         monotonic_ns: NsSource | None = None,
         max_native_delay_ns: int = 1_000_000_000,
+        timer_resolution_s: float | None = None,
     ) -> None:
         if max_native_delay_ns <= 0:
             raise ValueError(f"max_native_delay_ns must be > 0, got {max_native_delay_ns}")
         self._loop = loop
         self._time = AnchoredTime(wall_ns, monotonic_ns or _elapsed_source())
         self._max_delay_s = max_native_delay_ns / 1e9
+        # the loop runs a timer up to its clock's resolution early (15.6 ms on Windows): a timer that woke
+        # early waits at least that long again, so it never spins until the clock ticks
+        self._resolution_s = (
+            time.get_clock_info("monotonic").resolution if timer_resolution_s is None else timer_resolution_s
+        )
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop or asyncio.get_running_loop()
@@ -130,15 +136,15 @@ class LiveClock:
         self._arm(handle, self._running_loop())
         return handle
 
-    def _arm(self, handle: TimerHandle, loop: asyncio.AbstractEventLoop) -> None:
-        delay = min(max(0.0, (handle.when - self.now_ns()) / 1e9), self._max_delay_s)
-        handle._native = loop.call_later(delay, self._fire, handle, loop)
+    def _arm(self, handle: TimerHandle, loop: asyncio.AbstractEventLoop, *, woke_early: bool = False) -> None:
+        delay = max(self._resolution_s if woke_early else 0.0, (handle.when - self.now_ns()) / 1e9)
+        handle._native = loop.call_later(min(delay, self._max_delay_s), self._fire, handle, loop)
 
     def _fire(self, handle: TimerHandle, loop: asyncio.AbstractEventLoop) -> None:
         if handle.cancelled:
             return
-        if handle.when > self.now_ns():  # early (float timers) or a long wait re-armed in steps
-            self._arm(handle, loop)
+        if handle.when > self.now_ns():  # early (the loop's clock resolution) or a long wait re-armed
+            self._arm(handle, loop, woke_early=True)
             return
         handle.cancelled = True  # fired: a later cancel() is a no-op
         handle.callback()

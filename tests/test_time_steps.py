@@ -6,6 +6,7 @@ test steps; no wall time is read, nothing sleeps."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -86,18 +87,48 @@ def test_a_timer_armed_before_a_suspend_fires_within_a_second_of_the_wake_not_a_
     run_virtual(main)
 
 
-def test_a_timer_never_runs_before_its_instant_even_when_the_loop_wakes_early() -> None:
-    async def main(loop: VirtualLoop) -> None:
-        host = host_at(loop, "10:00")
-        clock = host.live_clock()
-        seen: list[int] = []
-        when = at("10:00") + 1_500_000_001  # not a round float
-        clock.call_at(when, lambda: seen.append(clock.now_ns()))
-        await clock.sleep_until(when + NS)
-        assert len(seen) == 1
-        assert seen[0] >= when
+class _Native:
+    def cancel(self) -> None:
+        return None
 
-    run_virtual(main)
+
+class _ManualLoop:
+    """Enough of an event loop for ``LiveClock``: records each native timer; the test runs them itself,
+    as early as a coarse loop clock would (asyncio runs a timer up to its clock's resolution early)."""
+
+    def __init__(self) -> None:
+        self.armed: list[tuple[float, Callable[..., object], tuple[object, ...]]] = []
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> _Native:
+        self.armed.append((delay, callback, args))
+        return _Native()
+
+    def run_last(self) -> None:
+        _, callback, args = self.armed[-1]
+        callback(*args)
+
+
+def test_a_timer_that_the_loop_wakes_early_waits_on_and_never_spins_until_the_clock_ticks() -> None:
+    resolution = 0.015_625  # Windows' monotonic clock: asyncio may run a timer up to 15.6 ms early
+    mono = [0]
+    loop = _ManualLoop()
+    clock = LiveClock(
+        loop,  # type: ignore[arg-type]
+        wall_ns=lambda: at("10:00") + mono[0],
+        monotonic_ns=lambda: mono[0],
+        timer_resolution_s=resolution,
+    )
+    fired: list[int] = []
+    when = at("10:00") + NS // 2
+    clock.call_at(when, lambda: fired.append(clock.now_ns()))
+    assert loop.armed[-1][0] == 0.5
+    mono[0] = NS // 2 - 10_000_000  # the loop ran it 10 ms early
+    loop.run_last()
+    assert fired == []  # not before its instant
+    assert loop.armed[-1][0] == resolution  # waits a clock tick, not 10 ms again and again
+    mono[0] = NS // 2 + 5_625_000
+    loop.run_last()
+    assert fired == [when + 5_625_000]
 
 
 def test_host_wall_ns_is_the_host_clock_for_a_live_clock_and_the_clock_itself_otherwise() -> None:
