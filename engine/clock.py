@@ -1,4 +1,4 @@
-"""The one injectable clock. Nothing outside this module reads wall time.
+"""The one injectable clock. Nothing outside this module reads a clock (``tests/test_clock_reads.py``).
 
 ``LiveClock`` is wall time anchored at start and moved on by the monotonic clock (a wall-clock step
 never reaches it), with the running loop's timers. ``SimClock`` holds virtual time that only
@@ -98,7 +98,7 @@ class LiveClock:
     sees it. Native loop timers are armed at most ``max_native_delay_ns`` ahead and re-armed until due:
     the loop's own clock may stop while the machine is suspended (Linux ``CLOCK_MONOTONIC``) when ours
     does not, and a timer armed before a suspend must not fire that much late. A timer never runs
-    before its ``when`` on ``now_ns`` (the loop's float timers can wake a hair early).
+    before its ``when`` on ``now_ns`` (the loop runs timers up to its clock's resolution early).
     """
 
     def __init__(

@@ -144,7 +144,9 @@ class SeedOutcome:
     resends_refused: int = 0
     clock_steps_injected: int = 0  # steps of the host's wall clock (a correction is a step too)
     clock_steps_reported: int = 0  # ... told by the running engine's clock watch
-    books_digest: str = ""  # the final orders, fills and positions: equal for equal books
+    books_digest: str = (
+        ""  # the final orders (state, size, price, filled) and positions: equal books, equal digest
+    )
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -455,7 +457,8 @@ def _watch_clock(process: ProcessClock) -> ClockWatch:
 
 
 def books_digest(session: ReplaySession, venue_positions: list[PositionReport]) -> str:
-    """A digest of the final books: every order's state, size, price and fills, every fill, every position."""
+    """A digest of the final books: every order's state, size, price, filled quantity and parent, and every
+    position at the exchange."""
     lines = [
         f"o {o.client_order_id} {o.status} {o.quantity} {o.price} {o.filled_quantity} {o.parent_id}"
         for o in sorted(session.oms.orders.values(), key=lambda o: o.client_order_id)
