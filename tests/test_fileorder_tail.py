@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from adapters.fileorder.format import EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER
+from adapters.fileorder.format import EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER, Row
 from adapters.fileorder.tail import TailFile
 from engine.clock import SimClock
 from engine.events import OrderEvent, OrderFilled
@@ -57,8 +58,8 @@ def _exec(
     return _line([values[k] for k in EXECUTION_REPORT_HEADER], encoding)
 
 
-def _ids(rows: list[tuple[int, object]]) -> list[str]:
-    return [row.get("exec_id") for _, row in rows]  # type: ignore[attr-defined]
+def _ids(rows: list[tuple[int, Row]]) -> list[str]:
+    return [row.get("exec_id") for _, row in rows]
 
 
 def _id(line: bytes) -> str:
@@ -279,8 +280,8 @@ _OPS = st.lists(
 @settings(deadline=None, max_examples=60)
 @given(ops=_OPS, chunk=st.sampled_from([16, 64, 65536]))
 def test_every_row_in_the_file_at_a_poll_has_been_delivered(
-    tmp_path_factory, ops: list[str], chunk: int
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory, ops: list[str], chunk: int
+) -> None:
     """Whatever the terminal did between two polls, every complete row the file (or the file it was
     rotated to) holds when a poll ends has been delivered by then."""
     folder = tmp_path_factory.mktemp("tail")

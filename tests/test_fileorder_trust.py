@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import stat
 import sys
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_a_folder_of_another_user_is_refused(tmp_path: Path, monkeypatch: pytest
     folder = tmp_path / "push"
     folder.mkdir(mode=0o755)
     me = os.geteuid()
-    monkeypatch.setattr(trust.os, "geteuid", lambda: me + 4242)  # zhixing runs as another user
+    monkeypatch.setattr(os, "geteuid", lambda: me + 4242)  # zhixing runs as another user
     with pytest.raises(UntrustedPathError, match=rf"push belongs to user {me}.*chown"):
         trust.check_folder(folder, "route.fileorder.output_dir")
 
@@ -269,7 +270,7 @@ def test_a_symlink_planted_at_the_temp_name_is_not_written_through(
     writer = _writer(tmp_path)
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    monkeypatch.setattr(trust.secrets, "token_hex", lambda n: "0" * (2 * n))  # the name, guessed
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))  # the name, guessed
     name = f"{START}_{os.getpid()}_000001.order.csv"
     (writer.input_dir / f".{name}.{'0' * 16}.tmp").symlink_to(victim)
     with pytest.raises(BrokerError, match="already exists"):
