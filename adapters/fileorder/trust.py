@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import secrets
 import stat
@@ -75,6 +76,7 @@ if sys.platform != "win32":
     import grp
     import pwd
 
+    @functools.lru_cache(maxsize=16)  # asked at every poll; the user database may be remote (LDAP)
     def _private_group(gid: int, uid: int) -> bool:
         """Is ``gid`` the user's own group: their primary group, with no other member?"""
         try:
