@@ -440,3 +440,23 @@ async def test_two_accounts_in_one_folder_never_read_each_others_rows(tmp_path: 
         }
     finally:
         await adapter.close()
+
+
+def test_the_poll_guard_rechecks_in_full_on_change_and_the_folders_above_within_bounded_polls(
+    tmp_path: Path,
+) -> None:
+    above = tmp_path / "push"
+    folder = above / ACCOUNT
+    folder.mkdir(parents=True)
+    guard = trust.FolderGuard(folder, "route.fileorder.output_dir", full_every=3)
+    assert guard.check()
+    folder.chmod(0o777)  # the folder itself: caught at once (its ctime and mode changed)
+    with pytest.raises(UntrustedPathError):
+        guard.check()
+    folder.chmod(0o755)
+    assert guard.check()
+    above.chmod(0o777)  # a folder above: its change does not touch the folder's own stat
+    with pytest.raises(UntrustedPathError, match="the folder above it"):
+        for _ in range(3):
+            guard.check()
+    assert not trust.FolderGuard(tmp_path / "not-yet", "x").check()  # not created by the terminal yet

@@ -94,7 +94,7 @@ class FileOrderAdapter:
         self._ledger: SidLedger | None = None
         self._writer: OrderFileWriter | None = None
         self._timer: TimerHandle | None = None
-        out = config.account_output_dir
+        out = self._out = config.account_output_dir  # checked once (engine.names), used at every poll
         self._exec_tail = TailFile(out / EXECUTION_REPORT_FILE, config.encoding)
         self._change_tail = TailFile(out / ORDER_STATUS_CHANGE_FILE, config.encoding)
         self._status_stamp: tuple[int, int, int, int] | None = None
@@ -102,6 +102,7 @@ class FileOrderAdapter:
         self._cash: AccountReport | None = None
         self._positions: list[PositionReport] | None = None
         self._last_poll_error = ""
+        self._output_guard = trust.FolderGuard(out, "route.fileorder.output_dir (the account sub-folder)")
 
     # ------------------------------------------------------------------------------------- lifecycle
     def bind(self, sink: EventSink) -> None:
@@ -130,8 +131,12 @@ class FileOrderAdapter:
             encoding=cfg.encoding,
             completion_marker=cfg.completion_marker,
         )
-        self._writer.cleanup_temp()
-        self.poll()
+        try:
+            self._writer.cleanup_temp()
+            self.poll()
+        except BaseException:
+            await self.close()  # an untrusted output file: refuse, leave no ledger connection open
+            raise
         self._schedule()
         log.info("fileorder_connected", input_dir=str(cfg.input_dir), output_dir=str(cfg.account_output_dir))
 
@@ -188,7 +193,7 @@ class FileOrderAdapter:
         return self.tracker.trades()
 
     async def query_account(self) -> AccountReport:
-        path = self.config.account_output_dir / CASH_FILE
+        path = self._out / CASH_FILE
         rows = read_snapshot(path, self.config.encoding)
         if rows is not None:
             mine = self._mine(path, rows)
@@ -200,7 +205,7 @@ class FileOrderAdapter:
         return self._cash
 
     async def query_positions(self) -> list[PositionReport]:
-        path = self.config.account_output_dir / POSITION_FILE
+        path = self._out / POSITION_FILE
         rows = read_snapshot(path, self.config.encoding)
         if rows is not None:
             mine = self._mine(path, rows)
@@ -247,7 +252,7 @@ class FileOrderAdapter:
         written after it."""
         self.stats.polls += 1
         self._check_output_folder()
-        out = self.config.account_output_dir
+        out = self._out
         tracker = self.tracker
         events: list[OrderEvent] = []
         exec_path, change_path = out / EXECUTION_REPORT_FILE, out / ORDER_STATUS_CHANGE_FILE
@@ -267,9 +272,7 @@ class FileOrderAdapter:
 
     def _check_output_folder(self) -> None:
         """The account's output folder, once the terminal created it: nobody else may write it."""
-        out = self.config.account_output_dir
-        if out.exists():
-            trust.check_folder(out, "route.fileorder.output_dir (the account sub-folder)")
+        self._output_guard.check()
 
     def _mine(self, path: Path, rows: list[tuple[int, Row]]) -> list[tuple[int, Row]]:
         return of_account(path, rows, self.config.account_id, self.stats.other_account_rows)
@@ -278,7 +281,7 @@ class FileOrderAdapter:
         """``order_status.csv`` when it changed. The terminal rewrites it whole; a rewrite that keeps
         its inode, size and both timestamps is read at its next change (statuses also arrive through
         ``order_status_change.csv`` and the execution rows)."""
-        path = self.config.account_output_dir / ORDER_STATUS_FILE
+        path = self._out / ORDER_STATUS_FILE
         try:
             st = os.lstat(path)
         except FileNotFoundError:

@@ -137,6 +137,35 @@ if sys.platform != "win32":
                 )
 
 
+class FolderGuard:
+    """``check_folder`` for a folder asked about at every poll. In full when the folder's own stat
+    (inode, owner, group, mode, ctime: a ``chmod``/``chown`` changes it) differs from the last full
+    check, and at least every ``full_every`` calls (the folders above it: within a minute at the
+    default poll); otherwise one ``stat``."""
+
+    def __init__(self, path: Path, role: str, *, full_every: int = 120) -> None:
+        self.path = path
+        self.role = role
+        self.full_every = full_every
+        self._signature: tuple[int, ...] | None = None
+        self._calls = 0
+
+    def check(self) -> bool:
+        """False while the folder does not exist; raises ``UntrustedPathError`` when it is untrusted."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._signature = None
+            return False
+        signature = (st.st_dev, st.st_ino, st.st_uid, st.st_gid, st.st_mode, st.st_ctime_ns)
+        self._calls += 1
+        if signature != self._signature or self._calls >= self.full_every:
+            self._signature = None
+            check_folder(self.path, self.role)
+            self._signature, self._calls = signature, 0
+        return True
+
+
 def make_private_folder(path: Path) -> None:
     """Create ``path`` (and missing parents) readable by its owner only, if it does not exist."""
     path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
