@@ -222,6 +222,17 @@ def test_a_change_in_the_middle_of_a_large_file_is_found_within_bounded_polls(tm
     assert polls <= chunks
 
 
+def test_a_huge_backlog_is_read_over_several_polls_without_a_gap(tmp_path: Path) -> None:
+    path = tmp_path / EXECUTION_REPORT_FILE
+    rows = [_exec(f"E{i:04d}") for i in range(100)]
+    path.write_bytes(HEADER + b"".join(rows))
+    tail = TailFile(path, max_read=1000)  # a few rows a poll
+    seen: list[str] = []
+    for _ in range(100):
+        seen += _ids(tail.poll())
+    assert seen == [f"E{i:04d}" for i in range(100)]
+
+
 def test_a_deleted_file_recreated_is_read_from_the_start(tmp_path: Path) -> None:
     path = tmp_path / EXECUTION_REPORT_FILE
     path.write_bytes(HEADER + _exec("E1") + _exec("E2"))

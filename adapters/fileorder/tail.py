@@ -20,10 +20,12 @@ be decoded with the configured encoding is reported (file, line, the fix) and re
 characters; a row whose field count differs from the header's is reported. Nothing is dropped without a
 log line.
 
-Cost: each poll re-reads and hashes at most ``verify_budget`` bytes of the prefix (1 MiB by default: a
-whole day of a busy account). Past that, every poll checks the chunk just before the offset, the last
-full chunk and the first chunk (a day-start refill changes the first rows) and the chunks in between
-in turn, so a change in the middle of a larger file is found within ``prefix / verify_budget`` polls.
+Cost: each poll parses at most ``max_read`` new bytes (8 MiB; a larger backlog is read over the next
+polls, delayed, not skipped) and re-reads and hashes at most ``verify_budget`` bytes of the prefix
+(1 MiB by default: a whole day of a busy account). Past that, every poll checks the chunk just before
+the offset, the last full chunk and the first chunk (a day-start refill changes the first rows) and the
+chunks in between in turn, so a change in the middle of a larger file is found within
+``prefix / verify_budget`` polls.
 Files are opened as ``trust.open_for_reading`` does (no symlink, regular files only).
 """
 
@@ -45,6 +47,7 @@ log = structlog.get_logger("zhixing.fileorder")
 CHUNK = 64 * 1024
 VERIFY_BUDGET = 1024 * 1024
 LONG_LINE = 1024 * 1024
+MAX_READ = 8 * 1024 * 1024  # new bytes parsed per poll: a huge backlog is read over several polls
 
 
 def _hasher() -> hashlib.blake2b:
@@ -99,6 +102,7 @@ class TailFile:
         *,
         chunk: int = CHUNK,
         verify_budget: int = VERIFY_BUDGET,
+        max_read: int = MAX_READ,
     ) -> None:
         if chunk <= 0 or verify_budget < 3 * chunk:
             raise ValueError("verify_budget must cover at least three chunks")
@@ -107,6 +111,7 @@ class TailFile:
         self.stats = TailStats()
         self._chunk = chunk
         self._budget = verify_budget
+        self._max_read = max_read
         self._cursor = 1  # next middle chunk to verify when the prefix is larger than the budget
         self._identity: tuple[int, int] | None = None
         self._reset()
@@ -156,7 +161,7 @@ class TailFile:
         if size <= self.offset:
             return []
         handle.seek(self.offset)
-        data = handle.read(size - self.offset)
+        data = handle.read(min(size - self.offset, self._max_read))
         end = data.rfind(b"\n")
         self.pending = len(data) - (end + 1)
         if self.pending > LONG_LINE and not self._warned_long:
