@@ -20,6 +20,7 @@ from typing import Any
 
 from croniter import croniter
 
+from engine import names
 from engine.errors import ConfigError
 from engine.units import price_from_yuan
 
@@ -199,8 +200,12 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
     top = _Reader(path, "", raw)
 
     acct = _Reader(path, "account", top.table_of("account", required=True))
+    account_id = acct.text("id")
+    problem = names.name_problem(account_id)  # it may name folders and files (backups, the file route)
+    if problem is not None:
+        raise acct.error("id", f"{account_id!r} {problem}")
     account = AccountConfig(
-        id=acct.text("id"),
+        id=account_id,
         cash=price_from_yuan(acct.number("cash_yuan", 0.0)),
         positions=_positions(acct),
     )

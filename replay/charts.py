@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
+from engine import names
 from engine.enums import Side
 from engine.events import OrderFilled
 from engine.parents import ParentOrder
@@ -56,10 +57,12 @@ def write_charts(
             continue
         own = {c.client_order_id for c in oms.children_of(parent.parent_id)}
         points = sorted((f.ts_event, f.price, f.quantity) for f in fills if f.client_order_id in own)
-        stem = f"{parent.parent_id}_{parent.symbol}"
-        written.append(_fills_chart(out_dir / f"{stem}_fills.png", parent, day, points))
+        stem = f"{parent.parent_id}_{parent.symbol}"  # a parent id from a journal names a file: checked
+        fills_path = names.join(out_dir, f"{stem}_fills.png", "parent id in a chart name")
+        written.append(_fills_chart(fills_path, parent, day, points))
         algo = algos.get(parent.parent_id)
-        written.append(_progress_chart(out_dir / f"{stem}_progress.png", parent, algo, points))
+        progress_path = names.join(out_dir, f"{stem}_progress.png", "parent id in a chart name")
+        written.append(_progress_chart(progress_path, parent, algo, points))
     return written
 
 

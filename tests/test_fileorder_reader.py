@@ -15,7 +15,8 @@ from adapters.fileorder.format import (
     price_text,
     ts_text,
 )
-from adapters.fileorder.reader import TailFile, read_snapshot
+from adapters.fileorder.reader import read_snapshot
+from adapters.fileorder.tail import TailFile
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.errors import BrokerError, ConfigError

@@ -16,11 +16,14 @@ under a new sid (RELIABILITY E3). Cash and positions come from ``cash.csv`` and 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
+from adapters.fileorder import trust
 from adapters.fileorder.config import FileOrderConfig
 from adapters.fileorder.format import (
     BIZ_OF_SIDE,
@@ -31,19 +34,21 @@ from adapters.fileorder.format import (
     ORDER_SUFFIX,
     ORDER_TYPE_LIMIT,
     POSITION_FILE,
+    Row,
     price_text,
 )
 from adapters.fileorder.reader import (
     StatusRow,
-    TailFile,
     account_report,
     dropped_order_report,
     exec_row,
+    of_account,
     parse_rows,
     position_report,
     read_snapshot,
     status_row,
 )
+from adapters.fileorder.tail import TailFile
 from adapters.fileorder.tracker import ReportTracker
 from adapters.fileorder.writer import OrderFileWriter, SidLedger
 from engine.broker import EventSink
@@ -62,7 +67,8 @@ from engine.orders import Order
 
 log = structlog.get_logger("zhixing.fileorder")
 
-_SID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # nothing a CSV field or a file system could mangle
+# nothing a CSV field, a spreadsheet or a file system could mangle: no leading '-', '.', '=' ...
+_SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 COMMENT = "zhixing"
 
 
@@ -73,6 +79,7 @@ class FileOrderStats:
     polls: int = 0
     events: int = 0
     poll_errors: int = 0
+    other_account_rows: dict[str, int] = field(default_factory=dict)  # file name -> rows left out
 
 
 class FileOrderAdapter:
@@ -87,24 +94,35 @@ class FileOrderAdapter:
         self._ledger: SidLedger | None = None
         self._writer: OrderFileWriter | None = None
         self._timer: TimerHandle | None = None
-        out = config.account_output_dir
+        out = self._out = config.account_output_dir  # checked once (engine.names), used at every poll
         self._exec_tail = TailFile(out / EXECUTION_REPORT_FILE, config.encoding)
         self._change_tail = TailFile(out / ORDER_STATUS_CHANGE_FILE, config.encoding)
-        self._status_stamp: tuple[int, int, int] | None = None
+        self._status_stamp: tuple[int, int, int, int] | None = None
         self._dropped: dict[str, list[OrderStatusReport]] = {}  # input file name -> its orders
         self._cash: AccountReport | None = None
         self._positions: list[PositionReport] | None = None
+        self._last_poll_error = ""
+        self._output_guard = trust.FolderGuard(out, "route.fileorder.output_dir (the account sub-folder)")
 
     # ------------------------------------------------------------------------------------- lifecycle
     def bind(self, sink: EventSink) -> None:
         self._sink = sink
 
     async def connect(self) -> None:
+        """Check the folders (``trust.py``: nobody else may write them), open the sid ledger, read what
+        the terminal wrote so far and start polling. Raises ``BrokerError`` naming the folder and the
+        fix when a folder is missing or untrusted."""
         cfg = self.config
         if not cfg.input_dir.is_dir():
             raise BrokerError(
                 f"fileorder: input folder {cfg.input_dir} does not exist (route.fileorder.input_dir)"
             )
+        trust.check_folder(cfg.input_dir, "route.fileorder.input_dir")
+        trust.make_private_folder(cfg.state_dir)
+        trust.check_folder(cfg.state_dir, "route.fileorder.state_dir")
+        if cfg.output_dir.exists():
+            trust.check_folder(cfg.output_dir, "route.fileorder.output_dir")
+        self._check_output_folder()
         self._ledger = SidLedger(cfg.ledger_path)
         self._writer = OrderFileWriter(
             cfg.input_dir,
@@ -113,8 +131,12 @@ class FileOrderAdapter:
             encoding=cfg.encoding,
             completion_marker=cfg.completion_marker,
         )
-        self._writer.cleanup_temp()
-        self.poll()
+        try:
+            self._writer.cleanup_temp()
+            self.poll()
+        except BaseException:
+            await self.close()  # an untrusted output file: refuse, leave no ledger connection open
+            raise
         self._schedule()
         log.info("fileorder_connected", input_dir=str(cfg.input_dir), output_dir=str(cfg.account_output_dir))
 
@@ -130,9 +152,7 @@ class FileOrderAdapter:
     # ------------------------------------------------------------------------------------- commands
     async def submit(self, order: Order) -> None:
         writer = self._require_writer()
-        sid = order.client_order_id
-        if not _SID.fullmatch(sid):
-            raise BrokerError(f"fileorder: client order id {sid!r} cannot be a sid; nothing written")
+        sid = _checked_sid(order.client_order_id)
         if order.price <= 0 or order.quantity <= 0:
             raise BrokerError(f"fileorder: {sid} needs a limit price and a quantity; nothing written")
         row = (
@@ -151,7 +171,7 @@ class FileOrderAdapter:
 
     async def cancel(self, order: Order) -> None:
         writer = self._require_writer()
-        path = await asyncio.to_thread(writer.drop_cancel, order.client_order_id, COMMENT)
+        path = await asyncio.to_thread(writer.drop_cancel, _checked_sid(order.client_order_id), COMMENT)
         self.stats.cancels_dropped += 1
         log.info("fileorder_cancel_dropped", client_order_id=order.client_order_id, file=path.name)
 
@@ -173,10 +193,10 @@ class FileOrderAdapter:
         return self.tracker.trades()
 
     async def query_account(self) -> AccountReport:
-        path = self.config.account_output_dir / CASH_FILE
+        path = self._out / CASH_FILE
         rows = read_snapshot(path, self.config.encoding)
         if rows is not None:
-            mine = [(n, r) for n, r in rows if r.get("account_id") in ("", self.config.account_id)]
+            mine = self._mine(path, rows)
             reports = parse_rows(path, mine, account_report)
             if reports:
                 self._cash = reports[-1]
@@ -185,10 +205,10 @@ class FileOrderAdapter:
         return self._cash
 
     async def query_positions(self) -> list[PositionReport]:
-        path = self.config.account_output_dir / POSITION_FILE
+        path = self._out / POSITION_FILE
         rows = read_snapshot(path, self.config.encoding)
         if rows is not None:
-            mine = [(n, r) for n, r in rows if r.get("account_id") in ("", self.config.account_id)]
+            mine = self._mine(path, rows)
             latest = {p.symbol: p for p in parse_rows(path, mine, position_report)}
             self._positions = [p for _, p in sorted(latest.items()) if p.quantity > 0]
         if self._positions is None:
@@ -204,7 +224,8 @@ class FileOrderAdapter:
                 rows = read_snapshot(folder / name, self.config.encoding)
                 if rows is None:
                     continue  # incomplete: not one of ours (ours appear whole)
-                known = self._dropped[name] = parse_rows(folder / name, rows, dropped_order_report)
+                mine = self._mine(folder / name, rows)  # a shared input folder: our account's only
+                known = self._dropped[name] = parse_rows(folder / name, mine, dropped_order_report)
             reports.extend(known)
         return reports
 
@@ -217,9 +238,12 @@ class FileOrderAdapter:
         self._schedule()
         try:
             self.poll()
+            self._last_poll_error = ""
         except Exception as exc:  # a bad poll must not stop the next one; logged with context
             self.stats.poll_errors += 1
-            log.exception("fileorder_poll_failed", error=str(exc))
+            if str(exc) != self._last_poll_error:  # once per distinct failure, not every 0.5 s
+                self._last_poll_error = str(exc)
+                log.exception("fileorder_poll_failed", error=str(exc))
 
     def poll(self) -> int:
         """Read what the terminal added since the last poll and deliver it; returns events delivered.
@@ -227,12 +251,16 @@ class FileOrderAdapter:
         route), then execution rows, then the other status changes: a fill is applied before a cancel
         written after it."""
         self.stats.polls += 1
-        out = self.config.account_output_dir
+        self._check_output_folder()
+        out = self._out
         tracker = self.tracker
         events: list[OrderEvent] = []
-        for exec_rec in parse_rows(out / EXECUTION_REPORT_FILE, self._exec_tail.poll(), exec_row):
+        exec_path, change_path = out / EXECUTION_REPORT_FILE, out / ORDER_STATUS_CHANGE_FILE
+        for exec_rec in parse_rows(exec_path, self._mine(exec_path, self._exec_tail.poll()), exec_row):
             events += tracker.on_exec(exec_rec, self._clock.now_ns())
-        for status_rec in parse_rows(out / ORDER_STATUS_CHANGE_FILE, self._change_tail.poll(), status_row):
+        for status_rec in parse_rows(
+            change_path, self._mine(change_path, self._change_tail.poll()), status_row
+        ):
             events += tracker.on_status(status_rec, self._clock.now_ns())
         for status_rec in self._status_snapshot():
             events += tracker.on_status(status_rec, self._clock.now_ns())
@@ -242,23 +270,39 @@ class FileOrderAdapter:
         self.stats.events += len(events)
         return len(events)
 
+    def _check_output_folder(self) -> None:
+        """The account's output folder, once the terminal created it: nobody else may write it."""
+        self._output_guard.check()
+
+    def _mine(self, path: Path, rows: list[tuple[int, Row]]) -> list[tuple[int, Row]]:
+        return of_account(path, rows, self.config.account_id, self.stats.other_account_rows)
+
     def _status_snapshot(self) -> list[StatusRow]:
-        path = self.config.account_output_dir / ORDER_STATUS_FILE
+        """``order_status.csv`` when it changed. The terminal rewrites it whole; a rewrite that keeps
+        its inode, size and both timestamps is read at its next change (statuses also arrive through
+        ``order_status_change.csv`` and the execution rows)."""
+        path = self._out / ORDER_STATUS_FILE
         try:
-            st = path.stat()
+            st = os.lstat(path)
         except FileNotFoundError:
             return []
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if stamp == self._status_stamp:
             return []
         rows = read_snapshot(path, self.config.encoding)
         if rows is None:
             return []  # mid-write: read it at the next poll
         self._status_stamp = stamp
-        return parse_rows(path, rows, status_row)
+        return parse_rows(path, self._mine(path, rows), status_row)
 
     def _deliver(self, event: OrderEvent) -> None:
         if self._sink is None:
             log.warning("fileorder_event_without_sink", client_order_id=event.client_order_id)
             return
         self._sink(event)
+
+
+def _checked_sid(sid: str) -> str:
+    if not _SID.fullmatch(sid):
+        raise BrokerError(f"fileorder: client order id {sid!r} cannot be a sid; nothing written")
+    return sid

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from engine import names
 from engine.errors import ConfigError
 from engine.market import FeeSchedule
 from engine.units import price_from_yuan
@@ -32,16 +33,30 @@ class FileOrderConfig:
     min_commission_yuan: float = 5.0  # per order
 
     def __post_init__(self) -> None:
-        if not self.account_id.strip() or "," in self.account_id:
-            raise ConfigError(f"key '{_KEY}.account_id': the terminal's account id, got {self.account_id!r}")
+        problem = names.name_problem(self.account_id)  # it names the output sub-folder
+        if problem is not None:
+            raise ConfigError(
+                f"key '{_KEY}.account_id': the terminal's account id (it names the folder "
+                f"<output_dir>/<account_id>), got {self.account_id!r}: {problem}"
+            )
+        for key in ("input_dir", "output_dir", "state_dir"):
+            try:
+                names.check_path_text(str(getattr(self, key)), "the folder")
+            except names.UnsafeNameError as exc:
+                raise ConfigError(f"key '{_KEY}.{key}': {exc}") from None
         if self.poll_interval_ns <= 0:
             raise ConfigError(f"key '{_KEY}.poll_interval_ns': must be > 0, got {self.poll_interval_ns}")
         if self.commission_ppm < 0 or self.min_commission_yuan < 0:
             raise ConfigError(f"key '{_KEY}.commission_ppm' / 'min_commission_yuan': must be >= 0")
         try:
-            "sid".encode(self.encoding)
+            ascii_compatible = "sid,\r\n".encode(self.encoding).endswith(b"sid,\r\n")
         except LookupError as exc:
             raise ConfigError(f"key '{_KEY}.encoding': unknown encoding {self.encoding!r}") from exc
+        if not ascii_compatible:  # UTF-16/32: lines could not be split at b"\n"
+            raise ConfigError(
+                f"key '{_KEY}.encoding': {self.encoding!r} is not ASCII-compatible; the terminal "
+                "writes utf-8-sig (default) or gbk"
+            )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], source: str = "config") -> FileOrderConfig:
@@ -103,7 +118,7 @@ class FileOrderConfig:
 
     @property
     def account_output_dir(self) -> Path:
-        return self.output_dir / self.account_id
+        return names.join(self.output_dir, self.account_id, f"{_KEY}.account_id")
 
     @property
     def ledger_path(self) -> Path:

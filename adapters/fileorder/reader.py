@@ -1,20 +1,17 @@
-"""Reading the terminal's output folder: incremental tails and whole-file snapshots.
+"""Reading the terminal's output folder: typed rows, whole-file snapshots, the account filter.
 
-The terminal appends to ``execution_report.csv`` and ``order_status_change.csv`` and rewrites (or
-appends to) ``order_status.csv``, ``cash.csv`` and ``position.csv``, UTF-8 with a BOM (RELIABILITY E6):
-
-- ``TailFile`` reads only the bytes added since the last poll; a last line without its line break is
-  left for the next poll, never parsed half; a file that shrank or was replaced is read again from the
-  start (the consumer dedupes: fills by exec id, statuses by order).
-- ``read_snapshot`` parses a whole file, or returns None while its last line is incomplete (the caller
-  keeps the previous snapshot).
+The terminal appends to ``execution_report.csv`` and ``order_status_change.csv`` (read incrementally by
+``tail.TailFile``) and rewrites (or appends to) ``order_status.csv``, ``cash.csv`` and ``position.csv``,
+UTF-8 with a BOM (RELIABILITY E6). ``read_snapshot`` parses a whole file, or returns None while its last
+line is incomplete (the caller keeps the previous snapshot).
 
 Rows become typed records here; a row that does not parse is logged with file and line and skipped.
+``of_account`` keeps the rows of one account: a folder the terminal shares between accounts (or a
+wrongly configured ``output_dir``) never makes one account's engine act on another's orders.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import TypeVar
 
 import structlog
 
+from adapters.fileorder import trust
 from adapters.fileorder.format import (
     SIDE_OF_BIZ,
     Row,
@@ -33,6 +31,7 @@ from adapters.fileorder.format import (
 )
 from engine.enums import OrderStatus, Side
 from engine.events import AccountReport, OrderStatusReport, PositionReport
+from engine.logs import mask_account
 from engine.market.symbols import from_gm
 
 log = structlog.get_logger("zhixing.fileorder")
@@ -174,6 +173,26 @@ def dropped_order_report(row: Row) -> OrderStatusReport:
     )
 
 
+def of_account(
+    path: Path, rows: list[tuple[int, Row]], account_id: str, skipped: dict[str, int]
+) -> list[tuple[int, Row]]:
+    """The rows of ``account_id``. A row naming another account is left out and counted in
+    ``skipped`` (by file name; logged the first time per file); a row without an account column or
+    with it empty is kept: a terminal that writes none has one account per folder."""
+    mine: list[tuple[int, Row]] = []
+    for line_no, row in rows:
+        owner = row.get("account_id")
+        if owner and owner != account_id:
+            if path.name not in skipped:
+                log.warning(
+                    "fileorder_other_account_rows", file=str(path), line=line_no, account=mask_account(owner)
+                )
+            skipped[path.name] = skipped.get(path.name, 0) + 1
+            continue
+        mine.append((line_no, row))
+    return mine
+
+
 def parse_rows(path: Path, rows: list[tuple[int, Row]], parse: Callable[[Row], T]) -> list[T]:
     """Typed records from numbered rows; a bad row is logged (file, line, error) and skipped."""
     out: list[T] = []
@@ -185,67 +204,16 @@ def parse_rows(path: Path, rows: list[tuple[int, Row]], parse: Callable[[Row], T
     return out
 
 
-def _decode(raw: bytes, encoding: str) -> str:
-    return raw.rstrip(b"\r").decode(encoding, errors="replace").lstrip("\ufeff")
-
-
-class TailFile:
-    """Incremental reader of one append-only CSV file, by byte offset."""
-
-    def __init__(self, path: Path, encoding: str = "utf-8-sig") -> None:
-        self.path = path
-        self.encoding = encoding
-        self.offset = 0
-        self._lines = 0
-        self._columns: dict[str, int] | None = None
-        self._identity: tuple[int, int] | None = None
-
-    def poll(self) -> list[tuple[int, Row]]:
-        """Rows completed since the last poll, with their 1-based line numbers."""
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return []
-        identity = (stat.st_dev, stat.st_ino)
-        if stat.st_size < self.offset or (self._identity is not None and identity != self._identity):
-            log.info("fileorder_file_restarted", file=str(self.path), offset=self.offset, size=stat.st_size)
-            self.offset, self._lines, self._columns = 0, 0, None
-        self._identity = identity
-        if stat.st_size == self.offset:
-            return []
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read(stat.st_size - self.offset)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []  # only a partial line so far: wait for its line break
-        self.offset += end + 1
-        rows: list[tuple[int, Row]] = []
-        for raw in data[: end + 1].split(b"\n")[:-1]:
-            self._lines += 1
-            text = _decode(raw, self.encoding)
-            if not text.strip():
-                continue
-            values = split_line(text)
-            if self._columns is None:
-                self._columns = column_aliases(values)
-                continue
-            rows.append((self._lines, Row(self._columns, values)))
-        return rows
-
-
 def read_snapshot(path: Path, encoding: str = "utf-8-sig") -> list[tuple[int, Row]] | None:
-    """All rows of a whole-file snapshot; None if the file is missing, empty or mid-write."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    if not data.endswith(b"\n"):
+    """All rows of a whole-file snapshot; None if the file is missing, empty or mid-write. Opened as
+    ``trust.open_for_reading`` does (a symlink raises ``UntrustedPathError``)."""
+    data = trust.read_bytes(path)
+    if data is None or not data.endswith(b"\n"):
         return None
     columns: dict[str, int] | None = None
     rows: list[tuple[int, Row]] = []
     for line_no, raw in enumerate(data.split(b"\n")[:-1], start=1):
-        text = _decode(raw, encoding)
+        text = raw.rstrip(b"\r").decode(encoding, errors="replace").lstrip("\ufeff")
         if not text.strip():
             continue
         values = split_line(text)

@@ -3,7 +3,14 @@
 A terminal scanning the folder must never see a half-written file (RELIABILITY E1, rule 6): each file
 is written under a temporary name that the terminal's globs (``*.order.csv``, ``*.cancel_order.csv``)
 do not match, in the same folder, flushed and fsync'd, then renamed with ``os.replace`` and the folder
-fsync'd. An optional empty ``<name>.fin`` completion marker follows the rename.
+fsync'd. An optional empty ``<name>.fin`` completion marker follows the rename. The folder is checked
+before every file and the file is created as ``trust.write_new_file`` does (random temporary name,
+exclusive no-follow create, owner-only, no overwrite): see ``trust.py``.
+
+Every field of an order file is machine-read by the terminal in its own format and is written as is
+(never spreadsheet-escaped, ``engine/csv_safe.py``): instead, each one is checked where it is made
+(sid and account id: ``engine.names``-style patterns; symbol, numbers, the fixed comment), so none
+can start with a formula character or carry a separator.
 
 A ``sid`` is the order's idempotency key at the terminal and is never reused (E5): the ledger, an SQLite
 file with a UNIQUE key shared safely by several OS processes (``BEGIN IMMEDIATE``), records every sid
@@ -12,7 +19,6 @@ file with a UNIQUE key shared safely by several OS processes (``BEGIN IMMEDIATE`
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import sqlite3
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import structlog
 
+from adapters.fileorder import trust
 from adapters.fileorder.format import (
     CANCEL_HEADER,
     CANCEL_SUFFIX,
@@ -31,16 +38,18 @@ from adapters.fileorder.format import (
     ORDER_SUFFIX,
     render_csv,
 )
+from adapters.fileorder.trust import TEMP_SUFFIX, UntrustedPathError
+from engine import names
 from engine.clock import Clock
 from engine.errors import BrokerError
+from engine.names import UnsafeNameError
 
 log = structlog.get_logger("zhixing.fileorder")
 
 _LOCK_RETRY_S = 0.0002
 _LOCK_ATTEMPTS = 150_000
 
-TEMP_SUFFIX = ".tmp"
-"""Temporary files end in ``.tmp`` (and start with a dot): no terminal glob matches them."""
+__all__ = ["TEMP_SUFFIX", "OrderFileWriter", "SidLedger", "fsync_dir"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sids (
@@ -57,7 +66,8 @@ class SidLedger:
     """Every sid ever written, shared by all processes that drop into one folder."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        trust.make_private_folder(path.parent)
+        trust.ensure_private_file(path)  # owner-only; SQLite gives its -wal/-shm files the same mode
         self.path = path
         # autocommit mode; transactions are explicit. check_same_thread=False: the adapter writes from
         # a worker thread; self._lock serialises use of the one connection.
@@ -196,25 +206,20 @@ class OrderFileWriter:
 
     def _drop(self, name: str, text: str) -> Path:
         final = self.input_dir / name
-        temp = self.input_dir / f".{name}{TEMP_SUFFIX}"
         try:
-            with open(temp, "w", encoding=self.encoding, newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, final)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                temp.unlink()
+            names.check_name(name, "order file name")
+            trust.check_folder(self.input_dir, "route.fileorder.input_dir")
+            trust.write_new_file(self.input_dir, name, text.encode(self.encoding))
+        except UntrustedPathError as exc:
+            raise UntrustedPathError(f"fileorder: could not write {final}: {exc}") from exc
+        except (OSError, UnsafeNameError) as exc:
             raise BrokerError(f"fileorder: could not write {final}: {exc}") from exc
         # the file is visible from here on: a failure below must not be reported as "nothing sent"
         try:
             fsync_dir(self.input_dir)
             if self.completion_marker:
-                marker = self.input_dir / f"{name}{MARKER_SUFFIX}"
-                with open(marker, "wb") as handle:
-                    os.fsync(handle.fileno())
+                trust.write_new_file(self.input_dir, f"{name}{MARKER_SUFFIX}", b"")
                 fsync_dir(self.input_dir)
-        except OSError as exc:
+        except (OSError, BrokerError) as exc:
             log.error("fileorder_after_rename_failed", file=name, error=str(exc))
         return final

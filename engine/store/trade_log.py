@@ -3,19 +3,22 @@
 Prices are yuan with 3 decimals (ETF ticks are 0.001), fees with 2; times ISO-8601 in Asia/Shanghai with
 milliseconds and ``+08:00`` whatever the host's time zone (``engine.market.calendar.iso8601``). UTF-8,
 ``\\n`` line endings. Each file is written to a temp file in the same folder, fsynced, renamed over the
-target, and the folder fsynced, so a reader sees the old file or the new one, never half of one.
+target, and the folder fsynced, so a reader sees the old file or the new one, never half of one. The
+files are for people and spreadsheets: every cell goes through ``engine.csv_safe`` (a broker's trade id
+or a parent id starting with ``=`` is written ``'=...``; numbers stay numbers). The temp file is
+``mkstemp``'s (random name, exclusive, owner-only), so the trade log is readable by its owner only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine import csv_safe
 from engine.market.calendar import iso8601
 
 ORDERS_CSV_COLUMNS = (
@@ -111,7 +114,7 @@ def write_csv_atomic(path: Path, header: Sequence[str], lines: Iterable[Sequence
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
+            writer = csv_safe.writer(handle, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(lines)
             handle.flush()
