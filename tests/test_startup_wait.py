@@ -4,8 +4,6 @@ The route is the real file route over real folders; the terminal (the emulator) 
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
