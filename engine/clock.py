@@ -189,19 +189,24 @@ class ScaledClock:
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop or asyncio.get_running_loop()
 
-    def _elapsed(self) -> float:
-        mono = time.monotonic()  # the loop's own timer base; readable from any thread
+    def _anchor(self) -> float:
         if self._mono_anchor is None:
-            self._mono_anchor = mono  # time starts when first looked at
-        return mono - self._mono_anchor
+            self._mono_anchor = time.monotonic()  # time starts when first looked at
+        return self._mono_anchor
+
+    def _elapsed(self) -> float:
+        anchor = self._anchor()
+        return time.monotonic() - anchor  # the loop's own timer base; readable from any thread
 
     def now_ns(self) -> int:
         return self._start_ns + int(self._elapsed() * self.speed * 1e9)
 
     def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
         handle = TimerHandle(when_ns, callback, name)
-        delay = max(0.0, (when_ns - self.now_ns()) / 1e9 / self.speed)
-        handle._native = self._running_loop().call_later(delay, self._fire, handle)
+        # an absolute loop deadline (not a delay from now): timers fire in the order of their times even
+        # when the process was descheduled between two call_at, or they are already overdue
+        deadline = self._anchor() + (when_ns - self._start_ns) / 1e9 / self.speed
+        handle._native = self._running_loop().call_at(deadline, self._fire, handle)
         return handle
 
     def _fire(self, handle: TimerHandle) -> None:

@@ -1,8 +1,14 @@
-"""Test-wide safety: a test that fails before closing a journal must not hang the run.
+"""Test-wide safety.
 
-aiosqlite runs each connection on a non-daemon thread, so one leaked connection keeps the interpreter
-alive after the last test. Every ``StateStore`` opened during a test is closed at its teardown (closing
-twice is a no-op).
+- A test that fails before closing a journal must not hang the run: aiosqlite runs each connection on a
+  non-daemon thread, so one leaked connection keeps the interpreter alive after the last test. Every
+  ``StateStore`` opened during a test is closed at its teardown (closing twice is a no-op).
+- Property tests never depend on the machine's speed: the ``ci`` hypothesis profile (loaded here, the
+  default) has no per-example wall deadline and does not fail an example for being slow to generate,
+  and it is derandomized (the examples are a function of the test alone, so a run on a loaded CI
+  machine tries exactly what a run on a laptop tries, and a failure replays); no example database is
+  written. ``pytest --hypothesis-profile=explore`` searches with fresh random examples (and more of
+  them), still without deadlines, to look for new counterexamples by hand.
 """
 
 from __future__ import annotations
@@ -13,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from engine.store import StateStore
+
+_NO_WALL_TIME = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_NO_WALL_TIME)
+settings.register_profile("explore", max_examples=1000, **_NO_WALL_TIME)
+settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

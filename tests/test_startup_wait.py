@@ -4,19 +4,16 @@ The route is the real file route over real folders; the terminal (the emulator) 
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from engine.account import Account
 from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock, TimerCallback, TimerHandle
+from engine.clock import SimClock
 from engine.errors import BrokerDisconnected, BrokerError, FeedError
 from engine.market import TradingCalendar, shanghai_ns
 from engine.notify import Severity, not_ready_notice
@@ -27,11 +24,11 @@ from replay.data import MarketData, load_snapshots
 from replay.exchange import SimExchange
 from replay.paper import RecordedFeed
 from replay.terminal import TerminalEmulator
+from tests.watched_clock import WatchedClock, drive
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600103.SH"
 ACCOUNT = "acct-late-1"
-T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------------- the helper itself
@@ -139,37 +136,6 @@ def test_the_notice_says_until_when_it_keeps_trying_and_when_it_gave_up() -> Non
 
 
 # ------------------------------------------------------------------------------------- a late terminal
-class WatchedClock:
-    """The session's clock: a ``SimClock`` that also says when the session is waiting on it, so the test
-    steps virtual time only while the session sleeps (never while it waits on a thread)."""
-
-    def __init__(self, clock: SimClock) -> None:
-        self.clock = clock
-        self.sleeping = 0
-
-    def now_ns(self) -> int:
-        return self.clock.now_ns()
-
-    def call_at(self, when_ns: int, callback: TimerCallback, name: str = "") -> TimerHandle:
-        return self.clock.call_at(when_ns, callback, name)
-
-    async def sleep_until(self, when_ns: int) -> None:
-        self.sleeping += 1
-        try:
-            await self.clock.sleep_until(when_ns)
-        finally:
-            self.sleeping -= 1
-
-
-async def drive(watched: WatchedClock, work: Awaitable[T]) -> T:
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        if watched.sleeping and not watched.clock.step():
-            break
-        await asyncio.sleep(0)
-    return await task
-
-
 class LateTerminal:
     """Real folders, the real file route, and a terminal emulator that comes up at ``up_at``."""
 
@@ -335,7 +301,6 @@ kind = "summary"
 
 async def test_zhixing_run_mails_that_the_route_is_not_up_and_that_it_gave_up(tmp_path: Path) -> None:
     from engine.cli.run_cmd import run_config
-    from engine.clock import ScaledClock
     from engine.config import load_config
     from tests.test_notify_support import MailRecorder, smtp_server
 
@@ -345,16 +310,21 @@ async def test_zhixing_run_mails_that_the_route_is_not_up_and_that_it_gave_up(tm
     with smtp_server(recorder) as port:
         path.write_text(RUN_CONFIG.format(account=ACCOUNT, port=port), encoding="utf-8")
         config = load_config(path)
-        # the route's 20 s deadline passes on a clock 1,000x faster than the wall (so how many attempts fit
-        # depends on the machine's speed; the virtual clock tests above pin the schedule)
-        start = shanghai_ns(date(2021, 12, 1), "08:30")
-        with pytest.raises(BrokerDisconnected, match=r"fileorder not ready after \d attempt\(s\)"):
-            await run_config(config, clock=ScaledClock(start, 1000.0))
+        # the route's 20 s deadline passes on a virtual clock that moves only while the start-up wait
+        # sleeps (never during an attempt or a mail): tries at 0, 1, 3, 7 and 15 s, the next (31 s) is past
+        # the deadline, however fast or loaded the machine is
+        watched = WatchedClock(SimClock(shanghai_ns(date(2021, 12, 1), "08:30")))
+        with pytest.raises(
+            BrokerDisconnected, match=r"fileorder not ready after 5 attempt\(s\) over 15 s \(timeout 20 s\)"
+        ):
+            await drive(watched, run_config(config, clock=watched))
+    assert watched.now_ns() == shanghai_ns(date(2021, 12, 1), "08:30:15")
     bodies = "\n".join(str(m.get_body(("plain",)).get_content()) for m in recorder.mails)
-    subjects = " ".join(str(m["Subject"]) for m in recorder.mails)
-    assert "broker route fileorder not reachable at start" in subjects
-    assert re.search(r"still trying until 08:3\d:\d\d \(Asia/Shanghai\)", bodies)
-    assert re.search(r"gave up after \d attempt\(s\); nothing was traded", bodies)
+    subjects = [str(m["Subject"]) for m in recorder.mails]
+    assert len(subjects) == 2  # the first failure at once, the giving up at the close (not each attempt)
+    assert all("broker route fileorder not reachable at start" in s for s in subjects)
+    assert "still trying until 08:30:20 (Asia/Shanghai)" in bodies
+    assert "gave up after 5 attempt(s); nothing was traded" in bodies
     assert "no cash row readable" in bodies  # the route's own words
-    assert "8800123456" not in subjects + bodies  # the account id is masked
+    assert "8800123456" not in " ".join(subjects) + bodies  # the account id is masked
     assert not list((tmp_path / "scan").glob("*.csv"))  # nothing dropped into the terminal's folder
