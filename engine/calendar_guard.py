@@ -18,11 +18,12 @@ The rule, for every command that schedules jobs or trades from a config (``zhixi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, TextIO
 
 import structlog
 
@@ -232,3 +233,17 @@ class CalendarWatch:
             except Exception:  # the check must never take the engine down
                 log.exception("calendar_check_failed")
         self._arm()
+
+
+def check_one_shot(config: Config, clock: Clock, *, out: TextIO | None = None) -> TradingCalendar:
+    """For a one-shot ``--config`` command that schedules or checks sessions: the config's calendar,
+    after printing today's warning to ``out`` (stderr); raises ``CalendarError`` when refused."""
+    calendar = calendar_for(config)
+    today = trading_date_of(clock.now_ns())
+    status = status_of(calendar, today)
+    if status.refused:
+        raise CalendarError(calendar.beyond_known_message(today))
+    message = status_message(calendar, status)
+    if message is not None:
+        print(f"zhixing: warning: {message.subject.removeprefix('[zhixing] ')}", file=out or sys.stderr)
+    return calendar

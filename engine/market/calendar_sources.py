@@ -85,6 +85,11 @@ class KnownDays:
     coverage: tuple[Coverage, ...]
     disagreements: tuple[Disagreement, ...]
     notes: tuple[str, ...]
+    closed_by_source: tuple[tuple[str, frozenset[date]], ...] = ()
+
+    def closed_by(self, day: date) -> tuple[str, ...]:
+        """The sources (and the holidays file) that close ``day``."""
+        return tuple(name for name, closed in self.closed_by_source if day in closed)
 
 
 # --- the library sources ------------------------------------------------------------------------------
@@ -230,7 +235,13 @@ def merge(sources: Sequence[CalendarSource], holidays: HolidayList | None = None
         coverage=tuple(coverage),
         disagreements=_disagreements(used, holidays),
         notes=tuple(notes),
+        closed_by_source=tuple((s.name, s.closed) for s in used)
+        + (() if holidays is None else ((_file_label(holidays), frozenset(holidays.dates)),)),
     )
+
+
+def _file_label(holidays: HolidayList) -> str:
+    return f"holidays file {holidays.path.name}"
 
 
 def _disagreements(
@@ -247,7 +258,7 @@ def _disagreements(
     if holidays is not None:
         for day in holidays.dates:
             if day.weekday() < 5:
-                claims.setdefault(day, set()).add(f"holidays file {holidays.path.name}")
+                claims.setdefault(day, set()).add(_file_label(holidays))
     found = []
     for day in sorted(claims):
         open_by = tuple(name for name, lo, hi, closed in named if lo <= day <= hi and day not in closed)
