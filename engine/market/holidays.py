@@ -32,6 +32,7 @@ LAST_YEAR: Final = 2099
 MAX_BYTES: Final = 1 << 20  # a holidays list is a few hundred bytes a year; a larger file is not one
 _ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _SLASHED = re.compile(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})")
+_STARTS_WITH_DATE = re.compile(r"[0-9]{4}[-/][0-9]")
 _KNOWN_UNTIL = re.compile(r"known_until\s*[=:,]\s*(.*?)[\s,]*", re.IGNORECASE)
 
 
@@ -135,7 +136,7 @@ def read_holidays(path: Path) -> HolidayList:
             continue
         if not layout_known:
             layout_known = True
-            if _ISO.fullmatch(content) or _SLASHED.fullmatch(content):
+            if _STARTS_WITH_DATE.match(content):
                 date_column = None  # one date per line
             else:
                 header = [cell.strip().lower() for cell in next(csv.reader([stripped]))]
