@@ -222,7 +222,7 @@ class CalendarWatch:
 
     def _tick(self) -> None:
         today = trading_date_of(self._clock.now_ns())
-        if today != self._checked:
+        if self._checked is None or today > self._checked:  # each new date once; a step back tells nothing
             self._checked = today
             try:
                 self.statuses.append(
