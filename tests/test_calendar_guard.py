@@ -18,7 +18,6 @@ import pytest
 from engine.calendar_guard import (
     CalendarState,
     CalendarWatch,
-    check_calendar,
     status_of,
 )
 from engine.clock import SimClock, TimerHandle
@@ -159,12 +158,13 @@ def test_midnight_is_shanghai_midnight(utc: str, refused: bool) -> None:
 
     clock = SimClock(int(datetime.fromisoformat(utc).timestamp()) * NS_PER_SECOND)
     inbox = Inbox(clock)
+    watch = CalendarWatch(clock, unupdated(), inbox)
     if refused:
-        with pytest.raises(CalendarError):
-            check_calendar(unupdated(), trading_date_of(clock.now_ns()), inbox)
+        with pytest.raises(CalendarError, match="2027-01-01 is past the end"):
+            watch.start()
     else:
-        status = check_calendar(unupdated(), trading_date_of(clock.now_ns()), inbox)
-        assert status.days_left == 0
+        assert watch.start().days_left == 0
+        assert inbox.messages[0][1].subject.endswith("ends today (2026-12-31)")
 
 
 @pytest.mark.parametrize("tz", ["America/Los_Angeles", "Pacific/Kiritimati"])

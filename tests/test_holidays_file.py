@@ -96,7 +96,7 @@ def test_missing_unreadable_empty_binary_and_non_utf8_files_are_refused(tmp_path
         read_holidays(write(tmp_path, b"2027-01-01\n\x00\x00garbage"))
     assert nul.value.row == 2
     gbk = "name,date\n元旦,2027-01-01\n".encode("gbk")  # what a spreadsheet saves on a Chinese Windows
-    with pytest.raises(InputError, match="not UTF-8 text .*save the file as UTF-8") as enc:
+    with pytest.raises(InputError, match=r"not UTF-8 text .*save the file as UTF-8") as enc:
         read_holidays(write(tmp_path, gbk, "gbk.csv"))
     assert enc.value.row == 2
     with pytest.raises(InputError, match="too large"):
