@@ -30,6 +30,7 @@ from engine.clock import LiveClock
 from engine.config import load_config
 from engine.errors import InputError
 from engine.market.calendar import TradingCalendar, trading_date_of
+from engine.market.calendar_sources import chinese_calendar_source
 
 _WEEKDAY = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -102,7 +103,10 @@ def render(calendar: TradingCalendar, today: date, n: int, console: Console) -> 
             "yes" if c.used else "no",
             c.note,
         )
-    if not any(c.name.startswith("chinese-calendar") for c in known.coverage):
+    if (
+        not any(c.name.startswith("chinese-calendar") for c in known.coverage)
+        and chinese_calendar_source() is None
+    ):
         table.add_row("chinese-calendar", "-", "-", "no", "not installed (pip install chinese-calendar)")
     console.print(table)
     for note in known.notes:
