@@ -1,5 +1,6 @@
 """``zhixing calendar`` prints the known range, its sources and the next holidays; the one-shot
-``--config`` commands that schedule (``zhixing schedule next|export``) warn and refuse like ``zhixing run``."""
+``--config`` commands that schedule (``zhixing schedule next|export``) warn and refuse like
+``zhixing run``."""
 
 from __future__ import annotations
 
