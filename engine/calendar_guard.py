@@ -145,8 +145,10 @@ def upcoming_disagreements(calendar: TradingCalendar, today: date) -> list[Disag
 def disagreement_message(
     calendar: TradingCalendar, today: date, *, account: str | None = None
 ) -> Message | None:
-    """The days still ahead that one source closes and another keeps open (they are treated as closed)."""
-    ahead = upcoming_disagreements(calendar, today)
+    """The days of the next WARN_DAYS that one source closes and another keeps open (treated as closed;
+    ``zhixing calendar`` lists every one ahead)."""
+    horizon = today + timedelta(days=WARN_DAYS)
+    ahead = [d for d in upcoming_disagreements(calendar, today) if d.day <= horizon]
     if not ahead:
         return None
     lines = [

@@ -23,11 +23,17 @@ from engine.calendar_guard import (
 from engine.clock import SimClock, TimerHandle
 from engine.errors import CalendarError
 from engine.market import Phase, TradingCalendar, iso8601, shanghai_ns, trading_date_of
+from engine.market.calendar_sources import chinese_calendar_source
 from engine.market.holidays import read_holidays
 from engine.notify import Message, Severity
 from engine.schedule import CronJob, Scheduler
 from engine.units import NS_PER_SECOND
-from tests.calendar_fixtures import END_2026, holidays_file, unupdated_exchange_calendar
+from tests.calendar_fixtures import (
+    END_2026,
+    fake_chinese_calendar,
+    holidays_file,
+    unupdated_exchange_calendar,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -284,3 +290,27 @@ def test_weekdays_keeps_scheduling_past_the_end() -> None:
     # 2027-01-01 is New Year's Day, but no source lists it: the risk the user accepted with "weekdays"
     assert fired == ["2026-12-31", "2027-01-01", "2027-01-04", "2027-01-05"]
     assert calendar.known_until == END_2026
+
+
+def test_a_disagreement_in_the_next_thirty_days_is_told_at_start() -> None:
+    """One source closes Wednesday 2026-06-03, the exchange calendar keeps it open: the day is treated as
+    closed, and a start within 30 days of it says so (a replay of an older day is not told)."""
+    wednesday = date(2026, 6, 3)
+    xc = unupdated_exchange_calendar()
+    agreeing = [d for d in xc.closed if d.year >= 2004]  # the same holidays as the exchange's, and one more
+    official = chinese_calendar_source(fake_chinese_calendar([*agreeing, wednesday]))
+    assert official is not None
+    calendar = TradingCalendar(sources=[xc, official])
+    told: dict[date, list[Message]] = {}
+    for today in (date(2026, 5, 20), date(2026, 4, 1), date(2026, 6, 4)):
+        clock = SimClock(shanghai_ns(today, "08:30"))
+        inbox = Inbox(clock)
+        CalendarWatch(clock, calendar, inbox).start()
+        told[today] = [m for _, m in inbox.messages]
+    [message] = told[date(2026, 5, 20)]
+    assert message.subject == "[zhixing] calendar sources disagree on 1 coming day(s)"
+    assert "2026-06-03: closed by chinese-calendar 9.9.9 (official holidays); open by exchange-calendars" in (
+        message.body
+    )
+    assert told[date(2026, 4, 1)] == []  # more than 30 days ahead: zhixing calendar lists it
+    assert told[date(2026, 6, 4)] == []  # already past
