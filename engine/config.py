@@ -21,7 +21,10 @@ from typing import Any
 from croniter import croniter
 
 from engine import names
-from engine.errors import ConfigError
+from engine.errors import ConfigError, InputError
+from engine.market.calendar import BEYOND_KNOWN, BeyondKnown
+from engine.market.calendar_sources import library_sources, merge
+from engine.market.holidays import HolidayList, read_holidays
 from engine.units import price_from_yuan
 
 ROUTES = ("sim", "fileorder", "qmt", "gm")
@@ -51,6 +54,15 @@ class TableConfig:
 
     kind: str
     settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarConfig:
+    """``[calendar]``: the user's holidays file (read and checked at load) and what a day past the known
+    range is (``engine.market.calendar``; ``engine.calendar_guard`` builds the calendar from this)."""
+
+    holidays: HolidayList | None = None
+    beyond_known: BeyondKnown = "refuse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,7 @@ class Config:
     resubscribe_after_s: float = 30.0  # a symbol stale this long is re-subscribed (engine/feed_keeper.py)
     connect_timeout_s: float = 600.0  # at start: how long to wait for the route and feed to answer
     clock: ClockConfig = field(default_factory=ClockConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
 
     def secret_keys(self) -> list[tuple[str, str]]:
         """Every (dotted key, spec) that holds a secret reference."""
@@ -243,6 +256,7 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
     jobs = _jobs(path, top._get("jobs", False))
     shutdown = top.text("shutdown", "cancel", choices=SHUTDOWN_POLICIES)
     clock = _clock(_Reader(path, "clock", top.table_of("clock")))
+    calendar = _calendar(_Reader(path, "calendar", top.table_of("calendar")))
     top.finish()
     return Config(
         path=path,
@@ -258,6 +272,7 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
         resubscribe_after_s=resubscribe_after_s,
         connect_timeout_s=connect_timeout_s,
         clock=clock,
+        calendar=calendar,
     )
 
 
@@ -268,6 +283,21 @@ def _clock(reader: _Reader) -> ClockConfig:
     alert = reader.number("step_alert_s", 2.0, minimum=0.1)
     reader.finish()
     return ClockConfig(check_interval_s=interval, step_alert_s=alert)
+
+
+def _calendar(reader: _Reader) -> CalendarConfig:
+    beyond = reader.text("beyond_known", "refuse", choices=BEYOND_KNOWN)
+    file = reader.path_value("holidays", required=False)
+    reader.finish()
+    holidays = None
+    if file is not None:
+        try:
+            holidays = read_holidays(file)
+            # a known_until past the installed libraries must list that year's holidays: checked here
+            merge(library_sources(), holidays)
+        except InputError as exc:
+            raise reader.error("holidays", str(exc)) from None
+    return CalendarConfig(holidays=holidays, beyond_known="weekdays" if beyond == "weekdays" else "refuse")
 
 
 def _positions(acct: _Reader) -> dict[str, int]:

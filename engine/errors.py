@@ -3,6 +3,7 @@
 ZhixingError
 ├── InputError            bad user input (file, row, field named); nothing was changed
 ├── ConfigError           bad configuration (key named)
+├── CalendarError         a day past the trading calendar's known range (also a ValueError): update it
 ├── OrderStateError
 │   ├── IllegalTransition  an event that the order's state table does not allow
 │   └── OverfillError      a fill that would take filled beyond quantity (integrity alarm)
@@ -37,6 +38,13 @@ class InputError(ZhixingError):
 
 class ConfigError(ZhixingError):
     """Bad configuration; the message names the key."""
+
+
+class CalendarError(ZhixingError, ValueError):
+    """A day beyond the trading calendar's known range, or a refusal to run there; says what to update.
+
+    Also a ``ValueError``: code that asks the calendar about a day it does not know already treats that as
+    "no trading day known here"."""
 
 
 class OrderStateError(ZhixingError):

@@ -56,10 +56,21 @@ def test_next_and_previous_trading_day_skip_holidays_and_weekends() -> None:
 
 
 def test_days_outside_the_calendar_are_an_error_not_a_guess() -> None:
-    with pytest.raises(ValueError, match="outside the XSHG calendar"):
+    with pytest.raises(ValueError, match="past the end of the known XSHG trading calendar"):
         CAL.is_trading_day(date(2099, 1, 5))
     with pytest.raises(ValueError, match="outside the XSHG calendar"):
-        CAL.phase_at(shanghai_ns(date(2099, 1, 5), "10:00"))
+        CAL.is_trading_day(date(1999, 6, 1))
+    with pytest.raises(ValueError, match="outside the XSHG calendar"):
+        CAL.phase_at(shanghai_ns(date(1999, 6, 1), "10:00"))
+
+
+def test_past_the_known_range_the_market_is_closed_all_day_not_a_crash() -> None:
+    """A process still running when the calendar ends sends nothing: no phase takes orders or cancels."""
+    ts = shanghai_ns(date(2099, 1, 5), "10:00")  # a Monday, in the continuous session's hours
+    assert CAL.phase_at(ts) is Phase.CLOSED
+    assert not CAL.accepts_orders(ts)
+    assert not CAL.accepts_cancel(ts)
+    assert CAL.continuous_windows(date(2099, 1, 5)) == []
 
 
 @pytest.mark.parametrize(

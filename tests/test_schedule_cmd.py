@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -12,7 +12,9 @@ from croniter import croniter
 
 from engine.cli import schedule_cmd
 from engine.cli.schedule_cmd import TASK_NS, export_cron, export_windows, read_jobs
+from engine.clock import SimClock
 from engine.errors import ConfigError
+from engine.market import shanghai_ns
 from engine.schedule import CronJob
 
 N = {"t": TASK_NS}
@@ -46,11 +48,12 @@ kind = "summary"
 """
 
 
-def cli(argv: list[str]) -> int:
+def cli(argv: list[str], today: date = date(2024, 6, 3)) -> int:
+    """The command as of ``today`` 08:00 Shanghai (a fixed day, never the wall clock's)."""
     parser = argparse.ArgumentParser(prog="zhixing")
     schedule_cmd.add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    result: int = args.handler(args)
+    result: int = args.handler(args, SimClock(shanghai_ns(today, "08:00")))
     return result
 
 

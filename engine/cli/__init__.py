@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from engine.cli import (
     account_cmd,
     algos_cmd,
+    calendar_cmd,
     chaos_cmd,
     config_cmd,
     journal_cmd,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_cmd.add_parsers(sub)
     ops_cmd.add_parsers(sub)
     account_cmd.add_parsers(sub)
+    calendar_cmd.add_parsers(sub)
     return parser
 
 

@@ -72,6 +72,15 @@ def summarize(config: Config) -> dict[str, object]:
             for j in config.jobs
         ],
         "shutdown": config.shutdown,
+        "calendar": {
+            "holidays": str(config.calendar.holidays.path) if config.calendar.holidays else None,
+            "known_until": (
+                config.calendar.holidays.known_until.isoformat()
+                if config.calendar.holidays and config.calendar.holidays.known_until
+                else None
+            ),
+            "beyond_known": config.calendar.beyond_known,
+        },
         "unresolved_secrets": [
             key for key, spec in secrets.items() if spec.startswith("env:") and not os.environ.get(spec[4:])
         ],
@@ -87,7 +96,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(f"config {summary['file']}: OK")
-        for key in ("account", "store", "route", "feed", "risk", "notify", "jobs", "shutdown"):
+        for key in ("account", "store", "route", "feed", "risk", "notify", "jobs", "shutdown", "calendar"):
             print(f"  {key}: {json.dumps(summary[key], ensure_ascii=False)}")
     unresolved = [
         key for key, spec in config.secret_keys() if spec.startswith("env:") and not os.environ.get(spec[4:])

@@ -24,6 +24,7 @@ import structlog
 
 from adapters.notify.factory import notifier_from_settings
 from engine.account import Account
+from engine.calendar_guard import CalendarWatch, calendar_for
 from engine.cli.routes import build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
@@ -104,6 +105,7 @@ class ConfiguredSession:
     control: EngineControl
     channel: ControlChannel
     clock_watch: ClockWatch | None = None  # host wall clock vs the engine's (LiveClock only)
+    calendar_watch: CalendarWatch | None = None
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -134,6 +136,8 @@ class ConfiguredSession:
     async def close(self) -> None:
         if self.clock_watch is not None:
             self.clock_watch.stop()
+        if self.calendar_watch is not None:
+            self.calendar_watch.stop()
         await self.channel.stop()
         await self.session.close(cancel_working=self.config.shutdown == "cancel")
         await self.dispatcher.close()
@@ -147,10 +151,12 @@ async def open_configured(
     speed: float | None = None,
     clock: Clock | None = None,
     gm_bridge: Any = None,
+    calendar: TradingCalendar | None = None,
 ) -> ConfiguredSession:
     """Open what ``config`` describes. A sim route runs its recorded day from ``start`` on a virtual
-    clock (or a ``ScaledClock`` at ``speed``); live routes run on the wall clock. ``clock`` is for tests."""
-    calendar = TradingCalendar()
+    clock (or a ``ScaledClock`` at ``speed``); live routes run on the wall clock. ``clock`` and
+    ``calendar`` are for tests. A calendar that refuses today stops it before anything connects."""
+    calendar = calendar or calendar_for(config)
     market = load_sim_market(config) if config.route.kind == "sim" else None
     if clock is None:
         if market is not None:
@@ -173,6 +179,14 @@ async def open_configured(
     dispatcher.start()
     # a step of the host's wall clock is told from the start (the connect wait included), never followed
     clock_watch = watch_clock_steps(clock, config.clock, dispatcher.post, account=config.account.id)
+    calendar_watch = CalendarWatch(clock, calendar, dispatcher.post, account=config.account.id)
+    try:
+        calendar_watch.start()  # past the known range (refused): told, and nothing is connected
+    except BaseException:
+        if clock_watch is not None:
+            clock_watch.stop()
+        await dispatcher.close()
+        raise
 
     def not_ready(failure: NotReady) -> None:
         # the first failure and the giving up are worth a message; the attempts between are logged
@@ -206,6 +220,7 @@ async def open_configured(
     except BaseException:
         if clock_watch is not None:
             clock_watch.stop()
+        calendar_watch.stop()
         await dispatcher.close()
         raise
     if not session.reconcile.ok:
@@ -225,7 +240,16 @@ async def open_configured(
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
     return ConfiguredSession(
-        config, clock, end_ns, session, dispatcher, runner, control, channel, clock_watch=clock_watch
+        config,
+        clock,
+        end_ns,
+        session,
+        dispatcher,
+        runner,
+        control,
+        channel,
+        clock_watch=clock_watch,
+        calendar_watch=calendar_watch,
     )
 
 
@@ -251,11 +275,12 @@ async def run_config(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     gm_bridge: Any = None,
+    calendar: TradingCalendar | None = None,
 ) -> RunResult:
     """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal."""
     stop = stop or asyncio.Event()
     run = await open_configured(
-        config, start=start, until=until, speed=speed, clock=clock, gm_bridge=gm_bridge
+        config, start=start, until=until, speed=speed, clock=clock, gm_bridge=gm_bridge, calendar=calendar
     )
     runner = run.runner
     jobs = {job.name: job for job in config.jobs}

@@ -20,10 +20,11 @@ from xml.etree import ElementTree as ET
 
 from croniter import croniter
 
-from engine.clock import LiveClock
+from engine.calendar_guard import check_one_shot
+from engine.clock import Clock, LiveClock
 from engine.config import load_config
 from engine.errors import ConfigError
-from engine.market.calendar import TradingCalendar, iso8601
+from engine.market.calendar import iso8601
 from engine.schedule import CronJob, Scheduler
 
 TASK_NS = "http://schemas.microsoft.com/windows/2004/02/mit/task"
@@ -181,9 +182,11 @@ def export_cron(jobs: Sequence[CronJob], *, config: str, python: str, workdir: s
     return "\n".join(tab) + "\n", sh + "\n"
 
 
-def run_export(args: argparse.Namespace) -> int:
+def run_export(args: argparse.Namespace, clock: Clock | None = None) -> int:
     config: Path = args.config if args.config.is_absolute() else args.config.resolve()
-    jobs = read_jobs(config)
+    loaded = load_config(config)
+    jobs = [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in loaded.jobs]
+    check_one_shot(loaded, clock or LiveClock())  # past the known range the runs it starts would refuse
     python = args.python or sys.executable
     workdir = args.workdir or str(config.resolve().parent)
     if args.windows:
@@ -208,9 +211,13 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_next(args: argparse.Namespace) -> int:
-    jobs = read_jobs(args.config)
-    scheduler = Scheduler(LiveClock(), TradingCalendar(), jobs, lambda j, t: None, lambda j, t: None)
+def run_next(args: argparse.Namespace, clock: Clock | None = None) -> int:
+    """``clock`` is for tests; the next fire times are after its now, on the config's calendar."""
+    config = load_config(args.config)
+    jobs = [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in config.jobs]
+    clock = clock or LiveClock()
+    calendar = check_one_shot(config, clock)
+    scheduler = Scheduler(clock, calendar, jobs, lambda j, t: None, lambda j, t: None)
     for when, job in scheduler.next_fires(args.n):
         print(f"{iso8601(when)}  {job.name}  ({job.kind})")
     return 0

@@ -1,7 +1,14 @@
 """Trading days and intraday phases, always in Asia/Shanghai whatever the host time zone.
 
-Trading days come from the ``exchange_calendars`` XSHG calendar (it covers SZSE and BSE days too);
-there is no hand-written holiday list here. Intraday boundaries (MARKET_RULES.md, V, D):
+Trading days come from the sources in ``engine.market.calendar_sources``: the ``exchange_calendars``
+XSHG calendar (it covers SZSE and BSE days too), ``chinese-calendar`` when installed, and the user's
+holidays file; there is no hand-written holiday list here. The calendar knows its days up to
+``known_until``. Past it, ``beyond_known`` decides: ``"refuse"`` (the default) makes every question about
+such a day a ``CalendarError`` that says what to update (and the intraday questions answer CLOSED, so
+nothing is sent on a day nobody vouched for); ``"weekdays"`` takes every weekday that no source closes
+as a trading day (the operator's explicit choice; ``engine.calendar_guard`` warns each such day).
+
+Intraday boundaries (MARKET_RULES.md, V, D):
 
 ==============  ===============  =============================================================
 phase           Shanghai time    notes
@@ -28,19 +35,29 @@ from __future__ import annotations
 
 import bisect
 import re
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-import exchange_calendars
+from engine.errors import CalendarError
+from engine.market.calendar_sources import CalendarSource, KnownDays, library_sources, merge
+from engine.market.holidays import HolidayList
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_CALENDAR_START: Final = "2000-01-04"  # first session of 2000; XSHG holidays are precomputed from 1999
+BEYOND_KNOWN: Final = ("refuse", "weekdays")
+BeyondKnown = Literal["refuse", "weekdays"]
+HOW_TO_UPDATE: Final = (
+    "To go on: upgrade the calendar packages (pip install -U exchange-calendars chinese-calendar) once a "
+    "release knows the coming year, or list the coming year's exchange holidays in the [calendar] "
+    "holidays file with a known_until line (docs/OPERATIONS.md, 'Updating the trading calendar'); check "
+    "with 'zhixing calendar --config FILE'. Or set [calendar] beyond_known = \"weekdays\" to trade every "
+    "weekday beyond the known range (holidays not listed anywhere would then be taken for trading days)."
+)
 _HHMM = re.compile(r"[0-9]{2}:[0-9]{2}(:[0-9]{2})?")
 
 
@@ -104,13 +121,9 @@ def iso8601(ts_ns: int) -> str:
 
 
 @lru_cache(maxsize=8)
-def _sessions(name: str) -> tuple[date, ...]:
-    """The calendar's session dates, loaded once per process per calendar name."""
-    with warnings.catch_warnings():
-        # exchange_calendars 4.13 reads Series.values on tz-aware data, which pandas 3 deprecates.
-        warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray")
-        calendar = exchange_calendars.get_calendar(name, start=_CALENDAR_START)
-        return tuple(session.date() for session in calendar.sessions)
+def _default_known(name: str) -> KnownDays:
+    """The installed sources merged, once per process per calendar name."""
+    return merge(library_sources(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,40 +135,95 @@ class _Day:
 
 
 class TradingCalendar:
-    """Trading days and phases for the A-share market, from an ``exchange_calendars`` calendar."""
+    """Trading days and phases for the A-share market, from the sources of ``calendar_sources``.
 
-    def __init__(self, name: str = "XSHG") -> None:
+    ``sources`` defaults to the installed libraries; ``holidays`` is the user's file; ``beyond_known``
+    is what a day past ``known_until`` is (module docstring)."""
+
+    def __init__(
+        self,
+        name: str = "XSHG",
+        *,
+        sources: Sequence[CalendarSource] | None = None,
+        holidays: HolidayList | None = None,
+        beyond_known: BeyondKnown = "refuse",
+    ) -> None:
+        if beyond_known not in BEYOND_KNOWN:
+            raise ValueError(f"beyond_known must be one of {', '.join(BEYOND_KNOWN)}, got {beyond_known!r}")
         self.name = name
-        self._sessions = _sessions(name)
+        self.beyond_known: BeyondKnown = beyond_known
+        if sources is None and holidays is None:
+            self.known = _default_known(name)
+        else:
+            self.known = merge(library_sources(name) if sources is None else sources, holidays)
+        self._sessions = self.known.sessions
         self._session_set = frozenset(self._sessions)
-        self._first, self._last = self._sessions[0], self._sessions[-1]
+        self._first, self._last = self.known.first, self.known.known_until
         self._days: dict[date, _Day] = {}
         self._last_day: _Day | None = None
 
+    @property
+    def known_until(self) -> date:
+        """The last day whose trading status every source vouches for."""
+        return self._last
+
+    @property
+    def first_day(self) -> date:
+        return self._first
+
+    def is_known(self, day: date) -> bool:
+        return self._first <= day <= self._last
+
+    def beyond_known_message(self, day: date) -> str:
+        sources = ", ".join(c.name for c in self.known.coverage if c.used)
+        return (
+            f"{day.isoformat()} is past the end of the known {self.name} trading calendar "
+            f"({self._last.isoformat()}; sources: {sources}). {HOW_TO_UPDATE}"
+        )
+
     # --- days -------------------------------------------------------------------------------------
 
-    def _check_bounds(self, day: date) -> None:
-        if not self._first <= day <= self._last:
+    def _check_bounds(self, day: date) -> bool:
+        """True when ``day`` is inside the known range; False past it with ``beyond_known = "weekdays"``."""
+        if day < self._first:
             raise ValueError(
-                f"{day.isoformat()} is outside the {self.name} calendar "
-                f"({self._first.isoformat()} to {self._last.isoformat()}); update exchange_calendars"
+                f"{day.isoformat()} is outside the {self.name} calendar (it starts {self._first.isoformat()})"
             )
+        if day <= self._last:
+            return True
+        if self.beyond_known == "refuse":
+            raise CalendarError(self.beyond_known_message(day))
+        return False
+
+    def _weekday_open(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in self.known.closures
 
     def is_trading_day(self, day: date) -> bool:
-        self._check_bounds(day)
-        return day in self._session_set
+        if self._check_bounds(day):
+            return day in self._session_set
+        return self._weekday_open(day)
 
     def next_trading_day(self, day: date) -> date:
         """The first trading day strictly after ``day``."""
-        self._check_bounds(day)
-        index = bisect.bisect_right(self._sessions, day)
-        if index == len(self._sessions):
-            raise ValueError(f"no {self.name} trading day after {day.isoformat()} in the calendar")
-        return self._sessions[index]
+        if self._check_bounds(day):
+            index = bisect.bisect_right(self._sessions, day)
+            if index < len(self._sessions):
+                return self._sessions[index]
+            day = self._last
+        following = day + timedelta(days=1)
+        while not self.is_trading_day(following):  # past the known range: refuses, or weekdays
+            following += timedelta(days=1)
+        return following
 
     def previous_trading_day(self, day: date) -> date:
         """The last trading day strictly before ``day``."""
-        self._check_bounds(day)
+        if not self._check_bounds(day):
+            before = day - timedelta(days=1)
+            while before > self._last and not self._weekday_open(before):
+                before -= timedelta(days=1)
+            if before > self._last:
+                return before
+            day = self._last + timedelta(days=1)
         index = bisect.bisect_left(self._sessions, day)
         if index == 0:
             raise ValueError(f"no {self.name} trading day before {day.isoformat()} in the calendar")
@@ -166,7 +234,10 @@ class TradingCalendar:
     def _day(self, day: date) -> _Day:
         cached = self._days.get(day)
         if cached is None:
-            trading = self.is_trading_day(day)
+            try:
+                trading = self.is_trading_day(day)
+            except CalendarError:  # past the known range, refused: closed, nothing is sent that day
+                trading = False
             boundaries = tuple(shanghai_ns(day, segment[0]) for segment in _SEGMENTS) if trading else ()
             start_ns = _to_ns(datetime.combine(day, time(0), tzinfo=SHANGHAI))
             end_ns = _to_ns(datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI))
