@@ -42,6 +42,7 @@ from engine.notify import (
 from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
+from engine.store.integrity import JournalDamaged
 from engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.run")
@@ -197,7 +198,9 @@ async def open_configured(
                 )
             ),
         )
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, JournalDamaged):  # the operator is told, not only the console
+            dispatcher.post(error_notice("journal", str(exc), account=config.account.id))
         await dispatcher.close()
         raise
     if not session.reconcile.ok:
