@@ -81,7 +81,7 @@ async def make_journal(path: Path, *, orders: int = 3, halted: bool = True) -> P
     store.stage_position("600258.SH", orders * 1_000, 0, 12_340)
     record = {**HALT_RECORD, "halted": halted}
     store.stage_meta("halt", json.dumps(record))
-    store.stage_meta("risk_report", json.dumps({"day": "2021-12-01", "messages_today": orders}))
+    store.stage_meta("risk_report", json.dumps({"day": 18962, "messages_today": orders}))
     store.stage_meta("account", json.dumps({"cash": 1_000_000}))
     await store.commit()
     await store.queue_command(T0, "halt", "operator")

@@ -432,8 +432,9 @@ def _halt_problem(record: dict[str, object]) -> str | None:
 
 def _risk_problem(report: dict[str, object]) -> str | None:
     """The risk report the day's message count is restored from (``RiskControls.restore``)."""
-    if "day" in report and not isinstance(report["day"], str):
-        return f"'day' is {report['day']!r}"
+    day = report.get("day", 0)
+    if not isinstance(day, int) or isinstance(day, bool):  # days since the epoch, Shanghai
+        return f"'day' is {day!r}"
     for name in ("messages_today", "peak_per_second", "orders_sent", "cancels_sent"):
         value = report.get(name, 0)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
