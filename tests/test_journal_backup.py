@@ -273,6 +273,7 @@ def test_keep_prunes_only_the_folders_it_made_for_this_journal_and_only_its_file
     (out / "README.txt").write_text("backups", encoding="utf-8")
     other = asyncio.run(make_journal(tmp_path / "other" / "zhixing.db"))
     backup_journal(other, out / "shared", day=date(2021, 11, 3), now_ns=NOW)
+    theirs = backup_journal(other, out, day=date(2021, 11, 21), now_ns=NOW)  # same folder, older day
     (out / "2021-11-03").symlink_to(out / "shared" / "2021-11-03", target_is_directory=True)
     (out / "2021-11-23" / "my-note.txt").write_text("keep me", encoding="utf-8")  # inside an old one
     (out / "2021-11-04").mkdir()
@@ -289,6 +290,8 @@ def test_keep_prunes_only_the_folders_it_made_for_this_journal_and_only_its_file
     assert (out / "README.txt").is_file()
     assert verify_journal(out / "shared" / "2021-11-03" / BACKUP_DB).ok  # not followed through the link
     assert (out / "2021-11-04" / MANIFEST).is_file()
+    assert verify_journal(theirs.db).ok  # another journal's backup is not ours to prune
+    assert our_backups(out, other) == [theirs.folder]
 
 
 def test_keep_counts_trading_days_by_name_not_by_file_time(journal: Path, tmp_path: Path) -> None:
