@@ -36,6 +36,7 @@ from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.feed_keeper import FeedKeeper
 from engine.inflight import InflightChecker
+from engine.lost_orders import guard_lost_orders
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
@@ -198,6 +199,8 @@ async def open_live_session(
             trading_day_start_ns=trading_day_start_ns,
             in_flight_grace_ns=inflight_timeout_ns,
         )
+        # orders under our ids that the journal lost (an older backup restored): never reuse their ids
+        await guard_lost_orders(oms, report)
         feed.bind(book.push)
         await wait_until_ready(
             "market-data feed",
