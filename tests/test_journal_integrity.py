@@ -25,6 +25,7 @@ from replay.data import MarketData, load_snapshots
 from replay.exchange import SimExchange
 from replay.paper import RecordedFeed
 from tests.journal_files import execute, flip, make_journal, page_holding, page_size, patch
+from tests.test_notify_support import MailRecorder, smtp_server
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 
@@ -345,3 +346,53 @@ def test_verify_command_prints_ok_or_the_damage_with_an_exit_code(
     assert "zhixing journal restore" in out
     assert main(["journal", "verify", "--db", str(journal.with_name("missing.db"))]) == 1
     assert "file: no such file" in capsys.readouterr().out
+
+
+RUN_CONFIG = """
+[account]
+id = "8800123456"
+cash_yuan = 2000000
+
+[store]
+path = "state/zhixing.db"
+
+[route]
+kind = "sim"
+[route.sim]
+data = "{data}"
+
+[notify.email]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+sender = "zhixing@example.com"
+recipients = ["desk@example.com"]
+timeout_s = 5
+
+[[jobs]]
+name = "summary"
+cron = "5 15 * * *"
+kind = "summary"
+"""
+
+
+def test_zhixing_run_on_a_damaged_journal_refuses_tells_the_operator_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = asyncio.run(make_journal(tmp_path / "state" / "zhixing.db"))
+    halt_key_garbled(db)
+    before = db.read_bytes()
+    recorder = MailRecorder(password="")
+    with smtp_server(recorder) as port:
+        config = tmp_path / "zhixing.toml"
+        config.write_text(RUN_CONFIG.format(data=SAMPLE.as_posix(), port=port), encoding="utf-8")
+        assert main(["run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "journal is damaged, refusing to trade (nothing was sent)" in err
+    assert "meta 'halt'" in err
+    assert db.read_bytes() == before
+    (mail,) = recorder.mails
+    assert "error in journal" in str(mail["Subject"])
+    body = mail.get_body().get_content()  # type: ignore[union-attr]
+    assert "meta 'halt'" in body
+    assert "zhixing journal restore" in body
