@@ -238,7 +238,11 @@ def _write_manifest(
     report: JournalReport,
     rows: tuple[int, int],
 ) -> None:
-    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    sha = hashlib.sha256()
+    with open(db, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+    digest = sha.hexdigest()
     manifest = {
         "made_by": MADE_BY,
         "source": str(src.resolve()),
