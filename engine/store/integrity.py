@@ -12,9 +12,9 @@ was garbled (a halted account would trade again), or an order-id counter behind 
    the table that owns it when SQLite can say;
 3. the schema: a ``schema_version`` no newer than this build, and every table, column, key and unique
    index that the migrations up to that version create (compared with a fresh copy built from them);
-4. the control rows the engine relies on (``engine.store.journal_rows``): the ``order_id`` counter present and past every id issued;
-   the halt record, the risk report and the account snapshot in ``meta`` readable as what they are;
-   operator commands well-formed;
+4. the control rows the engine relies on (``engine.store.journal_rows``): the ``order_id`` counter
+   present and past every id issued; the halt record, the risk report and the account snapshot in
+   ``meta`` readable as what they are; operator commands well-formed;
 5. the rows the engine loads at start: sides and statuses it knows, JSON it can read, algorithm states
    joined with their plans (the same ``join_algo_state`` the engine uses), quantities in range.
 
