@@ -29,7 +29,8 @@ from engine.units import price_from_yuan
 
 ROUTES = ("sim", "fileorder", "qmt", "gm")
 FEEDS = ("sim", "qmt", "gm")  # paper runs: ``zhixing paper``
-JOB_KINDS = ("signal", "execute", "summary")
+JOB_KINDS = ("signal", "execute", "summary", "backup")
+BACKUP_JOB = "journal-backup"  # the job ``[backup]`` adds when no [[jobs]] entry has kind "backup"
 SHUTDOWN_POLICIES = ("cancel", "leave")
 _SECRET_NAME = re.compile(r"(pass|secret|token|key$|webhook|url$)", re.IGNORECASE)
 _SECRET_SPEC = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/[^/\s]+)$")
@@ -46,6 +47,15 @@ class AccountConfig:
 class StoreConfig:
     path: Path
     synchronous: str = "FULL"
+
+
+@dataclass(frozen=True, slots=True)
+class BackupConfig:
+    """``[backup]``: the daily journal backup with the day's trade log (``engine.store.backup``)."""
+
+    dir: Path
+    keep_days: int = 10
+    at: str = "15:10"  # Shanghai time, after the close
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +113,7 @@ class Config:
     connect_timeout_s: float = 600.0  # at start: how long to wait for the route and feed to answer
     clock: ClockConfig = field(default_factory=ClockConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    backup: BackupConfig | None = None
 
     def secret_keys(self) -> list[tuple[str, str]]:
         """Every (dotted key, spec) that holds a secret reference."""
@@ -254,6 +265,12 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
 
     notify = _notify(path, top.table_of("notify"))
     jobs = _jobs(path, top._get("jobs", False))
+    backup = _backup(path, top.table_of("backup") if "backup" in raw else None, jobs)
+    if backup is not None and not any(j.kind == "backup" for j in jobs):
+        if any(j.name == BACKUP_JOB for j in jobs):
+            raise ConfigError(f"{path}: key 'backup': a job is already named {BACKUP_JOB!r}")
+        hour, minute = backup.at.split(":")
+        jobs += (JobConfig(name=BACKUP_JOB, cron=f"{int(minute)} {int(hour)} * * *", kind="backup"),)
     shutdown = top.text("shutdown", "cancel", choices=SHUTDOWN_POLICIES)
     clock = _clock(_Reader(path, "clock", top.table_of("clock")))
     calendar = _calendar(_Reader(path, "calendar", top.table_of("calendar")))
@@ -273,6 +290,7 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
         connect_timeout_s=connect_timeout_s,
         clock=clock,
         calendar=calendar,
+        backup=backup,
     )
 
 
@@ -298,6 +316,26 @@ def _calendar(reader: _Reader) -> CalendarConfig:
         except InputError as exc:
             raise reader.error("holidays", str(exc)) from None
     return CalendarConfig(holidays=holidays, beyond_known="weekdays" if beyond == "weekdays" else "refuse")
+
+
+def _backup(path: Path, table: Mapping[str, Any] | None, jobs: tuple[JobConfig, ...]) -> BackupConfig | None:
+    """``[backup]`` (None without the table); a ``backup`` job needs it."""
+    if table is None:
+        for i, job in enumerate(jobs):
+            if job.kind == "backup":
+                raise ConfigError(
+                    f"{path}: key 'jobs[{i}].kind': a backup job needs a [backup] table with dir"
+                )
+        return None
+    r = _Reader(path, "backup", table)
+    folder = r.path_value("dir")
+    assert folder is not None
+    at = r.text("at", "15:10")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", at):
+        raise r.error("at", f"expected HH:MM (Shanghai time), got {at!r}")
+    backup = BackupConfig(dir=folder, keep_days=r.integer("keep_days", 10, minimum=1), at=at)
+    r.finish()
+    return backup
 
 
 def _positions(acct: _Reader) -> dict[str, int]:

@@ -175,6 +175,17 @@ class OrderManager:
             self._seq_end = first + _ID_BLOCK
             # ids between the old block's end and this block's start are simply skipped
 
+    async def skip_ids_through(self, seq: int) -> None:
+        """Never issue a sequence number at or below ``seq`` (ids the broker has seen but the journal
+        lost, see ``engine.lost_orders``): the persisted counter is moved past it, a fresh block taken."""
+        if self._next_seq > seq:
+            return
+        first = await self.store.reserve_order_ids(1)
+        if first < seq:
+            await self.store.reserve_order_ids(seq - first)
+        self._next_seq = self._seq_end = 0
+        await self._refill_ids()
+
     def _new_client_order_id(self) -> str:
         if self._next_seq >= self._seq_end:
             raise StoreError("client order id block exhausted before refill; call flush() more often")

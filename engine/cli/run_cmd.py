@@ -44,6 +44,7 @@ from engine.notify import (
 from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
+from engine.store.integrity import JournalDamaged
 from engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.run")
@@ -217,7 +218,9 @@ async def open_configured(
                 )
             ),
         )
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, JournalDamaged):  # the operator is told, not only the console
+            dispatcher.post(error_notice("journal", str(exc), account=config.account.id))
         if clock_watch is not None:
             clock_watch.stop()
         calendar_watch.stop()

@@ -1,4 +1,4 @@
-"""The jobs of ``zhixing run``: run the signal, execute its targets, send the day's summary.
+"""The jobs of ``zhixing run``: run the signal, execute its targets, send the day's summary, back up.
 
 ``DayRunner`` owns what happens when a scheduled job fires. It never lets a job failure reach the
 trading path: a signal that exits non-zero, times out or cannot start is reported and nothing is
@@ -23,7 +23,8 @@ from algos.rebalance import Rebalance
 from engine.cli.session import LiveSession
 from engine.clock import SimClock
 from engine.config import Config, JobConfig
-from engine.market import iso8601
+from engine.errors import StoreError
+from engine.market import iso8601, trading_date_of
 from engine.notify import (
     Message,
     ParentResult,
@@ -36,6 +37,7 @@ from engine.notify import (
 from engine.parents import ParentOrder
 from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
 from engine.portfolio.targets import Target, read_targets
+from engine.store.backup import backup_journal
 from engine.units import NS_PER_MINUTE, yuan_str
 
 log = structlog.get_logger("zhixing.run")
@@ -94,6 +96,8 @@ class DayRunner:
                 ok, detail = await self.run_signal(job)
             elif job.kind == "execute":
                 ok, detail = await self.run_execute(job)
+            elif job.kind == "backup":
+                ok, detail = await self.run_backup(job)
             else:
                 ok, detail = self.run_summary(job)
         except Exception as exc:  # a job failure is reported, never allowed to take the process down
@@ -264,6 +268,34 @@ class DayRunner:
         session.store.stage_parent(parent.to_row())
         quote = session.book.latest(parent.symbol)
         self.arrival[parent.parent_id] = None if quote is None else (quote.mid or quote.last or None)
+
+    # ------------------------------------------------------------------------------------- backup
+    async def run_backup(self, job: JobConfig) -> tuple[bool, str]:
+        """The journal, copied while the engine runs, with the day's trade log, into ``[backup] dir``."""
+        settings = self.config.backup
+        if settings is None:  # the config loader refuses a backup job without [backup]
+            return False, "no [backup] table"
+        session = self.session
+        await session.oms.flush()  # what is staged is in the file, hence in the copy
+        now = session.clock.now_ns()
+        try:
+            result = await asyncio.to_thread(
+                backup_journal,
+                session.store.path,
+                settings.dir,
+                day=trading_date_of(now),
+                now_ns=now,
+                keep=settings.keep_days,
+            )
+        except (StoreError, OSError) as exc:
+            detail = f"backup failed: {exc}"
+            self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
+            return False, detail
+        log.info("journal_backed_up", folder=str(result.folder), orders=result.orders, fills=result.fills)
+        return (
+            True,
+            f"journal and trade log in {result.folder} ({result.orders} orders, {result.fills} fills)",
+        )
 
     # ------------------------------------------------------------------------------------- summary
     @property

@@ -3,12 +3,14 @@
 What a replay does by stepping a virtual clock, a live session does with real timers: the OMS flushes in
 the background, quotes arrive through a ``QuoteFeed`` into a ``QuoteBook`` (conflated, checked, watched
 for staleness), the in-flight checker polls the broker, and a basket of algorithms works the parents.
-Startup reconciliation runs before anything is sent; a mismatch leaves the session halted (fail closed).
+The journal is verified first (``engine.store.integrity``): a damaged one refuses to start. Startup
+reconciliation runs before anything is sent; a mismatch leaves the session halted (fail closed).
 Used by ``zhixing paper`` and ``zhixing run``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.feed_keeper import FeedKeeper
 from engine.inflight import InflightChecker
+from engine.lost_orders import guard_lost_orders
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
@@ -42,6 +45,7 @@ from engine.reconcile import ReconcileReport, recover
 from engine.risk import PreTradeCheck, market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
+from engine.store.integrity import require_sound_journal
 
 log = structlog.get_logger("zhixing.session")
 
@@ -153,6 +157,8 @@ async def open_live_session(
     trades nothing.
     """
     calendar = calendar or TradingCalendar()
+    # a damaged journal (a garbled halt record, a counter behind the ids issued, a bad page) trades nothing
+    await asyncio.to_thread(require_sound_journal, store_path)
     store = await StateStore.open(store_path, synchronous=synchronous)
     bus = EventBus()
     fills: list[OrderFilled] = []
@@ -193,6 +199,8 @@ async def open_live_session(
             trading_day_start_ns=trading_day_start_ns,
             in_flight_grace_ns=inflight_timeout_ns,
         )
+        # orders under our ids that the journal lost (an older backup restored): never reuse their ids
+        await guard_lost_orders(oms, report)
         feed.bind(book.push)
         await wait_until_ready(
             "market-data feed",
