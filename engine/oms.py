@@ -44,6 +44,7 @@ from engine.events import (
     OrderSubmitted,
     SubmitOrder,
 )
+from engine.freshness import FreshnessTracker
 from engine.orders import Order
 from engine.store import StateStore
 
@@ -123,6 +124,9 @@ class OrderManager:
         # orders waiting for the broker to say something (SUBMITTED: no ack yet; PENDING_CANCEL: no answer
         # to our cancel), with the time they started waiting: what the in-flight checker looks at
         self.in_flight: dict[str, int] = {}
+        # differences between the broker's answers and our books still being asked about (one rule for
+        # reconciliation, resync and the in-flight checks: ``engine.freshness``)
+        self.freshness = FreshnessTracker(clock)
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
         # message-rate gate (optional) and the cancels it holds until the window allows them
