@@ -31,9 +31,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from engine.account import Account
+from engine.broker import BrokerAdapter
 from engine.clock import Clock
 from engine.enums import OrderStatus
-from engine.events import OrderStatusReport
+from engine.events import FillReport, OrderStatusReport
 from engine.orders import Order
 from engine.units import NS_PER_SECOND
 
@@ -49,6 +51,9 @@ BROKER_WORKING = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDI
 _BROKER_FINAL = frozenset({S.CANCELED, S.REJECTED, S.EXPIRED, S.FILLED})
 # terminal statuses a snapshot brings that still take fills (a late fill is a fact)
 _HOLDABLE = frozenset({S.CANCELED, S.EXPIRED})
+# open local statuses that say the broker acknowledged the order: it must be in the broker's answer
+_ACKED_LOCALLY = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+ASKED = "answer"  # the ``what`` of an ``ask_about`` watch: settled by the next answer about the order
 NOT_LISTED = "not listed"
 
 AlertCallback = Callable[[str, str], None]
@@ -120,6 +125,60 @@ def position_differences(local: Mapping[str, int], broker: Mapping[str, int]) ->
 
 
 @dataclass(slots=True)
+class BrokerView:
+    """One answer of the broker: its orders by client order id, its trades by client order id, and (when
+    asked) its positions."""
+
+    orders: dict[str, OrderStatusReport]
+    trades: dict[str, list[FillReport]]
+    positions: dict[str, int] | None = None
+
+    @classmethod
+    async def ask(cls, adapter: BrokerAdapter, *, positions: bool) -> BrokerView:
+        orders = {r.client_order_id: r for r in await adapter.query_orders()}
+        trades: dict[str, list[FillReport]] = {}
+        for trade in await adapter.query_trades():
+            trades.setdefault(trade.client_order_id, []).append(trade)
+        held = {p.symbol: p.quantity for p in await adapter.query_positions()} if positions else None
+        return cls(orders=orders, trades=trades, positions=held)
+
+
+def differences(
+    orders_by_id: Mapping[str, Order],
+    account: Account | None,
+    view: BrokerView,
+    *,
+    orders: Iterable[Order] | None = None,
+    trading_day_start_ns: int | None = None,
+) -> tuple[list[str], list[Difference]]:
+    """What ``view`` covers and what still differs, for ``orders`` (default: every order) and, when the
+    view has positions, every symbol either side holds. An order the broker does not list differs only
+    if it should be listed: open and acknowledged (of today, when ``trading_day_start_ns`` is given)."""
+    keys: list[str] = []
+    found: list[Difference] = []
+    for order in orders_by_id.values() if orders is None else orders:
+        cid = order.client_order_id
+        keys.append(order_key(cid))
+        known = view.orders.get(cid)
+        if known is not None:
+            found.extend(order_differences(order, known))
+        elif _should_be_listed(order, trading_day_start_ns):
+            found.extend(order_differences(order, None))
+    if view.positions is not None and account is not None:
+        local = {s: p.quantity for s, p in account.positions.items()}
+        keys.extend(position_key(s) for s in set(local) | set(view.positions))
+        found.extend(position_differences(local, view.positions))
+    return keys, found
+
+
+def _should_be_listed(order: Order, trading_day_start_ns: int | None) -> bool:
+    """An open order the broker acknowledged must be in its answer."""
+    if order.status not in _ACKED_LOCALLY:
+        return False
+    return trading_day_start_ns is None or order.ts_created >= trading_day_start_ns
+
+
+@dataclass(slots=True)
 class _Watch:
     first: Difference  # as first seen (what the lagging side must reach)
     first_ns: int
@@ -182,6 +241,15 @@ class FreshnessTracker:
                 self.persisted.append(diff)
                 log.error("broker_view_difference_persists", difference=str(diff), answers=self.answers)
         return persistent
+
+    def ask_about(self, client_order_id: str, why: str) -> None:
+        """Ask the broker about an order at the next check after the grace (a cancel answered "not
+        found": a fill we have not heard of?); the next answer covering the order settles it."""
+        pair = (order_key(client_order_id), ASKED)
+        if pair not in self._watch:
+            now = self.clock.now_ns()
+            diff = Difference(key=pair[0], what=ASKED, local="working", broker=why)
+            self._watch[pair] = _Watch(first=diff, first_ns=now, last_ns=now, answers=1)
 
     def next_due_ns(self) -> int | None:
         """When the next question is due (None: nothing is watched)."""

@@ -27,16 +27,9 @@ import structlog
 from engine.broker import BrokerAdapter
 from engine.enums import OrderStatus
 from engine.events import OrderCancelRejected, OrderRejected
-from engine.freshness import AlertCallback, Difference
+from engine.freshness import AlertCallback, BrokerView, Difference, differences
 from engine.oms import OrderManager
-from engine.reconcile import (
-    HALT_REASON,
-    BrokerView,
-    ReconcileReport,
-    adopt_broker_truth,
-    differences,
-    merge_order,
-)
+from engine.reconcile import HALT_REASON, ReconcileReport, adopt_broker_truth, merge_order
 
 log = structlog.get_logger("zhixing.inflight")
 
@@ -124,7 +117,7 @@ class InflightChecker:
         for cid in requery:
             merge_order(self.oms, self.oms.orders[cid], view)
         considered = [self.oms.orders[cid] for cid in [*due, *requery]]
-        self._judge(*differences(self.oms, view, orders=considered))
+        self._judge(*differences(self.oms.orders, self.oms.account, view, orders=considered))
         return resolved
 
     def _judge(self, keys: list[str], found: list[Difference]) -> None:

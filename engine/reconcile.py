@@ -26,7 +26,7 @@ OrderManager (fail closed: nothing new trades until an operator looks).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -45,15 +45,7 @@ from engine.events import (
     OrderStatusReport,
     OrderSubmitted,
 )
-from engine.freshness import (
-    BROKER_WORKING,
-    Difference,
-    holds_terminal,
-    order_differences,
-    order_key,
-    position_differences,
-    position_key,
-)
+from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal, order_key
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.store import StateStore
@@ -67,8 +59,6 @@ _OPEN = frozenset({S.INITIALIZED, S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S
 _TAKES_LATE_FILLS = frozenset({S.CANCELED, S.EXPIRED})
 # broker statuses that imply the broker acknowledged the order
 _ACKED = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.FILLED, S.CANCELED, S.EXPIRED})
-# open local statuses that say the broker acknowledged the order: it must be in the broker's answer
-_ACKED_LOCALLY = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
 
 NOT_FOUND_REASON = "not_found_at_broker"
 HALT_REASON = "reconciliation_mismatch"
@@ -150,7 +140,9 @@ async def recover(
     pause = wait or oms.clock.sleep_until
     tracker = oms.freshness
     unanswered = 0
-    persistent = tracker.observe(*differences(oms, view, trading_day_start_ns=trading_day_start_ns))
+    persistent = tracker.observe(
+        *differences(oms.orders, oms.account, view, trading_day_start_ns=trading_day_start_ns)
+    )
     while len(persistent) < len(tracker.open) and report.requeries < REQUERY_ROUNDS * tracker.answers:
         due = tracker.next_due_ns()
         assert due is not None
@@ -167,7 +159,9 @@ async def recover(
         view, broker_account = again, answer
         report.requeries += 1
         _merge(oms, view, report)
-        persistent = tracker.observe(*differences(oms, view, trading_day_start_ns=trading_day_start_ns))
+        persistent = tracker.observe(
+            *differences(oms.orders, oms.account, view, trading_day_start_ns=trading_day_start_ns)
+        )
     report.mismatches.extend(str(d) for d in persistent)
     report.differences = [str(d) for d in tracker.open if d not in persistent]
 
@@ -233,7 +227,7 @@ async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:
         elif known is not None:
             report.fills_applied += _apply_late_trades(oms, order, view.trades.get(cid, []))
     report.external = sorted(cid for cid in view.orders if cid not in oms.orders)
-    persistent = oms.freshness.observe(*differences(oms, view))
+    persistent = oms.freshness.observe(*differences(oms.orders, oms.account, view))
     report.mismatches.extend(str(d) for d in persistent)
     report.differences = [str(d) for d in oms.freshness.open if d not in persistent]
     if report.mismatches:
@@ -249,25 +243,6 @@ async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:
         mismatches=len(report.mismatches),
     )
     return report
-
-
-@dataclass(slots=True)
-class BrokerView:
-    """One answer of the broker: its orders by client order id, its trades by client order id, and (when
-    asked) its positions."""
-
-    orders: dict[str, OrderStatusReport]
-    trades: dict[str, list[FillReport]]
-    positions: dict[str, int] | None = None
-
-    @classmethod
-    async def ask(cls, adapter: BrokerAdapter, *, positions: bool) -> BrokerView:
-        orders = {r.client_order_id: r for r in await adapter.query_orders()}
-        trades: dict[str, list[FillReport]] = {}
-        for trade in await adapter.query_trades():
-            trades.setdefault(trade.client_order_id, []).append(trade)
-        held = {p.symbol: p.quantity for p in await adapter.query_positions()} if positions else None
-        return cls(orders=orders, trades=trades, positions=held)
 
 
 def merge_order(
@@ -293,40 +268,6 @@ def _merge(oms: OrderManager, view: BrokerView, report: ReconcileReport) -> None
     for order in list(oms.orders.values()):
         if order_key(order.client_order_id) in watched:
             merge_order(oms, order, view, report)
-
-
-def differences(
-    oms: OrderManager,
-    view: BrokerView,
-    *,
-    orders: Iterable[Order] | None = None,
-    trading_day_start_ns: int | None = None,
-) -> tuple[list[str], list[Difference]]:
-    """What ``view`` covers and what still differs, for ``orders`` (default: every order) and, when the
-    view has positions, every symbol either side holds. An order the broker does not list differs only
-    if it should be listed: open and acknowledged (of today, when ``trading_day_start_ns`` is given)."""
-    keys: list[str] = []
-    found: list[Difference] = []
-    for order in oms.orders.values() if orders is None else orders:
-        cid = order.client_order_id
-        keys.append(order_key(cid))
-        known = view.orders.get(cid)
-        if known is not None:
-            found.extend(order_differences(order, known))
-        elif _should_be_listed(order, trading_day_start_ns):
-            found.extend(order_differences(order, None))
-    if view.positions is not None and oms.account is not None:
-        local = {s: p.quantity for s, p in oms.account.positions.items()}
-        keys.extend(position_key(s) for s in set(local) | set(view.positions))
-        found.extend(position_differences(local, view.positions))
-    return keys, found
-
-
-def _should_be_listed(order: Order, trading_day_start_ns: int | None) -> bool:
-    """An open order the broker acknowledged must be in its answer."""
-    if order.status not in _ACKED_LOCALLY:
-        return False
-    return trading_day_start_ns is None or order.ts_created >= trading_day_start_ns
 
 
 def adopt_broker_truth(
