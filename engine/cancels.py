@@ -71,6 +71,7 @@ class CancelRetry:
         self.max_failures = max_failures
         self.on_alert = on_alert
         self.failures: dict[str, int] = {}  # client order id -> cancels that came back without effect
+        self.failed_total = 0  # cancels that came back without effect, all orders
         self.resent = 0
         self.escalated: list[str] = []
         self._timers: dict[str, TimerHandle] = {}
@@ -85,6 +86,7 @@ class CancelRetry:
         if order.is_terminal or reason in NOT_A_BROKER_ANSWER:
             return
         failures = self.failures[cid] = self.failures.get(cid, 0) + 1
+        self.failed_total += 1
         if self.freshness is not None:
             self.freshness.ask_about(cid, reason)
         if failures > self.max_failures:

@@ -220,7 +220,7 @@ class FreshnessTracker:
         covered = set(looked_at) | {d.key for d in current.values()}
         for pair in [p for p in self._watch if p[0] in covered and p not in current]:
             del self._watch[pair]
-            self.settled += 1
+            self.settled += pair[1] != ASKED
         persistent: list[Difference] = []
         for pair, diff in current.items():
             watch = self._watch.get(pair)
