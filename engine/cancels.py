@@ -75,6 +75,7 @@ class CancelRetry:
         self.resent = 0
         self.escalated: list[str] = []
         self._timers: dict[str, TimerHandle] = {}
+        self._given_up: set[str] = set()
 
     def backoff_ns(self, failures: int) -> int:
         """The wait before the re-send that follows the ``failures``-th failure."""
@@ -83,8 +84,8 @@ class CancelRetry:
     def failed(self, order: Order, reason: str) -> None:
         """The cancel of ``order`` came back without effect (``OrderCancelRejected``) and it works on."""
         cid = order.client_order_id
-        if order.is_terminal or reason in NOT_A_BROKER_ANSWER:
-            return
+        if order.is_terminal or reason in NOT_A_BROKER_ANSWER or cid in self._given_up:
+            return  # (given up: told once; a cancel someone sends later goes once, not on a backoff)
         failures = self.failures[cid] = self.failures.get(cid, 0) + 1
         self.failed_total += 1
         if self.freshness is not None:
@@ -124,6 +125,7 @@ class CancelRetry:
         cid = order.client_order_id
         self.failures.pop(cid, None)
         self.escalated.append(cid)
+        self._given_up.add(cid)
         log.error("cancel_not_effective", client_order_id=cid, failures=failures, reason=reason)
         if self.on_alert is None:
             return

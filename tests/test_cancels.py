@@ -89,6 +89,15 @@ async def test_a_cancel_answered_not_found_while_working_is_resent_on_a_bounded_
     assert CANCEL_NOT_FOUND_REASON in alerts[0][1]
     await world.run_until(world.clock.now_ns() + 600 * NS_PER_SECOND)
     assert len(world.broker.cancel_requests) == 1 + retry.max_failures  # told, and asked no more
+    # a cancel someone sends later (the operator's halt) goes once, not on a new backoff, told no more
+    world.oms.cancel(cid)
+    await world.oms.flush()
+    world.broker.reject_cancel(cid, CANCEL_NOT_FOUND_REASON)
+    await world.oms.flush()
+    await world.run_until(world.clock.now_ns() + 600 * NS_PER_SECOND)
+    assert len(world.broker.cancel_requests) == 2 + retry.max_failures
+    assert retry.escalated == [cid]
+    assert len(alerts) == 1
 
 
 async def test_a_cancel_never_confirmed_is_found_unconfirmed_by_query_and_sent_again() -> None:
