@@ -39,6 +39,7 @@ from engine.clock import Clock, TimerHandle
 from engine.enums import OrderStatus
 from engine.errors import BrokerError
 from engine.events import OrderCancelRejected, OrderDenied, OrderPendingCancel
+from engine.freshness import AlertCallback
 from engine.inflight import InflightChecker
 from engine.oms import OrderManager
 from engine.orders import Order
@@ -376,9 +377,16 @@ class LinkAwareInflightChecker(InflightChecker):
     when it comes back), and treat a query refused as "down" as nothing learnt."""
 
     def __init__(
-        self, oms: OrderManager, adapter: BrokerAdapter, monitor: ConnectionMonitor, **kw: int
+        self,
+        oms: OrderManager,
+        adapter: BrokerAdapter,
+        monitor: ConnectionMonitor,
+        *,
+        timeout_ns: int = 5_000_000_000,
+        max_queries: int = 3,
+        on_alert: AlertCallback | None = None,
     ) -> None:
-        super().__init__(oms, adapter, **kw)
+        super().__init__(oms, adapter, timeout_ns=timeout_ns, max_queries=max_queries, on_alert=on_alert)
         self.monitor = monitor
         self.skipped = _Skipped()
 

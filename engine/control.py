@@ -14,6 +14,15 @@ Halt (kill switch, RELIABILITY J6): the OMS denies every new order, each running
 journaled (meta ``halt``) and survives a restart: ``EngineControl.restore()`` halts again until
 ``zhixing resume``. Resume lifts the halt and resumes exactly the algorithms the halt paused (one the
 operator paused by name stays paused).
+
+Cancel-all (``zhixing cancel-all``): every running algorithm is cancelled (it cancels its children and
+finishes CANCELED) and every other working order is cancelled; trading is not halted.
+
+After a halt (pressed, automatic or restored at start) and a cancel-all, the engine verifies by query
+that every order of ours is really gone (``engine.cancels.GoneCheck``, driven by the channel's polls):
+the result is journaled (meta ``cancel_checks``, the latest ``KEEP_CHECKS``, each with its command id)
+and, when an order still works or the broker did not answer, told to the operator (``on_alert``).
+``zhixing halt|cancel-all --wait S`` waits for that result and prints it.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,9 +41,12 @@ from typing import Protocol
 import structlog
 
 from engine.account import Account
+from engine.cancels import GoneCheck, GoneReport
 from engine.clock import Clock, LiveClock
 from engine.errors import InputError, StoreError
+from engine.freshness import AlertCallback
 from engine.oms import OrderManager
+from engine.reconcile import merge_order
 from engine.risk_controls import RISK_META_KEY, RiskControls
 from engine.status import StatusRecorder
 from engine.store import StateStore, ops
@@ -42,6 +55,8 @@ from engine.store.staging import to_json
 log = structlog.get_logger("zhixing.control")
 
 HALT_META_KEY = "halt"
+CHECKS_META_KEY = "cancel_checks"
+KEEP_CHECKS = 20
 DEFAULT_POLL_NS = 250_000_000
 
 
@@ -51,6 +66,7 @@ class Command(StrEnum):
     PAUSE = "pause"
     RESUME_ALGO = "resume_algo"
     CANCEL_ALGO = "cancel_algo"
+    CANCEL_ALL = "cancel_all"
 
 
 ALGO_COMMANDS = frozenset({Command.PAUSE, Command.RESUME_ALGO, Command.CANCEL_ALGO})
@@ -99,6 +115,52 @@ def queue_command(
     return command_id
 
 
+def wait_for_result(
+    db: Path,
+    command_id: int,
+    *,
+    timeout_s: float,
+    verification: bool,
+    clock: Clock | None = None,
+    poll_s: float = 0.25,
+) -> tuple[str | None, dict[str, object] | None]:
+    """The applied command's result and (``verification``) its verification record, read from journal
+    ``db`` (read-only) until both are there or ``timeout_s`` has passed: ``(None, None)`` when the
+    command was not applied in time (is an engine running on this journal?)."""
+    clock = clock or LiveClock()
+    deadline = clock.now_ns() + int(timeout_s * 1e9)
+    result: str | None = None
+    while True:
+        result, record = _read_result(db, command_id)
+        if result is not None and (record is not None or not verification):
+            return result, record
+        if clock.now_ns() >= deadline:
+            return result, None
+        time.sleep(poll_s)
+
+
+def _read_result(db: Path, command_id: int) -> tuple[str | None, dict[str, object] | None]:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot open the journal read-only: {exc}") from exc
+    try:
+        row = conn.execute(
+            "SELECT result FROM control_commands WHERE id = ? AND done = 1", (command_id,)
+        ).fetchone()
+        meta = conn.execute("SELECT value FROM meta WHERE key = ?", (CHECKS_META_KEY,)).fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot read the command's result: {exc}") from exc
+    finally:
+        conn.close()
+    record = None
+    if meta is not None:
+        for item in json.loads(meta[0]).get("checks", []):
+            if isinstance(item, dict) and item.get("command_id") == command_id:
+                record = item
+    return (str(row[0]) if row is not None else None), record
+
+
 # ---------------------------------------------------------------------------------------- engine side
 class ControlHandlers(Protocol):
     """What applies commands (``EngineControl``). Each returns a short result recorded with the command,
@@ -113,6 +175,8 @@ class ControlHandlers(Protocol):
     def on_resume_algo(self, parent_id: str) -> str: ...
 
     def on_cancel_algo(self, parent_id: str) -> str: ...
+
+    def on_cancel_all(self) -> str: ...
 
 
 class ControlChannel:
@@ -153,13 +217,17 @@ class ControlChannel:
         done: list[tuple[ControlRequest, str]] = []
         for command_id, ts, command, arg in rows:
             request = ControlRequest(id=command_id, ts=ts, command=command, arg=arg)
+            if hasattr(self.handlers, "command_id"):  # what a verification it starts belongs to
+                self.handlers.command_id = command_id
             result = self._apply(request)
             self.store.stage_command_done(command_id, self.clock.now_ns(), result)
             log.warning(
                 "control_command_applied", command=command, arg=arg, command_id=command_id, result=result
             )
             done.append((request, result))
-        if done:
+        follow_up = getattr(self.handlers, "follow_up", None)
+        verified = await follow_up() if follow_up is not None else []
+        if done or verified:
             await self._commit()
             self.applied.extend(done)
         return done
@@ -178,6 +246,8 @@ class ControlChannel:
                     return h.on_resume_algo(request.arg)
                 case Command.CANCEL_ALGO:
                     return h.on_cancel_algo(request.arg)
+                case Command.CANCEL_ALL:
+                    return h.on_cancel_all()
                 case _:
                     return f"ignored: unknown command {request.command!r}"
         except Exception as exc:  # a handler bug must not stop the kill switch channel
@@ -241,13 +311,19 @@ class EngineControl:
         algos: Mapping[str, ControllableAlgo],
         *,
         risk: RejectCounter | None = None,
+        on_alert: AlertCallback | None = None,
     ) -> None:
         self.oms = oms
         self.store = store
         self.algos = algos
         self.risk = risk
+        self.on_alert = on_alert
         self.paused_by_halt: set[str] = set()
         self.halted_since_ns = 0
+        self.command_id = 0  # the command being applied (set by the channel), 0: none
+        self.checks: list[tuple[int, GoneCheck]] = []  # verifications still running
+        self.verified: list[GoneReport] = []
+        self._records: list[dict[str, object]] = []  # journaled verifications (this process's)
 
     @property
     def halted(self) -> bool:
@@ -265,7 +341,59 @@ class EngineControl:
                 paused += 1
         cancelled = self.oms.cancel_all()
         self._journal()
-        return f"halted: {paused} algos paused, {len(cancelled)} cancels queued"
+        self._verify("halt")
+        return f"halted: {paused} algos paused, {len(cancelled)} cancels queued; verifying by query"
+
+    def on_cancel_all(self) -> str:
+        stopped = 0
+        for algo in self.algos.values():
+            if not algo.done:
+                algo.cancel()  # cancels its children and finishes CANCELED
+                stopped += 1
+        self.paused_by_halt.clear()
+        cancelled = self.oms.cancel_all()  # anything else still working
+        self._journal()
+        self._verify("cancel-all")
+        return (
+            f"cancel-all: {stopped} algos cancelled, {len(cancelled)} more cancels queued; verifying by query"
+        )
+
+    def _verify(self, what: str) -> None:
+        """Start verifying by query that every order of ours is gone (see the module docstring)."""
+        oms = self.oms
+        check = GoneCheck(
+            what,
+            lambda: oms.orders,
+            oms.adapter,
+            oms.clock,
+            grace_ns=oms.freshness.grace_ns,
+            answers=oms.freshness.answers,
+            merge=lambda order, view: merge_order(oms, order, view),
+        )
+        self.checks.append((self.command_id, check))
+
+    async def follow_up(self) -> list[GoneReport]:
+        """Advance the running verifications; journal (and, when not ok, tell) the finished ones."""
+        finished: list[GoneReport] = []
+        for command_id, check in list(self.checks):
+            report = await check.poll()
+            if report is None:
+                continue
+            self.checks.remove((command_id, check))
+            finished.append(report)
+            self.verified.append(report)
+            self._record(command_id, report)
+            if not report.ok and self.on_alert is not None:
+                try:
+                    self.on_alert(f"{report.what}: orders still working", report.summary())
+                except Exception:  # a notification must never break the engine
+                    log.exception("alert_callback_failed")
+        return finished
+
+    def _record(self, command_id: int, report: GoneReport) -> None:
+        record = {"command_id": command_id, **report.to_record()}
+        self._records = [*self._records, record][-KEEP_CHECKS:]
+        self.store.stage_meta(CHECKS_META_KEY, to_json({"checks": self._records}))
 
     def on_resume(self) -> str:
         if not self.halted:
@@ -353,6 +481,7 @@ class EngineControl:
                 algo.pause()
                 self.paused_by_halt.add(parent_id)
         self.oms.cancel_all()
+        self._verify("halt (restored at start)")
         log.warning("halt_restored", reason=self.oms.halted_reason)
         return True
 
@@ -382,13 +511,14 @@ async def install(
     account: Account | None = None,
     account_id: str = "",
     poll_interval_ns: int = DEFAULT_POLL_NS,
+    on_alert: AlertCallback | None = None,
 ) -> tuple[EngineControl, ControlChannel]:
     """Wire the kill switch, the command channel and the status journal onto a session at startup
     (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
     becomes the full kill switch, today's message count and a journaled halt are restored, and the
     account and risk report are journaled with every commit. Start polling with ``channel.start()``
     (live) or call ``channel.poll()`` (replay)."""
-    control = EngineControl(oms, store, algos, risk=risk)
+    control = EngineControl(oms, store, algos, risk=risk, on_alert=on_alert)
     if risk is not None:
         risk.on_halt = control.on_halt
         risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())

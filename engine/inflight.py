@@ -7,7 +7,13 @@ is looked up in the broker's order and trade reports (RELIABILITY B1, B8, C4):
 - not found, ``max_queries`` times in a row: a SUBMITTED order is resolved by policy as
   ``OrderRejected(reason="no_response_from_broker", venue_confirmed=False)`` and an alert is logged; a
   PENDING_CANCEL whose order the broker still works gets ``OrderCancelRejected("cancel_unconfirmed")``,
-  so its owner may decide again (no cancel storm: one cancel, bounded queries).
+  so its owner may decide again and the OrderManager sends the cancel again on its bounded backoff
+  (``engine.cancels``; no cancel storm: one cancel at a time, bounded queries, bounded re-sends).
+
+The same check asks again about every difference the freshness rule is watching (``oms.freshness``,
+``engine.freshness``: left by a resync, a reconciliation or an earlier check), when its grace has passed:
+the broker's answer is merged forward only, and a difference that persists across the re-queries halts
+trading (``HALT_REASON``) and is told to ``on_alert``.
 
 One query per check covers every in-flight order, so the broker sees a bounded message rate.
 """
@@ -20,9 +26,10 @@ import structlog
 
 from engine.broker import BrokerAdapter
 from engine.enums import OrderStatus
-from engine.events import FillReport, OrderCancelRejected, OrderRejected
+from engine.events import OrderCancelRejected, OrderRejected
+from engine.freshness import AlertCallback, BrokerView, Difference, differences
 from engine.oms import OrderManager
-from engine.reconcile import ReconcileReport, adopt_broker_truth
+from engine.reconcile import HALT_REASON, ReconcileReport, adopt_broker_truth, merge_order
 
 log = structlog.get_logger("zhixing.inflight")
 
@@ -38,6 +45,8 @@ class InflightStats:
     resolved_by_query: int = 0
     resolved_by_policy: list[str] = field(default_factory=list)
     cancels_unconfirmed: list[str] = field(default_factory=list)
+    requeried: int = 0  # orders (and position sets) asked again for a difference (freshness)
+    persistent: list[str] = field(default_factory=list)  # differences that persisted: trading halted
 
 
 class InflightChecker:
@@ -48,11 +57,13 @@ class InflightChecker:
         *,
         timeout_ns: int = 5_000_000_000,
         max_queries: int = 3,
+        on_alert: AlertCallback | None = None,
     ) -> None:
         self.oms = oms
         self.adapter = adapter
         self.timeout_ns = timeout_ns
         self.max_queries = max_queries
+        self.on_alert = on_alert
         self.stats = InflightStats()
         self._misses: dict[str, int] = {}
 
@@ -65,30 +76,33 @@ class InflightChecker:
         )
 
     def next_due_ns(self) -> int | None:
-        if not self.oms.in_flight:
-            return None
-        return min(self.oms.in_flight.values()) + self.timeout_ns
+        dues = [self.oms.freshness.next_due_ns()]
+        if self.oms.in_flight:
+            dues.append(min(self.oms.in_flight.values()) + self.timeout_ns)
+        return min((d for d in dues if d is not None), default=None)
 
     async def check(self) -> int:
-        """Query the broker about every overdue order; returns how many were resolved."""
+        """Query the broker about every overdue order and every difference due to be asked again;
+        returns how many in-flight orders were resolved."""
         due = self.due()
-        if not due:
+        tracker = self.oms.freshness
+        requery = [cid for cid in tracker.due_orders() if cid not in set(due) and cid in self.oms.orders]
+        positions = tracker.positions_due()
+        if not due and not requery and not positions:
             return 0
         self.stats.checks += 1
         self.stats.queried += len(due)
-        reports = {r.client_order_id: r for r in await self.adapter.query_orders()}
-        trades: dict[str, list[FillReport]] = {}
-        for trade in await self.adapter.query_trades():
-            trades.setdefault(trade.client_order_id, []).append(trade)
+        self.stats.requeried += len(requery) + int(positions)
+        view = await BrokerView.ask(self.adapter, positions=positions)
         resolved = 0
         scratch = ReconcileReport()
         now = self.oms.clock.now_ns()
         for cid in due:
             order = self.oms.orders[cid]
             status_before = order.status
-            known = reports.get(cid)
+            known = view.orders.get(cid)
             if known is not None:
-                adopt_broker_truth(self.oms, order, known, trades.get(cid, []), scratch)
+                adopt_broker_truth(self.oms, order, known, view.trades.get(cid, []), scratch)
                 if order.status is OrderStatus.PENDING_CANCEL and known.status in _WORKING_AT_BROKER:
                     resolved += self._miss(cid, now, cancel_pending=True)  # the cancel's answer is missing
                     continue
@@ -100,7 +114,30 @@ class InflightChecker:
                     self.oms.in_flight[cid] = now  # known to the broker, not yet acked: wait another period
                 continue
             resolved += self._miss(cid, now, cancel_pending=False)
+        for cid in requery:
+            merge_order(self.oms, self.oms.orders[cid], view)
+        considered = [self.oms.orders[cid] for cid in [*due, *requery]]
+        self._judge(*differences(self.oms.orders, self.oms.account, view, orders=considered))
         return resolved
+
+    def _judge(self, keys: list[str], found: list[Difference]) -> None:
+        persistent = self.oms.freshness.observe(keys, found)
+        if not persistent:
+            return
+        lines = [str(d) for d in persistent]
+        fresh = [line for line in lines if line not in self.stats.persistent]
+        self.stats.persistent.extend(fresh)
+        self.oms.halt(HALT_REASON)
+        log.error("broker_view_mismatch", differences=lines)
+        if fresh and self.on_alert is not None:
+            try:
+                self.on_alert(
+                    "broker view differs",
+                    "trading halted: these differences with the broker persisted across re-queries: "
+                    + "; ".join(fresh),
+                )
+            except Exception:  # a notification must never break the engine
+                log.exception("alert_callback_failed")
 
     def _miss(self, cid: str, now: int, *, cancel_pending: bool) -> int:
         misses = self._misses[cid] = self._misses.get(cid, 0) + 1

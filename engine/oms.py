@@ -12,6 +12,9 @@
 Live runs call ``start()`` so a background task flushes whenever something is queued; the replay harness
 calls ``flush()`` itself after each clock step.
 
+A cancel that comes back without effect while its order still works is sent again on a bounded
+backoff, and the operator told after the bound (``cancel_retry``, ``engine.cancels``).
+
 An optional ``gate`` (``engine.risk_controls.RiskControls``) sees every order that passed the checks, every
 order and cancel handed to the adapter, and decides when a queued cancel may go: a cancel the message-rate
 caps do not allow yet is held (never dropped) and retried on a clock timer when the window allows.
@@ -30,12 +33,14 @@ import structlog
 from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
+from engine.cancels import CancelRetry
 from engine.clock import Clock, TimerHandle
 from engine.enums import OrderStatus
 from engine.errors import BrokerError, IllegalTransition, OverfillError, StoreError
 from engine.events import (
     CancelOrder,
     OrderCanceled,
+    OrderCancelRejected,
     OrderDenied,
     OrderEvent,
     OrderFilled,
@@ -44,6 +49,7 @@ from engine.events import (
     OrderSubmitted,
     SubmitOrder,
 )
+from engine.freshness import FreshnessTracker
 from engine.orders import Order
 from engine.store import StateStore
 
@@ -123,6 +129,11 @@ class OrderManager:
         # orders waiting for the broker to say something (SUBMITTED: no ack yet; PENDING_CANCEL: no answer
         # to our cancel), with the time they started waiting: what the in-flight checker looks at
         self.in_flight: dict[str, int] = {}
+        # differences between the broker's answers and our books still being asked about (one rule for
+        # reconciliation, resync and the in-flight checks: ``engine.freshness``)
+        self.freshness = FreshnessTracker(clock)
+        # a cancel that came back without effect while its order works is sent again, bounded
+        self.cancel_retry = CancelRetry(clock, self.cancel, self.freshness)
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
         # message-rate gate (optional) and the cancels it holds until the window allows them
@@ -473,8 +484,12 @@ class OrderManager:
                 pos = self.account.positions[event.symbol]  # journaled with the fill: a restart rebuilds it
                 self.store.stage_position(event.symbol, pos.quantity, pos.sellable, pos.avg_cost)
             self.store.stage_fill(event, order.parent_id)
-        if order.is_terminal and not was_terminal and self.account is not None:
-            self.account.release(order)
+        if order.is_terminal and not was_terminal:
+            self.cancel_retry.ended(order.client_order_id)
+            if self.account is not None:
+                self.account.release(order)
+        elif isinstance(event, OrderCancelRejected) and not order.is_terminal:
+            self.cancel_retry.failed(order, event.reason)
         if order.status is not OrderStatus.DENIED:
             self.store.stage_order(order)
         self._track_in_flight(order, event)

@@ -7,27 +7,33 @@ asks the broker what it knows, and makes every local order agree with the broker
   every trade not yet applied (deduplicated by trade id), then the terminal status;
 - an order the broker does not know is EXPIRED if it is from before today (A8), REJECTED
   ``not_found_at_broker`` (policy-resolved, ``venue_confirmed=False``) if it was never acknowledged
-  (A1), and a mismatch otherwise (it was acknowledged: the broker should know it);
+  (A1), and a difference otherwise (it was acknowledged: the broker should list it);
 - with ``in_flight_grace_ns`` > 0, an order of today the broker does not know yet but which was sent
   (or, INITIALIZED, may have been sent just before the crash) less than that long ago is left in flight
   (``pending``): the in-flight checks (``engine.inflight``) ask again and resolve it by the broker's
   truth or, after bounded queries, by policy. A request still on its way must not be declared never sent
   only to be filled a moment later (RELIABILITY B1);
 - broker orders we have no record of are reported as external and never adopted;
-- positions are compared with the broker's; any difference is a mismatch.
+- positions are compared with the broker's.
 
-Any mismatch halts the OrderManager (fail closed: nothing new trades until an operator looks).
+The broker's answer may be older than our journal (a fill pushed just before the crash, a position from
+before it): every answer is merged by the one freshness rule of ``engine.freshness`` (forward only; what
+still differs is asked again every ``grace_ns``; only a difference that persists across the re-queries is
+a mismatch). ``recover`` asks again itself, before anything is sent; ``resync`` and the in-flight checks
+leave the asking to the in-flight checks' schedule (``oms.freshness``). Any mismatch halts the
+OrderManager (fail closed: nothing new trades until an operator looks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from engine.broker import BrokerAdapter
 from engine.enums import OrderStatus
-from engine.errors import StoreError
+from engine.errors import BrokerError, StoreError
 from engine.events import (
     FillReport,
     OrderAccepted,
@@ -39,6 +45,7 @@ from engine.events import (
     OrderStatusReport,
     OrderSubmitted,
 )
+from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal, order_key
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.store import StateStore
@@ -55,6 +62,10 @@ _ACKED = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.FILLED, 
 
 NOT_FOUND_REASON = "not_found_at_broker"
 HALT_REASON = "reconciliation_mismatch"
+REQUERY_ROUNDS = 2  # recover asks again at most this many times the tracker's ``answers``
+MAX_UNANSWERED = 24  # re-queries at startup the broker may leave unanswered before recover gives up
+
+Wait = Callable[[int], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -66,8 +77,10 @@ class ReconcileReport:
     pending: list[str] = field(default_factory=list)  # unknown yet, sent within the grace: left in flight
     expired: list[str] = field(default_factory=list)  # yesterday's orders the broker no longer lists
     external: list[str] = field(default_factory=list)  # broker client order ids we have no record of
-    mismatches: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)  # differences that persisted (halted)
     working_at_broker: list[str] = field(default_factory=list)  # resync: orders the broker still works
+    differences: list[str] = field(default_factory=list)  # still differing, not yet persistent: re-asked
+    requeries: int = 0  # answers asked for again because something differed
 
     @property
     def ok(self) -> bool:
@@ -81,11 +94,16 @@ async def recover(
     *,
     trading_day_start_ns: int,
     in_flight_grace_ns: int = 0,
+    wait: Wait | None = None,
+    max_unanswered: int = MAX_UNANSWERED,
 ) -> ReconcileReport:
     """Rebuild from the journal, reconcile with the broker, halt ``oms`` on any mismatch.
 
     ``in_flight_grace_ns``: how recent a send the broker may not know yet (see the module docstring);
-    0 keeps the strict behaviour (unknown today means never sent)."""
+    0 keeps the strict behaviour (unknown today means never sent). A difference left after the merge is
+    asked again (``oms.freshness``: every ``grace_ns``, ``wait(until_ns)`` passing the time, by default the
+    clock's ``sleep_until``) until it settles or persists; a re-query the broker does not answer is tried
+    again, up to ``max_unanswered`` times, then the ``BrokerError`` is raised."""
     report = ReconcileReport()
 
     # 1. rebuild
@@ -96,33 +114,59 @@ async def recover(
         report.rebuilt += 1
 
     # 2. ask the broker
-    broker_orders = {r.client_order_id: r for r in await adapter.query_orders()}
-    trades_by_cid: dict[str, list[FillReport]] = {}
-    for trade in await adapter.query_trades():
-        trades_by_cid.setdefault(trade.client_order_id, []).append(trade)
-    broker_positions = {p.symbol: p.quantity for p in await adapter.query_positions()}
+    view = await BrokerView.ask(adapter, positions=True)
     broker_account = await adapter.query_account()
 
     # 3. every local order against the broker
     for order in list(oms.orders.values()):
         cid = order.client_order_id
-        known = broker_orders.get(cid)
+        known = view.orders.get(cid)
         if order.status in _OPEN:
             if known is not None:
-                adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
+                adopt_broker_truth(oms, order, known, view.trades.get(cid, []), report)
             elif _within_grace(oms, order, trading_day_start_ns, in_flight_grace_ns):
                 _leave_in_flight(oms, order, report)
             else:
                 _resolve_unknown(oms, order, trading_day_start_ns, report)
-        elif order.status in _TAKES_LATE_FILLS and trades_by_cid.get(cid):
-            report.fills_applied += _apply_trades(oms, order, trades_by_cid[cid])
+        elif known is not None:
+            report.fills_applied += _apply_late_trades(oms, order, view.trades.get(cid, []))
 
     # 4. broker orders that are not ours
-    report.external = sorted(cid for cid in broker_orders if cid not in oms.orders)
+    report.external = sorted(cid for cid in view.orders if cid not in oms.orders)
     if report.external:
         log.warning("external_orders", count=len(report.external), client_order_ids=report.external)
 
-    # 5. the account: what still works keeps its cash or shares frozen; cash is the broker's
+    # 5. what is left different is asked again until it settles or persists (engine.freshness)
+    pause = wait or oms.clock.sleep_until
+    tracker = oms.freshness
+    unanswered = 0
+    persistent = tracker.observe(
+        *differences(oms.orders, oms.account, view, trading_day_start_ns=trading_day_start_ns)
+    )
+    while len(persistent) < len(tracker.open) and report.requeries < REQUERY_ROUNDS * tracker.answers:
+        due = tracker.next_due_ns()
+        assert due is not None
+        await pause(due)
+        try:
+            again = await BrokerView.ask(adapter, positions=True)
+            answer = await adapter.query_account()
+        except BrokerError as exc:
+            unanswered += 1
+            log.warning("reconcile_requery_failed", error=str(exc), attempt=unanswered)
+            if unanswered >= max_unanswered:
+                raise
+            continue
+        view, broker_account = again, answer
+        report.requeries += 1
+        _merge(oms, view, report)
+        persistent = tracker.observe(
+            *differences(oms.orders, oms.account, view, trading_day_start_ns=trading_day_start_ns)
+        )
+    report.mismatches.extend(str(d) for d in persistent)
+    report.differences = [str(d) for d in tracker.open if d not in persistent]
+
+    # 6. the account: what still works keeps its cash or shares frozen; cash is the broker's (as of the
+    # answer that agreed with us, or the last one)
     account = oms.account
     if account is not None:
         for order in oms.orders.values():
@@ -131,14 +175,6 @@ async def recover(
         if account.cash != broker_account.cash:
             log.info("cash_adopted_from_broker", local=account.cash, broker=broker_account.cash)
             account.cash = broker_account.cash
-
-    # 6. positions
-    if oms.account is not None:
-        local = {s: p.quantity for s, p in oms.account.positions.items()}
-        for symbol in sorted(set(local) | set(broker_positions)):
-            mine, theirs = local.get(symbol, 0), broker_positions.get(symbol, 0)
-            if mine != theirs:
-                report.mismatches.append(f"position {symbol}: local={mine} broker={theirs}")
 
     if store.has_staged:
         try:
@@ -158,12 +194,11 @@ async def recover(
         pending=len(report.pending),
         expired=len(report.expired),
         external=len(report.external),
+        requeries=report.requeries,
+        differences=len(report.differences),
         mismatches=len(report.mismatches),
     )
     return report
-
-
-_BROKER_WORKING = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
 
 
 async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:
@@ -171,28 +206,30 @@ async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:
 
     The same rules as ``recover`` for what the broker knows (ack, every trade not yet applied, deduplicated
     by trade id, then the terminal status; late fills on CANCELED or EXPIRED orders), without a rebuild:
-    the engine kept running. An open order the broker does not list is left as it is (``pending``): it
-    may still be on its way, and the in-flight checks ask again and resolve it. Positions are not compared
-    here (fills may still be on the wire); a status or filled mismatch halts, as at startup. Raises
-    ``BrokerError`` when a query fails (the link dropped again); nothing is changed then."""
+    the engine kept running. An open order the broker does not list and that it never acknowledged is
+    left as it is (``pending``): it may still be on its way, and the in-flight checks ask again and
+    resolve it. Positions are not compared here (fills may still be on the wire). A difference left after
+    the merge is recorded in ``oms.freshness`` and asked again by the in-flight checks; only one that
+    persists halts, as at startup. Raises ``BrokerError`` when a query fails (the link dropped again);
+    nothing is changed then."""
     report = ReconcileReport()
-    broker_orders = {r.client_order_id: r for r in await adapter.query_orders()}
-    trades_by_cid: dict[str, list[FillReport]] = {}
-    for trade in await adapter.query_trades():
-        trades_by_cid.setdefault(trade.client_order_id, []).append(trade)
+    view = await BrokerView.ask(adapter, positions=False)
     for order in list(oms.orders.values()):
         cid = order.client_order_id
-        known = broker_orders.get(cid)
+        known = view.orders.get(cid)
         if order.status in _OPEN:
             if known is None:
                 report.pending.append(cid)
                 continue
-            adopt_broker_truth(oms, order, known, trades_by_cid.get(cid, []), report)
-            if known.status in _BROKER_WORKING:
+            adopt_broker_truth(oms, order, known, view.trades.get(cid, []), report)
+            if known.status in BROKER_WORKING:
                 report.working_at_broker.append(cid)
-        elif order.status in _TAKES_LATE_FILLS and trades_by_cid.get(cid):
-            report.fills_applied += _apply_trades(oms, order, trades_by_cid[cid])
-    report.external = sorted(cid for cid in broker_orders if cid not in oms.orders)
+        elif known is not None:
+            report.fills_applied += _apply_late_trades(oms, order, view.trades.get(cid, []))
+    report.external = sorted(cid for cid in view.orders if cid not in oms.orders)
+    persistent = oms.freshness.observe(*differences(oms.orders, oms.account, view))
+    report.mismatches.extend(str(d) for d in persistent)
+    report.differences = [str(d) for d in oms.freshness.open if d not in persistent]
     if report.mismatches:
         oms.halt(HALT_REASON)
         log.error("resync_mismatch", mismatches=report.mismatches)
@@ -202,9 +239,35 @@ async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:
         fills_applied=report.fills_applied,
         pending=len(report.pending),
         working_at_broker=len(report.working_at_broker),
+        differences=len(report.differences),
         mismatches=len(report.mismatches),
     )
     return report
+
+
+def merge_order(
+    oms: OrderManager, order: Order, view: BrokerView, report: ReconcileReport | None = None
+) -> None:
+    """Merge the broker's answer about one order forward (``engine.freshness`` rule 1): an open order
+    takes the broker's truth, a terminal one its late trades. An open order the broker does not list is
+    left as it is (the in-flight checks follow it: it may still be on its way)."""
+    report = report if report is not None else ReconcileReport()
+    known = view.orders.get(order.client_order_id)
+    trades = view.trades.get(order.client_order_id, [])
+    if known is None:
+        return
+    if order.status in _OPEN:
+        adopt_broker_truth(oms, order, known, trades, report)
+    else:
+        report.fills_applied += _apply_late_trades(oms, order, trades)
+
+
+def _merge(oms: OrderManager, view: BrokerView, report: ReconcileReport) -> None:
+    """A re-query: merge what the broker now says about every order with a watched difference."""
+    watched = oms.freshness.watched_keys()
+    for order in list(oms.orders.values()):
+        if order_key(order.client_order_id) in watched:
+            merge_order(oms, order, view, report)
 
 
 def adopt_broker_truth(
@@ -214,6 +277,8 @@ def adopt_broker_truth(
     trades: list[FillReport],
     report: ReconcileReport,
 ) -> None:
+    """An open order takes what the broker's report adds: the ack, the trades not yet applied, the end
+    (unless ``holds_terminal``). Nothing is taken back; what still differs is ``order_differences``."""
     cid, symbol = order.client_order_id, order.symbol
     now = oms.clock.now_ns()
     ts_event = known.ts_event or now
@@ -242,14 +307,27 @@ def adopt_broker_truth(
     elif known.status is S.EXPIRED:
         terminal = OrderExpired(ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol)
     if terminal is not None and not order.is_terminal:
-        _apply(oms, terminal)
+        if holds_terminal(order, known):
+            # the broker's end says more filled than the trades we hold: the rows are late. Applied
+            # when they are in (asked again); the leaves stay reserved meanwhile.
+            log.warning(
+                "broker_end_waits_for_trades",
+                client_order_id=cid,
+                status=str(known.status),
+                broker_filled=known.filled_quantity,
+                local_filled=order.filled_quantity,
+            )
+        else:
+            _apply(oms, terminal)
     report.adopted.append(cid)
-    if order.filled_quantity != known.filled_quantity:
-        report.mismatches.append(
-            f"order {cid} filled: local={order.filled_quantity} broker={known.filled_quantity}"
-        )
-    if known.status in (S.CANCELED, S.REJECTED, S.EXPIRED, S.FILLED) and order.status is not known.status:
-        report.mismatches.append(f"order {cid} status: local={order.status} broker={known.status}")
+
+
+def _apply_late_trades(oms: OrderManager, order: Order, trades: list[FillReport]) -> int:
+    """A terminal order's trades the broker lists that we have not applied: late fills on a cancelled or
+    expired order are facts (never beyond the order's quantity: an overfill halts the symbol)."""
+    if order.status not in _TAKES_LATE_FILLS or not trades:
+        return 0
+    return _apply_trades(oms, order, trades)
 
 
 def _apply_trades(oms: OrderManager, order: Order, trades: list[FillReport]) -> int:
@@ -324,8 +402,7 @@ def _resolve_unknown(
         # A8: a day order from a previous session that the broker no longer lists
         _apply(oms, OrderExpired(ts_event=now, ts_init=now, client_order_id=cid, symbol=symbol))
         report.expired.append(cid)
-    else:
-        report.mismatches.append(f"order {cid} is {order.status} locally but unknown to the broker")
+    # else: acknowledged today, so the broker should list it: a difference, asked again (freshness)
 
 
 def _apply(oms: OrderManager, event: OrderEvent) -> None:

@@ -40,13 +40,13 @@ import hashlib
 import random
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from algos.basket import Basket
 from engine.clock_watch import ClockWatch
-from engine.connection import ConnectionIncident
+from engine.connection import ConnectionIncident, Pausable
 from engine.enums import Side
 from engine.errors import BrokerDisconnected
 from engine.events import OrderStatusReport, OrderSubmitted, PositionReport
@@ -122,6 +122,22 @@ class LinkFigures:
 
 
 @dataclass(slots=True)
+class BrokerViewFigures:
+    """Stale answers and lost cancels of one seed, as the engines handled them (``engine.freshness``,
+    ``engine.cancels``)."""
+
+    differences_seen: int = 0  # differences between an answer and the books, after the merge
+    differences_settled: int = 0  # ... that an answer asked for again settled
+    differences_persisted: int = 0  # ... that persisted (each halted trading: must be 0 here)
+    requeries: int = 0  # orders / position sets asked again by the in-flight checks
+    reconcile_requeries: int = 0  # answers a restart's reconciliation asked for again
+    cancels_failed: int = 0  # cancels that came back without effect while the order worked
+    cancels_resent: int = 0  # ... sent again on the backoff
+    cancels_escalated: int = 0  # ... given up on and told to the operator
+    cancels_unanswered: int = 0  # cancel_not_found that never answered (the rest: "not found")
+
+
+@dataclass(slots=True)
 class SeedOutcome:
     seed: int
     injected: dict[str, int]
@@ -140,6 +156,7 @@ class SeedOutcome:
     inflight_resolved_by_policy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
     link: LinkFigures = field(default_factory=LinkFigures)
+    broker_view: BrokerViewFigures = field(default_factory=BrokerViewFigures)
     algo_mismatches: int = 0
     resends_refused: int = 0
     clock_steps_injected: int = 0  # steps of the host's wall clock (a correction is a step too)
@@ -157,7 +174,7 @@ class SeedOutcome:
 def fault_plan(seed: int) -> FaultPlan:
     """The fault mix of one seed: the seed also picks how hostile the wire is."""
     rng = random.Random(seed * 7919 + 1)
-    return FaultPlan(
+    plan = FaultPlan(
         seed=seed,
         drop_ack=rng.choice((0.0, 0.05, 0.2)),
         duplicate_fill=rng.choice((0.0, 0.1, 0.3)),
@@ -167,6 +184,19 @@ def fault_plan(seed: int) -> FaultPlan:
         broker_reject=rng.choice((0.0, 0.02, 0.05)),
         # drawn apart, so the other faults of a seed stay what they were before these existed
         cancel_reject=random.Random(seed * 7927 + 5).choice((0.0, 0.05, 0.2)),
+    )
+    return _with_broker_view_faults(plan, seed)
+
+
+def _with_broker_view_faults(plan: FaultPlan, seed: int) -> FaultPlan:
+    """Cancels the broker loses ("not found" or no answer) and answers from an old view (200 ms-2.5 s,
+    under the freshness grace and the in-flight timeout), drawn apart from the other faults."""
+    rng = random.Random(seed * 7933 + 23)
+    return dataclasses.replace(
+        plan,
+        cancel_not_found=rng.choice((0.0, 0.05, 0.2)),
+        stale_snapshot=rng.choice((0.0, 0.3, 1.0)),
+        stale_ns=rng.choice((200_000_000, 1_000_000_000, 2_500_000_000)),
     )
 
 
@@ -340,6 +370,7 @@ async def run_seed(
         outcome_restart_outages = 0
         host_wall = SteppedWall(session.clock, planned_steps)
         watches = [_watch_clock(use_process_clock(session, host_wall))]
+        recoveries_requeried = 0
         try:
             basket = Basket(session.ctx)
             journal_algos(session, basket)
@@ -349,7 +380,7 @@ async def run_seed(
                 basket.add(parent)
             basket.start()
             await session.store.commit()
-            linked = _linked(session, basket)
+            linked = _linked(session, basket.algos)
             links = [linked]
             live = [basket]  # the running basket (a new one after each restart)
             settled: dict[int, int] = {}  # recovery index -> restart to nothing in flight (virtual ns)
@@ -382,13 +413,17 @@ async def run_seed(
                 )
                 sessions.append(session)
                 watches.append(_watch_clock(use_process_clock(session, host_wall)))  # a new process
+                # the new engine hears the link before it reconciles: a reconciliation that asks again
+                # (a stale answer) may see the link drop meanwhile
+                late = _LateAlgos()
+                linked = _linked(session, late)
+                links.append(linked)
                 restart_ns = session.clock.now_ns()
                 wall_start = wall() if wall is not None else 0
                 resumed = await resume(session, trading_day_start_ns=day_open)
                 wall_ns = wall() - wall_start if wall is not None else 0
                 live[0] = resumed.basket
-                linked = _linked(session, resumed.basket)
-                links.append(linked)
+                late.basket = resumed.basket
                 report = resumed.report
                 recoveries.append(
                     Recovery(
@@ -411,6 +446,7 @@ async def run_seed(
                 )
                 settle = _Settle(session, restart_ns, len(recoveries) - 1, settled)
                 problems.extend(f"restart at {crashed_at}: {m}" for m in report.mismatches)
+                recoveries_requeried += report.requeries
             await linked.run(end + 60 * NS_PER_SECOND, lambda: live[0].done, settle.progress, expire=False)
             watches[-1].check()  # the run is over: what stepped since the last check is seen now
             watches[-1].stop()
@@ -444,6 +480,7 @@ async def run_seed(
     outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
     _check_link(outcome, links, holder[0], restart_outages=outcome_restart_outages)
+    _check_broker_view(outcome, sessions, recoveries_requeried, holder[0])
     return outcome
 
 
@@ -484,16 +521,35 @@ async def _wait_for_broker(session: ReplaySession) -> int:
     )
 
 
+class _LateAlgos(Mapping[str, Pausable]):
+    """The algorithms of a restarted engine, known once its basket is resumed (after reconciliation)."""
+
+    def __init__(self) -> None:
+        self.basket: Basket | None = None
+
+    def _algos(self) -> Mapping[str, Pausable]:
+        return self.basket.algos if self.basket is not None else {}
+
+    def __getitem__(self, key: str) -> Pausable:
+        return self._algos()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._algos())
+
+    def __len__(self) -> int:
+        return len(self._algos())
+
+
 class _Linked(LinkedRun):
     """A ``LinkedRun`` that also notes every child handed to the adapter while the link was known down."""
 
-    def __init__(self, session: ReplaySession, basket: Basket) -> None:
-        super().__init__(session, basket.algos)
+    def __init__(self, session: ReplaySession, algos: Mapping[str, Pausable]) -> None:
+        super().__init__(session, algos)
         self.sent_while_down = 0
 
 
-def _linked(session: ReplaySession, basket: Basket) -> _Linked:
-    linked = _Linked(session, basket)
+def _linked(session: ReplaySession, algos: Mapping[str, Pausable]) -> _Linked:
+    linked = _Linked(session, algos)
 
     def on_submitted(event: OrderSubmitted) -> None:
         if not linked.monitor.up:
@@ -501,6 +557,25 @@ def _linked(session: ReplaySession, basket: Basket) -> _Linked:
 
     session.bus.subscribe(OrderSubmitted, on_submitted)
     return linked
+
+
+def _check_broker_view(
+    outcome: SeedOutcome, sessions: list[ReplaySession], reconcile_requeries: int, adapter: FaultyAdapter
+) -> None:
+    fig = outcome.broker_view
+    for session in sessions:
+        tracker, retry = session.oms.freshness, session.oms.cancel_retry
+        fig.differences_seen += tracker.seen
+        fig.differences_settled += tracker.settled
+        fig.differences_persisted += len(tracker.persisted)
+        fig.requeries += session.inflight.stats.requeried
+        fig.cancels_failed += retry.failed_total
+        fig.cancels_resent += retry.resent
+        fig.cancels_escalated += len(retry.escalated)
+    fig.reconcile_requeries = reconcile_requeries
+    fig.cancels_unanswered = adapter.cancels_unanswered
+    if fig.differences_persisted:
+        outcome.problems.append(f"broker view: {fig.differences_persisted} differences persisted (halted)")
 
 
 def _check_link(

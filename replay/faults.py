@@ -26,7 +26,15 @@ Faults, each counted in ``injected``:
   (as a real re-login does, B4) and then tells the listener ``(True)``. The schedule is fixed by the plan,
   so it draws nothing;
 - ``cancel_reject``: the venue refuses a cancel (``OrderCancelRejected`` 1 ms later; the order works on),
-  decided by a third generator, one draw per cancel.
+  decided by a third generator, one draw per cancel;
+- ``cancel_not_found``: the broker loses a cancel while the order still works at the exchange: half the
+  time it answers "not found" (``OrderCancelRejected`` reason ``order_not_found`` 1 ms later), half the
+  time it never answers at all (the in-flight checks find the cancel unconfirmed). A fourth generator,
+  two draws per cancel (after ``cancel_reject``'s, so a plan without it keeps its schedule);
+- ``stale_snapshot``: a query is answered from the broker's view of ``stale_ns`` ago: orders it had not
+  received yet are not listed, statuses and filled quantities are what they were then, trades since are
+  missing and positions are without them (the engine's pushes are newer). A fifth generator, one draw per
+  query call, so the orders, trades and positions of one check may be of different ages.
 
 ``SteppedWall`` is the host's wall clock of a replay (``clock_step``, not a wire fault): the virtual time
 plus every step injected so far, ± seconds to hours at planned instants. Only the engine's anchored view
@@ -51,14 +59,16 @@ from engine.connection import (
     ReportsConnection,
     attach_to_adapter,
 )
-from engine.enums import OrderStatus
+from engine.enums import OrderStatus, Side
 from engine.errors import BrokerDisconnected
 from engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
+    OrderCanceled,
     OrderCancelRejected,
     OrderEvent,
+    OrderExpired,
     OrderFilled,
     OrderRejected,
     OrderStatusReport,
@@ -76,11 +86,14 @@ FAULTS = (
     "broker_reject",
     "disconnect",
     "cancel_reject",
+    "cancel_not_found",
+    "stale_snapshot",
 )
 _REORDER_HOLD_MIN_NS = 1_000_000
 _BROKER_REJECT_NS = 1_000_000
 BROKER_REJECT_REASON = "broker_rejected"
 CANCEL_REJECT_REASON = "cancel_refused_by_venue"
+CANCEL_NOT_FOUND_REASON = "order_not_found"
 LINK_DROPPED = "link_dropped"
 ConnectionListener = Callable[..., None]
 
@@ -98,6 +111,9 @@ class FaultPlan:
     broker_reject: float = 0.0
     outages: tuple[tuple[int, int], ...] = ()  # (start ns, duration ns), in time order, not overlapping
     cancel_reject: float = 0.0
+    cancel_not_found: float = 0.0
+    stale_snapshot: float = 0.0
+    stale_ns: int = 0  # how old a stale answer's view is
 
     def __post_init__(self) -> None:
         names = (
@@ -107,13 +123,17 @@ class FaultPlan:
             "drop_reject_callback",
             "broker_reject",
             "cancel_reject",
+            "cancel_not_found",
+            "stale_snapshot",
         )
         for name in names:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"FaultPlan.{name} must be a probability in [0, 1], got {p}")
-        if self.delay_ns_max < 0:
-            raise ValueError(f"FaultPlan.delay_ns_max must be >= 0, got {self.delay_ns_max}")
+        if self.delay_ns_max < 0 or self.stale_ns < 0:
+            raise ValueError(
+                f"FaultPlan.delay_ns_max and stale_ns must be >= 0, got {self.delay_ns_max}, {self.stale_ns}"
+            )
         end = None
         for start, duration in self.outages:
             if duration <= 0 or (end is not None and start <= end):
@@ -138,6 +158,15 @@ class FaultyAdapter:
         self._held: OrderEvent | None = None
         self._held_timer: TimerHandle | None = None
         self._cancel_rng = random.Random(plan.seed * 131 + 17)
+        self._lost_cancel_rng = random.Random(plan.seed * 733 + 29)
+        self._stale_rng = random.Random(plan.seed * 977 + 41)
+        self.cancels_unanswered = 0  # cancel_not_found that never answered (the rest: "not found")
+        # the broker's view over time, for stale answers: per client id (time, status, filled) as the
+        # exchange reported it; each trade's time; each fill's (time, symbol, signed quantity)
+        self._history: dict[str, list[tuple[int, OrderStatus, int]]] = {}
+        self._quantity: dict[str, int] = {}
+        self._trade_ns: dict[str, int] = {}
+        self._fill_moves: list[tuple[int, str, int]] = []
         self._listener: ConnectionListener | None = None
         self._down = False
         self.day_fills: list[OrderFilled] = []  # every fill the broker reported today (its trade log)
@@ -184,6 +213,10 @@ class FaultyAdapter:
         if self._submit_rng.random() < self.plan.broker_reject:
             self._broker_reject(order)
             return
+        self._quantity[order.client_order_id] = order.quantity
+        self._history.setdefault(order.client_order_id, []).append(
+            (self._clock.now_ns(), OrderStatus.SUBMITTED, 0)
+        )
         await self.inner.submit(order)
 
     async def cancel(self, order: Order) -> None:
@@ -202,6 +235,24 @@ class FaultyAdapter:
                 now + _BROKER_REJECT_NS, partial(self._on_inner_event, event), "fault_cxl_rej"
             )
             return
+        lost, unanswered = self._lost_cancel_rng.random(), self._lost_cancel_rng.random()
+        if lost < self.plan.cancel_not_found:
+            self.injected["cancel_not_found"] += 1
+            if unanswered < 0.5:
+                self.cancels_unanswered += 1  # swallowed: no answer ever comes
+                return
+            now = self._clock.now_ns()
+            event = OrderCancelRejected(
+                ts_event=now,
+                ts_init=now,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                reason=CANCEL_NOT_FOUND_REASON,
+            )
+            self._clock.call_at(
+                now + _BROKER_REJECT_NS, partial(self._on_inner_event, event), "fault_cxl_not_found"
+            )
+            return
         await self.inner.cancel(order)
 
     async def query_account(self) -> AccountReport:
@@ -210,15 +261,81 @@ class FaultyAdapter:
 
     async def query_positions(self) -> list[PositionReport]:
         self._refuse_while_down("query")
-        return await self.inner.query_positions()
+        positions = await self.inner.query_positions()
+        as_of = self._view_time()
+        if as_of is None:
+            return positions
+        since: dict[str, int] = {}
+        for ts, symbol, signed in self._fill_moves:
+            if ts > as_of:
+                since[symbol] = since.get(symbol, 0) + signed
+        return [
+            dataclasses.replace(p, quantity=p.quantity - since[p.symbol]) if p.symbol in since else p
+            for p in positions
+        ]
 
     async def query_orders(self) -> list[OrderStatusReport]:
         self._refuse_while_down("query")
-        return [*await self.inner.query_orders(), *self._rejected]
+        reports = [*await self.inner.query_orders(), *self._rejected]
+        as_of = self._view_time()
+        if as_of is None:
+            return reports
+        stale: list[OrderStatusReport] = []
+        for report in reports:
+            history = self._history.get(report.client_order_id)
+            if history is None:  # a broker reject (listed from its time on)
+                if report.ts_event <= as_of:
+                    stale.append(report)
+                continue
+            then = [entry for entry in history if entry[0] <= as_of]
+            if not then:
+                continue  # not received yet at that time
+            _, status, filled = then[-1]
+            stale.append(dataclasses.replace(report, status=status, filled_quantity=filled))
+        return stale
 
     async def query_trades(self) -> list[FillReport]:
         self._refuse_while_down("query")
-        return await self.inner.query_trades()
+        trades = await self.inner.query_trades()
+        as_of = self._view_time()
+        if as_of is None:
+            return trades
+        return [t for t in trades if self._trade_ns.get(t.trade_id, t.ts_event) <= as_of]
+
+    def _view_time(self) -> int | None:
+        """The time of the view this query is answered from: None for now (one draw per query)."""
+        if self._stale_rng.random() >= self.plan.stale_snapshot or self.plan.stale_ns <= 0:
+            return None
+        self.injected["stale_snapshot"] += 1
+        return self._clock.now_ns() - self.plan.stale_ns
+
+    def _remember(self, event: OrderEvent) -> None:
+        """The exchange's view as it changes, for the stale answers."""
+        cid = event.client_order_id
+        history = self._history.get(cid)
+        if history is None:
+            return
+        now = self._clock.now_ns()
+        _, status, filled = history[-1]
+        if isinstance(event, OrderFilled):
+            self._trade_ns.setdefault(event.trade_id, now)
+            signed = event.quantity if event.side is Side.BUY else -event.quantity
+            self._fill_moves.append((now, event.symbol, signed))
+            filled += event.quantity
+            if status not in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                full = filled >= self._quantity.get(cid, filled)
+                status = OrderStatus.FILLED if full else OrderStatus.PARTIALLY_FILLED
+        elif isinstance(event, OrderAccepted) and status is OrderStatus.SUBMITTED:
+            status = OrderStatus.ACCEPTED
+        elif isinstance(event, OrderCanceled):
+            status = OrderStatus.CANCELED
+        elif isinstance(event, OrderExpired):
+            status = OrderStatus.EXPIRED
+        elif isinstance(event, OrderRejected):
+            status = OrderStatus.REJECTED
+        else:
+            return
+        history.append((now, status, filled))
 
     # ------------------------------------------------------------------------------------- the link
     def _drop_link(self) -> None:
@@ -262,6 +379,8 @@ class FaultyAdapter:
     def _on_inner_event(self, event: OrderEvent) -> None:
         if isinstance(event, OrderFilled):
             self.day_fills.append(event)
+        if not isinstance(event, OrderCancelRejected):
+            self._remember(event)
         plan, rng = self.plan, self._rng
         # fixed draws per event, whatever happens to it: the schedule depends on the seed and the
         # event count only

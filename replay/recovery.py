@@ -243,12 +243,18 @@ async def resume(
     know yet stay in flight for the in-flight checks (``recover``).
     """
     grace = session.inflight.timeout_ns if in_flight_grace_ns is None else in_flight_grace_ns
+    clock = session.clock
+
+    async def pass_time(until_ns: int) -> None:  # a re-query's grace: the exchange (and the wire) run on
+        run_exchange_alone(clock, until_ns)
+
     report = await recover(
         session.oms,
         session.store,
         session.oms.adapter,
         trading_day_start_ns=trading_day_start_ns,
         in_flight_grace_ns=grace,
+        wait=pass_time,
     )
     basket = await Basket.resume_from(session.ctx, session.store)
     journal_algos(session, basket)

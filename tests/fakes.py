@@ -7,7 +7,7 @@ explicitly, so races (a fill between the cancel request and its confirmation) ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -219,6 +219,18 @@ class FakeQuotes:
         )
         self.quotes[symbol] = quote
         return quote
+
+
+def passing_time(clock: SimClock) -> Callable[[int], Awaitable[None]]:
+    """A ``wait(until_ns)`` for code that waits on its own (``recover``'s re-queries): the virtual clock
+    fires every timer due by then and stands at it, as if the time had passed."""
+
+    async def wait(until_ns: int) -> None:
+        while clock.step(until_ns=until_ns):
+            pass
+        clock.advance_to(max(until_ns, clock.now_ns()))
+
+    return wait
 
 
 _CALENDAR: TradingCalendar | None = None

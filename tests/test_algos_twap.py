@@ -193,7 +193,7 @@ async def test_final_fill_instead_of_cancel_sends_the_replacement_once() -> None
     assert_never_overfilled(algo, world)
 
 
-async def test_cancel_rejected_keeps_waiting_then_next_slice_cancels_again() -> None:
+async def test_cancel_rejected_keeps_waiting_while_the_oms_sends_the_cancel_again() -> None:
     world = await world_with_quote()
     algo = await started(world, make_parent(1_000))
     await world.run_until(at("10:01"))
@@ -202,12 +202,14 @@ async def test_cancel_rejected_keeps_waiting_then_next_slice_cancels_again() -> 
     await world.oms.flush()
     assert first.status is OrderStatus.ACCEPTED
     assert len(world.broker.submitted) == 1
-    await world.run_until(at("10:02"))
+    # the OrderManager sends the refused cancel again after its first backoff (engine.cancels)
+    await world.run_until(at("10:01") + world.oms.cancel_retry.first_backoff_ns)
     assert world.broker.cancel_requests == [first.client_order_id] * 2
+    assert len(world.broker.submitted) == 1  # the replacement still waits for the confirmation
     world.broker.confirm_cancel(first.client_order_id)
     await world.oms.flush()
-    assert [o.quantity for o in world.broker.submitted] == [200, 600]
-    assert algo.cancels_sent == 2
+    assert [o.quantity for o in world.broker.submitted] == [200, 400]
+    assert algo.cancels_sent == 1
 
 
 @pytest.mark.parametrize("seed", range(25))

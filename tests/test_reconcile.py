@@ -16,6 +16,7 @@ from engine.reconcile import HALT_REASON, NOT_FOUND_REASON, recover
 from engine.store import StateStore
 from replay.data import MarketData
 from replay.exchange import SimExchange
+from tests.fakes import passing_time
 from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 
 CASH = 10**10
@@ -208,8 +209,11 @@ async def test_a7_position_mismatch_fails_closed(tmp_path: Path) -> None:
     account = Account(CASH)
     account.load_position(SYM, 1000)
     oms, store = await start_engine(db, clock, exchange, account)
-    report = await recover(oms, store, exchange, trading_day_start_ns=DAY_START)
+    report = await recover(oms, store, exchange, trading_day_start_ns=DAY_START, wait=passing_time(clock))
     assert not report.ok
+    # asked again over the grace before it was called a mismatch (engine.freshness)
+    assert report.requeries == oms.freshness.answers - 1
+    assert clock.now_ns() - DAY_START == (oms.freshness.answers - 1) * oms.freshness.grace_ns
     assert any(SYM in m and "local=1000" in m and "broker=1500" in m for m in report.mismatches)
     assert oms.halted_reason == HALT_REASON
     run_until(clock, at("09:30:01"))
@@ -269,7 +273,7 @@ async def test_unknown_accepted_order_today_is_a_mismatch(tmp_path: Path) -> Non
     await store.close()
     clock, exchange = make_broker()
     oms, store2 = await start_engine(db, clock, exchange)
-    report = await recover(oms, store2, exchange, trading_day_start_ns=DAY_START)
+    report = await recover(oms, store2, exchange, trading_day_start_ns=DAY_START, wait=passing_time(clock))
     assert not report.ok
     assert "Z000000002" in report.mismatches[0]
     assert oms.orders["Z000000002"].status is OrderStatus.ACCEPTED  # left for the operator

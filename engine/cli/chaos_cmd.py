@@ -62,6 +62,20 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "clock_steps_reported": sum(o.clock_steps_reported for o in outcomes),
         "recovery": _recovery_summary(outcomes),
         "link": _link_summary(outcomes),
+        "broker_view": {
+            key: sum(getattr(o.broker_view, key) for o in outcomes)
+            for key in (
+                "differences_seen",
+                "differences_settled",
+                "differences_persisted",
+                "requeries",
+                "reconcile_requeries",
+                "cancels_failed",
+                "cancels_resent",
+                "cancels_escalated",
+                "cancels_unanswered",
+            )
+        },
         "problems": {str(o.seed): o.problems for o in outcomes if o.problems},
     }
 
@@ -202,6 +216,8 @@ def run_chaos(args: argparse.Namespace) -> int:
             if isinstance(value, dict):
                 value = " / ".join(f"{k} {v:,}" for k, v in value.items())
             console.print(f"link {key}: {value}")
+        for key, value in summary["broker_view"].items():
+            console.print(f"broker view {key}: {value:,}")
         for seed, problems in summary["problems"].items():
             console.print(
                 f"[red]seed {seed} FAILED[/red] (replay: zhixing chaos --first-seed {seed} --seeds 1 "

@@ -33,7 +33,7 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
 
 async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_bridge: Any = None) -> int:
     from algos.registry import ALGOS
-    from engine.cli.run_cmd import open_configured
+    from engine.cli.run_cmd import open_configured, print_shutdown
 
     algo = getattr(args, "algo", "twap")
     params = _params(getattr(args, "param", []))
@@ -65,7 +65,8 @@ async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_br
         )
         await run.drive(asyncio.Event(), done=lambda: rebalance.done)
     finally:
-        await run.close()
+        shutdown = await run.close()
+        print_shutdown(shutdown)
     report = execution_report(runner.results(), account=config.account.id)
     if getattr(args, "json", False):
         print(json.dumps({"plan": plan.table(), "report": report.body}, ensure_ascii=False, indent=2))
@@ -73,4 +74,4 @@ async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_br
         print(plan.table())
         print()
         print(report.body)
-    return 0
+    return 0 if shutdown is None or shutdown.ok else 1

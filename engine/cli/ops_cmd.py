@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from engine.control import Command, queue_command
+from engine.control import Command, queue_command, wait_for_result
 from engine.status import collect_status, render_json, render_tables
 
 _ALGO_ACTIONS = {"pause": Command.PAUSE, "resume": Command.RESUME_ALGO, "cancel": Command.CANCEL_ALGO}
@@ -21,6 +21,7 @@ def add_parsers(sub: Any) -> None:
     halt = sub.add_parser("halt", help="kill switch: deny new orders, cancel working ones, pause algorithms")
     _db(halt)
     halt.add_argument("--reason", default="operator", help="recorded with the halt (default: operator)")
+    _wait(halt)
     halt.set_defaults(handler=run_halt)
 
     resume = sub.add_parser("resume", help="lift a halt; the algorithms the halt paused resume")
@@ -49,13 +50,50 @@ def _db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, type=Path, help="the running engine's journal database")
 
 
+def _wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for the engine's result and its check by query that every order is "
+        "gone, and print them (exit 1 if an order still works, 2 if nothing came in time)",
+    )
+
+
 def _queued(command_id: int, what: str) -> None:
     print(f"queued {what} as command #{command_id}; the running engine applies it within its poll interval")
 
 
 def run_halt(args: argparse.Namespace) -> int:
-    _queued(queue_command(args.db, Command.HALT, args.reason), "halt")
-    return 0
+    command_id = queue_command(args.db, Command.HALT, args.reason)
+    _queued(command_id, "halt")
+    return _wait_and_print(args, command_id)
+
+
+def run_cancel_all_live(args: argparse.Namespace) -> int:
+    command_id = queue_command(args.db, Command.CANCEL_ALL)
+    _queued(command_id, "cancel-all")
+    return _wait_and_print(args, command_id)
+
+
+def _wait_and_print(args: argparse.Namespace, command_id: int) -> int:
+    """With ``--wait S``: the engine's result and its verification by query (survivors listed)."""
+    if not getattr(args, "wait", 0):
+        return 0
+    result, record = wait_for_result(args.db, command_id, timeout_s=args.wait, verification=True)
+    if result is None:
+        print(f"not applied within {args.wait:g} s: is an engine running on {args.db}?")
+        return 2
+    print(f"applied: {result}")
+    if record is None:
+        print(f"the check by query did not finish within {args.wait:g} s; see zhixing status")
+        return 2
+    print(record.get("headline", ""))
+    survivors = record.get("survivors")
+    for survivor in survivors if isinstance(survivors, list) else []:
+        print(f"  still working: {survivor}")
+    return 0 if record.get("ok") else 1
 
 
 def run_resume(args: argparse.Namespace) -> int:

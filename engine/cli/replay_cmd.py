@@ -45,20 +45,27 @@ def add_parsers(sub: Any) -> None:
 
     cancel_all = sub.add_parser(
         "cancel-all",
-        help="replay an orders file and, at --at, stop every algorithm and cancel all working orders",
+        help="running engine (--db J only): cancel every algorithm and working order, verified by query; "
+        "or replay an orders file and, at --at, do the same",
     )
     cancel_all.add_argument(
         "--data",
         "--replay-data",
         dest="data",
-        required=True,
         type=Path,
-        help="snapshot file or folder of one day",
+        help="replay: snapshot file or folder of one day",
     )
-    cancel_all.add_argument("--orders", required=True, type=Path, help="orders CSV, as for replay")
-    cancel_all.add_argument("--at", required=True, help="HH:MM when everything working is cancelled")
+    cancel_all.add_argument("--orders", type=Path, help="replay: orders CSV, as for replay")
+    cancel_all.add_argument("--at", help="replay: HH:MM when everything working is cancelled")
+    cancel_all.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="running engine: wait up to S seconds for the result and the verification, and print them",
+    )
     _common(cancel_all)
-    cancel_all.set_defaults(handler=run_replay_command)
+    cancel_all.set_defaults(handler=run_cancel_all)
 
     demo = sub.add_parser("demo", help="replay the built-in TWAP basket on real 2021-12-01 data")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -142,6 +149,23 @@ def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOr
             )
         )
     return parents
+
+
+def run_cancel_all(args: argparse.Namespace) -> int:
+    """``--db J`` alone: the running engine's cancel-all (``engine.control``); else the replayed one."""
+    replay = [name for name in ("data", "orders", "at") if getattr(args, name) is not None]
+    if not replay:
+        if args.db is None:
+            raise InputError(
+                "cancel-all needs --db JOURNAL (a running engine) or --data/--orders/--at", field="db"
+            )
+        from engine.cli.ops_cmd import run_cancel_all_live
+
+        return run_cancel_all_live(args)
+    missing = [f"--{name}" for name in ("data", "orders", "at") if getattr(args, name) is None]
+    if missing:
+        raise InputError(f"a replayed cancel-all needs {', '.join(missing)} too", field=missing[0][2:])
+    return run_replay_command(args)
 
 
 def run_replay_command(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import structlog
 from adapters.notify.factory import notifier_from_settings
 from engine.account import Account
 from engine.calendar_guard import CalendarWatch, calendar_for
+from engine.cancels import GoneReport
 from engine.cli.routes import build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
@@ -75,6 +76,7 @@ class RunResult:
     runner: DayRunner
     dispatcher: NotificationDispatcher
     fired: list[tuple[str, int]]
+    shutdown: GoneReport | None = None  # shutdown's check by query that every order is gone
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -90,7 +92,17 @@ def run_command(args: argparse.Namespace) -> int:
     failed = [o for o in result.runner.outcomes if not o.ok]
     for outcome in result.runner.outcomes:
         print(f"{outcome.job} ({outcome.kind}): {'ok' if outcome.ok else 'FAILED'} {outcome.detail}")
-    return 1 if failed else 0
+    print_shutdown(result.shutdown)
+    return 1 if failed or (result.shutdown is not None and not result.shutdown.ok) else 0
+
+
+def print_shutdown(report: GoneReport | None) -> None:
+    """The shutdown's check by query, with every order still working listed."""
+    if report is None:
+        return
+    print(report.headline())
+    for survivor in report.survivors:
+        print(f"  still working: {survivor}")
 
 
 @dataclass(slots=True)
@@ -134,14 +146,23 @@ class ConfiguredSession:
                 await session.poll()
         await runner.wait_idle()
 
-    async def close(self) -> None:
+    async def close(self) -> GoneReport | None:
+        """Stop; with ``shutdown = "cancel"`` cancel what works and verify by query that it is gone (the
+        orders still working are told to the operator and returned)."""
         if self.clock_watch is not None:
             self.clock_watch.stop()
         if self.calendar_watch is not None:
             self.calendar_watch.stop()
         await self.channel.stop()
-        await self.session.close(cancel_working=self.config.shutdown == "cancel")
+        report = await self.session.close(cancel_working=self.config.shutdown == "cancel")
+        if report is not None and not report.ok:
+            self.dispatcher.post(
+                error_notice(
+                    "shutdown: orders still working", report.summary(), account=self.config.account.id
+                )
+            )
         await self.dispatcher.close()
+        return report
 
 
 async def open_configured(
@@ -209,6 +230,9 @@ async def open_configured(
             connect_timeout_ns=int(config.connect_timeout_s * NS_PER_SECOND),
             on_not_ready=not_ready,
             risk_limits=RiskLimits.from_config(config.risk, str(config.path)),
+            on_alert=lambda title, body: dispatcher.post(
+                error_notice(title, body, account=config.account.id)
+            ),
             on_incident=lambda incident: dispatcher.post(
                 error_notice(
                     "broker link",
@@ -238,6 +262,7 @@ async def open_configured(
         risk=session.risk,
         account=session.account,
         account_id=config.account.id,
+        on_alert=lambda title, body: dispatcher.post(error_notice(title, body, account=config.account.id)),
     )
     if not isinstance(clock, SimClock):
         channel.start()
@@ -314,5 +339,5 @@ async def run_config(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await run.close()
-    return RunResult(runner=runner, dispatcher=run.dispatcher, fired=fired)
+        shutdown = await run.close()
+    return RunResult(runner=runner, dispatcher=run.dispatcher, fired=fired, shutdown=shutdown)

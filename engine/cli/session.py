@@ -24,24 +24,26 @@ from algos.feed_guard import StaleGuard
 from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
-from engine.clock import Clock
+from engine.cancels import GoneCheck, GoneReport
+from engine.clock import Clock, SimClock
 from engine.connection import (
     ConnectionMonitor,
     IncidentCallback,
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
-from engine.errors import FeedError
+from engine.errors import BrokerError, FeedError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.feed_keeper import FeedKeeper
+from engine.freshness import AlertCallback
 from engine.inflight import InflightChecker
 from engine.lost_orders import guard_lost_orders
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
 from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
-from engine.reconcile import ReconcileReport, recover
+from engine.reconcile import ReconcileReport, Wait, merge_order, recover
 from engine.risk import PreTradeCheck, market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
@@ -107,18 +109,15 @@ class LiveSession:
             if finished() and not self.oms.working_orders():
                 break
 
-    async def close(self, *, cancel_working: bool = True, settle_ns: int = 10 * POLL_NS) -> None:
-        """Stop the algorithms, optionally cancel what still works (and wait for the answers up to
-        ``settle_ns``), journal the algorithm states, and close the feed, the adapter and the store."""
+    async def close(self, *, cancel_working: bool = True, settle_ns: int = 10 * POLL_NS) -> GoneReport | None:
+        """Stop the algorithms, optionally cancel what still works and verify by query that it is gone
+        (``engine.cancels.GoneCheck``: the answers waited for up to ``settle_ns``, refused cancels sent
+        again meanwhile; the orders still working are in the report), journal the algorithm states, and
+        close the feed, the adapter and the store. Returns the verification (None: orders left)."""
         for algo in self.basket.algos.values():
             if not algo.done:
                 algo.stop()
-        if cancel_working:
-            self.oms.cancel_all()
-            deadline = self.clock.now_ns() + settle_ns
-            while self.oms.working_orders() and self.clock.now_ns() < deadline:
-                await self.clock.sleep_until(min(deadline, self.clock.now_ns() + POLL_NS // 10))
-                await self.oms.flush()
+        report = await self._cancel_and_verify(settle_ns) if cancel_working else None
         self.book.stop_watch()
         if self.connection is not None:
             self.connection.stop()
@@ -128,6 +127,34 @@ class LiveSession:
         await self.feed.close()
         await self.adapter.close()
         await self.store.close()
+        return report
+
+    async def _cancel_and_verify(self, settle_ns: int) -> GoneReport:
+        oms = self.oms
+        oms.cancel_all()
+        check = GoneCheck(
+            "shutdown",
+            lambda: oms.orders,
+            self.adapter,
+            self.clock,
+            grace_ns=oms.freshness.grace_ns,
+            answers=oms.freshness.answers,
+            settle_ns=settle_ns,
+            merge=lambda order, view: merge_order(oms, order, view),
+        )
+        pause = passing_time(self.clock)
+        while True:
+            await oms.flush()
+            try:
+                await self.inflight.check()  # unanswered cancels asked about (then sent again)
+            except BrokerError as exc:
+                log.warning("inflight_check_failed", error=str(exc))
+            await oms.flush()
+            report = await check.poll()
+            if report is not None:
+                return report
+            due = check.next_due_ns() or self.clock.now_ns()
+            await pause(min(due, self.clock.now_ns() + POLL_NS // 10))
 
 
 async def open_live_session(
@@ -148,13 +175,15 @@ async def open_live_session(
     on_incident: IncidentCallback | None = None,
     connect_timeout_ns: int = 0,
     on_not_ready: NotReadyCallback | None = None,
+    on_alert: AlertCallback | None = None,
 ) -> LiveSession:
     """Open the store, connect the route and the feed, reconcile, and return a running session.
 
     The route must connect and answer a query (and then the feed connect) within ``connect_timeout_ns``
     (retried with backoff, each failure told to ``on_not_ready``; 0: one attempt) before anything is
     reconciled. If reconciliation finds a mismatch the session comes back halted: it reports, but
-    trades nothing.
+    trades nothing. ``on_alert(title, body)`` hears what the operator must know now: a difference with
+    the broker that persisted (trading halted), a cancel that could not be made to stick.
     """
     calendar = calendar or TradingCalendar()
     # a damaged journal (a garbled halt record, a counter behind the ids issued, a bad page) trades nothing
@@ -182,6 +211,7 @@ async def open_live_session(
             *extra_checks,
         ],
     )
+    oms.cancel_retry.on_alert = on_alert
     risk = RiskControls(risk_limits, clock, book) if risk_limits is not None else None
     if risk is not None:
         risk.attach(oms)
@@ -198,6 +228,7 @@ async def open_live_session(
             adapter,
             trading_day_start_ns=trading_day_start_ns,
             in_flight_grace_ns=inflight_timeout_ns,
+            wait=passing_time(clock),
         )
         # orders under our ids that the journal lost (an older backup restored): never reuse their ids
         await guard_lost_orders(oms, report)
@@ -247,7 +278,9 @@ async def open_live_session(
         feed=feed,
         book=book,
         ctx=ctx,
-        inflight=LinkAwareInflightChecker(oms, adapter, connection, timeout_ns=inflight_timeout_ns),
+        inflight=LinkAwareInflightChecker(
+            oms, adapter, connection, timeout_ns=inflight_timeout_ns, on_alert=on_alert
+        ),
         basket=basket,
         algos=algos,
         guard=guard,
@@ -259,6 +292,21 @@ async def open_live_session(
     )
     session.symbols.update(resumed)
     return session
+
+
+def passing_time(clock: Clock) -> Wait:
+    """How a session waits until a time: on the wall clock it sleeps; a virtual clock (a sim route's
+    recorded day) has nobody else to move it, so it fires every timer due by then and stands there."""
+    if not isinstance(clock, SimClock):
+        return clock.sleep_until
+    sim = clock
+
+    async def wait(until_ns: int) -> None:
+        while sim.step(until_ns=until_ns):
+            pass
+        sim.advance_to(max(until_ns, sim.now_ns()))
+
+    return wait
 
 
 def _int(value: object) -> int:
