@@ -40,7 +40,7 @@ import hashlib
 import random
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +119,7 @@ class LinkFigures:
     fills_repushed: int = 0  # the day's trades re-pushed at reconnects (deduplicated by trade id)
     submits_refused_by_adapter: int = 0  # handed over in the instant the link dropped: REJECTED, not sent
     sent_while_down: int = 0  # children handed to the adapter while the monitor knew it down (must be 0)
+    inside_restart_wait: int = 0  # outages that began and ended while no engine ran or it waited at start
 
 
 @dataclass(slots=True)
@@ -368,6 +369,7 @@ async def run_seed(
         recoveries: list[Recovery] = []
         problems: list[str] = []
         outcome_restart_outages = 0
+        not_running: list[tuple[int, int]] = []  # per restart: crash -> the broker answered again
         host_wall = SteppedWall(session.clock, planned_steps)
         watches = [_watch_clock(use_process_clock(session, host_wall))]
         recoveries_requeried = 0
@@ -404,6 +406,7 @@ async def run_seed(
                 link_wait_from = session.clock.now_ns()
                 link_attempts = await _wait_for_broker(session)
                 link_wait_ns = session.clock.now_ns() - link_wait_from
+                not_running.append((crashed_at, session.clock.now_ns()))  # dead, then waiting for the link
                 session = await restart_session(
                     market,
                     config,
@@ -479,7 +482,7 @@ async def run_seed(
     outcome.duplicate_fills_ignored = sum(s.oms.counters.duplicate_fills for s in sessions)
     outcome.inflight_resolved_by_query = sum(s.inflight.stats.resolved_by_query for s in sessions)
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
-    _check_link(outcome, links, holder[0], restart_outages=outcome_restart_outages)
+    _check_link(outcome, links, holder[0], not_running=not_running)
     _check_broker_view(outcome, sessions, recoveries_requeried, holder[0])
     return outcome
 
@@ -579,10 +582,17 @@ def _check_broker_view(
 
 
 def _check_link(
-    outcome: SeedOutcome, links: list[_Linked], adapter: FaultyAdapter, *, restart_outages: int = 0
+    outcome: SeedOutcome,
+    links: list[_Linked],
+    adapter: FaultyAdapter,
+    *,
+    not_running: Sequence[tuple[int, int]] = (),
 ) -> None:
-    """Every outage the running engine saw was one incident that resumed; the ones that spanned a restart
-    (``restart_outages``) were seen by no running engine: the restart waited for them instead."""
+    """Every outage a running engine could see was one incident that resumed. An outage that began and
+    ended inside one of ``not_running`` (crash to the restart's first answer from the broker: dead, then
+    in the start-up wait) was seen by no running engine: the restart waited it out instead (those that
+    began while the engine was dead are ``restart_in_outage``; a planned one can also fall wholly inside a
+    long start-up wait's backoff)."""
     incidents: list[ConnectionIncident] = [i for linked in links for i in linked.monitor.incidents]
     fig = outcome.link
     fig.incidents = len(incidents)
@@ -602,9 +612,16 @@ def _check_link(
     fig.fills_repushed = adapter.repushed
     fig.submits_refused_by_adapter = adapter.refused_while_down["submit"]
     fig.sent_while_down = sum(linked.sent_while_down for linked in links)
-    if fig.incidents + restart_outages != adapter.injected["disconnect"] or fig.resumed != fig.incidents:
+    fig.inside_restart_wait = sum(
+        1 for down, up in adapter.outage_spans if any(a <= down and up <= b for a, b in not_running)
+    )
+    if (
+        fig.incidents + fig.inside_restart_wait != adapter.injected["disconnect"]
+        or fig.resumed != fig.incidents
+    ):
         outcome.problems.append(
-            f"link: {adapter.injected['disconnect']} outages ({restart_outages} across a restart), "
+            f"link: {adapter.injected['disconnect']} outages "
+            f"({fig.inside_restart_wait} while no engine ran), "
             f"{fig.incidents} incidents, {fig.resumed} resumed"
         )
     if fig.sent_while_down:

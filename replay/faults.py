@@ -173,6 +173,7 @@ class FaultyAdapter:
         self.lost_while_down = 0  # events the broker pushed while the link was down
         self.repushed = 0  # fills re-pushed at reconnects
         self.refused_while_down = {"submit": 0, "cancel": 0, "query": 0}
+        self.outage_spans: list[tuple[int, int]] = []  # (down, up) of every outage scheduled
         for start, duration in plan.outages:
             self.schedule_outage(start, duration)
 
@@ -181,6 +182,7 @@ class FaultyAdapter:
         around a restart). Outages must not overlap."""
         if duration_ns <= 0:
             raise ValueError(f"outage duration must be > 0 ns, got {duration_ns}")
+        self.outage_spans.append((start_ns, start_ns + duration_ns))
         self._clock.call_at(start_ns, self._drop_link, "fault_disconnect")
         self._clock.call_at(start_ns + duration_ns, self._restore_link, "fault_reconnect")
 

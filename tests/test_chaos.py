@@ -184,3 +184,13 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
     assert link["incidents"] == link["resumed"]
     assert link["sent_while_down"] == 0
     assert set(link["reconnect_to_resumed_virtual_ms"]) == {"p50", "p95", "max"}
+
+
+async def test_an_outage_wholly_while_no_engine_ran_is_waited_out_not_unseen(market: MarketData) -> None:
+    # seed 78: a planned outage begins and ends between a crash and the restart's first answer from the
+    # broker; no running engine could see it (its restart waited it out), so it is not a missing incident
+    outcome = await run_seed(market, 78, 10)
+    assert outcome.injected["disconnect"] == 1
+    assert outcome.link.inside_restart_wait == 1
+    assert outcome.link.incidents == 0
+    assert outcome.problems == []
