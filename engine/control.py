@@ -296,6 +296,10 @@ class ControllableAlgo(Protocol):
     def cancel(self) -> None: ...
 
 
+HaltListener = Callable[[str, bool], object]
+"""``(reason, halted)``: trading halted (True) or resumed (False)."""
+
+
 class RejectCounter(Protocol):
     def reset_rejects(self) -> None: ...
 
@@ -312,12 +316,14 @@ class EngineControl:
         *,
         risk: RejectCounter | None = None,
         on_alert: AlertCallback | None = None,
+        on_halt_change: HaltListener | None = None,
     ) -> None:
         self.oms = oms
         self.store = store
         self.algos = algos
         self.risk = risk
         self.on_alert = on_alert
+        self.on_halt_change = on_halt_change  # (reason, halted): told when trading halts or resumes
         self.paused_by_halt: set[str] = set()
         self.halted_since_ns = 0
         self.command_id = 0  # the command being applied (set by the channel), 0: none
@@ -330,9 +336,12 @@ class EngineControl:
         return self.oms.halted_reason is not None
 
     def on_halt(self, reason: str) -> str:
-        if not self.halted:
+        newly = not self.halted
+        if newly:
             self.halted_since_ns = self.oms.clock.now_ns()
         self.oms.halt(reason)  # first: nothing new goes out while we pause and cancel
+        if newly and self.on_halt_change is not None:  # zhixing halt, the reject breaker, any auto-halt
+            self.on_halt_change(reason, True)
         paused = 0
         for parent_id, algo in self.algos.items():
             if not algo.done and not algo.paused:
@@ -410,6 +419,8 @@ class EngineControl:
             self.risk.reset_rejects()
         self._journal()
         log.warning("trading_resumed", algos_resumed=resumed)
+        if self.on_halt_change is not None:
+            self.on_halt_change(f"operator resumed; {resumed} algos resumed", False)
         return f"resumed: {resumed} algos resumed"
 
     def on_pause(self, parent_id: str) -> str:
@@ -468,6 +479,7 @@ class EngineControl:
         record = parse_halt(raw)
         if not record.get("halted"):
             return False
+        already = self.halted  # restored before: not told twice
         self.halted_since_ns = int(str(record.get("since_ns") or 0))
         self.oms.halt(str(record.get("reason") or "operator"))
         names = record.get("paused_by_halt")
@@ -483,6 +495,8 @@ class EngineControl:
         self.oms.cancel_all()
         self._verify("halt (restored at start)")
         log.warning("halt_restored", reason=self.oms.halted_reason)
+        if self.on_halt_change is not None and not already:  # a restart does not make a halt go unseen
+            self.on_halt_change(f"still halted from before the restart: {self.oms.halted_reason}", True)
         return True
 
 
@@ -512,13 +526,14 @@ async def install(
     account_id: str = "",
     poll_interval_ns: int = DEFAULT_POLL_NS,
     on_alert: AlertCallback | None = None,
+    on_halt_change: HaltListener | None = None,
 ) -> tuple[EngineControl, ControlChannel]:
     """Wire the kill switch, the command channel and the status journal onto a session at startup
     (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
     becomes the full kill switch, today's message count and a journaled halt are restored, and the
     account and risk report are journaled with every commit. Start polling with ``channel.start()``
     (live) or call ``channel.poll()`` (replay)."""
-    control = EngineControl(oms, store, algos, risk=risk, on_alert=on_alert)
+    control = EngineControl(oms, store, algos, risk=risk, on_alert=on_alert, on_halt_change=on_halt_change)
     if risk is not None:
         risk.on_halt = control.on_halt
         risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())

@@ -184,7 +184,9 @@ class Engine:
         await self.session.run(shanghai_ns(day, hhmm), lambda: False, expire=False)
 
 
-async def start_engine(market: MarketData, db: Path, *, restore: bool = False) -> Engine:
+async def start_engine(
+    market: MarketData, db: Path, *, restore: bool = False, told: list[tuple[str, bool]] | None = None
+) -> Engine:
     day = market.trade_date
     start, end = shanghai_ns(day, "09:30"), shanghai_ns(day, "10:15")
     session = await open_session(market, ReplayConfig(cash=10**12, db_path=db), start)
@@ -205,7 +207,12 @@ async def start_engine(market: MarketData, db: Path, *, restore: bool = False) -
             )
         )
     control, channel = await install(
-        oms=session.oms, store=session.store, algos=basket.algos, risk=risk, account=session.account
+        oms=session.oms,
+        store=session.store,
+        algos=basket.algos,
+        risk=risk,
+        account=session.account,
+        on_halt_change=None if told is None else lambda reason, halted: told.append((reason, halted)),
     )
     assert await control.restore() is restore  # halted again only if the journal says so
     basket.start()
@@ -228,7 +235,8 @@ def sent_after(engine: Engine, ts: int) -> list[str]:
 async def test_kill_switch_cancels_working_orders_stops_new_ones_pauses_algos_and_resume_trades_again(
     market: MarketData, tmp_path: Path
 ) -> None:
-    engine = await start_engine(market, tmp_path / "j.db")
+    told: list[tuple[str, bool]] = []
+    engine = await start_engine(market, tmp_path / "j.db", told=told)
     oms, clock = engine.session.oms, engine.session.clock
     try:
         await engine.run_to("09:40")
@@ -249,6 +257,9 @@ async def test_kill_switch_cancels_working_orders_stops_new_ones_pauses_algos_an
         pressed = clock.now_ns()
         await engine.channel.poll()
         assert oms.halted_reason == "operator test"
+        assert told == [("operator test", True)]  # the operator is told when it happens
+        engine.control.on_halt("again")  # already halted: not told twice
+        assert told == [("operator test", True)]
         assert all(a.parent.status is ParentStatus.PAUSED for a in engine.basket.algos.values())
         await engine.run_to("09:50")
         assert oms.working_orders() == []  # every working order cancelled
@@ -270,6 +281,8 @@ async def test_kill_switch_cancels_working_orders_stops_new_ones_pauses_algos_an
         resumed = clock.now_ns()
         await engine.channel.poll()
         assert oms.halted_reason is None
+        assert [halted for _, halted in told] == [True, False]
+        assert "resumed" in told[1][0]
         await engine.run_to("10:00")
         assert all(a.parent.status is ParentStatus.RUNNING for a in engine.basket.algos.values())
         assert sent_after(engine, resumed)
@@ -326,10 +339,12 @@ async def test_a_halt_survives_a_restart_until_resumed(market: MarketData, tmp_p
         await engine.run_to("09:36")
     finally:
         await engine.session.store.close()
-    again = await start_engine(market, db, restore=True)
+    told: list[tuple[str, bool]] = []
+    again = await start_engine(market, db, restore=True, told=told)
     try:
         oms = again.session.oms
         assert oms.halted_reason == "overnight"
+        assert told == [("still halted from before the restart: overnight", True)]
         assert all(a.parent.status is ParentStatus.PAUSED for a in again.basket.algos.values())
         await again.run_to("09:40")
         assert [o for o in oms.orders.values() if o.status is not OrderStatus.DENIED] == []
@@ -345,7 +360,8 @@ async def test_a_halt_survives_a_restart_until_resumed(market: MarketData, tmp_p
 async def test_auto_halt_from_consecutive_rejects_is_the_full_kill_switch_and_persists(
     market: MarketData, tmp_path: Path
 ) -> None:
-    engine = await start_engine(market, tmp_path / "j.db")
+    told: list[tuple[str, bool]] = []
+    engine = await start_engine(market, tmp_path / "j.db", told=told)
     try:
         await engine.run_to("09:35")
         engine.risk.limits = RiskLimits(max_consecutive_rejects=2)
@@ -363,6 +379,7 @@ async def test_auto_halt_from_consecutive_rejects_is_the_full_kill_switch_and_pe
                 )
             )
         assert engine.session.oms.halted_reason is not None
+        assert told == [(engine.session.oms.halted_reason, True)]  # the breaker's halt is told at once
         assert all(a.parent.status is ParentStatus.PAUSED for a in engine.basket.algos.values())
         await engine.run_to("09:36")
         assert engine.session.oms.working_orders() == []

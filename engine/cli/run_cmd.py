@@ -263,6 +263,9 @@ async def open_configured(
         account=session.account,
         account_id=config.account.id,
         on_alert=lambda title, body: dispatcher.post(error_notice(title, body, account=config.account.id)),
+        on_halt_change=lambda reason, halted: dispatcher.post(
+            halt_notice(reason, halted=halted, account=config.account.id)
+        ),
     )
     if not isinstance(clock, SimClock):
         channel.start()
