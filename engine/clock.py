@@ -73,7 +73,7 @@ class AnchoredTime:
     the clock, a dual-boot machine's RTC): it moves exactly as the monotonic clock does. ``system_ns``
     is the host's wall clock as it reads now, step included; only the step watch
     (``engine.clock_watch``) and timestamps that a remote server checks against its own clock
-    (``host_wall_ns``) read it. A new anchor is taken only by a new process (see docs/reliability/time.md).
+    (``host_wall_ns``) read it. A new anchor is taken only by a new process (see docs/RELIABILITY.md (time)).
     """
 
     __slots__ = ("_mono", "_wall", "mono_anchor_ns", "wall_anchor_ns")

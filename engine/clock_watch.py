@@ -15,7 +15,7 @@ its own; several in the same direction that together pass it are told at the che
 The engine never re-anchors during a run: following the host clock mid-session is exactly the jump
 this design removes (a TWAP ended, a check fired early, a rate window emptied). The operator is told
 the offset and decides; a restart anchors afresh to the host clock as it is then (the journal resumes
-every algorithm). See docs/reliability/time.md.
+every algorithm). See docs/RELIABILITY.md (time).
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def clock_step_plan(seed: int, start_ns: int, end_ns: int, crashes: list[Crash])
     corrected 5-600 s later by the opposite step (NTP or an operator putting it back), the others stay to
     the end of the run. Every step happens while an engine runs and watches: never inside a crash window
     (with the restart's wait for the link), and one left in place only after the last restart (a restart
-    anchors to the host clock as it is then: docs/reliability/time.md). Steps are at least 3 watch
+    anchors to the host clock as it is then: docs/RELIABILITY.md (time)). Steps are at least 3 watch
     intervals apart, so each is told on its own. Drawn apart, so the other faults stay what they were."""
     rng = random.Random(seed * 6_700_417 + 23)
     margin = 3 * CLOCK_CHECK_NS
