@@ -140,18 +140,20 @@ async def recover(
     pause = wait or oms.clock.sleep_until
     tracker = oms.freshness
     unanswered = 0
+    not_before = 0
     persistent = tracker.observe(
         *differences(oms.orders, oms.account, view, trading_day_start_ns=trading_day_start_ns)
     )
     while len(persistent) < len(tracker.open) and report.requeries < REQUERY_ROUNDS * tracker.answers:
         due = tracker.next_due_ns()
         assert due is not None
-        await pause(due)
+        await pause(max(due, not_before))
         try:
             again = await BrokerView.ask(adapter, positions=True)
             answer = await adapter.query_account()
         except BrokerError as exc:
             unanswered += 1
+            not_before = oms.clock.now_ns() + tracker.grace_ns  # no answer: ask again after a grace
             log.warning("reconcile_requery_failed", error=str(exc), attempt=unanswered)
             if unanswered >= max_unanswered:
                 raise

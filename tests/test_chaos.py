@@ -59,6 +59,8 @@ async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketD
         "broker_reject",
         "disconnect",
         "cancel_reject",
+        "cancel_not_found",
+        "stale_snapshot",
         "crash_restart",
         "restart_in_outage",
     ):
@@ -162,6 +164,8 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
         "broker_reject",
         "disconnect",
         "cancel_reject",
+        "cancel_not_found",
+        "stale_snapshot",
         "crash_restart",
         "restart_in_outage",
     }
