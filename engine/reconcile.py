@@ -45,7 +45,7 @@ from engine.events import (
     OrderStatusReport,
     OrderSubmitted,
 )
-from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal, order_key
+from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.store import StateStore
@@ -265,11 +265,9 @@ def merge_order(
 
 
 def _merge(oms: OrderManager, view: BrokerView, report: ReconcileReport) -> None:
-    """A re-query: merge what the broker now says about every order with a watched difference."""
-    watched = oms.freshness.watched_keys()
+    """A re-query: merge what the broker now says about every order (forward only)."""
     for order in list(oms.orders.values()):
-        if order_key(order.client_order_id) in watched:
-            merge_order(oms, order, view, report)
+        merge_order(oms, order, view, report)
 
 
 def adopt_broker_truth(
