@@ -236,7 +236,7 @@ class GoneCheck:
         if self.done:
             return None
         if self._working_here() and self.report.answers == 0:
-            return self.settle_until
+            return max(self.settle_until, self._next_ns)  # waiting for the confirmations
         return self._next_ns
 
     def _working_here(self) -> list[Order]:

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -113,52 +112,6 @@ def queue_command(
         conn.close()
     log.info("control_command_queued", command=cmd.value, arg=arg, command_id=command_id)
     return command_id
-
-
-def wait_for_result(
-    db: Path,
-    command_id: int,
-    *,
-    timeout_s: float,
-    verification: bool,
-    clock: Clock | None = None,
-    poll_s: float = 0.25,
-) -> tuple[str | None, dict[str, object] | None]:
-    """The applied command's result and (``verification``) its verification record, read from journal
-    ``db`` (read-only) until both are there or ``timeout_s`` has passed: ``(None, None)`` when the
-    command was not applied in time (is an engine running on this journal?)."""
-    clock = clock or LiveClock()
-    deadline = clock.now_ns() + int(timeout_s * 1e9)
-    result: str | None = None
-    while True:
-        result, record = _read_result(db, command_id)
-        if result is not None and (record is not None or not verification):
-            return result, record
-        if clock.now_ns() >= deadline:
-            return result, None
-        time.sleep(poll_s)
-
-
-def _read_result(db: Path, command_id: int) -> tuple[str | None, dict[str, object] | None]:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(f"{db}: cannot open the journal read-only: {exc}") from exc
-    try:
-        row = conn.execute(
-            "SELECT result FROM control_commands WHERE id = ? AND done = 1", (command_id,)
-        ).fetchone()
-        meta = conn.execute("SELECT value FROM meta WHERE key = ?", (CHECKS_META_KEY,)).fetchone()
-    except sqlite3.Error as exc:
-        raise StoreError(f"{db}: cannot read the command's result: {exc}") from exc
-    finally:
-        conn.close()
-    record = None
-    if meta is not None:
-        for item in json.loads(meta[0]).get("checks", []):
-            if isinstance(item, dict) and item.get("command_id") == command_id:
-                record = item
-    return (str(row[0]) if row is not None else None), record
 
 
 # ---------------------------------------------------------------------------------------- engine side

@@ -45,7 +45,7 @@ from engine.events import (
     OrderStatusReport,
     OrderSubmitted,
 )
-from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal, order_key
+from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.store import StateStore
@@ -140,18 +140,20 @@ async def recover(
     pause = wait or oms.clock.sleep_until
     tracker = oms.freshness
     unanswered = 0
+    not_before = 0
     persistent = tracker.observe(
         *differences(oms.orders, oms.account, view, trading_day_start_ns=trading_day_start_ns)
     )
     while len(persistent) < len(tracker.open) and report.requeries < REQUERY_ROUNDS * tracker.answers:
         due = tracker.next_due_ns()
         assert due is not None
-        await pause(due)
+        await pause(max(due, not_before))
         try:
             again = await BrokerView.ask(adapter, positions=True)
             answer = await adapter.query_account()
         except BrokerError as exc:
             unanswered += 1
+            not_before = oms.clock.now_ns() + tracker.grace_ns  # no answer: ask again after a grace
             log.warning("reconcile_requery_failed", error=str(exc), attempt=unanswered)
             if unanswered >= max_unanswered:
                 raise
@@ -263,11 +265,9 @@ def merge_order(
 
 
 def _merge(oms: OrderManager, view: BrokerView, report: ReconcileReport) -> None:
-    """A re-query: merge what the broker now says about every order with a watched difference."""
-    watched = oms.freshness.watched_keys()
+    """A re-query: merge what the broker now says about every order (forward only)."""
     for order in list(oms.orders.values()):
-        if order_key(order.client_order_id) in watched:
-            merge_order(oms, order, view, report)
+        merge_order(oms, order, view, report)
 
 
 def adopt_broker_truth(

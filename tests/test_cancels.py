@@ -16,13 +16,14 @@ import pytest
 
 from algos.basket import Basket
 from engine.account import Account
-from engine.cancels import GoneReport
+from engine.cancels import GoneCheck, GoneReport
 from engine.cli.ops_cmd import _wait_and_print, run_cancel_all_live, run_halt
 from engine.cli.session import open_live_session
 from engine.clock import SimClock
 from engine.connection import CANCEL_NOT_SENT_REASON
 from engine.control import CHECKS_META_KEY, ControlChannel, EngineControl, install
 from engine.enums import OrderStatus, Side
+from engine.errors import BrokerDisconnected
 from engine.events import FillReport, OrderStatusReport, SubmitOrder
 from engine.inflight import CANCEL_UNCONFIRMED, InflightChecker
 from engine.market import TradingCalendar, shanghai_ns
@@ -423,3 +424,35 @@ async def test_shutdown_verifies_by_query_and_lists_the_orders_still_working(
     assert clock.now_ns() - closed_at <= 30 * NS_PER_SECOND  # bounded
     assert "1 order(s) still working" in report.headline()
     assert dataclasses.asdict(report)["survivors"][0]["symbol"] == SYMBOLS[0]
+
+
+async def test_a_verification_the_broker_does_not_answer_says_so_and_lists_what_works_here() -> None:
+    world = await make_world(T0)
+    order = await working(world)
+
+    class Silent(FakeBroker):
+        async def query_orders(self) -> list[OrderStatusReport]:
+            raise BrokerDisconnected("link down")
+
+    check = GoneCheck(
+        "halt",
+        lambda: world.oms.orders,
+        Silent(world.clock),
+        world.clock,
+        grace_ns=NS_PER_SECOND,
+        answers=3,
+        settle_ns=NS_PER_SECOND,
+    )
+    world.oms.cancel(order.client_order_id)  # never confirmed
+    await world.oms.flush()
+    report = None
+    while report is None:
+        due = check.next_due_ns()
+        assert due is not None
+        world.clock.advance_to(max(due, world.clock.now_ns()))
+        report = await check.poll()
+    assert not report.ok
+    assert report.error.startswith("BrokerDisconnected")
+    assert [s.client_order_id for s in report.survivors] == [order.client_order_id]
+    assert "NOT verified" in report.headline()
+    assert world.clock.now_ns() - T0 == 3 * NS_PER_SECOND  # settled 1 s, then 3 tries 1 s apart: bounded

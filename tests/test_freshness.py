@@ -10,6 +10,7 @@ from engine.account import Account
 from engine.bus import EventBus
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
+from engine.errors import BrokerDisconnected
 from engine.events import FillReport, OrderStatusReport, PositionReport, SubmitOrder
 from engine.freshness import Difference, FreshnessTracker
 from engine.inflight import InflightChecker
@@ -285,3 +286,28 @@ def test_answers_at_one_instant_count_once() -> None:
     assert tracker.observe([], diff) == []  # two answers, but not a grace apart
     clock.advance_to(T0 + 1_000)
     assert tracker.observe([], diff) == diff
+
+
+async def test_a_re_query_the_broker_leaves_unanswered_at_start_is_asked_again(tmp_path: Path) -> None:
+    """The link drops while reconciliation asks again: the re-query is tried again after the grace (not
+    called a mismatch, not given up on at once), and the answer that comes settles the difference."""
+    clock, broker, oms, store = await engine(tmp_path)
+    assert oms.account is not None
+    oms.account.load_position(SYM, 1100)
+    broker.position_view = {SYM: 1000}
+    down = [True]
+
+    async def flaky_orders() -> list[OrderStatusReport]:
+        if broker.queries >= 1 and down[0]:
+            down[0] = False
+            broker.position_view = {SYM: 1100}
+            raise BrokerDisconnected("link down")
+        broker.queries += 1
+        return []
+
+    broker.query_orders = flaky_orders  # type: ignore[method-assign]
+    result = await recover(oms, store, broker, trading_day_start_ns=T0 - 1, wait=passing_time(clock))
+    assert result.ok, result.mismatches
+    assert result.requeries == 1
+    assert clock.now_ns() == T0 + 2 * oms.freshness.grace_ns  # one unanswered, one answered
+    await store.close()

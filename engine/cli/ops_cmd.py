@@ -5,13 +5,18 @@ engine applies it within its poll interval. ``status`` reads the journal read-on
 from __future__ import annotations
 
 import argparse
+import json
+import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from engine.control import Command, queue_command, wait_for_result
+from engine.clock import Clock, LiveClock
+from engine.control import CHECKS_META_KEY, Command, queue_command
+from engine.errors import StoreError
 from engine.status import collect_status, render_json, render_tables
 
 _ALGO_ACTIONS = {"pause": Command.PAUSE, "resume": Command.RESUME_ALGO, "cancel": Command.CANCEL_ALGO}
@@ -114,3 +119,49 @@ def run_status(args: argparse.Namespace) -> int:
     else:
         render_tables(status, Console(file=sys.stdout))
     return 0
+
+
+def wait_for_result(
+    db: Path,
+    command_id: int,
+    *,
+    timeout_s: float,
+    verification: bool,
+    clock: Clock | None = None,
+    poll_s: float = 0.25,
+) -> tuple[str | None, dict[str, object] | None]:
+    """The applied command's result and (``verification``) its verification record, read from journal
+    ``db`` (read-only) until both are there or ``timeout_s`` has passed: ``(None, None)`` when the
+    command was not applied in time (is an engine running on this journal?)."""
+    clock = clock or LiveClock()
+    deadline = clock.now_ns() + int(timeout_s * 1e9)
+    result: str | None = None
+    while True:
+        result, record = _read_result(db, command_id)
+        if result is not None and (record is not None or not verification):
+            return result, record
+        if clock.now_ns() >= deadline:
+            return result, None
+        time.sleep(poll_s)
+
+
+def _read_result(db: Path, command_id: int) -> tuple[str | None, dict[str, object] | None]:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot open the journal read-only: {exc}") from exc
+    try:
+        row = conn.execute(
+            "SELECT result FROM control_commands WHERE id = ? AND done = 1", (command_id,)
+        ).fetchone()
+        meta = conn.execute("SELECT value FROM meta WHERE key = ?", (CHECKS_META_KEY,)).fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot read the command's result: {exc}") from exc
+    finally:
+        conn.close()
+    record = None
+    if meta is not None:
+        for item in json.loads(meta[0]).get("checks", []):
+            if isinstance(item, dict) and item.get("command_id") == command_id:
+                record = item
+    return (str(row[0]) if row is not None else None), record
