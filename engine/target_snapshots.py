@@ -169,7 +169,9 @@ async def snapshot_to_trade(
         )
     content = row["content"]
     assert isinstance(content, bytes)
-    return todays_targets(FileCopy(path, content, now_copy.sha256, int(str(row["mtime_ns"]))), today, calendar)
+    return todays_targets(
+        FileCopy(path, content, now_copy.sha256, int(str(row["mtime_ns"]))), today, calendar
+    )
 
 
 def read_todays_file(clock: Clock, calendar: TradingCalendar, path: Path) -> list[Target]:

@@ -136,6 +136,7 @@ class DayRunner:
         lines: list[SignalLine] = []
         notes = [f"output:\n{stdout or '(none)'}"]
         for execute in (j for j in self.config.jobs if j.kind == "execute" and j.targets is not None):
+            assert execute.targets is not None
             try:  # journaled for the execute job, which trades this snapshot and nothing else
                 session = self.session
                 snapshot = await take_snapshot(

@@ -3,10 +3,10 @@
 Formats by suffix: ``.csv`` / ``.txt`` (comma, or tab when the header has tabs and no commas),
 ``.json`` (a list of objects, or ``{"targets": [...]}``) and ``.parquet`` (needs ``pyarrow``).
 Columns: ``symbol`` (alias ``code``) and exactly one of ``weight`` (fraction of equity), ``value``
-(CNY) or ``volume`` (shares), each also spelled ``target_<name>``; other columns are ignored, except a date column (``date``, ``as_of`` or
-``trade_date``): when the caller says which trading day it trades (``trade_date``), every row's date must be
-that day (``2021-12-01``, ``20211201`` or ``2021/12/01``), or the file is refused naming the row; a
-targets file left over from another day is never traded.
+(CNY) or ``volume`` (shares), each also spelled ``target_<name>``; other columns are ignored, except a
+date column (``date``, ``as_of`` or ``trade_date``): when the caller says which trading day it trades
+(``trade_date``), every row's date must be that day (``2021-12-01``, ``20211201`` or ``2021/12/01``), or
+the file is refused naming the row; a targets file left over from another day is never traded.
 
 Validation fails closed: any problem rejects the whole file with an ``InputError`` naming the file, the
 row, the column and the value, and nothing is returned. Rows are counted as a spreadsheet shows them for
@@ -22,6 +22,7 @@ import csv
 import importlib.util
 import io
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -65,6 +66,7 @@ _KIND_COLUMNS: dict[TargetKind, tuple[str, ...]] = {
 }
 DATE_COLUMNS = ("date", "as_of", "trade_date")
 """Columns that say which trading day a targets file is for."""
+_DATE = re.compile(r"(\d{4})([-/]?)(\d{2})\2(\d{2})")
 _SUFFIXES = {".csv": "csv", ".txt": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 
 _Row = tuple[int, dict[str, Any]]  # (row number, column -> raw cell)
@@ -190,13 +192,13 @@ def _date(cell: Any) -> date | None:
         return cell
     if isinstance(cell, bool) or not isinstance(cell, str | int):
         return None
-    text = str(cell).strip().replace("T", " ").split(" ")[0]
-    for fmt in ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    return None
+    match = _DATE.fullmatch(str(cell).strip().replace("T", " ").split(" ")[0])
+    if match is None:
+        return None
+    try:
+        return date(int(match[1]), int(match[3]), int(match[4]))
+    except ValueError:  # 2021-02-30
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -369,7 +369,9 @@ class StateStore:
         """Journal one input snapshot (``schema.INPUT_SNAPSHOT_COLUMNS``), durable on return."""
         values = tuple(row[c] for c in schema.INPUT_SNAPSHOT_COLUMNS)
         try:
-            await self._run(ops.write_plan, self._conn, [(schema.INSERT_INPUT_SNAPSHOT, [values])], self._busy)
+            await self._run(
+                ops.write_plan, self._conn, [(schema.INSERT_INPUT_SNAPSHOT, [values])], self._busy
+            )
         except StoreError:
             raise
         except Exception as exc:
