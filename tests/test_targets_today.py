@@ -151,7 +151,8 @@ def test_one_shot_with_a_stale_file_is_refused_and_sends_nothing(
     os.utime(targets, ns=(YESTERDAY_CLOSE - 10**9,) * 2)
     assert rebalance(tmp_path, targets) == 2
     err = capsys.readouterr().err
-    assert str(targets) in err and "left over from an earlier day" in err
+    assert str(targets) in err
+    assert "left over from an earlier day" in err
     assert journaled_orders(tmp_path) == 0
 
 
@@ -177,7 +178,8 @@ def test_one_shot_with_yesterdays_date_is_refused_even_with_allow_stale(
     targets = write(tmp_path, "symbol,weight,date\n600258.SH,0.1,2021-11-30\n")
     assert rebalance(tmp_path, targets, "--allow-stale") == 2
     err = capsys.readouterr().err
-    assert "row 2" in err and "field 'date'" in err
+    assert "row 2" in err
+    assert "field 'date'" in err
     assert journaled_orders(tmp_path) == 0
 
 
