@@ -33,6 +33,7 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
 
 async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_bridge: Any = None) -> int:
     from algos.registry import ALGOS
+    from engine.cli.portfolio_cmd import Today
     from engine.cli.run_cmd import open_configured, print_shutdown
 
     algo = getattr(args, "algo", "twap")
@@ -49,7 +50,9 @@ async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_br
         if run.session.oms.halted_reason is not None:
             print(f"zhixing: halted ({run.session.oms.halted_reason}); nothing is traded")
             return 1
-        targets = args.build(args, runner.holdings())
+        # a targets file must be today's, by the engine clock (engine.target_snapshots)
+        today = Today(trading_date_of(run.clock.now_ns()), run.session.calendar)
+        targets = args.build(args, runner.holdings(), today)
         plan = await runner.plan_targets(
             targets,
             min_trade_value=parse_cash(args.min_trade_value),
@@ -58,8 +61,7 @@ async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_br
         if not execute:
             print(plan.table())
             return 0
-        today = trading_date_of(run.clock.now_ns())
-        sell_end = shanghai_ns(today, args.sell_end) if getattr(args, "sell_end", None) else None
+        sell_end = shanghai_ns(today.day, args.sell_end) if getattr(args, "sell_end", None) else None
         rebalance = await runner.execute_plan(
             plan, name=args.command, end_ns=run.end_ns, algo=algo, params=params, sell_end_ns=sell_end
         )

@@ -12,6 +12,8 @@ import asyncio
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from engine.cli.replay_cmd import _params, _print_report
 from engine.config import ROUTES
 from engine.errors import InputError
 from engine.inputs import parse_cash, read_positions_file, window_ns
-from engine.market import normalize_symbol
+from engine.market import TradingCalendar, normalize_symbol
 from engine.portfolio.planner import (
     Holding,
     targets_liquidate_all,
@@ -33,6 +35,7 @@ from engine.portfolio.planner import (
     targets_to_percent,
 )
 from engine.portfolio.targets import Target, TargetKind, read_targets
+from engine.target_snapshots import copy_file, todays_targets
 from engine.units import price_from_yuan
 from replay.data import MarketData, load_snapshots
 from replay.harness import ReplayConfig
@@ -87,6 +90,11 @@ def _targets_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--normalize", action="store_true", help="scale weights summing above 1 down to 1")
     parser.add_argument("--aggregate", action="store_true", help="sum duplicate symbols instead of refusing")
     parser.add_argument("--encoding", help="file encoding, e.g. gbk (default: UTF-8, BOM accepted)")
+    parser.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="with --config: trade an undated file last written before the previous trading day's close",
+    )
 
 
 def _account(parser: argparse.ArgumentParser, *, execute: bool) -> None:
@@ -130,26 +138,50 @@ def _holdings(args: argparse.Namespace) -> list[Holding]:
     return [Holding(symbol=s, quantity=q, sellable=q) for s, q in sorted(positions.items())]
 
 
-def _from_file(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
-    return read_targets(
-        args.targets, normalize=args.normalize, aggregate=args.aggregate, encoding=args.encoding
+@dataclass(frozen=True, slots=True)
+class Today:
+    """The trading day a command trades on: the recorded day (``--replay-data``) or the engine clock's
+    (``--config``, with its calendar: an undated targets file must then be from after the last close)."""
+
+    day: date
+    calendar: TradingCalendar | None = None
+
+
+def _from_file(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
+    """A targets file for ``today``: a date column must name it (``engine.target_snapshots``)."""
+    if today.calendar is None:
+        return read_targets(
+            args.targets,
+            normalize=args.normalize,
+            aggregate=args.aggregate,
+            encoding=args.encoding,
+            trade_date=today.day,
+        )
+    return todays_targets(
+        copy_file(args.targets),
+        today.day,
+        today.calendar,
+        allow_stale=args.allow_stale,
+        normalize=args.normalize,
+        aggregate=args.aggregate,
+        encoding=args.encoding,
     )
 
 
-def _liquidate(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
+def _liquidate(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
     return targets_liquidate_all(holdings)
 
 
-def _sell_fraction(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
+def _sell_fraction(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
     return targets_sell_fraction(holdings, _decimal(args.fraction, "fraction", Decimal(0), Decimal(1)))
 
 
-def _to_percent(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
+def _to_percent(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
     symbols = [_symbol(s) for s in args.symbols]
     return targets_to_percent(symbols, _decimal(args.percent, "percent", Decimal(0), Decimal(100)))
 
 
-def _one(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
+def _one(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
     symbol = _symbol(args.symbol)
     if args.volume is not None:
         volume = _decimal(args.volume, "volume", Decimal(0), Decimal(10**12))
@@ -163,7 +195,7 @@ def _one(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
     return [Target(symbol=symbol, kind=TargetKind.WEIGHT, weight=percent / 100)]
 
 
-def _sell_where(args: argparse.Namespace, holdings: list[Holding]) -> list[Target]:
+def _sell_where(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
     path: Path = args.ref
     if not path.is_file():
         raise InputError("reference file not found", path=str(path))
@@ -222,7 +254,7 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.config is not None:
         return run_live(args, execute=False)
     market = load_snapshots(args.replay_data)
-    targets = _from_file(args, _holdings(args))
+    targets = _from_file(args, _holdings(args), Today(market.trade_date))
     plan = plan_for(market, targets, _config(args, Path("unused.db")), _options(args, market, True))
     print(plan.table())
     return 0
@@ -234,7 +266,7 @@ def run_targets_command(args: argparse.Namespace) -> int:
     if args.db is not None and args.db.exists():
         raise InputError("journal file already exists; a replay writes a fresh journal", path=str(args.db))
     market = load_snapshots(args.replay_data)
-    targets = args.build(args, _holdings(args))
+    targets = args.build(args, _holdings(args), Today(market.trade_date))
     options = _options(args, market, args.liquidate_unlisted)
     with tempfile.TemporaryDirectory(prefix="zhixing-") as tmp:
         config = _config(args, args.db or Path(tmp) / "rebalance.db")

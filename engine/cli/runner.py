@@ -36,8 +36,9 @@ from engine.notify import (
 )
 from engine.parents import ParentOrder
 from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
-from engine.portfolio.targets import Target, read_targets
+from engine.portfolio.targets import Target
 from engine.store.backup import backup_journal
+from engine.target_snapshots import read_todays_file, snapshot_to_trade, take_snapshot
 from engine.units import NS_PER_MINUTE, yuan_str
 
 log = structlog.get_logger("zhixing.run")
@@ -139,8 +140,18 @@ class DayRunner:
         lines: list[SignalLine] = []
         notes = [f"output:\n{stdout or '(none)'}"]
         for execute in (j for j in self.config.jobs if j.kind == "execute" and j.targets is not None):
-            try:
-                plan = await self.plan(execute)
+            assert execute.targets is not None
+            try:  # journaled for the execute job, which trades this snapshot and nothing else
+                session = self.session
+                snapshot = await take_snapshot(
+                    session.store,
+                    session.clock,
+                    session.calendar,
+                    signal_job=job.name,
+                    job=execute.name,
+                    path=execute.targets,
+                )
+                plan = await self.plan_targets(snapshot)
             except Exception as exc:  # the summary says so; the execute job will refuse it too
                 notes.append(f"targets for {execute.name} are not usable: {exc}")
                 continue
@@ -162,8 +173,17 @@ class DayRunner:
         ]
 
     async def plan(self, job: JobConfig) -> Plan:
+        """What ``job`` trades (``engine.target_snapshots``): the signal run's snapshot when the config has a
+        signal job, else the file as it is now; refused unless it is today's and unchanged."""
         assert job.targets is not None
-        return await self.plan_targets(read_targets(job.targets))
+        session = self.session
+        if any(j.kind == "signal" for j in self.config.jobs):
+            targets = await snapshot_to_trade(
+                session.store, session.clock, session.calendar, job=job.name, path=job.targets
+            )
+        else:
+            targets = read_todays_file(session.clock, session.calendar, job.targets)
+        return await self.plan_targets(targets)
 
     async def plan_targets(
         self, targets: list[Target], *, min_trade_value: int = 0, liquidate_unlisted: bool = True

@@ -3,7 +3,10 @@
 Formats by suffix: ``.csv`` / ``.txt`` (comma, or tab when the header has tabs and no commas),
 ``.json`` (a list of objects, or ``{"targets": [...]}``) and ``.parquet`` (needs ``pyarrow``).
 Columns: ``symbol`` (alias ``code``) and exactly one of ``weight`` (fraction of equity), ``value``
-(CNY) or ``volume`` (shares), each also spelled ``target_<name>``; other columns are ignored.
+(CNY) or ``volume`` (shares), each also spelled ``target_<name>``; other columns are ignored, except a
+date column (``date``, ``as_of`` or ``trade_date``): when the caller says which trading day it trades
+(``trade_date``), every row's date must be that day (``2021-12-01``, ``20211201`` or ``2021/12/01``), or
+the file is refused naming the row; a targets file left over from another day is never traded.
 
 Validation fails closed: any problem rejects the whole file with an ``InputError`` naming the file, the
 row, the column and the value, and nothing is returned. Rows are counted as a spreadsheet shows them for
@@ -17,9 +20,12 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +64,9 @@ _KIND_COLUMNS: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.VALUE: ("value", "target_value"),
     TargetKind.VOLUME: ("volume", "target_volume"),
 }
+DATE_COLUMNS = ("date", "as_of", "trade_date")
+"""Columns that say which trading day a targets file is for."""
+_DATE = re.compile(r"(\d{4})([-/]?)(\d{2})\2(\d{2})")
 _SUFFIXES = {".csv": "csv", ".txt": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 
 _Row = tuple[int, dict[str, Any]]  # (row number, column -> raw cell)
@@ -70,6 +79,14 @@ class _Problem:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class TargetsFile:
+    """A validated targets file: its targets and the date column it carried (None: undated)."""
+
+    targets: list[Target]
+    date_column: str | None
+
+
 def read_targets(
     path: str | Path,
     *,
@@ -78,17 +95,45 @@ def read_targets(
     encoding: str | None = None,
     max_rows: int = 10_000,
     max_bytes: int = 50_000_000,
+    trade_date: date | None = None,
+    data: bytes | None = None,
 ) -> list[Target]:
     """Read and validate a targets file; see the module docstring for the format.
 
     ``normalize`` scales weights to sum to 1 (a sum of 0 stays 0); without it weights summing above
     ``1 + 1e-6`` are refused. ``aggregate`` sums rows of the same symbol; without it a repeated symbol is
     refused. ``encoding`` decodes CSV and JSON (default UTF-8, with or without BOM). Targets come back
-    in file order (first occurrence when aggregated).
+    in file order (first occurrence when aggregated). ``trade_date``: the trading day these targets are
+    traded on; a date column naming another day is refused. ``data``: the file's bytes as already read
+    (a journaled snapshot), parsed instead of reading ``path`` again (``path`` names it in errors).
     """
+    return load_targets(
+        path,
+        normalize=normalize,
+        aggregate=aggregate,
+        encoding=encoding,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        trade_date=trade_date,
+        data=data,
+    ).targets
+
+
+def load_targets(
+    path: str | Path,
+    *,
+    normalize: bool = False,
+    aggregate: bool = False,
+    encoding: str | None = None,
+    max_rows: int = 10_000,
+    max_bytes: int = 50_000_000,
+    trade_date: date | None = None,
+    data: bytes | None = None,
+) -> TargetsFile:
+    """``read_targets``, also saying whether the file carried a date column."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise InputError("file not found", path=where)
     fmt = _SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -96,27 +141,70 @@ def read_targets(
             f"unsupported file type {path.suffix!r}; expected one of {', '.join(sorted(_SUFFIXES))}",
             path=where,
         )
-    size = path.stat().st_size
+    size = path.stat().st_size if data is None else len(data)
     if size == 0:
         raise InputError("empty file", path=where)
     if size > max_bytes:
         raise InputError(f"file is {size} bytes, more than the limit of {max_bytes}", path=where)
+    raw = path.read_bytes() if data is None else data
 
     if fmt == "csv":
-        columns, rows = _csv_rows(path, _decode(path, encoding), max_rows)
+        columns, rows = _csv_rows(path, _decode(path, raw, encoding), max_rows)
     elif fmt == "json":
-        columns, rows = _json_rows(path, _decode(path, encoding), max_rows)
+        columns, rows = _json_rows(path, _decode(path, raw, encoding), max_rows)
     else:
-        columns, rows = _parquet_rows(path, max_rows)
+        columns, rows = _parquet_rows(path, raw, max_rows)
     symbol_col, kind, value_col = _pick_columns(path, columns)
-    return _validate(path, rows, symbol_col, kind, value_col, normalize=normalize, aggregate=aggregate)
+    date_cols = [c for c in DATE_COLUMNS if c in columns]
+    if trade_date is not None:
+        _check_dates(path, rows, date_cols, trade_date)
+    targets = _validate(path, rows, symbol_col, kind, value_col, normalize=normalize, aggregate=aggregate)
+    return TargetsFile(targets, date_cols[0] if date_cols else None)
+
+
+def _check_dates(path: Path, rows: list[_Row], columns: list[str], trade_date: date) -> None:
+    """Every row of every date column names ``trade_date``; the first row that does not is refused."""
+    for column in columns:
+        for row, record in rows:
+            cell = record.get(column)
+            day = _date(cell)
+            if day is None:
+                raise InputError(
+                    f"not a date: {cell!r} (write YYYY-MM-DD, the trading day these targets are for)",
+                    path=str(path),
+                    row=row,
+                    field=column,
+                )
+            if day != trade_date:
+                raise InputError(
+                    f"targets dated {day.isoformat()}, but today's trading day is {trade_date.isoformat()}; "
+                    "a file for another day is not traded (write today's targets)",
+                    path=str(path),
+                    row=row,
+                    field=column,
+                )
+
+
+def _date(cell: Any) -> date | None:
+    if isinstance(cell, datetime):  # a pandas Timestamp too
+        return cell.date()
+    if isinstance(cell, date):
+        return cell
+    if isinstance(cell, bool) or not isinstance(cell, str | int):
+        return None
+    match = _DATE.fullmatch(str(cell).strip().replace("T", " ").split(" ")[0])
+    if match is None:
+        return None
+    try:
+        return date(int(match[1]), int(match[3]), int(match[4]))
+    except ValueError:  # 2021-02-30
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _decode(path: Path, encoding: str | None) -> str:
-    data = path.read_bytes()
+def _decode(path: Path, data: bytes, encoding: str | None) -> str:
     try:
         text = data.decode(encoding or "utf-8-sig")
     except LookupError:
@@ -191,13 +279,13 @@ def _json_rows(path: Path, text: str, max_rows: int) -> tuple[list[str], list[_R
     return columns, rows
 
 
-def _parquet_rows(path: Path, max_rows: int) -> tuple[list[str], list[_Row]]:
+def _parquet_rows(path: Path, data: bytes, max_rows: int) -> tuple[list[str], list[_Row]]:
     if not _pyarrow_available():
         raise InputError("reading Parquet needs pyarrow: pip install pyarrow", path=str(path))
     import pandas as pd
 
     try:
-        frame = pd.read_parquet(path, engine="pyarrow")
+        frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
     except Exception as exc:  # pyarrow raises many kinds for a damaged file
         raise InputError(f"not a readable Parquet file: {exc}", path=str(path)) from None
     columns = [str(c).strip().lower() for c in frame.columns]

@@ -10,7 +10,7 @@ insertion order.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The newest schema this build knows. A database with a higher version is refused."""
 
 MIN_SQLITE = (3, 37, 0)
@@ -120,6 +120,26 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT, WITHOUT ROWID""",
         CREATE_CONTROL_COMMANDS,  # created on first use in version 1 journals; in the schema now
     ),
+    3: (
+        # The input an execute job trades (``engine.target_snapshots``): the signal job journals the targets
+        # file it planned, byte for byte with its SHA-256, per trading day and execute job; the execute job
+        # trades that copy and refuses when the file no longer hashes the same. Every snapshot is kept (the
+        # newest of a day and job is the one traded); ``problem`` is why the signal run refused the file
+        # ('' when it was usable). A rowid table: the content can be large.
+        """CREATE TABLE input_snapshots (
+            id INTEGER PRIMARY KEY,
+            trade_date TEXT NOT NULL,
+            job TEXT NOT NULL,
+            signal_job TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            taken_ns INTEGER NOT NULL,
+            content BLOB NOT NULL,
+            problem TEXT NOT NULL
+        ) STRICT""",
+        "CREATE INDEX input_snapshots_day_job ON input_snapshots (trade_date, job, id)",
+    ),
 }
 
 ORDER_COLUMNS = (
@@ -210,6 +230,26 @@ SELECT_ALGO_STATES = (
 )
 SELECT_POSITIONS = "SELECT symbol, quantity, sellable, avg_cost FROM positions ORDER BY symbol"
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
+
+INPUT_SNAPSHOT_COLUMNS = (
+    "trade_date",
+    "job",
+    "signal_job",
+    "path",
+    "sha256",
+    "mtime_ns",
+    "taken_ns",
+    "content",
+    "problem",
+)
+INSERT_INPUT_SNAPSHOT = (
+    f"INSERT INTO input_snapshots ({', '.join(INPUT_SNAPSHOT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(INPUT_SNAPSHOT_COLUMNS))})"
+)
+SELECT_LATEST_INPUT_SNAPSHOT = (
+    f"SELECT {', '.join(INPUT_SNAPSHOT_COLUMNS)} FROM input_snapshots WHERE trade_date = ? AND job = ? "
+    "ORDER BY id DESC LIMIT 1"
+)
 
 INSERT_CONTROL_COMMAND = "INSERT INTO control_commands (ts, command, arg) VALUES (?, ?, ?) RETURNING id"
 SELECT_PENDING_COMMANDS = "SELECT id, ts, command, arg FROM control_commands WHERE done = 0 ORDER BY id"

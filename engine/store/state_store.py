@@ -365,6 +365,23 @@ class StateStore:
         """Queue an operator command from this connection (the CLI uses its own, see engine.control)."""
         return await self._run(ops.insert_command, self._conn, ts, command, arg, self._busy)
 
+    async def save_input_snapshot(self, row: dict[str, object]) -> None:
+        """Journal one input snapshot (``schema.INPUT_SNAPSHOT_COLUMNS``), durable on return."""
+        values = tuple(row[c] for c in schema.INPUT_SNAPSHOT_COLUMNS)
+        try:
+            await self._run(
+                ops.write_plan, self._conn, [(schema.INSERT_INPUT_SNAPSHOT, [values])], self._busy
+            )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"{self.path}: input snapshot not written: {exc}") from exc
+
+    async def latest_input_snapshot(self, trade_date: str, job: str) -> dict[str, object] | None:
+        """The newest snapshot journaled for ``job`` on ``trade_date`` (YYYY-MM-DD), or None."""
+        (rows,) = await self._select((schema.SELECT_LATEST_INPUT_SNAPSHOT, (trade_date, job)))
+        return dict(zip(schema.INPUT_SNAPSHOT_COLUMNS, rows[0], strict=True)) if rows else None
+
     async def integrity_check(self) -> list[str]:
         """``PRAGMA quick_check``: an empty list when the file is sound, else SQLite's findings."""
         (rows,) = await self._select(("PRAGMA quick_check", ()))
