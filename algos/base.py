@@ -388,6 +388,9 @@ class ExecAlgo(ABC):
         self._auction_at = 0  # when it goes out (ns)
         self._auction_sent = False  # sent, or its moment passed: never twice
         self._continuous_over = False  # the continuous window's end was handled (auction pending)
+        # told once when the algorithm is finished, whatever finished it: an order event, its own timer
+        # (a window that ended during a pause finishes at ``resume`` with no event at all), stop, cancel
+        self.on_finished: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------------------------ views
     @property
@@ -906,6 +909,8 @@ class ExecAlgo(ABC):
             return
         self._finished = True
         self.parent.status = self._final_status
+        for listener in list(self.on_finished):
+            listener()
 
 
 def state_int(state: Mapping[str, object], key: str, default: int = 0) -> int:

@@ -10,6 +10,11 @@ A phase machine over one ``Basket``:
   buffer included) and runs over ``[now, end)``. No buy order exists before that instant, so no buy can
   be sent before the cash for it is confirmed.
 - A plan with no sells goes straight to the buy leg, sized from the cash on hand.
+- The next leg is decided whenever a parent of the current one finishes, however it finished (an order
+  event, its window's end timer, or a ``resume`` after a halt whose window ended meanwhile: that one
+  finishes with no order event at all), not only on order events. A leg whose algorithms are paused
+  (halt, broker link down) simply waits: after the resume every pending leg continues.
+- ``on_done`` is told once, when the last leg is over.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Rebalance:
         id_prefix: str = "R",
         instrument: Callable[[str], Instrument] = instrument_for,
         on_parent: Callable[[ParentOrder], None] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         if end_ns <= start_ns:
             raise ValueError("rebalance window: end must be after start")
@@ -66,6 +72,9 @@ class Rebalance:
         self.id_prefix = id_prefix
         self.instrument = instrument
         self.on_parent = on_parent  # told of every parent as it is created (journal, arrival price)
+        self.on_done = on_done  # told once when the rebalance is DONE
+        self._told_done = False
+        self._sizing = False  # adding the buy leg's parents: not over before the last is added
         self.basket = Basket(ctx)
         self._phase = RebalancePhase.PENDING
         self.parents: list[ParentOrder] = []
@@ -85,7 +94,7 @@ class Rebalance:
                 self.sell_parents.append(self._parent(row, self.start_ns, self.sell_end_ns))
         self._phase = RebalancePhase.SELLING
         for parent in self.sell_parents:
-            self.basket.add(parent)
+            self.basket.add(parent).on_finished.append(self._leg_progressed)
         self.basket.start()
         if not self.sell_parents:
             self.ctx.clock.call_at(self.start_ns, self._check, "rebalance:buy_leg")
@@ -105,6 +114,17 @@ class Rebalance:
 
     def _on_order_event(self, event: OrderEvent) -> None:
         self._check()
+
+    def _leg_progressed(self) -> None:
+        """A parent of ours finished: the sell leg may be settled, or the rebalance over."""
+        self._check()
+        self._tell_done()
+
+    def _tell_done(self) -> None:
+        if self.done and not self._told_done and not self._sizing:
+            self._told_done = True
+            if self.on_done is not None:
+                self.on_done()
 
     def _sells_settled(self) -> bool:
         for parent in self.sell_parents:
@@ -130,13 +150,19 @@ class Rebalance:
         )
         self._phase = RebalancePhase.BUYING
         start = max(now, self.start_ns)
-        for row in self.buy_rows:
-            if row.quantity > 0 and start < self.end_ns:
-                parent = self._parent(row, start, self.end_ns)
-                self.buy_parents.append(parent)
-                self.basket.add(parent)  # a parent added after start() starts at once
+        self._sizing = True
+        try:
+            for row in self.buy_rows:
+                if row.quantity > 0 and start < self.end_ns:
+                    parent = self._parent(row, start, self.end_ns)
+                    self.buy_parents.append(parent)
+                    algo = self.basket.add(parent)  # a parent added after start() starts at once
+                    algo.on_finished.append(self._leg_progressed)
+        finally:
+            self._sizing = False
         if not self.buy_parents:
             self._phase = RebalancePhase.DONE
+        self._tell_done()
 
     def _parent(self, row: PlanRow, start_ns: int, end_ns: int) -> ParentOrder:
         assert row.side is not None

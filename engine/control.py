@@ -23,6 +23,14 @@ that every order of ours is really gone (``engine.cancels.GoneCheck``, driven by
 the result is journaled (meta ``cancel_checks``, the latest ``KEEP_CHECKS``, each with its command id)
 and, when an order still works or the broker did not answer, told to the operator (``on_alert``).
 ``zhixing halt|cancel-all --wait S`` waits for that result and prints it.
+
+Every halt reaches ``on_halt_change`` once, whoever halted (``zhixing halt``, the reject breaker, a
+persistent broker difference, lost orders after a restore, a journal that cannot be written, a halt
+restored at start): the OMS tells its ``halt_listeners`` and this class is one. So does the resume.
+An algorithm that asks for a child while halted (one that joined after the halt, e.g. a rebalance's buy
+leg sized when its sells settled during the halt, or any algorithm when the OMS halted by itself) is
+paused at its first denial and resumed with the others: after a resume every pending leg continues, none
+is left stopped by the repeated-denial breaker.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from engine.account import Account
 from engine.cancels import GoneCheck, GoneReport
 from engine.clock import Clock, LiveClock
 from engine.errors import InputError, StoreError
+from engine.events import OrderDenied
 from engine.freshness import AlertCallback
 from engine.oms import OrderManager
 from engine.reconcile import merge_order
@@ -283,18 +292,17 @@ class EngineControl:
         self.checks: list[tuple[int, GoneCheck]] = []  # verifications still running
         self.verified: list[GoneReport] = []
         self._records: list[dict[str, object]] = []  # journaled verifications (this process's)
+        self._restoring = False  # restore() halts: told as a halt from before the restart
+        self._resuming = False  # on_resume tells the resume itself, with what it resumed
+        oms.bus.subscribe(OrderDenied, self._on_denied)
+        oms.halt_listeners.append(self._halt_changed)
 
     @property
     def halted(self) -> bool:
         return self.oms.halted_reason is not None
 
     def on_halt(self, reason: str) -> str:
-        newly = not self.halted
-        if newly:
-            self.halted_since_ns = self.oms.clock.now_ns()
         self.oms.halt(reason)  # first: nothing new goes out while we pause and cancel
-        if newly and self.on_halt_change is not None:  # zhixing halt, the reject breaker, any auto-halt
-            self.on_halt_change(reason, True)
         paused = 0
         for parent_id, algo in self.algos.items():
             if not algo.done and not algo.paused:
@@ -357,10 +365,42 @@ class EngineControl:
         self._records = [*self._records, record][-KEEP_CHECKS:]
         self.store.stage_meta(CHECKS_META_KEY, to_json({"checks": self._records}))
 
+    def _halt_changed(self, reason: str | None) -> None:
+        """The OMS halted (any source) or resumed: tell the operator once."""
+        if reason is not None and not self.halted_since_ns:
+            self.halted_since_ns = self.oms.clock.now_ns()
+        if self.on_halt_change is None or (reason is None and self._resuming):
+            return
+        if reason is None:
+            self.on_halt_change("resumed", False)
+        elif self._restoring:
+            self.on_halt_change(f"still halted from before the restart: {reason}", True)
+        else:
+            self.on_halt_change(reason, True)
+
+    def _on_denied(self, event: OrderDenied) -> None:
+        """A child denied because trading is halted: its algorithm waits for the resume, paused."""
+        if not self.halted or not event.reason.startswith("halted"):
+            return
+        order = self.oms.orders.get(event.client_order_id)
+        parent_id = order.parent_id if order is not None else ""
+        algo = self.algos.get(parent_id) if parent_id else None
+        if algo is None or algo.done or algo.paused:
+            return
+        algo.pause()
+        self.paused_by_halt.add(parent_id)
+        self._journal()
+        log.warning("algo_paused_while_halted", parent_id=parent_id)
+
     def on_resume(self) -> str:
         if not self.halted:
             return "not halted"
-        self.oms.resume()
+        self._resuming = True
+        try:
+            self.oms.resume()
+        finally:
+            self._resuming = False
+        self.halted_since_ns = 0
         resumed = 0
         for parent_id in sorted(self.paused_by_halt):
             algo = self.algos.get(parent_id)
@@ -432,9 +472,12 @@ class EngineControl:
         record = parse_halt(raw)
         if not record.get("halted"):
             return False
-        already = self.halted  # restored before: not told twice
         self.halted_since_ns = int(str(record.get("since_ns") or 0))
-        self.oms.halt(str(record.get("reason") or "operator"))
+        self._restoring = True
+        try:
+            self.oms.halt(str(record.get("reason") or "operator"))  # told once: not when halted before
+        finally:
+            self._restoring = False
         names = record.get("paused_by_halt")
         self.paused_by_halt = {str(n) for n in names} if isinstance(names, list) else set()
         for parent_id in sorted(self.paused_by_halt):
@@ -448,8 +491,6 @@ class EngineControl:
         self.oms.cancel_all()
         self._verify("halt (restored at start)")
         log.warning("halt_restored", reason=self.oms.halted_reason)
-        if self.on_halt_change is not None and not already:  # a restart does not make a halt go unseen
-            self.on_halt_change(f"still halted from before the restart: {self.oms.halted_reason}", True)
         return True
 
 

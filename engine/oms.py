@@ -121,6 +121,10 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self.counters = OmsCounters()
         self.halted_reason: str | None = None
+        # told ``reason`` when trading halts (once: a second reason while halted is not a new halt) and
+        # ``None`` when it resumes, whoever halted: the operator, the reject breaker, reconciliation, the
+        # in-flight checks, a journal that cannot be written
+        self.halt_listeners: list[Callable[[str | None], object]] = []
         self.halted_symbols: dict[str, str] = {}
         self._by_parent: dict[str, list[Order]] = {}
         # called before every journal commit, so what they stage goes out in the same transaction
@@ -312,11 +316,24 @@ class OrderManager:
 
     def halt(self, reason: str) -> None:
         """Kill switch: deny every new order until ``resume``; cancels still go out."""
+        newly = self.halted_reason is None
         self.halted_reason = reason
         log.warning("trading_halted", reason=reason)
+        if newly:
+            self._tell_halt(reason)
 
     def resume(self) -> None:
+        was_halted = self.halted_reason is not None
         self.halted_reason = None
+        if was_halted:
+            self._tell_halt(None)
+
+    def _tell_halt(self, reason: str | None) -> None:
+        for listener in list(self.halt_listeners):
+            try:
+                listener(reason)
+            except Exception:  # telling someone must never stop the kill switch
+                log.exception("halt_listener_failed", reason=reason)
 
     @property
     def held_cancels(self) -> list[Order]:
