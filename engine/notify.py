@@ -172,6 +172,36 @@ def risk_denial(client_order_id: str, symbol: str, reason: str, *, account: str 
     )
 
 
+def denial_digest(
+    count: int,
+    by_reason: Counter[str],
+    by_symbol: Counter[str],
+    first: Sequence[tuple[str, str, str]],
+    *,
+    minutes: float = 1.0,
+    account: str | None = None,
+) -> Message:
+    """The orders the risk gate denied over the last period, after the first one was told alone."""
+    reasons = ", ".join(f"{n} {reason}" for reason, n in by_reason.most_common())
+    symbols = ", ".join(f"{symbol} {n}" for symbol, n in by_symbol.most_common(10))
+    more = len(by_symbol) - 10
+    lines = [
+        f"{count} more orders denied by the risk gate in the last {minutes:g} min",
+        f"by reason: {reasons}",
+        f"by symbol: {symbols}" + (f" and {more} more" if more > 0 else ""),
+        "",
+    ]
+    lines += [f"{cid} {symbol}: {reason}" for cid, symbol, reason in first]
+    if count > len(first):
+        lines.append(f"... and {count - len(first)} more")
+    return Message(
+        kind=MessageKind.RISK,
+        subject=f"[zhixing]{_account(account)} {count} more orders denied: {reasons}",
+        body="\n".join(lines),
+        severity=Severity.WARNING,
+    )
+
+
 def halt_notice(reason: str, *, halted: bool = True, account: str | None = None) -> Message:
     state = "HALTED: new orders are denied, working orders cancelled" if halted else "resumed"
     return Message(

@@ -85,12 +85,14 @@ def test_zhixing_halt_stops_a_running_engine(tmp_path: Path, capsys: pytest.Capt
     try:
         wait_for(lambda: len(orders_created(db)) >= 4, proc, "the rebalance's first orders")
         assert main(["halt", "--db", str(db), "--reason", "test"]) == 0
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    # a clean stop, but the rebalance never finished: reported HALTED, and the exit status says so
+    assert proc.returncode == 1, err.decode()[-2000:]
+    assert "(execute): HALTED" in out.decode(), out.decode()
     with sqlite3.connect(db) as conn:
         done = conn.execute("SELECT done, done_ts, command FROM control_commands").fetchall()
     assert [(d, c) for d, _, c in done] == [(1, "halt")]
@@ -106,7 +108,7 @@ def test_zhixing_halt_stops_a_running_engine(tmp_path: Path, capsys: pytest.Capt
 
 def test_sigterm_stops_a_running_engine_cleanly_and_cancels_what_works(tmp_path: Path) -> None:
     """``shutdown = "cancel"`` (the default): SIGTERM stops the algorithms, cancels every working order and
-    waits for the answers, closes the journal, and exits 0."""
+    waits for the answers, closes the journal; the rebalance it cut short is reported unfinished."""
     (tmp_path / "zhixing.toml").write_text(CONFIG.format(data=SAMPLE.as_posix()), encoding="utf-8")
     (tmp_path / "targets.csv").write_text("symbol,weight\n600258.SH,0.3\n600446.SH,0.3\n", encoding="utf-8")
     db = tmp_path / "zhixing.db"
@@ -120,12 +122,14 @@ def test_sigterm_stops_a_running_engine_cleanly_and_cancels_what_works(tmp_path:
     try:
         wait_for(lambda: len(orders_created(db)) >= 4, proc, "the rebalance's first orders")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    # stopped cleanly mid-rebalance: the job is reported unfinished (never ok), exit 1
+    assert proc.returncode == 1, err.decode()[-2000:]
+    assert "not finished when the run ended" in out.decode(), out.decode()
     with sqlite3.connect(db) as conn:
         statuses = [str(r[0]) for r in conn.execute("SELECT status FROM orders")]
     assert statuses

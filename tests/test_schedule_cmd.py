@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -155,3 +158,31 @@ def test_bad_jobs_name_the_key(tmp_path: Path) -> None:
     config.write_text(CONFIG.replace('cron = "0 9 * * *"\n', ""), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"jobs\[0\]\.cron"):
         read_jobs(config)
+
+
+def test_the_crontab_starts_a_launcher_that_exists_wherever_out_is(tmp_path: Path) -> None:
+    """``--out DIR`` away from the config's folder: every crontab line names the launcher written there,
+    an executable file that parses as sh, and the launcher changes to the config's folder first."""
+    folder = tmp_path / "zx"
+    folder.mkdir()
+    config = folder / "zhixing.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    out = tmp_path / "elsewhere" / "cron"
+    assert cli(["schedule", "export", "--cron", "--config", str(config), "--out", str(out)]) == 0
+    lines = [ln for ln in (out / "zhixing.crontab").read_text().splitlines() if ln and ln[0].isdigit()]
+    assert len(lines) == 2
+    for line in lines:
+        command = shlex.split(line)[5]
+        launcher = Path(command)
+        assert launcher == (out / "zhixing-launch.sh").resolve()
+        assert launcher.is_file()
+        assert os.access(launcher, os.X_OK)
+        assert subprocess.run(["sh", "-n", str(launcher)], check=False).returncode == 0
+    assert f"cd {shlex.quote(str(folder.resolve()))}" in (out / "zhixing-launch.sh").read_text()
+    assert cli(["schedule", "export", "--windows", "--config", str(config), "--out", str(out)]) == 0
+    root = ET.fromstring((out / "zhixing.xml").read_bytes())
+    command = root.find("t:Actions/t:Exec/t:Command", N)
+    assert command is not None
+    assert command.text is not None
+    assert command.text.replace("\\", "/").endswith(f"{out.resolve().name}/zhixing-launch.bat")
+    assert (out / "zhixing-launch.bat").is_file()

@@ -33,6 +33,7 @@ from engine.clock import Clock, LiveClock, ScaledClock, SimClock
 from engine.clock_watch import ClockWatch, watch_clock_steps
 from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
+from engine.denial_alerts import DenialAlerts
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
 from engine.notify import (
@@ -91,7 +92,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
     failed = [o for o in result.runner.outcomes if not o.ok]
     for outcome in result.runner.outcomes:
-        print(f"{outcome.job} ({outcome.kind}): {'ok' if outcome.ok else 'FAILED'} {outcome.detail}")
+        print(f"{outcome.job} ({outcome.kind}): {outcome.label} {outcome.detail}")
     print_shutdown(result.shutdown)
     return 1 if failed or (result.shutdown is not None and not result.shutdown.ok) else 0
 
@@ -119,6 +120,7 @@ class ConfiguredSession:
     channel: ControlChannel
     clock_watch: ClockWatch | None = None  # host wall clock vs the engine's (LiveClock only)
     calendar_watch: CalendarWatch | None = None
+    denials: DenialAlerts | None = None  # the risk gate's denials told to the operator
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -155,6 +157,8 @@ class ConfiguredSession:
             self.calendar_watch.stop()
         await self.channel.stop()
         report = await self.session.close(cancel_working=self.config.shutdown == "cancel")
+        if self.denials is not None:
+            self.denials.flush()
         if report is not None and not report.ok:
             self.dispatcher.post(
                 error_notice(
@@ -270,6 +274,7 @@ async def open_configured(
     if not isinstance(clock, SimClock):
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
+    denials = DenialAlerts(session.oms.bus, clock, dispatcher.post, account=config.account.id).attach()
     return ConfiguredSession(
         config,
         clock,
@@ -281,6 +286,7 @@ async def open_configured(
         channel,
         clock_watch=clock_watch,
         calendar_watch=calendar_watch,
+        denials=denials,
     )
 
 
@@ -307,12 +313,18 @@ async def run_config(
     stop: asyncio.Event | None = None,
     gm_bridge: Any = None,
     calendar: TradingCalendar | None = None,
+    on_open: Callable[[ConfiguredSession], None] | None = None,
 ) -> RunResult:
-    """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal."""
+    """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal.
+
+    ``on_open`` is called with the opened session before the first job (a replayed day has nobody at the
+    keyboard: a test or a tool sets its operator's actions on the clock there)."""
     stop = stop or asyncio.Event()
     run = await open_configured(
         config, start=start, until=until, speed=speed, clock=clock, gm_bridge=gm_bridge, calendar=calendar
     )
+    if on_open is not None:
+        on_open(run)
     runner = run.runner
     jobs = {job.name: job for job in config.jobs}
     fired: list[tuple[str, int]] = []
@@ -342,5 +354,6 @@ async def run_config(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        runner.end_of_run()  # a rebalance still running is reported unfinished (and told) before the close
         shutdown = await run.close()
     return RunResult(runner=runner, dispatcher=run.dispatcher, fired=fired, shutdown=shutdown)

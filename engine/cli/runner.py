@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Final
 
 import structlog
 
@@ -49,11 +50,32 @@ OUTPUT_TAIL = 4000  # characters of a signal's output kept for the summary
 
 @dataclass(slots=True)
 class JobOutcome:
+    """How a job of the day went. ``status`` is one of ``JOB_STATUSES``; only ``ok`` is success.
+
+    An execute job is ``running`` from the moment its rebalance starts until the rebalance is over (both
+    legs, also one whose sells ended during a halt and whose buys ran after the resume); then ``ok`` when
+    every parent filled its quantity, ``halted`` when it ended unfilled while trading was halted,
+    ``partial`` when something filled, ``failed`` when nothing did. A job still running at the summary or
+    at shutdown is reported so, never ``ok``.
+    """
+
     job: str
     kind: str
     scheduled_ns: int
-    ok: bool
+    status: str
     detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def label(self) -> str:
+        """``ok``, or the status in capitals (what a reader must not miss)."""
+        return "ok" if self.ok else self.status.upper()
+
+
+JOB_STATUSES: Final = ("ok", "running", "partial", "halted", "failed", "missed")
 
 
 @dataclass(slots=True)
@@ -66,6 +88,7 @@ class DayRunner:
     rebalances: list[Rebalance] = field(default_factory=list)
     arrival: dict[str, int | None] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _running: list[tuple[JobOutcome, str, Rebalance]] = field(default_factory=list)  # execute jobs started
 
     # ------------------------------------------------------------------------------------- scheduling
     def on_fire(self, job: JobConfig, scheduled_ns: int) -> None:
@@ -76,7 +99,7 @@ class DayRunner:
     def on_missed(self, job: JobConfig, scheduled_ns: int) -> None:
         self.missed.append((job.name, scheduled_ns))
         detail = f"job {job.name} was due at {iso8601(scheduled_ns)} and did not run (started late or asleep)"
-        self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, False, "missed"))
+        self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, "missed", detail))
         log.warning("job_missed", job=job.name, scheduled=iso8601(scheduled_ns))
         self.notify(
             error_notice(f"schedule ({job.name})", detail + "; it is not made up later.", account=self._acct)
@@ -92,11 +115,13 @@ class DayRunner:
 
     async def run_job(self, job: JobConfig, scheduled_ns: int) -> None:
         log.info("job_started", job=job.name, kind=job.kind)
+        outcome = JobOutcome(job.name, job.kind, scheduled_ns, "running", "started")
+        self.outcomes.append(outcome)  # in the order the jobs started; a summary sees what still runs
         try:
             if job.kind == "signal":
                 ok, detail = await self.run_signal(job)
             elif job.kind == "execute":
-                ok, detail = await self.run_execute(job)
+                ok, detail = await self.run_execute(job, outcome)
             elif job.kind == "backup":
                 ok, detail = await self.run_backup(job)
             else:
@@ -105,8 +130,9 @@ class DayRunner:
             log.exception("job_failed", job=job.name)
             ok, detail = False, f"{type(exc).__name__}: {exc}"
             self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
-        self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, ok, detail))
-        log.info("job_finished", job=job.name, ok=ok)
+        if outcome.status == "running" and not (ok and job.kind == "execute"):
+            outcome.status, outcome.detail = ("ok" if ok else "failed"), detail
+        log.info("job_finished", job=job.name, status=outcome.status)
 
     # ------------------------------------------------------------------------------------- signal
     async def run_signal(self, job: JobConfig) -> tuple[bool, str]:
@@ -219,7 +245,8 @@ class DayRunner:
             suspended=ref.suspended,
         )
 
-    async def run_execute(self, job: JobConfig) -> tuple[bool, str]:
+    async def run_execute(self, job: JobConfig, outcome: JobOutcome | None = None) -> tuple[bool, str]:
+        """Start the job's rebalance; ``outcome`` stays ``running`` until the rebalance is over."""
         session = self.session
         if session.oms.halted_reason is not None:
             detail = f"not executed: trading is halted ({session.oms.halted_reason})"
@@ -234,17 +261,61 @@ class DayRunner:
             self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
             return False, detail
         now = session.clock.now_ns()
+        detail = (
+            f"{len(plan.sells())} sells, {len(plan.buys())} buys over {job.window_minutes} min ({job.algo})"
+        )
+        if outcome is not None:
+            outcome.detail = f"{detail}: running"
         await self.execute_plan(
             plan,
             name=job.name,
             end_ns=now + job.window_minutes * NS_PER_MINUTE,
             algo=job.algo,
             params=job.params,
+            on_done=None if outcome is None else partial(self._rebalance_over, outcome, detail),
         )
-        detail = (
-            f"{len(plan.sells())} sells, {len(plan.buys())} buys over {job.window_minutes} min ({job.algo})"
-        )
+        if outcome is not None:
+            self._running.append((outcome, detail, self.rebalances[-1]))
         return True, detail
+
+    def end_of_run(self) -> None:
+        """The run ends (shutdown, end of day) with rebalances still running: each is reported for what it
+        achieved and as unfinished, never ``ok``."""
+        for outcome, detail, rebalance in self._running:
+            if outcome.status == "running":
+                self._rebalance_over(outcome, detail, rebalance, unfinished=True)
+
+    def _rebalance_over(
+        self, outcome: JobOutcome, detail: str, rebalance: Rebalance, *, unfinished: bool = False
+    ) -> None:
+        """Both legs are over (or the run ended first): what the job achieved, told unless complete."""
+        results = [r for r in self.results() if any(p.parent_id == r.parent_id for p in rebalance.parents)]
+        complete = sum(1 for r in results if r.filled >= r.quantity)
+        filled = sum(r.filled for r in results)
+        halted = self.session.oms.halted_reason
+        if complete == len(results) and not unfinished:
+            status = "ok"
+        elif halted is not None:
+            status = "halted"
+        elif filled:
+            status = "partial"
+        else:
+            status = "failed"
+        unfilled = [
+            f"{r.symbol} {r.side.value} {r.filled}/{r.quantity}" for r in results if r.filled < r.quantity
+        ]
+        text = f"{detail}: {complete}/{len(results)} parents complete"
+        if unfilled:
+            more = f" and {len(unfilled) - 10} more" if len(unfilled) > 10 else ""
+            text += f"; unfilled {', '.join(unfilled[:10])}{more}"
+        if status == "halted":
+            text += f"; halted ({halted})"
+        outcome.status, outcome.detail = status, text
+        if unfinished:
+            outcome.detail += "; not finished when the run ended"
+        log.info("rebalance_over", job=outcome.job, status=status, complete=complete, parents=len(results))
+        if status != "ok":
+            self.notify(error_notice(f"job {outcome.job} ended {status}", outcome.detail, account=self._acct))
 
     async def execute_plan(
         self,
@@ -255,6 +326,7 @@ class DayRunner:
         algo: str = "twap",
         params: dict[str, str] | None = None,
         sell_end_ns: int | None = None,
+        on_done: Callable[[Rebalance], None] | None = None,
     ) -> Rebalance:
         """Start ``plan`` now: sells first, then buys sized from the confirmed cash, until ``end_ns``."""
         session = self.session
@@ -275,6 +347,7 @@ class DayRunner:
             params=params,
             id_prefix=f"{name}-{len(self.rebalances) + 1}-",
             on_parent=partial(self._on_parent, session),
+            on_done=None if on_done is None else (lambda: on_done(rebalance)),
         )
         self.rebalances.append(rebalance)
         session.algos.add(rebalance.basket.algos)
@@ -353,9 +426,7 @@ class DayRunner:
         message = execution_report(results, account=self._acct)
         lines = ["", "jobs today:"]
         for o in self.outcomes:
-            lines.append(
-                f"  {o.job} ({o.kind}) at {iso8601(o.scheduled_ns)}: {'ok' if o.ok else 'FAILED'} {o.detail}"
-            )
+            lines.append(f"  {o.job} ({o.kind}) at {iso8601(o.scheduled_ns)}: {o.label} {o.detail}")
         account = self.session.account
         lines += [
             "",
