@@ -390,6 +390,34 @@ async def test_auto_halt_from_consecutive_rejects_is_the_full_kill_switch_and_pe
         await engine.session.store.close()
 
 
+async def test_a_halt_the_oms_raises_itself_is_told_once_and_pauses_the_algorithms_that_ask(
+    market: MarketData, tmp_path: Path
+) -> None:
+    """The in-flight checks, lost orders after a restore and a journal that cannot be written halt the
+    OMS directly (not through ``zhixing halt``): the operator is told once, a second reason while halted
+    is not a second halt, every algorithm that asks for a child while halted is paused (not stopped by the
+    repeated-denial breaker), and the operator's resume resumes them."""
+    told: list[tuple[str, bool]] = []
+    engine = await start_engine(market, tmp_path / "j.db", told=told)
+    try:
+        await engine.run_to("09:33")
+        oms = engine.session.oms
+        oms.halt("reconciliation_mismatch")
+        oms.halt("journal_write_failed")
+        assert told == [("reconciliation_mismatch", True)]
+        await engine.run_to("09:40")  # the algorithms ask for their next slices: denied, paused
+        assert all(a.parent.status is ParentStatus.PAUSED for a in engine.basket.algos.values())
+        assert engine.control.paused_by_halt == set(engine.basket.algos)
+        before = engine.session.clock.now_ns()
+        engine.control.on_resume()
+        assert [h for _, h in told] == [True, False]
+        await engine.run_to("09:45")
+        assert not [a for a in engine.basket.algos.values() if a.parent.status is ParentStatus.PAUSED]
+        assert sent_after(engine, before)  # trading again
+    finally:
+        await engine.session.store.close()
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="zhixing")
     add_parsers(parser.add_subparsers(dest="command", required=True))
