@@ -52,7 +52,7 @@ from engine.cancels import GoneCheck, GoneReport
 from engine.clock import Clock, LiveClock
 from engine.errors import InputError, StoreError
 from engine.events import OrderDenied
-from engine.freshness import AlertCallback
+from engine.freshness import AlertCallback, position_key
 from engine.oms import OrderManager
 from engine.reconcile import merge_order
 from engine.risk_controls import RISK_META_KEY, RiskControls
@@ -75,6 +75,7 @@ class Command(StrEnum):
     RESUME_ALGO = "resume_algo"
     CANCEL_ALGO = "cancel_algo"
     CANCEL_ALL = "cancel_all"
+    ACCEPT_POSITIONS = "accept_positions"
 
 
 ALGO_COMMANDS = frozenset({Command.PAUSE, Command.RESUME_ALGO, Command.CANCEL_ALGO})
@@ -139,6 +140,8 @@ class ControlHandlers(Protocol):
     def on_cancel_algo(self, parent_id: str) -> str: ...
 
     def on_cancel_all(self) -> str: ...
+
+    def on_accept_positions(self) -> str: ...
 
 
 class ControlChannel:
@@ -210,6 +213,8 @@ class ControlChannel:
                     return h.on_cancel_algo(request.arg)
                 case Command.CANCEL_ALL:
                     return h.on_cancel_all()
+                case Command.ACCEPT_POSITIONS:
+                    return h.on_accept_positions()
                 case _:
                     return f"ignored: unknown command {request.command!r}"
         except Exception as exc:  # a handler bug must not stop the kill switch channel
@@ -391,6 +396,37 @@ class EngineControl:
         self.paused_by_halt.add(parent_id)
         self._journal()
         log.warning("algo_paused_while_halted", parent_id=parent_id)
+
+    def on_accept_positions(self) -> str:
+        """While halted: take the broker's quantity for every position difference that persisted (a
+        journal restored from a backup, a trade made at the terminal by hand), journaled so the next start
+        agrees, and told to the operator. Order differences are not touched (cancel at the terminal)."""
+        if not self.halted:
+            return "refused: only while halted (zhixing halt first, and look at zhixing account)"
+        account = self.oms.account
+        tracker = self.oms.freshness
+        if account is None:
+            return "refused: no account"
+        taken: list[str] = []
+        for diff in tracker.position_differences():
+            if not isinstance(diff.broker, int):
+                continue
+            symbol = diff.key[len(position_key("")) :]
+            pos = account.position(symbol)
+            old = pos.quantity
+            # what the broker shows more was bought today at the earliest (T+1: not sellable); less
+            # is sold: it leaves what is sellable first
+            sellable = pos.sellable if diff.broker >= old else max(0, pos.sellable + diff.broker - old)
+            account.load_position(symbol, diff.broker, pos.avg_cost, sellable=min(sellable, diff.broker))
+            self.store.stage_position(symbol, pos.quantity, pos.sellable, pos.avg_cost)
+            tracker.accept(diff)
+            taken.append(f"{symbol}: {old} -> {diff.broker} (sellable {pos.sellable})")
+            log.warning("position_accepted_from_broker", symbol=symbol, local=old, broker=diff.broker)
+        if not taken:
+            return "nothing to accept: no position difference persists"
+        if self.on_alert is not None:
+            self.on_alert("positions taken from the broker (operator)", "\n".join(taken))
+        return f"accepted {len(taken)} positions from the broker: " + "; ".join(taken)
 
     def on_resume(self) -> str:
         if not self.halted:

@@ -184,6 +184,7 @@ class _Watch:
     first_ns: int
     last_ns: int
     answers: int
+    latest: Difference | None = None  # as the last answer showed it (None: as first seen)
 
 
 class FreshnessTracker:
@@ -234,6 +235,7 @@ class FreshnessTracker:
                 watch.answers += 1
                 watch.last_ns = now
             watch = self._watch[pair]
+            watch.latest = diff
             if watch.answers >= self.answers and now - watch.first_ns >= (self.answers - 1) * self.grace_ns:
                 persistent.append(diff)
         for diff in persistent:
@@ -277,6 +279,21 @@ class FreshnessTracker:
             key.startswith(prefix) and now - watch.last_ns >= self.grace_ns
             for (key, _), watch in self._watch.items()
         )
+
+    def position_differences(self) -> list[Difference]:
+        """The position differences that persisted and are still watched (latest answer's figures)."""
+        prefix = position_key("")
+        persisted = {(p.key, p.what) for p in self.persisted}
+        return [
+            w.latest or w.first
+            for pair, w in self._watch.items()
+            if pair[0].startswith(prefix) and pair[1] == "quantity" and pair in persisted
+        ]
+
+    def accept(self, diff: Difference) -> None:
+        """The operator took the broker's side of ``diff``: no longer watched, no longer persisting."""
+        self._watch.pop((diff.key, diff.what), None)
+        self.persisted = [p for p in self.persisted if (p.key, p.what) != (diff.key, diff.what)]
 
     def watched_keys(self) -> set[str]:
         return {key for key, _ in self._watch}

@@ -31,6 +31,12 @@ def add_parsers(sub: Any) -> None:
 
     resume = sub.add_parser("resume", help="lift a halt; the algorithms the halt paused resume")
     _db(resume)
+    resume.add_argument(
+        "--accept-positions",
+        action="store_true",
+        help="first take the broker's quantity for every position difference that persisted (after a "
+        "journal restore or a trade at the terminal; check 'zhixing account' before)",
+    )
     resume.set_defaults(handler=run_resume)
 
     algo = sub.add_parser("algo", help="pause, resume or cancel one running parent order")
@@ -102,6 +108,8 @@ def _wait_and_print(args: argparse.Namespace, command_id: int) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    if getattr(args, "accept_positions", False):  # applied in order: the positions, then the resume
+        _queued(queue_command(args.db, Command.ACCEPT_POSITIONS), "accept-positions")
     _queued(queue_command(args.db, Command.RESUME), "resume")
     return 0
 
