@@ -167,8 +167,9 @@ class LiveClock:
 
 def host_wall_ns(clock: Clock) -> int:
     """The host's wall clock for a timestamp that a remote server checks against its own clock (a
-    webhook signature, a mail's Date): after a correction the host is more likely right than the
-    engine's anchored time. Virtual and paper clocks answer their own time."""
+    webhook signature, a mail's Date) or that is compared with a time the host's file system wrote (a
+    file's mtime): after a correction the host is more likely right than the engine's anchored time.
+    Virtual and paper clocks answer their own time."""
     return clock.system_ns() if isinstance(clock, LiveClock) else clock.now_ns()
 
 

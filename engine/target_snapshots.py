@@ -13,7 +13,9 @@ between it can be rewritten, half-written, replaced by yesterday's copy, or neve
 - Today's, always: a date column (``date``, ``as_of``, ``trade_date``) must name today's trading day in
   every row (``engine.portfolio.targets``); an undated file last written before the previous trading day's
   close is a file left over from an earlier day and is refused (a one-shot command may pass
-  ``--allow-stale``). "Today" is the engine clock's trading day, never the wall clock's.
+  ``--allow-stale``), and so is an undated file the signal job finds written before its run started (the
+  script exited 0 without writing it: not what it decided). "Today" is the engine clock's trading day,
+  never the wall clock's.
 
 A config without any signal job has nobody to snapshot: its execute jobs read the file when they run,
 under the same "today's" rule.
@@ -70,18 +72,37 @@ def stale_problem(mtime_ns: int, today: date, calendar: TradingCalendar) -> str 
     )
 
 
+MTIME_SLACK_NS = 2_000_000_000
+"""A file system's timestamp granularity (FAT and SMB shares: 2 s): a file written just as the signal
+started is not older than it."""
+
+
+def written_before_problem(mtime_ns: int, started_ns: int) -> str | None:
+    """Why an undated file last written at ``mtime_ns`` is not the output of a signal run that started at
+    ``started_ns`` (None when it may be)."""
+    if mtime_ns >= started_ns - MTIME_SLACK_NS:
+        return None
+    return (
+        f"last written {iso8601(mtime_ns)}, before today's signal run started ({iso8601(started_ns)}): the "
+        "signal did not write these targets, so they are not what it decided; have the signal script "
+        "write the file (or add a date column naming today)"
+    )
+
+
 def todays_targets(
     copy: FileCopy,
     today: date,
     calendar: TradingCalendar,
     *,
     allow_stale: bool = False,
+    signal_started_ns: int | None = None,
     normalize: bool = False,
     aggregate: bool = False,
     encoding: str | None = None,
 ) -> list[Target]:
     """Parse ``copy`` as targets for ``today``: a date column must name today; an undated file must have
-    been written after the previous trading day's close (unless ``allow_stale``)."""
+    been written after the previous trading day's close (unless ``allow_stale``) and, when planned by a
+    signal run that started at ``signal_started_ns``, by that run (not before it)."""
     parsed = load_targets(
         copy.path,
         data=copy.content,
@@ -92,16 +113,26 @@ def todays_targets(
     )
     if parsed.date_column is None and not allow_stale:
         problem = stale_problem(copy.mtime_ns, today, calendar)
+        if problem is None and signal_started_ns is not None:
+            problem = written_before_problem(copy.mtime_ns, signal_started_ns)
         if problem is not None:
             raise InputError(problem, path=str(copy.path))
     return parsed.targets
 
 
 async def take_snapshot(
-    store: StateStore, clock: Clock, calendar: TradingCalendar, *, signal_job: str, job: str, path: Path
+    store: StateStore,
+    clock: Clock,
+    calendar: TradingCalendar,
+    *,
+    signal_job: str,
+    job: str,
+    path: Path,
+    signal_started_ns: int | None = None,
 ) -> list[Target]:
     """The signal job's side: journal the file ``job`` will trade, then return its targets (or raise why
-    they are refused; the refusal is journaled too, for the execute job to repeat)."""
+    they are refused; the refusal is journaled too, for the execute job to repeat). ``signal_started_ns``:
+    when the signal run started (an undated file written before it is not the run's output)."""
     now = clock.now_ns()
     today = trading_date_of(now)
     problem: InputError | None = None
@@ -112,7 +143,7 @@ async def take_snapshot(
         copy, problem = FileCopy(path, b"", "", 0), exc
     else:
         try:
-            targets = todays_targets(copy, today, calendar)
+            targets = todays_targets(copy, today, calendar, signal_started_ns=signal_started_ns)
         except InputError as exc:
             problem = exc
     await store.save_input_snapshot(

@@ -103,12 +103,17 @@ def test_the_command_applies_the_configs_holidays_file(
 
 
 def far_config(folder: Path) -> Path:
-    """A config whose holidays file vouches up to 2098-12-31 (ten made-up closures a year), so the end of
-    its known range does not depend on which exchange-calendars is installed."""
+    """A config whose holidays file vouches up to 2098-12-31 (made-up closures in each holiday window, ten
+    or more a year), so the end of its known range does not depend on which exchange-calendars is
+    installed."""
+
+    def weekdays(start: date, n: int) -> list[date]:
+        return [d for d in (start + timedelta(days=k) for k in range(14)) if d.weekday() < 5][:n]
+
     days: list[date] = []
     for year in range(2027, 2099):
-        first = date(year, 2, 1)
-        days += [d for d in (first + timedelta(days=k) for k in range(20)) if d.weekday() < 5][:10]
+        days += weekdays(date(year, 1, 1), 1) + weekdays(date(year, 2, 1), 5)
+        days += weekdays(date(year, 5, 1), 1) + weekdays(date(year, 10, 1), 3)
     holidays_file(folder, known_until="2098-12-31", days=days)
     path = folder / "zhixing.toml"
     path.write_text(CONFIG, encoding="utf-8")
@@ -144,6 +149,6 @@ def test_schedule_next_warns_in_the_last_thirty_days_and_refuses_past_the_end(
 def test_schedule_next_uses_the_configs_holidays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = str(far_config(tmp_path))
     assert schedule(["schedule", "next", "--config", config, "-n", "1"], date(2098, 2, 1)) == 0
-    # Saturday 2098-02-01; the file closes the ten weekdays 02-03..02-14: the next summary is Monday 02-17
+    # Saturday 2098-02-01; the file closes the five weekdays 02-03..02-07: the next summary is Monday 02-10
     first = capsys.readouterr().out.split()[0]
-    assert first == "2098-02-17T15:05:00.000+08:00"
+    assert first == "2098-02-10T15:05:00.000+08:00"

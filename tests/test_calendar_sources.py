@@ -136,9 +136,12 @@ def test_the_holidays_file_also_closes_days_inside_the_libraries_range(tmp_path:
 @pytest.mark.parametrize(
     ("known_until", "days", "words"),
     [
-        ("2027-12-31", [date(2026, 2, 9)], "lists none for 2027"),
-        ("2027-12-31", HOLIDAYS_2027[:4], "lists 2 weekday closure(s) for 2027"),  # 01-01, 02-05
-        ("2028-06-30", HOLIDAYS_2027, "lists none for 2028"),
+        ("2027-12-31", [date(2026, 2, 9)], "lists no New Year"),
+        ("2027-12-31", HOLIDAYS_2027[:4], "lists no Spring Festival"),  # 01-01, 02-05 (weekdays)
+        ("2027-12-31", HOLIDAYS_2027[:16], "lists no National Day"),  # up to May Day
+        ("2027-12-30", [date(2027, 1, 1)], "lists no Spring Festival"),  # one day short of the year
+        ("2027-06-30", [date(2027, 1, 2)], "lists no New Year"),  # a Saturday counts for nothing
+        ("2028-06-30", HOLIDAYS_2027, "lists no New Year"),
     ],
 )
 def test_known_until_without_those_years_holidays_is_refused(

@@ -244,14 +244,18 @@ async def test_yesterdays_file_is_refused_at_the_signal_and_at_execute(tmp_path:
         await day.run.close()
 
 
-async def test_a_file_written_after_yesterdays_close_is_todays(tmp_path: Path) -> None:
+async def test_an_undated_file_the_signal_run_did_not_write_is_refused(tmp_path: Path) -> None:
+    """Prepared at 15:01 the evening before (after the close: not stale by the previous-close rule), and
+    the signal exits 0 today without rewriting it: older than the signal run, so not what it decided."""
     day = await open_day(tmp_path, source=None)
     try:
         day.targets.write_text(TARGETS, encoding="utf-8")
-        set_mtime(day.targets, YESTERDAY_CLOSE + 60 * 10**9)  # prepared at 15:01 the evening before
+        set_mtime(day.targets, YESTERDAY_CLOSE + 60 * 10**9)
         assert (await day.fire("signal", "09:00"))[0]
+        assert day.told("before today's signal run started")
         ok, detail = await day.fire("rebalance", "09:30")
-        assert ok, detail
+        assert not ok
+        assert "before today's signal run started" in detail
     finally:
         await day.run.close()
 

@@ -22,7 +22,7 @@ import structlog
 
 from algos.rebalance import Rebalance
 from engine.cli.session import LiveSession
-from engine.clock import SimClock
+from engine.clock import SimClock, host_wall_ns
 from engine.config import Config, JobConfig
 from engine.errors import StoreError
 from engine.market import iso8601, trading_date_of
@@ -136,6 +136,7 @@ class DayRunner:
 
     # ------------------------------------------------------------------------------------- signal
     async def run_signal(self, job: JobConfig) -> tuple[bool, str]:
+        started = host_wall_ns(self.session.clock)  # compared with the file's mtime: the host's time
         try:
             proc = await asyncio.create_subprocess_exec(
                 *job.command,
@@ -176,6 +177,7 @@ class DayRunner:
                     signal_job=job.name,
                     job=execute.name,
                     path=execute.targets,
+                    signal_started_ns=started,
                 )
                 plan = await self.plan_targets(snapshot)
             except Exception as exc:  # the summary says so; the execute job will refuse it too

@@ -39,6 +39,15 @@ from engine.market.holidays import HolidayList
 
 CALENDAR_START: Final = date(2000, 1, 4)  # first session of 2000; XSHG holidays are precomputed from 1999
 MIN_CLOSURES_PER_YEAR: Final = 10  # weekday closures of a whole year; every year since 2000 had 16 to 24
+# The holidays every year has, with where they fall and the weekday closures each has had at least
+# (every year since 2000; a weekend holiday moves its closure to the Monday or Friday next to it):
+# a ``known_until`` that covers a whole window must list its closures.
+HOLIDAY_WINDOWS: Final = (
+    ("New Year (元旦)", (1, 1), (1, 3), 1),
+    ("Spring Festival (春节)", (1, 20), (2, 22), 3),
+    ("Labour Day (劳动节)", (5, 1), (5, 5), 1),
+    ("National Day (国庆节)", (10, 1), (10, 8), 3),
+)
 _ONE_DAY: Final = timedelta(days=1)
 
 
@@ -169,23 +178,31 @@ def _weekdays(first: date, last: date) -> list[date]:
 
 def _check_extension(holidays: HolidayList, libraries_end: date) -> None:
     """A ``known_until`` past the libraries vouches for every closure up to it: refuse a file that
-    plainly does not list them (no date in a year it reaches into, or too few for a whole year)."""
+    plainly does not list them: a holiday window (``HOLIDAY_WINDOWS``) it covers without its weekday
+    closures, or a whole year with fewer than ``MIN_CLOSURES_PER_YEAR``. Weekend dates count for nothing
+    (A-shares never trade on a weekend)."""
     assert holidays.known_until is not None
     start = libraries_end + _ONE_DAY
+    weekdays = sorted(d for d in holidays.dates if d.weekday() < 5)
     for year in range(start.year, holidays.known_until.year + 1):
         lo, hi = max(start, date(year, 1, 1)), min(holidays.known_until, date(year, 12, 31))
-        listed = [d for d in holidays.dates if lo <= d <= hi]
-        weekdays = [d for d in listed if d.weekday() < 5]
+        listed = [d for d in weekdays if lo <= d <= hi]
+        missing = ""
+        for name, (m1, d1), (m2, d2), least in HOLIDAY_WINDOWS:
+            w_lo, w_hi = date(year, m1, d1), date(year, m2, d2)
+            if lo <= w_lo and w_hi <= hi and sum(w_lo <= d <= w_hi for d in listed) < least:
+                missing = f"no {name} closures ({least}+ weekdays between {w_lo} and {w_hi})"
+                break
         whole = lo == date(year, 1, 1) and hi == date(year, 12, 31)
-        if not listed or (whole and len(weekdays) < MIN_CLOSURES_PER_YEAR):
-            found = (
-                f"lists {len(weekdays)} weekday closure(s) for {year}" if listed else f"lists none for {year}"
-            )
+        if not missing and whole and len(listed) < MIN_CLOSURES_PER_YEAR:
+            missing = f"{len(listed)} weekday closure(s) for the whole of {year}"
+            missing += f" (every year has {MIN_CLOSURES_PER_YEAR}+)"
+        if missing:
             raise InputError(
                 f"known_until {holidays.known_until.isoformat()} vouches for every exchange closure up to it "
                 f"beyond {libraries_end.isoformat()} (where the installed libraries stop), but the file "
-                f"{found}; enter {year}'s exchange holidays (a whole year has at least "
-                f"{MIN_CLOSURES_PER_YEAR}), or lower known_until",
+                f"lists {missing}; enter {year}'s exchange holidays from the SSE/SZSE notice, or lower "
+                "known_until",
                 path=str(holidays.path),
                 row=holidays.known_until_line,
                 field="known_until",

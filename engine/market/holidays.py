@@ -117,7 +117,9 @@ def read_holidays(path: Path) -> HolidayList:
             )
         found[day] = line
 
-    for number, raw in enumerate(_text(path).splitlines(), start=1):
+    # lines as an editor counts them: \n, \r\n or \r only (``str.splitlines`` also breaks at U+2028,
+    # form feeds and others, which would turn text after a ``#`` into a date and shift line numbers)
+    for number, raw in enumerate(re.split(r"\r\n|\r|\n", _text(path)), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue

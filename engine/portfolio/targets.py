@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from engine.market import instrument_for, normalize_symbol
+from engine.market import SHANGHAI, instrument_for, normalize_symbol
 from engine.units import price_from_yuan
 
 WEIGHT_TOLERANCE = Decimal("1e-6")
@@ -67,6 +67,7 @@ _KIND_COLUMNS: dict[TargetKind, tuple[str, ...]] = {
 DATE_COLUMNS = ("date", "as_of", "trade_date")
 """Columns that say which trading day a targets file is for."""
 _DATE = re.compile(r"(\d{4})([-/]?)(\d{2})\2(\d{2})")
+_ZONE = re.compile(r"[+-]\d{2}:?\d{2}$")  # a time's zone offset at its end
 _SUFFIXES = {".csv": "csv", ".txt": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 
 _Row = tuple[int, dict[str, Any]]  # (row number, column -> raw cell)
@@ -186,13 +187,22 @@ def _check_dates(path: Path, rows: list[_Row], columns: list[str], trade_date: d
 
 
 def _date(cell: Any) -> date | None:
+    """The Shanghai date a cell names: a date, or a time (one with a zone, e.g. ``...T20:00:00Z``, is
+    taken in Asia/Shanghai: 20:00 UTC is the next day there; one without is Shanghai time already)."""
     if isinstance(cell, datetime):  # a pandas Timestamp too
-        return cell.date()
+        return cell.astimezone(SHANGHAI).date() if cell.tzinfo is not None else cell.date()
     if isinstance(cell, date):
         return cell
     if isinstance(cell, bool) or not isinstance(cell, str | int):
         return None
-    match = _DATE.fullmatch(str(cell).strip().replace("T", " ").split(" ")[0])
+    text = str(cell).strip()
+    if isinstance(cell, str) and len(text) > 10 and (text.endswith(("Z", "z")) or _ZONE.search(text[10:])):
+        try:
+            moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+        except ValueError:
+            return None
+        return moment.astimezone(SHANGHAI).date() if moment.tzinfo is not None else None
+    match = _DATE.fullmatch(text.replace("T", " ").split(" ")[0])
     if match is None:
         return None
     try:

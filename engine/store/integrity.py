@@ -147,6 +147,15 @@ def _file_problems(file: Path) -> list[str]:
             header = handle.read(HEADER_BYTES)
     except OSError as exc:
         return [f"file: cannot be read ({exc.strerror or exc})"]
+    rollback = file.with_name(file.name + "-journal")
+    if os.path.lexists(rollback):
+        # a journal runs in WAL mode and never has one: it belongs to another database or an interrupted
+        # copy, and any open of ours (even this check's) would let SQLite roll it back into the file
+        return [
+            f"file: {rollback.name} lies next to it (a rollback journal; a zhixing journal runs in WAL "
+            f"mode and never has one): move {rollback.name} away (keep it until you know where it came "
+            "from) and verify again; nothing was opened"
+        ]
     if size == 0:
         return [
             "file: empty (0 bytes), not a journal; if this account has no journal yet delete the empty "
@@ -173,7 +182,8 @@ def _file_problems(file: Path) -> list[str]:
 @contextlib.contextmanager
 def _open_read_only(file: Path) -> Iterator[sqlite3.Connection]:
     """Read-only (``mode=ro``), falling back to ``query_only`` where read-only cannot open the WAL (no
-    shared-memory file yet); never creates the file."""
+    shared-memory file yet); never creates the file. Only called when no rollback journal lies next to
+    the file (``_file_problems``): with one, a read-write open would roll it back into the file."""
     uri = file.resolve().as_uri()
     conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
     try:
