@@ -26,28 +26,41 @@ from __future__ import annotations
 import csv
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
 FORMULA_CHARS = frozenset("=+-@\t\r\n＝＋－＠")
+# and every character that Unicode compatibility folds (NFKC) into one of ``=+-@``: the small forms
+# ﹦﹢﹣﹫, the minus sign U+2212 and others a spreadsheet or a text pipeline may normalise
+_FOLDS_TO_FORMULA = "=+-@"
 _LEADING = " \u00a0\u3000'"  # spaces (ASCII, no-break, ideographic) and apostrophes a formula may hide behind
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")  # ASCII digits only: "-١" is text, not a number
 
 
 def _formula(text: str) -> bool:
     if text[:1] in ("\t", "\r", "\n"):
         return True
     rest = text.lstrip(_LEADING)
-    return bool(rest) and rest[0] in FORMULA_CHARS and not _NUMBER.fullmatch(rest)
+    if not rest or _NUMBER.fullmatch(rest):
+        return False
+    first = rest[0]
+    return (
+        first in FORMULA_CHARS
+        or first == "\u2212"
+        or unicodedata.normalize("NFKC", first)[:1] in _FOLDS_TO_FORMULA
+    )
 
 
 def is_number(value: object) -> bool:
     """Is ``value`` a number (a numeric type, or text that is exactly a decimal number)?"""
     if isinstance(value, bool):
         return False
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int):
         return True
+    if isinstance(value, Decimal):
+        return value.is_finite()  # Decimal("-Infinity") / NaN are text a spreadsheet would not read
     if isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, str) and bool(_NUMBER.fullmatch(value))

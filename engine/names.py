@@ -28,8 +28,8 @@ MAX_NAME = 128
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,126}[A-Za-z0-9_\-])?")
 _WINDOWS_DEVICES = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"COM{i}" for i in range(1, 10)}
-    | {f"LPT{i}" for i in range(1, 10)}
+    | {f"COM{i}" for i in "0123456789¹²³"}  # 0 and the superscripts are reserved too (Windows docs)
+    | {f"LPT{i}" for i in "0123456789¹²³"}
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -8,14 +8,17 @@ parsed**, and every poll checks that before it reads on:
 - another file at the path (device and inode differ): rotated or replaced. If the old file is still in
   the folder under another name (rotation), what was added to it since the last poll is read first;
   then the new file is read from its start;
-- the file is shorter than the offset: truncated; read from the start;
+- the file is shorter than the offset: truncated; read from the start. If a copy of it is in the folder
+  (logrotate's ``copytruncate``: a name starting with the file's stem that holds every byte we read),
+  what the copy has past our offset is read first: those rows were added before the copy was taken;
 - the bytes before the offset differ from what was read (a digest per 64 KiB chunk, not the size or
   the inode): cleared and refilled, past the old offset too, or rewritten in place, even at the same
   size; read from the start.
 
 A re-read repeats rows: the consumer deduplicates (fills by exec id, statuses per order:
 ``tracker.py``). A last line without its line break is held (not parsed, not skipped) until it is
-complete; one that stays without a line break past ``LONG_LINE`` bytes is reported. A row that cannot
+complete; one that stays without a line break past ``LONG_LINE`` bytes is reported, and so is a file
+whose lines end with a bare CR (no row of it can complete). A row that cannot
 be decoded with the configured encoding is reported (file, line, the fix) and read with replacement
 characters; a row whose field count differs from the header's is reported. Nothing is dropped without a
 log line.
@@ -48,6 +51,7 @@ CHUNK = 64 * 1024
 VERIFY_BUDGET = 1024 * 1024
 LONG_LINE = 1024 * 1024
 MAX_READ = 8 * 1024 * 1024  # new bytes parsed per poll: a huge backlog is read over several polls
+COPY_CANDIDATES = 200  # folder entries looked at for a copy of a truncated file (copytruncate)
 
 
 def _hasher() -> hashlib.blake2b:
@@ -63,6 +67,7 @@ class TailStats:
     bytes_verified: int = 0
     undecodable_lines: int = 0
     odd_width_rows: int = 0
+    bare_cr_files: int = 0  # files seen ending their lines with a bare CR (no row can be delivered)
 
 
 class _Prefix:
@@ -124,6 +129,7 @@ class TailFile:
         self._width = 0
         self._prefix = _Prefix(self._chunk)
         self._warned_long = False
+        self._warned_cr = False
 
     def _restart(self, reason: str, source: Path) -> None:
         self.stats.restarts[reason] = self.stats.restarts.get(reason, 0) + 1
@@ -154,12 +160,13 @@ class TailFile:
         return rows
 
     def _advance(self, handle: BinaryIO, size: int, source: Path) -> list[tuple[int, Row]]:
-        if size < self.offset:
-            self._restart("truncated", source)
-        elif self.offset and not self._prefix_intact(handle):
-            self._restart("rewritten", source)
+        rows: list[tuple[int, Row]] = []
+        if size < self.offset or (self.offset and not self._prefix_intact(handle)):
+            if source == self.path:  # copied away first (logrotate's copytruncate)? read the copy's rest
+                rows = self._follow_copy()
+            self._restart("truncated" if size < self.offset else "rewritten", source)
         if size <= self.offset:
-            return []
+            return rows
         handle.seek(self.offset)
         data = handle.read(min(size - self.offset, self._max_read))
         end = data.rfind(b"\n")
@@ -170,11 +177,21 @@ class TailFile:
                 "fileorder_line_without_end", file=str(source), offset=self.offset, bytes=self.pending
             )
         if end < 0:
-            return []  # only a partial line so far: wait for its line break
+            if b"\r" in data and not self._warned_cr:  # lines end with a bare CR: never one complete
+                self._warned_cr = True
+                self.stats.bare_cr_files += 1
+                log.error(
+                    "fileorder_bare_cr_line_ends",
+                    file=str(source),
+                    offset=self.offset,
+                    bytes=len(data),
+                    fix="the terminal must end lines with LF or CRLF; no row of this file is read",
+                )
+            return rows  # only a partial line so far: wait for its line break
         consumed = data[: end + 1]
         self._prefix.add(consumed)
         self.offset += len(consumed)
-        return self._parse(consumed, source)
+        return rows + self._parse(consumed, source)
 
     # ------------------------------------------------------------------------------------- checks
     def _plan(self) -> list[int]:
@@ -224,6 +241,47 @@ class TailFile:
         if self.pending:
             log.warning("fileorder_partial_line_abandoned", file=str(old), bytes=self.pending)
         return rows
+
+    def _follow_copy(self) -> list[tuple[int, Row]]:
+        """The file was truncated or rewritten in place: if a copy of it is in the folder (a name that
+        starts with its stem, at least as long, holding exactly the bytes we consumed), the rows the copy
+        has past our offset were added before the copy was taken: read them first."""
+        if not self.offset:
+            return []
+        try:
+            entries = sorted(os.scandir(self.path.parent), key=lambda e: e.name)
+        except OSError:
+            return []
+        stem = self.path.stem
+        candidates = [e for e in entries if e.name != self.path.name and e.name.startswith(stem)]
+        for entry in candidates[:COPY_CANDIDATES]:
+            fd = trust.open_for_reading(Path(entry.path))
+            if fd is None:
+                continue
+            with os.fdopen(fd, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size < self.offset or not self._prefix_matches(handle):
+                    continue
+                copy = Path(entry.path)
+                rows = self._advance(handle, size, copy)
+            self.stats.rotations_followed += 1
+            log.info("fileorder_copy_followed", file=str(self.path), copy=str(copy), rows=len(rows))
+            return rows
+        return []
+
+    def _prefix_matches(self, handle: BinaryIO) -> bool:
+        """Every consumed byte is at its place in ``handle`` (all chunks, not the poll's budget)."""
+        prefix = self._prefix
+        last = len(prefix.full) if prefix.open_len else len(prefix.full) - 1
+        for index in range(last + 1):
+            start, length, digest = prefix.segment(index)
+            handle.seek(start)
+            hasher = _hasher()
+            data = handle.read(length)
+            hasher.update(data)
+            if len(data) != length or hasher.digest() != digest:
+                return False
+        return True
 
     def _find_by_identity(self) -> Path | None:
         if self._identity is None or self._identity[1] == 0:

@@ -36,6 +36,7 @@ import secrets
 import stat
 import sys
 from pathlib import Path
+from typing import Final
 
 from engine.errors import BrokerError
 
@@ -247,24 +248,48 @@ def create_exclusive(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+_NO_HARDLINK_ERRNOS: Final = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
+)
+
+
 def write_new_file(folder: Path, name: str, data: bytes) -> Path:
     """Put ``data`` at ``folder/name`` whole or not at all: exclusive create of a random temporary
-    name, fsync, rename. Refuses (nothing visible) when something already exists at ``name``."""
+    name, fsync, then an exclusive move to ``name``. Refuses (nothing visible) when something exists at
+    ``name``, also one that appears at the last instant: the move itself refuses (``os.link`` on POSIX,
+    ``os.rename`` on Windows), there is no check-then-replace gap."""
     final = folder / name
     temp = folder / temp_name(name)
     create_exclusive(temp, data)
     try:
-        if os.path.lexists(final):
-            raise UntrustedPathError(
-                f"fileorder: {final} already exists; zhixing never overwrites a file in the terminal's "
-                "folder (nothing written)"
-            )
-        os.replace(temp, final)
-    except BaseException:
+        _move_exclusive(temp, final)
+    except FileExistsError:
+        raise UntrustedPathError(
+            f"fileorder: {final} already exists; zhixing never overwrites a file in the terminal's "
+            "folder (nothing written)"
+        ) from None
+    finally:
         with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+            os.unlink(temp)  # after a link, the temporary name; after a failure, the file
     return final
+
+
+def _move_exclusive(temp: Path, final: Path) -> None:
+    """Give ``temp``'s file the name ``final``, raising ``FileExistsError`` if that name is taken."""
+    if sys.platform == "win32":
+        os.rename(temp, final)  # refuses an existing destination
+        return
+    try:
+        os.link(temp, final, follow_symlinks=False)  # atomic, refuses an existing name (even a link)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARDLINK_ERRNOS:
+            raise
+        # a file system without hard links (FAT, some network shares): the narrowest check-then-move
+        if os.path.lexists(final):
+            raise FileExistsError(errno.EEXIST, "exists", str(final)) from None
+        os.rename(temp, final)
 
 
 def ensure_private_file(path: Path) -> None:

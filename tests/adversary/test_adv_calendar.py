@@ -21,7 +21,7 @@ def _write(tmp_path: Path, text: str, name: str = "holidays.txt", encoding: str 
 
 # FINDING: a known_until one day short of Dec 31 is not a "whole year", so ONE listed date vouches for
 # all of 2027 (Spring Festival, May Day, National Day missing) - the calendar then trades on them.
-def test_finding_known_until_dec_30_with_one_date_vouches_for_a_whole_year(tmp_path: Path) -> None:
+def test_was_finding_known_until_dec_30_with_one_date_vouches_for_a_whole_year(tmp_path: Path) -> None:
     path = _write(tmp_path, "known_until = 2027-12-30\n2027-01-01\n")
     with pytest.raises(InputError):
         merge([unupdated_exchange_calendar()], read_holidays(path))
@@ -29,7 +29,7 @@ def test_finding_known_until_dec_30_with_one_date_vouches_for_a_whole_year(tmp_p
 
 # FINDING: a partial-year extension listing only a WEEKEND date (which changes nothing) is accepted as
 # "listing" that part of the year: half of 2027 known with zero weekday closures (Spring Festival traded).
-def test_finding_a_half_year_extension_vouched_by_one_weekend_date(tmp_path: Path) -> None:
+def test_was_finding_a_half_year_extension_vouched_by_one_weekend_date(tmp_path: Path) -> None:
     path = _write(tmp_path, "known_until = 2027-06-30\n2027-01-02\n")  # a Saturday
     with pytest.raises(InputError):
         merge([unupdated_exchange_calendar()], read_holidays(path))
@@ -83,7 +83,7 @@ def test_held_csv_header_with_bom_and_case(tmp_path: Path) -> None:
 # FINDING candidate: a line separator the spreadsheet never writes but str.splitlines honours (U+2028,
 # \x0c form feed, \x1c): a name after '#' containing U+2028 splits into a second "line" that is parsed
 # as a date row.
-def test_finding_candidate_unicode_line_separator_in_comment(tmp_path: Path) -> None:
+def test_was_candidate_unicode_line_separator_in_comment(tmp_path: Path) -> None:
     # "2027-02-08  # 春节\u20282027-02-09" : the text after # is a comment; a reader that honours only
     # \n/\r would close nothing on 02-09. Line numbers reported must match what an editor shows.
     holidays = read_holidays(_write(tmp_path, "2027-02-08  # 春节\u2028 2027-02-09\n2027-02-10\n"))

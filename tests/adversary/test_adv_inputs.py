@@ -28,7 +28,7 @@ def _targets(path: Path, extra_header: str = "", extra: str = "") -> Path:
 # FINDING (inputs): the issue says the execute job refuses a file "older than the signal run". The
 # signal job ran today at 09:00 and exited 0 without writing; the undated file in place was written
 # yesterday at 15:30 (e.g. yesterday's re-run after the close). It is snapshotted and traded today.
-def test_finding_a_file_older_than_todays_signal_run_is_traded(tmp_path: Path) -> None:
+def test_was_finding_a_file_older_than_todays_signal_run_is_traded(tmp_path: Path) -> None:
     path = _targets(tmp_path / "targets.csv")
     written = shanghai_ns(YESTERDAY, "15:30")
     os.utime(path, ns=(written, written))
@@ -59,7 +59,7 @@ def test_finding_a_file_older_than_todays_signal_run_is_traded(tmp_path: Path) -
 
 # FINDING candidate (inputs): a date column with a UTC timestamp: 2021-12-01T20:00:00Z is 2021-12-02
 # 04:00 in Shanghai, i.e. tomorrow's targets; the reader takes the text before 'T' and accepts it as today.
-def test_finding_a_utc_timestamp_naming_tomorrow_in_shanghai_is_accepted_as_today(tmp_path: Path) -> None:
+def test_was_finding_a_utc_timestamp_naming_tomorrow_in_shanghai_is_accepted_as_today(tmp_path: Path) -> None:
     path = _targets(tmp_path / "t.csv", ",as_of", ",2021-12-01T20:00:00Z")
     with pytest.raises(InputError):
         load_targets(path, trade_date=TODAY)

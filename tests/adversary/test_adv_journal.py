@@ -47,7 +47,7 @@ def _hot_rollback_journal_of_another_db(folder: Path) -> Path:
 # FINDING (journal): the docs say "the checks read only ... never written". A hot rollback journal
 # ("-journal") of another database left next to ours makes the read-only open fail with "readonly",
 # and the fallback re-opens read-write, where SQLite rolls that journal back INTO our file.
-def test_finding_verify_never_writes_the_file_even_with_a_foreign_hot_rollback_journal(
+def test_was_finding_verify_never_writes_the_file_even_with_a_foreign_hot_rollback_journal(
     journal: Path,
 ) -> None:
     hot = _hot_rollback_journal_of_another_db(journal.parent)
@@ -59,7 +59,7 @@ def test_finding_verify_never_writes_the_file_even_with_a_foreign_hot_rollback_j
 
 # HELD: keep=0 is refused, not "delete everything"
 def test_held_keep_zero_is_refused(journal: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="keep must be >= 1"):
         backup_journal(journal, tmp_path / "out", day=date(2021, 12, 1), now_ns=T0, keep=0)
 
 

@@ -13,7 +13,7 @@ from engine.names import name_problem
 
 # FINDING (names): Windows reserves COM0 and LPT0 too (and the superscript forms, refused as non-ASCII).
 @pytest.mark.parametrize("name", ["COM0", "lpt0.csv"])
-def test_finding_windows_device_names_com0_lpt0(name: str) -> None:
+def test_was_finding_windows_device_names_com0_lpt0(name: str) -> None:
     assert name_problem(name) is not None
 
 
@@ -47,14 +47,14 @@ def test_held_names_refused(name: str) -> None:
 # FINDING (exports): a Decimal that is not finite is written as-is ("-Infinity"): a cell starting with
 # '-' that is not a number; the catalog says -inf is text and escaped (only floats are handled).
 @pytest.mark.parametrize("value", [Decimal("-Infinity"), Decimal("-NaN")])
-def test_finding_non_finite_decimal_is_written_bare(value: Decimal) -> None:
+def test_was_finding_non_finite_decimal_is_written_bare(value: Decimal) -> None:
     written = cell(value)
     assert not str(written).startswith("-"), written
 
 
 # FINDING (exports): Python's \d is Unicode: "-١" (Arabic-Indic one) or "-٣+١" count as "a number" and are
 # written bare, though no spreadsheet reads them as one.
-def test_finding_unicode_digits_are_not_numbers() -> None:
+def test_was_finding_unicode_digits_are_not_numbers() -> None:
     assert str(cell("-١")).startswith("'")
 
 
@@ -62,7 +62,7 @@ def test_finding_unicode_digits_are_not_numbers() -> None:
 # forms the rule already escapes (WPS/Excel CJK normalise input): '﹦' U+FE66, '﹢' U+FE62, '﹣' U+FE63,
 # '﹫' U+FE6B, and the minus sign U+2212.
 @pytest.mark.parametrize("lead", ["\ufe66", "\ufe62", "\ufe63", "\ufe6b", "\u2212"])
-def test_finding_candidate_small_form_formula_chars(lead: str) -> None:
+def test_was_candidate_small_form_formula_chars(lead: str) -> None:
     assert unicodedata.normalize("NFKC", lead) in FORMULA_CHARS or lead == "\u2212"
     assert str(cell(lead + "cmd|' /C calc'!A0")).startswith("'")
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from adapters.fileorder.format import Row
 from adapters.fileorder.tail import TailFile
 from adapters.fileorder.trust import UntrustedPathError
 
 HEADER = "exec_id,client_order_id,qty\n"
 
 
-def _ids(rows: list) -> list[str]:
+def _ids(rows: list[tuple[int, Row]]) -> list[str]:
     return [row.get("exec_id") for _, row in rows]
 
 
@@ -27,7 +28,7 @@ def _append(path: Path, text: str) -> None:
 # to execution_report.csv.1 (a NEW inode) and the original truncated in place, then E3 is appended. The
 # tailer sees "truncated" and re-reads from the start: E3 arrives, E2 (only in the copy) never does -
 # a row skipped without any row-level report, although "a file rotated away" is the rule's own case.
-def test_finding_copytruncate_rotation_loses_the_rows_added_before_the_copy(tmp_path: Path) -> None:
+def test_was_finding_copytruncate_rotation_loses_the_rows_added_before_the_copy(tmp_path: Path) -> None:
     path = tmp_path / "execution_report.csv"
     path.write_text(HEADER + "E1,Z1,100\n")
     tail = TailFile(path)
@@ -92,37 +93,32 @@ def test_held_refill_with_bom(tmp_path: Path) -> None:
 
 # FINDING candidate (files): a terminal whose file ends lines with a bare CR (old Mac / some exporters):
 # no row is ever delivered, and the only report comes after 1 MiB is pending.
-def test_finding_candidate_bare_cr_lines_are_never_delivered_nor_reported(tmp_path: Path) -> None:
+def test_was_candidate_bare_cr_lines_are_never_delivered_nor_reported(tmp_path: Path) -> None:
     path = tmp_path / "execution_report.csv"
     path.write_bytes(b"exec_id,client_order_id,qty\rE1,Z1,100\rE2,Z2,100\r")
     tail = TailFile(path)
     rows = tail.poll()
-    assert rows or tail.stats.undecodable_lines or tail.stats.odd_width_rows, (
-        f"nothing delivered or reported; {tail.pending} bytes pending"
-    )
+    assert rows or tail.stats.bare_cr_files, f"nothing delivered or reported; {tail.pending} bytes pending"
 
 
-# FINDING (files, a race): write_new_file promises "never overwrites a file in the terminal's folder",
-# but checks with lexists() and then os.replace(), which on POSIX overwrites whatever appeared in between
-# (the terminal writing its own file of that name, or a second zhixing). Simulated by planting the file
-# at the instant of the check. An atomic form exists: os.link(temp, final) fails with EEXIST.
-def test_finding_write_new_file_overwrites_a_file_that_appears_after_the_check(
+# FINDING, fixed (files, a race): write_new_file promised "never overwrites a file in the terminal's
+# folder" but checked with lexists() and then os.replace(), which on POSIX overwrites whatever appeared in
+# between (the terminal writing its own file of that name, or a second zhixing). Simulated by planting the
+# file right after our temporary file is written, before it is moved to its name.
+def test_write_new_file_never_overwrites_a_file_that_appears_while_it_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from adapters.fileorder import trust
 
     final = tmp_path / "Z1.order.csv"
-    real_lexists = os.path.lexists
+    real_create = trust.create_exclusive
 
-    def racing_lexists(p: object) -> bool:
-        answer = real_lexists(p)
-        if Path(str(p)) == final and not answer:
-            final.write_bytes(b"someone else's order\n")
-        return answer
+    def racing_create(path: Path, data: bytes) -> None:
+        real_create(path, data)
+        final.write_bytes(b"someone else's order\n")  # the other writer, at the worst instant
 
-    monkeypatch.setattr(trust.os.path, "lexists", racing_lexists)
-    try:
+    monkeypatch.setattr(trust, "create_exclusive", racing_create)
+    with pytest.raises(trust.UntrustedPathError, match="already exists"):
         trust.write_new_file(tmp_path, final.name, b"ours\n")
-    except trust.UntrustedPathError:
-        pass
     assert final.read_bytes() == b"someone else's order\n", "the other file was overwritten"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [final.name]  # our temporary file is gone
