@@ -18,12 +18,13 @@ from algos.basket import Basket
 from engine.account import Account
 from engine.bus import EventBus
 from engine.cli.runner import DayRunner
+from engine.cli.session import open_live_session
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.events import SubmitOrder
 from engine.market import TradingCalendar, instrument_for, shanghai_ns, trading_date_of
 from engine.oms import OmsCounters, OrderManager
-from engine.parents import ParentOrder
+from engine.parents import ParentOrder, ParentStatus
 from engine.risk import market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
@@ -340,3 +341,50 @@ async def test_rebalance_ids_carry_the_day_and_number_on_past_the_journal(tmp_pa
     d3 = shanghai_ns(dt.date(2021, 12, 3), "09:30")
     assert await runner.rebalance_prefix("rebalance", d3) == "20211203-rebalance-1-"
     await store.close()
+
+
+async def test_a_restart_after_midnight_resumes_todays_parents_only(tmp_path: Path) -> None:
+    """A parent created at 23:59 whose window runs to 00:29 is of its day: a restart at 00:10 the next
+    day does not resume it; a parent created that day is resumed."""
+    path = tmp_path / "journal.db"
+    store = await StateStore.open(path)
+    yesterday = ParentOrder(
+        parent_id=f"{day_key(DAY)}-late-1-0001",
+        symbol=SYM,
+        side=Side.BUY,
+        quantity=100,
+        start_ns=at(DAY, "23:59"),
+        end_ns=at(THURSDAY, "00:29"),
+        created_ns=at(DAY, "23:59"),
+        status=ParentStatus.RUNNING,
+    )
+    today = ParentOrder(
+        parent_id=f"{day_key(THURSDAY)}-early-1-0001",
+        symbol=SYM,
+        side=Side.BUY,
+        quantity=100,
+        start_ns=at(THURSDAY, "09:30"),
+        end_ns=at(THURSDAY, "10:00"),
+        created_ns=at(THURSDAY, "00:05"),
+        status=ParentStatus.RUNNING,
+    )
+    for parent in (yesterday, today):
+        store.stage_parent(parent.to_row())
+    await store.commit()
+    await store.close()
+    clock = SimClock(at(THURSDAY, "00:10"))
+    days = week(clock)
+    exchange, feed = days.attach(clock)
+    session = await open_live_session(
+        clock=clock,
+        adapter=exchange,
+        feed=feed,
+        store_path=path,
+        account=Account(CASH),
+        calendar=CALENDAR,
+        trading_day_start_ns=at(THURSDAY, "00:00"),
+    )
+    try:
+        assert set(session.basket.algos) == {today.parent_id}
+    finally:
+        await session.close()

@@ -11,16 +11,18 @@ positions, cash, every day's orders and fills.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from engine.cli.routes import Route
-from engine.cli.run_cmd import RunResult, run_config
+from engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
 from engine.clock import SimClock
 from engine.config import load_config
 from engine.market import TradingCalendar, shanghai_ns, trading_date_of
 from engine.store import StateStore
+from engine.trading_day import DayStart
 from replay.data import load_snapshots
 from replay.sim_days import SimDays
 
@@ -80,11 +82,11 @@ kind = "summary"
 """
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, config: str = CONFIG) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "signal.py").write_text(SIGNAL, encoding="utf-8")
     path = folder / "zhixing.toml"
-    path.write_text(CONFIG.format(data=SAMPLE.as_posix(), python=Path(sys.executable).as_posix()))
+    path.write_text(config.format(data=SAMPLE.as_posix(), python=Path(sys.executable).as_posix()))
     return path
 
 
@@ -94,14 +96,17 @@ class Week:
 
     folder: Path
     opens_at: str = "00:00"
+    config: str = CONFIG
     runs: list[RunResult] = field(default_factory=list)
     days: SimDays | None = None
 
-    async def run(self, start: str, until: str) -> RunResult:
+    async def run(
+        self, start: str, until: str, on_open: Callable[[ConfiguredSession], None] | None = None
+    ) -> RunResult:
         """One engine process from ``start`` to ``until`` (``YYYY-MM-DD HH:MM``), on its own clock."""
         day, hhmm = start.split(" ")
         clock = SimClock(shanghai_ns(date.fromisoformat(day), hhmm))
-        config = load_config(write_config(self.folder))
+        config = load_config(write_config(self.folder, self.config))
         if self.days is None:
             self.days = SimDays(
                 load_snapshots(SAMPLE),
@@ -112,7 +117,8 @@ class Week:
                 opens_at=self.opens_at,
             )
         exchange, feed = self.days.attach(clock)
-        result = await run_config(config, clock=clock, until=until, route=Route(adapter=exchange, feed=feed))
+        route = Route(adapter=exchange, feed=feed)
+        result = await run_config(config, clock=clock, until=until, route=route, on_open=on_open)
         self.runs.append(result)
         return result
 
@@ -213,3 +219,152 @@ def _starts(result: RunResult) -> list:  # type: ignore[type-arg]
     day = result.runner.session.day
     assert day is not None
     return list(day.starts)
+
+
+# ----------------------------------------------------------------------------------------- hostile cases
+TWO_DAYS = WEEK[:2]
+
+
+async def two_clean_days(folder: Path, *, opens_at: str = "00:00") -> Books:
+    week = Week(folder, opens_at=opens_at)
+    for day in TWO_DAYS:
+        await week.run(at(day, "08:30"), at(day, "15:30"))
+    return await week.books()
+
+
+def assert_same_books(got: Books, want: Books) -> None:
+    assert sorted(want.orders) == TWO_DAYS
+    for day in TWO_DAYS:
+        assert got.orders.get(day) == want.orders[day], day
+    assert got.fills == want.fills
+    assert got.journal_positions == want.journal_positions
+    assert (got.broker_positions, got.broker_cash) == (want.broker_positions, want.broker_cash)
+
+
+async def test_a_restart_at_00_00_01_before_the_broker_has_rolled_sells_yesterdays_buys(
+    tmp_path: Path,
+) -> None:
+    """The broker rolls its books at 08:00: at 00:00:01 it still lists yesterday's orders and says
+    yesterday's buys are not sellable. The engine's T+1 is its own (the journal's fills of today)."""
+    want = await two_clean_days(tmp_path / "clean", opens_at="08:00")
+    mixed = Week(tmp_path / "mixed", opens_at="08:00")
+    await mixed.run(at(WEEK[0], "08:30"), at(WEEK[0], "15:30"))
+    seen: dict[str, int] = {}
+
+    def look(run: ConfiguredSession) -> None:
+        assert mixed.days is not None
+        seen["engine"] = run.session.account.positions["600446.SH"].sellable
+        seen["broker"] = mixed.days.exchange._account.positions["600446.SH"].sellable
+        seen["listed"] = len(mixed.days.exchange._orders)
+
+    await mixed.run(at(WEEK[1], "00:00:01"), at(WEEK[1], "15:30"), on_open=look)
+    assert seen["broker"] == 0 < seen["engine"]  # not rolled yet; the engine's T+1 says sellable
+    assert seen["listed"] > 0  # yesterday's orders still listed, and not adopted by today's parents
+    assert_same_books(await mixed.books(), want)
+
+
+def fail_first_start_of(day: date) -> Callable[[ConfiguredSession], None]:
+    """The start of ``day`` fails half-way (after yesterday's orders and parents were ended, before T+1
+    and the journal), once."""
+
+    def install(run: ConfiguredSession) -> None:
+        account = run.session.account
+        roll = account.start_day
+        failed: list[date] = []
+
+        def start_day(today: date) -> None:
+            if today == day and not failed:
+                failed.append(today)
+                raise OSError("crash in the middle of the start of day")
+            roll(today)
+
+        account.start_day = start_day  # type: ignore[method-assign]
+
+    return install
+
+
+async def test_a_start_of_day_that_fails_half_way_is_retried_and_nothing_trades_before(
+    tmp_path: Path,
+) -> None:
+    want = await two_clean_days(tmp_path / "clean")
+    mixed = Week(tmp_path / "mixed")
+    result = await mixed.run(at(WEEK[0], "08:30"), at(WEEK[1], "15:30"), on_open=fail_first_start_of(WEEK[1]))
+    day = result.runner.session.day
+    assert day is not None
+    assert day.failures == 1
+    assert [s.day for s in day.starts] == TWO_DAYS
+    assert day.starts[1].started_ns == shanghai_ns(WEEK[1], "00:01")  # the retry, a minute later
+    assert_same_books(await mixed.books(), want)
+
+
+async def test_an_engine_that_stops_during_a_failed_start_of_day_starts_it_at_the_restart(
+    tmp_path: Path,
+) -> None:
+    want = await two_clean_days(tmp_path / "clean")
+    mixed = Week(tmp_path / "mixed")
+    first = await mixed.run(
+        at(WEEK[0], "08:30"), at(WEEK[1], "00:00:30"), on_open=fail_first_start_of(WEEK[1])
+    )
+    assert first.runner.session.day is not None
+    assert [s.day for s in first.runner.session.day.starts] == [WEEK[0]]
+    await mixed.run(at(WEEK[1], "08:30"), at(WEEK[1], "15:30"))
+    assert_same_books(await mixed.books(), want)
+
+
+async def test_a_machine_asleep_at_midnight_starts_the_day_with_its_first_job(tmp_path: Path) -> None:
+    """The start-of-day timer never fires (the machine slept through midnight, the clock jumped): the
+    day's first job starts the day before it runs."""
+    want = await two_clean_days(tmp_path / "clean")
+    mixed = Week(tmp_path / "mixed")
+
+    def asleep(run: ConfiguredSession) -> None:
+        assert run.session.day is not None
+        run.session.day.stop()
+
+    result = await mixed.run(at(WEEK[0], "08:30"), at(WEEK[1], "15:30"), on_open=asleep)
+    day = result.runner.session.day
+    assert day is not None
+    assert [(s.day, s.started_ns) for s in day.starts][1] == (WEEK[1], shanghai_ns(WEEK[1], "09:00"))
+    assert_same_books(await mixed.books(), want)
+
+
+LATE_JOB = (
+    CONFIG.split('[[jobs]]\nname = "rebalance"')[0]
+    + """[[jobs]]
+name = "late"
+cron = "59 23 * * *"
+kind = "execute"
+targets = "targets.csv"
+algo = "twap"
+window_minutes = 30
+"""
+)
+
+
+async def test_a_job_at_23_59_ends_with_its_day(tmp_path: Path) -> None:
+    """A rebalance started at 23:59 with a window past midnight: its parents carry their day, end with
+    it (told, not ok) and send nothing on the next day, whose start finds nothing of it left working."""
+    week = Week(tmp_path, config=LATE_JOB)
+    seen: list[tuple[str, str, bool]] = []
+
+    def watch(run: ConfiguredSession) -> None:
+        def before_reset(started: DayStart) -> None:
+            seen.extend(
+                (p.parent_id, o.status, p.status.value == "DONE")
+                for o in run.runner.outcomes
+                if o.job == "late"
+                for r in run.runner.rebalances
+                for p in r.parents
+            )
+
+        assert run.session.day is not None
+        run.session.day.on_new_day.insert(0, before_reset)
+
+    result = await week.run(at(WEEK[0], "08:30"), at(WEEK[1], "00:30"), on_open=watch)
+    assert seen
+    assert all(pid.startswith(f"{WEEK[0]:%Y%m%d}-late-1-") for pid, _, _ in seen)
+    assert all(status == "failed" and done for _, status, done in seen)
+    day = result.runner.session.day
+    assert day is not None
+    assert day.starts[-1].day == WEEK[1]
+    assert WEEK[1] not in (await week.books()).orders  # nothing sent on the next day
