@@ -20,7 +20,6 @@ from algos.registry import ALGOS
 from engine.errors import InputError
 from engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
 from engine.parents import ParentOrder
-from engine.trading_day import day_key
 from replay.data import MarketData, load_snapshots
 from replay.harness import ReplayConfig, ReplayResult, run_replay
 from replay.report import ReplayReport
@@ -138,7 +137,7 @@ def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOr
             raise InputError(str(exc), path=str(args.orders), row=i + 1, field="params") from None
         parents.append(
             ParentOrder(
-                parent_id=f"{day_key(market.trade_date)}-P{i:04d}",  # a journal kept across days
+                parent_id=f"P{i:04d}",
                 symbol=row.symbol,
                 side=row.side,
                 quantity=row.quantity,
