@@ -152,18 +152,21 @@ class TradingDay:
 
     # ------------------------------------------------------------------------------------- the start
     async def ensure(self, day: date) -> DayStart:
-        """``day`` started (now, if it was not): what the first job of a day awaits."""
-        if self.day == day and self.last is not None:
+        """``day`` started (now, if it was not): what the first job of a day awaits. An earlier day than
+        the one started is never started again."""
+        if self.day is not None and self.last is not None and day <= self.day:
             return self.last
         return await self.start(day)
 
     async def start(self, day: date) -> DayStart:
-        """Start ``day`` (see the module docstring). Idempotent; a second call for the started day returns
-        what the first did. Raises ``BrokerError`` when the broker must be asked and does not answer, or
-        ``StoreError`` when the journal cannot be written: the day is then not started (orders stay
-        denied) and the start is tried again."""
+        """Start ``day`` (see the module docstring). Idempotent; a second call for the started day (or an
+        earlier one: the day never goes back) returns what the first did. Raises ``BrokerError`` when
+        the broker must be asked and does not answer, or ``StoreError`` when the journal cannot be
+        written: the day is then not started (orders stay denied) and the start is tried again."""
         async with self._lock:
-            if self.day == day and self.last is not None:
+            if self.day is not None and self.last is not None and day <= self.day:
+                if day < self.day:  # a late timer of yesterday: the day never goes back
+                    log.warning("trading_day_not_restarted", asked=day.isoformat(), day=self.day.isoformat())
                 return self.last
             previous = self.day or _journaled_day(await self.store.get_meta(DAY_META_KEY))
             start_ns = day_start_ns(day)

@@ -5,6 +5,7 @@ between two days, identifiers that never cross days, and the calendar's known ra
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,3 +389,39 @@ async def test_a_restart_after_midnight_resumes_todays_parents_only(tmp_path: Pa
         assert set(session.basket.algos) == {today.parent_id}
     finally:
         await session.close()
+
+
+async def test_two_starts_of_a_day_at_once_start_it_once_and_the_day_never_goes_back(tmp_path: Path) -> None:
+    """The midnight timer and a job due at 00:00 ask together; a late timer of yesterday asks after."""
+    clock = SimClock(at(DAY, "23:00"))
+    days = week(clock)
+    engine = await start_engine(tmp_path, days.exchange, clock)
+    heard: list[DayStart] = []
+    engine.day.on_new_day.append(heard.append)
+    await engine.run_until(at(THURSDAY, "00:00"))
+    first, second = await asyncio.gather(engine.day.start(THURSDAY), engine.day.ensure(THURSDAY))
+    assert first is second
+    assert [s.day for s in heard] == [THURSDAY]
+    again = await engine.day.start(DAY)  # yesterday's late timer
+    assert again is first
+    assert engine.day.day == THURSDAY
+    assert [s.day for s in engine.day.starts] == [DAY, THURSDAY]
+    await engine.store.close()
+
+
+def test_t_plus_1_keeps_what_a_working_sell_holds() -> None:
+    account = Account(CASH)
+    account.day = DAY
+    account.load_position(SYM, 1000)
+    sell = SimpleNamespace(client_order_id="Z1", symbol=SYM, side=Side.SELL, price=10000, quantity=300)
+    account.reserve(cast(Any, sell))
+    fill = SimpleNamespace(symbol=SYM, side=Side.BUY, price=10000, quantity=500, fees=0, client_order_id="Z2")
+    buy = SimpleNamespace(client_order_id="Z2", symbol=SYM, side=Side.BUY, price=10000, quantity=500)
+    account.on_fill(cast(Any, buy), cast(Any, fill))
+    assert account.positions[SYM].sellable == 700  # bought today: not sellable; 300 held by the sell
+    account.start_day(DAY)  # a restart on the same day changes nothing
+    assert account.positions[SYM].sellable == 700
+    account.start_day(THURSDAY)
+    assert account.positions[SYM].sellable == 1200  # 1500 held, 300 still held by the working sell
+    account.release(cast(Any, sell))
+    assert account.positions[SYM].sellable == 1500

@@ -189,6 +189,11 @@ async def test_a_week_with_restarts_and_an_engine_running_across_days_ends_with_
     assert got.broker_positions == want.broker_positions
     assert got.broker_cash == want.broker_cash
     assert {s: q for s, (q, _) in got.journal_positions.items()} == got.broker_positions
+    # client order ids never repeat across days and restarts: the exchange refuses a used one for good,
+    # and it received exactly the journal's sent orders
+    assert mixed.days is not None
+    sent = sum(1 for rows in got.orders.values() for row in rows if row[-1] != "DENIED")
+    assert mixed.days.exchange.stats.orders_received == sent
 
     # every day's jobs were fired and ok, also in the engines that ran across days
     fired = [when for r in (across, friday, weekend) for _, when in r.fired]

@@ -132,7 +132,7 @@ class DayRunner:
         day = self.session.day
         if day is not None:  # the day's start comes first (a machine that slept past midnight)
             try:
-                await day.ensure(trading_date_of(scheduled_ns))
+                await day.ensure(trading_date_of(self.session.clock.now_ns()))
             except Exception as exc:
                 detail = f"the trading day could not be started: {type(exc).__name__}: {exc}"
                 self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, "failed", detail))
