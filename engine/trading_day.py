@@ -222,9 +222,12 @@ class TradingDay:
         self._arm(RECHECK_NS)
 
     def stop(self) -> None:
+        """No further start (shutdown); a start under way is cancelled (the restart runs it again)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for task in list(self._tasks):
+            task.cancel()
 
     async def idle(self) -> None:
         """Until no start is running (a replayed day's driver lets it finish before time moves on)."""
