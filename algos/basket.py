@@ -39,9 +39,18 @@ class Basket:
         self._started = False
 
     def add(self, parent: ParentOrder) -> ExecAlgo:
-        """Create the parent's algorithm; it starts at once if the basket is already running."""
+        """Create the parent's algorithm; it starts at once if the basket is already running.
+
+        A new parent's id must be new: an id that already has orders (an earlier day's parent, a parent
+        resumed after a restart) is refused, since its algorithm would take those orders for its own
+        fills (``Basket.restore`` is the way to resume a journaled parent)."""
         if parent.parent_id in self.algos:
             raise ValueError(f"parent {parent.parent_id} is already in the basket")
+        if self.ctx.oms.children_of(parent.parent_id):
+            raise ValueError(
+                f"parent id {parent.parent_id} already has orders of an earlier parent; "
+                "a new parent needs a new id (ids carry the trading day)"
+            )
         algo = create_algo(parent, self.ctx)
         self.algos[parent.parent_id] = algo
         if self._started:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from engine.enums import Side
 from engine.events import OrderFilled
@@ -38,6 +39,8 @@ class Account:
         self.positions: dict[str, Position] = {}
         self._fee_estimator = fee_estimator
         self._frozen_by_order: dict[str, int] = {}  # buy: frozen cash; sell: frozen shares
+        self._sell_symbol: dict[str, str] = {}  # working sells holding shares: client id -> symbol
+        self.day: date | None = None  # the trading day ``bought_today`` and ``sold_today`` count
 
     # ------------------------------------------------------------------------------- views
     @property
@@ -60,11 +63,27 @@ class Account:
     def load_position(
         self, symbol: str, quantity: int, avg_cost: int = 0, sellable: int | None = None
     ) -> None:
-        """A holding from before today: all of it sellable unless told otherwise."""
+        """A holding from before today: all of it sellable unless told otherwise (then the rest counts
+        as bought today, so ``start_day`` on the same day keeps it unsellable)."""
         pos = self.position(symbol)
         pos.quantity = quantity
         pos.sellable = quantity if sellable is None else sellable
+        pos.bought_today = max(0, quantity - pos.sellable)
         pos.avg_cost = avg_cost
+
+    def start_day(self, day: date) -> None:
+        """The start of trading day ``day`` (T+1): on a new day today's counts start from zero, so what
+        was bought before today is sellable now; on the same day (a restart) they are kept. Either way
+        sellable is recomputed: quantity, minus today's buys, minus what working sells hold frozen."""
+        if day != self.day:
+            self.day = day
+            for pos in self.positions.values():
+                pos.bought_today = pos.sold_today = 0
+        frozen: dict[str, int] = {}
+        for cid, symbol in self._sell_symbol.items():
+            frozen[symbol] = frozen.get(symbol, 0) + self._frozen_by_order.get(cid, 0)
+        for symbol, pos in self.positions.items():
+            pos.sellable = max(0, pos.quantity - pos.bought_today - frozen.get(symbol, 0))
 
     # ------------------------------------------------------------------------------- checks
     def check(self, order: Order) -> str | None:
@@ -92,6 +111,7 @@ class Account:
         else:
             amount = qty
             self.position(order.symbol).sellable -= amount
+            self._sell_symbol[order.client_order_id] = order.symbol
         self._frozen_by_order[order.client_order_id] = amount
 
     def is_reserved(self, client_order_id: str) -> bool:
@@ -130,6 +150,7 @@ class Account:
     def release(self, order: Order) -> None:
         """The order is terminal: give back what it still holds frozen."""
         left = self._frozen_by_order.pop(order.client_order_id, None)
+        self._sell_symbol.pop(order.client_order_id, None)
         if not left:
             return
         if order.side is Side.BUY:

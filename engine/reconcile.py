@@ -264,6 +264,24 @@ def merge_order(
         report.fills_applied += _apply_late_trades(oms, order, trades)
 
 
+def end_earlier_days(
+    oms: OrderManager, view: BrokerView, *, trading_day_start_ns: int, report: ReconcileReport
+) -> None:
+    """The start of a trading day (``engine.trading_day``): every order of an earlier day still open takes
+    what the broker says about it (ack, trades, end), and one still open after that ends by the startup
+    rules: never sent (INITIALIZED) is REJECTED ``not_found_at_broker``, anything else EXPIRED (A8). A day
+    order never outlives its day, also when the broker still lists it as working overnight (a broker
+    that has not rolled yet): trades it reports later are still applied (fills are facts)."""
+    for order in list(oms.orders.values()):
+        if order.status not in _OPEN or order.ts_created >= trading_day_start_ns:
+            continue
+        cid = order.client_order_id
+        if cid in view.orders:
+            merge_order(oms, order, view, report)
+        if order.status in _OPEN:
+            _resolve_unknown(oms, order, trading_day_start_ns, report)
+
+
 def _merge(oms: OrderManager, view: BrokerView, report: ReconcileReport) -> None:
     """A re-query: merge what the broker now says about every order (forward only)."""
     for order in list(oms.orders.values()):

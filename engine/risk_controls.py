@@ -459,6 +459,18 @@ class RiskControls:
         self._halted_by_rejects = False
         self.dirty = True
 
+    def start_day(self) -> None:
+        """A new trading day (``engine.trading_day``): the day's counters start from zero (the message
+        count, its warning, the denials and the daily report's figures); consecutive rejects are not a
+        day's count and carry on."""
+        self._day = shanghai_day(self.clock.now_ns())
+        self._day_count = 0
+        self._day_warned = False
+        self.denials.clear()
+        self.orders_sent = self.cancels_sent = self.peak_per_second = 0
+        self.warnings = self.cancel_holds = 0
+        self.dirty = True
+
     # ------------------------------------------------------------------------------------- restart
     def restore(self, report_json: str | None, orders: Iterable[Order] = ()) -> int:
         """After a restart, so the day cap holds across restarts: today's message count is the larger

@@ -129,6 +129,19 @@ def clone_symbol_day(day: SymbolDay, new_symbol: str) -> SymbolDay:
     return dataclasses.replace(day, symbol=new_symbol)
 
 
+def shift_market(market: MarketData, day: dt.date) -> MarketData:
+    """The same recorded snapshots played as trading day ``day``: every timestamp moved by whole days
+    (Shanghai has no DST, so times of day are kept). A week on the simulated exchange replays one
+    recorded day as each of its days."""
+    delta = np.int64((day - market.trade_date).days * NS_PER_DAY)
+    days = {}
+    for symbol, sd in market.days.items():
+        ts = sd.ts + delta
+        ts.setflags(write=False)
+        days[symbol] = dataclasses.replace(sd, trade_date=day, ts=ts)
+    return MarketData(days=days, trade_date=day)
+
+
 # --- CSV helpers, shared with replay.bars -------------------------------------------------------------
 
 

@@ -318,6 +318,44 @@ class SimExchange:
         self.stats.expired += len(expiring)
         return len(expiring)
 
+    # ------------------------------------------------------------------------------------- next day
+    def open_day(self, market: MarketData) -> None:
+        """The next trading day, on ``market`` (its recorded data): what still works expires first (a day
+        order ends with its day; the events are delivered after the latency), then the broker lists only
+        the new day's orders and trades, and the account rolls (T+1: everything held is sellable). Client
+        order ids stay refused for good once used (``submit``)."""
+        if self._working:
+            self.expire_all()
+        if self._uncross_timer is not None:
+            self._uncross_timer.cancel()
+            self._uncross_timer = None
+        self._market = market
+        self._close_ns = shanghai_ns(market.trade_date, "15:00")
+        self._rules.play(market)
+        self._windows = ContinuousWindows(self._calendar.continuous_windows(market.trade_date))
+        self._books.clear()
+        self._quotes.clear()
+        self._resting.clear()
+        self._orders.clear()
+        self._order_ts.clear()
+        self._trades.clear()
+        self._account.start_day(market.trade_date)
+
+    def use_clock(self, clock: SimClock) -> None:
+        """Run on another clock from now on (a new engine process on a broker that kept running): the
+        orders still resting are woken on it."""
+        self._clock = clock
+        self._quotes.clear()
+        for working in self._working.values():
+            if working.timer is not None:
+                working.timer.cancel()
+            now_index = working.book.day.index_at(clock.now_ns())
+            self._schedule(working, now_index + 1)
+
+    @property
+    def market(self) -> MarketData:
+        return self._market
+
     # ------------------------------------------------------------------------------------- arrival
     def _on_order_arrival(self, order: Order) -> None:
         now = self._clock.now_ns()

@@ -43,6 +43,11 @@ class VenueRules:
         self._instruments: dict[str, Instrument] = {}
         self._limits: dict[str, tuple[int, int]] = {}
 
+    def play(self, market: MarketData) -> None:
+        """Another day's data (the next trading day): its price limits are worked out afresh."""
+        self._market = market
+        self._limits.clear()
+
     def instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
         if instrument is None:

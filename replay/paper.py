@@ -38,6 +38,7 @@ class RecordedFeed:
         self.suppressed = 0
         self._sink: QuoteSink | None = None
         self._timers: dict[str, TimerHandle] = {}
+        self._subscribed: set[str] = set()  # also those whose recorded day has no snapshot left
         self._connected = False
 
     def bind(self, sink: QuoteSink) -> None:
@@ -51,6 +52,7 @@ class RecordedFeed:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._subscribed.clear()
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         if not self._connected or self._sink is None:
@@ -58,6 +60,7 @@ class RecordedFeed:
         for symbol in symbols:
             if symbol not in self.market:
                 raise FeedError(f"RecordedFeed: no recorded data for {symbol}")
+            self._subscribed.add(symbol)
             if symbol in self._timers:
                 continue
             self._emit(symbol)  # the quote in force now, as a live feed's first snapshot
@@ -65,6 +68,7 @@ class RecordedFeed:
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         for symbol in symbols:
+            self._subscribed.discard(symbol)
             timer = self._timers.pop(symbol, None)
             if timer is not None:
                 timer.cancel()
@@ -83,6 +87,17 @@ class RecordedFeed:
             bid_price=quote.bid_price if quote else 0,
             ask_price=quote.ask_price if quote else 0,
         )
+
+    def play(self, market: MarketData) -> None:
+        """Another recorded day from now on (the next trading day): each subscribed symbol's next
+        snapshot is taken from it."""
+        self.market = market
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for symbol in sorted(self._subscribed):
+            if symbol in market:
+                self._arm(symbol)
 
     def _arm(self, symbol: str) -> None:
         day = self.market[symbol]

@@ -17,6 +17,7 @@ import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from adapters.notify.factory import notifier_from_settings
 from engine.account import Account
 from engine.calendar_guard import CalendarWatch, calendar_for
 from engine.cancels import GoneReport
-from engine.cli.routes import build_route, load_sim_market, run_route
+from engine.cli.routes import Route, build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
@@ -61,7 +62,8 @@ def add_parsers(sub: Any) -> None:
         "--from", dest="start", default="08:30", help="sim route: the recorded day starts at HH:MM"
     )
     run.add_argument(
-        "--until", help="stop at HH:MM Asia/Shanghai (sim route default 15:30; live: until signalled)"
+        "--until",
+        help="stop at HH:MM or YYYY-MM-DD HH:MM, Shanghai (sim route default 15:30; live: until signalled)",
     )
     run.add_argument("--speed", type=float, help="sim route: play the day on a live clock N times faster")
     run.add_argument(
@@ -134,6 +136,8 @@ class ConfiguredSession:
             async def settle() -> None:
                 for _ in range(3):
                     await asyncio.sleep(0)
+                if session.day is not None:
+                    await session.day.idle()  # a new day's start, before time moves on
                 await runner.wait_idle()
                 await session.oms.flush()
                 await session.poll()
@@ -178,12 +182,15 @@ async def open_configured(
     clock: Clock | None = None,
     gm_bridge: Any = None,
     calendar: TradingCalendar | None = None,
+    route: Route | None = None,
 ) -> ConfiguredSession:
     """Open what ``config`` describes. A sim route runs its recorded day from ``start`` on a virtual
     clock (or a ``ScaledClock`` at ``speed``); live routes run on the wall clock. ``clock`` and
-    ``calendar`` are for tests. A calendar that refuses today stops it before anything connects."""
+    ``calendar`` are for tests, and ``route`` (a broker that outlives the engine: a week of days on one
+    simulated exchange). ``until`` is ``HH:MM`` today or ``YYYY-MM-DD HH:MM`` (a run across days). A
+    calendar that refuses today stops it before anything connects."""
     calendar = calendar or calendar_for(config)
-    market = load_sim_market(config) if config.route.kind == "sim" else None
+    market = load_sim_market(config) if config.route.kind == "sim" and route is None else None
     if clock is None:
         if market is not None:
             begin = shanghai_ns(market.trade_date, start)
@@ -192,10 +199,10 @@ async def open_configured(
             clock = LiveClock()
     today = trading_date_of(clock.now_ns())
     if until:
-        end_ns = shanghai_ns(today, until)
+        end_ns = until_ns(today, until)
     else:
         end_ns = shanghai_ns(today, "15:30") if market is not None else 2**62
-    route = build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
+    route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
     fees = FeeSchedule()
     account = Account(
         config.account.cash, lambda sym, side, px, qty: sum(fees.fees(instrument_for(sym), side, px, qty))
@@ -275,6 +282,9 @@ async def open_configured(
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
     denials = DenialAlerts(session.oms.bus, clock, dispatcher.post, account=config.account.id).attach()
+    if session.day is not None:  # each new trading day starts in the running engine: its state afresh
+        session.day.on_new_day += [runner.on_new_day, lambda _: denials.flush()]
+        session.day.watch()
     return ConfiguredSession(
         config,
         clock,
@@ -288,6 +298,18 @@ async def open_configured(
         calendar_watch=calendar_watch,
         denials=denials,
     )
+
+
+def until_ns(today: date, until: str) -> int:
+    """``--until``: ``HH:MM`` today, or ``YYYY-MM-DD HH:MM`` (a run across days)."""
+    day_part, _, time_part = until.strip().rpartition(" ")
+    if not day_part:
+        return shanghai_ns(today, time_part)
+    try:
+        day = date.fromisoformat(day_part.strip())
+    except ValueError:
+        raise ValueError(f"bad --until {until!r}: expected 'HH:MM' or 'YYYY-MM-DD HH:MM'") from None
+    return shanghai_ns(day, time_part)
 
 
 def _notify_stale_quotes(session: LiveSession, dispatcher: NotificationDispatcher, config: Config) -> None:
@@ -314,6 +336,7 @@ async def run_config(
     gm_bridge: Any = None,
     calendar: TradingCalendar | None = None,
     on_open: Callable[[ConfiguredSession], None] | None = None,
+    route: Route | None = None,
 ) -> RunResult:
     """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal.
 
@@ -321,7 +344,14 @@ async def run_config(
     keyboard: a test or a tool sets its operator's actions on the clock there)."""
     stop = stop or asyncio.Event()
     run = await open_configured(
-        config, start=start, until=until, speed=speed, clock=clock, gm_bridge=gm_bridge, calendar=calendar
+        config,
+        start=start,
+        until=until,
+        speed=speed,
+        clock=clock,
+        gm_bridge=gm_bridge,
+        calendar=calendar,
+        route=route,
     )
     if on_open is not None:
         on_open(run)

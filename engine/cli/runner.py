@@ -13,6 +13,7 @@ hold the clock still until they finish.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -40,6 +41,7 @@ from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
 from engine.portfolio.targets import Target
 from engine.store.backup import backup_journal
 from engine.target_snapshots import read_todays_file, snapshot_to_trade, take_snapshot
+from engine.trading_day import DayStart, day_key, day_start_ns
 from engine.units import NS_PER_MINUTE, yuan_str
 
 log = structlog.get_logger("zhixing.run")
@@ -89,6 +91,7 @@ class DayRunner:
     arrival: dict[str, int | None] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _running: list[tuple[JobOutcome, str, Rebalance]] = field(default_factory=list)  # execute jobs started
+    denied_before_today: int = 0  # the OMS's denials counted before today's start (the summary's count)
 
     # ------------------------------------------------------------------------------------- scheduling
     def on_fire(self, job: JobConfig, scheduled_ns: int) -> None:
@@ -113,8 +116,28 @@ class DayRunner:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def on_new_day(self, started: DayStart) -> None:
+        """A new trading day started in the running engine: yesterday's rebalances still running are told
+        unfinished, and the day's state (outcomes, rebalances, arrival prices, counts) starts afresh."""
+        self.end_of_run()
+        self.outcomes.clear()
+        self.missed.clear()
+        self.rebalances.clear()
+        self.arrival.clear()
+        self._running.clear()
+        self.denied_before_today = self.session.oms.counters.denied
+
     async def run_job(self, job: JobConfig, scheduled_ns: int) -> None:
         log.info("job_started", job=job.name, kind=job.kind)
+        day = self.session.day
+        if day is not None:  # the day's start comes first (a machine that slept past midnight)
+            try:
+                await day.ensure(trading_date_of(self.session.clock.now_ns()))
+            except Exception as exc:
+                detail = f"the trading day could not be started: {type(exc).__name__}: {exc}"
+                self.outcomes.append(JobOutcome(job.name, job.kind, scheduled_ns, "failed", detail))
+                self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
+                return
         outcome = JobOutcome(job.name, job.kind, scheduled_ns, "running", "started")
         self.outcomes.append(outcome)  # in the order the jobs started; a summary sees what still runs
         try:
@@ -141,6 +164,7 @@ class DayRunner:
             proc = await asyncio.create_subprocess_exec(
                 *job.command,
                 cwd=str(self.config.path.parent),
+                env=signal_environment(self.session.clock.now_ns()),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
@@ -338,6 +362,7 @@ class DayRunner:
             await session.feed.subscribe(symbols)
             session.book.watch(symbols)
             session.symbols.update(symbols)
+        prefix = await self.rebalance_prefix(name, now)
         rebalance = Rebalance(
             session.ctx,
             plan,
@@ -347,7 +372,7 @@ class DayRunner:
             sell_end_ns=sell_end_ns,
             algo=algo,
             params=params,
-            id_prefix=f"{name}-{len(self.rebalances) + 1}-",
+            id_prefix=prefix,
             on_parent=partial(self._on_parent, session),
             on_done=None if on_done is None else (lambda: on_done(rebalance)),
         )
@@ -357,6 +382,21 @@ class DayRunner:
         rebalance.start()
         await session.store.commit()
         return rebalance
+
+    async def rebalance_prefix(self, name: str, now_ns: int) -> str:
+        """``20211201-rebalance-2-``: the trading day, the job, and the number of this job's rebalance
+        that day, one past every parent of the day the journal or the session already has (a restart
+        on the same day numbers on, never re-using a resumed parent's id)."""
+        lead = f"{day_key(trading_date_of(now_ns))}-{name}-"
+        known = {str(row["parent_id"]) for row in await self.session.store.load_parents()}
+        known.update(self.session.algos)
+        used = [0]
+        for parent_id in known:
+            if parent_id.startswith(lead):
+                number = parent_id[len(lead) :].split("-", 1)[0]
+                if number.isdigit():
+                    used.append(int(number))
+        return f"{lead}{max(used) + 1}-"
 
     def _on_parent(self, session: LiveSession, parent: ParentOrder) -> None:
         parent.created_ns = session.clock.now_ns()
@@ -398,8 +438,11 @@ class DayRunner:
         return self.config.account.id
 
     def parents(self) -> list[ParentOrder]:
+        """Today's parents: this run's rebalances since the day started, and the resumed ones of today."""
+        day = self.session.day
+        start = day_start_ns(day.day) if day is not None and day.day is not None else 0
         return [p for r in self.rebalances for p in r.parents] + [
-            a.parent for a in self.session.basket.algos.values()
+            a.parent for a in self.session.basket.algos.values() if a.parent.created_ns >= start
         ]
 
     def results(self) -> list[ParentResult]:
@@ -433,10 +476,16 @@ class DayRunner:
         lines += [
             "",
             f"cash {yuan_str(account.cash)}, frozen {yuan_str(account.frozen)}",
-            f"orders denied by checks: {self.session.oms.counters.denied}",
+            f"orders denied by checks: {self.session.oms.counters.denied - self.denied_before_today}",
         ]
         self.notify(replace(message, body=message.body + "\n" + "\n".join(lines)))
         return True, f"{len(results)} parents reported"
+
+
+def signal_environment(now_ns: int) -> dict[str, str]:
+    """The signal's environment: the host's, plus the trading day the engine clock is on
+    (``ZHIXING_TRADING_DAY=2021-12-01``), so a signal never dates its targets by the host's clock."""
+    return {**os.environ, "ZHIXING_TRADING_DAY": trading_date_of(now_ns).isoformat()}
 
 
 async def drive(clock: SimClock, until_ns: int, settle: Callable[[], object], stop: asyncio.Event) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import structlog
@@ -32,6 +33,7 @@ from engine.connection import (
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
+from engine.enums import Side
 from engine.errors import BrokerError, FeedError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
@@ -39,7 +41,7 @@ from engine.feed_keeper import FeedKeeper
 from engine.freshness import AlertCallback
 from engine.inflight import InflightChecker
 from engine.lost_orders import guard_lost_orders
-from engine.market import TradingCalendar, instrument_for
+from engine.market import TradingCalendar, instrument_for, trading_date_of
 from engine.oms import OrderManager
 from engine.parents import ParentOrder
 from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
@@ -48,6 +50,7 @@ from engine.risk import PreTradeCheck, market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
 from engine.store.integrity import require_sound_journal
+from engine.trading_day import TradingDay
 
 log = structlog.get_logger("zhixing.session")
 
@@ -76,6 +79,7 @@ class LiveSession:
     risk: RiskControls | None = None
     connection: ConnectionMonitor | None = None  # broker link down/up (D1-D3), when the route reports it
     keeper: FeedKeeper | None = None  # re-subscribes symbols whose quotes stopped
+    day: TradingDay | None = None  # the trading day started, and the start of each new one
 
     async def poll(self) -> None:
         """The periodic work of a session (every ``POLL_NS``): in-flight checks, silent symbols."""
@@ -114,6 +118,8 @@ class LiveSession:
         (``engine.cancels.GoneCheck``: the answers waited for up to ``settle_ns``, refused cancels sent
         again meanwhile; the orders still working are in the report), journal the algorithm states, and
         close the feed, the adapter and the store. Returns the verification (None: orders left)."""
+        if self.day is not None:
+            self.day.stop()
         for algo in self.basket.algos.values():
             if not algo.done:
                 algo.stop()
@@ -218,7 +224,8 @@ async def open_live_session(
 
     try:
         await connect_broker(adapter, clock=clock, timeout_ns=connect_timeout_ns, on_not_ready=on_not_ready)
-        await _load_positions(store, adapter, account)
+        today_date = trading_date_of(trading_day_start_ns)
+        await _load_positions(store, adapter, account, today_date, trading_day_start_ns)
         await oms.start()
         # an order sent just before a crash may not be listed by the broker yet: it stays in flight for
         # the in-flight checks instead of being declared never sent
@@ -232,6 +239,14 @@ async def open_live_session(
         )
         # orders under our ids that the journal lost (an older backup restored): never reuse their ids
         await guard_lost_orders(oms, report)
+        # the start of today, as a running engine does at each new day: earlier days' orders ended, T+1,
+        # journaled; and no order of a later day before that day has started
+        day = TradingDay(
+            clock=clock, calendar=calendar, oms=oms, adapter=adapter, store=store, account=account
+        )
+        day.risk = risk
+        oms.checks.insert(0, day.check)
+        await day.start(today_date)
         feed.bind(book.push)
         await wait_until_ready(
             "market-data feed",
@@ -248,10 +263,12 @@ async def open_live_session(
         log.error("reconciliation_mismatch", mismatches=report.mismatches)
     ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=book, calendar=calendar)
     # today's algorithms of the journal (a restart): each resumes where it was, sized from confirmed
-    # fills; a parent of an earlier day is never resumed (its day orders expired with the day)
-    today = [row for row in await store.load_parents() if _int(row["end_ns"]) >= trading_day_start_ns]
+    # fills; a parent of an earlier day is never resumed (its day orders expired with the day), also one
+    # whose window ran past midnight
+    today = [row for row in await store.load_parents() if _created_ns(row) >= trading_day_start_ns]
     basket = Basket.restore(ctx, today, await store.load_algo_states())
     algos = AlgoDirectory(basket.algos)
+    day.algos = algos
     guard = StaleGuard(algos)
     book.on_stale = guard.on_stale
     book.on_fresh = guard.on_fresh
@@ -289,6 +306,7 @@ async def open_live_session(
         risk=risk,
         connection=connection,
         keeper=FeedKeeper(feed, book, clock, resubscribe_after_ns=resubscribe_after_ns),
+        day=day,
     )
     session.symbols.update(resumed)
     return session
@@ -315,17 +333,34 @@ def _int(value: object) -> int:
     return value
 
 
-async def _load_positions(store: StateStore, adapter: BrokerAdapter, account: Account) -> None:
-    """Quantities from the journal (reconciliation then compares them with the broker's); what is
-    sellable today from the broker (T+1 is the broker's call). A journal with no positions and no
-    orders is a first run: the account starts from the broker's holdings."""
+def _created_ns(row: dict[str, object]) -> int:
+    """When a journaled parent was created (its day); rows without it: when its window started."""
+    return _int(row.get("created_ns") or row["start_ns"])
+
+
+async def _load_positions(
+    store: StateStore, adapter: BrokerAdapter, account: Account, day: date, day_start_ns: int
+) -> None:
+    """Quantities from the journal (reconciliation then compares them with the broker's), and what of
+    them was bought today by the journal's fills: T+1 is applied by the start of day (``TradingDay``),
+    never taken from a broker that may not have rolled yet (a restart at 00:00:01). A journal with no
+    positions and no orders is a first run: the account starts from the broker's holdings and what the
+    broker says is sellable."""
     broker = {p.symbol: p for p in await adapter.query_positions()}
     stored = await store.load_positions()
+    account.day = day
     if not stored and not await store.load_orders():
         for symbol, pos in sorted(broker.items()):
             account.load_position(symbol, pos.quantity, pos.avg_cost, sellable=pos.sellable)
         return
+    bought: dict[str, int] = {}
+    for fill, _ in await store.load_fills():
+        if fill.side is Side.BUY and fill.ts_event >= day_start_ns:
+            bought[fill.symbol] = bought.get(fill.symbol, 0) + fill.quantity
     for symbol, (quantity, _, avg_cost) in sorted(stored.items()):
-        report = broker.get(symbol)
-        sellable = min(quantity, report.sellable) if report is not None else 0
+        sellable = max(0, quantity - bought.get(symbol, 0))
         account.load_position(symbol, quantity, avg_cost, sellable=sellable)
+        report = broker.get(symbol)
+        if report is not None and report.sellable < sellable:
+            # the broker may not have rolled its T+1 yet; a sell beyond what it allows is its reject
+            log.info("broker_sellable_lower", symbol=symbol, engine=sellable, broker=report.sellable)
