@@ -1,7 +1,7 @@
 """The trading day: everything keyed by a day is keyed by it, and each day starts once, before anything
 of it is done.
 
-The rule (docs/reliability/days.md):
+The rule (docs/RELIABILITY.md, days):
 
 - A day is the Asia/Shanghai date of the engine clock (``trading_date_of``), never the host's local date;
   identifiers that link rows (parent ids, rebalance numbers) carry it (``day_key``), so nothing of one day
