@@ -27,6 +27,7 @@ its timer callbacks (``_run_now``), so everything happens on the virtual clock, 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Coroutine, Sequence
@@ -224,7 +225,7 @@ class TerminalEmulator:
     def start(self) -> None:
         """Bind to the exchanges, create the output files (headers, BOM) and start scanning."""
         for desk in self._desks.values():
-            desk.exchange.bind(lambda event, desk=desk: self._on_exchange_event(desk, event))
+            desk.exchange.bind(functools.partial(self._on_exchange_event, desk))
             desk.output_dir.mkdir(parents=True, exist_ok=True)
             for name, header in (
                 (EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER),

@@ -24,6 +24,7 @@ refused, recorded ``foreign`` in the sid ledger, its rows left out for good.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -197,10 +198,8 @@ class FileOrderAdapter:
         self.tracker.disown(sid)
         self.stats.foreign_sids += 1
         log.error("fileorder_sid_used_by_another_tool", sid=sid)
-        try:
+        with contextlib.suppress(BrokerError):  # recorded before: refused all the same
             await asyncio.to_thread(ledger.reserve, sid, self._clock.now_ns(), "", FOREIGN)
-        except BrokerError:
-            pass  # recorded before: refused all the same
         raise BrokerError(
             f"fileorder: sid {sid} is already listed by the terminal for an order zhixing did not write "
             "(another tool writes our ids into the folder?); nothing written, its rows are ignored"

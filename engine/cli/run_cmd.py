@@ -43,8 +43,8 @@ from engine.notify import (
     not_ready_notice,
     stale_feed_notice,
 )
-from engine.readiness import NotReady
 from engine.order_ids import JournalAccountMismatch
+from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
 from engine.store.integrity import JournalDamaged
