@@ -18,12 +18,24 @@ from typing import TypeVar
 import pytest
 
 from adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from adapters.fileorder.format import (
+    BIZ_OF_SIDE,
+    ORDER_HEADER,
+    ORDER_STATUS_CHANGE_FILE,
+    ORDER_TYPE_LIMIT,
+    STATUS_NEW,
+    render_csv,
+    render_rows,
+)
+from adapters.fileorder.output_rows import status_values
 from engine.account import Account
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
+from engine.events import SubmitOrder
 from engine.instance_lock import AlreadyRunning, InstanceLock
 from engine.market import TradingCalendar, shanghai_ns
+from engine.market.symbols import to_gm
 from engine.order_ids import OrderIds
 from engine.parents import ParentOrder
 from replay.data import MarketData, load_snapshots
@@ -103,6 +115,13 @@ class Desk:
             synchronous="NORMAL",
         )
         return await stepped(self.clock, process, opening), process
+
+    async def quoted(self, sessions: list[LiveSession], until: str = "10:00") -> None:
+        """Subscribe each session to the symbol and run until its quotes are in."""
+        for session in sessions:
+            await session.feed.subscribe([SYMBOL])
+            session.book.watch([SYMBOL])
+        await self.run(sessions, until)
 
     async def run(self, sessions: list[LiveSession], until: str) -> None:
         """Both engines at once: after every step of the shared clock, each flushes and checks."""
@@ -214,3 +233,148 @@ async def test_two_engines_on_two_accounts_share_one_folder_and_state_dir_end_to
         for lock in locks:
             lock.release()
         desk.terminal.stop()
+
+
+# ------------------------------------------------------------------------------------- hostile cases
+def drop_file(
+    folder: Path, name: str, sid: str, account: str, price: str = "23.50", volume: int = 100
+) -> None:
+    """An order file another tool wrote into the shared folder (not through zhixing's writer)."""
+    row = (sid, account, to_gm(SYMBOL), volume, ORDER_TYPE_LIMIT, BIZ_OF_SIDE[Side.BUY], price, "other-tool")
+    (folder / name).write_text(render_csv(ORDER_HEADER, [row]), encoding="utf-8-sig", newline="")
+
+
+async def test_a_third_partys_files_are_never_listed_as_ours_and_its_orders_stay_external(
+    tmp_path: Path,
+) -> None:
+    desk = make_desk(tmp_path)
+    desk.terminal.stop()  # nothing is processed yet: every file still waits in the folder
+    first, second = ACCOUNTS
+    (a, a_clock), (b, b_clock) = [await desk.open(account) for account in ACCOUNTS]
+    await desk.quoted([a, b])
+    mine = a.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=21_000))
+    theirs = b.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=21_000))
+    await a.oms.flush()
+    await b.oms.flush()
+    drop_file(
+        desk.input_dir, "manual-0001.order.csv", "EXT1", first, price="21.00"
+    )  # our account, another tool's file
+    waiting = {
+        account: [r.client_order_id for r in await s.adapter.query_orders()]
+        for account, s in ((first, a), (second, b))
+    }
+    assert waiting == {first: [mine.client_order_id], second: [theirs.client_order_id]}
+    await stepped(desk.clock, a_clock, a.close(cancel_working=False))
+    await stepped(desk.clock, b_clock, b.close(cancel_working=False))
+    # the terminal processes everything; at the restart the other tool's order is external, not adopted
+    desk.terminal.start()
+    await desk.run([], "10:00:05")  # engines down: the terminal works alone
+    a2, a2_clock = await desk.open(first)
+    assert a2.reconcile.external == ["EXT1"]
+    assert a2.reconcile.ok, a2.reconcile.mismatches  # an external order is told, never a halt
+    assert set(a2.oms.orders) == {mine.client_order_id}
+    await stepped(desk.clock, a2_clock, a2.close())
+    desk.terminal.stop()
+
+
+async def test_a_sid_another_tool_used_first_is_never_written_nor_adopted(tmp_path: Path) -> None:
+    desk = make_desk(tmp_path)
+    first = ACCOUNTS[0]
+    a, a_clock = await desk.open(first)
+    adapter = a.adapter
+    assert isinstance(adapter, FileOrderAdapter)
+    await desk.quoted([a])
+    taken = a.oms.ids.make(a.oms._next_seq)  # the very id the engine issues next
+    drop_file(desk.input_dir, "other-tool-0001.order.csv", taken, first, volume=500)
+    await desk.run([a], "10:00:03")  # the terminal executes it, the route reads its rows
+    order = a.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=23_500))
+    assert order.client_order_id == taken
+    await a.oms.flush()
+    assert order.status is OrderStatus.REJECTED
+    assert "already listed by the terminal" in order.reason
+    await desk.run([a], "10:00:10")
+    assert order.filled_quantity == 0  # the other tool's fill is never credited to our order
+    assert order.trade_ids == set()
+    assert a.oms.counters.illegal_transitions == 0
+    assert adapter.stats.foreign_sids == 1
+    assert desk.terminal.stats.sids == [taken]  # only the other tool's order: ours was never written
+    assert len(list(desk.input_dir.glob(f"*_{a.oms.ids.key}_*.order.csv"))) == 0
+    assert taken not in {r.client_order_id for r in await adapter.query_orders()}
+    await stepped(desk.clock, a_clock, a.close())
+    # after a restart the sid is still not ours: its rows are left out, the order stays as it was
+    a2, a2_clock = await desk.open(first)
+    again = a2.oms.orders[taken]
+    assert (again.status, again.filled_quantity) == (OrderStatus.REJECTED, 0)
+    assert taken not in a2.reconcile.external
+    assert a2.adapter.tracker.stats.disowned_rows > 0  # type: ignore[attr-defined]
+    # the other tool's 500 shares are in the account all the same: a position difference, told and halted
+    assert any(SYMBOL in m for m in a2.reconcile.mismatches)
+    await stepped(desk.clock, a2_clock, a2.close())
+    desk.terminal.stop()
+
+
+async def test_rows_of_another_account_in_our_output_folder_are_left_out(tmp_path: Path) -> None:
+    """A terminal that writes several accounts into one folder (or a case-insensitive disk that merges
+    two accounts' folders): rows naming the other account, or carrying its ids, are not ours."""
+    desk = make_desk(tmp_path)
+    first, second = ACCOUNTS
+    a, a_clock = await desk.open(first)
+    await desk.quoted([a])
+    order = a.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=21_000))
+    await desk.run([a], "10:00:02")
+    assert order.status is OrderStatus.ACCEPTED
+    other = OrderIds.for_account(second)
+    legacy_twin = "Z" + order.client_order_id[-9:]  # the same sequence, the legacy form
+    now = desk.clock.now_ns()
+    rows = [
+        # the other account's order under its own id, the account column empty
+        status_values(
+            account_id="",
+            sid=other.make(1),
+            cl_ord_id="CLX1",
+            order_id="SX1",
+            symbol=SYMBOL,
+            side=Side.BUY,
+            status=STATUS_NEW,
+            reject_code=0,
+            reject_detail="",
+            price=21_000,
+            volume=100,
+            filled=0,
+            created_ns=now,
+            updated_ns=now,
+            recv_ns=now,
+        ),
+        # a legacy id that an old engine of this account could have issued too, but the other account's row
+        status_values(
+            account_id=second,
+            sid=legacy_twin,
+            cl_ord_id="CLX2",
+            order_id="SX2",
+            symbol=SYMBOL,
+            side=Side.BUY,
+            status=STATUS_NEW,
+            reject_code=0,
+            reject_detail="",
+            price=21_000,
+            volume=100,
+            filled=0,
+            created_ns=now,
+            updated_ns=now,
+            recv_ns=now,
+        ),
+    ]
+    with open(desk.output_dir / first / ORDER_STATUS_CHANGE_FILE, "a", encoding="utf-8", newline="") as out:
+        out.write(render_rows(rows))
+    await desk.run([a], "10:00:04")
+    adapter = a.adapter
+    assert isinstance(adapter, FileOrderAdapter)
+    listed = {r.client_order_id for r in await adapter.query_orders()}
+    assert listed == {order.client_order_id}
+    assert adapter.stats.other_account_rows[ORDER_STATUS_CHANGE_FILE] == 2
+    await stepped(desk.clock, a_clock, a.close(cancel_working=False))
+    a2, a2_clock = await desk.open(first)
+    assert a2.reconcile.ok, a2.reconcile.mismatches
+    assert a2.reconcile.external == []  # neither is told as an external order nor taken for a lost one
+    await stepped(desk.clock, a2_clock, a2.close())
+    desk.terminal.stop()
