@@ -364,8 +364,8 @@ async def test_rows_of_another_account_in_our_output_folder_are_left_out(tmp_pat
             recv_ns=now,
         ),
     ]
-    with open(desk.output_dir / first / ORDER_STATUS_CHANGE_FILE, "a", encoding="utf-8", newline="") as out:
-        out.write(render_rows(rows))
+    changes = desk.output_dir / first / ORDER_STATUS_CHANGE_FILE
+    changes.write_text(changes.read_text(encoding="utf-8") + render_rows(rows), encoding="utf-8", newline="")
     await desk.run([a], "10:00:04")
     adapter = a.adapter
     assert isinstance(adapter, FileOrderAdapter)
