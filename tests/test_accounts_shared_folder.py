@@ -36,7 +36,7 @@ from engine.events import SubmitOrder
 from engine.instance_lock import AlreadyRunning, InstanceLock
 from engine.market import TradingCalendar, shanghai_ns
 from engine.market.symbols import to_gm
-from engine.order_ids import OrderIds
+from engine.order_ids import JOURNAL_META_KEY, LEGACY_IDS, OrderIds
 from engine.parents import ParentOrder
 from replay.data import MarketData, load_snapshots
 from replay.exchange import SimExchange
@@ -101,16 +101,22 @@ class Desk:
     def journal(self, account: str) -> Path:
         return self.state_dir / f"{account}.db"  # two journals in one state directory
 
-    async def open(self, account: str) -> tuple[LiveSession, WatchedProcessClock]:
+    async def open(
+        self, account: str, ids: OrderIds | None = None
+    ) -> tuple[LiveSession, WatchedProcessClock]:
+        """A live session of ``account``'s engine (``ids``: instead of the route's own, e.g. the legacy
+        form of a version before keyed ids)."""
         process = WatchedProcessClock(self.clock)
         adapter = FileOrderAdapter(self.config(account), process)
+        if ids is not None:
+            adapter.order_ids = ids
         opening = open_live_session(
             clock=process,
             adapter=adapter,
             feed=RecordedFeed(self.market, self.venues[account], process),
             store_path=self.journal(account),
             account=Account(CASH),
-            account_id=account,
+            account_id=account if ids is None else "",
             trading_day_start_ns=shanghai_ns(self.market.trade_date, "00:00"),
             synchronous="NORMAL",
         )
@@ -377,4 +383,39 @@ async def test_rows_of_another_account_in_our_output_folder_are_left_out(tmp_pat
     assert a2.reconcile.ok, a2.reconcile.mismatches
     assert a2.reconcile.external == []  # neither is told as an external order nor taken for a lost one
     await stepped(desk.clock, a2_clock, a2.close())
+    desk.terminal.stop()
+
+
+async def test_a_journal_from_before_keyed_ids_reconciles_its_orders_and_goes_on_with_keyed_ids(
+    tmp_path: Path,
+) -> None:
+    desk = make_desk(tmp_path)
+    desk.terminal.stop()  # the old engine's file is still waiting when the new version starts
+    first = ACCOUNTS[0]
+    old, old_clock = await desk.open(first, ids=LEGACY_IDS)  # the version before keyed ids
+    await desk.quoted([old])
+    legacy = old.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=21_000))
+    await old.oms.flush()
+    assert legacy.client_order_id == "Z000000001"
+    (legacy_file,) = desk.input_dir.glob("*.order.csv")
+    assert len(legacy_file.name.split("_")) == 3  # <ns>_<pid>_<seq>: no key in the name
+    assert await old.store.get_meta(JOURNAL_META_KEY) is None
+    await stepped(desk.clock, old_clock, old.close(cancel_working=False))
+
+    new, new_clock = await desk.open(first)  # upgraded
+    report = new.reconcile
+    assert report.ok, report.mismatches
+    assert report.never_sent == []  # its file is waiting in the folder: still ours, still in flight
+    assert await new.store.get_meta(JOURNAL_META_KEY) == OrderIds.for_account(first).key  # bound now
+    desk.terminal.start()
+    await desk.quoted([new], "10:00:05")
+    assert new.oms.orders[legacy.client_order_id].status is OrderStatus.ACCEPTED
+    fresh = new.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=21_000))
+    assert OrderIds.for_account(first).is_new_form(fresh.client_order_id)
+    assert OrderIds.for_account(first).sequence(fresh.client_order_id) > 1  # the sequence goes on
+    new.oms.cancel(legacy.client_order_id)
+    await desk.run([new], "10:00:10")
+    assert new.oms.orders[legacy.client_order_id].status is OrderStatus.CANCELED
+    assert fresh.status is OrderStatus.ACCEPTED
+    await stepped(desk.clock, new_clock, new.close())
     desk.terminal.stop()
