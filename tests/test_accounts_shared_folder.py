@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import pytest
 
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from adapters.fileorder import FileOrderAdapter, FileOrderConfig, OrderFileWriter, SidLedger
 from adapters.fileorder.format import (
     BIZ_OF_SIDE,
     ORDER_HEADER,
@@ -420,3 +420,29 @@ async def test_a_journal_from_before_keyed_ids_reconciles_its_orders_and_goes_on
     assert fresh.status is OrderStatus.ACCEPTED
     await stepped(desk.clock, new_clock, new.close())
     desk.terminal.stop()
+
+
+def test_two_accounts_writers_in_one_process_at_one_instant_never_name_a_file_alike(tmp_path: Path) -> None:
+    """Same pid, same virtual nanosecond, same sequence: only the account key tells the names apart."""
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    clock = SimClock(1_000)
+    writers = [
+        OrderFileWriter(
+            folder,
+            SidLedger(tmp_path / "state" / "sids.sqlite"),
+            clock,
+            tag=OrderIds.for_account(a).key or "",
+        )
+        for a in ACCOUNTS
+    ]
+    paths = [
+        w.drop_order(
+            (OrderIds.for_account(a).make(1), a, to_gm(SYMBOL), 100, ORDER_TYPE_LIMIT, 1, "21.00", "zhixing")
+        )
+        for w, a in zip(writers, ACCOUNTS, strict=True)
+    ]
+    assert len({p.name for p in paths}) == 2
+    assert [p.name.split("_")[1] for p in paths] == [OrderIds.for_account(a).key for a in ACCOUNTS]
+    for w in writers:
+        w.ledger.close()
