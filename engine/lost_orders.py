@@ -13,12 +13,12 @@ working there, confirm the positions) before ``zhixing resume``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import structlog
 
 from engine.oms import OrderManager
+from engine.order_ids import OrderIds
 from engine.reconcile import HALT_REASON, ReconcileReport
 
 log = structlog.get_logger("zhixing.reconcile")
@@ -26,16 +26,16 @@ log = structlog.get_logger("zhixing.reconcile")
 MAX_LISTED = 10
 
 
-def lost_sequences(prefix: str, external: Iterable[str]) -> list[tuple[int, str]]:
-    """``(sequence, client order id)`` of the external ids that have this engine's form, ascending."""
-    form = re.compile(rf"^{re.escape(prefix)}(\d{{9,}})$")
-    found = [(int(m.group(1)), cid) for cid in external if (m := form.match(cid)) is not None]
+def lost_sequences(ids: OrderIds, external: Iterable[str]) -> list[tuple[int, str]]:
+    """``(sequence, client order id)`` of the external ids that are this account's (its keyed form or
+    the legacy form, ``engine.order_ids``), ascending. Another account's ids are never among them."""
+    found = [(seq, cid) for cid in external if (seq := ids.sequence(cid)) is not None]
     return sorted(found)
 
 
 async def guard_lost_orders(oms: OrderManager, report: ReconcileReport) -> list[str]:
     """After ``recover``: skip the ids of orders the journal lost and halt on them. Returns their ids."""
-    lost = lost_sequences(oms.id_prefix, report.external)
+    lost = lost_sequences(oms.ids, report.external)
     if not lost:
         return []
     await oms.skip_ids_through(lost[-1][0])

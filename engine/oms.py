@@ -50,6 +50,7 @@ from engine.events import (
     SubmitOrder,
 )
 from engine.freshness import FreshnessTracker
+from engine.order_ids import LEGACY_IDS, OrderIds
 from engine.orders import Order
 from engine.store import StateStore
 
@@ -109,7 +110,7 @@ class OrderManager:
         store: StateStore,
         account: Account | None = None,
         checks: list[PreTradeCheck] | None = None,
-        id_prefix: str = "Z",
+        ids: OrderIds = LEGACY_IDS,
     ) -> None:
         self.clock = clock
         self.bus = bus
@@ -117,7 +118,8 @@ class OrderManager:
         self.store = store
         self.account = account
         self.checks: list[PreTradeCheck] = list(checks or [])
-        self.id_prefix = id_prefix
+        # the account's client order ids (``engine.order_ids``): keyed by the account on a live route
+        self.ids = ids
         self.orders: dict[str, Order] = {}
         self.counters = OmsCounters()
         self.halted_reason: str | None = None
@@ -206,7 +208,7 @@ class OrderManager:
             raise StoreError("client order id block exhausted before refill; call flush() more often")
         seq = self._next_seq
         self._next_seq += 1
-        return f"{self.id_prefix}{seq:09d}"
+        return self.ids.make(seq)
 
     # ------------------------------------------------------------------------------------- queries
     def children_of(self, parent_id: str) -> list[Order]:

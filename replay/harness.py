@@ -23,6 +23,7 @@ from engine.events import OrderFilled
 from engine.inflight import InflightChecker
 from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns
 from engine.oms import OrderManager
+from engine.order_ids import route_order_ids
 from engine.parents import ParentOrder
 from engine.risk import market_rules_check
 from engine.store import StateStore
@@ -171,6 +172,7 @@ async def open_session(
         adapter=adapter,
         store=store,
         account=account,
+        ids=route_order_ids(adapter),
         checks=[
             market_rules_check(
                 clock=clock,

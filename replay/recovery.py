@@ -48,6 +48,7 @@ from engine.events import (
 from engine.inflight import InflightChecker
 from engine.market import TradingCalendar, instrument_for
 from engine.oms import OrderManager
+from engine.order_ids import route_order_ids
 from engine.orders import Order
 from engine.reconcile import ReconcileReport, recover
 from engine.risk import market_rules_check
@@ -169,6 +170,7 @@ async def build_session(
         adapter=adapter,
         store=store,
         account=account,
+        ids=route_order_ids(adapter),
         checks=[
             market_rules_check(
                 clock=clock, calendar=calendar, quotes=exchange, instrument=instrument_for, account=account

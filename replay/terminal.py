@@ -11,7 +11,12 @@ What it does, the way the terminal is documented and observed to do it (assumpti
   events become rows of ``order_status_change.csv`` and ``execution_report.csv`` in the terminal's
   columns and GM codes, UTF-8 with a BOM, appended as they happen;
 - every ``snapshot_interval_ns`` it rewrites ``order_status.csv`` (latest row per order), ``cash.csv``
-  and ``position.csv`` under ``<output_root>/<account_id>/``.
+  and ``position.csv`` under ``<output_root>/<account_id>/``;
+- one terminal may serve several accounts from one input folder (``serve``): each order row goes to the
+  account it names, each account has its own exchange and output folder, and a sid is the terminal's
+  key across all of them (a sid one account used is refused as a duplicate for any other: the stricter
+  reading of the vendor's contract). A cancel row names no account; a cancel of a sid the terminal does
+  not know is answered in the first account's folder.
 
 Injectable faults (``TerminalFaults``, seeded): a slow scan (a longer interval), a missed file (skipped
 for ``miss_scans`` scans before it is seen), duplicate output rows (a row appended twice).
@@ -22,6 +27,7 @@ its timer callbacks (``_run_now``), so everything happens on the virtual clock, 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Coroutine, Sequence
@@ -122,8 +128,18 @@ class TerminalStats:
 
 
 @dataclass(slots=True)
+class _Desk:
+    """One account the terminal serves: its venue and its output folder."""
+
+    account_id: str
+    exchange: SimExchange
+    output_dir: Path
+
+
+@dataclass(slots=True)
 class _TermOrder:
     sid: str
+    desk: _Desk
     cl_ord_id: str
     symbol: str
     side: Side
@@ -180,9 +196,11 @@ class TerminalEmulator:
         require_marker: bool = False,
     ) -> None:
         self.input_dir = input_dir
+        self.output_root = output_root
         self.output_dir = output_root / account_id
         self.account_id = account_id
         self.exchange = exchange
+        self._desks = {account_id: _Desk(account_id, exchange, self.output_dir)}
         self.faults = faults or TerminalFaults()
         self.snapshot_interval_ns = snapshot_interval_ns
         self.require_marker = require_marker
@@ -197,17 +215,25 @@ class TerminalEmulator:
         self._running = False
 
     # ------------------------------------------------------------------------------------- lifecycle
+    def serve(self, account_id: str, exchange: SimExchange) -> None:
+        """Serve another account from the same input folder (before ``start``): its rows go to
+        ``exchange`` and its answers to ``<output_root>/<account_id>/``."""
+        if account_id in self._desks:
+            raise ValueError(f"the terminal already serves account {account_id!r}")
+        self._desks[account_id] = _Desk(account_id, exchange, self.output_root / account_id)
+
     def start(self) -> None:
-        """Bind to the exchange, create the output files (headers, BOM) and start scanning."""
-        self.exchange.bind(self._on_exchange_event)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for name, header in (
-            (EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER),
-            (ORDER_STATUS_CHANGE_FILE, ORDER_STATUS_HEADER),
-        ):
-            path = self.output_dir / name
-            if not path.exists():
-                path.write_text(BOM + render_csv(header, []), encoding="utf-8", newline="")
+        """Bind to the exchanges, create the output files (headers, BOM) and start scanning."""
+        for desk in self._desks.values():
+            desk.exchange.bind(functools.partial(self._on_exchange_event, desk))
+            desk.output_dir.mkdir(parents=True, exist_ok=True)
+            for name, header in (
+                (EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER),
+                (ORDER_STATUS_CHANGE_FILE, ORDER_STATUS_HEADER),
+            ):
+                path = desk.output_dir / name
+                if not path.exists():
+                    path.write_text(BOM + render_csv(header, []), encoding="utf-8", newline="")
         self._running = True
         self._write_snapshots()
         now = self._clock.now_ns()
@@ -302,8 +328,10 @@ class TerminalEmulator:
         now = self._clock.now_ns()
         sid = get("sid")
         self._seq += 1
+        desk = self._desks.get(get("account_id"))
         rec = _TermOrder(
             sid=sid,
+            desk=desk or self._desks[self.account_id],
             cl_ord_id=f"CL{self._seq:08d}",
             symbol="",
             side=Side.BUY,
@@ -324,7 +352,7 @@ class TerminalEmulator:
                 refusal = (REJECT_UNKNOWN, "empty sid")
             elif sid in self._orders:
                 refusal = (REJECT_UNKNOWN, DUPLICATE_SID)
-            elif get("account_id") != self.account_id:
+            elif desk is None:
                 refusal = (REJECT_ILLEGAL_ACCOUNT_ID, f"account {get('account_id')!r}")
             elif get("order_type") != str(ORDER_TYPE_LIMIT):
                 refusal = (REJECT_ORDER_TYPE_NOT_SUPPORTED, f"order_type {get('order_type')}")
@@ -348,7 +376,7 @@ class TerminalEmulator:
         rec.updated_ns = now
         self._orders[sid] = rec
         self._status_row(rec)  # PendingNew
-        _run_now(self.exchange.submit(order))
+        _run_now(rec.desk.exchange.submit(order))
         self.stats.orders_submitted += 1
         self.stats.sids.append(sid)
 
@@ -356,14 +384,17 @@ class TerminalEmulator:
         self.stats.cancels += 1
         rec = self._orders.get(sid)
         if rec is None or rec.order is None:
-            self._exec_row(None, sid, EXEC_CANCEL_REJECTED, self._clock.now_ns(), detail="unknown sid")
+            primary = self._desks[self.account_id]
+            self._exec_row(
+                None, sid, EXEC_CANCEL_REJECTED, self._clock.now_ns(), detail="unknown sid", desk=primary
+            )
             return
-        _run_now(self.exchange.cancel(rec.order))
+        _run_now(rec.desk.exchange.cancel(rec.order))
 
     # ------------------------------------------------------------------------------------- exchange events
-    def _on_exchange_event(self, event: OrderEvent) -> None:
+    def _on_exchange_event(self, desk: _Desk, event: OrderEvent) -> None:
         rec = self._orders.get(event.client_order_id)
-        if rec is None:
+        if rec is None or rec.desk is not desk:
             log.warning("terminal_unknown_event", client_order_id=event.client_order_id)
             return
         rec.updated_ns = event.ts_event
@@ -403,7 +434,7 @@ class TerminalEmulator:
     # ------------------------------------------------------------------------------------- output rows
     def _status_values(self, rec: _TermOrder) -> list[object]:
         return status_values(
-            account_id=self.account_id,
+            account_id=rec.desk.account_id,
             sid=rec.sid,
             cl_ord_id=rec.cl_ord_id,
             order_id=rec.order_id,
@@ -421,7 +452,7 @@ class TerminalEmulator:
         )
 
     def _status_row(self, rec: _TermOrder) -> None:
-        self._append(ORDER_STATUS_CHANGE_FILE, self._status_values(rec))
+        self._append(rec.desk, ORDER_STATUS_CHANGE_FILE, self._status_values(rec))
 
     def _exec_row(
         self,
@@ -434,11 +465,15 @@ class TerminalEmulator:
         price: int = 0,
         volume: int = 0,
         detail: str = "",
+        desk: _Desk | None = None,
     ) -> None:
-        """Append an execution row for ``rec`` (None: a sid the terminal does not know)."""
+        """Append an execution row for ``rec`` (None: a sid the terminal does not know, answered in
+        ``desk``'s folder)."""
         self._seq += 1
+        desk = rec.desk if rec is not None else desk
+        assert desk is not None
         values = exec_values(
-            account_id=self.account_id,
+            account_id=desk.account_id,
             sid=sid,
             cl_ord_id=rec.cl_ord_id if rec else "",
             order_id=rec.order_id if rec else "",
@@ -452,31 +487,33 @@ class TerminalEmulator:
             created_ns=ts_ns,
             recv_ns=self._clock.now_ns(),
         )
-        self._append(EXECUTION_REPORT_FILE, values)
+        self._append(desk, EXECUTION_REPORT_FILE, values)
 
-    def _append(self, name: str, values: Sequence[object]) -> None:
+    def _append(self, desk: _Desk, name: str, values: Sequence[object]) -> None:
         copies = 1
         if self.faults.duplicate_probability > 0 and self._rng.random() < self.faults.duplicate_probability:
             copies = 2
             self.stats.duplicate_rows_written += 1
-        with open(self.output_dir / name, "a", encoding="utf-8", newline="") as handle:
+        with open(desk.output_dir / name, "a", encoding="utf-8", newline="") as handle:
             handle.write(render_rows([values] * copies))
 
     def _write_snapshots(self) -> None:
         """Rewrite order_status.csv, cash.csv and position.csv (temp file, then rename)."""
         now = self._clock.now_ns()
-        statuses = [self._status_values(r) for r in self._orders.values()]
-        self._replace(ORDER_STATUS_FILE, ORDER_STATUS_HEADER, statuses)
-        account = _run_now(self.exchange.query_account())
-        self._replace(CASH_FILE, CASH_HEADER, [cash_values(self.account_id, account, now)])
-        positions = _run_now(self.exchange.query_positions())
-        self._replace(
-            POSITION_FILE, POSITION_HEADER, [position_values(self.account_id, p, now) for p in positions]
-        )
+        for desk in self._desks.values():
+            statuses = [self._status_values(r) for r in self._orders.values() if r.desk is desk]
+            self._replace(desk, ORDER_STATUS_FILE, ORDER_STATUS_HEADER, statuses)
+            account = _run_now(desk.exchange.query_account())
+            self._replace(desk, CASH_FILE, CASH_HEADER, [cash_values(desk.account_id, account, now)])
+            positions = _run_now(desk.exchange.query_positions())
+            rows = [position_values(desk.account_id, p, now) for p in positions]
+            self._replace(desk, POSITION_FILE, POSITION_HEADER, rows)
 
-    def _replace(self, name: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        final = self.output_dir / name
-        temp = self.output_dir / f".{name}.tmp"
+    def _replace(
+        self, desk: _Desk, name: str, header: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        final = desk.output_dir / name
+        temp = desk.output_dir / f".{name}.tmp"
         temp.write_text(BOM + render_csv(header, rows), encoding="utf-8", newline="")
         os.replace(temp, final)
 

@@ -31,7 +31,15 @@ def market() -> MarketData:
 
 
 class Desk:
-    def __init__(self, tmp_path: Path, market: MarketData, faults: TerminalFaults, **kw: bool) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        market: MarketData,
+        faults: TerminalFaults,
+        *,
+        other_accounts: tuple[str, ...] = (),
+        **kw: bool,
+    ) -> None:
         self.scan_dir = tmp_path / "scan"
         self.scan_dir.mkdir()
         self.out = tmp_path / "push" / ACCOUNT
@@ -42,6 +50,12 @@ class Desk:
         self.terminal = TerminalEmulator(
             self.scan_dir, tmp_path / "push", ACCOUNT, self.exchange, self.clock, faults=faults, **kw
         )
+        self.venues = {
+            a: SimExchange(market, self.clock, calendar=TradingCalendar(), cash=10**12)
+            for a in other_accounts
+        }
+        for account, venue in self.venues.items():
+            self.terminal.serve(account, venue)
         self.terminal.start()
         self._n = 0
 
@@ -190,3 +204,25 @@ def test_faults_replay_exactly_from_the_seed(tmp_path: Path, market: MarketData)
     first, again = misses(tmp_path / "a", 11), misses(tmp_path / "b", 11)
     assert first == again
     assert 0 < len(first) < 12  # some files missed by the first scan, not all
+
+
+def test_one_terminal_serves_two_accounts_from_one_folder_and_a_sid_is_its_key_across_them(
+    tmp_path: Path, market: MarketData
+) -> None:
+    desk = Desk(tmp_path, market, TerminalFaults(), other_accounts=("acct-sim-2",))
+    other_venue = desk.venues["acct-sim-2"]
+    desk.order_file(_buy("S1"), _buy("S2", account="acct-sim-2"))
+    desk.run(1.5)
+    desk.order_file(_buy("S1", account="acct-sim-2"))  # a sid the other account used: refused
+    desk.run(1.5)
+    assert desk.terminal.stats.sids == ["S1", "S2"]
+    assert (desk.exchange.stats.orders_received, other_venue.stats.orders_received) == (1, 1)
+    assert {r["sid"] for r in desk.rows("order_status_change.csv")} == {"S1"}
+    with open(tmp_path / "push" / "acct-sim-2" / "order_status_change.csv", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["account_id"] for r in rows} == {"acct-sim-2"}
+    assert [(r["sid"], r["status"]) for r in rows][-1] == (
+        "S1",
+        "8",
+    )  # the duplicate, in its account's folder
+    assert ("S2", "1") in [(r["sid"], r["status"]) for r in rows]

@@ -11,11 +11,20 @@ An order the terminal has not answered stays in flight: ``query_orders`` answers
 per sid and, as SUBMITTED, every order whose file still waits in the input folder, so the in-flight
 checker keeps waiting for the terminal instead of giving the order up; nothing is ever dropped again
 under a new sid (RELIABILITY E3). Cash and positions come from ``cash.csv`` and ``position.csv``.
+
+One account's route (``engine.order_ids``): sids are the account's client order ids and the files it
+drops are named with the account key, so two engines on two accounts can share the input folder and the
+state directory. It reads only its own: rows naming another account (the account column) or carrying
+another account's ids are left out, and of the input folder only its own files (its key in the name, or
+the name of a file written before names carried it) are read back. A sid the terminal already lists
+before zhixing wrote it (another tool's order under an id of ours) is never written and never adopted:
+refused, recorded ``foreign`` in the sid ledger, its rows left out for good.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -63,6 +72,7 @@ from engine.events import (
     PositionReport,
 )
 from engine.market.symbols import to_gm
+from engine.order_ids import KEY_LENGTH, OrderIds
 from engine.orders import Order
 
 log = structlog.get_logger("zhixing.fileorder")
@@ -70,6 +80,9 @@ log = structlog.get_logger("zhixing.fileorder")
 # nothing a CSV field, a spreadsheet or a file system could mangle: no leading '-', '.', '=' ...
 _SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 COMMENT = "zhixing"
+# the names OrderFileWriter gives: <ns>_<account key>_<pid>_<seq>, or <ns>_<pid>_<seq> before names had a key
+_OUR_NAME = re.compile(rf"^\d+_(?:([a-z]{{{KEY_LENGTH}}})_)?\d+_\d+{re.escape(ORDER_SUFFIX)}$")
+FOREIGN = "foreign"  # sid ledger state: the terminal knew the sid before us (never written)
 
 
 @dataclass(slots=True)
@@ -80,6 +93,8 @@ class FileOrderStats:
     events: int = 0
     poll_errors: int = 0
     other_account_rows: dict[str, int] = field(default_factory=dict)  # file name -> rows left out
+    other_account_files: int = 0  # order files in the input folder that are not this account's: unread
+    foreign_sids: int = 0  # sids refused because the terminal already listed them (another tool's)
 
 
 class FileOrderAdapter:
@@ -89,6 +104,7 @@ class FileOrderAdapter:
         self.config = config
         self.stats = FileOrderStats()
         self.tracker = ReportTracker(config.fee_schedule())
+        self.order_ids = OrderIds.for_account(config.account_id)  # the OrderManager issues these
         self._clock = clock
         self._sink: EventSink | None = None
         self._ledger: SidLedger | None = None
@@ -130,7 +146,10 @@ class FileOrderAdapter:
             self._clock,
             encoding=cfg.encoding,
             completion_marker=cfg.completion_marker,
+            tag=self.order_ids.key or "",
         )
+        for sid in self._ledger.sids_in_state(FOREIGN):
+            self.tracker.disown(sid)
         try:
             self._writer.cleanup_temp()
             self.poll()
@@ -155,6 +174,8 @@ class FileOrderAdapter:
         sid = _checked_sid(order.client_order_id)
         if order.price <= 0 or order.quantity <= 0:
             raise BrokerError(f"fileorder: {sid} needs a limit price and a quantity; nothing written")
+        if self.tracker.seen(sid):
+            await self._refuse_foreign(sid)
         row = (
             sid,
             self.config.account_id,
@@ -168,6 +189,21 @@ class FileOrderAdapter:
         path = await asyncio.to_thread(writer.drop_order, row)
         self.stats.orders_dropped += 1
         log.info("fileorder_order_dropped", client_order_id=sid, file=path.name)
+
+    async def _refuse_foreign(self, sid: str) -> None:
+        """The terminal lists ``sid`` though zhixing never wrote it: another tool's order under one of our
+        ids. Never written, never adopted (recorded ``foreign``, its rows left out); raises."""
+        ledger = self._ledger
+        assert ledger is not None  # connected: the writer exists
+        self.tracker.disown(sid)
+        self.stats.foreign_sids += 1
+        log.error("fileorder_sid_used_by_another_tool", sid=sid)
+        with contextlib.suppress(BrokerError):  # recorded before: refused all the same
+            await asyncio.to_thread(ledger.reserve, sid, self._clock.now_ns(), "", FOREIGN)
+        raise BrokerError(
+            f"fileorder: sid {sid} is already listed by the terminal for an order zhixing did not write "
+            "(another tool writes our ids into the folder?); nothing written, its rows are ignored"
+        )
 
     async def cancel(self, order: Order) -> None:
         writer = self._require_writer()
@@ -221,6 +257,11 @@ class FileOrderAdapter:
         for name in sorted(p.name for p in folder.glob(f"*{ORDER_SUFFIX}")):
             known = self._dropped.get(name)
             if known is None:
+                named = _OUR_NAME.match(name)
+                if named is None or named.group(1) not in (None, self.order_ids.key):
+                    self.stats.other_account_files += 1  # another account's or another tool's: unread
+                    self._dropped[name] = []
+                    continue
                 rows = read_snapshot(folder / name, self.config.encoding)
                 if rows is None:
                     continue  # incomplete: not one of ours (ours appear whole)
@@ -275,7 +316,16 @@ class FileOrderAdapter:
         self._output_guard.check()
 
     def _mine(self, path: Path, rows: list[tuple[int, Row]]) -> list[tuple[int, Row]]:
-        return of_account(path, rows, self.config.account_id, self.stats.other_account_rows)
+        """The rows of this account: its account column (where the terminal writes one) and no id of
+        another account's engine."""
+        skipped = self.stats.other_account_rows
+        mine = of_account(path, rows, self.config.account_id, skipped)
+        kept = [(n, row) for n, row in mine if not self.order_ids.is_another_accounts(row.get("sid"))]
+        if len(kept) != len(mine):
+            if path.name not in skipped:
+                log.warning("fileorder_other_account_ids", file=str(path), rows=len(mine) - len(kept))
+            skipped[path.name] = skipped.get(path.name, 0) + len(mine) - len(kept)
+        return kept
 
     def _status_snapshot(self) -> list[StatusRow]:
         """``order_status.csv`` when it changed. The terminal rewrites it whole; a rewrite that keeps

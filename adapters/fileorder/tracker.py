@@ -9,6 +9,8 @@
 - the latest status per sid is kept for ``query_orders``: a final status is never replaced by a stale
   row and the filled quantity only grows; a row of another terminal order under a known sid (another
   ``cl_ord_id``, e.g. the terminal refusing a duplicate sid) is ignored;
+- a sid ``disown``-ed (the terminal knew it before zhixing wrote it: another tool's order under an id
+  of ours) is left out from then on, its rows already read forgotten: never an event, never a report;
 - fees: a trade row that carries fee columns is taken as written. The terminal's rows observed so far
   carry none; given a ``FeeSchedule`` (the account's rates), the tracker then estimates each trade's fees
   as the order's cumulative fees on its total traded value minus what its earlier trades were charged
@@ -60,6 +62,7 @@ _ACKED = frozenset({1, 2, 3, 5, 6, 9, 12})  # statuses only an order the termina
 class TrackerStats:
     duplicate_exec_rows: int = 0  # execution rows seen again (terminal repeats, file re-read): not applied
     foreign_rows: int = 0  # status rows of another terminal order under a known sid: ignored
+    disowned_rows: int = 0  # rows of a disowned sid: ignored
     fees_estimated: int = 0  # trade rows without fee columns whose fees were estimated
     unknown_status_codes: dict[int, int] = field(default_factory=dict)
 
@@ -90,10 +93,25 @@ class ReportTracker:
         self._emitted: dict[str, set[str]] = {}  # sid -> kinds of event already produced
         self._exec_ids: set[str] = set()
         self._trades: dict[str, FillReport] = {}
+        self._seen: set[str] = set()  # every sid a status or execution row named
+        self._disowned: set[str] = set()
 
     def knows(self, sid: str) -> bool:
         """Has the terminal written a status for ``sid``?"""
         return sid in self._status
+
+    def seen(self, sid: str) -> bool:
+        """Has the terminal written any row (status or execution) naming ``sid``?"""
+        return sid in self._seen
+
+    def disown(self, sid: str) -> None:
+        """Leave ``sid`` out from now on and forget what was read of it (see the module docstring)."""
+        self._disowned.add(sid)
+        self._status.pop(sid, None)
+        self._emitted.pop(sid, None)
+        self._traded.pop(sid, None)
+        for exec_id in [e for e, t in self._trades.items() if t.client_order_id == sid]:
+            del self._trades[exec_id]
 
     def trades(self) -> list[FillReport]:
         return list(self._trades.values())
@@ -124,6 +142,10 @@ class ReportTracker:
         sid = row.sid
         if not sid:
             return []  # an order not placed through 文件单 (manual, another tool)
+        self._seen.add(sid)
+        if sid in self._disowned:
+            self.stats.disowned_rows += 1
+            return []
         if row.status not in ENGINE_STATUS_OF_GM:
             codes = self.stats.unknown_status_codes
             codes[row.status] = codes.get(row.status, 0) + 1
@@ -188,6 +210,10 @@ class ReportTracker:
         self._exec_ids.add(row.exec_id)
         sid = row.sid
         if not sid:
+            return []
+        self._seen.add(sid)
+        if sid in self._disowned:
+            self.stats.disowned_rows += 1
             return []
         ts = row.ts_event or now
         events: list[OrderEvent] = []

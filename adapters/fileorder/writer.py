@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS sids (
     reserved_ns INTEGER NOT NULL,
     pid INTEGER NOT NULL,
     file TEXT NOT NULL DEFAULT '',     -- the file it is written to (visible once renamed)
-    state TEXT NOT NULL DEFAULT 'reserved'  -- reserved (file written or being written) | failed
+    state TEXT NOT NULL DEFAULT 'reserved'  -- reserved (file written or being written) | failed | foreign
 )
 """
 
@@ -79,9 +79,10 @@ class SidLedger:
             self._db.execute(_SCHEMA)
             self._db.execute("PRAGMA busy_timeout=0")  # writes retry themselves (_begin_immediate)
 
-    def reserve(self, sid: str, now_ns: int, file: str = "") -> None:
-        """Record ``sid`` as about to be written to ``file`` (one fsync'd commit). Raises ``BrokerError``
-        if any process recorded it before."""
+    def reserve(self, sid: str, now_ns: int, file: str = "", state: str = "reserved") -> None:
+        """Record ``sid`` as about to be written to ``file`` (one fsync'd commit; ``state`` "foreign":
+        never to be written, the terminal knew it before us). Raises ``BrokerError`` if any process
+        recorded it before."""
         with self._lock:
             db = self._db
             self._begin_immediate()
@@ -90,8 +91,8 @@ class SidLedger:
                 if seen is not None:
                     raise BrokerError(f"fileorder: sid {sid!r} was used before ({seen[0]}); nothing written")
                 db.execute(
-                    "INSERT INTO sids (sid, reserved_ns, pid, file) VALUES (?, ?, ?, ?)",
-                    (sid, now_ns, os.getpid(), file),
+                    "INSERT INTO sids (sid, reserved_ns, pid, file, state) VALUES (?, ?, ?, ?, ?)",
+                    (sid, now_ns, os.getpid(), file, state),
                 )
             except BaseException:
                 db.execute("ROLLBACK")
@@ -123,6 +124,11 @@ class SidLedger:
             row = self._db.execute("SELECT file FROM sids WHERE sid = ?", (sid,)).fetchone()
         return None if row is None else str(row[0])
 
+    def sids_in_state(self, state: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT sid FROM sids WHERE state = ?", (state,)).fetchall()
+        return {str(r[0]) for r in rows}
+
     def state(self, sid: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT state FROM sids WHERE sid = ?", (sid,)).fetchone()
@@ -147,7 +153,8 @@ def fsync_dir(folder: Path) -> None:
 
 class OrderFileWriter:
     """Writes one order (or one cancel) per file into ``input_dir``; names never collide across
-    processes: ``<now_ns>_<pid>_<seq>.order.csv``."""
+    processes nor accounts: ``<now_ns>_<tag>_<pid>_<seq>.order.csv``, ``tag`` the account key
+    (``engine.order_ids``; without one, the legacy ``<now_ns>_<pid>_<seq>.order.csv``)."""
 
     def __init__(
         self,
@@ -157,8 +164,12 @@ class OrderFileWriter:
         *,
         encoding: str = "utf-8-sig",
         completion_marker: bool = False,
+        tag: str = "",
     ) -> None:
+        if tag and not tag.isalnum():
+            raise ValueError(f"file name tag {tag!r}: letters and digits only")
         self.input_dir = input_dir
+        self.tag = tag
         self.ledger = ledger
         self.encoding = encoding
         self.completion_marker = completion_marker
@@ -202,7 +213,8 @@ class OrderFileWriter:
     def _next_name(self, suffix: str) -> str:
         with self._lock:
             seq = next(self._seq)
-        return f"{self._clock.now_ns()}_{self._pid}_{seq:06d}{suffix}"
+        tag = f"{self.tag}_" if self.tag else ""
+        return f"{self._clock.now_ns()}_{tag}{self._pid}_{seq:06d}{suffix}"
 
     def _drop(self, name: str, text: str) -> Path:
         final = self.input_dir / name

@@ -14,6 +14,9 @@ Several candidates are never guessed between: the row stays unlinked and the eng
 unknown (and the gm orders as external) - a reconciliation mismatch for an operator, never a duplicate. No
 candidate at all leaves the engine's in-flight checks to resolve it as never sent.
 
+Two engines on two accounts may share a state directory, so one ledger: each reads only the rows of
+its own account's ids (``owns``, ``engine.order_ids``), and the ids themselves never collide.
+
 SQLite, ``synchronous=FULL``, one connection used from one thread at a time (a lock).
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +109,11 @@ class LinkLedger:
                 (cl_ord_id, LINKED, cid),
             )
 
-    def links(self) -> list[Link]:
+    def links(self, owns: Callable[[str], bool] | None = None) -> list[Link]:
+        """Every row, or those whose client order id ``owns`` accepts (one account's)."""
+        return [link for link in self._all_links() if owns is None or owns(link.client_order_id)]
+
+    def _all_links(self) -> list[Link]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT client_order_id, cl_ord_id, symbol, side, price, volume, ts_ns, state, reason"
@@ -126,14 +134,21 @@ class LinkLedger:
             for r in rows
         ]
 
-    def claim_unlinked(self, candidates: list[Candidate], *, skew_ns: int = 60 * 10**9) -> dict[str, str]:
-        """Resolve ``sending`` rows from the broker's orders (see module doc); returns cid -> cl_ord_id
-        for the rows it linked. ``skew_ns`` allows gm's ``created_at`` to run behind our clock."""
-        links = self.links()
+    def claim_unlinked(
+        self,
+        candidates: list[Candidate],
+        *,
+        skew_ns: int = 60 * 10**9,
+        owns: Callable[[str], bool] | None = None,
+    ) -> dict[str, str]:
+        """Resolve ``sending`` rows (of the ids ``owns`` accepts) from the broker's orders (see module
+        doc); returns cid -> cl_ord_id for the rows it linked. ``skew_ns`` allows gm's ``created_at`` to
+        run behind our clock."""
+        links = self._all_links()
         claimed = {link.cl_ord_id for link in links if link.cl_ord_id}
         resolved: dict[str, str] = {}
         for link in links:
-            if link.state != SENDING:
+            if link.state != SENDING or (owns is not None and not owns(link.client_order_id)):
                 continue
             matches = [
                 c

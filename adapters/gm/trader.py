@@ -61,6 +61,7 @@ from engine.events import (
     PositionReport,
 )
 from engine.market.symbols import to_gm
+from engine.order_ids import OrderIds
 from engine.orders import Order
 from engine.secrets import resolve_secret
 from engine.units import yuan
@@ -85,6 +86,7 @@ class GmBrokerAdapter:
         self._ledger: LinkLedger | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._connected = False
+        self.order_ids = OrderIds.for_account(config.account_id)  # the OrderManager issues these
         self.mapper = ReportMapper(clock, config.account_id, self.stats, self._deliver, self._on_fill_gap)
         self._tasks: set[asyncio.Task[None]] = set()
         self._resync_pending = False
@@ -107,7 +109,7 @@ class GmBrokerAdapter:
     async def connect(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gm-api")
         self._ledger = await self._call(LinkLedger, self.config.ledger_path)
-        for link in await self._call(self._ledger.links):
+        for link in await self._call(self._ledger.links, self.order_ids.is_ours):
             if link.cl_ord_id:
                 self.mapper.cid_of[link.cl_ord_id] = link.client_order_id
                 self.mapper.cl_of[link.client_order_id] = link.cl_ord_id
@@ -306,7 +308,8 @@ class GmBrokerAdapter:
         unlinked = [p for p in orders if text(p.get("cl_ord_id")) not in self.mapper.cid_of]
         if unlinked and self._ledger is not None:
             candidates = [candidate(p) for p in unlinked]
-            for cid, cl_ord_id in (await self._call(self._ledger.claim_unlinked, candidates)).items():
+            claim = self._ledger.claim_unlinked
+            for cid, cl_ord_id in (await self._call(claim, candidates, owns=self.order_ids.is_ours)).items():
                 log.warning("gm_link_recovered", client_order_id=cid, cl_ord_id=cl_ord_id)
                 self.mapper.link(cid, cl_ord_id)
         return orders

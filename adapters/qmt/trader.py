@@ -2,7 +2,8 @@
 
 Requests:
 - ``submit`` calls ``order_stock_async(account, code, STOCK_BUY|STOCK_SELL, volume, FIX_PRICE, price,
-  strategy_name, order_remark=<client order id>)`` on the loop thread (the SDK only queues it) and keeps
+  strategy_name, order_remark=<client order id>)`` (at most 24 characters, xtquant's limit; the
+  account's ids are 15, ``engine.order_ids``) on the loop thread (the SDK only queues it) and keeps
   the returned request seq. A positive seq is correlated with ``on_order_stock_async_response`` (order_id,
   seq) to link the broker order id. ``-1`` is a definitive local failure (``BrokerError``, nothing sent);
   ``-2``, any other value or an exception is *unknown*: the order stays in flight for the in-flight checker
@@ -43,6 +44,7 @@ from engine.broker import EventSink
 from engine.clock import Clock, TimerHandle
 from engine.errors import BrokerDisconnected, BrokerError
 from engine.events import AccountReport, FillReport, OrderEvent, OrderStatusReport, PositionReport
+from engine.order_ids import MAX_ID_LENGTH, OrderIds
 from engine.orders import Order
 from engine.units import NS_PER_SECOND, price_from_yuan, yuan
 
@@ -152,12 +154,15 @@ class QmtBrokerAdapter:
         self._reconnect_timer: TimerHandle | None = None
         self._rng = random.Random(config.session_id)
         self._log = log.bind(account=config.masked_account)
+        self.order_ids = OrderIds.for_account(config.account_id)  # the OrderManager issues these
         self.book = PushTranslator(
             self.codes,
             clock,
             self.counters,
             emit=self._deliver,
             send_cancel=self._send_cancel,
+            ids=self.order_ids,
+            account_id=config.account_id,
             can_send=lambda: self.connected,
             log=self._log,
         )
@@ -244,6 +249,10 @@ class QmtBrokerAdapter:
     async def submit(self, order: Order) -> None:
         trader = self._require_connected()
         cid = order.client_order_id
+        if len(cid) > MAX_ID_LENGTH:
+            raise BrokerError(
+                f"client order id {cid!r} is longer than order_remark's {MAX_ID_LENGTH}: not sent"
+            )
         if cid in self.book.by_cid:  # the remark is the idempotency key: never a second broker order
             self._log.warning("qmt_duplicate_submit_ignored", client_order_id=cid)
             return
@@ -338,16 +347,16 @@ class QmtBrokerAdapter:
                 avg_cost=price_from_yuan(p.avg_price),
             )
             for p in rows or []
-            if int(p.volume) > 0
+            if int(p.volume) > 0 and self.book.mine(p)
         ]
 
     async def query_orders(self) -> list[OrderStatusReport]:
         reports: list[OrderStatusReport] = []
         for xo in await self._query("query_stock_orders") or []:
             side = self.codes.side_of(xo.order_type)
-            if side is None:
-                continue  # not a stock buy/sell (e.g. a fund subscription): not ours to manage
-            cid = xo.order_remark or f"qmt-external-{xo.order_id}"
+            if side is None or not self.book.mine(xo):
+                continue  # not a stock buy/sell (e.g. a fund subscription), another account: not ours
+            cid = f"qmt-external-{xo.order_id}"
             tracked = self.book.track(xo.order_remark, xo.order_id, xo.stock_code, side)
             if tracked is not None:
                 cid = tracked.client_order_id
@@ -371,9 +380,10 @@ class QmtBrokerAdapter:
         reports: list[FillReport] = []
         for xt in await self._query("query_stock_trades") or []:
             side = self.codes.side_of(xt.order_type)
-            if side is None:
+            if side is None or not self.book.mine(xt):
                 continue
-            cid = self.book.by_oid.get(xt.order_id) or xt.order_remark or f"qmt-external-{xt.order_id}"
+            remark = xt.order_remark if self.order_ids.is_ours(xt.order_remark or "") else ""
+            cid = self.book.by_oid.get(xt.order_id) or remark or f"qmt-external-{xt.order_id}"
             reports.append(
                 FillReport(
                     trade_id=str(xt.traded_id),

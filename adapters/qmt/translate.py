@@ -13,6 +13,10 @@ request is outstanding. It makes each fact reach the engine once:
   cancel request (xtquant reports a failed cancel both ways);
 - ``on_order_stock_async_response``: links the broker order id through the request seq; a cancel that
   was asked before the id was known is sent at that moment.
+
+One account's view (``engine.order_ids``): a record naming another account (its ``account_id``) is left
+out, and an ``order_remark`` becomes a client order id only when it is one of this account's ids; any
+other order of the account (typed in by hand, another strategy, another account's zhixing id) is external.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
+from engine.order_ids import LEGACY_IDS, OrderIds
 from engine.units import NS_PER_SECOND, price_from_yuan
 
 
@@ -59,6 +64,7 @@ class QmtCounters:
     cancels_deferred: int = 0
     duplicate_trades: int = 0
     external_pushes: int = 0  # pushes about orders without a client order id
+    other_account_records: int = 0  # pushes and query rows naming another account: left out
     reconnects: int = 0
     reconnect_failures: int = 0
 
@@ -76,8 +82,12 @@ class PushTranslator:
         send_cancel: Callable[[TrackedOrder], bool],
         can_send: Callable[[], bool],
         log: Any = None,
+        ids: OrderIds = LEGACY_IDS,
+        account_id: str = "",
     ) -> None:
         self.codes = codes
+        self.ids = ids
+        self.account_id = account_id
         self.clock = clock
         self.counters = counters
         self._emit_event = emit
@@ -90,8 +100,18 @@ class PushTranslator:
         self.cancel_by_seq: dict[int, str] = {}
         self.trades_seen: set[tuple[str, str]] = set()
 
+    def mine(self, record: Any) -> bool:
+        """False for a record that names another account (counted); a record without one is kept."""
+        account = getattr(record, "account_id", "") or ""
+        if self.account_id and account and account != self.account_id:
+            self.counters.other_account_records += 1
+            return False
+        return True
+
     # ------------------------------------------------------------------------------------- pushes
     def on_stock_order(self, xo: Any) -> None:
+        if not self.mine(xo):
+            return
         tracked = self.track(xo.order_remark, xo.order_id, xo.stock_code, self.codes.side_of(xo.order_type))
         if tracked is None:
             self.counters.external_pushes += 1
@@ -114,6 +134,8 @@ class PushTranslator:
             )
 
     def on_stock_trade(self, xt: Any) -> None:
+        if not self.mine(xt):
+            return
         tracked = self.track(xt.order_remark, xt.order_id, xt.stock_code, self.codes.side_of(xt.order_type))
         if tracked is None:
             self.counters.external_pushes += 1
@@ -135,6 +157,8 @@ class PushTranslator:
         )
 
     def on_order_error(self, err: Any) -> None:
+        if not self.mine(err):
+            return
         tracked = self.track(getattr(err, "order_remark", None) or "", err.order_id, "", None)
         if tracked is None:
             self._log.warning("qmt_order_error_unmatched", order_id=err.order_id, error_msg=err.error_msg)
@@ -142,6 +166,8 @@ class PushTranslator:
         self._reject(tracked, f"xtquant error {err.error_id}: {err.error_msg}", self.clock.now_ns())
 
     def on_cancel_error(self, err: Any) -> None:
+        if not self.mine(err):
+            return
         cid = self.by_oid.get(err.order_id)
         tracked = self.by_cid.get(cid) if cid is not None else None
         if tracked is None:
@@ -169,9 +195,10 @@ class PushTranslator:
 
     # ------------------------------------------------------------------------------------- the book
     def track(self, remark: str, order_id: int, symbol: str, side: Side | None) -> TrackedOrder | None:
-        """The order a record is about (by broker id, else by ``order_remark``), linking the two."""
+        """The order a record is about (by broker id, else by ``order_remark`` when it is one of this
+        account's ids), linking the two."""
         cid = self.by_oid.get(order_id) if order_id else None
-        if cid is None and remark:
+        if cid is None and remark and self.ids.is_ours(remark):
             cid = remark
         if cid is None:
             return None

@@ -44,6 +44,7 @@ from engine.notify import (
     not_ready_notice,
     stale_feed_notice,
 )
+from engine.order_ids import JournalAccountMismatch
 from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
@@ -233,6 +234,7 @@ async def open_configured(
             feed=route.feed,
             store_path=config.store.path,
             account=account,
+            account_id=config.account.id,
             calendar=calendar,
             trading_day_start_ns=shanghai_ns(today, "00:00"),
             synchronous=config.store.synchronous,
@@ -254,7 +256,7 @@ async def open_configured(
             ),
         )
     except BaseException as exc:
-        if isinstance(exc, JournalDamaged):  # the operator is told, not only the console
+        if isinstance(exc, JournalDamaged | JournalAccountMismatch):  # told, not only on the console
             dispatcher.post(error_notice("journal", str(exc), account=config.account.id))
         if clock_watch is not None:
             clock_watch.stop()

@@ -43,6 +43,7 @@ from engine.inflight import InflightChecker
 from engine.lost_orders import guard_lost_orders
 from engine.market import TradingCalendar, instrument_for, trading_date_of
 from engine.oms import OrderManager
+from engine.order_ids import bind_journal, route_order_ids
 from engine.parents import ParentOrder
 from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
 from engine.reconcile import ReconcileReport, Wait, merge_order, recover
@@ -182,6 +183,7 @@ async def open_live_session(
     connect_timeout_ns: int = 0,
     on_not_ready: NotReadyCallback | None = None,
     on_alert: AlertCallback | None = None,
+    account_id: str = "",
 ) -> LiveSession:
     """Open the store, connect the route and the feed, reconcile, and return a running session.
 
@@ -190,6 +192,10 @@ async def open_live_session(
     reconciled. If reconciliation finds a mismatch the session comes back halted: it reports, but
     trades nothing. ``on_alert(title, body)`` hears what the operator must know now: a difference with
     the broker that persisted (trading halted), a cancel that could not be made to stick.
+
+    Client order ids are the account's (``engine.order_ids``): keyed by the route's account when the
+    adapter names its ``order_ids``, else by ``account_id`` (``[account] id``); the journal is bound to
+    that account and a journal of another account is refused (``JournalAccountMismatch``).
     """
     calendar = calendar or TradingCalendar()
     # a damaged journal (a garbled halt record, a counter behind the ids issued, a bad page) trades nothing
@@ -205,6 +211,7 @@ async def open_live_session(
         adapter=adapter,
         store=store,
         account=account,
+        ids=route_order_ids(adapter, account_id),
         checks=[
             market_rules_check(
                 clock=clock,
@@ -223,6 +230,7 @@ async def open_live_session(
         risk.attach(oms)
 
     try:
+        await bind_journal(store, oms.ids, account_id, str(store_path))
         await connect_broker(adapter, clock=clock, timeout_ns=connect_timeout_ns, on_not_ready=on_not_ready)
         today_date = trading_date_of(trading_day_start_ns)
         await _load_positions(store, adapter, account, today_date, trading_day_start_ns)
