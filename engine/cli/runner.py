@@ -49,7 +49,7 @@ log = structlog.get_logger("zhixing.run")
 Notify = Callable[[Message], None]  # the dispatcher's ``post``: never blocks, never raises
 OUTPUT_TAIL = 4000  # characters of a signal's output kept for the summary
 BACKUP_PAGES_PER_STEP = 256  # a backup looks whether the run is stopping after every step (1 MB at 4 KB)
-BACKUP_ABORT_WAIT_S = 3.0  # a stopped backup's thread is waited for this long, then left to the process
+BACKUP_ABORT_WAIT_S = 5.0  # a stopped backup's thread is waited for this long, then left to the process
 
 
 @dataclass(slots=True)
