@@ -20,7 +20,14 @@ from engine.cli.runner import DayRunner
 from engine.config import load_config
 from engine.errors import StoreError
 from engine.notify import Message
-from engine.stop import EXIT_UNCLEAN, DaemonExecutor, LoopStop, StopWatchdog, stop_bound_s
+from engine.stop import (
+    EXIT_UNCLEAN,
+    STOP_NOTIFY_S,
+    DaemonExecutor,
+    LoopStop,
+    StopWatchdog,
+    stop_bound_s,
+)
 from engine.store import StateStore
 from tests.test_stop_process import SAMPLE, gone
 
@@ -309,9 +316,18 @@ async def test_the_close_runs_every_step_after_the_final_commit_failed(tmp_path:
         closed.append("adapter")
         await adapter_close()
 
+    deadlines: list[float] = []
+    dispatcher_close = run.dispatcher.close
+
+    async def dispatcher_closed(deadline_s: float = 30.0) -> None:
+        deadlines.append(deadline_s)
+        await dispatcher_close(deadline_s)
+
     store.commit = disk_full  # type: ignore[method-assign]
     run.session.adapter.close = adapter_closed  # type: ignore[method-assign]
+    run.dispatcher.close = dispatcher_closed  # type: ignore[method-assign]
     await run.close(stopping="SIGTERM")
+    assert deadlines == [STOP_NOTIFY_S]  # a signal's stop gives notifications 5 s, not the usual 30
     assert run.problems == [
         f"the final journal commit failed: StoreError: {store.path}: database or disk is full"
     ]
