@@ -31,7 +31,10 @@ from typing import Any
 
 import structlog
 
+from engine.clock import Clock, LiveClock
+
 log = structlog.get_logger("zhixing.child")
+HOST: Clock = LiveClock()  # a grace is the host's seconds, whatever the engine's clock (a replay's too)
 
 KILL_GRACE_S = 5.0
 """How long a tree is given between SIGTERM (CTRL_BREAK) and SIGKILL (TerminateJobObject)."""
@@ -81,12 +84,11 @@ class ProcessTree:
 
     async def end(self, grace_s: float = KILL_GRACE_S) -> bool:
         """Ask the tree to stop, wait up to ``grace_s``, kill what is left. True: the whole tree is gone."""
-        loop = asyncio.get_running_loop()
         try:
             self._terminate()
-            await self._wait_gone(loop.time() + grace_s)
+            await self._wait_gone(grace_s)
             self.kill_now()
-            await self._wait_gone(loop.time() + REAP_S)
+            await self._wait_gone(REAP_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), REAP_S)
             survivors = self.members()
@@ -97,10 +99,10 @@ class ProcessTree:
             log.error("process_tree_survives", pid=self.pid, survivors=survivors)
         return not survivors
 
-    async def _wait_gone(self, deadline: float) -> None:
+    async def _wait_gone(self, seconds: float) -> None:
         # nothing signals a grandchild's exit to us (it is not our child): the tree is looked at
-        loop = asyncio.get_running_loop()
-        while self.alive() and loop.time() < deadline:  # noqa: ASYNC110
+        deadline = HOST.now_ns() + int(seconds * 1e9)
+        while self.alive() and HOST.now_ns() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(POLL_S)
 
     def kill_now(self) -> None:

@@ -28,7 +28,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, Final
@@ -37,11 +36,13 @@ import structlog
 
 from engine.cancels import SETTLE_NS
 from engine.child_processes import kill_all_now
+from engine.clock import Clock, LiveClock
 from engine.config import Config
 from engine.freshness import DEFAULT_ANSWERS, DEFAULT_GRACE_NS
 from engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.stop")
+HOST: Clock = LiveClock()  # a stop's bound is the host's seconds, whatever the engine's clock
 
 EXIT_OK: Final = 0  # stopped cleanly, every job that ran is ok
 EXIT_NOT_OK: Final = 1  # stopped cleanly; a job is not ok (one the stop cut short too) or orders left working
@@ -101,7 +102,7 @@ class StopWatchdog:
         return self._timer is not None
 
     def arm(self, seconds: float, why: str, code: int = EXIT_UNCLEAN) -> None:
-        deadline = time.monotonic() + seconds
+        deadline = (HOST.now_ns() / 1e9) + seconds
         with self._lock:
             if self._deadline is not None and self._deadline <= deadline:
                 return
@@ -281,9 +282,9 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if wait:
-            deadline = time.monotonic() + self.linger_s
+            deadline = (HOST.now_ns() / 1e9) + self.linger_s
             for thread in self.running():
-                thread.join(max(0.0, deadline - time.monotonic()))
+                thread.join(max(0.0, deadline - (HOST.now_ns() / 1e9)))
         left = self.running()
         if left:
             log.warning("threads_abandoned", threads=[t.name for t in left], linger_s=self.linger_s)
