@@ -166,6 +166,7 @@ async def test_the_watchdog_kills_every_tree_and_ends_the_process_unclean(tmp_pa
     watchdog.disarm()
     assert codes == [EXIT_UNCLEAN]
     await until(lambda: gone(script) and gone(grandchild), "the tree killed by the watchdog")
+    assert await asyncio.wait_for(tree.proc.wait(), LIMIT_S) == -9  # SIGKILL
     tree.close()
 
 
