@@ -82,6 +82,7 @@ class JobConfig:
     kind: str
     command: tuple[str, ...] = ()
     timeout_s: float = 300.0
+    kill_grace_s: float = 5.0  # a signal script's tree: SIGTERM, this long, then SIGKILL (child_processes)
     targets: Path | None = None
     algo: str = "twap"
     window_minutes: int = 30
@@ -432,6 +433,7 @@ def _jobs(path: Path, raw: object) -> tuple[JobConfig, ...]:
             kind=kind,
             command=tuple(command or ()),
             timeout_s=r.number("timeout_s", 300.0, minimum=0.001),
+            kill_grace_s=r.number("kill_grace_s", 5.0),
             targets=r.path_value("targets", required=kind == "execute"),
             algo=r.text("algo", "twap"),
             window_minutes=r.integer("window_minutes", 30, minimum=1),

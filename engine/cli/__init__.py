@@ -7,6 +7,7 @@ wires a store, an adapter, algorithms and a feed together. Each sub-command live
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,14 @@ from engine.cli import (
 )
 from engine.errors import ZhixingError
 from engine.logs import configure_logging, install_secret_filter
+from engine.stop import (
+    EXIT_BAD_INPUT,
+    Stopped,
+    install_process_stop,
+    signal_exit_code,
+    signal_name,
+    uninstall_process_stop,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,11 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     install_secret_filter()
+    install_process_stop()  # SIGINT/SIGTERM: the command unwinds, exits 128 + signal (engine/stop.py)
     try:
         result: int = args.handler(args)
     except (ZhixingError, ValueError) as exc:  # bad input or parameters: a message, not a traceback
         print(f"zhixing: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt as exc:  # Stopped (SIGTERM) or Ctrl-C: what was being done is not done
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        print(f"zhixing: stopped by {signal_name(signum)}", file=sys.stderr)
+        return signal_exit_code(signum)
+    finally:
+        uninstall_process_stop()
     return result
 
 

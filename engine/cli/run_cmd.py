@@ -2,8 +2,10 @@
 
 It takes the single-instance lock on the journal, connects the route and the feed, reconciles, and then
 fires the configured jobs (signal, execute, summary) on their cron times in Asia/Shanghai, only on
-trading days. SIGINT or SIGTERM stops it cleanly: algorithms stop, working orders are cancelled or left
-per ``shutdown``, notifications are flushed, the journal is closed.
+trading days. SIGINT or SIGTERM stops it (``engine.stop``), at any moment and within a bound: running jobs
+are cancelled (a signal script with every process it started), algorithms stop, working orders are
+cancelled or left per ``shutdown``, notifications are flushed, the journal is committed and closed (also
+when that commit fails); a second signal forces it. The exit status says how it went (``EXIT_*``).
 
 With ``route.kind = "sim"`` the day is the recorded one and, unless ``--speed`` is given, it runs on a
 virtual clock as fast as the work allows (what the tests use); live routes run on the wall clock.
@@ -14,9 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from engine.calendar_guard import CalendarWatch, calendar_for
 from engine.cancels import GoneReport
 from engine.cli.routes import Route, build_route, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
-from engine.cli.session import LiveSession, open_live_session
+from engine.cli.session import CloseIncomplete, LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
 from engine.clock_watch import ClockWatch, watch_clock_steps
 from engine.config import ROUTES, Config, load_config
@@ -48,7 +49,21 @@ from engine.order_ids import JournalAccountMismatch
 from engine.readiness import NotReady
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
+from engine.stop import (
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_UNCLEAN,
+    FORCED_NOTIFY_S,
+    STOP_NOTIFY_S,
+    LoopStop,
+    Stopped,
+    StopWatchdog,
+    process_watchdog,
+    stop_bound_s,
+    use_daemon_executor,
+)
 from engine.store.integrity import JournalDamaged
+from engine.store.staging import to_json
 from engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.run")
@@ -81,6 +96,20 @@ class RunResult:
     dispatcher: NotificationDispatcher
     fired: list[tuple[str, int]]
     shutdown: GoneReport | None = None  # shutdown's check by query that every order is gone
+    stopped_by: str | None = None  # the signal that stopped the run (None: it reached its end)
+    forced: bool = False  # a second signal forced the stop
+    problems: list[str] = field(default_factory=list)  # what the stop could not do: not a clean stop
+
+    @property
+    def exit_code(self) -> int:
+        """``EXIT_UNCLEAN`` when the stop was forced or could not do everything; else ``EXIT_NOT_OK`` when a
+        job is not ok or orders were left working; else ``EXIT_OK`` (docs/OPERATIONS.md, exit status)."""
+        if self.forced or self.problems:
+            return EXIT_UNCLEAN
+        failed = [o for o in self.runner.outcomes if not o.ok]
+        if failed or (self.shutdown is not None and not self.shutdown.ok):
+            return EXIT_NOT_OK
+        return EXIT_OK
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -90,14 +119,23 @@ def run_command(args: argparse.Namespace) -> int:
         result = run_route(
             config,
             lambda bridge: run_config(
-                config, start=args.start, until=args.until, speed=args.speed, gm_bridge=bridge
+                config,
+                start=args.start,
+                until=args.until,
+                speed=args.speed,
+                gm_bridge=bridge,
+                watchdog=process_watchdog(),
             ),
         )
-    failed = [o for o in result.runner.outcomes if not o.ok]
     for outcome in result.runner.outcomes:
         print(f"{outcome.job} ({outcome.kind}): {outcome.label} {outcome.detail}")
     print_shutdown(result.shutdown)
-    return 1 if failed or (result.shutdown is not None and not result.shutdown.ok) else 0
+    if result.stopped_by is not None:
+        how = "forced" if result.forced else ("NOT clean" if result.problems else "clean")
+        print(f"stopped by {result.stopped_by}: {how}")
+    for problem in result.problems:
+        print(f"  stop: {problem}")
+    return result.exit_code
 
 
 def print_shutdown(report: GoneReport | None) -> None:
@@ -124,6 +162,7 @@ class ConfiguredSession:
     clock_watch: ClockWatch | None = None  # host wall clock vs the engine's (LiveClock only)
     calendar_watch: CalendarWatch | None = None
     denials: DenialAlerts | None = None  # the risk gate's denials told to the operator
+    problems: list[str] = field(default_factory=list)  # what the close could not do
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -153,24 +192,48 @@ class ConfiguredSession:
                 await session.poll()
         await runner.wait_idle()
 
-    async def close(self) -> GoneReport | None:
+    async def close(
+        self, *, stopping: str | None = None, hurry: asyncio.Event | None = None
+    ) -> GoneReport | None:
         """Stop; with ``shutdown = "cancel"`` cancel what works and verify by query that it is gone (the
-        orders still working are told to the operator and returned)."""
+        orders still working are told to the operator and returned). ``stopping``: the signal that stops
+        the run (journaled, meta ``stop``; notifications get ``STOP_NOTIFY_S``); ``hurry`` set: forced.
+        Every step runs whatever failed before; what failed is in ``problems`` (told to the operator)."""
         if self.clock_watch is not None:
             self.clock_watch.stop()
         if self.calendar_watch is not None:
             self.calendar_watch.stop()
-        await self.channel.stop()
-        report = await self.session.close(cancel_working=self.config.shutdown == "cancel")
+        try:
+            await self.channel.stop()
+        except Exception as exc:
+            self.problems.append(f"control channel stop failed: {type(exc).__name__}: {exc}")
+        record = {
+            "ts": self.clock.now_ns(),
+            "by": stopping or "end of run",
+            "forced": bool(hurry and hurry.is_set()),
+        }
+        self.session.store.stage_meta("stop", to_json(record))  # how the last run ended, for the next one
+        try:
+            report = await self.session.close(cancel_working=self.config.shutdown == "cancel", hurry=hurry)
+        except CloseIncomplete as exc:
+            report = exc.report
+            self.problems += exc.problems
         if self.denials is not None:
             self.denials.flush()
+        if self.problems:
+            self.dispatcher.post(
+                error_notice("stop not clean", "; ".join(self.problems), account=self.config.account.id)
+            )
         if report is not None and not report.ok:
             self.dispatcher.post(
                 error_notice(
                     "shutdown: orders still working", report.summary(), account=self.config.account.id
                 )
             )
-        await self.dispatcher.close()
+        if hurry is not None and hurry.is_set():
+            await self.dispatcher.close(FORCED_NOTIFY_S)
+        else:
+            await self.dispatcher.close(STOP_NOTIFY_S if stopping else 30.0)
         return report
 
 
@@ -261,7 +324,8 @@ async def open_configured(
         if clock_watch is not None:
             clock_watch.stop()
         calendar_watch.stop()
-        await dispatcher.close()
+        stopped = isinstance(exc, asyncio.CancelledError)  # a signal during the start-up: within its bound
+        await dispatcher.close(STOP_NOTIFY_S if stopped else 30.0)
         raise
     if not session.reconcile.ok:
         dispatcher.post(halt_notice("; ".join(session.reconcile.mismatches), account=config.account.id))
@@ -339,22 +403,66 @@ async def run_config(
     calendar: TradingCalendar | None = None,
     on_open: Callable[[ConfiguredSession], None] | None = None,
     route: Route | None = None,
+    watchdog: StopWatchdog | None = None,
 ) -> RunResult:
     """Run the day: fire the jobs on schedule until ``until``/the end of the day or a signal.
 
     ``on_open`` is called with the opened session before the first job (a replayed day has nobody at the
-    keyboard: a test or a tool sets its operator's actions on the clock there)."""
+    keyboard: a test or a tool sets its operator's actions on the clock there). ``watchdog`` ends the
+    process if a signal's stop overruns its bound (``zhixing run`` passes the process's)."""
     stop = stop or asyncio.Event()
-    run = await open_configured(
-        config,
-        start=start,
-        until=until,
-        speed=speed,
-        clock=clock,
-        gm_bridge=gm_bridge,
-        calendar=calendar,
-        route=route,
-    )
+    hurry = asyncio.Event()  # the second signal
+    use_daemon_executor()  # a thread stuck in a call nobody can interrupt does not hold the exit
+    opening: asyncio.Future[ConfiguredSession] | None = None
+    opened: list[ConfiguredSession] = []
+
+    def on_stop(signum: int) -> None:
+        stop.set()
+        if opening is not None and not opening.done():
+            opening.cancel()  # the connect wait, the journal check: the start-up stops where it is
+        for run in opened:
+            run.runner.stop_jobs(f"stopped by {signals.name}")
+
+    def on_force(signum: int) -> None:
+        hurry.set()
+        for run in opened:
+            run.runner.force_stop()
+
+    signals = LoopStop(bound_s=stop_bound_s(config), on_stop=on_stop, on_force=on_force, watchdog=watchdog)
+    signals.install()
+    try:
+        opening = asyncio.ensure_future(
+            open_configured(
+                config,
+                start=start,
+                until=until,
+                speed=speed,
+                clock=clock,
+                gm_bridge=gm_bridge,
+                calendar=calendar,
+                route=route,
+            )
+        )
+        try:
+            run = await opening
+        except asyncio.CancelledError:
+            if signals.signum is None:
+                raise
+            raise Stopped(signals.signum) from None  # nothing ran: exits 128 + signal
+        opened.append(run)
+        return await _run_opened(run, config, stop, hurry, signals, on_open)
+    finally:
+        signals.uninstall()
+
+
+async def _run_opened(
+    run: ConfiguredSession,
+    config: Config,
+    stop: asyncio.Event,
+    hurry: asyncio.Event,
+    signals: LoopStop,
+    on_open: Callable[[ConfiguredSession], None] | None,
+) -> RunResult:
     if on_open is not None:
         on_open(run)
     runner = run.runner
@@ -374,18 +482,22 @@ async def run_config(
         # on the wall clock, notice a machine that slept through a window when it wakes
         watchdog_ns=None if isinstance(run.clock, SimClock) else 60 * NS_PER_SECOND,
     )
-    loop = asyncio.get_running_loop()
     try:
         scheduler.start()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
-                loop.add_signal_handler(sig, stop.set)
         await run.drive(stop)
     finally:
         scheduler.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        if signals.signum is not None:
+            runner.stop_jobs(f"stopped by {signals.name}")  # one that started meanwhile
+            await runner.wait_idle()  # each ends within its kill grace (the second signal: at once)
         runner.end_of_run()  # a rebalance still running is reported unfinished (and told) before the close
-        shutdown = await run.close()
-    return RunResult(runner=runner, dispatcher=run.dispatcher, fired=fired, shutdown=shutdown)
+        shutdown = await run.close(stopping=signals.name, hurry=hurry)
+    return RunResult(
+        runner=runner,
+        dispatcher=run.dispatcher,
+        fired=fired,
+        shutdown=shutdown,
+        stopped_by=signals.name,
+        forced=signals.forced,
+        problems=run.problems + runner.unclean,
+    )

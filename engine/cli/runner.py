@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -22,6 +23,7 @@ from typing import Final
 import structlog
 
 from algos.rebalance import Rebalance
+from engine.child_processes import ProcessTree, start_tree
 from engine.cli.session import LiveSession
 from engine.clock import SimClock, host_wall_ns
 from engine.config import Config, JobConfig
@@ -39,7 +41,7 @@ from engine.notify import (
 from engine.parents import ParentOrder
 from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
 from engine.portfolio.targets import Target
-from engine.store.backup import backup_journal
+from engine.store.backup import BackupError, backup_journal
 from engine.target_snapshots import read_todays_file, snapshot_to_trade, take_snapshot
 from engine.trading_day import DayStart, day_key, day_start_ns
 from engine.units import NS_PER_MINUTE, yuan_str
@@ -48,6 +50,8 @@ log = structlog.get_logger("zhixing.run")
 
 Notify = Callable[[Message], None]  # the dispatcher's ``post``: never blocks, never raises
 OUTPUT_TAIL = 4000  # characters of a signal's output kept for the summary
+BACKUP_PAGES_PER_STEP = 256  # a backup looks whether the run is stopping after every step (1 MB at 4 KB)
+BACKUP_ABORT_WAIT_S = 5.0  # a stopped backup's thread is waited for this long, then left to the process
 
 
 @dataclass(slots=True)
@@ -92,9 +96,28 @@ class DayRunner:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _running: list[tuple[JobOutcome, str, Rebalance]] = field(default_factory=list)  # execute jobs started
     denied_before_today: int = 0  # the OMS's denials counted before today's start (the summary's count)
+    stopping: str | None = None  # why the run stops (a signal): no job starts, the running ones end
+    unclean: list[str] = field(default_factory=list)  # what a stop could not do (a process tree survived)
+    _trees: set[ProcessTree] = field(default_factory=set)  # signal scripts running
+
+    # ------------------------------------------------------------------------------------- stopping
+    def stop_jobs(self, reason: str) -> None:
+        """The run stops: nothing new starts, every running job is cancelled (a signal script's process
+        tree is ended: SIGTERM, ``kill_grace_s``, SIGKILL; a backup stops at its next step)."""
+        self.stopping = reason
+        for task in list(self._tasks):
+            task.cancel(reason)
+
+    def force_stop(self) -> None:
+        """The second signal: process trees are killed now, not after their grace."""
+        for tree in list(self._trees):
+            tree.kill_now()
 
     # ------------------------------------------------------------------------------------- scheduling
     def on_fire(self, job: JobConfig, scheduled_ns: int) -> None:
+        if self.stopping is not None:
+            log.warning("job_not_started", job=job.name, why=self.stopping)
+            return
         task = asyncio.get_running_loop().create_task(self.run_job(job, scheduled_ns), name=f"job:{job.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -153,6 +176,13 @@ class DayRunner:
             log.exception("job_failed", job=job.name)
             ok, detail = False, f"{type(exc).__name__}: {exc}"
             self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
+        except asyncio.CancelledError:  # the run stops: reported for what it is, never ok
+            detail = f"{self.stopping or 'cancelled'} before it finished"
+            if outcome.status == "running":
+                outcome.status, outcome.detail = "failed", detail
+            log.warning("job_stopped", job=job.name, why=detail)
+            self.notify(error_notice(f"job {job.name}", detail, account=self._acct))
+            raise
         if outcome.status == "running" and not (ok and job.kind == "execute"):
             outcome.status, outcome.detail = ("ok" if ok else "failed"), detail
         log.info("job_finished", job=job.name, status=outcome.status)
@@ -160,8 +190,8 @@ class DayRunner:
     # ------------------------------------------------------------------------------------- signal
     async def run_signal(self, job: JobConfig) -> tuple[bool, str]:
         started = host_wall_ns(self.session.clock)  # compared with the file's mtime: the host's time
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        try:  # its own process group (job object): ended with everything it started
+            tree = await start_tree(
                 *job.command,
                 cwd=str(self.config.path.parent),
                 env=signal_environment(self.session.clock.now_ns()),
@@ -172,14 +202,23 @@ class DayRunner:
             detail = f"could not start {job.command[0]!r}: {exc.strerror or exc}"
             self.notify(error_notice(f"signal {job.name}", detail, account=self._acct))
             return False, detail
+        proc = tree.proc
+        self._trees.add(tree)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), job.timeout_s)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            detail = f"timed out after {job.timeout_s:g} s and was killed"
+            await self._end_tree(job, tree)
+            detail = f"timed out after {job.timeout_s:g} s and was killed (with the processes it started)"
             self.notify(error_notice(f"signal {job.name}", detail, account=self._acct))
             return False, detail
+        except asyncio.CancelledError:
+            await self._end_tree(job, tree)
+            raise
+        finally:
+            self._trees.discard(tree)
+        if tree.alive():  # the script exited, something it started did not: not left behind
+            await self._end_tree(job, tree)
+        tree.close()
         stdout = out.decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
         stderr = err.decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
         if proc.returncode != 0:
@@ -215,6 +254,10 @@ class DayRunner:
         message = signal_summary(job.name, lines, account=self._acct)
         self.notify(replace(message, body=message.body + "\n\n" + "\n\n".join(notes)))
         return True, "exit 0"
+
+    async def _end_tree(self, job: JobConfig, tree: ProcessTree) -> None:
+        if not await tree.end(job.kill_grace_s):
+            self.unclean.append(f"signal {job.name}: processes of pid {tree.pid} survived SIGKILL")
 
     # ------------------------------------------------------------------------------------- execute
     def holdings(self) -> list[Holding]:
@@ -413,15 +456,33 @@ class DayRunner:
         session = self.session
         await session.oms.flush()  # what is staged is in the file, hence in the copy
         now = session.clock.now_ns()
-        try:
-            result = await asyncio.to_thread(
+        abort = threading.Event()
+
+        def check_abort(status: int, remaining: int, total: int) -> None:
+            if abort.is_set():  # raised inside the copy: it stops, cleans up, replaces nothing
+                raise BackupError(f"{session.store.path}: backup stopped ({self.stopping}); nothing replaced")
+
+        copy = asyncio.ensure_future(
+            asyncio.to_thread(
                 backup_journal,
                 session.store.path,
                 settings.dir,
                 day=trading_date_of(now),
                 now_ns=now,
                 keep=settings.keep_days,
+                pages=BACKUP_PAGES_PER_STEP,
+                on_step=check_abort,
             )
+        )
+        copy.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by the await
+        try:
+            result = await asyncio.shield(copy)
+        except asyncio.CancelledError:  # the run stops: the copy stops at its next step
+            abort.set()
+            await asyncio.wait([copy], timeout=BACKUP_ABORT_WAIT_S)  # stuck past that: left (daemon)
+            if not copy.done():
+                log.warning("backup_left_running", folder=str(settings.dir))
+            raise
         except (StoreError, OSError) as exc:
             detail = f"backup failed: {exc}"
             self.notify(error_notice(f"job {job.name}", detail, account=self._acct))

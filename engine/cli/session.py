@@ -11,7 +11,7 @@ Used by ``zhixing paper`` and ``zhixing run``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,7 +25,7 @@ from algos.feed_guard import StaleGuard
 from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
-from engine.cancels import GoneCheck, GoneReport
+from engine.cancels import GoneCheck, GoneReport, Survivor
 from engine.clock import Clock, SimClock
 from engine.connection import (
     ConnectionMonitor,
@@ -33,8 +33,8 @@ from engine.connection import (
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
-from engine.enums import Side
-from engine.errors import BrokerError, FeedError
+from engine.enums import OrderStatus, Side
+from engine.errors import BrokerError, FeedError, StoreError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.feed_keeper import FeedKeeper
@@ -114,29 +114,58 @@ class LiveSession:
             if finished() and not self.oms.working_orders():
                 break
 
-    async def close(self, *, cancel_working: bool = True, settle_ns: int = 10 * POLL_NS) -> GoneReport | None:
+    async def close(
+        self,
+        *,
+        cancel_working: bool = True,
+        settle_ns: int = 10 * POLL_NS,
+        hurry: asyncio.Event | None = None,
+    ) -> GoneReport | None:
         """Stop the algorithms, optionally cancel what still works and verify by query that it is gone
         (``engine.cancels.GoneCheck``: the answers waited for up to ``settle_ns``, refused cancels sent
         again meanwhile; the orders still working are in the report), journal the algorithm states, and
-        close the feed, the adapter and the store. Returns the verification (None: orders left)."""
-        if self.day is not None:
-            self.day.stop()
-        for algo in self.basket.algos.values():
-            if not algo.done:
-                algo.stop()
-        report = await self._cancel_and_verify(settle_ns) if cancel_working else None
-        self.book.stop_watch()
-        if self.connection is not None:
-            self.connection.stop()
-        self.basket.journal(self.store)
-        await self.oms.stop()
-        await self.store.commit()
-        await self.feed.close()
-        await self.adapter.close()
-        await self.store.close()
+        close the feed, the adapter and the store. Returns the verification (None: orders left).
+
+        Every step runs even when one before it failed: the store is closed also after its final commit
+        failed. The failures are raised afterwards, together, as ``CloseIncomplete``. ``hurry`` set (a
+        second signal) ends the verification at once: the cancels are sent, the report says unverified."""
+        problems: list[str] = []
+
+        async def step(what: str, work: Callable[[], Awaitable[object]]) -> None:
+            try:
+                await work()
+            except Exception as exc:
+                log.error("close_step_failed", step=what, error=f"{type(exc).__name__}: {exc}")
+                problems.append(f"{what} failed: {type(exc).__name__}: {exc}")
+
+        report: GoneReport | None = None
+        try:
+            if self.day is not None:
+                self.day.stop()
+            for algo in self.basket.algos.values():
+                if not algo.done:
+                    algo.stop()
+            if cancel_working:
+                try:
+                    report = await self._cancel_and_verify(settle_ns, hurry)
+                except Exception as exc:
+                    log.error("close_step_failed", step="shutdown cancels", error=repr(exc))
+                    problems.append(f"shutdown cancels failed: {type(exc).__name__}: {exc}")
+            self.book.stop_watch()
+            if self.connection is not None:
+                self.connection.stop()
+            self.basket.journal(self.store)
+            await step("the last journal flush", self.oms.stop)
+            await step("the final journal commit", self.store.commit)
+            await step("closing the feed", self.feed.close)
+            await step("closing the broker route", self.adapter.close)
+        finally:
+            await step("closing the journal", self.store.close)  # whatever happened before
+        if problems:
+            raise CloseIncomplete(problems, report)
         return report
 
-    async def _cancel_and_verify(self, settle_ns: int) -> GoneReport:
+    async def _cancel_and_verify(self, settle_ns: int, hurry: asyncio.Event | None = None) -> GoneReport:
         oms = self.oms
         oms.cancel_all()
         check = GoneCheck(
@@ -160,8 +189,19 @@ class LiveSession:
             report = await check.poll()
             if report is not None:
                 return report
+            if hurry is not None and hurry.is_set():
+                return _unverified(check.report, oms, self.clock.now_ns())
             due = check.next_due_ns() or self.clock.now_ns()
-            await pause(min(due, self.clock.now_ns() + POLL_NS // 10))
+            waiting = asyncio.ensure_future(pause(min(due, self.clock.now_ns() + POLL_NS // 10)))
+            if hurry is None:
+                await waiting
+                continue
+            hurried = asyncio.ensure_future(hurry.wait())
+            try:
+                await asyncio.wait([waiting, hurried], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (waiting, hurried):
+                    task.cancel()
 
 
 async def open_live_session(
@@ -318,6 +358,35 @@ async def open_live_session(
     )
     session.symbols.update(resumed)
     return session
+
+
+class CloseIncomplete(StoreError):
+    """``LiveSession.close`` ran every step, but some failed (each named); the report is the shutdown's."""
+
+    def __init__(self, problems: list[str], report: GoneReport | None) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.report = report
+
+
+def _unverified(report: GoneReport, oms: OrderManager, now_ns: int) -> GoneReport:
+    """The shutdown's check cut short (a forced stop): every order not known to be gone is a survivor."""
+    report.error = report.error or "the stop was forced before the broker confirmed the cancels"
+    report.survivors = [
+        Survivor(
+            client_order_id=o.client_order_id,
+            symbol=o.symbol,
+            side=str(o.side),
+            quantity=o.quantity,
+            filled=o.filled_quantity,
+            local=str(o.status),
+            broker="not confirmed",
+        )
+        for o in oms.orders.values()
+        if o.is_working or o.status is OrderStatus.INITIALIZED
+    ]
+    report.finished_ns = now_ns
+    return report
 
 
 def passing_time(clock: Clock) -> Wait:
