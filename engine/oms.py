@@ -107,6 +107,7 @@ class OmsCounters:
     overfill_alarms: int = 0
     unknown_order_events: int = 0
     journal_failures: int = 0
+    fills_after_end: int = 0  # fills applied to an order already CANCELED/EXPIRED: its end came too early
 
 
 class OrderManager:
@@ -520,6 +521,9 @@ class OrderManager:
             self.counters.duplicate_fills += 1
             return
         if isinstance(event, OrderFilled):
+            if was_terminal:
+                self.counters.fills_after_end += 1
+                log.warning("fill_after_end", client_order_id=order.client_order_id, status=str(order.status))
             if self.account is not None:
                 self.account.on_fill(order, event)
                 pos = self.account.positions[event.symbol]  # journaled with the fill: a restart rebuilds it
