@@ -91,10 +91,8 @@ log = structlog.get_logger("zhixing.oms")
 
 _ID_BLOCK = 10_000
 _IN_FLIGHT = frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL})
-_SENT_EVENTS = (OrderSubmitted, OrderPendingCancel)
-_TAKES_LATE_FILLS = frozenset(
-    {OrderStatus.CANCELED, OrderStatus.EXPIRED}
-)  # a tuple: ``A | B`` would build a union per call
+_SENT_EVENTS = (OrderSubmitted, OrderPendingCancel)  # a tuple: ``A | B`` would build a union per call
+_TAKES_LATE_FILLS = frozenset({OrderStatus.CANCELED, OrderStatus.EXPIRED})  # ends that still take fills
 
 
 @dataclass(slots=True)

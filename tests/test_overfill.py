@@ -410,6 +410,8 @@ async def test_qmt_part_cancel_with_traded_volume_ahead_of_its_trade_push(tmp_pa
     held = oms.held_ends.get(other.client_order_id)
     assert held is not None
     assert held.filled is None
+    translator.on_stock_order(_xt_order(other.client_order_id, 8, XC.ORDER_CANCELED, 0))  # it says now
+    assert other.status is S.CANCELED
     # 部撤 pushed again with more traded (a later status of the same end): the larger figure is heard
     third = await cancelled_after(oms, broker, 0)
     translator.on_stock_order(_xt_order(third.client_order_id, 9, XC.ORDER_PART_CANCEL, 100))

@@ -51,6 +51,7 @@ class TrackedOrder:
     finished: bool = False  # canceled or rejected has been emitted
     cancel_wanted: bool = False  # cancel asked before the broker id was known: send on link
     cancel_in_flight: bool = False  # a cancel request awaits its answer: at most one reject per request
+    canceled: bool = False  # the end emitted was a cancel (部撤/已撤)
     end_filled: int | None = None  # traded volume the cancel push that ended it said (None: not said)
 
 
@@ -109,12 +110,16 @@ class PushTranslator:
             # trade rows (``on_stock_trade``, a separate callback) bring its fills there
             filled = _whole(getattr(xo, "traded_volume", None))
             if not tracked.finished:
-                tracked.finished = True
+                tracked.finished = tracked.canceled = True
                 tracked.cancel_wanted = tracked.cancel_in_flight = False
                 tracked.end_filled = filled
                 self._emit(OrderCanceled, tracked, ts, filled_qty=filled)
-            elif tracked.end_filled is not None and filled is not None and filled > tracked.end_filled:
-                # the end pushed again with more traded: the engine must hear the larger figure
+            elif (
+                tracked.canceled
+                and filled is not None
+                and (tracked.end_filled is None or filled > tracked.end_filled)
+            ):
+                # the end pushed again with a (larger) traded volume: the engine must hear the figure
                 tracked.end_filled = filled
                 self._emit(OrderCanceled, tracked, ts, filled_qty=filled)
         elif action is StatusAction.REJECT:
