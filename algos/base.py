@@ -8,7 +8,12 @@ Invariants kept here for every algorithm:
 
 - **Never overfill.** A child is sized from confirmed numbers only:
   ``remaining = parent.quantity - filled - working`` where ``working`` counts every child not yet terminal
-  (including one whose cancel is pending). So ``filled + working <= parent.quantity`` at every moment.
+  (including one whose cancel is pending, and one whose end the OrderManager holds because the broker
+  counts more filled than the trade rows we hold: ``engine.held_ends``). So
+  ``filled + working <= parent.quantity`` at every moment, and ``_guard_child`` refuses (and logs) any
+  child that would break it. A fill the broker reports late on a child already ended that takes
+  ``filled + working`` above the parent (a broker that ended the child without its figure) cancels the
+  working children at once: the replacement is sized again from the confirmed numbers.
 - **Cancel-replace waits for the confirmation.** When new work is due while a child is still working,
   the child is cancelled and the replacement is sent only once the ``OrderCanceled`` (or the last fill,
   or a reject) has made it terminal; a fill racing the cancel is counted before the replacement is sized.
@@ -369,6 +374,7 @@ class ExecAlgo(ABC):
         self._denial_streak = 0  # consecutive denials with the same reason code
         self._last_denial = ""
         self.cancels_sent = 0
+        self.children_refused_over_parent = 0  # children ``_guard_child`` refused (must stay 0)
         self._reason = ""  # why the latest due work sent nothing (limit_up, no_quote, ...)
         self._child_ids: set[str] = set()
         self._active: dict[str, Order] = {}  # our children not yet terminal
@@ -736,7 +742,7 @@ class ExecAlgo(ABC):
             self._reason = "closing_auction_missed"
             return
         qty = self.child_quantity(self._auction_qty)
-        if qty <= 0:
+        if qty <= 0 or not self._guard_child(qty):
             return
         side = self.parent.side
         quote = self.ctx.quotes.latest(self.parent.symbol)
@@ -774,7 +780,7 @@ class ExecAlgo(ABC):
         if self._finishing or self._paused or not self.ctx.calendar.is_continuous(now):
             return
         qty = self.child_quantity(item.target - self._filled - self.working_quantity)
-        if qty <= 0:
+        if qty <= 0 or not self._guard_child(qty):
             return
         side = self.parent.side
         quote = self.ctx.quotes.latest(self.parent.symbol)
@@ -809,6 +815,37 @@ class ExecAlgo(ABC):
             item.policy, quote, side, item.offset_ticks, instrument=self.instrument
         )
         self._reason = "limit_price" if bounded else ""
+
+    def _guard_child(self, qty: int) -> bool:
+        """The last check before a child goes out: never more than the parent has room for, counting
+        every child not yet terminal (``remaining``). False (nothing sent, logged) when it would."""
+        room = self.remaining
+        if qty <= room:
+            return True
+        self.children_refused_over_parent += 1
+        log.error(
+            "child_over_parent_refused",
+            parent_id=self.parent.parent_id,
+            quantity=qty,
+            room=room,
+            filled=self._filled,
+            working=self.working_quantity,
+        )
+        return False
+
+    def _over_committed(self) -> None:
+        """A late fill on an ended child took ``filled + working`` above the parent: cancel what works
+        (the next work is sized again from the confirmed numbers)."""
+        if self._filled + self.working_quantity <= self.parent.quantity or not self._active:
+            return
+        log.error(
+            "late_fill_over_parent",
+            parent_id=self.parent.parent_id,
+            filled=self._filled,
+            working=self.working_quantity,
+            quantity=self.parent.quantity,
+        )
+        self._cancel_active()
 
     def _denied(self, reason: str) -> None:
         """A child was refused before reaching the broker. Retrying cannot help when the reason is about
@@ -848,6 +885,8 @@ class ExecAlgo(ABC):
             if isinstance(event, OrderFilled) and self._complete():
                 self.dirty = True
                 self._finish(ParentStatus.DONE)
+            elif isinstance(event, OrderFilled) and order is None:
+                self._over_committed()  # a late fill on a child that already ended
             return
         self.dirty = True  # a child just ended: what follows may change the state
         del self._active[cid]

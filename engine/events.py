@@ -92,7 +92,11 @@ class OrderPendingCancel(OrderEvent):
 
 @dataclass(**_RECORD)
 class OrderCanceled(OrderEvent):
-    pass
+    """The order ended cancelled. ``filled_qty`` is the broker's cumulative filled quantity at the end
+    (None: the broker did not say). An end that says more than the fills we hold does not finish the
+    order until their trade rows are in (``engine.held_ends``)."""
+
+    filled_qty: int | None = None
 
 
 @dataclass(**_RECORD)
@@ -102,7 +106,9 @@ class OrderCancelRejected(OrderEvent):
 
 @dataclass(**_RECORD)
 class OrderExpired(OrderEvent):
-    pass
+    """The order ended unfilled at the end of its day; ``filled_qty`` as for ``OrderCanceled``."""
+
+    filled_qty: int | None = None
 
 
 @dataclass(**_RECORD)

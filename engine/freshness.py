@@ -14,7 +14,8 @@ by the same three rules, all of them here:
    the order working. A terminal status (cancelled, expired) whose filled quantity is above the fills we
    hold is **not applied yet**: its trade rows are on their way (a cancel confirmed ahead of its fill), and
    until they are in the order stays open with its leaves reserved, so nothing is sized from a number that
-   is about to change, and the late fill is applied once, never beyond the order's quantity.
+   is about to change, and the late fill is applied once, never beyond the order's quantity. The
+   OrderManager holds a pushed end by the same rule (``engine.held_ends``).
 2. **What still differs is asked again**: ``order_differences`` and ``position_differences`` name every
    difference left after the merge; a ``FreshnessTracker`` records when each was first seen and when the
    next question is due (``grace_ns`` after the last answer).
@@ -36,6 +37,7 @@ from engine.broker import BrokerAdapter
 from engine.clock import Clock
 from engine.enums import OrderStatus
 from engine.events import FillReport, OrderStatusReport
+from engine.held_ends import end_waits
 from engine.orders import Order
 from engine.units import NS_PER_SECOND
 
@@ -90,8 +92,9 @@ def position_key(symbol: str) -> str:
 
 def holds_terminal(order: Order, report: OrderStatusReport) -> bool:
     """True when ``report``'s terminal status must wait: it says more shares filled than we hold fills
-    for (the trade rows are late), so applying it now would release leaves that are about to fill."""
-    return report.status in _HOLDABLE and report.filled_quantity > order.filled_quantity
+    for (the trade rows are late), so applying it now would release leaves that are about to fill. The
+    OrderManager applies the same rule to every end, pushed or from an answer (``engine.held_ends``)."""
+    return report.status in _HOLDABLE and end_waits(order, report.filled_quantity)
 
 
 def order_differences(order: Order, report: OrderStatusReport | None) -> list[Difference]:

@@ -10,6 +10,11 @@ is looked up in the broker's order and trade reports (RELIABILITY B1, B8, C4):
   so its owner may decide again and the OrderManager sends the cancel again on its bounded backoff
   (``engine.cancels``; no cancel storm: one cancel at a time, bounded queries, bounded re-sends).
 
+An order whose pushed end is held because its fills are not all in (``engine.held_ends``) is asked about
+the same way, never resolved by policy: the answer's trades and end are merged (which finishes it once
+the fills reach the broker's figure), and an answer that keeps disagreeing (more filled than its trades
+show, the end not shown) is a difference for the freshness rule.
+
 The same check asks again about every difference the freshness rule is watching (``oms.freshness``,
 ``engine.freshness``: left by a resync, a reconciliation or an earlier check), when its grace has passed:
 the broker's answer is merged forward only, and a difference that persists across the re-queries halts
@@ -26,12 +31,22 @@ import structlog
 
 from engine.broker import BrokerAdapter
 from engine.enums import OrderStatus
-from engine.events import OrderCancelRejected, OrderRejected
-from engine.freshness import AlertCallback, BrokerView, Difference, differences
+from engine.events import OrderCancelRejected, OrderRejected, OrderStatusReport
+from engine.freshness import (
+    BROKER_WORKING,
+    AlertCallback,
+    BrokerView,
+    Difference,
+    differences,
+    order_key,
+)
 from engine.oms import OrderManager
+from engine.orders import Order
 from engine.reconcile import HALT_REASON, ReconcileReport, adopt_broker_truth, merge_order
 
 log = structlog.get_logger("zhixing.inflight")
+
+END_PUSHED = "end"  # the ``what`` of a held end the broker's answer does not show
 
 NO_RESPONSE = "no_response_from_broker"
 CANCEL_UNCONFIRMED = "cancel_unconfirmed"
@@ -101,6 +116,9 @@ class InflightChecker:
             order = self.oms.orders[cid]
             status_before = order.status
             known = view.orders.get(cid)
+            if cid in self.oms.held_ends:
+                resolved += self._held_end(order, known, view, scratch, now)
+                continue
             if known is not None:
                 adopt_broker_truth(self.oms, order, known, view.trades.get(cid, []), scratch)
                 if order.status is OrderStatus.PENDING_CANCEL and known.status in _WORKING_AT_BROKER:
@@ -117,8 +135,32 @@ class InflightChecker:
         for cid in requery:
             merge_order(self.oms, self.oms.orders[cid], view)
         considered = [self.oms.orders[cid] for cid in [*due, *requery]]
-        self._judge(*differences(self.oms.orders, self.oms.account, view, orders=considered))
+        keys, found = differences(self.oms.orders, self.oms.account, view, orders=considered)
+        found.extend(held_end_differences(self.oms, considered, view))
+        self._judge(keys, found)
         return resolved
+
+    def _held_end(
+        self,
+        order: Order,
+        known: OrderStatusReport | None,
+        view: BrokerView,
+        scratch: ReconcileReport,
+        now: int,
+    ) -> int:
+        """An order whose pushed end waits for its fills (``engine.held_ends``): the broker's answer is
+        merged (its trades, its end with its own figure), which finishes the order once the fills reach
+        what the broker counts. Never resolved by policy: the broker said it ended, so the order is
+        asked about until its answer agrees or the difference persists (freshness: halt, operator told)."""
+        cid = order.client_order_id
+        self._misses.pop(cid, None)
+        if known is not None:
+            adopt_broker_truth(self.oms, order, known, view.trades.get(cid, []), scratch)
+        if order.is_terminal:
+            self.stats.resolved_by_query += 1
+            return 1
+        self.oms.in_flight[cid] = now  # its rows (or an answer that says the end) still missing: ask again
+        return 0
 
     def _judge(self, keys: list[str], found: list[Difference]) -> None:
         persistent = self.oms.freshness.observe(keys, found)
@@ -172,3 +214,24 @@ class InflightChecker:
         self.stats.resolved_by_policy.append(cid)
         log.error("order_resolved_by_policy", client_order_id=cid, reason=NO_RESPONSE, queries=misses)
         return 1
+
+
+def held_end_differences(oms: OrderManager, orders: list[Order], view: BrokerView) -> list[Difference]:
+    """For each of ``orders`` whose pushed end is held: the broker's answer does not show that end (the
+    order not listed, or still working there). A filled figure above ours is ``order_differences``'."""
+    found: list[Difference] = []
+    for order in orders:
+        held = oms.held_ends.get(order.client_order_id)
+        if held is None or order.is_terminal:
+            continue
+        known = view.orders.get(order.client_order_id)
+        if known is None or known.status in BROKER_WORKING:
+            found.append(
+                Difference(
+                    key=order_key(order.client_order_id),
+                    what=END_PUSHED,
+                    local=f"{type(held.event).__name__} pushed",
+                    broker=str(known.status) if known is not None else "not listed",
+                )
+            )
+    return found

@@ -15,6 +15,11 @@ calls ``flush()`` itself after each clock step.
 A cancel that comes back without effect while its order still works is sent again on a bounded
 backoff, and the operator told after the bound (``cancel_retry``, ``engine.cancels``).
 
+An order's end (cancelled, expired) never releases quantity the broker may still have filled: an end
+whose reported filled quantity is above the fills we hold, or that does not say, is held with the order
+PENDING_CANCEL and its leaves reserved until the trade rows (or the broker's answer to a query) bring the
+fills to the figure (``held_ends``, ``engine.held_ends``).
+
 An optional ``gate`` (``engine.risk_controls.RiskControls``) sees every order that passed the checks, every
 order and cancel handed to the adapter, and decides when a queued cancel may go: a cancel the message-rate
 caps do not allow yet is held (never dropped) and retried on a clock timer when the window allows.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,6 +56,7 @@ from engine.events import (
     SubmitOrder,
 )
 from engine.freshness import FreshnessTracker
+from engine.held_ends import ENDS, End, HeldEnds, end_waits
 from engine.order_ids import LEGACY_IDS, OrderIds
 from engine.orders import Order
 from engine.store import StateStore
@@ -86,6 +93,7 @@ log = structlog.get_logger("zhixing.oms")
 _ID_BLOCK = 10_000
 _IN_FLIGHT = frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL})
 _SENT_EVENTS = (OrderSubmitted, OrderPendingCancel)  # a tuple: ``A | B`` would build a union per call
+_TAKES_LATE_FILLS = frozenset({OrderStatus.CANCELED, OrderStatus.EXPIRED})  # ends that still take fills
 
 
 @dataclass(slots=True)
@@ -98,6 +106,7 @@ class OmsCounters:
     overfill_alarms: int = 0
     unknown_order_events: int = 0
     journal_failures: int = 0
+    fills_after_end: int = 0  # fills applied to an order already CANCELED/EXPIRED: its end came too early
 
 
 class OrderManager:
@@ -140,6 +149,8 @@ class OrderManager:
         self.freshness = FreshnessTracker(clock)
         # a cancel that came back without effect while its order works is sent again, bounded
         self.cancel_retry = CancelRetry(clock, self.cancel, self.freshness)
+        # ends (cancelled, expired) that said more filled than we hold, or did not say: not applied yet
+        self.held_ends = HeldEnds()
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
         # message-rate gate (optional) and the cancels it holds until the window allows them
@@ -296,7 +307,11 @@ class OrderManager:
             # never sent: cancel locally, it will not be sent
             self._outbox.remove(order)
             now = self.clock.now_ns()
-            self._apply(OrderCanceled(ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol))
+            self._apply(
+                OrderCanceled(
+                    ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol, filled_qty=0
+                )
+            )
             return True
         self._cancel_outbox.append(order)
         self._kick()
@@ -482,6 +497,14 @@ class OrderManager:
 
     def _apply(self, event: OrderEvent, order: Order | None = None) -> None:
         order = order or self.orders[event.client_order_id]
+        if isinstance(event, ENDS) and self._end_waits(order, event):
+            return
+        if isinstance(event, OrderCancelRejected) and self._end_held(order):
+            # the broker already said the order ended: a reject of a cancel (sent again, or unconfirmed)
+            # cannot reopen it while its fills are on their way
+            self.held_ends.counters.cancel_rejects_ignored += 1
+            log.info("cancel_reject_ignored_end_held", client_order_id=order.client_order_id)
+            return
         was_terminal = order.is_terminal
         try:
             applied = order.apply(event)
@@ -498,6 +521,9 @@ class OrderManager:
             self.counters.duplicate_fills += 1
             return
         if isinstance(event, OrderFilled):
+            if was_terminal:
+                self.counters.fills_after_end += 1
+                log.warning("fill_after_end", client_order_id=order.client_order_id, status=str(order.status))
             if self.account is not None:
                 self.account.on_fill(order, event)
                 pos = self.account.positions[event.symbol]  # journaled with the fill: a restart rebuilds it
@@ -513,6 +539,78 @@ class OrderManager:
             self.store.stage_order(order)
         self._track_in_flight(order, event)
         self.bus.publish(event)
+        if order.client_order_id in self.held_ends:
+            self._settle_held_end(order)
+
+    # ------------------------------------------------------------------------------------- held ends
+    def _end_held(self, order: Order) -> bool:
+        return not order.is_terminal and order.client_order_id in self.held_ends
+
+    def _end_waits(self, order: Order, event: End) -> bool:
+        """Hold ``event`` when it would release quantity the broker may still have filled (see
+        ``engine.held_ends``); True when held (nothing applied, nothing published)."""
+        cid = order.client_order_id
+        if order.is_terminal:
+            self._late_figure(order, event)
+            return False
+        if order.status is OrderStatus.INITIALIZED:
+            return False  # never sent (a local cancel): nothing can have filled
+        figure = self.held_ends.figure(event)
+        if not end_waits(order, figure):
+            self.held_ends.release(cid, answered=True)  # a later push or an answer says the rows are in
+            return False
+        now = self.clock.now_ns()
+        first = self.held_ends.hold(event, now)
+        if order.status is not OrderStatus.PENDING_CANCEL:
+            # ended at the broker (its own cancel, the day's end): nobody may cancel it again meanwhile
+            self._apply(
+                OrderPendingCancel(
+                    ts_event=event.ts_event, ts_init=now, client_order_id=cid, symbol=order.symbol
+                )
+            )
+        if first:
+            self.in_flight[cid] = now  # the in-flight checks ask after their timeout if the rows do not come
+            log.warning(
+                "end_waits_for_fills",
+                client_order_id=cid,
+                end=type(event).__name__,
+                broker_filled=figure,
+                local_filled=order.filled_quantity,
+            )
+        return True
+
+    def _settle_held_end(self, order: Order) -> None:
+        """After an event on an order whose end is held: apply the end once the fills reach its figure;
+        forget it when the order ended otherwise (the last fill, a reject)."""
+        if order.is_terminal:
+            self.held_ends.release(order.client_order_id, answered=False)
+            return
+        event = self.held_ends.due(order)
+        if event is None:
+            return
+        log.info(
+            "held_end_applied",
+            client_order_id=order.client_order_id,
+            end=type(event).__name__,
+            filled=order.filled_quantity,
+        )
+        self._apply(dataclasses.replace(event, ts_init=self.clock.now_ns()), order)
+
+    def _late_figure(self, order: Order, event: End) -> None:
+        """An end for an order already finished that says more filled than we hold: fills we have not
+        heard of. The order is asked about (``engine.freshness``): its late trades are applied, and a
+        difference that persists halts."""
+        reported = event.filled_qty
+        if reported is None or reported <= order.filled_quantity or order.status not in _TAKES_LATE_FILLS:
+            return
+        self.held_ends.counters.late_figures += 1
+        self.freshness.ask_about(order.client_order_id, "end reports more filled")
+        log.warning(
+            "end_reports_unheld_fills",
+            client_order_id=order.client_order_id,
+            broker_filled=reported,
+            local_filled=order.filled_quantity,
+        )
 
     def _track_in_flight(self, order: Order, event: OrderEvent) -> None:
         cid = order.client_order_id

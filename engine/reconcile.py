@@ -45,7 +45,7 @@ from engine.events import (
     OrderStatusReport,
     OrderSubmitted,
 )
-from engine.freshness import BROKER_WORKING, BrokerView, differences, holds_terminal
+from engine.freshness import BROKER_WORKING, BrokerView, differences
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.store import StateStore
@@ -296,7 +296,8 @@ def adopt_broker_truth(
     report: ReconcileReport,
 ) -> None:
     """An open order takes what the broker's report adds: the ack, the trades not yet applied, the end
-    (unless ``holds_terminal``). Nothing is taken back; what still differs is ``order_differences``."""
+    (with the report's filled quantity: held while it is above the trades we hold, ``holds_terminal``).
+    Nothing is taken back; what still differs is ``order_differences``."""
     cid, symbol = order.client_order_id, order.symbol
     now = oms.clock.now_ns()
     ts_event = known.ts_event or now
@@ -316,27 +317,23 @@ def adopt_broker_truth(
         )
     report.fills_applied += _apply_trades(oms, order, trades)
     terminal: OrderEvent | None = None
+    filled = known.filled_quantity
     if known.status is S.CANCELED:
-        terminal = OrderCanceled(ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol)
+        terminal = OrderCanceled(
+            ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol, filled_qty=filled
+        )
     elif known.status is S.REJECTED:
         terminal = OrderRejected(
             ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol, reason=known.reason
         )
     elif known.status is S.EXPIRED:
-        terminal = OrderExpired(ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol)
+        terminal = OrderExpired(
+            ts_event=ts_event, ts_init=now, client_order_id=cid, symbol=symbol, filled_qty=filled
+        )
     if terminal is not None and not order.is_terminal:
-        if holds_terminal(order, known):
-            # the broker's end says more filled than the trades we hold: the rows are late. Applied
-            # when they are in (asked again); the leaves stay reserved meanwhile.
-            log.warning(
-                "broker_end_waits_for_trades",
-                client_order_id=cid,
-                status=str(known.status),
-                broker_filled=known.filled_quantity,
-                local_filled=order.filled_quantity,
-            )
-        else:
-            _apply(oms, terminal)
+        # an end whose filled quantity is above the trades we hold waits for them (``holds_terminal``):
+        # the OrderManager holds it, leaves reserved, until the rows are in (``engine.held_ends``)
+        _apply(oms, terminal)
     report.adopted.append(cid)
 
 
@@ -417,8 +414,18 @@ def _resolve_unknown(
         report.never_sent.append(cid)
         log.warning("recovered_never_sent", client_order_id=cid)
     elif order.ts_created < trading_day_start_ns:
-        # A8: a day order from a previous session that the broker no longer lists
-        _apply(oms, OrderExpired(ts_event=now, ts_init=now, client_order_id=cid, symbol=symbol))
+        # A8: a day order from a previous session that the broker no longer lists: its day is over and
+        # nothing more can be learnt of it (its trades are no longer listed either)
+        _apply(
+            oms,
+            OrderExpired(
+                ts_event=now,
+                ts_init=now,
+                client_order_id=cid,
+                symbol=symbol,
+                filled_qty=order.filled_quantity,
+            ),
+        )
         report.expired.append(cid)
     # else: acknowledged today, so the broker should list it: a difference, asked again (freshness)
 

@@ -1,7 +1,8 @@
 """The seeded chaos suite: a multi-symbol TWAP basket on real data through a fault-injecting wire.
 
 For each seed, one ``FaultPlan`` (drop acks, duplicate fills, delay and reorder events, broker rejects,
-dropped reject callbacks, venue cancel rejects, and 0-3 link outages of 1-60 s: ``outage_plan``) sits
+dropped reject callbacks, venue cancel rejects, cancel confirmations ahead of their fill rows, and 0-3
+link outages of 1-60 s: ``outage_plan``) sits
 between the engine and the simulated exchange; the engine's ``ConnectionMonitor`` pauses the basket,
 denies new orders and resynchronises before resuming (``replay.faults.LinkedRun``). The engine crashes
 and restarts at seeded instants (``crash_plan``): the session stops as a crash would, the engine's
@@ -162,6 +163,8 @@ class SeedOutcome:
     resends_refused: int = 0
     clock_steps_injected: int = 0  # steps of the host's wall clock (a correction is a step too)
     clock_steps_reported: int = 0  # ... told by the running engine's clock watch
+    ends_held: int = 0  # ends the engine held until their fill rows were in (engine.held_ends)
+    fills_after_end: int = 0  # fills applied to an order already ended (must be 0)
     books_digest: str = (
         ""  # the final orders (state, size, price, filled) and positions: equal books, equal digest
     )
@@ -186,7 +189,7 @@ def fault_plan(seed: int) -> FaultPlan:
         # drawn apart, so the other faults of a seed stay what they were before these existed
         cancel_reject=random.Random(seed * 7927 + 5).choice((0.0, 0.05, 0.2)),
     )
-    return _with_broker_view_faults(plan, seed)
+    return _with_late_fill_rows(_with_broker_view_faults(plan, seed), seed)
 
 
 def _with_broker_view_faults(plan: FaultPlan, seed: int) -> FaultPlan:
@@ -198,6 +201,18 @@ def _with_broker_view_faults(plan: FaultPlan, seed: int) -> FaultPlan:
         cancel_not_found=rng.choice((0.0, 0.05, 0.2)),
         stale_snapshot=rng.choice((0.0, 0.3, 1.0)),
         stale_ns=rng.choice((200_000_000, 1_000_000_000, 2_500_000_000)),
+    )
+
+
+def _with_late_fill_rows(plan: FaultPlan, seed: int) -> FaultPlan:
+    """Cancel confirmations that overtake the rows of fills just before them (``cancel_ahead_of_fill``),
+    the rows 1-30 s late (past the in-flight timeout: the checks find them by query), drawn apart
+    from the other faults."""
+    rng = random.Random(seed * 7951 + 31)
+    return dataclasses.replace(
+        plan,
+        cancel_ahead_of_fill=rng.choice((0.0, 0.5, 1.0)),
+        fill_row_lag_ns=rng.choice((1_000_000_000, 7_000_000_000, 30_000_000_000)),
     )
 
 
@@ -484,7 +499,17 @@ async def run_seed(
     outcome.inflight_resolved_by_policy = sum(len(s.inflight.stats.resolved_by_policy) for s in sessions)
     _check_link(outcome, links, holder[0], not_running=not_running)
     _check_broker_view(outcome, sessions, recoveries_requeried, holder[0])
+    _check_ends(outcome, sessions)
     return outcome
+
+
+def _check_ends(outcome: SeedOutcome, sessions: list[ReplaySession]) -> None:
+    """No order was finished while the exchange counted more fills than the engine held (a fill after
+    its order's end: ``engine.held_ends``), and no algorithm ever sized a child beyond its parent."""
+    outcome.fills_after_end = sum(s.oms.counters.fills_after_end for s in sessions)
+    outcome.ends_held = sum(s.oms.held_ends.counters.held for s in sessions)
+    if outcome.fills_after_end:
+        outcome.problems.append(f"ends: {outcome.fills_after_end} fills arrived after their order ended")
 
 
 def _watch_clock(process: ProcessClock) -> ClockWatch:

@@ -313,6 +313,7 @@ class SimExchange:
                     ts_init=now + self._latency,
                     client_order_id=order.client_order_id,
                     symbol=order.symbol,
+                    filled_qty=order.filled_quantity,
                 ),
             )
         self.stats.expired += len(expiring)
@@ -427,7 +428,13 @@ class SimExchange:
         working = self._working[cid]
         self._finish(
             working,
-            OrderCanceled(ts_event=now, ts_init=now + self._latency, client_order_id=cid, symbol=symbol),
+            OrderCanceled(
+                ts_event=now,
+                ts_init=now + self._latency,
+                client_order_id=cid,
+                symbol=symbol,
+                filled_qty=working.order.filled_quantity,  # the exchange's count: exact
+            ),
         )
 
     # ------------------------------------------------------------------------------------- matching

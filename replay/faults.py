@@ -34,7 +34,13 @@ Faults, each counted in ``injected``:
 - ``stale_snapshot``: a query is answered from the broker's view of ``stale_ns`` ago: orders it had not
   received yet are not listed, statuses and filled quantities are what they were then, trades since are
   missing and positions are without them (the engine's pushes are newer). A fifth generator, one draw per
-  query call, so the orders, trades and positions of one check may be of different ages.
+  query call, so the orders, trades and positions of one check may be of different ages;
+- ``cancel_ahead_of_fill``: on that fraction of the orders, the broker's trade rows come
+  ``fill_row_lag_ns`` after the fill while its status pushes come at once (a trade feed behind the order
+  feed, as QMT's ``on_stock_trade`` behind ``on_stock_order``, or gm's execution reports behind its order
+  status): a cancel (or expiry) confirmation, which carries the exchange's exact filled count, overtakes
+  the rows of the fills just before it. The broker's books have the trades at once (queries list them).
+  Counted per confirmation that overtook at least one row. A sixth generator, one draw per submit.
 
 ``SteppedWall`` is the host's wall clock of a replay (``clock_step``, not a wire fault): the virtual time
 plus every step injected so far, ± seconds to hours at planned instants. Only the engine's anchored view
@@ -88,6 +94,7 @@ FAULTS = (
     "cancel_reject",
     "cancel_not_found",
     "stale_snapshot",
+    "cancel_ahead_of_fill",
 )
 _REORDER_HOLD_MIN_NS = 1_000_000
 _BROKER_REJECT_NS = 1_000_000
@@ -114,6 +121,8 @@ class FaultPlan:
     cancel_not_found: float = 0.0
     stale_snapshot: float = 0.0
     stale_ns: int = 0  # how old a stale answer's view is
+    cancel_ahead_of_fill: float = 0.0
+    fill_row_lag_ns: int = 0  # how long after the confirmation the held-back fill rows come
 
     def __post_init__(self) -> None:
         names = (
@@ -125,14 +134,16 @@ class FaultPlan:
             "cancel_reject",
             "cancel_not_found",
             "stale_snapshot",
+            "cancel_ahead_of_fill",
         )
         for name in names:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"FaultPlan.{name} must be a probability in [0, 1], got {p}")
-        if self.delay_ns_max < 0 or self.stale_ns < 0:
+        if self.delay_ns_max < 0 or self.stale_ns < 0 or self.fill_row_lag_ns < 0:
             raise ValueError(
-                f"FaultPlan.delay_ns_max and stale_ns must be >= 0, got {self.delay_ns_max}, {self.stale_ns}"
+                "FaultPlan.delay_ns_max, stale_ns and fill_row_lag_ns must be >= 0, got "
+                f"{self.delay_ns_max}, {self.stale_ns}, {self.fill_row_lag_ns}"
             )
         end = None
         for start, duration in self.outages:
@@ -161,6 +172,10 @@ class FaultyAdapter:
         self._lost_cancel_rng = random.Random(plan.seed * 733 + 29)
         self._stale_rng = random.Random(plan.seed * 977 + 41)
         self.cancels_unanswered = 0  # cancel_not_found that never answered (the rest: "not found")
+        self._late_row_rng = random.Random(plan.seed * 1_409 + 53)
+        self._slow_rows: set[str] = set()  # orders whose trade rows lag (cancel_ahead_of_fill)
+        self._rows_behind: dict[str, list[OrderFilled]] = {}  # ... their rows not pushed yet
+        self.rows_pushed_late = 0  # rows pushed after their order's end
         # the broker's view over time, for stale answers: per client id (time, status, filled) as the
         # exchange reported it; each trade's time; each fill's (time, symbol, signed quantity)
         self._history: dict[str, list[tuple[int, OrderStatus, int]]] = {}
@@ -212,6 +227,8 @@ class FaultyAdapter:
 
     async def submit(self, order: Order) -> None:
         self._refuse_while_down("submit")
+        if self._late_row_rng.random() < self.plan.cancel_ahead_of_fill:
+            self._slow_rows.add(order.client_order_id)
         if self._submit_rng.random() < self.plan.broker_reject:
             self._broker_reject(order)
             return
@@ -383,6 +400,29 @@ class FaultyAdapter:
             self.day_fills.append(event)
         if not isinstance(event, OrderCancelRejected):
             self._remember(event)
+        cid = event.client_order_id
+        if cid in self._slow_rows:
+            rows = self._rows_behind.setdefault(cid, [])
+            if isinstance(event, OrderFilled):
+                rows.append(event)  # the trade row lags the fill; the status pushes do not
+                self._clock.call_at(
+                    self._clock.now_ns() + self.plan.fill_row_lag_ns,
+                    partial(self._push_late_row, cid, event),
+                    "fault_late_row",
+                )
+                return
+            if isinstance(event, OrderCanceled | OrderExpired) and rows:
+                self.injected["cancel_ahead_of_fill"] += 1  # the end overtakes the rows of its fills
+        self._wire(event)
+
+    def _push_late_row(self, cid: str, row: OrderFilled) -> None:
+        rows = self._rows_behind[cid]
+        rows.remove(row)
+        self.rows_pushed_late += 1
+        self._wire(row)
+
+    def _wire(self, event: OrderEvent) -> None:
+        """The wire's own faults (drop, duplicate, delay, reorder) on one event the broker pushes."""
         plan, rng = self.plan, self._rng
         # fixed draws per event, whatever happens to it: the schedule depends on the seed and the
         # event count only

@@ -55,6 +55,7 @@ class FakeBroker:
         self.cancel_requests: list[str] = []
         self.cancel_times: list[int] = []
         self.orders: dict[str, Order] = {}
+        self.filled: dict[str, int] = {}  # shares this fake filled per client order id (its own count)
         self._sink: EventSink | None = None
         self._trade_seq = 0
 
@@ -114,6 +115,7 @@ class FakeBroker:
         order = self.orders[cid]
         now = self.clock.now_ns()
         self._trade_seq += 1
+        self.filled[cid] = self.filled.get(cid, 0) + quantity
         self._emit(
             OrderFilled(
                 ts_event=now,
@@ -133,9 +135,14 @@ class FakeBroker:
         if left > 0 and not order.is_terminal:
             self.fill(cid, left)
 
-    def confirm_cancel(self, cid: str) -> None:
+    def confirm_cancel(self, cid: str, filled: int | None = -1) -> None:
+        """Push the cancel confirmation, with the broker's filled quantity: by default what this fake
+        has filled of the order; ``filled=None``: a broker that does not say."""
         now, symbol = self.clock.now_ns(), self.orders[cid].symbol
-        self._emit(OrderCanceled(ts_event=now, ts_init=now, client_order_id=cid, symbol=symbol))
+        figure = self.filled.get(cid, 0) if filled == -1 else filled
+        self._emit(
+            OrderCanceled(ts_event=now, ts_init=now, client_order_id=cid, symbol=symbol, filled_qty=figure)
+        )
 
     def reject_cancel(self, cid: str, reason: str = "too_late") -> None:
         now, symbol = self.clock.now_ns(), self.orders[cid].symbol

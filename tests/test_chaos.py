@@ -37,6 +37,7 @@ async def test_books_agree_with_the_exchange_under_seeded_faults(market: MarketD
     assert outcome.parent_overfills == outcome.position_mismatches == outcome.unresolved == 0
     assert outcome.orders > 100
     assert outcome.algo_mismatches == outcome.resends_refused == 0
+    assert outcome.fills_after_end == 0  # no end came ahead of its fill rows unheld
     assert 1 <= len(outcome.recoveries) == outcome.injected["crash_restart"] <= 2
     for recovery in outcome.recoveries:
         assert recovery.mismatches == 0
@@ -61,6 +62,7 @@ async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketD
         "cancel_reject",
         "cancel_not_found",
         "stale_snapshot",
+        "cancel_ahead_of_fill",
         "crash_restart",
         "restart_in_outage",
         "clock_step",
@@ -167,6 +169,7 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
         "cancel_reject",
         "cancel_not_found",
         "stale_snapshot",
+        "cancel_ahead_of_fill",
         "crash_restart",
         "restart_in_outage",
         "clock_step",

@@ -5,7 +5,9 @@
   ``OrderCancelRejected``;
 - status rows (``order_status_change.csv``, ``order_status.csv``): any status only a sent order can have
   becomes one ``OrderAccepted`` per sid; Canceled, Rejected and Expired become ``OrderCanceled``,
-  ``OrderRejected(reason)`` and ``OrderExpired``, once per sid;
+  ``OrderRejected(reason)`` and ``OrderExpired``, once per sid (an end carries the row's filled column
+  as ``filled_qty``, and is produced again only when a later row says a larger figure; an execution
+  row's end says none);
 - the latest status per sid is kept for ``query_orders``: a final status is never replaced by a stale
   row and the filled quantity only grows; a row of another terminal order under a known sid (another
   ``cl_ord_id``, e.g. the terminal refusing a duplicate sid) is ignored;
@@ -91,6 +93,7 @@ class ReportTracker:
         self._traded: dict[str, tuple[int, tuple[int, int, int]]] = {}  # sid -> (value, fees charged)
         self._status: dict[str, StatusRow] = {}
         self._emitted: dict[str, set[str]] = {}  # sid -> kinds of event already produced
+        self._end_filled: dict[str, int | None] = {}  # sid -> filled figure its end said
         self._exec_ids: set[str] = set()
         self._trades: dict[str, FillReport] = {}
         self._seen: set[str] = set()  # every sid a status or execution row named
@@ -166,10 +169,13 @@ class ReportTracker:
             )
             self._once(sid, "accepted", accepted, events)
         if row.status == STATUS_CANCELED:
-            self._once(
+            # the status row's filled column is the terminal's count at the end: its trade rows
+            # (execution_report.csv, another file) may be late
+            self._end(
                 sid,
-                "final",
-                OrderCanceled(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
+                OrderCanceled(
+                    ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, filled_qty=row.filled
+                ),
                 events,
             )
         elif row.status == STATUS_REJECTED:
@@ -179,10 +185,11 @@ class ReportTracker:
             )
             self._once(sid, "final", rejected, events)
         elif row.status == STATUS_EXPIRED:
-            self._once(
+            self._end(
                 sid,
-                "final",
-                OrderExpired(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
+                OrderExpired(
+                    ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol, filled_qty=row.filled
+                ),
                 events,
             )
         return events
@@ -261,11 +268,10 @@ class ReportTracker:
             )
             self._once(sid, "accepted", accepted, events)
         elif row.exec_type == EXEC_CANCELED:
-            self._once(
-                sid,
-                "final",
-                OrderCanceled(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
-                events,
+            # an execution row does not count the order's fills: the end says None (held by the engine
+            # until the status row, or a query, says the figure)
+            self._end(
+                sid, OrderCanceled(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol), events
             )
         elif row.exec_type == EXEC_REJECTED:
             reason = reject_reason(row.reject_code, row.reject_detail)
@@ -274,13 +280,25 @@ class ReportTracker:
             )
             self._once(sid, "final", rejected, events)
         elif row.exec_type == EXEC_EXPIRED:
-            self._once(
-                sid,
-                "final",
-                OrderExpired(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol),
-                events,
+            self._end(
+                sid, OrderExpired(ts_event=ts, ts_init=now, client_order_id=sid, symbol=row.symbol), events
             )
         return events
+
+    def _end(self, sid: str, event: OrderCanceled | OrderExpired, out: list[OrderEvent]) -> None:
+        """An end, once per sid like every final; again only when a later row says a larger filled
+        figure than the end already produced (an execution row's end says none, the status row's does)."""
+        seen = self._emitted.setdefault(sid, set())
+        if "final" not in seen:
+            self._end_filled[sid] = event.filled_qty
+            self._once(sid, "final", event, out)
+            return
+        if sid not in self._end_filled or event.filled_qty is None:
+            return  # ended otherwise (rejected), or says nothing new
+        said = self._end_filled[sid]
+        if said is None or event.filled_qty > said:
+            self._end_filled[sid] = event.filled_qty
+            out.append(event)
 
     def _once(self, sid: str, kind: str, event: OrderEvent, out: list[OrderEvent]) -> None:
         seen = self._emitted.setdefault(sid, set())

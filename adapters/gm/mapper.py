@@ -2,12 +2,15 @@
 
 ``ReportMapper`` holds the links (``cl_ord_id`` <-> client order id), holds reports for a ``cl_ord_id`` not
 linked yet and replays them at ``link``, deduplicates trades by ``exec_id``, emits each of accepted and
-final (canceled / rejected / expired) once per order, and notices a status that counts more filled shares
-than the trades seen (a lost execution report), which it reports through ``on_fill_gap``.
+final (canceled / rejected / expired) once per order (an end with the order's ``filled_volume`` as its
+``filled_qty``, delivered again only when a later report says a larger figure), and notices a status
+that counts more filled shares than the trades seen (a lost execution report), which it reports through
+``on_fill_gap``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +49,20 @@ from engine.events import (
 
 log = structlog.get_logger("zhixing.gm")
 
+
+def reported_filled(payload: Payload) -> int | None:
+    """``filled_volume`` of an order report as whole shares; None when the report does not carry a
+    usable one (missing, not a whole non-negative number): an end must not be taken to say 0 then."""
+    value = payload.get("filled_volume")
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
 EXTERNAL_PREFIX = "gm:"
 MAX_HELD_REPORTS = 10_000  # reports for cl_ord_ids not linked yet; beyond this the oldest are dropped
 
@@ -72,6 +89,7 @@ class ReportMapper:
         self._exec_ids: set[str] = set()
         self._emitted: dict[str, set[str]] = {}
         self._filled_seen: dict[str, int] = {}  # cl_ord_id -> shares in trades applied
+        self._end_filled: dict[str, int | None] = {}  # client order id -> filled figure its end said
 
     def client_id(self, cl_ord_id: str) -> str:
         """Our client order id for ``cl_ord_id``, or ``gm:<cl_ord_id>`` for an order we did not place."""
@@ -141,9 +159,13 @@ class ReportMapper:
                     broker_order_id=row.cl_ord_id,
                 ),
             )
+        filled = reported_filled(payload)  # the broker's count at the end: its trade rows may be late
         if row.status == STATUS_CANCELED:
-            self._once(
-                cid, "final", OrderCanceled(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol)
+            self._end(
+                cid,
+                OrderCanceled(
+                    ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol, filled_qty=filled
+                ),
             )
         elif row.status == STATUS_REJECTED:
             self._once(
@@ -154,8 +176,9 @@ class ReportMapper:
                 ),
             )
         elif row.status == STATUS_EXPIRED:
-            self._once(
-                cid, "final", OrderExpired(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol)
+            self._end(
+                cid,
+                OrderExpired(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol, filled_qty=filled),
             )
 
     def on_exec(self, payload: Payload) -> None:
@@ -200,9 +223,9 @@ class ReportMapper:
                 ),
             )
         elif exec_type == EXEC_CANCELED:
-            self._once(
-                cid, "final", OrderCanceled(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol)
-            )
+            # an execution report does not count the order's fills: the end says None (the engine holds
+            # it until its order status, or a query, says the figure)
+            self._end(cid, OrderCanceled(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol))
         elif exec_type == EXEC_REJECTED:
             self._once(
                 cid,
@@ -210,9 +233,7 @@ class ReportMapper:
                 OrderRejected(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol, reason=reason),
             )
         elif exec_type == EXEC_EXPIRED:
-            self._once(
-                cid, "final", OrderExpired(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol)
-            )
+            self._end(cid, OrderExpired(ts_event=ts, ts_init=now, client_order_id=cid, symbol=symbol))
 
     def _on_trade(self, payload: Payload, cid: str, now: int) -> None:
         fill = trade(payload)
@@ -235,6 +256,22 @@ class ReportMapper:
                 commission=fill.commission,
             )
         )
+
+    def _end(self, cid: str, event: OrderCanceled | OrderExpired) -> None:
+        """An end, once per order like every final; again only when a later report says a larger
+        filled figure than the end already delivered (an execution report's end says none, the order
+        status's that follows says it)."""
+        seen = self._emitted.setdefault(cid, set())
+        if "final" not in seen:
+            self._end_filled[cid] = event.filled_qty
+            self._once(cid, "final", event)
+            return
+        if cid not in self._end_filled or event.filled_qty is None:
+            return  # ended otherwise (rejected), or says nothing new
+        said = self._end_filled[cid]
+        if said is None or event.filled_qty > said:
+            self._end_filled[cid] = event.filled_qty
+            self._deliver(event)
 
     def _once(self, cid: str, kind: str, event: OrderEvent) -> None:
         seen = self._emitted.setdefault(cid, set())

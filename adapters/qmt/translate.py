@@ -5,7 +5,9 @@ learnt from the async response, the order push or a query; whether the ack, a te
 request is outstanding. It makes each fact reach the engine once:
 
 - ``on_stock_order``: the status (``adapters.qmt.codes``) → one ``OrderAccepted``, one ``OrderCanceled``
-  or one ``OrderRejected(status_msg)`` per order; a stale or re-pushed status changes nothing;
+  (with ``traded_volume`` as its ``filled_qty``: the fills the broker counts at the end, whose trade rows
+  may still be on their way) or one ``OrderRejected(status_msg)`` per order; a stale or re-pushed status
+  changes nothing;
 - ``on_stock_trade``: ``OrderFilled``, deduplicated by (client order id, ``traded_id``) — a reconnect
   re-pushes the day's trades (RELIABILITY B3, B4);
 - ``on_order_error``: ``OrderRejected("xtquant error <id>: <msg>")``;
@@ -54,6 +56,8 @@ class TrackedOrder:
     finished: bool = False  # canceled or rejected has been emitted
     cancel_wanted: bool = False  # cancel asked before the broker id was known: send on link
     cancel_in_flight: bool = False  # a cancel request awaits its answer: at most one reject per request
+    canceled: bool = False  # the end emitted was a cancel (部撤/已撤)
+    end_filled: int | None = None  # traded volume the cancel push that ended it said (None: not said)
 
 
 @dataclass(slots=True)
@@ -122,10 +126,22 @@ class PushTranslator:
             self._ack(tracked, ts)
         elif action is StatusAction.CANCEL:
             self._ack(tracked, ts)
+            # 部撤/已撤 carry the order's cumulative traded volume: the engine holds the end until the
+            # trade rows (``on_stock_trade``, a separate callback) bring its fills there
+            filled = _whole(getattr(xo, "traded_volume", None))
             if not tracked.finished:
-                tracked.finished = True
+                tracked.finished = tracked.canceled = True
                 tracked.cancel_wanted = tracked.cancel_in_flight = False
-                self._emit(OrderCanceled, tracked, ts)
+                tracked.end_filled = filled
+                self._emit(OrderCanceled, tracked, ts, filled_qty=filled)
+            elif (
+                tracked.canceled
+                and filled is not None
+                and (tracked.end_filled is None or filled > tracked.end_filled)
+            ):
+                # the end pushed again with a (larger) traded volume: the engine must hear the figure
+                tracked.end_filled = filled
+                self._emit(OrderCanceled, tracked, ts, filled_qty=filled)
         elif action is StatusAction.REJECT:
             self._reject(tracked, xo.status_msg or f"order_status {xo.order_status}", ts)
         elif action is StatusAction.UNKNOWN:
@@ -268,3 +284,12 @@ class PushTranslator:
                 **fields,
             )
         )
+
+
+def _whole(value: Any) -> int | None:
+    """A volume xtquant reported, as a non-negative int; None when it is missing or not a number."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None

@@ -58,6 +58,8 @@ def summarise(outcomes: list[SeedOutcome]) -> dict[str, Any]:
         "in_flight_resolved_by_query": sum(o.inflight_resolved_by_query for o in outcomes),
         "in_flight_resolved_by_policy": sum(o.inflight_resolved_by_policy for o in outcomes),
         "algo_progress_mismatches": sum(o.algo_mismatches for o in outcomes),
+        "ends_held_for_fill_rows": sum(o.ends_held for o in outcomes),
+        "fills_after_end": sum(o.fills_after_end for o in outcomes),
         "clock_steps_injected": sum(o.clock_steps_injected for o in outcomes),
         "clock_steps_reported": sum(o.clock_steps_reported for o in outcomes),
         "recovery": _recovery_summary(outcomes),
