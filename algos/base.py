@@ -492,7 +492,8 @@ class ExecAlgo(ABC):
         if self._started:
             return
         self._started = True
-        for order in self.ctx.oms.children_of(self.parent.parent_id):  # after a restart: rebuilt orders
+        children = self.ctx.oms.children_of(self.parent.parent_id)  # after a restart: rebuilt orders
+        for order in children:
             self._track(order)
             self._filled += order.filled_quantity
             self._filled_value += order.filled_value
@@ -502,6 +503,8 @@ class ExecAlgo(ABC):
         if self._finishing:  # restored mid-finish: finish again (cancels whatever is still working)
             self._finishing = False
             self._finish(self._final_status)
+            return
+        if self._missed_a_final_reject(children):
             return
         if self._complete():
             self._finish(ParentStatus.DONE)
@@ -902,6 +905,32 @@ class ExecAlgo(ABC):
             rejects=self.children_rejected,
         )
         self.stop()
+
+    def _missed_a_final_reject(self, children: list[Order]) -> bool:
+        """After a restart: a child rejected for a reason that will not go away, which this algorithm never
+        heard of (it came while no engine ran; the restart's reconciliation applied it), stops the parent
+        before it sends anything. The first ``children_rejected`` rejected children (by time) were heard."""
+        rejected = sorted(
+            (o for o in children if o.status is OrderStatus.REJECTED), key=lambda o: o.ts_updated
+        )
+        for order in rejected[self.children_rejected :]:
+            self.children_rejected += 1
+            self.dirty = True
+            verdict = classify_reject(order.reason, venue_confirmed=order.venue_confirmed)
+            if verdict.action is RejectAction.STOP:
+                self._reason = f"rejected:{order.reason}"
+                log.warning(
+                    "algo_stopped_after_reject",
+                    parent_id=self.parent.parent_id,
+                    symbol=self.parent.symbol,
+                    reason=order.reason,
+                    category=verdict.category,
+                    rejects=self.children_rejected,
+                    learnt="at restart",
+                )
+                self.stop()
+                return True
+        return False
 
     def _track(self, order: Order) -> None:
         self._child_ids.add(order.client_order_id)

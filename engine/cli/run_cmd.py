@@ -44,6 +44,7 @@ from engine.notify import (
     stale_feed_notice,
 )
 from engine.readiness import NotReady
+from engine.reject_alerts import RejectAlerts
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
 from engine.store.integrity import JournalDamaged
@@ -121,6 +122,7 @@ class ConfiguredSession:
     clock_watch: ClockWatch | None = None  # host wall clock vs the engine's (LiveClock only)
     calendar_watch: CalendarWatch | None = None
     denials: DenialAlerts | None = None  # the risk gate's denials told to the operator
+    rejects: RejectAlerts | None = None  # broker rejects that will repeat, and blocked symbols, told
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -159,6 +161,8 @@ class ConfiguredSession:
         report = await self.session.close(cancel_working=self.config.shutdown == "cancel")
         if self.denials is not None:
             self.denials.flush()
+        if self.rejects is not None:
+            self.rejects.flush()
         if report is not None and not report.ok:
             self.dispatcher.post(
                 error_notice(
@@ -275,6 +279,8 @@ async def open_configured(
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
     denials = DenialAlerts(session.oms.bus, clock, dispatcher.post, account=config.account.id).attach()
+    rejects = RejectAlerts(session.oms.bus, clock, dispatcher.post, account=config.account.id)
+    rejects.attach(session.risk)
     return ConfiguredSession(
         config,
         clock,
@@ -287,6 +293,7 @@ async def open_configured(
         clock_watch=clock_watch,
         calendar_watch=calendar_watch,
         denials=denials,
+        rejects=rejects,
     )
 
 
