@@ -37,6 +37,9 @@ from engine.reject_reasons import CATEGORIES, RejectAction, classify_reject
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
 from engine.units import NS_PER_SECOND
+from replay.data import load_snapshots
+from replay.faults import SUSPENDED_REASON, FaultPlan, FaultyAdapter
+from replay.harness import ReplayConfig, ReplaySession, open_session
 from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar
 from tests.qmt_fake import FakeQmtTerminal
 from tests.test_gm_trader import Route, route  # noqa: F401 (the gm route fixture)
@@ -526,3 +529,109 @@ async def test_the_gm_route_reject_reaches_the_engine_classified(route: Route) -
     order = route.oms.orders[cid]
     assert order.status is OrderStatus.REJECTED
     assert classify_reject(order.reason, venue_confirmed=order.venue_confirmed).category == "suspended"
+
+
+# ------------------------------------------------------------------------------------------ end to end
+SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
+
+
+async def run_suspended_day(
+    tmp_path: Path, parents_on: Callable[[list[str]], list[ParentOrder]]
+) -> tuple[ReplaySession, Basket, RiskControls, FaultyAdapter, list[ParentOrder]]:
+    """The sample day through the real OMS, risk gate and simulated exchange; the first symbol is
+    suspended from 09:30 (the broker rejects its every order with the suspension's reason)."""
+    market = load_snapshots(SAMPLE)
+    parents = parents_on(list(market.symbols))
+    suspended = market.symbols[0]
+    start = min(p.start_ns for p in parents)
+    plan = FaultPlan(seed=1, suspensions=((suspended, shanghai_ns(market.trade_date, "09:30")),))
+    holder: list[FaultyAdapter] = []
+
+    def wrap(exchange: object, clock: object) -> FaultyAdapter:
+        holder.append(FaultyAdapter(exchange, plan, clock))  # type: ignore[arg-type]
+        return holder[0]
+
+    config = ReplayConfig(cash=10**13, db_path=tmp_path / "day.db")
+    session = await open_session(market, config, start, wrap=wrap)
+    risk = RiskControls(
+        RiskLimits(duplicate_window_ns=0, max_messages_per_second=200), session.clock, session.exchange
+    )
+    risk.attach(session.oms)
+    basket = Basket(session.ctx)
+    try:
+        for parent in parents:
+            basket.add(parent)
+        basket.start()
+        await session.run(max(p.end_ns for p in parents) + 60 * NS_PER_SECOND, lambda: basket.done)
+    finally:
+        await session.store.close()
+    return session, basket, risk, holder[0], parents
+
+
+def day_twap(symbol: str, parent_id: str, day: date) -> ParentOrder:
+    return ParentOrder(
+        parent_id=parent_id,
+        symbol=symbol,
+        side=Side.BUY,
+        quantity=3_000,
+        start_ns=shanghai_ns(day, "09:31"),
+        end_ns=shanghai_ns(day, "10:01"),
+        params={"interval_s": "60", "final_sweep_s": "0"},
+    )
+
+
+async def test_on_the_simulated_exchange_a_suspended_name_stops_and_the_others_fill(tmp_path: Path) -> None:
+    day = date(2021, 12, 1)
+    session, basket, risk, adapter, parents = await run_suspended_day(
+        tmp_path, lambda symbols: [day_twap(s, f"P{i}", day) for i, s in enumerate(symbols[:3])]
+    )
+    suspended = parents[0]
+    children = session.oms.children_of(suspended.parent_id)
+    assert [(c.status, c.reason) for c in children] == [(OrderStatus.REJECTED, SUSPENDED_REASON)]
+    assert basket.algos["P0"].done
+    assert basket.algos["P0"].unfilled_reason == f"rejected:{SUSPENDED_REASON}"
+    for parent in parents[1:]:
+        assert basket.algos[parent.parent_id].filled_quantity > 0  # the others traded on
+    assert adapter.injected["repeated_rejects"] == 1
+    assert risk.blocked_symbols == {}  # one reject: below the per-symbol breaker
+
+
+async def test_many_parents_on_one_suspended_name_send_no_more_than_the_symbol_breaker_allows(
+    tmp_path: Path,
+) -> None:
+    """Eight parents on the same suspended name, starting a minute apart: each stops at its own reject,
+    and from the fifth reject on the risk gate denies the name: the broker sees five children, not eight."""
+    day = date(2021, 12, 1)
+
+    def parents(symbols: list[str]) -> list[ParentOrder]:
+        out = []
+        for i in range(8):
+            parent = day_twap(symbols[0], f"S{i}", day)
+            parent.start_ns += i * 60 * NS_PER_SECOND
+            parent.end_ns += i * 60 * NS_PER_SECOND
+            out.append(parent)
+        return out
+
+    _, basket, risk, adapter, placed = await run_suspended_day(tmp_path, parents)
+    assert adapter.injected["repeated_rejects"] == RiskLimits().max_rejects_per_symbol == 5
+    assert placed[0].symbol in risk.blocked_symbols
+    assert all(a.done for a in basket.algos.values())
+    assert [basket.algos[p.parent_id].unfilled_reason.split(":", 1)[0] for p in placed] == (
+        ["rejected"] * 5 + ["denied"] * 3
+    )
+    assert risk.report()["denials"] == {"symbol_rejects": 3}
+
+
+async def test_parents_whose_children_are_all_in_flight_at_once_each_stop_at_their_own_reject(
+    tmp_path: Path,
+) -> None:
+    """Eight parents on the suspended name send their first child in the same instant, before any reject is
+    back: the breaker cannot recall what is in flight, but every parent stops at its one reject."""
+    day = date(2021, 12, 1)
+    session, basket, risk, adapter, placed = await run_suspended_day(
+        tmp_path, lambda symbols: [day_twap(symbols[0], f"S{i}", day) for i in range(8)]
+    )
+    assert adapter.injected["repeated_rejects"] == 8
+    assert all(len(session.oms.children_of(p.parent_id)) == 1 for p in placed)
+    assert all(a.unfilled_reason == f"rejected:{SUSPENDED_REASON}" for a in basket.algos.values())
+    assert placed[0].symbol in risk.blocked_symbols
