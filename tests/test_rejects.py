@@ -24,7 +24,9 @@ from algos.base import (
 from algos.basket import Basket
 from algos.twap import TwapAlgo
 from engine.bus import EventBus
+from engine.cli.run_cmd import ConfiguredSession, run_config
 from engine.clock import SimClock
+from engine.config import load_config
 from engine.enums import OrderStatus, Side
 from engine.events import OrderRejected, SubmitOrder
 from engine.market import shanghai_ns
@@ -43,7 +45,9 @@ from replay.harness import ReplayConfig, ReplaySession, open_session
 from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar
 from tests.qmt_fake import FakeQmtTerminal
 from tests.test_gm_trader import Route, route  # noqa: F401 (the gm route fixture)
+from tests.test_notify_support import MailRecorder, smtp_server
 from tests.test_qmt_trader import START, send, start_rig
+from tests.test_run_day import write_config
 
 DAY = date(2021, 12, 1)
 SYM = "600000.SH"
@@ -635,3 +639,30 @@ async def test_parents_whose_children_are_all_in_flight_at_once_each_stop_at_the
     assert all(len(session.oms.children_of(p.parent_id)) == 1 for p in placed)
     assert all(a.unfilled_reason == f"rejected:{SUSPENDED_REASON}" for a in basket.algos.values())
     assert placed[0].symbol in risk.blocked_symbols
+
+
+async def test_zhixing_run_tells_the_operator_by_mail_and_the_job_reports_the_reason(tmp_path: Path) -> None:
+    """`zhixing run` on the sample day; 600258.SH (a name the rebalance buys) is suspended at the broker:
+    its parent sends one child and stops, the mail says so, and the job's outcome carries the reason."""
+    recorder = MailRecorder(password="")
+    with smtp_server(recorder) as port:
+        config = load_config(write_config(tmp_path, port))
+        clock = SimClock(shanghai_ns(DAY, "08:30"))
+
+        def suspend(run: ConfiguredSession) -> None:  # the broker side of the route refuses the name
+            oms = run.session.oms
+            faulty = FaultyAdapter(oms.adapter, FaultPlan(seed=1, suspensions=(("600258.SH", 0),)), clock)
+            oms.adapter = faulty
+            faulty.bind(oms.on_event)
+
+        result = await run_config(config, clock=clock, on_open=suspend)
+    runner = result.runner
+    children = [o for o in runner.session.oms.orders.values() if o.symbol == "600258.SH"]
+    assert [(o.status, o.reason) for o in children] == [(OrderStatus.REJECTED, SUSPENDED_REASON)]
+    assert sum(o.filled_quantity for o in runner.session.oms.orders.values() if o.symbol == "600446.SH") > 0
+    text = "\n".join(f"{m['Subject']}\n{m.get_body().get_content()}" for m in recorder.mails)  # type: ignore[union-attr]
+    assert "order rejected: 600258.SH suspended" in text, text
+    assert "will not go away by itself" in text
+    outcome = next(o for o in runner.outcomes if o.job == "rebalance")
+    assert not outcome.ok
+    assert SUSPENDED_REASON in next(r.unfilled_reason for r in runner.results() if r.symbol == "600258.SH")
