@@ -21,7 +21,8 @@ Invariants kept here for every algorithm:
   rule) or that nobody knows backs off: no child for ``BACKOFF_FIRST_NS``, doubling up to
   ``BACKOFF_MAX_NS``, and the ``MAX_BACKOFF_REJECTS``-th such reject since the parent's last fill stops
   it; a transient one (rate limit, timeout, busy) or our own (not sent, never answered) is retried at the
-  next step, and from the ``MAX_FREE_RETRIES + 1``-th in a row on it counts as one that backs off. A fill
+  next step, and from the ``MAX_FREE_RETRIES + 1``-th since the parent's last fill on it counts as one
+  that backs off. A fill
   of the parent resets the counts and the wait. The counts and the wait are journaled with the progress.
 - **Market-valid children.** Sent only in continuous trading; quantity on the lot grid (a sell's odd
   tail only as the parent's very last child, sent whole); price on the tick, inside the day's band and
@@ -100,7 +101,7 @@ MAX_BACKOFF_REJECTS = 5
 """Rejects that back off, since the parent's last fill, after which the parent stops (the schedule is
 bounded: 30 + 60 + 120 + 240 s of waiting, then the reason is final)."""
 MAX_FREE_RETRIES = 3
-"""Transient rejects in a row (since the parent's last fill) retried at once; beyond, each backs off."""
+"""Transient rejects since the parent's last fill retried at once; beyond, each backs off."""
 
 MAX_REPEATED_DENIALS = 20
 """Consecutive denials with one reason code after which an algorithm stops trying."""
@@ -392,7 +393,7 @@ class ExecAlgo(ABC):
         self._last_denial = ""
         self.children_rejected = 0
         self._backoff_rejects = 0  # rejects that back off, since the parent's last fill
-        self._retry_rejects = 0  # transient rejects in a row, since the parent's last fill
+        self._retry_rejects = 0  # transient rejects since the parent's last fill
         self._backoff_until = 0  # no child before this instant (ns)
         self.cancels_sent = 0
         self._reason = ""  # why the latest due work sent nothing (limit_up, no_quote, ...)
