@@ -18,6 +18,17 @@ Invariants kept here for every algorithm:
   the child is cancelled and the replacement is sent only once the ``OrderCanceled`` (or the last fill,
   or a reject) has made it terminal; a fill racing the cancel is counted before the replacement is sized.
   So at most one child per algorithm is working at a time.
+- **A reject that will repeat is not answered with a new child.** Every broker reject of a child is
+  classified by its reason (``engine.reject_reasons.classify_reject``): one that will not go away by
+  itself (suspended, unknown symbol, insufficient cash or position, not permitted, account restricted,
+  an invalid order) stops the parent at once, its reason recorded (``unfilled_reason``
+  ``rejected:<reason>``); one that may clear (outside the price limits, outside a session, a broker risk
+  rule) or that nobody knows backs off: no child for ``BACKOFF_FIRST_NS``, doubling up to
+  ``BACKOFF_MAX_NS``, and the ``MAX_BACKOFF_REJECTS``-th such reject since the parent's last fill stops
+  it; a transient one (rate limit, timeout, busy) or our own (not sent, never answered) is retried at the
+  next step, and from the ``MAX_FREE_RETRIES + 1``-th since the parent's last fill on it counts as one
+  that backs off. A fill
+  of the parent resets the counts and the wait. The counts and the wait are journaled with the progress.
 - **Market-valid children.** Sent only in continuous trading; quantity on the lot grid (a sell's odd
   tail only as the parent's very last child, sent whole); price on the tick, inside the day's band and
   the parent's limit; nothing priced from an unusable quote; a buy into a sealed limit-up (sell into a
@@ -75,15 +86,27 @@ from engine.market import (
 from engine.marketdata import QuoteSource, usable_for_pricing
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
+from engine.reject_reasons import RejectAction, classify_reject
 from engine.units import NS_PER_SECOND
 
 STATE_VERSION = 1
 
 log = structlog.get_logger("zhixing.algos")
 
-PERMANENT_DENIALS = frozenset({"max_order_value", "max_order_quantity"})
-"""Denial reason codes about the child itself: the same child would be denied again, so the algorithm
-stops at once (unfilled: denied:...) instead of retrying at every step."""
+PERMANENT_DENIALS = frozenset({"max_order_value", "max_order_quantity", "symbol_rejects"})
+"""Denial reason codes that the same child would meet again (too large for the risk limits; its symbol
+blocked for the day by the per-symbol reject breaker), so the algorithm stops at once (unfilled:
+denied:...) instead of retrying at every step."""
+
+BACKOFF_FIRST_NS = 30 * NS_PER_SECOND
+"""After a reject that may clear (price limits, session, broker risk rule, unknown text): no child for
+this long; each further one since the parent's last fill doubles the wait, up to ``BACKOFF_MAX_NS``."""
+BACKOFF_MAX_NS = 240 * NS_PER_SECOND
+MAX_BACKOFF_REJECTS = 5
+"""Rejects that back off, since the parent's last fill, after which the parent stops (the schedule is
+bounded: 30 + 60 + 120 + 240 s of waiting, then the reason is final)."""
+MAX_FREE_RETRIES = 3
+"""Transient rejects since the parent's last fill retried at once; beyond, each backs off."""
 
 MAX_REPEATED_DENIALS = 20
 """Consecutive denials with one reason code after which an algorithm stops trying."""
@@ -373,6 +396,10 @@ class ExecAlgo(ABC):
         self.children_denied = 0
         self._denial_streak = 0  # consecutive denials with the same reason code
         self._last_denial = ""
+        self.children_rejected = 0
+        self._backoff_rejects = 0  # rejects that back off, since the parent's last fill
+        self._retry_rejects = 0  # transient rejects since the parent's last fill
+        self._backoff_until = 0  # no child before this instant (ns)
         self.cancels_sent = 0
         self.children_refused_over_parent = 0  # children ``_guard_child`` refused (must stay 0)
         self._reason = ""  # why the latest due work sent nothing (limit_up, no_quote, ...)
@@ -457,6 +484,7 @@ class ExecAlgo(ABC):
             "status": self.parent.status.value,
             "children_sent": self.children_sent,
             "children_denied": self.children_denied,
+            "children_rejected": self.children_rejected,
             "cancels_sent": self.cancels_sent,
             "filled_quantity": self._filled,
             "working_quantity": self.working_quantity,
@@ -471,7 +499,8 @@ class ExecAlgo(ABC):
         if self._started:
             return
         self._started = True
-        for order in self.ctx.oms.children_of(self.parent.parent_id):  # after a restart: rebuilt orders
+        children = self.ctx.oms.children_of(self.parent.parent_id)  # after a restart: rebuilt orders
+        for order in children:
             self._track(order)
             self._filled += order.filled_quantity
             self._filled_value += order.filled_value
@@ -481,6 +510,8 @@ class ExecAlgo(ABC):
         if self._finishing:  # restored mid-finish: finish again (cancels whatever is still working)
             self._finishing = False
             self._finish(self._final_status)
+            return
+        if self._missed_a_final_reject(children):
             return
         if self._complete():
             self._finish(ParentStatus.DONE)
@@ -554,6 +585,10 @@ class ExecAlgo(ABC):
             "parent_id": self.parent.parent_id,
             "children_sent": self.children_sent,
             "children_denied": self.children_denied,
+            "children_rejected": self.children_rejected,
+            "backoff_rejects": self._backoff_rejects,
+            "retry_rejects": self._retry_rejects,
+            "backoff_until": self._backoff_until,
             "cancels_sent": self.cancels_sent,
             "reason": self._reason,
             "paused": self._paused,
@@ -582,6 +617,11 @@ class ExecAlgo(ABC):
         self.children_sent = state_int(state, "children_sent")
         self.children_denied = state_int(state, "children_denied")
         self.cancels_sent = state_int(state, "cancels_sent")
+        # absent in states written before rejects were classified: none counted, no wait
+        self.children_rejected = state_int(state, "children_rejected")
+        self._backoff_rejects = state_int(state, "backoff_rejects")
+        self._retry_rejects = state_int(state, "retry_rejects")
+        self._backoff_until = state_int(state, "backoff_until")
         self._reason = str(state.get("reason", ""))
         self._paused = bool(state.get("paused", False))
         self._finishing = bool(state.get("finishing", False))
@@ -779,6 +819,8 @@ class ExecAlgo(ABC):
         now = self.ctx.clock.now_ns()
         if self._finishing or self._paused or not self.ctx.calendar.is_continuous(now):
             return
+        if now < self._backoff_until:
+            return  # backing off after a reject that may clear: its reason stays the unfilled reason
         qty = self.child_quantity(item.target - self._filled - self.working_quantity)
         if qty <= 0 or not self._guard_child(qty):
             return
@@ -866,6 +908,68 @@ class ExecAlgo(ABC):
             self.stop()
             self._reason = f"denied:{reason}"
 
+    def _rejected(self, event: OrderRejected) -> None:
+        """A child was rejected: stop, back off or retry by what its reason says (module docstring)."""
+        self.children_rejected += 1
+        if self._finishing:
+            return
+        verdict = classify_reject(event.reason, venue_confirmed=event.venue_confirmed)
+        action = verdict.action
+        if action is RejectAction.RETRY:
+            self._retry_rejects += 1
+            if self._retry_rejects <= MAX_FREE_RETRIES:
+                return
+            action = RejectAction.BACK_OFF  # retried enough at once: it keeps coming back
+        if action is RejectAction.BACK_OFF:
+            self._backoff_rejects += 1
+            if self._backoff_rejects < MAX_BACKOFF_REJECTS:
+                wait = min(BACKOFF_FIRST_NS << (self._backoff_rejects - 1), BACKOFF_MAX_NS)
+                self._backoff_until = self.ctx.clock.now_ns() + wait
+                log.info(
+                    "algo_backing_off_after_reject",
+                    parent_id=self.parent.parent_id,
+                    reason=event.reason,
+                    category=verdict.category,
+                    rejects=self._backoff_rejects,
+                    wait_s=wait // NS_PER_SECOND,
+                )
+                return
+        log.warning(
+            "algo_stopped_after_reject",
+            parent_id=self.parent.parent_id,
+            symbol=self.parent.symbol,
+            reason=event.reason,
+            category=verdict.category,
+            rejects=self.children_rejected,
+        )
+        self.stop()
+
+    def _missed_a_final_reject(self, children: list[Order]) -> bool:
+        """After a restart: a child rejected for a reason that will not go away, which this algorithm never
+        heard of (it came while no engine ran; the restart's reconciliation applied it), stops the parent
+        before it sends anything. The first ``children_rejected`` rejected children (by time) were heard."""
+        rejected = sorted(
+            (o for o in children if o.status is OrderStatus.REJECTED), key=lambda o: o.ts_updated
+        )
+        for order in rejected[self.children_rejected :]:
+            self.children_rejected += 1
+            self.dirty = True
+            verdict = classify_reject(order.reason, venue_confirmed=order.venue_confirmed)
+            if verdict.action is RejectAction.STOP:
+                self._reason = f"rejected:{order.reason}"
+                log.warning(
+                    "algo_stopped_after_reject",
+                    parent_id=self.parent.parent_id,
+                    symbol=self.parent.symbol,
+                    reason=order.reason,
+                    category=verdict.category,
+                    rejects=self.children_rejected,
+                    learnt="at restart",
+                )
+                self.stop()
+                return True
+        return False
+
     def _track(self, order: Order) -> None:
         self._child_ids.add(order.client_order_id)
         if not order.is_terminal:
@@ -878,6 +982,9 @@ class ExecAlgo(ABC):
         if isinstance(event, OrderFilled):
             self._filled += event.quantity
             self._filled_value += event.price * event.quantity
+            if self._backoff_rejects or self._retry_rejects or self._backoff_until:
+                self._backoff_rejects = self._retry_rejects = self._backoff_until = 0
+                self.dirty = True
         order = self._active.get(cid)
         if order is None or not order.is_terminal:
             # an ack, a partial fill, a late fill: nothing ``state()`` holds has changed (fills are
@@ -892,6 +999,7 @@ class ExecAlgo(ABC):
         del self._active[cid]
         if isinstance(event, OrderRejected):
             self._reason = f"rejected:{event.reason}"
+            self._rejected(event)
         if self._finishing:
             self._maybe_finished()
             return

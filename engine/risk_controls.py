@@ -20,6 +20,13 @@
 - Consecutive broker rejects (``OrderRejected`` on the bus, reset by an ack or a fill) reach
   ``max_consecutive_rejects`` → ``on_halt(reason)`` once (the OMS halt by default; the kill switch in
   ``engine.control`` when wired there).
+- Per symbol, broker rejects that will repeat (``engine.reject_reasons``: all but the transient ones and
+  our own local refusals) since that symbol's last fill reach ``max_rejects_per_symbol`` → the symbol is
+  blocked for the rest of the Shanghai day: its new orders are denied (``symbol_rejects``), told once to
+  ``on_symbol_blocked(symbol, reason)``. Only a fill of that symbol resets its count (an ack does not:
+  a counter may take an order the exchange then refuses; a fill elsewhere says nothing about this name).
+  An operator's resume (``reset_rejects``) and the next day clear the blocks; a restart keeps them
+  (``restore``).
 - Every denial on the bus is counted per reason code (the text before ``:``), whatever check made it.
 
 Windows run on the injected clock (int ns). Days are Asia/Shanghai calendar days (UTC+8, no DST).
@@ -41,6 +48,7 @@ from engine.errors import ConfigError
 from engine.events import OrderAccepted, OrderDenied, OrderFilled, OrderRejected
 from engine.marketdata import QuoteSource
 from engine.orders import Order
+from engine.reject_reasons import classify_reject
 from engine.units import price_from_yuan
 
 if TYPE_CHECKING:
@@ -83,6 +91,8 @@ class RiskLimits:
     max_active_orders: int = 500  # accepted, not yet terminal
     max_cancels_per_symbol_per_second: int = 10  # more are held (never dropped); 0 disables
     max_consecutive_rejects: int = 10  # broker rejects in a row -> auto-halt; 0 disables
+    max_rejects_per_symbol: int = 5  # will-repeat rejects of one symbol since its last fill -> that
+    # symbol's new orders denied for the day; 0 disables
     deny_self_cross: bool = True  # an order that would trade against our own working order (wash trade)
     allow_hft_rates: bool = False  # caps at or above the HFT lines are refused unless set
 
@@ -212,6 +222,10 @@ class RiskControls:
         self.consecutive_rejects = 0
         self.auto_halts = 0
         self._halted_by_rejects = False
+        self._symbol_rejects: dict[str, int] = {}  # will-repeat rejects since the symbol's last fill
+        self.blocked_symbols: dict[str, str] = {}  # symbol -> why its new orders are denied today
+        self.symbol_blocks = 0
+        self.on_symbol_blocked: Callable[[str, str], object] | None = None
         self.dirty = True  # report changed since last journaled
 
     # ------------------------------------------------------------------------------------- wiring
@@ -235,6 +249,12 @@ class RiskControls:
     def check(self, order: Order) -> str | None:
         """The pre-trade check: a reason to deny ``order``, or None."""
         lim = self.limits
+        blocked = self.blocked_symbols.get(order.symbol)
+        if blocked is not None:
+            self._roll(self.clock.now_ns())  # a block lasts the day it was set
+            blocked = self.blocked_symbols.get(order.symbol)
+        if blocked is not None:
+            return f"symbol_rejects: {order.symbol} {blocked}"
         if order.quantity > lim.max_order_quantity:
             return f"max_order_quantity: {order.quantity} > {lim.max_order_quantity}"
         value = order.price * order.quantity
@@ -398,6 +418,8 @@ class RiskControls:
             self._day = day
             self._day_count = 0
             self._day_warned = False
+            self._symbol_rejects.clear()
+            self.blocked_symbols.clear()
             self.dirty = True
 
     def _record_message(self) -> None:
@@ -437,6 +459,7 @@ class RiskControls:
     def on_rejected(self, event: OrderRejected) -> None:
         if event.reason in LOCAL_REJECT_REASONS:
             return
+        self._count_symbol_reject(event)
         self.consecutive_rejects += 1
         self.dirty = True
         limit = self.limits.max_consecutive_rejects
@@ -448,15 +471,40 @@ class RiskControls:
             if self.on_halt is not None:
                 self.on_halt(reason)
 
+    def _count_symbol_reject(self, event: OrderRejected) -> None:
+        limit = self.limits.max_rejects_per_symbol
+        verdict = classify_reject(event.reason, venue_confirmed=event.venue_confirmed)
+        if not limit or not verdict.will_repeat:
+            return
+        self._roll(self.clock.now_ns())
+        symbol = event.symbol
+        count = self._symbol_rejects.get(symbol, 0) + 1
+        self._symbol_rejects[symbol] = count
+        self.dirty = True
+        if count < limit or symbol in self.blocked_symbols:
+            return
+        why = f"blocked after {count} broker rejects since its last fill ({verdict.category}: {event.reason})"
+        self.blocked_symbols[symbol] = why
+        self.symbol_blocks += 1
+        log.error("symbol_blocked_by_rejects", symbol=symbol, rejects=count, last_reason=event.reason)
+        if self.on_symbol_blocked is not None:
+            self.on_symbol_blocked(symbol, why)
+
     def on_confirmed(self, event: OrderAccepted | OrderFilled) -> None:
         if self.consecutive_rejects:
             self.consecutive_rejects = 0
             self.dirty = True
+        # a fill proves the name trades (an ack does not: the exchange may still refuse the order)
+        if isinstance(event, OrderFilled) and self._symbol_rejects.pop(event.symbol, None) is not None:
+            self.dirty = True
 
     def reset_rejects(self) -> None:
-        """After an operator's resume: count rejects afresh (a new auto-halt may follow)."""
+        """After an operator's resume: count rejects afresh (a new auto-halt may follow), the per-symbol
+        counts and blocks included."""
         self.consecutive_rejects = 0
         self._halted_by_rejects = False
+        self._symbol_rejects.clear()
+        self.blocked_symbols.clear()
         self.dirty = True
 
     def start_day(self) -> None:
@@ -490,6 +538,7 @@ class RiskControls:
                 from_report = int(saved.get("messages_today", 0) or 0)
                 for key in ("peak_per_second", "orders_sent", "cancels_sent"):
                     setattr(self, key, max(getattr(self, key), int(saved.get(key, 0) or 0)))
+                self._restore_symbol_rejects(saved)
         proven = 0
         for order in orders:
             if order.status is OrderStatus.DENIED:
@@ -504,6 +553,17 @@ class RiskControls:
             "risk_counts_restored", messages_today=self._day_count, from_report=from_report, proven=proven
         )
         return self._day_count
+
+    def _restore_symbol_rejects(self, saved: Mapping[str, object]) -> None:
+        """Today's per-symbol counts and blocks, as journaled (a restart does not unblock a name)."""
+        counts, blocked = saved.get("symbol_rejects"), saved.get("blocked_symbols")
+        if isinstance(counts, dict):
+            for symbol, count in counts.items():
+                if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                    self._symbol_rejects[str(symbol)] = max(count, self._symbol_rejects.get(str(symbol), 0))
+        if isinstance(blocked, dict):
+            for symbol, why in blocked.items():
+                self.blocked_symbols.setdefault(str(symbol), str(why))
 
     # ------------------------------------------------------------------------------------- report
     def report(self) -> dict[str, object]:
@@ -527,4 +587,7 @@ class RiskControls:
             "cancel_holds": self.cancel_holds,
             "consecutive_rejects": self.consecutive_rejects,
             "auto_halts": self.auto_halts,
+            "symbol_rejects": dict(sorted(self._symbol_rejects.items())),
+            "blocked_symbols": dict(sorted(self.blocked_symbols.items())),
+            "symbol_blocks": self.symbol_blocks,
         }

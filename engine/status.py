@@ -274,6 +274,8 @@ def render_tables(status: dict[str, Any], console: Console) -> None:
             f"today, peak {risk.get('peak_per_second', 0)}/s; denials {risk.get('denials', {})}; "
             f"cancel holds {risk.get('cancel_holds', 0)}; auto-halts {risk.get('auto_halts', 0)}"
         )
+        for symbol, why in (risk.get("blocked_symbols") or {}).items():
+            console.print(f"[red]blocked today[/]: {symbol} {why}")
     if status["pending_commands"]:
         waiting = ", ".join(
             f"#{c['id']} {c['command']} {c['arg']}".strip() for c in status["pending_commands"]

@@ -29,7 +29,10 @@ books are checked against the exchange's (RELIABILITY invariants):
 - every link outage ended with the engine resynchronised and trading resumed (or, for one that spanned a
   restart, with the restart waiting for the link); no child was handed to the adapter while the monitor
   knew the link was down;
-- every step of the host's wall clock was told once by the running engine's clock watch.
+- every step of the host's wall clock was told once by the running engine's clock watch;
+- a symbol suspended mid-run (``suspension_plan``: the broker rejects its every order from then on, with
+  the suspension's reason) got at most one rejected child per engine process, and its parent ended
+  stopped with that reason.
 
 A failing seed is printed with its figures and replays exactly from the seed.
 """
@@ -56,7 +59,15 @@ from engine.parents import ParentOrder
 from engine.readiness import wait_until_ready
 from engine.units import NS_PER_SECOND
 from replay.data import MarketData
-from replay.faults import FAULTS, FaultPlan, FaultyAdapter, LinkedRun, SteppedWall, WallStep
+from replay.faults import (
+    FAULTS,
+    SUSPENDED_REASON,
+    FaultPlan,
+    FaultyAdapter,
+    LinkedRun,
+    SteppedWall,
+    WallStep,
+)
 from replay.harness import ReplayConfig, ReplaySession, open_session
 from replay.recovery import (
     ProcessClock,
@@ -286,6 +297,37 @@ def clock_step_plan(seed: int, start_ns: int, end_ns: int, crashes: list[Crash])
     return tuple(sorted(steps, key=lambda step: step.at_ns))
 
 
+def suspension_plan(seed: int, parents: Sequence[ParentOrder]) -> tuple[tuple[str, int], ...]:
+    """Half the seeds: one parent's symbol is suspended at a seeded instant inside its window (the broker
+    rejects its every order from then on). Drawn apart, so the other faults stay what they were."""
+    rng = random.Random(seed * 7_951 + 37)
+    if not parents or rng.random() < 0.5:
+        return ()
+    parent = parents[rng.randrange(len(parents))]
+    return ((parent.symbol, rng.randrange(parent.start_ns, parent.end_ns)),)
+
+
+def _check_suspensions(outcome: SeedOutcome, session: ReplaySession, basket: Basket, plan: FaultPlan) -> None:
+    """A suspended symbol's parent got at most one rejected child per engine process (a restart may send
+    one more before it learns), and ended stopped with the suspension's reason."""
+    processes = 1 + len(outcome.recoveries)
+    for symbol, _ in plan.suspensions:
+        for parent_id, algo in basket.algos.items():
+            if algo.parent.symbol != symbol:
+                continue
+            rejected = [o for o in session.oms.children_of(parent_id) if o.reason == SUSPENDED_REASON]
+            if len(rejected) > processes:
+                outcome.problems.append(
+                    f"suspended {symbol}: {len(rejected)} children rejected for the suspension "
+                    f"(at most {processes})"
+                )
+            if rejected and not (algo.done and algo.unfilled_reason == f"rejected:{SUSPENDED_REASON}"):
+                outcome.problems.append(
+                    f"suspended {symbol}: parent {parent_id} not stopped with the reason "
+                    f"(done={algo.done}, reason={algo.unfilled_reason!r})"
+                )
+
+
 @dataclass(slots=True, frozen=True)
 class Crash:
     at_ns: int
@@ -366,7 +408,11 @@ async def run_seed(
     planned_steps = clock_step_plan(seed, start, end, schedule)
     if not clock_steps:
         planned_steps = tuple(WallStep(step.at_ns, 0) for step in planned_steps)
-    plan = dataclasses.replace(fault_plan(seed), outages=outage_plan(seed, start, end, schedule))
+    plan = dataclasses.replace(
+        fault_plan(seed),
+        outages=outage_plan(seed, start, end, schedule),
+        suspensions=suspension_plan(seed, parents),
+    )
     holder: list[FaultyAdapter] = []
 
     def wrap(exchange: object, clock: object) -> FaultyAdapter:
@@ -483,6 +529,7 @@ async def run_seed(
     outcome.recoveries = [
         dataclasses.replace(r, settle_ns=settled.get(i, -1)) for i, r in enumerate(recoveries)
     ]
+    _check_suspensions(outcome, session, final, plan)
     outcome.injected["crash_restart"] = len(recoveries)
     outcome.injected["restart_in_outage"] = outcome_restart_outages
     outcome.injected["clock_step"] = outcome.clock_steps_injected = host_wall.injected

@@ -14,6 +14,9 @@ Faults, each counted in ``injected``:
   funds) and never reaches the exchange: the adapter lists it as REJECTED in its order reports and
   answers with an ``OrderRejected`` 1 ms later, which ``drop_reject_callback`` may drop like any reject
   (B8). Decided by a second generator (one draw per submit), so a plan without it keeps its schedule;
+- ``repeated_rejects``: from its instant on, a suspended symbol (``suspensions``: (symbol, from ns)) has
+  every submit refused by the broker as ``broker_reject`` does, with the suspension's reason
+  (``SUSPENDED_REASON``, gm's text), one count per reject. Draws nothing (after ``broker_reject``'s draw);
 - ``duplicate_fill``: an ``OrderFilled`` is delivered twice, same ``trade_id`` (B3 re-login replay);
 - ``delay``: with ``delay_ns_max > 0`` each delivered copy waits a uniform ``0..delay_ns_max`` ns on the
   clock (counted when > 0); unequal delays reorder events naturally. ``ts_init`` becomes delivery time;
@@ -95,10 +98,12 @@ FAULTS = (
     "cancel_not_found",
     "stale_snapshot",
     "cancel_ahead_of_fill",
+    "repeated_rejects",
 )
 _REORDER_HOLD_MIN_NS = 1_000_000
 _BROKER_REJECT_NS = 1_000_000
 BROKER_REJECT_REASON = "broker_rejected"
+SUSPENDED_REASON = "symbol_suspended: 交易代码停牌"
 CANCEL_REJECT_REASON = "cancel_refused_by_venue"
 CANCEL_NOT_FOUND_REASON = "order_not_found"
 LINK_DROPPED = "link_dropped"
@@ -123,6 +128,7 @@ class FaultPlan:
     stale_ns: int = 0  # how old a stale answer's view is
     cancel_ahead_of_fill: float = 0.0
     fill_row_lag_ns: int = 0  # how long after the confirmation the held-back fill rows come
+    suspensions: tuple[tuple[str, int], ...] = ()  # (symbol, from ns): every submit rejected from then
 
     def __post_init__(self) -> None:
         names = (
@@ -231,6 +237,9 @@ class FaultyAdapter:
             self._slow_rows.add(order.client_order_id)
         if self._submit_rng.random() < self.plan.broker_reject:
             self._broker_reject(order)
+            return
+        if any(s == order.symbol and at <= self._clock.now_ns() for s, at in self.plan.suspensions):
+            self._broker_reject(order, SUSPENDED_REASON, "repeated_rejects")
             return
         self._quantity[order.client_order_id] = order.quantity
         self._history.setdefault(order.client_order_id, []).append(
@@ -372,8 +381,10 @@ class FaultyAdapter:
             self._listener(True)
 
     # ------------------------------------------------------------------------------------- faults
-    def _broker_reject(self, order: Order) -> None:
-        self.injected["broker_reject"] += 1
+    def _broker_reject(
+        self, order: Order, reason: str = BROKER_REJECT_REASON, fault: str = "broker_reject"
+    ) -> None:
+        self.injected[fault] += 1
         now = self._clock.now_ns()
         cid = order.client_order_id
         self._rejected.append(
@@ -386,12 +397,12 @@ class FaultyAdapter:
                 quantity=order.quantity,
                 filled_quantity=0,
                 status=OrderStatus.REJECTED,
-                reason=BROKER_REJECT_REASON,
+                reason=reason,
                 ts_event=now,
             )
         )
         event = OrderRejected(
-            ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol, reason=BROKER_REJECT_REASON
+            ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol, reason=reason
         )
         self._clock.call_at(now + _BROKER_REJECT_NS, partial(self._on_inner_event, event), "fault_reject")
 

@@ -47,6 +47,7 @@ from engine.notify import (
 )
 from engine.order_ids import JournalAccountMismatch
 from engine.readiness import NotReady
+from engine.reject_alerts import RejectAlerts
 from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
 from engine.stop import (
@@ -163,6 +164,7 @@ class ConfiguredSession:
     calendar_watch: CalendarWatch | None = None
     denials: DenialAlerts | None = None  # the risk gate's denials told to the operator
     problems: list[str] = field(default_factory=list)  # what the close could not do
+    rejects: RejectAlerts | None = None  # broker rejects that will repeat, and blocked symbols, told
 
     async def drive(self, stop: asyncio.Event, done: Callable[[], bool] | None = None) -> None:
         """Until ``end_ns``, ``stop`` or ``done()``: on a SimClock by stepping it, else on the wall clock."""
@@ -224,6 +226,8 @@ class ConfiguredSession:
             self.dispatcher.post(
                 error_notice("stop not clean", "; ".join(self.problems), account=self.config.account.id)
             )
+        if self.rejects is not None:
+            self.rejects.flush()
         if report is not None and not report.ok:
             self.dispatcher.post(
                 error_notice(
@@ -348,8 +352,10 @@ async def open_configured(
         channel.start()
     runner = DayRunner(config=config, session=session, notify=dispatcher.post)
     denials = DenialAlerts(session.oms.bus, clock, dispatcher.post, account=config.account.id).attach()
+    rejects = RejectAlerts(session.oms.bus, clock, dispatcher.post, account=config.account.id)
+    rejects.attach(session.risk)
     if session.day is not None:  # each new trading day starts in the running engine: its state afresh
-        session.day.on_new_day += [runner.on_new_day, lambda _: denials.flush()]
+        session.day.on_new_day += [runner.on_new_day, lambda _: denials.flush(), lambda _: rejects.flush()]
         session.day.watch()
     return ConfiguredSession(
         config,
@@ -363,6 +369,7 @@ async def open_configured(
         clock_watch=clock_watch,
         calendar_watch=calendar_watch,
         denials=denials,
+        rejects=rejects,
     )
 
 
