@@ -94,7 +94,14 @@ def run_command(args: argparse.Namespace) -> int:
     for outcome in result.runner.outcomes:
         print(f"{outcome.job} ({outcome.kind}): {outcome.label} {outcome.detail}")
     print_shutdown(result.shutdown)
-    return 1 if failed or (result.shutdown is not None and not result.shutdown.ok) else 0
+    oms = result.runner.session.oms
+    if oms.counters.journal_failures:  # a full disk: halted and told; the run still ended and closed
+        print(f"journal: {oms.counters.journal_failures} write(s) failed, last: {oms.journal_error}")
+    return (
+        1
+        if failed or oms.counters.journal_failures or (result.shutdown is not None and not result.shutdown.ok)
+        else 0
+    )
 
 
 def print_shutdown(report: GoneReport | None) -> None:

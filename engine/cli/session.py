@@ -11,7 +11,7 @@ Used by ``zhixing paper`` and ``zhixing run``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from engine.connection import (
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
-from engine.errors import BrokerError, FeedError
+from engine.errors import BrokerError, FeedError, StoreError
 from engine.events import OrderFilled
 from engine.feed import QuoteBook, QuoteFeed
 from engine.feed_keeper import FeedKeeper
@@ -122,11 +122,15 @@ class LiveSession:
         if self.connection is not None:
             self.connection.stop()
         self.basket.journal(self.store)
-        await self.oms.stop()
-        await self.store.commit()
-        await self.feed.close()
-        await self.adapter.close()
-        await self.store.close()
+        try:
+            await self.oms.stop()
+            await self.store.commit()
+        except StoreError as exc:  # a full disk: the last rows are lost, the close must still happen
+            self.oms.journal_error = str(exc)
+            self.oms.counters.journal_failures += 1
+            log.error("journal_final_commit_failed", error=str(exc))
+        finally:
+            await close_all(self.feed.close, self.adapter.close, self.store.close)
         return report
 
     async def _cancel_and_verify(self, settle_ns: int) -> GoneReport:
@@ -155,6 +159,19 @@ class LiveSession:
                 return report
             due = check.next_due_ns() or self.clock.now_ns()
             await pause(min(due, self.clock.now_ns() + POLL_NS // 10))
+
+
+async def close_all(*closers: Callable[[], Awaitable[object]]) -> None:
+    """Run every closer, even after one fails; then raise the first failure."""
+    first: BaseException | None = None
+    for closer in closers:
+        try:
+            await closer()
+        except Exception as exc:
+            log.error("close_failed", closer=getattr(closer, "__qualname__", repr(closer)), error=str(exc))
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 async def open_live_session(
