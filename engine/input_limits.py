@@ -100,10 +100,12 @@ def check_byte_count(path: Path, size: int, limits: Limits) -> None:
 
 def read_bounded(path: Path, limits: Limits) -> bytes:
     """The file's bytes, after its size was checked; never more than ``max_bytes + 1`` are read."""
-    checked_size(path, limits)
+    size = checked_size(path, limits)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limits.max_bytes + 1)
+            data = handle.read(size + 1)  # one byte more: a file that grew since the stat shows it
+            if len(data) > size:
+                data += handle.read(limits.max_bytes + 1 - len(data))
     except FileNotFoundError:
         raise InputError("file not found", path=str(path)) from None
     except OSError as exc:

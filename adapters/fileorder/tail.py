@@ -177,9 +177,10 @@ class TailFile:
             handle.seek(self.offset)  # just after the long line: read on as usual
             data = handle.read(min(size - self.offset, self._max_read))
         end = data.rfind(b"\n")
-        if end < 0 and size - self.offset > len(data):
+        more = min(size - self.offset, MAX_LINE_BYTES + 1) - len(data)
+        if end < 0 and more > 0:
             # a line longer than ``max_read``: look on for its end, as far as a line may be long
-            data += handle.read(min(size - self.offset, MAX_LINE_BYTES + 1) - len(data))
+            data += handle.read(more)
             end = data.rfind(b"\n")
         self.pending = len(data) - (end + 1)
         if end < 0 and self.pending > MAX_LINE_BYTES:
