@@ -1,7 +1,8 @@
 """Every input file is bounded before it is loaded: its size, its rows and the length of a cell.
 
 A file that a person or another program hands to zhixing (a targets file, an orders or positions file
-of a replay, the holidays file, the config, a volume profile, the terminal's output files) is read
+of a replay, the holidays file, the config, a volume profile, a ``sell-where`` reference table, the
+terminal's output files) is read
 through this module, so a hostile or broken file costs at most a known amount of memory and time and
 fails as an ``InputError`` naming the file (and the row and field where known), never as a traceback,
 never after half of it was acted on:
@@ -65,6 +66,8 @@ ORDERS: Final = Limits("orders file", max_bytes=20_000_000, max_rows=100_000, ma
 POSITIONS: Final = Limits("positions file", max_bytes=20_000_000, max_rows=100_000, max_cell=4_096)
 HOLIDAYS: Final = Limits("holidays file", max_bytes=1 << 20, max_rows=20_000, max_cell=256)
 CONFIG: Final = Limits("config file", max_bytes=1 << 20, max_rows=100_000, max_cell=65_536)
+REFERENCE: Final = Limits("reference file", max_bytes=50_000_000, max_rows=100_000, max_cell=4_096)
+"""``zhixing sell-where --ref``: a table of symbols and their figures."""
 PROFILE: Final = Limits("volume profile", max_bytes=64 << 20, max_rows=20_000, max_cell=64)
 TERMINAL_OUTPUT: Final = Limits(
     "terminal output file", max_bytes=256 << 20, max_rows=2_000_000, max_cell=4_096
@@ -333,6 +336,7 @@ __all__ = [
     "ORDERS",
     "POSITIONS",
     "PROFILE",
+    "REFERENCE",
     "TARGETS",
     "TERMINAL_OUTPUT",
     "Limits",

@@ -335,3 +335,28 @@ def test_bounds_keep_legit_files_working(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     pq.write_table(pa.table({"Symbol": ["600000.SH"], "weight": [0.5], "date": ["2021-12-01"]}), buffer)
     assert [t.symbol for t in read_targets(write(tmp_path, "t.parquet", buffer.getvalue()))] == ["600000.SH"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "symbol,market_cap\n600103.SH,3.2e9\n600566.SH," + "9" * 200_000 + "\n",
+            "row 3, field 'market_cap'",
+        ),
+        ("symbol,名称\n600103.SH,浦发\n".encode("gbk"), "not UTF-8 text"),
+        (b"symbol,market_cap\n600103.SH,\x00\x00\n", "NUL byte"),
+    ],
+)
+def test_a_sell_where_reference_table_is_bounded_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes, message: str
+) -> None:
+    from tests.test_portfolio_cli import COMMON
+
+    ref = write(tmp_path, "ref.csv", content)
+    db = tmp_path / "never.db"
+    assert main(["sell-where", "market_cap < 5e9", "--ref", str(ref), *COMMON, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"zhixing: error: {ref}" in err
+    assert message in err
+    assert not db.exists()
