@@ -160,3 +160,23 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def test_zhixing_status_on_a_full_journal_disk_says_so_above_the_journal_as_last_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from engine.cli import main
+    from tests.journal_files import make_journal
+
+    db = asyncio.run(make_journal(tmp_path / "zhixing.db", halted=False))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 10 << 20, 4096))
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "JOURNAL DISK NEARLY FULL" in out
+    assert "4,096 bytes free" in out
+    assert main(["status", "--db", str(db), "--json"]) == 0
+    assert '"low": true' in capsys.readouterr().out
