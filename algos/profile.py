@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InputError
+from engine.input_limits import PROFILE, check_cell, decode_text, json_document, read_bounded
 
 SESSION_MINUTES = 240
 PROFILE_SCHEMA = "zhixing.volume_profile"
@@ -92,16 +93,11 @@ def save_profile(profile: dict[str, list[float]], path: str | Path) -> Path:
 def load_profile(path: str | Path) -> dict[str, list[float]]:
     """Read a file written by ``save_profile``; ``InputError`` naming the file on anything wrong."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("volume profile file not found", path=name) from None
-    except OSError as exc:
-        raise InputError(f"cannot read volume profile: {exc}", path=name) from None
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc}", path=name) from None
+    file = Path(path)
+    if not file.exists():
+        raise InputError("volume profile file not found", path=name)
+    text = decode_text(file, read_bounded(file, PROFILE), hint="save the profile as UTF-8")
+    payload = json_document(file, text)
     if not isinstance(payload, dict):
         raise InputError("expected a JSON object", path=name)
     if payload.get("schema") != PROFILE_SCHEMA:
@@ -114,6 +110,10 @@ def load_profile(path: str | Path) -> dict[str, list[float]]:
     profiles = payload.get("profiles")
     if not isinstance(profiles, dict) or not profiles:
         raise InputError("'profiles' must be a non-empty object", path=name)
+    if len(profiles) > PROFILE.max_rows:
+        raise InputError(f"{len(profiles):,} profiles, more than {PROFILE.max_rows:,}", path=name)
+    for key in profiles:
+        check_cell(file, key, PROFILE, row=None, field="profiles")
     return _check_profiles(profiles, name)
 
 

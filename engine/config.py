@@ -22,6 +22,8 @@ from croniter import croniter
 
 from engine import names
 from engine.errors import ConfigError, InputError
+from engine.input_limits import CONFIG as CONFIG_LIMITS
+from engine.input_limits import decode_text, read_bounded
 from engine.market.calendar import BEYOND_KNOWN, BeyondKnown
 from engine.market.calendar_sources import library_sources, merge
 from engine.market.holidays import HolidayList, read_holidays
@@ -214,14 +216,17 @@ def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
     ``adapter`` (the CLI's ``--adapter``) picks the route instead of ``[route] kind``; its table must be in
     the file. Without a ``[feed]`` table the feed is the route's own (``qmt``, ``gm``)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:  # bounded before it is read (engine.input_limits)
+        text = decode_text(path, read_bounded(path, CONFIG_LIMITS), hint="save the config as UTF-8")
+        raw = tomllib.loads(text)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML here: nested too deeply") from None
     top = _Reader(path, "", raw)
 
     acct = _Reader(path, "account", top.table_of("account", required=True))

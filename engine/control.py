@@ -247,6 +247,16 @@ class ControlChannel:
                 log.error("control_poll_failed", error=str(exc))
 
 
+def journal_failure_text(error: str | None) -> str:
+    """What the operator is told when the journal cannot be written (a full disk, most often)."""
+    return (
+        f"journal_write_failed: {error or 'the journal could not be written'}. The journal's disk is full "
+        "or failing: nothing new is sent (write-ahead), cancels still go out, fills are kept in memory and "
+        "written by the first commit that succeeds. Free space on that disk, then `zhixing resume`; "
+        "`zhixing status` shows the journal as last written. At the end of the run `zhixing run` exits 1."
+    )
+
+
 class ControllableAlgo(Protocol):
     """What the kill switch needs of an algorithm (``algos.base.ExecAlgo`` provides it)."""
 
@@ -380,6 +390,8 @@ class EngineControl:
             self.on_halt_change("resumed", False)
         elif self._restoring:
             self.on_halt_change(f"still halted from before the restart: {reason}", True)
+        elif reason == "journal_write_failed":
+            self.on_halt_change(journal_failure_text(self.oms.journal_error), True)
         else:
             self.on_halt_change(reason, True)
 

@@ -2,11 +2,11 @@
 
 Every problem is an ``InputError`` naming the file, the row (1-based, counting the header as row 1, as
 a spreadsheet shows it) and the field; a bad file yields nothing, so nothing half-done is left behind.
+Size, rows and cells are bounded before and while the file is read (``engine.input_limits``).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from datetime import date
@@ -15,11 +15,11 @@ from pathlib import Path
 
 from engine.enums import Side
 from engine.errors import InputError
+from engine.input_limits import ORDERS, POSITIONS, Limits, csv_records, decode_text, read_bounded
 from engine.market import normalize_symbol, shanghai_ns
 from engine.units import price_from_yuan
 
 _SIDES = {"buy": Side.BUY, "b": Side.BUY, "买": Side.BUY, "sell": Side.SELL, "s": Side.SELL, "卖": Side.SELL}
-MAX_ROWS = 100_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,30 +36,27 @@ class OrderRow:
     params: dict[str, str]
 
 
-def _read_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        raise InputError("file not found", path=str(path))
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"not UTF-8 (byte {exc.start}); save as UTF-8, or convert from GBK first", path=str(path)
-        ) from exc
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    if not header:
+def _read_rows(
+    path: Path, required: tuple[str, ...], limits: Limits
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and ``(row, column -> cell)`` of a CSV file, bounded (``engine.input_limits``) before and
+    while it is read."""
+    data = read_bounded(path, limits)
+    text = decode_text(path, data, hint="save as UTF-8, or convert from GBK first")
+    records = csv_records(path, text, limits)
+    _, cells = next(records, (1, []))
+    header = [h.strip() for h in cells]
+    if not any(header):
         raise InputError("empty file (no header)", path=str(path))
-    reader.fieldnames = header
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(header)}", path=str(path))
     rows = []
-    for i, row in enumerate(reader):
-        if i >= MAX_ROWS:
-            raise InputError(f"more than {MAX_ROWS} rows", path=str(path))
-        if None in row:
-            raise InputError("more values than header columns", path=str(path), row=i + 2)
-        rows.append({k: (v or "").strip() for k, v in row.items()})
+    for row, values in records:
+        if len(values) > len(header):
+            raise InputError("more values than header columns", path=str(path), row=row)
+        padded = [v.strip() for v in values] + [""] * (len(header) - len(values))
+        rows.append((row, dict(zip(header, padded, strict=True))))
     if not rows:
         raise InputError("no data rows (header only)", path=str(path))
     return header, rows
@@ -101,11 +98,10 @@ def read_orders_file(path: str | Path) -> list[OrderRow]:
     is an algorithm parameter for that row (empty cells are ignored). Duplicate (symbol, side) rows are
     refused."""
     path = Path(path)
-    _, rows = _read_rows(path, ("symbol", "side", "quantity"))
+    _, rows = _read_rows(path, ("symbol", "side", "quantity"), ORDERS)
     out: list[OrderRow] = []
     seen: dict[tuple[str, Side], int] = {}
-    for i, raw in enumerate(rows):
-        row = i + 2
+    for row, raw in rows:
         symbol = _symbol(raw["symbol"], path, row)
         side = _SIDES.get(raw["side"].lower())
         if side is None:
@@ -153,10 +149,9 @@ def read_orders_file(path: str | Path) -> list[OrderRow]:
 def read_positions_file(path: str | Path) -> dict[str, int]:
     """Positions CSV ``symbol,quantity`` held from before today (so sellable today)."""
     path = Path(path)
-    _, rows = _read_rows(path, ("symbol", "quantity"))
+    _, rows = _read_rows(path, ("symbol", "quantity"), POSITIONS)
     out: dict[str, int] = {}
-    for i, raw in enumerate(rows):
-        row = i + 2
+    for row, raw in rows:
         symbol = _symbol(raw["symbol"], path, row)
         if symbol in out:
             raise InputError(f"duplicate symbol {symbol}", path=str(path), row=row, field="symbol")

@@ -132,6 +132,7 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self.counters = OmsCounters()
         self.halted_reason: str | None = None
+        self.journal_error: str | None = None  # the last journal write failure (told with its halt)
         # told ``reason`` when trading halts (once: a second reason while halted is not a new halt) and
         # ``None`` when it resumes, whoever halted: the operator, the reject breaker, reconciliation, the
         # in-flight checks, a journal that cannot be written
@@ -381,23 +382,31 @@ class OrderManager:
                     await self._send(order)
                 await self._send_cancels(cancels)
             self._before_commit()
-            if self.store.has_staged:
-                try:
+            try:
+                if self.store.has_staged:
                     await self.store.commit()
-                except StoreError as exc:
-                    self.counters.journal_failures += 1
-                    self.halt("journal_write_failed")
-                    log.error("journal_write_failed", error=str(exc))
-            await self._refill_ids()
+                await self._refill_ids()
+            except StoreError as exc:  # a full disk: halted and told, never a dead flusher
+                self._journal_failed([], exc)
 
     def _before_commit(self) -> None:
         for hook in self.before_commit:
             hook()
 
     def _journal_failed(self, intents: list[Order], exc: StoreError) -> None:
+        """The journal refused a write (disk full, read-only, failing): halt, so nothing new is sent;
+        what was staged stays staged and is written by the next commit that succeeds."""
         self.counters.journal_failures += 1
-        self.halt("journal_write_failed")
-        log.error("journal_write_failed", error=str(exc), unsent_orders=len(intents))
+        self.journal_error = str(exc)
+        if self.halted_reason != "journal_write_failed":
+            self.halt("journal_write_failed")
+        if self.counters.journal_failures % 100 == 1:  # the first of a full disk, then one in a hundred
+            log.error(
+                "journal_write_failed",
+                error=str(exc),
+                unsent_orders=len(intents),
+                failures=self.counters.journal_failures,
+            )
         now = self.clock.now_ns()
         for order in intents:
             self._apply(

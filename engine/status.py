@@ -3,8 +3,9 @@
 ``collect_status(db)`` opens the SQLite journal read-only (it never writes, so it is safe next to a running
 engine) and reads one consistent snapshot: the account (as the engine last journaled it), positions with
 sellable, working orders, each parent's progress (filled/target, status, algorithm), the halt state,
-the risk counters, and operator commands not yet applied. Money is int milli-yuan in the JSON; the tables
-show yuan. Account ids are masked (``engine.logs.mask_account``).
+the risk counters, and operator commands not yet applied. ``disk_status`` adds the free space on the
+journal's disk (a full disk halts a running engine, which then cannot journal even that). Money is int
+milli-yuan in the JSON; the tables show yuan. Account ids are masked (``engine.logs.mask_account``).
 
 ``StatusRecorder`` is the engine side: a before-commit hook that journals the account snapshot and the
 risk report (meta ``account`` and ``risk_report``) whenever they changed, in the same transaction as the
@@ -14,6 +15,7 @@ orders and fills they describe.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,6 +122,20 @@ def collect_status(db: Path) -> dict[str, Any]:
     return _build(db, orders, positions, parents, states, meta, pending)
 
 
+LOW_DISK_BYTES = 64 << 20
+"""Free space under which the journal's disk is reported low: a commit of a busy minute, a few MB."""
+
+
+def disk_status(db: Path) -> dict[str, Any]:
+    """Free space on the journal's disk: when it is (nearly) full, an engine on it cannot journal (it
+    halts and tells the operator), and what this status shows is the journal as last written."""
+    try:
+        free = shutil.disk_usage(db.resolve().parent).free
+    except OSError:
+        return {"free_bytes": None, "low": False}
+    return {"free_bytes": free, "low": free < LOW_DISK_BYTES}
+
+
 def _json(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -215,6 +231,12 @@ def render_json(status: dict[str, Any]) -> str:
 
 def render_tables(status: dict[str, Any], console: Console) -> None:
     halt = status["halt"]
+    disk = status.get("disk") or {}
+    if disk.get("low"):
+        console.print(
+            f"[bold red]JOURNAL DISK NEARLY FULL[/]: {disk['free_bytes']:,} bytes free; an engine on this "
+            "journal cannot write it (it halts and says so) and what follows is the journal as last written"
+        )
     if halt["halted"]:
         console.print(f"[bold red]HALTED[/]: {halt['reason']} (zhixing resume --db {status['db']})")
     else:

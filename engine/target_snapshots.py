@@ -30,6 +30,7 @@ from pathlib import Path
 
 from engine.clock import Clock
 from engine.errors import InputError
+from engine.input_limits import TARGETS, read_bounded
 from engine.market import TradingCalendar, iso8601, shanghai_ns, trading_date_of
 from engine.portfolio.targets import Target, load_targets
 from engine.store import StateStore
@@ -50,8 +51,8 @@ class FileCopy:
 
 def copy_file(path: Path) -> FileCopy:
     """Read ``path`` once. A file rewritten meanwhile shows a newer mtime, never newer bytes."""
+    content = read_bounded(path, TARGETS)  # its size checked before it is read (a journaled copy too)
     try:
-        content = path.read_bytes()
         mtime_ns = path.stat().st_mtime_ns
     except FileNotFoundError:
         raise InputError("file not found", path=str(path)) from None

@@ -356,13 +356,16 @@ def test_parquet_without_pyarrow_says_how_to_install(tmp_path: Path, monkeypatch
 
 
 def test_parquet_frame_checks_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The frame-to-rows path (typed cells: int codes, float NaN, None) checked with a stub reader."""
-    import pandas as pd
-
-    symbols = pd.Series(["600000.SH", 1, float("nan")], dtype=object)  # 1: an int code, zeros lost
-    frame = pd.DataFrame({"Symbol": symbols, "weight": [0.1, float("nan"), 0.1]})
+    """The records-to-rows path (typed cells: int codes, float NaN, None) checked with a stub reader."""
+    records = [
+        (1, {"Symbol": "600000.SH", "weight": 0.1}),
+        (2, {"Symbol": 1, "weight": float("nan")}),  # 1: an int code, zeros lost
+        (3, {"Symbol": None, "weight": 0.1}),
+    ]
     monkeypatch.setattr(targets_mod, "_pyarrow_available", lambda: True)
-    monkeypatch.setattr(pd, "read_parquet", lambda path, engine: frame)
+    monkeypatch.setattr(
+        targets_mod, "parquet_records", lambda path, data, limits, pick: (["Symbol", "weight"], records)
+    )
     err = rejected(write(tmp_path, "PAR1", name="t.parquet"))
     assert_names(err, row=2, field="symbol", value="1")
     message = str(err)

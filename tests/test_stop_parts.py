@@ -282,7 +282,8 @@ async def test_a_backup_stops_at_its_next_step_when_the_run_stops(tmp_path: Path
     folder = tmp_path / "backups"
 
     def partial_files() -> list[Path]:
-        return list(folder.glob("*/.journal.db.*.partial")) if folder.exists() else []
+        """The copy being written: the backup's set folder under its temporary name (file_set)."""
+        return list(folder.glob(".*.partial")) if folder.exists() else []
 
     try:
         runner.on_fire(config.jobs[0], 0)

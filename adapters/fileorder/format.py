@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from engine.enums import OrderStatus, Side
+from engine.input_limits import TERMINAL_OUTPUT
 from engine.units import price_from_yuan, yuan_str
 
 # ------------------------------------------------------------------------------------------ files
@@ -301,9 +302,26 @@ class Row:
         return name in self._columns
 
 
+MAX_LINE = 64 * 1024
+"""Characters of one line of the terminal's files: a row is a few hundred; ``csv``'s own field limit
+(128 KiB) is never reached below this, so a hostile line is refused here, never a ``csv.Error``."""
+
+
 def split_line(line: str) -> list[str]:
-    """One CSV record (no line break inside: the terminal's fields have none)."""
-    return next(csv.reader([line]), [])
+    """One CSV record (no line break inside: the terminal's fields have none). ``ValueError`` for a
+    line over ``MAX_LINE``, a cell over ``TERMINAL_OUTPUT.max_cell`` or malformed CSV."""
+    if len(line) > MAX_LINE:
+        raise ValueError(f"a line of {len(line):,} characters, more than {MAX_LINE:,}")
+    try:
+        cells = next(csv.reader([line]), [])
+    except csv.Error as exc:
+        raise ValueError(f"not readable as CSV: {exc}") from None
+    for index, cell in enumerate(cells):
+        if len(cell) > TERMINAL_OUTPUT.max_cell:
+            raise ValueError(
+                f"cell {index + 1} has {len(cell):,} characters, more than {TERMINAL_OUTPUT.max_cell:,}"
+            )
+    return cells
 
 
 def render_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

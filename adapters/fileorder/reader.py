@@ -31,6 +31,7 @@ from adapters.fileorder.format import (
 )
 from engine.enums import OrderStatus, Side
 from engine.events import AccountReport, OrderStatusReport, PositionReport
+from engine.input_limits import TERMINAL_OUTPUT
 from engine.logs import mask_account
 from engine.market.symbols import from_gm
 
@@ -204,10 +205,22 @@ def parse_rows(path: Path, rows: list[tuple[int, Row]], parse: Callable[[Row], T
     return out
 
 
-def read_snapshot(path: Path, encoding: str = "utf-8-sig") -> list[tuple[int, Row]] | None:
-    """All rows of a whole-file snapshot; None if the file is missing, empty or mid-write. Opened as
-    ``trust.open_for_reading`` does (a symlink raises ``UntrustedPathError``)."""
-    data = trust.read_bytes(path)
+_TOO_LARGE_TOLD: set[tuple[str, int]] = set()
+
+
+def read_snapshot(
+    path: Path, encoding: str = "utf-8-sig", *, max_bytes: int = TERMINAL_OUTPUT.max_bytes
+) -> list[tuple[int, Row]] | None:
+    """All rows of a whole-file snapshot; None if the file is missing, empty, mid-write or larger than
+    ``max_bytes`` (refused before it is read, and logged). Opened as ``trust.open_for_reading`` does (a
+    symlink raises ``UntrustedPathError``). A line too long or malformed is logged and skipped."""
+    try:
+        data = trust.read_bytes(path, limit=max_bytes)
+    except trust.FileTooLarge as exc:
+        if (str(path), exc.size) not in _TOO_LARGE_TOLD:  # once per size, not at every poll
+            _TOO_LARGE_TOLD.add((str(path), exc.size))
+            log.error("fileorder_file_too_large", file=str(path), bytes=exc.size, limit=exc.limit)
+        return None
     if data is None or not data.endswith(b"\n"):
         return None
     columns: dict[str, int] | None = None
@@ -216,7 +229,11 @@ def read_snapshot(path: Path, encoding: str = "utf-8-sig") -> list[tuple[int, Ro
         text = raw.rstrip(b"\r").decode(encoding, errors="replace").lstrip("\ufeff")
         if not text.strip():
             continue
-        values = split_line(text)
+        try:
+            values = split_line(text)
+        except ValueError as exc:
+            log.warning("fileorder_bad_line", file=str(path), line=line_no, error=str(exc))
+            continue
         if columns is None:
             columns = column_aliases(values)
             continue

@@ -17,9 +17,13 @@ parsed**, and every poll checks that before it reads on:
 
 A re-read repeats rows: the consumer deduplicates (fills by exec id, statuses per order:
 ``tracker.py``). A last line without its line break is held (not parsed, not skipped) until it is
-complete; one that stays without a line break past ``LONG_LINE`` bytes is reported, and so is a file
-whose lines end with a bare CR (no row of it can complete). A row that cannot
-be decoded with the configured encoding is reported (file, line, the fix) and read with replacement
+complete (a file whose lines end with a bare CR, where no row can complete, is reported).
+A line longer than any row can be (``MAX_LINE_BYTES``, with or without its line break yet)
+is consumed unparsed up to its line break and reported, and the rows after it are read as usual: it
+can neither exhaust memory nor stop the rows behind it (a line longer than ``max_read`` used to be
+re-read at every poll, and nothing after it ever was). A line with a cell too long, or malformed CSV,
+is reported and skipped. A row that cannot be decoded with the configured encoding is reported (file,
+line, the fix) and read with replacement
 characters; a row whose field count differs from the header's is reported. Nothing is dropped without a
 log line.
 
@@ -43,13 +47,13 @@ from typing import BinaryIO
 import structlog
 
 from adapters.fileorder import trust
-from adapters.fileorder.format import Row, column_aliases, split_line
+from adapters.fileorder.format import MAX_LINE, Row, column_aliases, split_line
 
 log = structlog.get_logger("zhixing.fileorder")
 
 CHUNK = 64 * 1024
 VERIFY_BUDGET = 1024 * 1024
-LONG_LINE = 1024 * 1024
+MAX_LINE_BYTES = 4 * MAX_LINE  # UTF-8: at most 4 bytes a character; a longer line is no row
 MAX_READ = 8 * 1024 * 1024  # new bytes parsed per poll: a huge backlog is read over several polls
 COPY_CANDIDATES = 200  # folder entries looked at for a copy of a truncated file (copytruncate)
 
@@ -67,6 +71,8 @@ class TailStats:
     bytes_verified: int = 0
     undecodable_lines: int = 0
     odd_width_rows: int = 0
+    long_lines: int = 0  # lines past MAX_LINE_BYTES, consumed unparsed
+    bad_lines: int = 0  # lines split_line refused (too long a cell, malformed CSV)
     bare_cr_files: int = 0  # files seen ending their lines with a bare CR (no row can be delivered)
 
 
@@ -128,8 +134,9 @@ class TailFile:
         self._columns: dict[str, int] | None = None
         self._width = 0
         self._prefix = _Prefix(self._chunk)
-        self._warned_long = False
         self._warned_cr = False
+        self._skipping = False  # inside a line too long to be a row, consumed up to its line break
+        self._long_bytes = 0
 
     def _restart(self, reason: str, source: Path) -> None:
         self.stats.restarts[reason] = self.stats.restarts.get(reason, 0) + 1
@@ -169,13 +176,33 @@ class TailFile:
             return rows
         handle.seek(self.offset)
         data = handle.read(min(size - self.offset, self._max_read))
+        if self._skipping:
+            if not self._skip_long_line(data, source):
+                return []  # its line break not written yet
+            if size <= self.offset:
+                return []
+            handle.seek(self.offset)  # just after the long line: read on as usual
+            data = handle.read(min(size - self.offset, self._max_read))
         end = data.rfind(b"\n")
+        more = min(size - self.offset, MAX_LINE_BYTES + 1) - len(data)
+        if end < 0 and more > 0:
+            # a line longer than ``max_read``: look on for its end, as far as a line may be long
+            data += handle.read(more)
+            end = data.rfind(b"\n")
         self.pending = len(data) - (end + 1)
-        if self.pending > LONG_LINE and not self._warned_long:
-            self._warned_long = True
+        if end < 0 and self.pending > MAX_LINE_BYTES:
+            # no row is this long: consume it unparsed up to its line break (told), read on after it
+            self._skipping = True
+            self._long_bytes = 0
             log.warning(
-                "fileorder_line_without_end", file=str(source), offset=self.offset, bytes=self.pending
+                "fileorder_line_too_long",
+                file=str(source),
+                line=self._lines + 1,
+                bytes=self.pending,
+                limit=MAX_LINE_BYTES,
             )
+            self._skip_long_line(data, source)
+            return []
         if end < 0:
             if b"\r" in data and not self._warned_cr:  # lines end with a bare CR: never one complete
                 self._warned_cr = True
@@ -192,6 +219,23 @@ class TailFile:
         self._prefix.add(consumed)
         self.offset += len(consumed)
         return rows + self._parse(consumed, source)
+
+    def _skip_long_line(self, data: bytes, source: Path) -> bool:
+        """Inside a line too long to be a row: consume ``data`` up to and with its line break (the
+        prefix digests see every byte). True when the line ended."""
+        end = data.find(b"\n")
+        taken = data if end < 0 else data[: end + 1]
+        self._prefix.add(taken)
+        self.offset += len(taken)
+        self._long_bytes += len(taken)
+        self.pending = 0
+        if end < 0:
+            return False
+        self._skipping = False
+        self._lines += 1
+        self.stats.long_lines += 1
+        log.warning("fileorder_long_line_skipped", file=str(source), line=self._lines, bytes=self._long_bytes)
+        return True
 
     # ------------------------------------------------------------------------------------- checks
     def _plan(self) -> list[int]:
@@ -309,7 +353,12 @@ class TailFile:
             text = self._decode(raw, source)
             if not text.strip():
                 continue
-            values = split_line(text)
+            try:
+                values = split_line(text)
+            except ValueError as exc:  # a hostile or broken line: told and skipped, the rest is read
+                self.stats.bad_lines += 1
+                log.warning("fileorder_bad_line", file=str(source), line=self._lines, error=str(exc))
+                continue
             if self._columns is None:
                 self._columns = column_aliases(values)
                 self._width = len(values)

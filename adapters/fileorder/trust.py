@@ -213,13 +213,31 @@ def _link_error(path: Path) -> UntrustedPathError:
     )
 
 
-def read_bytes(path: Path) -> bytes | None:
-    """The whole file, opened as ``open_for_reading`` does; None if it is missing."""
+class FileTooLarge(ValueError):
+    """A file larger than its reader's bound; nothing of it was read."""
+
+    def __init__(self, path: Path, size: int, limit: int) -> None:
+        super().__init__(f"{path}: {size:,} bytes, more than the {limit:,} read of such a file")
+        self.size = size
+        self.limit = limit
+
+
+def read_bytes(path: Path, limit: int | None = None) -> bytes | None:
+    """The whole file, opened as ``open_for_reading`` does; None if it is missing. With ``limit``, a
+    larger file raises ``FileTooLarge`` before it is read (and never more than ``limit`` bytes are)."""
     fd = open_for_reading(path)
     if fd is None:
         return None
     with os.fdopen(fd, "rb") as handle:
-        return handle.read()
+        if limit is None:
+            return handle.read()
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise FileTooLarge(path, size, limit)
+        data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise FileTooLarge(path, len(data), limit)
+        return data
 
 
 # ------------------------------------------------------------------------------------------ writing

@@ -17,7 +17,7 @@ from rich.console import Console
 from engine.clock import Clock, LiveClock
 from engine.control import CHECKS_META_KEY, Command, queue_command
 from engine.errors import StoreError
-from engine.status import collect_status, render_json, render_tables
+from engine.status import collect_status, disk_status, render_json, render_tables
 
 _ALGO_ACTIONS = {"pause": Command.PAUSE, "resume": Command.RESUME_ALGO, "cancel": Command.CANCEL_ALGO}
 
@@ -122,6 +122,7 @@ def run_algo(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     status = collect_status(args.db)
+    status["disk"] = disk_status(args.db)  # a full disk: the journal shown is as last written
     if args.json:
         print(render_json(status))
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from engine.cli.live_ops import run_live
 from engine.cli.replay_cmd import _params, _print_report
 from engine.config import ROUTES
 from engine.errors import InputError
+from engine.input_limits import REFERENCE, csv_records, decode_text, read_bounded
 from engine.inputs import parse_cash, read_positions_file, window_ns
 from engine.market import TradingCalendar, normalize_symbol
 from engine.portfolio.planner import (
@@ -199,7 +201,13 @@ def _sell_where(args: argparse.Namespace, holdings: list[Holding], today: Today)
     path: Path = args.ref
     if not path.is_file():
         raise InputError("reference file not found", path=str(path))
-    ref = pd.read_csv(path, dtype={"symbol": str}, encoding="utf-8-sig")
+    text = decode_text(path, read_bounded(path, REFERENCE), hint="save it as UTF-8")
+    for _ in csv_records(path, text, REFERENCE):  # rows and cells bounded before pandas sees it
+        pass
+    try:
+        ref = pd.read_csv(io.StringIO(text), dtype={"symbol": str})
+    except (ValueError, pd.errors.ParserError) as exc:  # pandas' parser errors: the file is named
+        raise InputError(f"not a readable CSV: {exc}", path=str(path)) from None
     if "symbol" not in ref.columns:
         raise InputError(f"no symbol column; found {', '.join(map(str, ref.columns))}", path=str(path))
     try:

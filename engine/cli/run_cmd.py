@@ -136,6 +136,10 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"stopped by {result.stopped_by}: {how}")
     for problem in result.problems:
         print(f"  stop: {problem}")
+    oms = result.runner.session.oms
+    if oms.counters.journal_failures:  # a full disk: halted and told; the run still ended and closed
+        print(f"journal: {oms.counters.journal_failures} write(s) failed, last: {oms.journal_error}")
+        return max(result.exit_code, 1)
     return result.exit_code
 
 

@@ -204,6 +204,19 @@ class LiveSession:
                     task.cancel()
 
 
+async def close_all(*closers: Callable[[], Awaitable[object]]) -> None:
+    """Run every closer, even after one fails; then raise the first failure."""
+    first: BaseException | None = None
+    for closer in closers:
+        try:
+            await closer()
+        except Exception as exc:
+            log.error("close_failed", closer=getattr(closer, "__qualname__", repr(closer)), error=str(exc))
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 async def open_live_session(
     *,
     clock: Clock,

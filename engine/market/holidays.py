@@ -19,6 +19,7 @@ refused whole with an ``InputError`` naming the file, the line and the field; no
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Final
 
 from engine.errors import InputError
+from engine.input_limits import HOLIDAYS
 
 FIRST_YEAR: Final = 2000
 LAST_YEAR: Final = 2099
-MAX_BYTES: Final = 1 << 20  # a holidays list is a few hundred bytes a year; a larger file is not one
+MAX_BYTES: Final = HOLIDAYS.max_bytes  # a holidays list is a few hundred bytes a year; more is not one
+MAX_LINE: Final = 4 * HOLIDAYS.max_cell  # a date, a name and a comment
 _ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _SLASHED = re.compile(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})")
 _STARTS_WITH_DATE = re.compile(r"[0-9]{4}[-/][0-9]")
@@ -77,15 +80,19 @@ def parse_day(text: str, *, path: Path, line: int, field: str) -> date:
 def _text(path: Path) -> str:
     where = str(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_BYTES:  # refused before a byte is read
+                raise InputError(f"is {size:,} bytes: too large for a holidays list", path=where)
+            data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise InputError("no such holidays file", path=where) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a holidays file", path=where) from None
     except OSError as exc:
         raise InputError(f"cannot be read: {exc.strerror or exc}", path=where) from None
-    if len(data) > MAX_BYTES:
-        raise InputError(f"is {len(data):,} bytes: too large for a holidays list", path=where)
+    if len(data) > MAX_BYTES:  # it grew since
+        raise InputError(f"is over {MAX_BYTES:,} bytes: too large for a holidays list", path=where)
     if b"\0" in data:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise InputError("contains a NUL byte: not a text file", path=where, row=line)
@@ -96,6 +103,13 @@ def _text(path: Path) -> str:
         raise InputError(
             f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", path=where, row=line
         ) from None
+
+
+def _cells(line: str, path: Path, number: int) -> list[str]:
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as exc:
+        raise InputError(f"not readable as CSV: {exc}", path=str(path), row=number) from None
 
 
 def read_holidays(path: Path) -> HolidayList:
@@ -120,6 +134,16 @@ def read_holidays(path: Path) -> HolidayList:
     # lines as an editor counts them: \n, \r\n or \r only (``str.splitlines`` also breaks at U+2028,
     # form feeds and others, which would turn text after a ``#`` into a date and shift line numbers)
     for number, raw in enumerate(re.split(r"\r\n|\r|\n", _text(path)), start=1):
+        if number > HOLIDAYS.max_rows:
+            raise InputError(
+                f"more than {HOLIDAYS.max_rows:,} lines: not a holidays list", path=where, row=number
+            )
+        if len(raw) > MAX_LINE:
+            raise InputError(
+                f"a line of {len(raw):,} characters (at most {MAX_LINE:,}): not a holidays list",
+                path=where,
+                row=number,
+            )
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -141,7 +165,7 @@ def read_holidays(path: Path) -> HolidayList:
             if _STARTS_WITH_DATE.match(content):
                 date_column = None  # one date per line
             else:
-                header = [cell.strip().lower() for cell in next(csv.reader([stripped]))]
+                header = [cell.strip().lower() for cell in _cells(stripped, path, number)]
                 if "date" not in header:
                     raise InputError(
                         "neither a date (one per line, YYYY-MM-DD) nor a CSV header with a 'date' column: "
@@ -164,7 +188,7 @@ def read_holidays(path: Path) -> HolidayList:
                 )
             add(parse_day(content, path=path, line=number, field="date"), number)
             continue
-        cells = next(csv.reader([raw]))
+        cells = _cells(raw, path, number)
         if not any(c.strip() for c in cells):
             continue  # a spreadsheet's empty row (",,")
         if date_column >= len(cells) or not cells[date_column].strip():

@@ -18,10 +18,7 @@ symbol in the file is listed in one error. Symbols are checked for form and for 
 
 from __future__ import annotations
 
-import csv
 import importlib.util
-import io
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.input_limits import (
+    MAX_COLUMNS,
+    TARGETS,
+    Limits,
+    check_byte_count,
+    check_cell,
+    csv_records,
+    decode_text,
+    json_document,
+    parquet_records,
+    read_bounded,
+)
 from engine.market import SHANGHAI, instrument_for, normalize_symbol
 from engine.units import price_from_yuan
 
@@ -94,8 +103,8 @@ def read_targets(
     normalize: bool = False,
     aggregate: bool = False,
     encoding: str | None = None,
-    max_rows: int = 10_000,
-    max_bytes: int = 50_000_000,
+    max_rows: int = TARGETS.max_rows,
+    max_bytes: int = TARGETS.max_bytes,
     trade_date: date | None = None,
     data: bytes | None = None,
 ) -> list[Target]:
@@ -126,35 +135,37 @@ def load_targets(
     normalize: bool = False,
     aggregate: bool = False,
     encoding: str | None = None,
-    max_rows: int = 10_000,
-    max_bytes: int = 50_000_000,
+    max_rows: int = TARGETS.max_rows,
+    max_bytes: int = TARGETS.max_bytes,
     trade_date: date | None = None,
     data: bytes | None = None,
 ) -> TargetsFile:
     """``read_targets``, also saying whether the file carried a date column."""
     path = Path(path)
     where = str(path)
-    if data is None and not path.is_file():
-        raise InputError("file not found", path=where)
+    limits = TARGETS.narrowed(max_rows=max_rows, max_bytes=max_bytes)
     fmt = _SUFFIXES.get(path.suffix.lower())
     if fmt is None:
+        if data is None and not path.exists():
+            raise InputError("file not found", path=where)
         raise InputError(
             f"unsupported file type {path.suffix!r}; expected one of {', '.join(sorted(_SUFFIXES))}",
             path=where,
         )
-    size = path.stat().st_size if data is None else len(data)
-    if size == 0:
+    if data is None:
+        raw = read_bounded(path, limits)  # the size is checked before a byte is read
+    else:
+        check_byte_count(path, len(data), limits)
+        raw = data
+    if not raw:
         raise InputError("empty file", path=where)
-    if size > max_bytes:
-        raise InputError(f"file is {size} bytes, more than the limit of {max_bytes}", path=where)
-    raw = path.read_bytes() if data is None else data
 
     if fmt == "csv":
-        columns, rows = _csv_rows(path, _decode(path, raw, encoding), max_rows)
+        columns, rows = _csv_rows(path, _decode(path, raw, encoding), limits)
     elif fmt == "json":
-        columns, rows = _json_rows(path, _decode(path, raw, encoding), max_rows)
+        columns, rows = _json_rows(path, _decode(path, raw, encoding), limits)
     else:
-        columns, rows = _parquet_rows(path, raw, max_rows)
+        columns, rows = _parquet_rows(path, raw, limits)
     symbol_col, kind, value_col = _pick_columns(path, columns)
     date_cols = [c for c in DATE_COLUMNS if c in columns]
     if trade_date is not None:
@@ -215,101 +226,90 @@ def _date(cell: Any) -> date | None:
 
 
 def _decode(path: Path, data: bytes, encoding: str | None) -> str:
-    try:
-        text = data.decode(encoding or "utf-8-sig")
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}", path=str(path)) from None
-    except UnicodeDecodeError as exc:
-        if encoding is None:
-            message = f"not UTF-8 (byte {exc.start}); looks like GBK? pass encoding='gbk'"
-        else:
-            message = f"cannot decode as {encoding} (byte {exc.start}); wrong encoding?"
-        raise InputError(message, path=str(path)) from None
-    text = text.removeprefix("\ufeff")  # a BOM left by an explicit encoding='utf-8'
+    hint = "looks like GBK? pass encoding='gbk'" if encoding is None else "wrong encoding?"
+    text = decode_text(path, data, encoding, hint=hint)
     if not text.strip():
         raise InputError("empty file", path=str(path))
     return text
 
 
-def _csv_rows(path: Path, text: str, max_rows: int) -> tuple[list[str], list[_Row]]:
-    lines = text.splitlines()
-    first = lines[0] if lines else ""
+def _csv_rows(path: Path, text: str, limits: Limits) -> tuple[list[str], list[_Row]]:
+    first = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first and "," not in first else ","
-    reader = csv.DictReader(lines, delimiter=delimiter)
-    columns = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    records = csv_records(path, text, limits, delimiter=delimiter)
+    _, header = next(records, (1, []))
+    columns = [h.strip().lower() for h in header]
     if not any(columns):
         raise InputError("empty file (no header)", path=str(path))
     _check_unique_columns(path, columns)
-    reader.fieldnames = columns
     rows: list[_Row] = []
-    for record in reader:
-        row = reader.line_num
-        if len(rows) >= max_rows:
-            raise InputError(f"more than {max_rows} data rows", path=str(path), row=row)
-        if None in record:
+    for row, cells in records:
+        if len(cells) > len(columns):
             raise InputError(
-                f"more values than header columns: {record[None]!r}",
-                path=str(path),
-                row=row,
+                f"more values than header columns: {cells[len(columns) :]!r}", path=str(path), row=row
             )
-        rows.append((row, {k: (v or "").strip() for k, v in record.items()}))
+        values = [c.strip() for c in cells] + [""] * (len(columns) - len(cells))
+        rows.append((row, dict(zip(columns, values, strict=True))))
     if not rows:
         raise InputError("no data rows (header only)", path=str(path))
     return columns, rows
 
 
-def _json_rows(path: Path, text: str, max_rows: int) -> tuple[list[str], list[_Row]]:
-    try:
-        # Decimal keeps 0.1 exact; NaN/Infinity become Decimal and are refused with the other values.
-        doc = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", path=str(path)
-        ) from None
+def _json_rows(path: Path, text: str, limits: Limits) -> tuple[list[str], list[_Row]]:
+    # Decimal keeps 0.1 exact; NaN/Infinity become Decimal and are refused with the other values.
+    doc = json_document(path, text, parse_float=Decimal, parse_constant=Decimal)
     if isinstance(doc, dict) and "targets" in doc:
         doc = doc["targets"]
     if not isinstance(doc, list):
         raise InputError('expected a list of objects or {"targets": [...]}', path=str(path))
     if not doc:
         raise InputError("no targets (empty list)", path=str(path))
-    if len(doc) > max_rows:
-        raise InputError(f"{len(doc)} records, more than {max_rows}", path=str(path))
+    if len(doc) > limits.max_rows:
+        raise InputError(f"{len(doc)} records, more than {limits.max_rows}", path=str(path))
     columns: list[str] = []
     rows: list[_Row] = []
     for i, record in enumerate(doc):
         row = i + 1
         if not isinstance(record, dict):
-            raise InputError(f"expected an object, got {record!r}", path=str(path), row=row)
+            raise InputError(f"expected an object, got {_shown(record)}", path=str(path), row=row)
+        if len(record) > MAX_COLUMNS:
+            raise InputError(f"{len(record)} keys, more than {MAX_COLUMNS}", path=str(path), row=row)
         keys = [str(k).strip().lower() for k in record]
         _check_unique_columns(path, keys, row=row)
-        for key in keys:
+        for key, value in zip(keys, record.values(), strict=True):
+            check_cell(path, key, limits, row=row, field=key[:40])
+            check_cell(path, value, limits, row=row, field=key)
             if key not in columns:
                 columns.append(key)
         rows.append((row, dict(zip(keys, record.values(), strict=True))))
     return columns, rows
 
 
-def _parquet_rows(path: Path, data: bytes, max_rows: int) -> tuple[list[str], list[_Row]]:
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parquet_rows(path: Path, data: bytes, limits: Limits) -> tuple[list[str], list[_Row]]:
     if not _pyarrow_available():
         raise InputError("reading Parquet needs pyarrow: pip install pyarrow", path=str(path))
-    import pandas as pd
 
-    try:
-        frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
-    except Exception as exc:  # pyarrow raises many kinds for a damaged file
-        raise InputError(f"not a readable Parquet file: {exc}", path=str(path)) from None
-    columns = [str(c).strip().lower() for c in frame.columns]
+    def needed(names: list[str]) -> list[str]:
+        """Only the columns a target is made of: any other column is never decoded."""
+        lowered = [n.strip().lower() for n in names]
+        keep = {*_SYMBOL_COLUMNS, *DATE_COLUMNS, *(c for cols in _KIND_COLUMNS.values() for c in cols)}
+        return [n for n, low in zip(names, lowered, strict=True) if low in keep]
+
+    names, records = parquet_records(path, data, limits, needed)
+    columns = [n.strip().lower() for n in names]
     if not columns:
         raise InputError("no columns", path=str(path))
     _check_unique_columns(path, columns)
-    if len(frame) == 0:
+    if not records:
         raise InputError("no data rows", path=str(path))
-    if len(frame) > max_rows:
-        raise InputError(f"{len(frame)} rows, more than {max_rows}", path=str(path))
-    frame.columns = pd.Index(columns)
-    rows: list[_Row] = []
-    for i, record in enumerate(frame.to_dict(orient="records")):
-        rows.append((i + 1, {str(k): (None if v is None or v is pd.NA else v) for k, v in record.items()}))
+    rows: list[_Row] = [
+        (row, {name.strip().lower(): value for name, value in record.items()}) for row, record in records
+    ]
     return columns, rows
 
 

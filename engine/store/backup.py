@@ -10,8 +10,11 @@ named by the trading day, ``OUT/2026-01-05/``:
 - ``zhixing-backup.json``: the manifest, written last: a folder with one is a complete backup, made by
   zhixing, of the journal it names.
 
-A source that another connection holds locked is retried (``busy_steps`` times) before the backup gives
-up; a failed or unverified copy never replaces a good one, and nothing is pruned after a failure. With
+The day's folder is one set (``engine.store.file_set``): built in a temporary folder beside it and
+renamed into place, so a failure anywhere (a full disk while the copy or the trade log is written, a
+damaged journal) leaves the previous backup of that day whole, or nothing. A source that another
+connection holds locked is retried (``busy_steps`` times) before the backup gives up; a failed or
+unverified copy never replaces a good one, and nothing is pruned after a failure. With
 ``keep``, only folders this function made for the same journal are pruned (the oldest beyond ``keep``
 trading days), and only the files it wrote there: anything else in the out folder stays.
 
@@ -39,13 +42,13 @@ from typing import Any
 from engine.errors import StoreError
 from engine.market.calendar import iso8601, trading_date_of
 from engine.store import schema
+from engine.store.file_set import check_replaceable, write_file_set
 from engine.store.integrity import JournalReport, verify_journal, wal_files
-from engine.store.trade_log import fsync_dir, write_trade_log
+from engine.store.trade_log import TRADE_LOG_FILES, fsync_dir, write_trade_log_files
 
 BACKUP_DB = "journal.db"
 MANIFEST = "zhixing-backup.json"
 MADE_BY = "zhixing journal backup"
-TRADE_LOG_FILES = ("orders.csv", "fills.csv")
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TEMP_PREFIX = f".{BACKUP_DB}."
 TEMP_SUFFIX = ".partial"
@@ -93,80 +96,52 @@ def backup_journal(
         raise ValueError(f"keep must be >= 1, not {keep}")
     if not src.is_file():
         raise BackupError(f"{src}: no journal to back up (no such file)")
-    folder = out / day.isoformat()
-    made_folder = not os.path.lexists(folder)
-    _prepare_folder(folder, src)
-    try:
-        fd, tmp_name = _temp_in(folder)
-    except BackupError:
-        if made_folder:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    os.close(fd)
-    tmp = Path(tmp_name)
+    folder = Path(os.path.abspath(out / day.isoformat()))
+    _check_folder(folder, src)
     target = folder / BACKUP_DB
-    try:
-        _copy(src, tmp, pages=pages, busy_steps=busy_steps, sleep_s=sleep_s, on_step=on_step)
-        report = verify_journal(tmp)
+
+    def fill(temp: Path) -> tuple[JournalReport, int, int]:
+        copy = temp / BACKUP_DB
+        _copy(src, copy, pages=pages, busy_steps=busy_steps, sleep_s=sleep_s, on_step=on_step)
+        report = verify_journal(copy)
         if not report.ok:
             raise BackupError(
                 f"{src}: the copy fails verification, so the journal itself is damaged (run `zhixing journal "
                 f"verify --db {src}`); no backup was made and no older one removed: "
                 + "; ".join(report.problems)
             )
-        orders, fills = _day_trade_log(tmp, day)
-        trade_log = write_trade_log(folder, orders, fills)
-        os.replace(tmp, target)
-        fsync_dir(folder)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if made_folder:  # a folder this call created and could not fill: gone again
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    report = dataclasses.replace(report, path=target)
-    _write_manifest(
-        folder, src, target, day=day, now_ns=now_ns, report=report, rows=(len(orders), len(fills))
-    )
+        orders, fills = _day_trade_log(copy, day)
+        write_trade_log_files(temp, orders, fills)
+        report = dataclasses.replace(report, path=target)
+        _write_manifest(
+            temp, src, copy, day=day, now_ns=now_ns, report=report, rows=(len(orders), len(fills))
+        )
+        return report, len(orders), len(fills)
+
+    # the day's folder is one set: a failure (a full disk) leaves the previous backup of that day whole
+    report, n_orders, n_fills = write_file_set(folder, fill, ours=_is_ours, what="backup", error=BackupError)
+    trade_log = (folder / TRADE_LOG_FILES[0], folder / TRADE_LOG_FILES[1])
     pruned, left = prune_backups(out, src, keep=keep, current=folder) if keep is not None else ((), ())
-    return BackupResult(folder, target, trade_log, report, len(orders), len(fills), pruned, left)
+    return BackupResult(folder, target, trade_log, report, n_orders, n_fills, pruned, left)
 
 
-def _prepare_folder(folder: Path, src: Path) -> None:
-    """The day's folder: created, or one this function made for the same journal (replaced file by file)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackupError(
-            f"{folder}: cannot create the backup folder ({exc.strerror or exc}); nothing was written"
-        ) from exc
-    if not folder.is_dir() or folder.is_symlink():
-        raise BackupError(f"{folder}: not a folder; nothing was written")
-    manifest = read_manifest(folder)
-    if manifest is not None:
-        if not _same_file(str(manifest.get("source", "")), src):
+def _check_folder(folder: Path, src: Path) -> None:
+    """The day's folder: missing, or a backup this function made of the same journal (replaced whole)."""
+    if not os.path.lexists(folder):
+        if os.path.lexists(folder.parent) and not folder.parent.is_dir():
             raise BackupError(
-                f"{folder}: holds the backup of another journal ({manifest.get('source')}); give each "
-                "journal its own backup folder; nothing was written"
+                f"{folder.parent}: cannot create the backup folder (not a folder); nothing was written"
             )
         return
-    foreign = sorted(p.name for p in folder.iterdir() if not _is_ours(p.name))
-    if foreign:
+    if folder.is_symlink() or not folder.is_dir():
+        raise BackupError(f"{folder}: not a folder; nothing was written")
+    manifest = read_manifest(folder)
+    if manifest is not None and not _same_file(str(manifest.get("source", "")), src):
         raise BackupError(
-            f"{folder}: exists and holds files zhixing did not write ({', '.join(foreign[:3])}); "
-            "nothing was written"
+            f"{folder}: holds the backup of another journal ({manifest.get('source')}); give each "
+            "journal its own backup folder; nothing was written"
         )
-
-
-def _temp_in(folder: Path) -> tuple[int, str]:
-    try:
-        return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise BackupError(
-            f"{folder}: cannot write there ({exc.strerror or exc}); nothing was written"
-        ) from exc
+    check_replaceable(folder, _is_ours, what="backup", error=BackupError)
 
 
 def _copy(

@@ -86,7 +86,13 @@ class StateStore:
         file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(file, isolation_level=None)
+            pending = aiosqlite.connect(file, isolation_level=None)
+            # A daemon worker: a process leaving on any path (a full disk failing the last commit, an
+            # error before the close) exits instead of waiting forever for this thread at interpreter
+            # shutdown. Safe for the journal: a transaction cut short is rolled back at the next open,
+            # and nothing is sent before its commit returned (write-ahead).
+            pending._thread.daemon = True
+            db = await pending
         except sqlite3.Error as exc:
             raise StoreError(f"{file}: cannot open journal: {exc}") from exc
         store = cls(file, db, db._conn)

@@ -2,24 +2,24 @@
 
 Prices are yuan with 3 decimals (ETF ticks are 0.001), fees with 2; times ISO-8601 in Asia/Shanghai with
 milliseconds and ``+08:00`` whatever the host's time zone (``engine.market.calendar.iso8601``). UTF-8,
-``\\n`` line endings. Each file is written to a temp file in the same folder, fsynced, renamed over the
-target, and the folder fsynced, so a reader sees the old file or the new one, never half of one. The
-files are for people and spreadsheets: every cell goes through ``engine.csv_safe`` (a broker's trade id
-or a parent id starting with ``=`` is written ``'=...``; numbers stay numbers). The temp file is
-``mkstemp``'s (random name, exclusive, owner-only), so the trade log is readable by its owner only.
+``\\n`` line endings. The two files are one set (``engine.store.file_set``): written into a temporary
+folder beside the output folder, fsynced, renamed into place, so a reader sees the previous two files or
+the new two, never half of one nor a new ``orders.csv`` beside an old ``fills.csv`` (a disk that filled
+between them). The files are for people and spreadsheets: every cell goes through ``engine.csv_safe``
+(a broker's trade id or a parent id starting with ``=`` is written ``'=...``; numbers stay numbers).
+They are created exclusive and owner-only, so the trade log is readable by its owner only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine import csv_safe
 from engine.market.calendar import iso8601
+from engine.store.file_set import fsync_dir, write_file_set
 
 ORDERS_CSV_COLUMNS = (
     "client_order_id",
@@ -47,7 +47,8 @@ FILLS_CSV_COLUMNS = (
     "transfer_fee",
     "ts",
 )
-__all__ = ["FILLS_CSV_COLUMNS", "ORDERS_CSV_COLUMNS", "iso8601", "write_trade_log"]
+TRADE_LOG_FILES = ("orders.csv", "fills.csv")
+__all__ = ["FILLS_CSV_COLUMNS", "ORDERS_CSV_COLUMNS", "fsync_dir", "iso8601", "write_trade_log"]
 
 
 def yuan3(milli: int) -> str:
@@ -109,41 +110,46 @@ def fill_lines(rows: Iterable[Sequence[Any]]) -> Iterable[tuple[object, ...]]:
         )
 
 
-def write_csv_atomic(path: Path, header: Sequence[str], lines: Iterable[Sequence[object]]) -> None:
-    """Temp file in the same folder, fsync, ``os.replace``, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv_safe.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+def write_csv(path: Path, header: Sequence[str], lines: Iterable[Sequence[object]]) -> None:
+    """A new file at ``path`` (exclusive, owner-only), every cell through ``csv_safe``, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        writer = csv_safe.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX; Windows cannot open a folder for fsync and does not need to)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def is_trade_log_file(name: str) -> bool:
+    """A name a trade log folder holds: the two files (and the temp files of older versions)."""
+    if name in TRADE_LOG_FILES:
+        return True
+    return any(name.startswith(f".{n}.") for n in TRADE_LOG_FILES) and name.endswith(".tmp")
+
+
+def write_trade_log_files(
+    folder: Path, order_rows: Iterable[Sequence[Any]], fill_rows: Iterable[Sequence[Any]]
+) -> tuple[Path, Path]:
+    """``orders.csv`` and ``fills.csv`` into ``folder``, an empty folder of a set being written."""
+    orders_path = folder / "orders.csv"
+    fills_path = folder / "fills.csv"
+    write_csv(orders_path, ORDERS_CSV_COLUMNS, order_lines(order_rows))
+    write_csv(fills_path, FILLS_CSV_COLUMNS, fill_lines(fill_rows))
+    return orders_path, fills_path
 
 
 def write_trade_log(
     out_dir: Path, order_rows: Sequence[Sequence[Any]], fill_rows: Sequence[Sequence[Any]]
 ) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    orders_path = out_dir / "orders.csv"
-    fills_path = out_dir / "fills.csv"
-    write_csv_atomic(orders_path, ORDERS_CSV_COLUMNS, order_lines(order_rows))
-    write_csv_atomic(fills_path, FILLS_CSV_COLUMNS, fill_lines(fill_rows))
-    return orders_path, fills_path
+    """The trade log into ``out_dir`` as one set (``engine.store.file_set``): both new files or, after
+    any failure (a full disk), the previous two as they were. ``out_dir`` holds the trade log only: a
+    folder with other files is refused (``FileSetError``), nothing written."""
+    out = Path(out_dir)
+    write_file_set(
+        out,
+        lambda folder: write_trade_log_files(folder, order_rows, fill_rows),
+        ours=is_trade_log_file,
+        what="trade log (orders.csv and fills.csv)",
+    )
+    return out / "orders.csv", out / "fills.csv"
