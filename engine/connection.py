@@ -254,9 +254,14 @@ class ConnectionMonitor:
                 self._resync_due = False
                 try:
                     report = await resync(self.oms, self.adapter)
-                except BrokerError as exc:
+                except Exception as exc:  # BrokerError, or an answer the route could not read: unanswered
                     self.counters.resync_failures += 1
-                    log.warning("resync_failed", error=str(exc))
+                    if isinstance(exc, BrokerError):
+                        log.warning("resync_failed", error=str(exc))
+                    else:  # a malformed row (a route bug or a broker change): asked again, and logged loud
+                        log.error(
+                            "resync_answer_unreadable", error=f"{type(exc).__name__}: {exc}", exc_info=exc
+                        )
                     if self.state is LinkState.RESYNCING:
                         self._arm_retry()
                     return False
@@ -405,4 +410,8 @@ class LinkAwareInflightChecker(InflightChecker):
         except BrokerError as exc:
             self.skipped.errors.append(str(exc))
             log.warning("inflight_check_failed", error=str(exc))
+            return 0
+        except Exception as exc:  # an answer the route could not read: unanswered, asked again later
+            self.skipped.errors.append(f"unreadable answer: {type(exc).__name__}: {exc}")
+            log.error("inflight_answer_unreadable", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             return 0

@@ -359,10 +359,21 @@ class DayRunner:
     ) -> None:
         """Both legs are over (or the run ended first): what the job achieved, told unless complete."""
         results = [r for r in self.results() if any(p.parent_id == r.parent_id for p in rebalance.parents)]
-        complete = sum(1 for r in results if r.filled >= r.quantity)
+        # judged against the plan, not the parents: a buy the confirmed cash shrank or dropped (a sell
+        # that filled below its reference) did not do the job's work, even if every parent filled
+        planned = [row for row in rebalance.plan.rows if row.side is not None and row.quantity > 0]
+        done: dict[tuple[str, str], int] = {}
+        for r in results:
+            done[(r.symbol, r.side.value)] = done.get((r.symbol, r.side.value), 0) + r.filled
+        short = [
+            f"{row.symbol} {row.side.value} {done.get((row.symbol, row.side.value), 0)}/{row.quantity}"
+            for row in planned
+            if row.side is not None and done.get((row.symbol, row.side.value), 0) < row.quantity
+        ]
+        complete = len(planned) - len(short)
         filled = sum(r.filled for r in results)
         halted = self.session.oms.halted_reason
-        if complete == len(results) and not unfinished:
+        if not short and not unfinished:
             status = "ok"
         elif halted is not None:
             status = "halted"
@@ -370,10 +381,8 @@ class DayRunner:
             status = "partial"
         else:
             status = "failed"
-        unfilled = [
-            f"{r.symbol} {r.side.value} {r.filled}/{r.quantity}" for r in results if r.filled < r.quantity
-        ]
-        text = f"{detail}: {complete}/{len(results)} parents complete"
+        unfilled = short
+        text = f"{detail}: {complete}/{len(planned)} planned trades complete"
         if unfilled:
             more = f" and {len(unfilled) - 10} more" if len(unfilled) > 10 else ""
             text += f"; unfilled {', '.join(unfilled[:10])}{more}"
