@@ -8,32 +8,21 @@ never pushes a halt out of the notification queue. Denials caused by a halt (``h
 repeated: the halt's own message says every new order is denied. At shutdown ``flush`` tells what the
 open period gathered.
 
-Runs on the engine's clock and posts through a never-blocking ``post`` (the dispatcher's).
+The digest rule is ``engine.alert_digest``'s; this module says what a denial is and how it reads.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from engine.alert_digest import AlertDigest, Gathered, Item
 from engine.bus import EventBus
-from engine.clock import Clock, TimerHandle
+from engine.clock import Clock
 from engine.events import OrderDenied
 from engine.notify import Message, denial_digest, risk_denial
 from engine.units import NS_PER_MINUTE
 
 Post = Callable[[Message], None]
-
-
-@dataclass(slots=True)
-class _Period:
-    """Denials gathered since the last message."""
-
-    count: int = 0
-    by_reason: Counter[str] = field(default_factory=Counter)
-    by_symbol: Counter[str] = field(default_factory=Counter)
-    first: list[tuple[str, str, str]] = field(default_factory=list)  # (client id, symbol, reason)
 
 
 class DenialAlerts:
@@ -49,19 +38,30 @@ class DenialAlerts:
         digest_ns: int = NS_PER_MINUTE,
         listed: int = 20,
     ) -> None:
-        if digest_ns <= 0:
-            raise ValueError(f"digest_ns must be > 0, got {digest_ns}")
         self.bus = bus
-        self.clock = clock
-        self.post = post
         self.account = account
-        self.digest_ns = digest_ns
-        self.listed = listed
-        self.told = 0  # denials named in a message, alone or in a digest
-        self.messages = 0
-        self._period: _Period | None = None  # open while a digest period runs
-        self._timer: TimerHandle | None = None
         self._attached = False
+
+        def alone(item: Item) -> Message:
+            return risk_denial(item.client_order_id, item.symbol, item.reason, account=account)
+
+        def digest(period: Gathered, minutes: float) -> Message:
+            return denial_digest(
+                period.count, period.by_kind, period.by_symbol, period.first, minutes=minutes, account=account
+            )
+
+        self.digest = AlertDigest(
+            clock, post, alone=alone, digest=digest, period_ns=digest_ns, listed=listed, name="alerts:denials"
+        )
+
+    @property
+    def told(self) -> int:
+        """Denials named in a message, alone or in a digest."""
+        return self.digest.told
+
+    @property
+    def messages(self) -> int:
+        return self.digest.messages
 
     def attach(self) -> DenialAlerts:
         if not self._attached:
@@ -72,48 +72,9 @@ class DenialAlerts:
     def on_denied(self, event: OrderDenied) -> None:
         if event.reason.startswith("halted"):
             return  # the halt message says every new order is denied
-        period = self._period
-        if period is None:  # a quiet spell ends: this one now, the next ones gathered
-            self.told += 1
-            self.messages += 1
-            self.post(risk_denial(event.client_order_id, event.symbol, event.reason, account=self.account))
-            self._open()
-            return
-        period.count += 1
-        period.by_reason[event.reason.split(":", 1)[0]] += 1
-        period.by_symbol[event.symbol] += 1
-        if len(period.first) < self.listed:
-            period.first.append((event.client_order_id, event.symbol, event.reason))
-
-    def _open(self) -> None:
-        self._period = _Period()
-        self._timer = self.clock.call_at(self.clock.now_ns() + self.digest_ns, self._over, "alerts:denials")
-
-    def _over(self) -> None:
-        period, self._period, self._timer = self._period, None, None
-        if period is None or not period.count:
-            return  # none came: the next denial is told at once again
-        self._tell(period)
-        self._open()  # they keep coming: the next digest after another period
-
-    def _tell(self, period: _Period) -> None:
-        self.told += period.count
-        self.messages += 1
-        self.post(
-            denial_digest(
-                period.count,
-                period.by_reason,
-                period.by_symbol,
-                period.first,
-                minutes=self.digest_ns / NS_PER_MINUTE,
-                account=self.account,
-            )
-        )
+        kind = event.reason.split(":", 1)[0]
+        self.digest.add(Item(event.client_order_id, event.symbol, kind, event.reason))
 
     def flush(self) -> None:
-        """At shutdown: tell what the open period gathered, now."""
-        if self._timer is not None:
-            self._timer.cancel()
-        period, self._period, self._timer = self._period, None, None
-        if period is not None and period.count:
-            self._tell(period)
+        """At shutdown: tell what the open digest period gathered, now."""
+        self.digest.flush()

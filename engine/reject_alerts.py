@@ -19,15 +19,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
+from engine.alert_digest import AlertDigest, Gathered, Item
 from engine.bus import EventBus
-from engine.clock import Clock, TimerHandle
+from engine.clock import Clock
 from engine.events import OrderRejected
 from engine.logs import mask_account
 from engine.notify import Message, MessageKind, Severity
-from engine.reject_reasons import RejectAction, RejectVerdict, classify_reject
+from engine.reject_reasons import RejectAction, classify_reject
 from engine.units import NS_PER_MINUTE
 
 Post = Callable[[Message], None]
@@ -48,13 +48,13 @@ def _account(account: str | None) -> str:
     return f" [{mask_account(account)}]" if account else ""
 
 
-def reject_notice(event: OrderRejected, verdict: RejectVerdict, *, account: str | None = None) -> Message:
+def reject_notice(item: Item, *, account: str | None = None) -> Message:
     return Message(
         kind=MessageKind.RISK,
-        subject=f"[zhixing]{_account(account)} order rejected: {event.symbol} {verdict.category}",
+        subject=f"[zhixing]{_account(account)} order rejected: {item.symbol} {item.kind}",
         body=(
-            f"order {event.client_order_id} on {event.symbol} was rejected by the broker: {event.reason}\n"
-            f"{verdict.category}: {_WHAT_FOLLOWS[verdict.action]}"
+            f"order {item.client_order_id} on {item.symbol} was rejected by the broker: {item.reason}\n"
+            f"{item.kind}: {item.detail}"
         ),
         severity=Severity.WARNING,
     )
@@ -101,14 +101,6 @@ def symbol_blocked_notice(symbol: str, why: str, *, account: str | None = None) 
     )
 
 
-@dataclass(slots=True)
-class _Period:
-    count: int = 0
-    by_category: Counter[str] = field(default_factory=Counter)
-    by_symbol: Counter[str] = field(default_factory=Counter)
-    first: list[tuple[str, str, str]] = field(default_factory=list)  # (client id, symbol, reason)
-
-
 class RejectAlerts:
     """Tells ``post`` of the will-repeat rejects on ``bus`` and of blocked symbols (module docstring)."""
 
@@ -122,20 +114,32 @@ class RejectAlerts:
         digest_ns: int = NS_PER_MINUTE,
         listed: int = 20,
     ) -> None:
-        if digest_ns <= 0:
-            raise ValueError(f"digest_ns must be > 0, got {digest_ns}")
         self.bus = bus
-        self.clock = clock
         self.post = post
         self.account = account
-        self.digest_ns = digest_ns
-        self.listed = listed
-        self.told = 0  # rejects named in a message, alone or in a digest
-        self.messages = 0
         self.blocks_told = 0
-        self._period: _Period | None = None
-        self._timer: TimerHandle | None = None
         self._attached = False
+
+        def alone(item: Item) -> Message:
+            return reject_notice(item, account=account)
+
+        def digest(period: Gathered, minutes: float) -> Message:
+            return reject_digest(
+                period.count, period.by_kind, period.by_symbol, period.first, minutes=minutes, account=account
+            )
+
+        self.digest = AlertDigest(
+            clock, post, alone=alone, digest=digest, period_ns=digest_ns, listed=listed, name="alerts:rejects"
+        )
+
+    @property
+    def told(self) -> int:
+        """Rejects named in a message, alone or in a digest."""
+        return self.digest.told
+
+    @property
+    def messages(self) -> int:
+        return self.digest.messages + self.blocks_told
 
     def attach(self, breaker: SymbolBreaker | None = None) -> RejectAlerts:
         """Listen to the bus; with ``breaker``, be told of the symbols it blocks (keeping its listener)."""
@@ -155,55 +159,15 @@ class RejectAlerts:
 
     def symbol_blocked(self, symbol: str, why: str) -> None:
         self.blocks_told += 1
-        self.messages += 1
         self.post(symbol_blocked_notice(symbol, why, account=self.account))
 
     def on_rejected(self, event: OrderRejected) -> None:
         verdict = classify_reject(event.reason, venue_confirmed=event.venue_confirmed)
         if not verdict.will_repeat:
             return
-        period = self._period
-        if period is None:
-            self.told += 1
-            self.messages += 1
-            self.post(reject_notice(event, verdict, account=self.account))
-            self._open()
-            return
-        period.count += 1
-        period.by_category[verdict.category] += 1
-        period.by_symbol[event.symbol] += 1
-        if len(period.first) < self.listed:
-            period.first.append((event.client_order_id, event.symbol, event.reason))
-
-    def _open(self) -> None:
-        self._period = _Period()
-        self._timer = self.clock.call_at(self.clock.now_ns() + self.digest_ns, self._over, "alerts:rejects")
-
-    def _over(self) -> None:
-        period, self._period, self._timer = self._period, None, None
-        if period is None or not period.count:
-            return
-        self._tell(period)
-        self._open()
-
-    def _tell(self, period: _Period) -> None:
-        self.told += period.count
-        self.messages += 1
-        self.post(
-            reject_digest(
-                period.count,
-                period.by_category,
-                period.by_symbol,
-                period.first,
-                minutes=self.digest_ns / NS_PER_MINUTE,
-                account=self.account,
-            )
-        )
+        detail = _WHAT_FOLLOWS[verdict.action]
+        self.digest.add(Item(event.client_order_id, event.symbol, verdict.category, event.reason, detail))
 
     def flush(self) -> None:
         """At shutdown: tell what the open period gathered, now."""
-        if self._timer is not None:
-            self._timer.cancel()
-        period, self._period, self._timer = self._period, None, None
-        if period is not None and period.count:
-            self._tell(period)
+        self.digest.flush()
