@@ -13,6 +13,7 @@ from datetime import date
 
 from engine.enums import Side
 from engine.events import OrderFilled
+from engine.market import trading_date_of
 from engine.orders import Order
 
 FeeEstimator = Callable[[str, Side, int, int], int]  # (symbol, side, price, quantity) -> total fees
@@ -133,7 +134,10 @@ class Account:
             self.cash -= value + fill.fees
             total_cost = pos.avg_cost * pos.quantity + value
             pos.quantity += fill.quantity
-            pos.bought_today += fill.quantity
+            if self._of_today(fill):  # a late row of an earlier day's buy is sellable now (T+1)
+                pos.bought_today += fill.quantity
+            else:
+                pos.sellable += fill.quantity
             pos.avg_cost = total_cost // pos.quantity if pos.quantity else 0
         else:
             if frozen is not None:
@@ -146,6 +150,12 @@ class Account:
             pos.sold_today += fill.quantity
             if pos.quantity == 0:
                 pos.avg_cost = 0
+
+    def _of_today(self, fill: OrderFilled) -> bool:
+        """Did ``fill`` trade on the day the account counts (``day``; unknown: yes, the safe side)?"""
+        if self.day is None or fill.ts_event <= 0:  # no day counted, or no trade time said
+            return True
+        return trading_date_of(fill.ts_event) >= self.day
 
     def release(self, order: Order) -> None:
         """The order is terminal: give back what it still holds frozen."""

@@ -40,13 +40,16 @@ from engine.logs import mask_account
 PREFIX: Final = "Z"
 KEY_LENGTH: Final = 5
 SEQ_DIGITS: Final = 9
+MAX_SEQ_DIGITS: Final = 18  # Z + key + 18 digits = 24 characters (QMT order_remark), < SQLite's max int
 MAX_ID_LENGTH: Final = 24  # QMT's order_remark, the tightest field an id travels in
 JOURNAL_META_KEY: Final = "account_key"
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 _PERSON = b"zhixing-acct-id"  # BLAKE2b personalisation: these keys are not any other digest of the id
-_KEYED = re.compile(rf"^{PREFIX}([a-z]{{{KEY_LENGTH}}})(\d{{{SEQ_DIGITS},}})$")
-_LEGACY = re.compile(rf"^{PREFIX}(\d{{{SEQ_DIGITS},}})$")
+# ASCII digits only, a bounded count, the whole string (``$`` would also match before a trailing line
+# break, ``\d`` any script's digits): an id this engine could not have issued is never taken as ours
+_KEYED = re.compile(rf"{PREFIX}([a-z]{{{KEY_LENGTH}}})([0-9]{{{SEQ_DIGITS},{MAX_SEQ_DIGITS}}})")
+_LEGACY = re.compile(rf"{PREFIX}([0-9]{{{SEQ_DIGITS},{MAX_SEQ_DIGITS}}})")
 
 
 def account_key(account_id: str) -> str:
@@ -82,10 +85,10 @@ class OrderIds:
 
     def sequence(self, cid: str) -> int | None:
         """The sequence number of ``cid`` if it is this account's id (keyed or legacy form), else None."""
-        keyed = _KEYED.match(cid)
+        keyed = _KEYED.fullmatch(cid)
         if keyed is not None:
             return int(keyed.group(2)) if keyed.group(1) == self.key else None
-        legacy = _LEGACY.match(cid)
+        legacy = _LEGACY.fullmatch(cid)
         return int(legacy.group(1)) if legacy is not None else None
 
     def is_ours(self, cid: str) -> bool:
@@ -93,12 +96,12 @@ class OrderIds:
 
     def is_another_accounts(self, cid: str) -> bool:
         """An id of the keyed form with another account's key: another zhixing engine's order."""
-        keyed = _KEYED.match(cid)
+        keyed = _KEYED.fullmatch(cid)
         return keyed is not None and keyed.group(1) != self.key
 
     def is_new_form(self, cid: str) -> bool:
         """An id this account issues now (keyed form, this key)."""
-        keyed = _KEYED.match(cid)
+        keyed = _KEYED.fullmatch(cid)
         return keyed is not None and keyed.group(1) == self.key
 
 

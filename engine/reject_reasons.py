@@ -172,33 +172,6 @@ _RULES: tuple[tuple[str, RejectAction, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        "rate_limit",
-        _RETRY,
-        ("throttle", "ratelimit", "toomany", "toofrequent", "流控", "限流", "频繁", "超过限速", "每秒"),
-    ),
-    ("timeout", _RETRY, ("timeout", "timedout", "超时")),
-    (
-        "busy",
-        _RETRY,
-        (
-            "busy",
-            "tryagain",
-            "temporarily",
-            "disconnected",
-            "notconnected",
-            "loggedout",
-            "linkdown",
-            "繁忙",
-            "系统忙",
-            "稍后",
-            "重试",
-            "未连接",
-            "连接断开",
-            "断开",
-            "未登录",
-        ),
-    ),
-    (
         "account_restricted",
         _STOP,
         (
@@ -264,6 +237,34 @@ _RULES: tuple[tuple[str, RejectAction, tuple[str, ...]], ...] = (
         ),
     ),
     ("broker_risk", _BACK_OFF, ("riskrule", "风控", "风险")),
+    # the transient ones last: counters append "try again later" / "busy" to errors that will repeat
+    (
+        "rate_limit",
+        _RETRY,
+        ("throttle", "ratelimit", "toomany", "toofrequent", "流控", "限流", "频繁", "超过限速", "每秒"),
+    ),
+    ("timeout", _RETRY, ("timeout", "timedout", "超时")),
+    (
+        "busy",
+        _RETRY,
+        (
+            "busy",
+            "tryagain",
+            "temporarily",
+            "disconnected",
+            "notconnected",
+            "loggedout",
+            "linkdown",
+            "繁忙",
+            "系统忙",
+            "稍后",
+            "重试",
+            "未连接",
+            "连接断开",
+            "断开",
+            "未登录",
+        ),
+    ),
 )
 
 

@@ -415,7 +415,9 @@ def test_t_plus_1_keeps_what_a_working_sell_holds() -> None:
     account.load_position(SYM, 1000)
     sell = SimpleNamespace(client_order_id="Z1", symbol=SYM, side=Side.SELL, price=10000, quantity=300)
     account.reserve(cast(Any, sell))
-    fill = SimpleNamespace(symbol=SYM, side=Side.BUY, price=10000, quantity=500, fees=0, client_order_id="Z2")
+    fill = SimpleNamespace(  # no trade time said: counted today
+        symbol=SYM, side=Side.BUY, price=10000, quantity=500, fees=0, client_order_id="Z2", ts_event=0
+    )
     buy = SimpleNamespace(client_order_id="Z2", symbol=SYM, side=Side.BUY, price=10000, quantity=500)
     account.on_fill(cast(Any, buy), cast(Any, fill))
     assert account.positions[SYM].sellable == 700  # bought today: not sellable; 300 held by the sell

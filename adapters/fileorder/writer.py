@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,11 +41,10 @@ from engine import names
 from engine.clock import Clock
 from engine.errors import BrokerError
 from engine.names import UnsafeNameError
+from engine.store import shared_sqlite
 
 log = structlog.get_logger("zhixing.fileorder")
 
-_LOCK_RETRY_S = 0.0002
-_LOCK_ATTEMPTS = 150_000
 
 __all__ = ["TEMP_SUFFIX", "OrderFileWriter", "SidLedger", "fsync_dir"]
 
@@ -69,15 +66,13 @@ class SidLedger:
         trust.make_private_folder(path.parent)
         trust.ensure_private_file(path)  # owner-only; SQLite gives its -wal/-shm files the same mode
         self.path = path
-        # autocommit mode; transactions are explicit. check_same_thread=False: the adapter writes from
-        # a worker thread; self._lock serialises use of the one connection.
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        # the adapter writes from a worker thread; self._lock serialises use of the one connection.
+        try:
+            # busy_timeout 0: writes retry themselves (_begin_immediate)
+            self._db = shared_sqlite.open_shared(path, _SCHEMA, busy_timeout_ms=0)
+        except shared_sqlite.LockedError as exc:
+            raise BrokerError(f"fileorder: sid ledger {path}: {exc}") from exc
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
-            self._db.execute("PRAGMA busy_timeout=0")  # writes retry themselves (_begin_immediate)
 
     def reserve(self, sid: str, now_ns: int, file: str = "", state: str = "reserved") -> None:
         """Record ``sid`` as about to be written to ``file`` (one fsync'd commit; ``state`` "foreign":
@@ -100,17 +95,11 @@ class SidLedger:
             db.execute("COMMIT")
 
     def _begin_immediate(self) -> None:
-        """Take the write lock. SQLite's own busy handler backs off in steps of up to 100 ms, which two
-        busy writers hit all the time; this retries every 0.2 ms instead, for up to ~30 s."""
-        for _ in range(_LOCK_ATTEMPTS):
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-            time.sleep(_LOCK_RETRY_S)
-        raise BrokerError(f"fileorder: sid ledger {self.path} stayed locked; nothing written")
+        """Take the write lock (retried while another process holds it, ``shared_sqlite``)."""
+        try:
+            shared_sqlite.execute_when_unlocked(self._db, "BEGIN IMMEDIATE")
+        except shared_sqlite.LockedError as exc:
+            raise BrokerError(f"fileorder: sid ledger {self.path} stayed locked; nothing written") from exc
 
     def mark(self, sid: str, state: str) -> None:
         with self._lock:

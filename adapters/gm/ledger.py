@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import BrokerError
+from engine.store import shared_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gm_links (
@@ -77,12 +78,11 @@ class LinkLedger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = shared_sqlite.open_shared(path, _SCHEMA)
+        except shared_sqlite.LockedError as exc:
+            raise BrokerError(f"gm: link ledger {path}: {exc}") from exc
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
