@@ -51,6 +51,7 @@ close's volume).
 
 from __future__ import annotations
 
+import bisect
 import math
 import typing
 from abc import ABC, abstractmethod
@@ -700,6 +701,26 @@ class ExecAlgo(ABC):
             callback()
 
         self._timer = self.ctx.clock.call_at(when_ns, fire, f"{self.name}:{self.parent.parent_id}")
+
+    def due_slice(self, times: tuple[int, ...], next_index: int, now_ns: int) -> int:
+        """The latest of ``times`` due at ``now_ns`` (the caller checked ``times[next_index] <= now_ns``).
+
+        When that is past ``next_index`` the timer fired a whole interval or more late (the machine
+        suspended, the loop blocked, the process stopped by a debugger): ``algo_timer_late`` is logged and
+        the caller re-plans like a resume, so the slices it missed are spread over the ones ahead rather
+        than sent at once.
+        """
+        index = bisect.bisect_right(times, now_ns) - 1
+        if index > next_index:
+            log.warning(
+                "algo_timer_late",
+                algo=self.name,
+                parent_id=self.parent.parent_id,
+                symbol=self.parent.symbol,
+                late_s=round((now_ns - times[next_index]) / NS_PER_SECOND, 3),
+                missed_slices=index - next_index,
+            )
+        return index
 
     def work(self, target: int, policy: PricePolicy | str, offset_ticks: int, label: str) -> None:
         """Bring ``filled + working`` up to the cumulative ``target`` at ``policy`` now.

@@ -11,7 +11,9 @@ realised participation can trail the target by less than one lot.
 
 At the end (``CANCEL_LEAD_NS`` before a window close when the parent runs to 11:30 or 14:57) working
 children are cancelled (``end_policy="cancel"``) or left to the market (``"leave"``). A pause cancels
-what is working; on resume the interval volume restarts from the moment of resume (no burst).
+what is working; on resume the interval volume restarts from the moment of resume (no burst), and so it
+does when a timer fires an interval or more late (``algo_timer_late``: a suspended machine, a blocked
+loop): that firing sends at most ``catch_up_lots`` above what is filled (or the ``min_rate`` floor).
 
 With ``closing_auction`` > 0 and a window reaching 15:00, the volume-following target is capped at the
 parent less the closing-auction part, which goes out as one order in the closing call (``algos.base``).
@@ -226,7 +228,10 @@ class PovAlgo(ExecAlgo):
             self.end_of_window(cancel_working=self.params.end_policy == "cancel")
             return
         if self._next < len(self._times) and self._times[self._next] <= now:
-            index = bisect.bisect_right(self._times, now) - 1
+            index = self.due_slice(self._times, self._next, now)
+            if index > self._next:  # fired late: the missed intervals' volume earns no share now
+                self._sample_volume()
+                self._interval_base = self._market_volume
             self._next = index + 1
             self.work(self.pov_target(), self.params.price_policy, self.params.offset_ticks, f"i{index}")
         if not self._finishing and not self.paused:

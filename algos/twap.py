@@ -10,8 +10,10 @@ Catch-up rules, kept deliberately simple:
 
 - a slice that sends nothing (no usable quote, sealed limit, unfilled child) leaves its quantity to the
   next slice, which sends one slice's worth plus that carried remainder (the cumulative target);
-- slices that never fired at all — skipped while paused, or while the process was down before a
-  ``restore`` — are NOT caught up: what is left is re-spread evenly over the slices still ahead.
+- slices that never fired at all — skipped while paused, while the process was down before a
+  ``restore``, or because the timer itself fired an interval or more late (a suspended machine, a
+  blocked loop: ``algo_timer_late``) — are NOT caught up: what is left is re-spread evenly over the
+  slices still ahead, the late one included. The window's end does not move.
 
 At ``end - final_sweep_s`` (trading time) whatever is working is cancelled and everything left is sent
 at the opposite best plus ``sweep_offset_ticks``. At the end (``CANCEL_LEAD_NS`` before a window close,
@@ -238,7 +240,9 @@ class TwapAlgo(ExecAlgo):
             self._next = len(self._times)
             self.work(self.continuous_total, PricePolicy.AGGRESSIVE, params.sweep_offset_ticks, "sweep")
         elif self._next < len(self._times) and self._times[self._next] <= now:
-            index = bisect.bisect_right(self._times, now) - 1  # a late timer fires the latest due slice
+            index = self.due_slice(self._times, self._next, now)
+            if index > self._next:  # fired late: the missed slices are re-spread, not sent now
+                self._replan_from(index)
             self._next = index + 1
             self.work(self._targets[index], params.price_policy, params.offset_ticks, f"s{index}")
         if not self._finishing and not self.paused:
