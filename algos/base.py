@@ -62,6 +62,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, overload
 
 import structlog
 
+from engine import reasons
 from engine.bus import EventBus
 from engine.clock import Clock, TimerHandle
 from engine.enums import OrderStatus, Side
@@ -87,6 +88,7 @@ from engine.market import (
 from engine.marketdata import QuoteSource, usable_for_pricing
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
+from engine.reasons import DenialCode
 from engine.reject_reasons import RejectAction, classify_reject
 from engine.units import NS_PER_SECOND
 
@@ -94,10 +96,9 @@ STATE_VERSION = 1
 
 log = structlog.get_logger("zhixing.algos")
 
-PERMANENT_DENIALS = frozenset({"max_order_value", "max_order_quantity", "symbol_rejects"})
-"""Denial reason codes that the same child would meet again (too large for the risk limits; its symbol
-blocked for the day by the per-symbol reject breaker), so the algorithm stops at once (unfilled:
-denied:...) instead of retrying at every step."""
+PERMANENT_DENIALS = reasons.PERMANENT
+"""Denial codes that the same child would meet again (``engine.reasons.PERMANENT``), so the algorithm
+stops at once (unfilled: denied:...) instead of retrying at every step."""
 
 BACKOFF_FIRST_NS = 30 * NS_PER_SECOND
 """After a reject that may clear (price limits, session, broker risk rule, unknown text): no child for
@@ -396,7 +397,7 @@ class ExecAlgo(ABC):
         self.children_sent = 0
         self.children_denied = 0
         self._denial_streak = 0  # consecutive denials with the same reason code
-        self._last_denial = ""
+        self._last_denial: DenialCode | None = None
         self.children_rejected = 0
         self._backoff_rejects = 0  # rejects that back off, since the parent's last fill
         self._retry_rejects = 0  # transient rejects since the parent's last fill
@@ -830,7 +831,7 @@ class ExecAlgo(ABC):
             )
         )
         if order.status is OrderStatus.DENIED:
-            self._denied(order.reason)
+            self._denied(order)
             return
         self.children_sent += 1
         self._track(order)
@@ -869,7 +870,7 @@ class ExecAlgo(ABC):
             )
         )
         if order.status is OrderStatus.DENIED:
-            self._denied(order.reason)
+            self._denied(order)
             return
         self.children_sent += 1
         self._denial_streak = 0
@@ -910,13 +911,13 @@ class ExecAlgo(ABC):
         )
         self._cancel_active()
 
-    def _denied(self, reason: str) -> None:
+    def _denied(self, order: Order) -> None:
         """A child was refused before reaching the broker. Retrying cannot help when the reason is about
         the order itself (too large for the risk limits) or keeps coming back: stop instead of asking
         again at every step, and say why."""
         self.children_denied += 1
+        reason, code = order.reason, order.denial
         self._reason = f"denied:{reason}"
-        code = reason.split(":", 1)[0]
         self._denial_streak = self._denial_streak + 1 if code == self._last_denial else 1
         self._last_denial = code
         if code in PERMANENT_DENIALS or self._denial_streak >= MAX_REPEATED_DENIALS:

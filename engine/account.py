@@ -15,6 +15,7 @@ from engine.enums import Side
 from engine.events import OrderFilled
 from engine.market import trading_date_of
 from engine.orders import Order
+from engine.reasons import DenialCode
 
 FeeEstimator = Callable[[str, Side, int, int], int]  # (symbol, side, price, quantity) -> total fees
 
@@ -87,18 +88,18 @@ class Account:
             pos.sellable = max(0, pos.quantity - pos.bought_today - frozen.get(symbol, 0))
 
     # ------------------------------------------------------------------------------- checks
-    def check(self, order: Order) -> str | None:
-        """Reason the account cannot carry this order, or None."""
+    def check(self, order: Order) -> DenialCode | None:
+        """Why the account cannot carry this order, or None."""
         if order.side is Side.BUY:
             need = order.price * order.quantity + self._fee_estimator(
                 order.symbol, order.side, order.price, order.quantity
             )
             if need > self.available_cash:
-                return "insufficient_cash"
+                return DenialCode.INSUFFICIENT_CASH
         else:
             pos = self.positions.get(order.symbol)
             if pos is None or order.quantity > pos.sellable:
-                return "insufficient_sellable"
+                return DenialCode.INSUFFICIENT_SELLABLE
         return None
 
     # ------------------------------------------------------------------------------- order life

@@ -43,11 +43,12 @@ from engine.freshness import AlertCallback
 from engine.inflight import InflightChecker
 from engine.oms import OrderManager
 from engine.orders import Order
+from engine.reasons import Denial, DenialCode
 from engine.reconcile import ReconcileReport, resync
 
 log = structlog.get_logger("zhixing.connection")
 
-DISCONNECTED_REASON = "broker_disconnected"
+DISCONNECTED = Denial(DenialCode.BROKER_DISCONNECTED)
 CANCEL_NOT_SENT_REASON = "cancel_not_sent_while_disconnected"
 RESYNC_RETRY_NS = 1_000_000_000
 WATCH_INTERVAL_NS = 1_000_000_000
@@ -216,12 +217,12 @@ class ConnectionMonitor:
             log.error("task_failed", task=task.get_name(), exc_info=task.exception())
 
     # ------------------------------------------------------------------------------------- while down
-    def check(self, order: Order) -> str | None:
+    def check(self, order: Order) -> Denial | None:
         """Pre-trade check: nothing new goes to a broker we are not in step with."""
-        return None if self.state is LinkState.UP else DISCONNECTED_REASON
+        return None if self.state is LinkState.UP else DISCONNECTED
 
     def _on_denied(self, event: OrderDenied) -> None:
-        if event.reason != DISCONNECTED_REASON:
+        if event.code is not DenialCode.BROKER_DISCONNECTED:
             return
         incident = self.incident
         if incident is not None:

@@ -54,6 +54,7 @@ from engine.errors import InputError, StoreError
 from engine.events import OrderDenied
 from engine.freshness import AlertCallback, position_key
 from engine.oms import OrderManager
+from engine.reasons import DenialCode
 from engine.reconcile import merge_order
 from engine.risk_controls import RISK_META_KEY, RiskControls
 from engine.status import StatusRecorder
@@ -397,7 +398,7 @@ class EngineControl:
 
     def _on_denied(self, event: OrderDenied) -> None:
         """A child denied because trading is halted: its algorithm waits for the resume, paused."""
-        if not self.halted or not event.reason.startswith("halted"):
+        if not self.halted or event.code is not DenialCode.HALTED:
             return
         order = self.oms.orders.get(event.client_order_id)
         parent_id = order.parent_id if order is not None else ""

@@ -20,6 +20,7 @@ from engine.bus import EventBus
 from engine.clock import Clock
 from engine.events import OrderDenied
 from engine.notify import Message, denial_digest, risk_denial
+from engine.reasons import DenialCode
 from engine.units import NS_PER_MINUTE
 
 Post = Callable[[Message], None]
@@ -70,10 +71,9 @@ class DenialAlerts:
         return self
 
     def on_denied(self, event: OrderDenied) -> None:
-        if event.reason.startswith("halted"):
+        if event.code is DenialCode.HALTED:
             return  # the halt message says every new order is denied
-        kind = event.reason.split(":", 1)[0]
-        self.digest.add(Item(event.client_order_id, event.symbol, kind, event.reason))
+        self.digest.add(Item(event.client_order_id, event.symbol, event.code.value, event.reason))
 
     def flush(self) -> None:
         """At shutdown: tell what the open digest period gathered, now."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.enums import OrderStatus, Side
+from engine.reasons import DenialCode
 
 _RECORD = {"frozen": True, "slots": True, "kw_only": True}
 
@@ -64,9 +65,11 @@ class OrderEvent(Event):
 
 @dataclass(**_RECORD)
 class OrderDenied(OrderEvent):
-    """Refused locally (risk or market rules) before reaching any broker."""
+    """Refused locally (risk or market rules) before reaching any broker: ``code`` says why (read it,
+    never parse ``reason``), ``reason`` is the text for logs and people (``"code: detail"``)."""
 
     reason: str
+    code: DenialCode
 
 
 @dataclass(**_RECORD)

@@ -59,9 +59,10 @@ from engine.freshness import FreshnessTracker
 from engine.held_ends import ENDS, End, HeldEnds, end_waits
 from engine.order_ids import LEGACY_IDS, OrderIds
 from engine.orders import Order
+from engine.reasons import Denial, DenialCode
 from engine.store import StateStore
 
-PreTradeCheck = Callable[[Order], str | None]
+PreTradeCheck = Callable[[Order], Denial | None]
 
 
 class FlowGate(Protocol):
@@ -254,9 +255,10 @@ class OrderManager:
             ts_updated=now,
         )
         self.adopt(order)
-        reason = self._pre_trade_reason(order)
-        if reason is not None:
+        denial = self._pre_trade_denial(order)
+        if denial is not None:
             self.counters.denied += 1
+            reason = str(denial)
             self._apply(
                 OrderDenied(
                     ts_event=now,
@@ -264,6 +266,7 @@ class OrderManager:
                     client_order_id=order.client_order_id,
                     symbol=order.symbol,
                     reason=reason,
+                    code=denial.code,
                 )
             )
             log.info(
@@ -279,21 +282,23 @@ class OrderManager:
         self._kick()
         return order
 
-    def _pre_trade_reason(self, order: Order) -> str | None:
+    def _pre_trade_denial(self, order: Order) -> Denial | None:
         if self.halted_reason is not None:
-            return f"halted: {self.halted_reason}"
+            return Denial(DenialCode.HALTED, self.halted_reason)
         if order.symbol in self.halted_symbols:
-            return f"symbol_halted: {self.halted_symbols[order.symbol]}"
+            return Denial(DenialCode.SYMBOL_HALTED, self.halted_symbols[order.symbol])
         if order.quantity <= 0:
-            return "quantity_not_positive"
+            return Denial(DenialCode.QUANTITY_NOT_POSITIVE)
         if order.price <= 0:
-            return "price_not_positive"
+            return Denial(DenialCode.PRICE_NOT_POSITIVE)
         for check in self.checks:
-            reason = check(order)
-            if reason is not None:
-                return reason
+            denial = check(order)
+            if denial is not None:
+                return denial
         if self.account is not None:
-            return self.account.check(order)
+            code = self.account.check(order)
+            if code is not None:
+                return Denial(code)
         return None
 
     def cancel(self, command: CancelOrder | str) -> bool:

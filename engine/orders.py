@@ -24,6 +24,7 @@ from engine.events import (
     OrderRejected,
     OrderSubmitted,
 )
+from engine.reasons import DenialCode
 
 S = OrderStatus
 
@@ -111,6 +112,8 @@ class Order:
     ts_updated: int = 0
     trade_ids: set[str] = field(default_factory=set)
     status_before_cancel: OrderStatus | None = None
+    # why it was denied (``OrderDenied.code``); in memory only: the journal keeps ``reason``
+    denial: DenialCode | None = None
 
     @property
     def leaves_quantity(self) -> int:
@@ -174,6 +177,8 @@ class Order:
             self.broker_order_id = event.broker_order_id or self.broker_order_id
         elif isinstance(event, _REASON_EVENTS):
             self.reason = event.reason
+            if isinstance(event, OrderDenied):
+                self.denial = event.code
         elif isinstance(event, OrderRejected):
             self.reason = event.reason
             self.venue_confirmed = event.venue_confirmed

@@ -1,4 +1,4 @@
-"""Pre-trade checks: small pure functions ``(order) -> reason | None``, chained by the OrderManager.
+"""Pre-trade checks: small pure functions ``(order) -> Denial | None``, chained by the OrderManager.
 
 ``market_rules_check`` makes sure every order that reaches an adapter is valid for the market (DESIGN
 invariant 3): trading session, lot and odd-lot rules against the position, tick, and the daily price
@@ -14,9 +14,9 @@ from engine.clock import Clock
 from engine.enums import Side
 from engine.market import Instrument, Phase, TradingCalendar, check_order_quantity, check_price, price_limits
 from engine.marketdata import QuoteSource
+from engine.oms import PreTradeCheck
 from engine.orders import Order
-
-PreTradeCheck = Callable[[Order], str | None]
+from engine.reasons import Denial, DenialCode
 
 _ORDER_PHASES = frozenset({Phase.OPENING_CALL, Phase.PRE_CONTINUOUS, Phase.CONTINUOUS, Phase.CLOSING_CALL})
 
@@ -33,28 +33,29 @@ def market_rules_check(
     """Build the check. ``continuous_only`` (the default for algorithms) refuses orders outside
     continuous trading; otherwise call-auction phases are allowed too."""
 
-    def check(order: Order) -> str | None:
+    def check(order: Order) -> Denial | None:
         phase = calendar.phase_at(clock.now_ns())
         if continuous_only and phase is not Phase.CONTINUOUS:
-            return f"market_not_continuous: {phase.value}"
+            return Denial(DenialCode.MARKET_NOT_CONTINUOUS, phase.value)
         if not continuous_only and phase not in _ORDER_PHASES:
-            return f"market_closed: {phase.value}"
+            return Denial(DenialCode.MARKET_CLOSED, phase.value)
         inst = instrument(order.symbol)
         position = 0
         if account is not None and order.side is Side.SELL:
             pos = account.positions.get(order.symbol)
             position = pos.sellable if pos is not None else 0  # T+1: what may be sold today
-        reason = check_order_quantity(inst, order.side, order.quantity, position)
-        if reason is not None:
-            return reason
+        code = check_order_quantity(inst, order.side, order.quantity, position)
+        if code is not None:
+            return Denial(code)
         quote = quotes.latest(order.symbol)
         if quote is None:
-            return "no_reference_quote"
+            return Denial(DenialCode.NO_REFERENCE_QUOTE)
         low, high = quote.low_limit, quote.high_limit
         if low <= 0 or high <= 0:
             if quote.prev_close <= 0:
-                return "no_price_limits"
+                return Denial(DenialCode.NO_PRICE_LIMITS)
             low, high = price_limits(inst, quote.prev_close)
-        return check_price(inst, order.price, low, high)
+        code = check_price(inst, order.price, low, high)
+        return None if code is None else Denial(code)
 
     return check

@@ -48,6 +48,7 @@ from engine.errors import ConfigError
 from engine.events import OrderAccepted, OrderDenied, OrderFilled, OrderRejected
 from engine.marketdata import QuoteSource
 from engine.orders import Order
+from engine.reasons import Denial, DenialCode
 from engine.reject_reasons import classify_reject
 from engine.units import price_from_yuan
 
@@ -183,11 +184,6 @@ def shanghai_day(ts_ns: int) -> int:
     return (ts_ns + SHANGHAI_OFFSET_NS) // DAY_NS
 
 
-def reason_code(reason: str) -> str:
-    """``"price_collar: 1500bp > 1000bp"`` -> ``"price_collar"``: what denials are counted by."""
-    return reason.split(":", 1)[0].strip()
-
-
 class RiskControls:
     """The pre-trade gate of one account. See the module docstring."""
 
@@ -246,46 +242,47 @@ class RiskControls:
         oms.bus.subscribe(OrderDenied, self.on_denied)
 
     # ------------------------------------------------------------------------------------- the check
-    def check(self, order: Order) -> str | None:
-        """The pre-trade check: a reason to deny ``order``, or None."""
+    def check(self, order: Order) -> Denial | None:
+        """The pre-trade check: why ``order`` is denied, or None."""
         lim = self.limits
         blocked = self.blocked_symbols.get(order.symbol)
         if blocked is not None:
             self._roll(self.clock.now_ns())  # a block lasts the day it was set
             blocked = self.blocked_symbols.get(order.symbol)
         if blocked is not None:
-            return f"symbol_rejects: {order.symbol} {blocked}"
+            return Denial(DenialCode.SYMBOL_REJECTS, f"{order.symbol} {blocked}")
         if order.quantity > lim.max_order_quantity:
-            return f"max_order_quantity: {order.quantity} > {lim.max_order_quantity}"
+            return Denial(DenialCode.MAX_ORDER_QUANTITY, f"{order.quantity} > {lim.max_order_quantity}")
         value = order.price * order.quantity
         if lim.max_order_value and value > lim.max_order_value:
-            return f"max_order_value: {value} > {lim.max_order_value} milli-yuan"
-        reason = self._collar(order)
-        if reason is not None:
-            return reason
-        reason = self._duplicate(order)
-        if reason is not None:
-            return reason
+            return Denial(DenialCode.MAX_ORDER_VALUE, f"{value} > {lim.max_order_value} milli-yuan")
+        denial = self._collar(order) or self._duplicate(order)
+        if denial is not None:
+            return denial
         active = self._active_count()
         if lim.deny_self_cross:
-            reason = self._self_cross(order)
-            if reason is not None:
-                return reason
+            denial = self._self_cross(order)
+            if denial is not None:
+                return denial
         if lim.max_active_orders and active >= lim.max_active_orders:
-            return f"max_active_orders: {active} active, cap {lim.max_active_orders}"
+            return Denial(DenialCode.MAX_ACTIVE_ORDERS, f"{active} active, cap {lim.max_active_orders}")
         now = self.clock.now_ns()
         self._roll(now)
         unsent = self._unsent_count()
         in_second = len(self._window) + unsent
         if in_second + 1 > lim.order_cap_per_second:
             cap = lim.order_cap_per_second
-            return f"rate_per_second: {in_second} messages in the last second, order cap {cap}"
+            return Denial(
+                DenialCode.RATE_PER_SECOND, f"{in_second} messages in the last second, order cap {cap}"
+            )
         today = self._day_count + unsent
         if today + 1 > lim.order_cap_per_day:
-            return f"rate_per_day: {today} messages today, order cap {lim.order_cap_per_day}"
+            return Denial(
+                DenialCode.RATE_PER_DAY, f"{today} messages today, order cap {lim.order_cap_per_day}"
+            )
         return None
 
-    def _collar(self, order: Order) -> str | None:
+    def _collar(self, order: Order) -> Denial | None:
         quote = self.quotes.latest(order.symbol)
         reference = 0
         if quote is not None:
@@ -296,13 +293,16 @@ class RiskControls:
             elif quote.prev_close > 0:
                 reference = quote.prev_close
         if reference <= 0:
-            return "no_reference_price"
+            return Denial(DenialCode.NO_REFERENCE_PRICE)
         if abs(order.price - reference) * 10_000 > self.limits.price_collar_bp * reference:
             off = abs(order.price - reference) * 10_000 // reference
-            return f"price_collar: {off}bp from reference {reference} > {self.limits.price_collar_bp}bp"
+            return Denial(
+                DenialCode.PRICE_COLLAR,
+                f"{off}bp from reference {reference} > {self.limits.price_collar_bp}bp",
+            )
         return None
 
-    def _duplicate(self, order: Order) -> str | None:
+    def _duplicate(self, order: Order) -> Denial | None:
         window = self.limits.duplicate_window_ns
         if window <= 0:
             return None
@@ -320,16 +320,18 @@ class RiskControls:
         # working, rejected or cancelled one is (a loop resending the same order)
         count = sum(1 for _, o in recent if o.status is not OrderStatus.FILLED)
         if count >= self.limits.duplicate_max:
-            return f"duplicate_order: {count} identical within {window // 1_000_000} ms"
+            return Denial(DenialCode.DUPLICATE_ORDER, f"{count} identical within {window // 1_000_000} ms")
         return None
 
-    def _self_cross(self, order: Order) -> str | None:
+    def _self_cross(self, order: Order) -> Denial | None:
         for other in self._active.values():
             if other.symbol != order.symbol or other.side is order.side or other.leaves_quantity <= 0:
                 continue
             buy, sell = (order, other) if order.side is Side.BUY else (other, order)
             if buy.price >= sell.price:
-                return f"self_cross: would trade against our {other.client_order_id} at {other.price}"
+                return Denial(
+                    DenialCode.SELF_CROSS, f"would trade against our {other.client_order_id} at {other.price}"
+                )
         return None
 
     def _active_count(self) -> int:
@@ -452,7 +454,7 @@ class RiskControls:
 
     # ------------------------------------------------------------------------------------- bus
     def on_denied(self, event: OrderDenied) -> None:
-        code = reason_code(event.reason)
+        code = event.code.value
         self.denials[code] = self.denials.get(code, 0) + 1
         self.dirty = True
 

@@ -44,6 +44,7 @@ from engine.market import TradingCalendar, shanghai_ns, trading_date_of
 from engine.oms import OrderManager
 from engine.orders import Order
 from engine.parents import ParentOrder
+from engine.reasons import Denial, DenialCode
 from engine.reconcile import ReconcileReport, end_earlier_days
 from engine.risk_controls import RiskControls
 from engine.store import StateStore
@@ -52,7 +53,6 @@ from engine.units import NS_PER_SECOND
 log = structlog.get_logger("zhixing.day")
 
 DAY_META_KEY: Final = "trading_day"
-NOT_STARTED: Final = "day_not_started"
 RECHECK_NS: Final = 3600 * NS_PER_SECOND  # a slept or stepped machine still notices the new day
 RETRY_NS: Final = 60 * NS_PER_SECOND  # a start that failed (broker unreachable) is tried again
 
@@ -133,7 +133,7 @@ class TradingDay:
     _range: tuple[int, int] = (0, 0)  # [start, end) ns of ``day``: the check's fast path
 
     # ------------------------------------------------------------------------------------- the gate
-    def check(self, order: Order) -> str | None:
+    def check(self, order: Order) -> Denial | None:
         """Pre-trade check: no order of a trading day before that day has started."""
         now = self.clock.now_ns()
         if self._range[0] <= now < self._range[1]:
@@ -142,7 +142,10 @@ class TradingDay:
         if not self._is_trading(today):
             return None  # nothing trades today; the market rules say so
         started = self.day.isoformat() if self.day else "none"
-        return f"{NOT_STARTED}: trading day {today.isoformat()} has not started yet (last started: {started})"
+        return Denial(
+            DenialCode.DAY_NOT_STARTED,
+            f"trading day {today.isoformat()} has not started yet (last started: {started})",
+        )
 
     def _is_trading(self, day: date) -> bool:
         try:

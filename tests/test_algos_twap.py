@@ -19,6 +19,7 @@ from engine.events import Quote
 from engine.market import instrument_for, shanghai_ns
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
+from engine.reasons import Denial, DenialCode
 from tests.fakes import World, calendar, make_world
 
 DAY = date(2021, 12, 1)
@@ -569,7 +570,9 @@ async def test_cancel_finishes_canceled_and_stops_slicing() -> None:
 
 async def test_a_child_too_large_for_the_risk_limits_stops_the_algo_instead_of_a_retry_storm() -> None:
     world = await world_with_quote()
-    world.oms.checks.append(lambda order: "max_order_value: too large" if order.quantity > 100 else None)
+    world.oms.checks.append(
+        lambda order: Denial(DenialCode.MAX_ORDER_VALUE, "too large") if order.quantity > 100 else None
+    )
     algo = await started(world, make_parent(10_000, start="10:00", end="10:05", interval_s="10"))
     while world.clock.step(until_ns=at("10:05")):
         await world.oms.flush()
@@ -581,7 +584,7 @@ async def test_a_child_too_large_for_the_risk_limits_stops_the_algo_instead_of_a
 
 async def test_repeated_transient_denials_stop_the_algo_after_a_bound() -> None:
     world = await world_with_quote()
-    world.oms.checks.append(lambda order: "rate_per_second: busy")
+    world.oms.checks.append(lambda order: Denial(DenialCode.RATE_PER_SECOND, "busy"))
     algo = await started(world, make_parent(100_000, start="10:00", end="11:00", interval_s="5"))
     while world.clock.step(until_ns=at("11:00")):
         await world.oms.flush()

@@ -17,7 +17,7 @@ from engine.account import Account
 from engine.cli.session import open_live_session
 from engine.clock import SimClock
 from engine.connection import (
-    DISCONNECTED_REASON,
+    DISCONNECTED,
     ConnectionIncident,
     ConnectionMonitor,
     LinkAwareInflightChecker,
@@ -239,7 +239,7 @@ async def test_an_order_submitted_while_down_is_denied_with_the_reason_and_never
     run = await run_basket(market, tmp_path, ((drop, back - drop),), during=probe)
     (order, *_) = denied
     assert order.status is OrderStatus.DENIED
-    assert order.reason == DISCONNECTED_REASON
+    assert order.reason == str(DISCONNECTED)
     assert cancels_while_down == [False]  # nothing to cancel: it never existed at the broker
     venue = {r.client_order_id for r in await run.session.exchange.query_orders()}
     assert order.client_order_id not in venue  # no silent queue, no replay after the reconnect
@@ -312,7 +312,7 @@ async def test_a_drop_during_the_resync_keeps_trading_denied_until_a_clean_resyn
         assert await monitor.settle() is False
         assert monitor.state is LinkState.DOWN
         assert all(a.paused for a in basket.algos.values())
-        assert monitor.check(session.oms.orders[next(iter(session.oms.orders))]) == DISCONNECTED_REASON
+        assert monitor.check(session.oms.orders[next(iter(session.oms.orders))]) == DISCONNECTED
         monitor.connected(True)
         assert await monitor.settle() is True
         assert monitor.counters.incidents == 2

@@ -26,10 +26,11 @@ from engine.events import SubmitOrder
 from engine.market import TradingCalendar, instrument_for, shanghai_ns, trading_date_of
 from engine.oms import OmsCounters, OrderManager
 from engine.parents import ParentOrder, ParentStatus
+from engine.reasons import DenialCode
 from engine.risk import market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
-from engine.trading_day import NOT_STARTED, DayStart, TradingDay, day_key
+from engine.trading_day import DayStart, TradingDay, day_key
 from replay.data import MarketData
 from replay.exchange import SimExchange
 from replay.sim_days import SimDays
@@ -152,7 +153,7 @@ async def test_no_order_of_a_new_day_goes_out_before_the_day_has_started(tmp_pat
     await engine.run_until(at(THURSDAY, "09:30:01"))  # no watch: nobody started Thursday
     early = await engine.order(Side.SELL, 100, 9990)
     assert early.status is OrderStatus.DENIED
-    assert early.reason.startswith(NOT_STARTED)
+    assert early.reason.startswith(DenialCode.DAY_NOT_STARTED)
     await engine.day.ensure(THURSDAY)
     late = await engine.order(Side.SELL, 100, 9990)
     assert late.status is not OrderStatus.DENIED, late.reason
@@ -290,7 +291,7 @@ async def test_a_running_engine_past_the_calendars_known_range(
     assert engine.day.failures == 0
     assert (engine.day.day == dt.date(2027, 1, 4)) is started
     order = await engine.order(Side.BUY, 100, 10000)
-    assert not order.reason.startswith(NOT_STARTED)
+    assert not order.reason.startswith(DenialCode.DAY_NOT_STARTED)
     if not started:  # refused: the calendar answers closed, nothing is sent
         assert order.status is OrderStatus.DENIED
         assert order.reason.startswith("market_closed")

@@ -22,6 +22,7 @@ from engine.denial_alerts import DenialAlerts
 from engine.events import OrderDenied
 from engine.market import shanghai_ns
 from engine.notify import Message
+from engine.reasons import DenialCode
 from engine.store import StateStore
 from engine.units import NS_PER_SECOND
 from tests.test_notify_support import MailRecorder, smtp_server
@@ -147,7 +148,10 @@ def more(subject: object) -> int:
 
 
 def denial(n: int, symbol: str = "600000.SH", reason: str = "max_order_quantity: 5000 > 100") -> OrderDenied:
-    return OrderDenied(ts_event=0, ts_init=0, client_order_id=f"Z{n}", symbol=symbol, reason=reason)
+    code = DenialCode(reason.split(":", 1)[0])  # the test's shorthand: the code is the text's first word
+    return OrderDenied(
+        ts_event=0, ts_init=0, client_order_id=f"Z{n}", symbol=symbol, reason=reason, code=code
+    )
 
 
 def wait(clock: SimClock, ns: int) -> None:

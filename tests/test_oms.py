@@ -24,6 +24,7 @@ from engine.events import (
 )
 from engine.oms import OrderManager
 from engine.orders import Order
+from engine.reasons import Denial, DenialCode
 from engine.store import StateStore
 
 SYMBOL = "600000.SH"
@@ -123,14 +124,18 @@ async def test_intent_is_committed_to_sqlite_before_the_adapter_sees_it(tmp_path
 async def test_denied_order_is_an_event_with_a_reason_and_never_reaches_the_broker(tmp_path: Path) -> None:
     broker = RecordingBroker()
     oms, store, seen = await make_oms(
-        tmp_path, broker, checks=[lambda o: "too_big" if o.quantity > 500 else None]
+        tmp_path,
+        broker,
+        checks=[lambda o: Denial(DenialCode.MAX_ORDER_QUANTITY, "too big") if o.quantity > 500 else None],
     )
     order = oms.submit(buy(1000))
     await oms.flush()
     assert order.status is OrderStatus.DENIED
     assert [type(e) for e in seen] == [OrderDenied]
     assert isinstance(seen[0], OrderDenied)
-    assert seen[0].reason == "too_big"
+    assert seen[0].reason == "max_order_quantity: too big"
+    assert seen[0].code is DenialCode.MAX_ORDER_QUANTITY
+    assert order.denial is DenialCode.MAX_ORDER_QUANTITY
     assert broker.submitted == []
     assert oms.counters.denied == 1
     await store.close()

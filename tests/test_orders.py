@@ -23,6 +23,7 @@ from engine.events import (
     OrderSubmitted,
 )
 from engine.orders import PREVIOUS, TRANSITIONS, Order
+from engine.reasons import DenialCode
 
 S = OrderStatus
 CID = "Z000000001"
@@ -66,7 +67,9 @@ def make_event(event_type: type[OrderEvent], quantity: int = 100, trade_id: str 
         )
     if event_type is OrderAccepted:
         return OrderAccepted(**base, broker_order_id="B1")
-    if event_type in (OrderDenied, OrderRejected, OrderCancelRejected):
+    if event_type is OrderDenied:
+        return OrderDenied(**base, reason="halted: test", code=DenialCode.HALTED)
+    if event_type in (OrderRejected, OrderCancelRejected):
         return event_type(**base, reason="test")  # type: ignore[call-arg]
     return event_type(**base)
 

@@ -22,7 +22,7 @@ from engine.inflight import InflightChecker
 from engine.orders import Order
 from engine.parents import ParentOrder
 from engine.readiness import wait_until_ready
-from engine.risk_controls import RiskControls, RiskLimits, reason_code
+from engine.risk_controls import RiskControls, RiskLimits
 from tests.fakes import World, calendar
 from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
 
@@ -288,7 +288,7 @@ def test_a_wall_step_inside_a_rate_window_neither_empties_it_nor_keeps_it_full(s
 
         def buy(price: int) -> str | None:
             order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=price))
-            return reason_code(order.reason) if order.reason else None
+            return order.denial.value if order.denial else None
 
         assert [buy(10_000 - k * 10) for k in range(10)] == [None] * 10
         await world.oms.flush()
@@ -414,7 +414,7 @@ def test_a_wall_step_past_midnight_does_not_reset_the_days_message_cap(step: int
         for k in range(21):
             order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=9_990 - k))
             await world.oms.flush()
-            codes.append(reason_code(order.reason) if order.reason else None)
+            codes.append(order.denial.value if order.denial else None)
             await clock.sleep_until(clock.now_ns() + 2 * NS)
             if k == 19:
                 host.step_wall(step)  # the day's cap is spent; the host clock says it is another day

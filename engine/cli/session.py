@@ -42,12 +42,12 @@ from engine.freshness import AlertCallback
 from engine.inflight import InflightChecker
 from engine.lost_orders import guard_lost_orders
 from engine.market import TradingCalendar, instrument_for, trading_date_of
-from engine.oms import OrderManager
+from engine.oms import OrderManager, PreTradeCheck
 from engine.order_ids import bind_journal, route_order_ids
 from engine.parents import ParentOrder
 from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
 from engine.reconcile import ReconcileReport, Wait, merge_order, recover
-from engine.risk import PreTradeCheck, market_rules_check
+from engine.risk import market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
 from engine.store.integrity import require_sound_journal

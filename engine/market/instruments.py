@@ -15,6 +15,7 @@ from typing import Final
 
 from engine.enums import Side
 from engine.market.symbols import Board, Exchange, board_of, normalize_symbol
+from engine.reasons import DenialCode
 
 STOCK_TICK: Final = 10  # 0.01 CNY (V, D)
 FUND_TICK: Final = 1  # 0.001 CNY for funds and ETFs (V)
@@ -152,7 +153,9 @@ def _on_lot_grid(instrument: Instrument, quantity: int) -> bool:
     return quantity >= instrument.buy_min and (quantity - instrument.buy_min) % instrument.buy_step == 0
 
 
-def check_order_quantity(instrument: Instrument, side: Side, quantity: int, position: int) -> str | None:
+def check_order_quantity(
+    instrument: Instrument, side: Side, quantity: int, position: int
+) -> DenialCode | None:
     """Why an order of ``quantity`` shares is invalid, or ``None``.
 
     ``position`` is the sellable position (after T+1); it is only read for sells. Buys must be on the lot
@@ -162,32 +165,32 @@ def check_order_quantity(instrument: Instrument, side: Side, quantity: int, posi
     ``quantity_below_minimum``, ``quantity_not_lot_multiple``, ``odd_lot_must_sell_all``.
     """
     if quantity <= 0:
-        return "quantity_not_positive"
+        return DenialCode.QUANTITY_NOT_POSITIVE
     if side is Side.SELL and quantity > position:
-        return "quantity_above_position"
+        return DenialCode.QUANTITY_ABOVE_POSITION
     if quantity > instrument.max_limit_order_qty:
-        return "quantity_above_max"
+        return DenialCode.QUANTITY_ABOVE_MAX
     if _on_lot_grid(instrument, quantity) or (side is Side.SELL and quantity == position):
         return None
     if side is Side.SELL and not _on_lot_grid(instrument, position):
         # The position holds an odd lot; only a sell of everything can take a size off the grid.
-        return "odd_lot_must_sell_all"
+        return DenialCode.ODD_LOT_MUST_SELL_ALL
     if quantity < instrument.buy_min:
-        return "quantity_below_minimum"
-    return "quantity_not_lot_multiple"
+        return DenialCode.QUANTITY_BELOW_MINIMUM
+    return DenialCode.QUANTITY_NOT_LOT_MULTIPLE
 
 
-def check_price(instrument: Instrument, price: int, low_limit: int, high_limit: int) -> str | None:
+def check_price(instrument: Instrument, price: int, low_limit: int, high_limit: int) -> DenialCode | None:
     """Why a limit price is invalid for today, or ``None``.
 
     Reasons: ``price_not_positive``, ``price_off_tick``, ``price_above_limit_up``, ``price_below_limit_down``.
     """
     if price <= 0:
-        return "price_not_positive"
+        return DenialCode.PRICE_NOT_POSITIVE
     if not is_on_tick(instrument, price):
-        return "price_off_tick"
+        return DenialCode.PRICE_OFF_TICK
     if price > high_limit:
-        return "price_above_limit_up"
+        return DenialCode.PRICE_ABOVE_LIMIT_UP
     if price < low_limit:
-        return "price_below_limit_down"
+        return DenialCode.PRICE_BELOW_LIMIT_DOWN
     return None

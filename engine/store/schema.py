@@ -163,7 +163,8 @@ ORDER_COLUMNS = (
     "ts_updated",
     "status_before_cancel",
 )
-"""Every ``Order`` field except ``trade_ids``, in table order (also the attribute names)."""
+"""Every ``Order`` field except ``trade_ids`` and ``denial`` (in memory only), in table order (also the
+attribute names)."""
 
 FILL_ATTRS = (
     "trade_id",
