@@ -246,7 +246,6 @@ def parquet_records(
     columns ``pick(names)`` chooses. Bounded from the footer before any row is decoded (see the module
     text); every problem is an ``InputError`` naming the file."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     where = str(path)
@@ -256,6 +255,39 @@ def parquet_records(
         names = [str(n) for n in parquet.schema_arrow.names]
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ValueError... for a damaged file
         raise InputError(f"not a readable Parquet file: {exc}", path=where) from None
+    _check_parquet_shape(meta, limits, where)
+    wanted = [n for n in pick(names) if n in names]
+    indexes = [names.index(n) for n in wanted]
+    _check_parquet_columns(meta, wanted, limits, where)
+    strings = [
+        n
+        for n, i in zip(wanted, indexes, strict=True)
+        if pa.types.is_string(parquet.schema_arrow.field(i).type)
+        or pa.types.is_large_string(parquet.schema_arrow.field(i).type)
+        or pa.types.is_binary(parquet.schema_arrow.field(i).type)
+    ]
+    try:
+        reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings)
+        table = reader.read(columns=wanted, use_pandas_metadata=False) if wanted else None
+    except Exception as exc:
+        raise InputError(f"not a readable Parquet file: {exc}", path=where) from None
+    if table is None:
+        return names, [(i + 1, {}) for i in range(meta.num_rows)]
+    if table.num_rows != meta.num_rows:
+        raise InputError(
+            f"holds {table.num_rows:,} rows where its metadata says {meta.num_rows:,}: a damaged file",
+            path=where,
+        )
+    columns = {name: _parquet_column_values(table, name, limits, where) for name in wanted}
+    records = [(i + 1, {n: columns[n][i] for n in wanted}) for i in range(table.num_rows)]
+    for row, record in records:
+        for name, value in record.items():
+            check_cell(path, value, limits, row=row, field=name)
+    return names, records
+
+
+def _check_parquet_shape(meta: Any, limits: Limits, where: str) -> None:
+    """The file's footer (``pyarrow.parquet.FileMetaData``) within the column and row bounds."""
     if meta.num_columns > MAX_COLUMNS:
         raise InputError(f"{meta.num_columns:,} columns, more than {MAX_COLUMNS:,}", path=where)
     declared = sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
@@ -265,8 +297,11 @@ def parquet_records(
             f"{limits.max_rows:,} a {limits.what} may have; nothing was read",
             path=where,
         )
-    wanted = [n for n in pick(names) if n in names]
-    indexes = [names.index(n) for n in wanted]
+
+
+def _check_parquet_columns(meta: Any, wanted: list[str], limits: Limits, where: str) -> None:
+    """The ``wanted`` columns' chunks, as the footer declares them: values per chunk and the size they
+    expand to, both bounded before anything is decoded."""
     expanded = 0
     for group in range(meta.num_row_groups):
         row_group = meta.row_group(group)
@@ -289,45 +324,28 @@ def parquet_records(
             f"{limits.max_bytes:,} a {limits.what} may have; nothing was read",
             path=where,
         )
-    strings = [
-        n
-        for n, i in zip(wanted, indexes, strict=True)
-        if pa.types.is_string(parquet.schema_arrow.field(i).type)
-        or pa.types.is_large_string(parquet.schema_arrow.field(i).type)
-        or pa.types.is_binary(parquet.schema_arrow.field(i).type)
-    ]
-    try:
-        reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings)
-        table = reader.read(columns=wanted, use_pandas_metadata=False) if wanted else None
-    except Exception as exc:
-        raise InputError(f"not a readable Parquet file: {exc}", path=where) from None
-    if table is None:
-        return names, [(i + 1, {}) for i in range(meta.num_rows)]
-    if table.num_rows != meta.num_rows:
-        raise InputError(
-            f"holds {table.num_rows:,} rows where its metadata says {meta.num_rows:,}: a damaged file",
-            path=where,
-        )
-    columns: dict[str, list[Any]] = {}
-    for name in wanted:
-        column = table.column(name)
-        for chunk in column.chunks:
-            if isinstance(chunk, pa.DictionaryArray):
-                lengths = pc.binary_length(chunk.dictionary)
-                longest = pc.max(lengths).as_py() if len(lengths) else 0
-                if longest is not None and longest > limits.max_cell:
-                    raise InputError(
-                        f"a cell of {longest:,} bytes, more than the {limits.max_cell:,} a {limits.what} "
-                        "may hold",
-                        path=where,
-                        field=name,
-                    )
-        columns[name] = column.to_pylist()
-    records = [(i + 1, {n: columns[n][i] for n in wanted}) for i in range(table.num_rows)]
-    for row, record in records:
-        for name, value in record.items():
-            check_cell(path, value, limits, row=row, field=name)
-    return names, records
+
+
+def _parquet_column_values(table: Any, name: str, limits: Limits, where: str) -> list[Any]:
+    """Column ``name`` of a read ``pyarrow.Table`` as Python values; a dictionary-encoded chunk whose
+    longest entry exceeds ``limits.max_cell`` is refused before the column is expanded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = table.column(name)
+    for chunk in column.chunks:
+        if isinstance(chunk, pa.DictionaryArray):
+            lengths = pc.binary_length(chunk.dictionary)
+            longest = pc.max(lengths).as_py() if len(lengths) else 0
+            if longest is not None and longest > limits.max_cell:
+                raise InputError(
+                    f"a cell of {longest:,} bytes, more than the {limits.max_cell:,} a {limits.what} "
+                    "may hold",
+                    path=where,
+                    field=name,
+                )
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 __all__ = [

@@ -35,6 +35,7 @@ from engine.broker import BrokerAdapter
 from engine.enums import OrderStatus
 from engine.errors import BrokerError, StoreError
 from engine.events import (
+    AccountReport,
     FillReport,
     OrderAccepted,
     OrderCanceled,
@@ -107,17 +108,78 @@ async def recover(
     report = ReconcileReport()
 
     # 1. rebuild
-    for order in await store.load_orders():
-        if order.client_order_id in oms.orders:
-            continue
-        oms.adopt(order)
-        report.rebuilt += 1
+    _rebuild(oms, await store.load_orders(), report)
 
     # 2. ask the broker
     view = await BrokerView.ask(adapter, positions=True)
     broker_account = await adapter.query_account()
 
     # 3. every local order against the broker
+    _reconcile_orders(oms, view, trading_day_start_ns, in_flight_grace_ns, report)
+
+    # 4. broker orders that are not ours
+    report.external = sorted(cid for cid in view.orders if cid not in oms.orders)
+    if report.external:
+        log.warning("external_orders", count=len(report.external), client_order_ids=report.external)
+
+    # 5. what is left different is asked again until it settles or persists (engine.freshness)
+    broker_account = await _requery_until_settled(
+        oms,
+        adapter,
+        view,
+        broker_account,
+        report,
+        trading_day_start_ns=trading_day_start_ns,
+        pause=wait or oms.clock.sleep_until,
+        max_unanswered=max_unanswered,
+    )
+
+    # 6. the account: what still works keeps its cash or shares frozen; cash is the broker's (as of the
+    # answer that agreed with us, or the last one)
+    _settle_account(oms, broker_account)
+
+    if store.has_staged:
+        try:
+            await store.commit()
+        except StoreError as exc:
+            report.mismatches.append(f"journal_write_failed: {exc}")
+
+    if report.mismatches:
+        oms.halt(HALT_REASON)
+        log.error("reconciliation_mismatch", mismatches=report.mismatches)
+    log.info(
+        "reconciled",
+        rebuilt=report.rebuilt,
+        adopted=len(report.adopted),
+        fills_applied=report.fills_applied,
+        never_sent=len(report.never_sent),
+        pending=len(report.pending),
+        expired=len(report.expired),
+        external=len(report.external),
+        requeries=report.requeries,
+        differences=len(report.differences),
+        mismatches=len(report.mismatches),
+    )
+    return report
+
+
+def _rebuild(oms: OrderManager, orders: list[Order], report: ReconcileReport) -> None:
+    """Step 1 of ``recover``: every journalled order the OrderManager does not hold yet is adopted."""
+    for order in orders:
+        if order.client_order_id in oms.orders:
+            continue
+        oms.adopt(order)
+        report.rebuilt += 1
+
+
+def _reconcile_orders(
+    oms: OrderManager,
+    view: BrokerView,
+    trading_day_start_ns: int,
+    in_flight_grace_ns: int,
+    report: ReconcileReport,
+) -> None:
+    """Step 3 of ``recover``: every local order against the broker's answer."""
     for order in list(oms.orders.values()):
         cid = order.client_order_id
         known = view.orders.get(cid)
@@ -131,13 +193,21 @@ async def recover(
         elif known is not None:
             report.fills_applied += _apply_late_trades(oms, order, view.trades.get(cid, []))
 
-    # 4. broker orders that are not ours
-    report.external = sorted(cid for cid in view.orders if cid not in oms.orders)
-    if report.external:
-        log.warning("external_orders", count=len(report.external), client_order_ids=report.external)
 
-    # 5. what is left different is asked again until it settles or persists (engine.freshness)
-    pause = wait or oms.clock.sleep_until
+async def _requery_until_settled(
+    oms: OrderManager,
+    adapter: BrokerAdapter,
+    view: BrokerView,
+    broker_account: AccountReport,
+    report: ReconcileReport,
+    *,
+    trading_day_start_ns: int,
+    pause: Wait,
+    max_unanswered: int,
+) -> AccountReport:
+    """Step 5 of ``recover``: ask the broker again while something still differs, until every
+    difference settles or persists (``oms.freshness``), at most ``REQUERY_ROUNDS`` times the tracker's
+    ``answers``; the persistent ones become mismatches. Returns the broker's last account answer."""
     tracker = oms.freshness
     unanswered = 0
     not_before = 0
@@ -166,41 +236,20 @@ async def recover(
         )
     report.mismatches.extend(str(d) for d in persistent)
     report.differences = [str(d) for d in tracker.open if d not in persistent]
+    return broker_account
 
-    # 6. the account: what still works keeps its cash or shares frozen; cash is the broker's (as of the
-    # answer that agreed with us, or the last one)
+
+def _settle_account(oms: OrderManager, broker_account: AccountReport) -> None:
+    """Step 6 of ``recover``: what still works keeps its cash or shares frozen; cash is the broker's."""
     account = oms.account
-    if account is not None:
-        for order in oms.orders.values():
-            if order.is_working and not account.is_reserved(order.client_order_id):
-                account.reserve(order, order.leaves_quantity)
-        if account.cash != broker_account.cash:
-            log.info("cash_adopted_from_broker", local=account.cash, broker=broker_account.cash)
-            account.cash = broker_account.cash
-
-    if store.has_staged:
-        try:
-            await store.commit()
-        except StoreError as exc:
-            report.mismatches.append(f"journal_write_failed: {exc}")
-
-    if report.mismatches:
-        oms.halt(HALT_REASON)
-        log.error("reconciliation_mismatch", mismatches=report.mismatches)
-    log.info(
-        "reconciled",
-        rebuilt=report.rebuilt,
-        adopted=len(report.adopted),
-        fills_applied=report.fills_applied,
-        never_sent=len(report.never_sent),
-        pending=len(report.pending),
-        expired=len(report.expired),
-        external=len(report.external),
-        requeries=report.requeries,
-        differences=len(report.differences),
-        mismatches=len(report.mismatches),
-    )
-    return report
+    if account is None:
+        return
+    for order in oms.orders.values():
+        if order.is_working and not account.is_reserved(order.client_order_id):
+            account.reserve(order, order.leaves_quantity)
+    if account.cash != broker_account.cash:
+        log.info("cash_adopted_from_broker", local=account.cash, broker=broker_account.cash)
+        account.cash = broker_account.cash
 
 
 async def resync(oms: OrderManager, adapter: BrokerAdapter) -> ReconcileReport:

@@ -112,6 +112,59 @@ def _cells(line: str, path: Path, number: int) -> list[str]:
         raise InputError(f"not readable as CSV: {exc}", path=str(path), row=number) from None
 
 
+def _check_line_size(raw: str, where: str, number: int) -> None:
+    """A file of too many lines, or one over-long line, is not a holidays list."""
+    if number > HOLIDAYS.max_rows:
+        raise InputError(
+            f"more than {HOLIDAYS.max_rows:,} lines: not a holidays list", path=where, row=number
+        )
+    if len(raw) > MAX_LINE:
+        raise InputError(
+            f"a line of {len(raw):,} characters (at most {MAX_LINE:,}): not a holidays list",
+            path=where,
+            row=number,
+        )
+
+
+def _header_date_column(stripped: str, path: Path, number: int) -> int:
+    """The index of the one 'date' column of a CSV header line, else an ``InputError``."""
+    where = str(path)
+    header = [cell.strip().lower() for cell in _cells(stripped, path, number)]
+    if "date" not in header:
+        raise InputError(
+            "neither a date (one per line, YYYY-MM-DD) nor a CSV header with a 'date' column: "
+            f"{stripped[:60]!r}",
+            path=where,
+            row=number,
+            field="date",
+        )
+    if header.count("date") > 1:
+        raise InputError("the CSV header has two 'date' columns", path=where, row=number)
+    return header.index("date")
+
+
+def _lone_date(content: str, path: Path, number: int) -> date:
+    """The date of a one-date-per-line line (its trailing comment already cut off)."""
+    if " " in content or "," in content or "\t" in content:
+        raise InputError(
+            f"expected one date per line (a name goes after '#'), got {content[:60]!r}",
+            path=str(path),
+            row=number,
+            field="date",
+        )
+    return parse_day(content, path=path, line=number, field="date")
+
+
+def _csv_date(raw: str, path: Path, number: int, date_column: int) -> date | None:
+    """The date in column ``date_column`` of a CSV row; ``None`` for a spreadsheet's empty row (",,")."""
+    cells = _cells(raw, path, number)
+    if not any(c.strip() for c in cells):
+        return None
+    if date_column >= len(cells) or not cells[date_column].strip():
+        raise InputError("the date is missing", path=str(path), row=number, field="date")
+    return parse_day(cells[date_column], path=path, line=number, field="date")
+
+
 def read_holidays(path: Path) -> HolidayList:
     """Read and check the whole file; raise ``InputError`` (file, line, field) on the first problem."""
     where = str(path)
@@ -134,16 +187,7 @@ def read_holidays(path: Path) -> HolidayList:
     # lines as an editor counts them: \n, \r\n or \r only (``str.splitlines`` also breaks at U+2028,
     # form feeds and others, which would turn text after a ``#`` into a date and shift line numbers)
     for number, raw in enumerate(re.split(r"\r\n|\r|\n", _text(path)), start=1):
-        if number > HOLIDAYS.max_rows:
-            raise InputError(
-                f"more than {HOLIDAYS.max_rows:,} lines: not a holidays list", path=where, row=number
-            )
-        if len(raw) > MAX_LINE:
-            raise InputError(
-                f"a line of {len(raw):,} characters (at most {MAX_LINE:,}): not a holidays list",
-                path=where,
-                row=number,
-            )
+        _check_line_size(raw, where, number)
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -165,35 +209,14 @@ def read_holidays(path: Path) -> HolidayList:
             if _STARTS_WITH_DATE.match(content):
                 date_column = None  # one date per line
             else:
-                header = [cell.strip().lower() for cell in _cells(stripped, path, number)]
-                if "date" not in header:
-                    raise InputError(
-                        "neither a date (one per line, YYYY-MM-DD) nor a CSV header with a 'date' column: "
-                        f"{stripped[:60]!r}",
-                        path=where,
-                        row=number,
-                        field="date",
-                    )
-                if header.count("date") > 1:
-                    raise InputError("the CSV header has two 'date' columns", path=where, row=number)
-                date_column = header.index("date")
+                date_column = _header_date_column(stripped, path, number)
                 continue
         if date_column is None:
-            if " " in content or "," in content or "\t" in content:
-                raise InputError(
-                    f"expected one date per line (a name goes after '#'), got {content[:60]!r}",
-                    path=where,
-                    row=number,
-                    field="date",
-                )
-            add(parse_day(content, path=path, line=number, field="date"), number)
+            add(_lone_date(content, path, number), number)
             continue
-        cells = _cells(raw, path, number)
-        if not any(c.strip() for c in cells):
-            continue  # a spreadsheet's empty row (",,")
-        if date_column >= len(cells) or not cells[date_column].strip():
-            raise InputError("the date is missing", path=where, row=number, field="date")
-        add(parse_day(cells[date_column], path=path, line=number, field="date"), number)
+        day = _csv_date(raw, path, number, date_column)
+        if day is not None:
+            add(day, number)
 
     if not found and known_until is None:
         raise InputError("lists no date (one YYYY-MM-DD per line, or a CSV with a 'date' column)", path=where)

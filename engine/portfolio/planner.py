@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
+from typing import TypeVar
 
 from engine.enums import Side
 from engine.market import FeeSchedule, Instrument, instrument_for, price_limits, round_buy_quantity
@@ -242,6 +243,59 @@ def _target_shares(target: Target, equity: int, price: int) -> int:
     return max(0, value) // price
 
 
+_Keyed = TypeVar("_Keyed", Holding, Target)
+
+
+def _by_symbol(items: list[_Keyed], canon: Callable[[str], str], what: str) -> dict[str, _Keyed]:
+    """``items`` by canonical symbol; a symbol listed twice is a ``ValueError`` naming ``what``."""
+    by_symbol: dict[str, _Keyed] = {}
+    for item in items:
+        key = canon(item.symbol)
+        if key in by_symbol:
+            raise ValueError(f"{what} {key} listed twice")
+        by_symbol[key] = item
+    return by_symbol
+
+
+def _skip_reason(
+    inst: Instrument, ref: MarketRef | None, side: Side, price: int, difference: int, min_trade_value: int
+) -> str:
+    """Why a trade of ``difference`` shares cannot go now ("" when it can): no price, suspended, buying
+    at limit-up, selling at limit-down, or below ``min_trade_value``; checked in that order."""
+    if ref is None or price <= 0:
+        return NO_PRICE
+    if ref.suspended:
+        return SUSPENDED
+    low, high = _limits(inst, ref)
+    if side is Side.BUY and 0 < high <= price:
+        return LIMIT_UP
+    if side is Side.SELL and low > 0 and price <= low:
+        return LIMIT_DOWN
+    if abs(difference) * price < min_trade_value:
+        return BELOW_MIN_TRADE_VALUE
+    return ""
+
+
+def _sell_row(base: PlanRow, inst: Instrument, sellable: int, fees: FeeSchedule) -> PlanRow:
+    """``base`` (current -> target) as a sell: lot rules, then the T+1 clip to ``sellable``."""
+    current, target, price = base.current, base.target, base.price
+    quantity, reason = sell_quantity(inst, current, target)
+    if quantity > sellable:
+        lot = round_buy_quantity(inst, current - target) if target > 0 else 0
+        if reason == ODD_LOT_TAIL_SOLD_WHOLE and 0 < lot <= sellable:
+            quantity, reason = lot, ""  # the tail cannot go whole today (T+1): keep it
+        else:
+            quantity, reason = sellable, CLIPPED_TO_SELLABLE
+    return replace(
+        base,
+        side=Side.SELL,
+        quantity=quantity,
+        est_value=quantity * price,
+        est_fees=_fee_total(fees, inst, Side.SELL, price, quantity),
+        reason=reason,
+    )
+
+
 def plan_rebalance(
     *,
     targets: list[Target],
@@ -261,18 +315,8 @@ def plan_rebalance(
     def canon(symbol: str) -> str:
         return instrument(symbol).symbol
 
-    held: dict[str, Holding] = {}
-    for h in holdings:
-        key = canon(h.symbol)
-        if key in held:
-            raise ValueError(f"holding {key} listed twice")
-        held[key] = h
-    wanted: dict[str, Target] = {}
-    for t in targets:
-        key = canon(t.symbol)
-        if key in wanted:
-            raise ValueError(f"target {key} listed twice")
-        wanted[key] = t
+    held = _by_symbol(holdings, canon, "holding")
+    wanted = _by_symbol(targets, canon, "target")
     refs = {canon(s): ref for s, ref in market.items()}
 
     def price_of(symbol: str) -> int:
@@ -318,42 +362,14 @@ def plan_rebalance(
             idle.append(base)
             continue
         side = Side.BUY if difference > 0 else Side.SELL
-        skip = ""
-        if ref is None or price <= 0:
-            skip = NO_PRICE
-        elif ref.suspended:
-            skip = SUSPENDED
-        else:
-            low, high = _limits(inst, ref)
-            if side is Side.BUY and 0 < high <= price:
-                skip = LIMIT_UP
-            elif side is Side.SELL and low > 0 and price <= low:
-                skip = LIMIT_DOWN
-            elif abs(difference) * price < min_trade_value:
-                skip = BELOW_MIN_TRADE_VALUE
+        skip = _skip_reason(inst, ref, side, price, difference, min_trade_value)
         if skip:
             (sells if side is Side.SELL else buys).append(replace(base, side=side, reason=skip))
             continue
         if side is Side.BUY:
             buys.append(replace(base, side=side))  # sized below, all buys together
             continue
-        quantity, reason = sell_quantity(inst, current, target)
-        if quantity > sellable:
-            lot = round_buy_quantity(inst, current - target) if target > 0 else 0
-            if reason == ODD_LOT_TAIL_SOLD_WHOLE and 0 < lot <= sellable:
-                quantity, reason = lot, ""  # the tail cannot go whole today (T+1): keep it
-            else:
-                quantity, reason = sellable, CLIPPED_TO_SELLABLE
-        sells.append(
-            replace(
-                base,
-                side=side,
-                quantity=quantity,
-                est_value=quantity * price,
-                est_fees=_fee_total(fees, inst, Side.SELL, price, quantity),
-                reason=reason,
-            )
-        )
+        sells.append(_sell_row(base, inst, sellable, fees))
 
     sell_proceeds = sum(r.est_value - r.est_fees for r in sells)
     budget = cash + sell_proceeds
