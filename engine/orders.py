@@ -177,8 +177,7 @@ class Order:
             self.broker_order_id = event.broker_order_id or self.broker_order_id
         elif isinstance(event, _REASON_EVENTS):
             self.reason = event.reason
-            if isinstance(event, OrderDenied):
-                self.denial = event.code
+            self.denial = getattr(event, "code", self.denial)  # OrderDenied's; a cancel reject has none
         elif isinstance(event, OrderRejected):
             self.reason = event.reason
             self.venue_confirmed = event.venue_confirmed
