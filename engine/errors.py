@@ -3,6 +3,7 @@
 ZhixingError
 ├── InputError            bad user input (file, row, field named); nothing was changed
 ├── ConfigError           bad configuration (key named)
+├── ParameterError        a value handed to the API out of range (also a ValueError): parameter named
 ├── CalendarError         a day past the trading calendar's known range (also a ValueError): update it
 ├── OrderStateError
 │   ├── IllegalTransition  an event that the order's state table does not allow
@@ -38,6 +39,17 @@ class InputError(ZhixingError):
 
 class ConfigError(ZhixingError):
     """Bad configuration; the message names the key."""
+
+
+class ParameterError(ZhixingError, ValueError):
+    """A value handed to zhixing's API is out of range: an algorithm's parameter, an order's quantity or
+    price, a window. The message names the parameter and the value. Also a ``ValueError`` (Python's own
+    contract for a bad argument), so callers that catch that keep working."""
+
+    def __init__(self, message: str, *, name: str | None = None, value: object = None) -> None:
+        super().__init__(f"{name}: {message}" if name else message)
+        self.name = name
+        self.value = value
 
 
 class CalendarError(ZhixingError, ValueError):
