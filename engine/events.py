@@ -56,6 +56,25 @@ class TimerFired(Event):
     name: str
 
 
+# ---------------------------------------------------------------------------------------- trading halts
+@dataclass(**_RECORD)
+class HaltRequested(Event):
+    """Someone other than the operator asks trading to halt (the risk gate's auto-halt after consecutive
+    broker rejects). The OrderManager halts; the kill switch (``engine.control``), where there is one,
+    also pauses the algorithms and cancels what works."""
+
+    reason: str
+    source: str
+
+
+@dataclass(**_RECORD)
+class HaltChanged(Event):
+    """Trading halted (``reason``) or resumed (``reason`` None), whoever did it: told by the OrderManager
+    once per change (a second reason while halted is not a new halt)."""
+
+    reason: str | None
+
+
 # ---------------------------------------------------------------------------------------- order events
 @dataclass(**_RECORD)
 class OrderEvent(Event):

@@ -20,6 +20,10 @@ whose reported filled quantity is above the fills we hold, or that does not say,
 PENDING_CANCEL and its leaves reserved until the trade rows (or the broker's answer to a query) bring the
 fills to the figure (``held_ends``, ``engine.held_ends``).
 
+Every collaborator is given to the constructor (the pre-trade checks, the flow gate, the before-commit
+hooks) by the one composition root (``zhixing.assembly``); nothing is wired onto a built OrderManager.
+Halts and resumes are told on the bus (``HaltChanged``); a ``HaltRequested`` on the bus halts.
+
 An optional ``gate`` (``engine.risk_controls.RiskControls``) sees every order that passed the checks, every
 order and cancel handed to the adapter, and decides when a queued cancel may go: a cancel the message-rate
 caps do not allow yet is held (never dropped) and retried on a clock timer when the window allows.
@@ -30,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +49,8 @@ from engine.enums import OrderStatus
 from engine.errors import BrokerError, IllegalTransition, OverfillError, StoreError
 from engine.events import (
     CancelOrder,
+    HaltChanged,
+    HaltRequested,
     OrderCanceled,
     OrderCancelRejected,
     OrderDenied,
@@ -119,7 +125,9 @@ class OrderManager:
         adapter: BrokerAdapter,
         store: StateStore,
         account: Account | None = None,
-        checks: list[PreTradeCheck] | None = None,
+        checks: Sequence[PreTradeCheck] = (),
+        gate: FlowGate | None = None,
+        before_commit: Sequence[Callable[[], object]] = (),
         ids: OrderIds = LEGACY_IDS,
     ) -> None:
         self.clock = clock
@@ -127,22 +135,19 @@ class OrderManager:
         self.adapter = adapter
         self.store = store
         self.account = account
-        self.checks: list[PreTradeCheck] = list(checks or [])
+        # the pre-trade checks, in order (the first denial wins), fixed at construction
+        self.checks: tuple[PreTradeCheck, ...] = tuple(checks)
         # the account's client order ids (``engine.order_ids``): keyed by the account on a live route
         self.ids = ids
         self.orders: dict[str, Order] = {}
         self.counters = OmsCounters()
         self.halted_reason: str | None = None
         self.journal_error: str | None = None  # the last journal write failure (told with its halt)
-        # told ``reason`` when trading halts (once: a second reason while halted is not a new halt) and
-        # ``None`` when it resumes, whoever halted: the operator, the reject breaker, reconciliation, the
-        # in-flight checks, a journal that cannot be written
-        self.halt_listeners: list[Callable[[str | None], object]] = []
         self.halted_symbols: dict[str, str] = {}
         self._by_parent: dict[str, list[Order]] = {}
         # called before every journal commit, so what they stage goes out in the same transaction
         # (e.g. a basket's algorithm states next to the child intents they just produced)
-        self.before_commit: list[Callable[[], object]] = []
+        self.before_commit: tuple[Callable[[], object], ...] = tuple(before_commit)
         # orders waiting for the broker to say something (SUBMITTED: no ack yet; PENDING_CANCEL: no answer
         # to our cancel), with the time they started waiting: what the in-flight checker looks at
         self.in_flight: dict[str, int] = {}
@@ -156,7 +161,7 @@ class OrderManager:
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
         # message-rate gate (optional) and the cancels it holds until the window allows them
-        self.gate: FlowGate | None = None
+        self.gate = gate
         self._held_cancels: list[Order] = []
         self._cancel_retry: TimerHandle | None = None
         self._next_seq = 0
@@ -165,6 +170,7 @@ class OrderManager:
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         adapter.bind(self.on_event)
+        bus.subscribe(HaltRequested, self._on_halt_requested)
 
     # ------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -352,11 +358,13 @@ class OrderManager:
             self._tell_halt(None)
 
     def _tell_halt(self, reason: str | None) -> None:
-        for listener in list(self.halt_listeners):
-            try:
-                listener(reason)
-            except Exception:  # telling someone must never stop the kill switch
-                log.exception("halt_listener_failed", reason=reason)
+        # on the bus: whoever halted (the operator, the reject breaker, reconciliation, the in-flight
+        # checks, a journal that cannot be written); a failing listener is isolated by the bus
+        now = self.clock.now_ns()
+        self.bus.publish(HaltChanged(ts_event=now, ts_init=now, reason=reason))
+
+    def _on_halt_requested(self, event: HaltRequested) -> None:
+        self.halt(event.reason)
 
     @property
     def held_cancels(self) -> list[Order]:

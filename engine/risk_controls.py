@@ -1,6 +1,7 @@
 """Pre-trade risk controls per account (RELIABILITY.md category J, rules 7-8).
 
-``RiskControls`` is a gate, not an alert. ``attach(oms)`` wires it into an ``OrderManager``:
+``RiskControls`` is a gate, not an alert. The composition root (``zhixing.assembly``) gives it to the
+``OrderManager`` as its flow gate and one of its checks; it watches the bus it is built with:
 
 - ``check(order)`` joins the OMS's pre-trade checks; a reason means the OMS publishes ``OrderDenied`` and
   nothing reaches the adapter. Checks, in order: max order quantity, max order value, price collar against
@@ -18,8 +19,8 @@
   the next day (Asia/Shanghai): day orders expire at the close anyway, and the cap is a hard line
   (declared to the broker under the CSRC programmatic-trading rules). ``report()`` counts held cancels.
 - Consecutive broker rejects (``OrderRejected`` on the bus, reset by an ack or a fill) reach
-  ``max_consecutive_rejects`` → ``on_halt(reason)`` once (the OMS halt by default; the kill switch in
-  ``engine.control`` when wired there).
+  ``max_consecutive_rejects`` → a ``HaltRequested`` on the bus, once (the OMS halts; the kill switch in
+  ``engine.control``, where there is one, also pauses and cancels).
 - Per symbol, broker rejects that will repeat (``engine.reject_reasons``: all but the transient ones and
   our own local refusals) since that symbol's last fill reach ``max_rejects_per_symbol`` → the symbol is
   blocked for the rest of the Shanghai day: its new orders are denied (``symbol_rejects``), told once to
@@ -45,7 +46,8 @@ import structlog
 from engine.clock import Clock
 from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
-from engine.events import OrderAccepted, OrderDenied, OrderFilled, OrderRejected
+from engine.bus import EventBus
+from engine.events import HaltRequested, OrderAccepted, OrderDenied, OrderFilled, OrderRejected
 from engine.marketdata import QuoteSource
 from engine.orders import Order
 from engine.reasons import Denial, DenialCode
@@ -193,12 +195,12 @@ class RiskControls:
         clock: Clock,
         quotes: QuoteSource,
         *,
-        on_halt: Callable[[str], object] | None = None,
+        bus: EventBus,
     ) -> None:
         self.limits = limits
         self.clock = clock
         self.quotes = quotes
-        self.on_halt = on_halt
+        self.bus = bus
         self._window: deque[int] = deque()  # send times inside the last second
         self._day = shanghai_day(clock.now_ns())
         self._day_count = 0
@@ -223,23 +225,11 @@ class RiskControls:
         self.symbol_blocks = 0
         self.on_symbol_blocked: Callable[[str, str], object] | None = None
         self.dirty = True  # report changed since last journaled
+        bus.subscribe(OrderRejected, self.on_rejected)
+        bus.subscribe(OrderAccepted, self.on_confirmed)
+        bus.subscribe(OrderFilled, self.on_confirmed)
+        bus.subscribe(OrderDenied, self.on_denied)
 
-    # ------------------------------------------------------------------------------------- wiring
-    def attach(self, oms: OrderManager, *, on_halt: Callable[[str], object] | None = None) -> None:
-        """Join ``oms``'s checks (last, before the account check), be its flow gate, and watch its bus
-        for rejects, acks, fills and denials. ``on_halt`` defaults to ``oms.halt``."""
-        oms.checks.append(self.check)
-        oms.gate = self
-        for order in oms.working_orders():  # adopted after a restart: they count as active
-            self._active[order.client_order_id] = order
-        if on_halt is not None:
-            self.on_halt = on_halt
-        elif self.on_halt is None:
-            self.on_halt = oms.halt
-        oms.bus.subscribe(OrderRejected, self.on_rejected)
-        oms.bus.subscribe(OrderAccepted, self.on_confirmed)
-        oms.bus.subscribe(OrderFilled, self.on_confirmed)
-        oms.bus.subscribe(OrderDenied, self.on_denied)
 
     # ------------------------------------------------------------------------------------- the check
     def check(self, order: Order) -> Denial | None:
@@ -470,8 +460,8 @@ class RiskControls:
             self.auto_halts += 1
             reason = f"auto_halt: {self.consecutive_rejects} consecutive broker rejects"
             log.error("auto_halt", consecutive_rejects=self.consecutive_rejects, last_reason=event.reason)
-            if self.on_halt is not None:
-                self.on_halt(reason)
+            now = self.clock.now_ns()
+            self.bus.publish(HaltRequested(ts_event=now, ts_init=now, reason=reason, source="risk"))
 
     def _count_symbol_reject(self, event: OrderRejected) -> None:
         limit = self.limits.max_rejects_per_symbol
