@@ -60,6 +60,19 @@ class LinkState(StrEnum):
     RESYNCING = "RESYNCING"  # the adapter is back; the engine is not yet in step with the broker
 
 
+@dataclass(slots=True)
+class LinkGate:
+    """The broker link's pre-trade check: nothing new goes to a broker we are not in step with.
+
+    Built before the OrderManager (one of the checks it is constructed with); the ``ConnectionMonitor``
+    moves its state."""
+
+    state: LinkState = LinkState.UP
+
+    def check(self, order: Order) -> Denial | None:
+        return None if self.state is LinkState.UP else DISCONNECTED
+
+
 ConnectionListener = Callable[..., None]
 """``listener(connected: bool, reason: str = "")``."""
 
@@ -120,6 +133,7 @@ class ConnectionMonitor:
         oms: OrderManager,
         algos: Mapping[str, Pausable],
         *,
+        link: LinkGate,
         adapter: BrokerAdapter | None = None,
         clock: Clock | None = None,
         on_incident: IncidentCallback | None = None,
@@ -131,7 +145,7 @@ class ConnectionMonitor:
         self.clock = clock or oms.clock
         self.on_incident = on_incident
         self.auto_resync = auto_resync
-        self.state = LinkState.UP
+        self.link = link  # the OrderManager's check: its state is the link's
         self.counters = ConnectionCounters()
         self.incidents: list[ConnectionIncident] = []
         self.paused_by_monitor: set[str] = set()
@@ -142,9 +156,16 @@ class ConnectionMonitor:
         self._retry: TimerHandle | None = None
         self._watch: TimerHandle | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
-        oms.checks.insert(0, self.check)
         oms.bus.subscribe(OrderDenied, self._on_denied)
         oms.bus.subscribe(OrderPendingCancel, self._on_pending_cancel)
+
+    @property
+    def state(self) -> LinkState:
+        return self.link.state
+
+    @state.setter
+    def state(self, value: LinkState) -> None:
+        self.link.state = value
 
     @property
     def up(self) -> bool:
@@ -217,10 +238,6 @@ class ConnectionMonitor:
             log.error("task_failed", task=task.get_name(), exc_info=task.exception())
 
     # ------------------------------------------------------------------------------------- while down
-    def check(self, order: Order) -> Denial | None:
-        """Pre-trade check: nothing new goes to a broker we are not in step with."""
-        return None if self.state is LinkState.UP else DISCONNECTED
-
     def _on_denied(self, event: OrderDenied) -> None:
         if event.code is not DenialCode.BROKER_DISCONNECTED:
             return

@@ -26,7 +26,7 @@ and, when an order still works or the broker did not answer, told to the operato
 
 Every halt reaches ``on_halt_change`` once, whoever halted (``zhixing halt``, the reject breaker, a
 persistent broker difference, lost orders after a restore, a journal that cannot be written, a halt
-restored at start): the OMS tells its ``halt_listeners`` and this class is one. So does the resume.
+restored at start): the OMS tells it on the bus (``HaltChanged``). So does the resume.
 An algorithm that asks for a child while halted (one that joined after the halt, e.g. a rebalance's buy
 leg sized when its sells settled during the halt, or any algorithm when the OMS halted by itself) is
 paused at its first denial and resumed with the others: after a resume every pending leg continues, none
@@ -47,17 +47,15 @@ from typing import Protocol
 
 import structlog
 
-from engine.account import Account
 from engine.cancels import GoneCheck, GoneReport
 from engine.clock import Clock, LiveClock
 from engine.errors import InputError, StoreError
-from engine.events import OrderDenied
+from engine.events import HaltChanged, HaltRequested, OrderDenied
 from engine.freshness import AlertCallback, position_key
 from engine.oms import OrderManager
 from engine.reasons import DenialCode
 from engine.reconcile import merge_order
 from engine.risk_controls import RISK_META_KEY, RiskControls
-from engine.status import StatusRecorder
 from engine.store import StateStore, ops
 from engine.store.staging import to_json
 
@@ -311,7 +309,9 @@ class EngineControl:
         self._restoring = False  # restore() halts: told as a halt from before the restart
         self._resuming = False  # on_resume tells the resume itself, with what it resumed
         oms.bus.subscribe(OrderDenied, self._on_denied)
-        oms.halt_listeners.append(self._halt_changed)
+        oms.bus.subscribe(HaltChanged, lambda event: self._halt_changed(event.reason))
+        # the risk gate's auto-halt is the full kill switch: paused, cancelled, verified
+        oms.bus.subscribe(HaltRequested, lambda event: self.auto_halt(event.reason))
 
     @property
     def halted(self) -> bool:
@@ -503,7 +503,9 @@ class EngineControl:
         return "cancelled"
 
     def auto_halt(self, reason: str) -> None:
-        """For ``RiskControls.attach(oms, on_halt=control.auto_halt)``: the full kill switch."""
+        """A ``HaltRequested`` on the bus (the risk gate's auto-halt): the full kill switch. The
+        OrderManager has halted already (it hears the request first); the algorithms pause, what works
+        is cancelled and verified."""
         self.on_halt(reason)
 
     def _journal(self) -> None:
@@ -565,22 +567,18 @@ async def install(
     store: StateStore,
     algos: Mapping[str, ControllableAlgo],
     risk: RiskControls | None = None,
-    account: Account | None = None,
-    account_id: str = "",
     poll_interval_ns: int = DEFAULT_POLL_NS,
     on_alert: AlertCallback | None = None,
     on_halt_change: HaltListener | None = None,
 ) -> tuple[EngineControl, ControlChannel]:
-    """Wire the kill switch, the command channel and the status journal onto a session at startup
+    """Wire the kill switch and the command channel onto a built engine at startup
     (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
     becomes the full kill switch, today's message count and a journaled halt are restored, and the
     account and risk report are journaled with every commit. Start polling with ``channel.start()``
     (live) or call ``channel.poll()`` (replay)."""
     control = EngineControl(oms, store, algos, risk=risk, on_alert=on_alert, on_halt_change=on_halt_change)
     if risk is not None:
-        risk.on_halt = control.on_halt
         risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())
-    oms.before_commit.append(StatusRecorder(store, account=account, risk=risk, account_id=account_id))
     await control.restore()
     channel = ControlChannel(store, oms.clock, control, poll_interval_ns=poll_interval_ns, commit=oms.flush)
     return control, channel

@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from engine.bus import EventBus
 from engine.clock import Clock
 from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
-from engine.bus import EventBus
 from engine.events import HaltRequested, OrderAccepted, OrderDenied, OrderFilled, OrderRejected
 from engine.marketdata import QuoteSource
 from engine.orders import Order
@@ -55,7 +55,7 @@ from engine.reject_reasons import classify_reject
 from engine.units import price_from_yuan
 
 if TYPE_CHECKING:
-    from engine.oms import OrderManager
+    pass
 
 log = structlog.get_logger("zhixing.risk")
 
@@ -229,7 +229,6 @@ class RiskControls:
         bus.subscribe(OrderAccepted, self.on_confirmed)
         bus.subscribe(OrderFilled, self.on_confirmed)
         bus.subscribe(OrderDenied, self.on_denied)
-
 
     # ------------------------------------------------------------------------------------- the check
     def check(self, order: Order) -> Denial | None:

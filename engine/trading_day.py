@@ -10,7 +10,7 @@ The rule (docs/RELIABILITY.md, days):
   reconciliation, before any algorithm resumes) and in a running engine at each new trading day (its
   own clock timer at the Shanghai midnight, re-checked hourly and retried every minute while it fails;
   before the first job of the day, which waits for it, and before any order of the day: the pre-trade
-  ``check`` denies ``day_not_started`` until it is done). It:
+  its ``DayGate`` denies ``day_not_started`` until it is done). It:
 
   1. ends every open order of an earlier day by the reconciliation rules
      (``engine.reconcile.end_earlier_days``: the broker's truth, else expired or never sent);
@@ -110,6 +110,42 @@ def _journaled_day(text: str | None) -> date | None:
         return None
 
 
+@dataclass(slots=True)
+class DayGate:
+    """The trading day's pre-trade check: no order of a trading day before that day has started.
+
+    Built before the OrderManager (it is one of the checks the OrderManager is constructed with);
+    ``TradingDay`` opens it for each day it starts."""
+
+    clock: Clock
+    calendar: TradingCalendar
+    day: date | None = None  # the day last started
+    _range: tuple[int, int] = (0, 0)  # [start, end) ns of ``day``: the check's fast path
+
+    def open(self, day: date, start_ns: int, end_ns: int) -> None:
+        self.day, self._range = day, (start_ns, end_ns)
+
+    def check(self, order: Order) -> Denial | None:
+        """Pre-trade check: no order of a trading day before that day has started."""
+        now = self.clock.now_ns()
+        if self._range[0] <= now < self._range[1]:
+            return None
+        today = trading_date_of(now)
+        if not self.is_trading(today):
+            return None  # nothing trades today; the market rules say so
+        started = self.day.isoformat() if self.day else "none"
+        return Denial(
+            DenialCode.DAY_NOT_STARTED,
+            f"trading day {today.isoformat()} has not started yet (last started: {started})",
+        )
+
+    def is_trading(self, day: date) -> bool:
+        try:
+            return self.calendar.is_trading_day(day)
+        except (CalendarError, ValueError):  # past the known range (refused) or before it: closed
+            return False
+
+
 @dataclass(slots=True, kw_only=True)
 class TradingDay:
     """The engine's current trading day and its start (see the module docstring)."""
@@ -120,6 +156,7 @@ class TradingDay:
     adapter: BrokerAdapter
     store: StateStore
     account: Account
+    gate: DayGate  # the OrderManager's check; opened here when a day starts
     risk: RiskControls | None = None
     algos: Mapping[str, DayAlgo] = field(default_factory=dict)  # every algorithm of the session
     on_new_day: list[Callable[[DayStart], None]] = field(default_factory=list)
@@ -130,28 +167,6 @@ class TradingDay:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _timer: TimerHandle | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _range: tuple[int, int] = (0, 0)  # [start, end) ns of ``day``: the check's fast path
-
-    # ------------------------------------------------------------------------------------- the gate
-    def check(self, order: Order) -> Denial | None:
-        """Pre-trade check: no order of a trading day before that day has started."""
-        now = self.clock.now_ns()
-        if self._range[0] <= now < self._range[1]:
-            return None
-        today = trading_date_of(now)
-        if not self._is_trading(today):
-            return None  # nothing trades today; the market rules say so
-        started = self.day.isoformat() if self.day else "none"
-        return Denial(
-            DenialCode.DAY_NOT_STARTED,
-            f"trading day {today.isoformat()} has not started yet (last started: {started})",
-        )
-
-    def _is_trading(self, day: date) -> bool:
-        try:
-            return self.calendar.is_trading_day(day)
-        except (CalendarError, ValueError):  # past the known range (refused) or before it: closed
-            return False
 
     # ------------------------------------------------------------------------------------- the start
     async def ensure(self, day: date) -> DayStart:
@@ -199,7 +214,7 @@ class TradingDay:
             self.store.stage_meta(DAY_META_KEY, started.to_json())
             await self.store.commit()  # the ended orders, the positions and the day: one transaction
             self.day, self.last = day, started
-            self._range = (start_ns, day_start_ns(day + timedelta(days=1)))
+            self.gate.open(day, start_ns, day_start_ns(day + timedelta(days=1)))
             self.starts.append(started)
         await self.oms.flush()  # the finished algorithms' states (the OMS's journal hooks)
         log.info(
@@ -244,7 +259,7 @@ class TradingDay:
 
     def _tick(self) -> None:
         today = trading_date_of(self.clock.now_ns())
-        due = today != self.day and self._is_trading(today)
+        due = today != self.day and self.gate.is_trading(today)
         if due and not self._tasks:
             task = asyncio.get_running_loop().create_task(self._start_now(today), name="trading_day_start")
             self._tasks.add(task)

@@ -72,7 +72,6 @@ from replay.harness import ReplayConfig, ReplaySession, open_session
 from replay.recovery import (
     ProcessClock,
     crash,
-    journal_algos,
     restart_session,
     resume,
     run_exchange_alone,
@@ -436,7 +435,7 @@ async def run_seed(
         recoveries_requeried = 0
         try:
             basket = Basket(session.ctx)
-            journal_algos(session, basket)
+            session.engine.add_basket(basket)
             for parent in parents:
                 parent.created_ns = session.clock.now_ns()
                 session.store.stage_parent(parent.to_row())

@@ -182,6 +182,11 @@ class SimExchange:
         self._arrival_seq = 0
         self.stats = ExchangeStats()
 
+    @property
+    def calendar(self) -> TradingCalendar:
+        """The trading calendar the exchange runs its sessions on."""
+        return self._calendar
+
     def set_closing_auction(self, enabled: bool, share: float = DEFAULT_AUCTION_SHARE) -> None:
         """Turn the closing call's uncross on or off (before the orders it should see arrive), with the
         share of the matched volume our orders may get (0 < share <= 1)."""

@@ -547,7 +547,9 @@ class LinkedRun:
     ) -> None:
         self.session = session
         adapter = session.oms.adapter
-        self.monitor = ConnectionMonitor(session.oms, algos, on_incident=on_incident)
+        self.monitor = ConnectionMonitor(
+            session.oms, algos, link=session.engine.link, on_incident=on_incident
+        )
         attach_to_adapter(self.monitor, adapter)
         session.inflight = LinkAwareInflightChecker(
             session.oms,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from algos.base import AlgoContext
@@ -17,21 +18,29 @@ from algos.basket import Basket
 from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
-from engine.clock import SimClock, TimerHandle
-from engine.enums import Side
+from engine.clock import Clock, SimClock, TimerHandle
 from engine.events import OrderFilled
 from engine.inflight import InflightChecker
-from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns
+from engine.market import FeeSchedule, TradingCalendar, shanghai_ns
 from engine.oms import OrderManager
-from engine.order_ids import route_order_ids
 from engine.parents import ParentOrder
-from engine.risk import market_rules_check
+from engine.risk_controls import RiskLimits
 from engine.store import StateStore
+from engine.trading_day import day_start_ns
 from replay.data import MarketData
 from replay.exchange import SimExchange
 from replay.report import ReplayReport, build_report
+from zhixing.assembly import Engine, EngineSettings, build_engine, new_account
 
 Progress = Callable[[int, int], None]  # (now_ns - start, total span) in ns
+
+SIM_NOW_KEY = "sim_now_ns"
+"""Meta key: the virtual time of a replay's last journal commit (where a restarted replay resumes)."""
+
+
+def sim_now_hook(store: StateStore, clock: SimClock) -> Callable[[], None]:
+    """A before-commit hook staging the virtual time with every commit of a replay's journal."""
+    return lambda: store.stage_meta(SIM_NOW_KEY, str(clock.now_ns()))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -44,6 +53,19 @@ class ReplayConfig:
     synchronous: str = "NORMAL"  # replay may trade durability for speed; live uses FULL
     inflight_timeout_ns: int = 5_000_000_000  # ask the broker about an order unanswered this long
     closing_auction: bool = True  # match the closing call at 15:00 (algorithms join only if asked to)
+    # the risk gate's limits: a replay meets the caps, the collar and the duplicate rule as live does
+    risk: RiskLimits = field(default_factory=RiskLimits)
+
+
+def replay_settings(config: ReplayConfig) -> EngineSettings:
+    """The engine's settings for a replay (or a paper run) of ``config``."""
+    return EngineSettings(
+        risk=config.risk,
+        # algorithms keep their own children to continuous trading; what they send into the closing
+        # call is their one closing-auction order
+        continuous_only=not config.closing_auction,
+        inflight_timeout_ns=config.inflight_timeout_ns,
+    )
 
 
 @dataclass(slots=True)
@@ -62,6 +84,7 @@ class ReplayResult:
 class ReplaySession:
     """The real engine wired to a simulated exchange on a virtual clock: what a replay drives."""
 
+    engine: Engine  # built by the composition root (``zhixing.assembly``)
     market: MarketData
     clock: SimClock
     calendar: TradingCalendar
@@ -152,61 +175,66 @@ async def open_session(
         positions=dict(config.positions),
         closing_auction=config.closing_auction,
     )
-    fees = config.fees
-
-    def estimate(symbol: str, side: Side, price: int, quantity: int) -> int:
-        return sum(fees.fees(instrument_for(symbol), side, price, quantity))
-
-    account = Account(config.cash, estimate)
+    account = new_account(config.cash, config.fees)
     for symbol, quantity in sorted(config.positions.items()):
         account.load_position(symbol, quantity)
     db_path = config.db_path or Path("zhixing-replay.db")
     store = await StateStore.open(db_path, synchronous=config.synchronous)
-    bus = EventBus()
-    fills: list[OrderFilled] = []
-    bus.subscribe(OrderFilled, fills.append)
     adapter: BrokerAdapter = exchange if wrap is None else wrap(exchange, clock)
-    oms = OrderManager(
-        clock=clock,
-        bus=bus,
-        adapter=adapter,
-        store=store,
-        account=account,
-        ids=route_order_ids(adapter),
-        checks=[
-            market_rules_check(
-                clock=clock,
-                calendar=calendar,
-                quotes=exchange,
-                instrument=instrument_for,
-                account=account,
-                # algorithms keep their own children to continuous trading; what they send into the
-                # closing call is their one closing-auction order
-                continuous_only=not config.closing_auction,
-            )
-        ],
+    session = replay_session(
+        market, config, clock=clock, exchange=exchange, adapter=adapter, store=store, account=account
     )
     try:
         await adapter.connect()
-        await oms.open()
+        await session.oms.open()
     except BaseException:
         await store.close()
         raise
-    ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=exchange, calendar=calendar)
-    inflight = InflightChecker(oms, adapter, timeout_ns=config.inflight_timeout_ns)
+    return session
+
+
+def replay_session(
+    market: MarketData,
+    config: ReplayConfig,
+    *,
+    clock: SimClock,
+    exchange: SimExchange,
+    adapter: BrokerAdapter,
+    store: StateStore,
+    account: Account,
+    algo_clock: Clock | None = None,
+) -> ReplaySession:
+    """The engine of a replay, built by the composition root over ``exchange`` (its quotes price the
+    checks; ``adapter`` is the exchange or something wrapped around it), with the replayed day started
+    (its orders pass the trading day's check) and the virtual time journaled with every commit. Nothing
+    is connected or opened yet."""
+    engine = build_engine(
+        replay_settings(config),
+        clock=clock,
+        calendar=exchange.calendar,
+        store=store,
+        adapter=adapter,
+        quotes=exchange,
+        account=account,
+        algo_clock=algo_clock,
+        before_commit=[sim_now_hook(store, clock)],
+    )
+    day = market.trade_date
+    engine.day.open(day, day_start_ns(day), day_start_ns(day + timedelta(days=1)))
     return ReplaySession(
-        inflight=inflight,
+        engine=engine,
+        inflight=InflightChecker(engine.oms, adapter, timeout_ns=config.inflight_timeout_ns),
         market=market,
         clock=clock,
-        calendar=calendar,
+        calendar=engine.calendar,
         exchange=exchange,
         account=account,
         store=store,
-        bus=bus,
-        oms=oms,
-        ctx=ctx,
-        fills=fills,
-        db_path=db_path,
+        bus=engine.bus,
+        oms=engine.oms,
+        ctx=engine.ctx,
+        fills=engine.fills,
+        db_path=store.path,
     )
 
 
@@ -226,7 +254,7 @@ async def run_replay(
     session = await open_session(market, config, start)
     try:
         basket = Basket(session.ctx)
-        session.oms.before_commit.append(lambda: basket.journal(session.store))
+        session.engine.add_basket(basket)
         for parent in parents:
             parent.created_ns = session.clock.now_ns()
             session.store.stage_parent(parent.to_row())

@@ -126,7 +126,7 @@ async def run_rebalance(
             fee_buffer_bp=options.fee_buffer_bp,
             on_parent=on_parent,
         )
-        session.oms.before_commit.append(lambda: rebalance.basket.journal(session.store))
+        session.engine.add_basket(rebalance.basket)
         rebalance.start()
         await session.store.commit()
         await session.run(options.end_ns, lambda: rebalance.done, progress)

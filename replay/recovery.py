@@ -29,36 +29,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from algos.base import AlgoContext
 from algos.basket import Basket
-from engine.account import Account
 from engine.broker import BrokerAdapter, EventSink
-from engine.bus import EventBus
 from engine.clock import AnchoredTime, NsSource, SimClock, TimerCallback, TimerHandle
 from engine.enums import Side
 from engine.events import (
     AccountReport,
     FillReport,
     OrderEvent,
-    OrderFilled,
     OrderStatusReport,
     PositionReport,
     Quote,
 )
-from engine.inflight import InflightChecker
-from engine.market import TradingCalendar, instrument_for
-from engine.oms import OrderManager
-from engine.order_ids import route_order_ids
+from engine.market import TradingCalendar
 from engine.orders import Order
 from engine.reconcile import ReconcileReport, recover
-from engine.risk import market_rules_check
 from engine.store import StateStore
 from replay.data import MarketData
 from replay.exchange import SimExchange
-from replay.harness import ReplayConfig, ReplaySession
+from replay.harness import SIM_NOW_KEY, ReplayConfig, ReplaySession, replay_session
+from zhixing.assembly import new_account
 
-SIM_NOW_KEY = "sim_now_ns"
-"""Journal meta key: the virtual time of the last commit (a restart begins no earlier)."""
+__all__ = ["SIM_NOW_KEY"]  # the virtual time of the last commit (a restart begins no earlier)
 
 
 # ---------------------------------------------------------------------------------------- process clock
@@ -150,49 +142,23 @@ async def build_session(
     Account: ``config`` cash and positions, then the journal's positions over them; the OrderManager
     binds ``adapter``; algorithm timers go through a new ``ProcessClock``. ``recover`` has not run yet.
     """
-    fees = config.fees
-
-    def estimate(symbol: str, side: Side, price: int, quantity: int) -> int:
-        return sum(fees.fees(instrument_for(symbol), side, price, quantity))
-
-    account = Account(config.cash, estimate)
+    account = new_account(config.cash, config.fees)
     for symbol, quantity in sorted(config.positions.items()):
         account.load_position(symbol, quantity)
     for symbol, (quantity, sellable, avg_cost) in sorted((await store.load_positions()).items()):
         account.load_position(symbol, quantity, avg_cost=avg_cost, sellable=sellable)
-    bus = EventBus()
-    fills: list[OrderFilled] = []
-    bus.subscribe(OrderFilled, fills.append)
-    calendar = TradingCalendar()
-    oms = OrderManager(
+    session = replay_session(
+        market,
+        config,
         clock=clock,
-        bus=bus,
+        exchange=exchange,
         adapter=adapter,
         store=store,
         account=account,
-        ids=route_order_ids(adapter),
-        checks=[
-            market_rules_check(
-                clock=clock, calendar=calendar, quotes=exchange, instrument=instrument_for, account=account
-            )
-        ],
+        algo_clock=ProcessClock(clock),
     )
-    await oms.open()
-    ctx = AlgoContext(clock=ProcessClock(clock), oms=oms, bus=bus, quotes=exchange, calendar=calendar)
-    return ReplaySession(
-        market=market,
-        clock=clock,
-        calendar=calendar,
-        exchange=exchange,
-        account=account,
-        store=store,
-        bus=bus,
-        oms=oms,
-        ctx=ctx,
-        fills=fills,
-        db_path=store.path,
-        inflight=InflightChecker(oms, adapter, timeout_ns=config.inflight_timeout_ns),
-    )
+    await session.oms.open()
+    return session
 
 
 async def restart_session(
@@ -224,16 +190,6 @@ class Resumed:
     basket: Basket
 
 
-def journal_algos(session: ReplaySession, basket: Basket) -> None:
-    """Stage each changed algorithm state (and the virtual time) with every OrderManager commit."""
-
-    def hook() -> None:
-        basket.journal(session.store)
-        session.store.stage_meta(SIM_NOW_KEY, str(session.clock.now_ns()))
-
-    session.oms.before_commit.append(hook)
-
-
 async def resume(
     session: ReplaySession, *, trading_day_start_ns: int, in_flight_grace_ns: int | None = None
 ) -> Resumed:
@@ -259,7 +215,7 @@ async def resume(
         wait=pass_time,
     )
     basket = await Basket.resume_from(session.ctx, session.store)
-    journal_algos(session, basket)
+    session.engine.add_basket(basket)
     basket.start()
     await session.oms.flush()
     due = session.inflight.next_due_ns()

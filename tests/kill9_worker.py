@@ -39,7 +39,6 @@ from replay.recovery import (  # noqa: E402
     SIM_NOW_KEY,
     DurableSimBroker,
     build_session,
-    journal_algos,
     resume,
     run_exchange_alone,
 )
@@ -120,7 +119,7 @@ async def main(directory: Path, kill_after: str | None, downtime_ns: int) -> dic
         )
         if fresh:
             basket = Basket(session.ctx)
-            journal_algos(session, basket)
+            session.engine.add_basket(basket)
             for parent in parents:
                 parent.created_ns = session.clock.now_ns()
                 store.stage_parent(parent.to_row())

@@ -23,7 +23,6 @@ from replay.recovery import (
     ProcessClock,
     build_session,
     crash,
-    journal_algos,
     restart_session,
     resume,
     run_exchange_alone,
@@ -71,7 +70,7 @@ async def start_basket(market: MarketData, config: ReplayConfig) -> tuple[Replay
     session = await open_session(market, config, parents[0].start_ns)
     use_process_clock(session)
     basket = Basket(session.ctx)
-    journal_algos(session, basket)
+    session.engine.add_basket(basket)
     for parent in parents:
         session.store.stage_parent(parent.to_row())
         basket.add(parent)
@@ -234,7 +233,7 @@ async def test_the_durable_broker_rebuilds_the_exchange_from_its_journal(
         market, config, clock=broker.clock, exchange=broker.exchange, adapter=broker, store=store
     )
     basket = Basket(session.ctx)
-    journal_algos(session, basket)
+    session.engine.add_basket(basket)
     for parent in parents_for(market):
         store.stage_parent(parent.to_row())
         basket.add(parent)

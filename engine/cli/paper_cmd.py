@@ -17,21 +17,21 @@ from pathlib import Path
 from typing import Any, cast
 
 from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.cli.replay_cmd import build_parents
 from engine.cli.session import LiveSession, open_live_session
 from engine.clock import ScaledClock, SimClock
 from engine.errors import InputError
 from engine.inputs import parse_cash, read_positions_file, window_ns
-from engine.market import TradingCalendar, instrument_for, shanghai_ns
+from engine.market import TradingCalendar, shanghai_ns
 from engine.parents import ParentOrder
 from replay.data import MarketData, load_snapshots
 from replay.exchange import SimExchange
-from replay.harness import ReplayConfig
+from replay.harness import ReplayConfig, replay_settings
 from replay.paper import RecordedFeed
 from replay.report import ReplayReport, build_report
 from replay.terminal import TerminalEmulator
+from zhixing.assembly import new_account
 
 PAPER_ACCOUNT = "paper"
 
@@ -181,10 +181,7 @@ async def run_paper(
         cash=config.cash,
         positions=dict(config.positions),
     )
-    fees = config.fees
-    account = Account(
-        config.cash, lambda symbol, side, price, qty: sum(fees.fees(instrument_for(symbol), side, price, qty))
-    )
+    account = new_account(config.cash, config.fees)
     for symbol, quantity in sorted(config.positions.items()):
         account.load_position(symbol, quantity)
     feed = RecordedFeed(market, exchange, clock, stalls=stalls)
@@ -214,6 +211,7 @@ async def run_paper(
         account=account,
         calendar=calendar,
         trading_day_start_ns=shanghai_ns(day, "00:00"),
+        settings=replay_settings(config),
         synchronous=config.synchronous,
         stale_after_ns=int(stale_after_s * 1e9),
     )

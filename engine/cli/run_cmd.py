@@ -25,7 +25,6 @@ from typing import Any
 import structlog
 
 from adapters.notify.factory import notifier_from_settings
-from engine.account import Account
 from engine.calendar_guard import CalendarWatch, calendar_for
 from engine.cancels import GoneReport
 from engine.cli.routes import Route, build_route, load_sim_market, run_route
@@ -37,7 +36,7 @@ from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.denial_alerts import DenialAlerts
 from engine.instance_lock import InstanceLock
-from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns, trading_date_of
+from engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
 from engine.notify import (
     NotificationDispatcher,
     error_notice,
@@ -66,6 +65,7 @@ from engine.stop import (
 from engine.store.integrity import JournalDamaged
 from engine.store.staging import to_json
 from engine.units import NS_PER_SECOND
+from zhixing.assembly import EngineSettings, new_account
 
 log = structlog.get_logger("zhixing.run")
 
@@ -275,10 +275,7 @@ async def open_configured(
     else:
         end_ns = shanghai_ns(today, "15:30") if market is not None else 2**62
     route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
-    fees = FeeSchedule()
-    account = Account(
-        config.account.cash, lambda sym, side, px, qty: sum(fees.fees(instrument_for(sym), side, px, qty))
-    )
+    account = new_account(config.account.cash, FeeSchedule())
     channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
     dispatcher = NotificationDispatcher(channels, clock)
     dispatcher.start()
@@ -305,7 +302,7 @@ async def open_configured(
             feed=route.feed,
             store_path=config.store.path,
             account=account,
-            account_id=config.account.id,
+            settings=engine_settings(config),
             calendar=calendar,
             trading_day_start_ns=shanghai_ns(today, "00:00"),
             synchronous=config.store.synchronous,
@@ -313,7 +310,6 @@ async def open_configured(
             resubscribe_after_ns=int(config.resubscribe_after_s * NS_PER_SECOND),
             connect_timeout_ns=int(config.connect_timeout_s * NS_PER_SECOND),
             on_not_ready=not_ready,
-            risk_limits=RiskLimits.from_config(config.risk, str(config.path)),
             on_alert=lambda title, body: dispatcher.post(
                 error_notice(title, body, account=config.account.id)
             ),
@@ -345,8 +341,6 @@ async def open_configured(
         store=session.store,
         algos=session.algos,
         risk=session.risk,
-        account=session.account,
-        account_id=config.account.id,
         on_alert=lambda title, body: dispatcher.post(error_notice(title, body, account=config.account.id)),
         on_halt_change=lambda reason, halted: dispatcher.post(
             halt_notice(reason, halted=halted, account=config.account.id)
@@ -374,6 +368,13 @@ async def open_configured(
         calendar_watch=calendar_watch,
         denials=denials,
         rejects=rejects,
+    )
+
+
+def engine_settings(config: Config) -> EngineSettings:
+    """The engine's settings from a run's configuration (the composition root builds from these)."""
+    return EngineSettings(
+        account_id=config.account.id, risk=RiskLimits.from_config(config.risk, str(config.path))
     )
 
 

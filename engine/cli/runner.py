@@ -429,8 +429,7 @@ class DayRunner:
             on_done=None if on_done is None else (lambda: on_done(rebalance)),
         )
         self.rebalances.append(rebalance)
-        session.algos.add(rebalance.basket.algos)
-        session.oms.before_commit.append(lambda: rebalance.basket.journal(session.store))
+        session.engine.add_basket(rebalance.basket)  # in the directory, journaled with every commit
         rebalance.start()
         await session.store.commit()
         return rebalance

@@ -41,17 +41,17 @@ from engine.feed_keeper import FeedKeeper
 from engine.freshness import AlertCallback
 from engine.inflight import InflightChecker
 from engine.lost_orders import guard_lost_orders
-from engine.market import TradingCalendar, instrument_for, trading_date_of
-from engine.oms import OrderManager, PreTradeCheck
-from engine.order_ids import bind_journal, route_order_ids
+from engine.market import TradingCalendar, trading_date_of
+from engine.oms import OrderManager
+from engine.order_ids import bind_journal
 from engine.parents import ParentOrder
 from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
 from engine.reconcile import ReconcileReport, Wait, merge_order, recover
-from engine.risk import market_rules_check
-from engine.risk_controls import RiskControls, RiskLimits
+from engine.risk_controls import RiskControls
 from engine.store import StateStore
 from engine.store.integrity import require_sound_journal
 from engine.trading_day import TradingDay
+from zhixing.assembly import Engine, EngineSettings, build_engine
 
 log = structlog.get_logger("zhixing.session")
 
@@ -60,6 +60,7 @@ POLL_NS = 1_000_000_000  # how often (session time) the run loop checks in-fligh
 
 @dataclass(slots=True, kw_only=True)
 class LiveSession:
+    engine: Engine  # built by the composition root (``zhixing.assembly``)
     clock: Clock
     calendar: TradingCalendar
     store: StateStore
@@ -226,17 +227,14 @@ async def open_live_session(
     account: Account,
     calendar: TradingCalendar | None = None,
     trading_day_start_ns: int,
+    settings: EngineSettings,
     synchronous: str = "FULL",
-    inflight_timeout_ns: int = 5_000_000_000,
     stale_after_ns: int = 30_000_000_000,
     resubscribe_after_ns: int = 30_000_000_000,
-    extra_checks: Sequence[PreTradeCheck] = (),
-    risk_limits: RiskLimits | None = None,
     on_incident: IncidentCallback | None = None,
     connect_timeout_ns: int = 0,
     on_not_ready: NotReadyCallback | None = None,
     on_alert: AlertCallback | None = None,
-    account_id: str = "",
 ) -> LiveSession:
     """Open the store, connect the route and the feed, reconcile, and return a running session.
 
@@ -254,36 +252,21 @@ async def open_live_session(
     # a damaged journal (a garbled halt record, a counter behind the ids issued, a bad page) trades nothing
     await asyncio.to_thread(require_sound_journal, store_path)
     store = await StateStore.open(store_path, synchronous=synchronous)
-    bus = EventBus()
-    fills: list[OrderFilled] = []
-    bus.subscribe(OrderFilled, fills.append)
     book = QuoteBook(clock, stale_after_ns=stale_after_ns, is_trading=calendar.is_continuous)
-    oms = OrderManager(
+    engine = build_engine(
+        settings,
         clock=clock,
-        bus=bus,
-        adapter=adapter,
+        calendar=calendar,
         store=store,
+        adapter=adapter,
+        quotes=book,
         account=account,
-        ids=route_order_ids(adapter, account_id),
-        checks=[
-            market_rules_check(
-                clock=clock,
-                calendar=calendar,
-                quotes=book,
-                instrument=instrument_for,
-                account=account,
-                continuous_only=False,  # algorithms keep to continuous trading except a closing-auction order
-            ),
-            *extra_checks,
-        ],
     )
+    oms, bus, risk = engine.oms, engine.bus, engine.risk
     oms.cancel_retry.on_alert = on_alert
-    risk = RiskControls(risk_limits, clock, book) if risk_limits is not None else None
-    if risk is not None:
-        risk.attach(oms)
 
     try:
-        await bind_journal(store, oms.ids, account_id, str(store_path))
+        await bind_journal(store, oms.ids, settings.account_id, str(store_path))
         await connect_broker(adapter, clock=clock, timeout_ns=connect_timeout_ns, on_not_ready=on_not_ready)
         today_date = trading_date_of(trading_day_start_ns)
         await _load_positions(store, adapter, account, today_date, trading_day_start_ns)
@@ -295,7 +278,7 @@ async def open_live_session(
             store,
             adapter,
             trading_day_start_ns=trading_day_start_ns,
-            in_flight_grace_ns=inflight_timeout_ns,
+            in_flight_grace_ns=settings.inflight_timeout_ns,
             wait=passing_time(clock),
         )
         # orders under our ids that the journal lost (an older backup restored): never reuse their ids
@@ -303,10 +286,15 @@ async def open_live_session(
         # the start of today, as a running engine does at each new day: earlier days' orders ended, T+1,
         # journaled; and no order of a later day before that day has started
         day = TradingDay(
-            clock=clock, calendar=calendar, oms=oms, adapter=adapter, store=store, account=account
+            clock=clock,
+            calendar=calendar,
+            oms=oms,
+            adapter=adapter,
+            store=store,
+            account=account,
+            gate=engine.day,  # opened when a day starts
+            risk=risk,
         )
-        day.risk = risk
-        oms.checks.insert(0, day.check)
         await day.start(today_date)
         feed.bind(book.push)
         await wait_until_ready(
@@ -322,22 +310,22 @@ async def open_live_session(
         raise
     if not report.ok:
         log.error("reconciliation_mismatch", mismatches=report.mismatches)
-    ctx = AlgoContext(clock=clock, oms=oms, bus=bus, quotes=book, calendar=calendar)
+    ctx = engine.ctx
     # today's algorithms of the journal (a restart): each resumes where it was, sized from confirmed
     # fills; a parent of an earlier day is never resumed (its day orders expired with the day), also one
     # whose window ran past midnight
     today = [row for row in await store.load_parents() if _created_ns(row) >= trading_day_start_ns]
     basket = Basket.restore(ctx, today, await store.load_algo_states())
-    algos = AlgoDirectory(basket.algos)
+    engine.add_basket(basket)
+    algos = engine.algos
     day.algos = algos
     guard = StaleGuard(algos)
     book.on_stale = guard.on_stale
     book.on_fresh = guard.on_fresh
     # the broker link: deny and pause while down, resync before resuming (listener, or poll ``connected``)
-    connection = ConnectionMonitor(oms, algos, on_incident=on_incident, auto_resync=True)
+    connection = ConnectionMonitor(oms, algos, link=engine.link, on_incident=on_incident, auto_resync=True)
     link = attach_to_adapter(connection, adapter)
     log.info("connection_monitor", adapter=adapter.name, how=link or "not_reported")
-    oms.before_commit.append(lambda: basket.journal(store))
     # a halted session resumes nothing: the operator looks first
     resumed = sorted({a.parent.symbol for a in basket.algos.values() if not a.done}) if report.ok else []
     if resumed:
@@ -346,6 +334,7 @@ async def open_live_session(
         basket.start()
         log.info("algos_resumed", parents=len(basket.algos), symbols=len(resumed))
     session = LiveSession(
+        engine=engine,
         clock=clock,
         calendar=calendar,
         store=store,
@@ -357,13 +346,13 @@ async def open_live_session(
         book=book,
         ctx=ctx,
         inflight=LinkAwareInflightChecker(
-            oms, adapter, connection, timeout_ns=inflight_timeout_ns, on_alert=on_alert
+            oms, adapter, connection, timeout_ns=settings.inflight_timeout_ns, on_alert=on_alert
         ),
         basket=basket,
         algos=algos,
         guard=guard,
         reconcile=report,
-        fills=fills,
+        fills=engine.fills,
         risk=risk,
         connection=connection,
         keeper=FeedKeeper(feed, book, clock, resubscribe_after_ns=resubscribe_after_ns),

@@ -1,0 +1,167 @@
+"""The composition root: the one place an engine is built.
+
+``build_engine(settings, ...)`` assembles the event bus, the OrderManager with every pre-trade check (the
+caller's leading checks, the market rules, the risk gate), the risk gate as the OrderManager's flow gate,
+the journal hooks (the algorithms' states, the account and risk report), the algorithms' context and the
+directory of every algorithm of the session. Every collaborator is handed to a constructor; nothing is
+wired onto a built OrderManager afterwards. What differs between a live run, a paper run, a replay, a chaos
+seed and a crash recovery is an argument: the clock, the route (a broker adapter, or the simulated
+exchange), the quotes the checks price against (a ``QuoteBook`` fed by a live feed, or the exchange), the
+store, and the account. The risk gate runs in all of them, with the same limits type: a replay meets the
+message-rate caps, the collar and the duplicate rule exactly as ``zhixing run`` does.
+
+Callers: ``engine.cli.session.open_live_session`` (``zhixing run``, ``zhixing paper``) and
+``replay.harness.open_session`` / ``replay.recovery.build_session`` (replays, chaos, recovery).
+
+Checks whose state is moved by something that itself needs the OrderManager are built first, as plain
+state, and the OrderManager is constructed with them: the broker link's (``engine.connection.LinkGate``,
+moved by a ``ConnectionMonitor``) and the trading day's (``engine.trading_day.DayGate``, opened by a
+``TradingDay`` in a live session, or by a replay for its one day). Every engine has both, in this order:
+link, day, market rules, risk gate (the first denial wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from algos.base import AlgoContext
+from algos.basket import Basket
+from algos.directory import AlgoDirectory
+from engine.account import Account
+from engine.broker import BrokerAdapter
+from engine.bus import EventBus
+from engine.clock import Clock
+from engine.connection import LinkGate
+from engine.enums import Side
+from engine.events import OrderFilled
+from engine.market import FeeSchedule, TradingCalendar, instrument_for
+from engine.marketdata import QuoteSource
+from engine.oms import OrderManager
+from engine.order_ids import route_order_ids
+from engine.risk import market_rules_check
+from engine.risk_controls import RiskControls, RiskLimits
+from engine.status import StatusRecorder
+from engine.store import StateStore
+from engine.trading_day import DayGate
+
+__all__ = ["Engine", "EngineSettings", "build_engine", "new_account"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSettings:
+    """What an engine is built from, whatever drives it. Times in int ns."""
+
+    account_id: str = ""  # ``[account] id``: keys the client order ids when the route names none
+    risk: RiskLimits = field(default_factory=RiskLimits)  # the risk gate's limits: on in every mode
+    # False: call-auction orders pass the market rules too (algorithms keep their children to continuous
+    # trading themselves; what they send into the closing call is their one closing-auction order)
+    continuous_only: bool = False
+    inflight_timeout_ns: int = 5_000_000_000  # ask the broker about an order unanswered this long
+
+
+@dataclass(slots=True, kw_only=True)
+class Engine:
+    """A built engine: what every driver (live session, replay session) runs."""
+
+    settings: EngineSettings
+    clock: Clock
+    calendar: TradingCalendar
+    store: StateStore
+    bus: EventBus
+    account: Account
+    adapter: BrokerAdapter
+    quotes: QuoteSource
+    oms: OrderManager
+    risk: RiskControls
+    link: LinkGate  # the broker link's check (a ConnectionMonitor moves it)
+    day: DayGate  # the trading day's check (a TradingDay, or a replay, opens it)
+    ctx: AlgoContext
+    algos: AlgoDirectory  # every algorithm of the session: each basket's, read live
+    fills: list[OrderFilled]
+    baskets: list[Basket] = field(default_factory=list)
+
+    def add_basket(self, basket: Basket) -> None:
+        """A basket joins the session: its algorithms are in ``algos`` and journaled with every commit."""
+        self.baskets.append(basket)
+        self.algos.add(basket.algos)
+
+
+def new_account(cash: int, fees: FeeSchedule) -> Account:
+    """An account whose buys reserve the fees of ``fees`` (the one fee estimator of every mode)."""
+
+    def estimate(symbol: str, side: Side, price: int, quantity: int) -> int:
+        return fees.total(instrument_for(symbol), side, price, quantity)
+
+    return Account(cash, estimate)
+
+
+def build_engine(
+    settings: EngineSettings,
+    *,
+    clock: Clock,
+    calendar: TradingCalendar,
+    store: StateStore,
+    adapter: BrokerAdapter,
+    quotes: QuoteSource,
+    account: Account,
+    algo_clock: Clock | None = None,
+    before_commit: Sequence[Callable[[], object]] = (),
+) -> Engine:
+    """Build an engine (see the module docstring). Nothing is connected, opened or recovered here: the
+    driver does that on the engine it gets (``oms.open()`` / ``oms.start()``, reconciliation, resume).
+
+    ``algo_clock``: the clock algorithms arm their timers on (a recovery's per-process clock), default
+    ``clock``. ``before_commit``: more hooks staged with every journal commit (a replay's virtual time)."""
+    bus = EventBus()
+    fills: list[OrderFilled] = []
+    bus.subscribe(OrderFilled, fills.append)
+    link = LinkGate()
+    day = DayGate(clock, calendar)
+    risk = RiskControls(settings.risk, clock, quotes, bus=bus)
+    rules = market_rules_check(
+        clock=clock,
+        calendar=calendar,
+        quotes=quotes,
+        instrument=instrument_for,
+        account=account,
+        continuous_only=settings.continuous_only,
+    )
+    algos = AlgoDirectory()
+    baskets: list[Basket] = []
+    status = StatusRecorder(store, account=account, risk=risk, account_id=settings.account_id)
+
+    def journal_algos() -> None:
+        for basket in baskets:
+            basket.journal(store)
+
+    oms = OrderManager(
+        clock=clock,
+        bus=bus,
+        adapter=adapter,
+        store=store,
+        account=account,
+        ids=route_order_ids(adapter, settings.account_id),
+        checks=[link.check, day.check, rules, risk.check],
+        gate=risk,
+        before_commit=[journal_algos, status, *before_commit],
+    )
+    ctx = AlgoContext(clock=algo_clock or clock, oms=oms, bus=bus, quotes=quotes, calendar=calendar)
+    return Engine(
+        settings=settings,
+        clock=clock,
+        calendar=calendar,
+        store=store,
+        bus=bus,
+        account=account,
+        adapter=adapter,
+        quotes=quotes,
+        oms=oms,
+        risk=risk,
+        link=link,
+        day=day,
+        ctx=ctx,
+        algos=algos,
+        fills=fills,
+        baskets=baskets,
+    )
