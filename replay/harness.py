@@ -55,11 +55,13 @@ class ReplayConfig:
     closing_auction: bool = True  # match the closing call at 15:00 (algorithms join only if asked to)
     # the risk gate's limits: a replay meets the caps, the collar and the duplicate rule as live does
     risk: RiskLimits = field(default_factory=RiskLimits)
+    account_id: str = ""  # the replayed account (keys the client order ids, masked in the status journal)
 
 
 def replay_settings(config: ReplayConfig) -> EngineSettings:
     """The engine's settings for a replay (or a paper run) of ``config``."""
     return EngineSettings(
+        account_id=config.account_id,
         risk=config.risk,
         # algorithms keep their own children to continuous trading; what they send into the closing
         # call is their one closing-auction order

@@ -7,13 +7,13 @@ explicitly, so races (a fill between the cancel request and its confirmation) ar
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from engine.broker import EventSink
+from engine.broker import BrokerAdapter, EventSink
 from engine.bus import EventBus
-from engine.clock import SimClock
+from engine.clock import Clock, SimClock
 from engine.events import (
     AccountReport,
     FillReport,
@@ -28,8 +28,10 @@ from engine.events import (
 )
 from engine.market import TradingCalendar, price_limits
 from engine.market import instrument_for as _instrument_for
-from engine.oms import OrderManager
+from engine.marketdata import QuoteSource
+from engine.oms import OrderManager, PreTradeCheck
 from engine.orders import Order
+from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
 
 
@@ -261,6 +263,7 @@ class World:
     store: FakeStore
     oms: OrderManager
     quotes: FakeQuotes
+    risk: RiskControls | None = None  # the risk gate the OMS was built with, if asked for
 
     async def run_until(self, until_ns: int) -> None:
         """Fire every timer due by ``until_ns`` (flushing the OMS after each step), then stand at it."""
@@ -278,11 +281,34 @@ async def make_world(
     auto_ack: bool = True,
     auto_cancel: bool = False,
     fill_on_submit: Callable[[Order], int] | None = None,
+    risk: RiskLimits | None = None,
+    checks: Sequence[PreTradeCheck] = (),
 ) -> World:
+    """The fakes wired to a real OrderManager (a unit of the OMS: the production engine is built by
+    ``zhixing.assembly``). ``risk``: a risk gate with these limits, its check after ``checks``."""
     clock = SimClock(start_ns)
     bus = EventBus()
     broker = FakeBroker(clock, auto_ack=auto_ack, auto_cancel=auto_cancel, fill_on_submit=fill_on_submit)
     store = FakeStore(first_id)
-    oms = OrderManager(clock=clock, bus=bus, adapter=broker, store=cast(StateStore, store))
+    quotes = FakeQuotes(clock)
+    oms, gate = oms_with(clock, bus, broker, cast(StateStore, store), quotes, risk=risk, checks=checks)
     await oms.open()
-    return World(clock, bus, broker, store, oms, FakeQuotes(clock))
+    return World(clock, bus, broker, store, oms, quotes, gate)
+
+
+def oms_with(
+    clock: Clock,
+    bus: EventBus,
+    broker: BrokerAdapter,
+    store: StateStore,
+    quotes: QuoteSource,
+    *,
+    risk: RiskLimits | None = None,
+    checks: Sequence[PreTradeCheck] = (),
+) -> tuple[OrderManager, RiskControls | None]:
+    """An OrderManager over the fakes, with ``checks`` and (``risk`` given) a risk gate as its last
+    check and its flow gate."""
+    gate = RiskControls(risk, clock, quotes, bus=bus) if risk is not None else None
+    all_checks = [*checks, gate.check] if gate is not None else list(checks)
+    oms = OrderManager(clock=clock, bus=bus, adapter=broker, store=store, checks=all_checks, gate=gate)
+    return oms, gate

@@ -43,6 +43,7 @@ from replay.exchange import SimExchange
 from replay.paper import RecordedFeed
 from replay.recovery import ProcessClock
 from replay.terminal import TerminalEmulator, TerminalFaults
+from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600258.SH"
@@ -116,7 +117,7 @@ class Desk:
             feed=RecordedFeed(self.market, self.venues[account], process),
             store_path=self.journal(account),
             account=Account(CASH),
-            account_id=account if ids is None else "",
+            settings=EngineSettings(account_id=account if ids is None else ""),
             trading_day_start_ns=shanghai_ns(self.market.trade_date, "00:00"),
             synchronous="NORMAL",
         )

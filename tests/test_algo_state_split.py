@@ -41,6 +41,10 @@ class RecordingJournal:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        # the engine's own journal hook stages into ``store``: what it stages is counted on the way
+        self._plan, self._progress = store.stage_algo_plan, store.stage_algo_progress
+        store.stage_algo_plan = self.stage_algo_plan  # type: ignore[method-assign]
+        store.stage_algo_progress = self.stage_algo_progress  # type: ignore[method-assign]
         self.plans: dict[str, list[int]] = {}  # parent id -> plan versions staged, in order
         self.plan_sizes: dict[str, int] = {}
         self.progress: dict[str, int] = {}  # parent id -> progress rows offered
@@ -49,14 +53,14 @@ class RecordingJournal:
     def stage_algo_plan(self, parent_id: str, algo: str, plan_version: int, plan: dict[str, object]) -> None:
         self.plans.setdefault(parent_id, []).append(plan_version)
         self.plan_sizes[parent_id] = len(to_json(plan))
-        self.store.stage_algo_plan(parent_id, algo, plan_version, plan)
+        self._plan(parent_id, algo, plan_version, plan)
 
     def stage_algo_progress(
         self, parent_id: str, algo: str, plan_version: int, progress: dict[str, object]
     ) -> None:
         self.progress[parent_id] = self.progress.get(parent_id, 0) + 1
         self.progress_sizes[parent_id] = max(self.progress_sizes.get(parent_id, 0), len(to_json(progress)))
-        self.store.stage_algo_progress(parent_id, algo, plan_version, progress)
+        self._progress(parent_id, algo, plan_version, progress)
 
     def stage_parent(self, parent: dict[str, object]) -> None:
         self.store.stage_parent(parent)
@@ -93,7 +97,7 @@ async def session_with_basket(market: MarketData, db: Path) -> tuple[ReplaySessi
     session = await open_session(market, ReplayConfig(cash=10**12, db_path=db), at(market, "09:30"))
     basket = Basket(session.ctx)
     journal = RecordingJournal(session.store)
-    session.oms.before_commit.append(lambda: basket.journal(journal))
+    session.engine.add_basket(basket)
     for parent in parents(market):
         basket.add(parent)
     basket.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 
 import pytest
@@ -17,6 +17,7 @@ from algos.twap import TwapAlgo, TwapParams
 from engine.enums import OrderStatus, Side
 from engine.events import Quote
 from engine.market import instrument_for, shanghai_ns
+from engine.oms import PreTradeCheck
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
 from engine.reasons import Denial, DenialCode
@@ -73,8 +74,9 @@ async def world_with_quote(
     *,
     auto_cancel: bool = False,
     fill_on_submit: Callable[[Order], int] | None = None,
+    checks: Sequence[PreTradeCheck] = (),
 ) -> World:
-    world = await make_world(at(start), auto_cancel=auto_cancel, fill_on_submit=fill_on_submit)
+    world = await make_world(at(start), auto_cancel=auto_cancel, fill_on_submit=fill_on_submit, checks=checks)
     world.quotes.set(symbol, bid=BID, ask=ASK)
     return world
 
@@ -569,9 +571,10 @@ async def test_cancel_finishes_canceled_and_stops_slicing() -> None:
 
 
 async def test_a_child_too_large_for_the_risk_limits_stops_the_algo_instead_of_a_retry_storm() -> None:
-    world = await world_with_quote()
-    world.oms.checks.append(
-        lambda order: Denial(DenialCode.MAX_ORDER_VALUE, "too large") if order.quantity > 100 else None
+    world = await world_with_quote(
+        checks=[
+            lambda order: Denial(DenialCode.MAX_ORDER_VALUE, "too large") if order.quantity > 100 else None
+        ]
     )
     algo = await started(world, make_parent(10_000, start="10:00", end="10:05", interval_s="10"))
     while world.clock.step(until_ns=at("10:05")):
@@ -583,8 +586,7 @@ async def test_a_child_too_large_for_the_risk_limits_stops_the_algo_instead_of_a
 
 
 async def test_repeated_transient_denials_stop_the_algo_after_a_bound() -> None:
-    world = await world_with_quote()
-    world.oms.checks.append(lambda order: Denial(DenialCode.RATE_PER_SECOND, "busy"))
+    world = await world_with_quote(checks=[lambda order: Denial(DenialCode.RATE_PER_SECOND, "busy")])
     algo = await started(world, make_parent(100_000, start="10:00", end="11:00", interval_s="5"))
     while world.clock.step(until_ns=at("11:00")):
         await world.oms.flush()

@@ -226,7 +226,7 @@ async def faulty_engine(
         wrap=lambda exchange, clock: FaultyAdapter(exchange, plan, clock),
     )
     basket = Basket(session.ctx)
-    session.oms.before_commit.append(lambda: basket.journal(session.store))
+    session.engine.add_basket(basket)
     for i, symbol in enumerate(market.symbols):
         basket.add(
             ParentOrder(
@@ -243,7 +243,6 @@ async def faulty_engine(
         oms=session.oms,
         store=session.store,
         algos=basket.algos,
-        account=session.account,
         on_alert=lambda title, body: alerts.append((title, body)),
     )
     basket.start()

@@ -98,7 +98,7 @@ async def run_basket(
     session = await open_session(market, config, parents[0].start_ns, wrap=wrap)
     try:
         basket = Basket(session.ctx)
-        session.oms.before_commit.append(lambda: basket.journal(session.store))
+        session.engine.add_basket(basket)
         for parent in parents:
             parent.created_ns = session.clock.now_ns()
             session.store.stage_parent(parent.to_row())

@@ -191,9 +191,8 @@ async def start_engine(
     start, end = shanghai_ns(day, "09:30"), shanghai_ns(day, "10:15")
     session = await open_session(market, ReplayConfig(cash=10**12, db_path=db), start)
     basket = Basket(session.ctx)
-    session.oms.before_commit.append(lambda: basket.journal(session.store))
-    risk = RiskControls(RiskLimits(), session.clock, session.exchange)
-    risk.attach(session.oms)
+    session.engine.add_basket(basket)
+    risk = session.engine.risk
     for i, symbol in enumerate(market.symbols):
         basket.add(
             ParentOrder(
@@ -211,7 +210,6 @@ async def start_engine(
         store=session.store,
         algos=basket.algos,
         risk=risk,
-        account=session.account,
         on_halt_change=None if told is None else lambda reason, halted: told.append((reason, halted)),
     )
     assert await control.restore() is restore  # halted again only if the journal says so

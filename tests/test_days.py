@@ -17,17 +17,15 @@ import pytest
 from algos.base import AlgoContext
 from algos.basket import Basket
 from engine.account import Account
-from engine.bus import EventBus
 from engine.cli.runner import DayRunner
 from engine.cli.session import open_live_session
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.events import SubmitOrder
-from engine.market import TradingCalendar, instrument_for, shanghai_ns, trading_date_of
+from engine.market import TradingCalendar, shanghai_ns, trading_date_of
 from engine.oms import OmsCounters, OrderManager
 from engine.parents import ParentOrder, ParentStatus
 from engine.reasons import DenialCode
-from engine.risk import market_rules_check
 from engine.risk_controls import RiskControls, RiskLimits
 from engine.store import StateStore
 from engine.trading_day import DayStart, TradingDay, day_key
@@ -36,6 +34,7 @@ from replay.exchange import SimExchange
 from replay.sim_days import SimDays
 from tests.calendar_fixtures import unupdated_exchange_calendar
 from tests.test_replay_exchange import CALENDAR, DAY, SYM, tiny_day
+from zhixing.assembly import EngineSettings, build_engine
 
 CASH = 10**10
 THURSDAY = dt.date(2022, 6, 2)
@@ -87,26 +86,29 @@ async def start_engine(
     account = Account(CASH)
     if held:
         account.load_position(SYM, held)
-    rules = market_rules_check(
+    limits = RiskLimits(max_order_quantity=10_000) if risk else RiskLimits()
+    engine = build_engine(
+        EngineSettings(risk=limits),
         clock=clock,
         calendar=calendar,
+        store=store,
+        adapter=exchange,
         quotes=exchange,
-        instrument=instrument_for,
         account=account,
-        continuous_only=False,
     )
-    oms = OrderManager(
-        clock=clock, bus=EventBus(), adapter=exchange, store=store, account=account, checks=[rules]
-    )
+    oms = engine.oms
     await oms.open()
-    controls = None
-    if risk:
-        controls = RiskControls(RiskLimits(max_order_quantity=10_000), clock, exchange)
-        controls.attach(oms)
+    controls = engine.risk if risk else None
     day = TradingDay(
-        clock=clock, calendar=calendar, oms=oms, adapter=exchange, store=store, account=account, risk=controls
+        clock=clock,
+        calendar=calendar,
+        oms=oms,
+        adapter=exchange,
+        store=store,
+        account=account,
+        gate=engine.day,
+        risk=engine.risk,
     )
-    oms.checks.insert(0, day.check)
     await day.start(trading_date_of(clock.now_ns()))
     return Engine(clock, exchange, store, account, oms, day, controls)
 

@@ -29,6 +29,7 @@ from engine.store import StateStore
 from replay.data import load_snapshots
 from replay.exchange import SimExchange
 from replay.paper import RecordedFeed
+from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600258.SH"
@@ -125,7 +126,7 @@ async def test_a_journal_is_bound_to_its_account_and_another_account_is_refused(
             feed=RecordedFeed(market, exchange, clock),
             store_path=db,
             account=Account(10**10),
-            account_id=account_id,
+            settings=EngineSettings(account_id=account_id),
             trading_day_start_ns=shanghai_ns(day, "00:00"),
             synchronous="NORMAL",
         )

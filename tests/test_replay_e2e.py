@@ -229,7 +229,7 @@ async def test_algo_state_is_journaled_as_it_changes_not_only_at_the_end(tmp_pat
     start, end = shanghai_ns(day, "09:30"), shanghai_ns(day, "10:15")
     session = await open_session(market, ReplayConfig(cash=10**12, db_path=tmp_path / "j.db"), start)
     basket = Basket(session.ctx)
-    session.oms.before_commit.append(lambda: basket.journal(session.store))
+    session.engine.add_basket(basket)
     for i, symbol in enumerate(market.symbols):
         basket.add(
             ParentOrder(

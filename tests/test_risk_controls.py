@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.bus import EventBus
 from engine.clock import SimClock
 from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
@@ -32,12 +33,11 @@ LOOSE = RiskLimits(duplicate_window_ns=0)  # most tests look at one control at a
 async def world_with(
     limits: RiskLimits, *, auto_cancel: bool = True, quote: bool = True
 ) -> tuple[World, RiskControls]:
-    world = await make_world(T0, auto_cancel=auto_cancel)
+    world = await make_world(T0, auto_cancel=auto_cancel, risk=limits)
     if quote:
         world.quotes.set(SYMBOL, bid=10_000, ask=10_010, last=10_000)
-    risk = RiskControls(limits, world.clock, world.quotes)
-    risk.attach(world.oms)
-    return world, risk
+    assert world.risk is not None
+    return world, world.risk
 
 
 def buy(world: World, quantity: int = 100, price: int = 10_000, symbol: str = SYMBOL) -> Order:
@@ -286,10 +286,10 @@ async def _drive(bursts: list[tuple[int, str, int]], reserve: int) -> None:
     )
     # start close to midnight so some runs cross the Shanghai day boundary
     start = shanghai_ns(date(2024, 3, 4), "23:59:50")
-    world = await make_world(start, auto_cancel=True)
+    world = await make_world(start, auto_cancel=True, risk=limits)
     world.quotes.set(SYMBOL, bid=10_000, ask=10_010, last=10_000)
-    risk = RiskControls(limits, world.clock, world.quotes)
-    risk.attach(world.oms)
+    risk = world.risk
+    assert risk is not None
     asked: set[str] = set()
     price = 10_000
     for wait_ms, kind, count in bursts:
@@ -350,20 +350,21 @@ async def test_the_day_count_survives_a_restart_from_the_journaled_report_or_the
     await world.oms.flush()
     saved = json.dumps(risk.report())
     # a new process the same day: from the report, or (report lost) from the journaled orders
-    again = RiskControls(limits, world.clock, world.quotes)
+    again = RiskControls(limits, world.clock, world.quotes, bus=EventBus())
     assert again.restore(saved) == 11
-    again = RiskControls(limits, world.clock, world.quotes)
+    again = RiskControls(limits, world.clock, world.quotes, bus=EventBus())
     assert again.restore(None, world.oms.orders.values()) == 11
     assert again.check(orders[0]) is None
-    world2 = await make_world(world.clock.now_ns(), first_id=100)
+    world2 = await make_world(world.clock.now_ns(), first_id=100, risk=limits)
     world2.quotes.set(SYMBOL, bid=10_000, ask=10_010, last=10_000)
-    again = RiskControls(limits, world2.clock, world2.quotes)
-    again.restore(saved)
-    again.attach(world2.oms)
+    assert world2.risk is not None
+    world2.risk.restore(saved)
     codes = [denied_code(buy(world2, price=11_000 - i * 10)) for i in range(8)]
     assert codes == [None] * 7 + ["rate_per_day"]  # 11 + 7 = 18, the order cap
     # a report from another day is ignored
-    next_day = RiskControls(limits, SimClock(shanghai_ns(date(2024, 3, 5), "09:30")), world.quotes)
+    next_day = RiskControls(
+        limits, SimClock(shanghai_ns(date(2024, 3, 5), "09:30")), world.quotes, bus=EventBus()
+    )
     assert next_day.restore(saved) == 0
 
 
@@ -393,10 +394,10 @@ async def test_self_cross_against_our_own_working_order_is_denied_and_a_non_cros
     # a sell at 10.000 would cross our resting buy at 10.040; with the rule off it passes
     sell = SubmitOrder(symbol=SYMBOL, side=Side.SELL, quantity=100, price=10_000)
     assert denied_code(world.oms.submit(sell)) == "self_cross"
-    off = RiskControls(replace(LOOSE, deny_self_cross=False), world.clock, world.quotes)
-    off.attach(world.oms)
-    world.oms.checks.remove(world.oms.checks[0])  # only the rule-off controls judge now
-    assert denied_code(world.oms.submit(sell)) is None
+    off, _ = await world_with(replace(LOOSE, deny_self_cross=False))
+    assert denied_code(buy(off, price=10_040)) is None  # the same resting buy, the rule off
+    await off.oms.flush()
+    assert denied_code(off.oms.submit(sell)) is None
 
 
 async def test_cancels_per_symbol_per_second_over_the_cap_are_held_while_other_symbols_go() -> None:

@@ -19,8 +19,7 @@ from engine.enums import Side
 from engine.errors import InputError
 from engine.market import shanghai_ns
 from engine.parents import ParentOrder
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.status import StatusRecorder, collect_status
+from engine.status import collect_status
 from replay.data import load_snapshots
 from replay.harness import ReplayConfig, open_session
 
@@ -44,17 +43,15 @@ async def run_engine(
     day = market.trade_date
     start, end = shanghai_ns(day, "09:30"), shanghai_ns(day, "10:15")
     session = await open_session(
-        market, ReplayConfig(cash=50_000_000_000, positions={SYMBOLS[1]: 30_000}, db_path=db), start
+        market,
+        ReplayConfig(cash=50_000_000_000, positions={SYMBOLS[1]: 30_000}, db_path=db, account_id=ACCOUNT),
+        start,
     )
     try:
         basket = Basket(session.ctx)
-        risk = RiskControls(RiskLimits(), session.clock, session.exchange)
+        risk = session.engine.risk
         control = EngineControl(session.oms, session.store, basket.algos, risk=risk)
-        risk.attach(session.oms, on_halt=control.on_halt)
-        session.oms.before_commit.append(lambda: basket.journal(session.store))
-        session.oms.before_commit.append(
-            StatusRecorder(session.store, account=session.account, risk=risk, account_id=ACCOUNT)
-        )
+        session.engine.add_basket(basket)
         parents = [
             ParentOrder(
                 parent_id="BUY1",

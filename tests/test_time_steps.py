@@ -22,7 +22,7 @@ from engine.inflight import InflightChecker
 from engine.orders import Order
 from engine.parents import ParentOrder
 from engine.readiness import wait_until_ready
-from engine.risk_controls import RiskControls, RiskLimits
+from engine.risk_controls import RiskLimits
 from tests.fakes import World, calendar
 from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
 
@@ -280,11 +280,9 @@ def test_a_wall_step_inside_a_rate_window_neither_empties_it_nor_keeps_it_full(s
     async def main(loop: VirtualLoop) -> None:
         host = host_at(loop, "10:00")
         clock = host.live_clock()
-        world = await live_world(clock)
-        world.quotes.set(SYMBOL, bid=9_990, ask=10_000, last=10_000)
         limits = RiskLimits(max_messages_per_second=10, cancel_reserve_pct=0, duplicate_window_ns=0)
-        risk = RiskControls(limits, clock, world.quotes)
-        risk.attach(world.oms)
+        world = await live_world(clock, risk=limits)
+        world.quotes.set(SYMBOL, bid=9_990, ask=10_000, last=10_000)
 
         def buy(price: int) -> str | None:
             order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=price))
@@ -299,7 +297,8 @@ def test_a_wall_step_inside_a_rate_window_neither_empties_it_nor_keeps_it_full(s
         await clock.sleep_until(full_at + NS)
         assert loop.mono_ns - full_loop == NS  # one second of real time later...
         assert buy(9_790) is None  # ...a backward step does not keep it full: no stall
-        assert risk.peak_per_second <= 10
+        assert world.risk is not None
+        assert world.risk.peak_per_second <= 10
         await world.oms.stop()
 
     run_virtual(main)
@@ -405,11 +404,9 @@ def test_a_wall_step_past_midnight_does_not_reset_the_days_message_cap(step: int
     async def main(loop: VirtualLoop) -> None:
         host = host_at(loop, "10:00")
         clock = host.live_clock()
-        world = await live_world(clock)
-        world.quotes.set(SYMBOL, bid=9_990, ask=10_000, last=10_000)
         limits = RiskLimits(max_messages_per_day=20, cancel_reserve_pct=0, duplicate_window_ns=0)
-        risk = RiskControls(limits, clock, world.quotes)
-        risk.attach(world.oms)
+        world = await live_world(clock, risk=limits)
+        world.quotes.set(SYMBOL, bid=9_990, ask=10_000, last=10_000)
         codes = []
         for k in range(21):
             order = world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=9_990 - k))

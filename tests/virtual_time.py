@@ -23,10 +23,10 @@ from typing import Any, TypeVar, cast
 from engine.bus import EventBus
 from engine.clock import LiveClock
 from engine.market import shanghai_ns
-from engine.oms import OrderManager
 from engine.orders import Order
+from engine.risk_controls import RiskLimits
 from engine.store import StateStore
-from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World
+from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, oms_with
 
 T = TypeVar("T")
 NS = 1_000_000_000
@@ -136,6 +136,7 @@ async def live_world(
     auto_ack: bool = True,
     auto_cancel: bool = True,
     fill_on_submit: Callable[[Order], int] | None = None,
+    risk: RiskLimits | None = None,
 ) -> World:
     """The fakes of ``tests.fakes`` on a ``LiveClock``, the OrderManager flushing in the background (live
     mode) as in ``zhixing run``."""
@@ -143,6 +144,7 @@ async def live_world(
     bus = EventBus()
     broker = FakeBroker(sim_clock, auto_ack=auto_ack, auto_cancel=auto_cancel, fill_on_submit=fill_on_submit)
     store = FakeStore()
-    oms = OrderManager(clock=clock, bus=bus, adapter=broker, store=cast(StateStore, store))
+    quotes = FakeQuotes(sim_clock)
+    oms, gate = oms_with(clock, bus, broker, cast(StateStore, store), quotes, risk=risk)
     await oms.start()
-    return World(sim_clock, bus, broker, store, oms, FakeQuotes(sim_clock))
+    return World(sim_clock, bus, broker, store, oms, quotes, gate)

@@ -227,7 +227,7 @@ async def open_live_session(
     account: Account,
     calendar: TradingCalendar | None = None,
     trading_day_start_ns: int,
-    settings: EngineSettings,
+    settings: EngineSettings = EngineSettings(),  # noqa: B008 (frozen: one shared default is safe)
     synchronous: str = "FULL",
     stale_after_ns: int = 30_000_000_000,
     resubscribe_after_ns: int = 30_000_000_000,

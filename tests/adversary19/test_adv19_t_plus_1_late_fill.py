@@ -26,6 +26,7 @@ from engine.oms import OrderManager
 from engine.order_ids import OrderIds
 from engine.store import StateStore
 from tests.fakes import FakeBroker
+from zhixing.assembly import EngineSettings
 
 SYM = "600000.SH"
 DAY1, DAY2 = date(2021, 12, 1), date(2021, 12, 2)
@@ -129,7 +130,7 @@ async def test_was_finding_yesterdays_buy_learnt_at_the_restart_is_not_sellable_
         store_path=db,
         account=Account(100_000_000),
         trading_day_start_ns=shanghai_ns(DAY2, "00:00"),
-        account_id=ACCOUNT,
+        settings=EngineSettings(account_id=ACCOUNT),
     )
     try:
         assert session.oms.orders[cid].status is OrderStatus.FILLED

@@ -12,7 +12,7 @@ from engine.enums import Side
 from engine.events import SubmitOrder
 from engine.orders import Order
 from engine.parents import ParentOrder
-from engine.risk_controls import RiskControls, RiskLimits
+from engine.risk_controls import RiskLimits
 from tests.fakes import calendar
 from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
 
@@ -82,10 +82,8 @@ def test_held_a_wall_step_after_midnight_does_not_reset_the_day_cap_and_a_real_d
     async def main(loop: VirtualLoop) -> tuple[int, int]:
         host = host_at(loop, "14:59")
         clock = host.live_clock()
-        world = await live_world(clock)
+        world = await live_world(clock, risk=RiskLimits(max_messages_per_day=10, cancel_reserve_pct=10))
         world.quotes.set(SYMBOL, bid=9_990, ask=10_000)
-        risk = RiskControls(RiskLimits(max_messages_per_day=10, cancel_reserve_pct=10), clock, world.quotes)
-        risk.attach(world.oms)
         for _ in range(9):
             world.oms.submit(SubmitOrder(symbol=SYMBOL, side=Side.BUY, price=10_000, quantity=100))
             await asyncio.sleep(2)  # past the duplicate window
