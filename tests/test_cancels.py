@@ -403,9 +403,9 @@ async def test_shutdown_verifies_by_query_and_lists_the_orders_still_working(
     assert quote is not None
     orders = [
         session.oms.submit(
-            SubmitOrder(symbol=SYMBOLS[0], side=Side.BUY, quantity=100, price=quote.bid_price - 50)
+            SubmitOrder(symbol=SYMBOLS[0], side=Side.BUY, quantity=100, price=quote.bid_price - 50 - 10 * i)
         )
-        for _ in range(3)
+        for i in range(3)  # three prices: the risk gate's duplicate rule lets them through
     ]
     await session.oms.flush()
     while clock.step(until_ns=clock.now_ns() + NS_PER_SECOND):

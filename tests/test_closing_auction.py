@@ -41,7 +41,6 @@ from engine.market import (
 )
 from engine.orders import Order
 from engine.parents import ParentOrder
-from engine.risk import market_rules_check
 from replay.data import MarketData, SymbolDay, load_snapshot_file
 from replay.exchange import SimExchange
 from replay.harness import ReplayConfig, open_session
@@ -520,17 +519,6 @@ async def run_real_twap(
     config = ReplayConfig(cash=10**11, db_path=tmp_path / f"journal_{auction}_{len(params)}.db")
     session = await open_session(market, config, start, wrap=enable_auction if auction else None)
     try:
-        if auction:  # the harness's pre-trade check allows continuous trading only: let the call through too
-            session.oms.checks[:] = [
-                market_rules_check(
-                    clock=session.clock,
-                    calendar=session.calendar,
-                    quotes=session.exchange,
-                    instrument=instrument_for,
-                    account=session.account,
-                    continuous_only=False,
-                )
-            ]
         parent = ParentOrder(
             parent_id="P1",
             symbol=REAL_SYM,

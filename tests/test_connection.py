@@ -312,7 +312,7 @@ async def test_a_drop_during_the_resync_keeps_trading_denied_until_a_clean_resyn
         assert await monitor.settle() is False
         assert monitor.state is LinkState.DOWN
         assert all(a.paused for a in basket.algos.values())
-        assert monitor.check(session.oms.orders[next(iter(session.oms.orders))]) == DISCONNECTED
+        assert monitor.link.check(session.oms.orders[next(iter(session.oms.orders))]) == DISCONNECTED
         monitor.connected(True)
         assert await monitor.settle() is True
         assert monitor.counters.incidents == 2
@@ -338,7 +338,7 @@ async def test_a_polled_adapter_flag_drives_the_monitor(market: MarketData, tmp_
                 return self.up
 
         flag = Flagged()
-        monitor = ConnectionMonitor(session.oms, {})
+        monitor = ConnectionMonitor(session.oms, {}, link=session.engine.link)
         assert attach_to_adapter(monitor, flag) == "poll"
         assert attach_to_adapter(monitor, object()) is None
         flag.up = False

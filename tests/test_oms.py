@@ -86,7 +86,7 @@ async def make_oms(
     seen: list[OrderEvent] = []
     bus.subscribe(OrderEvent, seen.append)
     oms = OrderManager(
-        clock=SimClock(1_000), bus=bus, adapter=broker, store=store, account=account, checks=checks
+        clock=SimClock(1_000), bus=bus, adapter=broker, store=store, account=account, checks=checks or ()
     )
     await oms.open()
     return oms, store, seen

@@ -31,7 +31,6 @@ from engine.enums import OrderStatus, Side
 from engine.events import OrderRejected, SubmitOrder
 from engine.market import shanghai_ns
 from engine.notify import Message
-from engine.oms import OrderManager
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
 from engine.reject_alerts import RejectAlerts
@@ -42,7 +41,7 @@ from engine.units import NS_PER_SECOND
 from replay.data import load_snapshots
 from replay.faults import SUSPENDED_REASON, FaultPlan, FaultyAdapter
 from replay.harness import ReplayConfig, ReplaySession, open_session
-from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar
+from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar, oms_with
 from tests.qmt_fake import FakeQmtTerminal
 from tests.test_gm_trader import Route, route  # noqa: F401 (the gm route fixture)
 from tests.test_notify_support import MailRecorder, smtp_server
@@ -100,16 +99,12 @@ async def rejecting_world(
     bus = EventBus()
     broker = RejectingBroker(clock, reject, fill_on_submit=(lambda o: o.quantity) if fill else None)
     store = FakeStore()
-    oms = OrderManager(clock=clock, bus=bus, adapter=broker, store=cast(StateStore, store))
-    await oms.open()
     quotes = FakeQuotes(clock)
     for symbol in (SYM, OTHER):
         quotes.set(symbol, bid=BID, ask=ASK)
-    controls = None
-    if risk is not None:
-        controls = RiskControls(risk, clock, quotes)
-        controls.attach(oms)
-    return World(clock, bus, broker, store, oms, quotes), controls
+    oms, controls = oms_with(clock, bus, broker, cast(StateStore, store), quotes, risk=risk)
+    await oms.open()
+    return World(clock, bus, broker, store, oms, quotes, controls), controls
 
 
 def context(world: World) -> AlgoContext:
@@ -379,7 +374,7 @@ async def test_a_blocked_symbol_stays_blocked_across_a_restart_and_clears_the_ne
         await world.oms.flush()
     assert SYM in risk.blocked_symbols
     journaled = json.dumps(risk.report())
-    again = RiskControls(LIMITS, world.clock, world.quotes)
+    again = RiskControls(LIMITS, world.clock, world.quotes, bus=EventBus())
     again.restore(journaled)
     assert again.blocked_symbols == risk.blocked_symbols
     assert again.check(Order(client_order_id="Y", symbol=SYM, side=Side.BUY, price=ASK, quantity=100))
@@ -555,12 +550,10 @@ async def run_suspended_day(
         holder.append(FaultyAdapter(exchange, plan, clock))  # type: ignore[arg-type]
         return holder[0]
 
-    config = ReplayConfig(cash=10**13, db_path=tmp_path / "day.db")
+    limits = RiskLimits(duplicate_window_ns=0, max_messages_per_second=200)
+    config = ReplayConfig(cash=10**13, db_path=tmp_path / "day.db", risk=limits)
     session = await open_session(market, config, start, wrap=wrap)
-    risk = RiskControls(
-        RiskLimits(duplicate_window_ns=0, max_messages_per_second=200), session.clock, session.exchange
-    )
-    risk.attach(session.oms)
+    risk = session.engine.risk
     basket = Basket(session.ctx)
     try:
         for parent in parents:

@@ -13,7 +13,7 @@ from typing import Any
 from engine.account import Account
 from engine.bus import EventBus
 from engine.clock import SimClock
-from engine.connection import ConnectionMonitor, LinkAwareInflightChecker, LinkState
+from engine.connection import ConnectionMonitor, LinkAwareInflightChecker, LinkGate, LinkState
 from engine.enums import OrderStatus, Side
 from engine.errors import BrokerError
 from engine.events import (
@@ -92,9 +92,16 @@ async def _engine(tmp_path: Path) -> tuple[SimClock, ScriptedBroker, StateStore,
     broker = ScriptedBroker(clock)
     store = await StateStore.open(tmp_path / "j.db")
     account = Account(10_000_000_000)
-    oms = OrderManager(clock=clock, bus=EventBus(), adapter=broker, store=store, account=account)
+    oms = OrderManager(
+        clock=clock, bus=EventBus(), adapter=broker, store=store, account=account, checks=[LinkGate().check]
+    )
     await oms.open()
     return clock, broker, store, oms
+
+
+def _link(oms: OrderManager) -> LinkGate:
+    """The broker link's check the OrderManager was built with (a ConnectionMonitor moves it)."""
+    return next(c.__self__ for c in oms.checks if isinstance(getattr(c, "__self__", None), LinkGate))
 
 
 async def _working_order(
@@ -132,7 +139,7 @@ async def test_was_finding_a_resync_whose_query_raises_a_non_broker_error_is_ret
     re-query after a grace period; the operator is told what the engine cannot resolve."""
     clock, broker, store, oms = await _engine(tmp_path)
     await _working_order(clock, broker, oms)
-    monitor = ConnectionMonitor(oms, {}, auto_resync=True)
+    monitor = ConnectionMonitor(oms, {}, link=_link(oms), auto_resync=True)
     monitor.connected(False, "test")
     broker.raise_on["trades"] = ValueError("invalid literal for int() with base 10: 'None'")
     monitor.connected(True)
@@ -160,7 +167,7 @@ async def test_was_finding_an_in_flight_check_whose_query_raises_a_non_broker_er
     clock, broker, store, oms = await _engine(tmp_path)
     order = oms.submit(SubmitOrder(symbol=SYM, side=Side.BUY, price=10_000, quantity=1000))
     await oms.flush()  # SUBMITTED, no ack: due for an in-flight check after the timeout
-    monitor = ConnectionMonitor(oms, {})
+    monitor = ConnectionMonitor(oms, {}, link=_link(oms))
     checker = LinkAwareInflightChecker(oms, broker, monitor, timeout_ns=5 * NS)
     clock.advance_to(clock.now_ns() + 6 * NS)
     broker.raise_on["orders"] = TypeError("int() argument must be a string, not 'NoneType'")
@@ -180,7 +187,7 @@ async def test_held_a_query_that_raises_half_way_changes_nothing(tmp_path: Path)
     clock, broker, store, oms = await _engine(tmp_path)
     order = oms.submit(SubmitOrder(symbol=SYM, side=Side.BUY, price=10_000, quantity=1000))
     await oms.flush()
-    monitor = ConnectionMonitor(oms, {})
+    monitor = ConnectionMonitor(oms, {}, link=_link(oms))
     checker = LinkAwareInflightChecker(oms, broker, monitor, timeout_ns=5 * NS)
     broker.orders[order.client_order_id] = OrderStatusReport(
         client_order_id=order.client_order_id,
@@ -226,7 +233,7 @@ async def test_held_a_snapshot_fill_then_the_same_fill_pushed_counts_once(tmp_pa
     clock, broker, store, oms = await _engine(tmp_path)
     order = oms.submit(SubmitOrder(symbol=SYM, side=Side.BUY, price=10_000, quantity=1000))
     await oms.flush()
-    monitor = ConnectionMonitor(oms, {})
+    monitor = ConnectionMonitor(oms, {}, link=_link(oms))
     checker = LinkAwareInflightChecker(oms, broker, monitor, timeout_ns=5 * NS)
     cid = order.client_order_id
     broker.orders[cid] = OrderStatusReport(
