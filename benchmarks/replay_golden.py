@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,7 @@ from engine.enums import Side  # noqa: E402
 from engine.market import shanghai_ns  # noqa: E402
 from engine.parents import ParentOrder  # noqa: E402
 from replay.data import MarketData  # noqa: E402
+from engine.risk_controls import RiskLimits  # noqa: E402
 from replay.harness import ReplayConfig, run_replay  # noqa: E402
 
 TABLES = {
@@ -90,6 +92,11 @@ def mixed_parents(market: MarketData) -> tuple[list[ParentOrder], dict[str, int]
     return parents, positions
 
 
+RISK = RiskLimits(max_order_value=int(os.environ.get("ZHIXING_GOLDEN_MAX_ORDER_VALUE", "1000000000")))
+"""The risk gate's limits (the defaults of a live run). ``ZHIXING_GOLDEN_MAX_ORDER_VALUE=0`` lifts the
+order-value cap: the one limit the mixed scenario's large children meet (docs/ARCHITECTURE.md)."""
+
+
 def digest(rows: object) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
@@ -98,7 +105,7 @@ async def run(
     market: MarketData, parents: list[ParentOrder], positions: dict[str, int], tmp: Path, name: str
 ) -> dict[str, str]:
     db = tmp / f"{name}.db"
-    config = ReplayConfig(cash=10**15, positions=positions, db_path=db, synchronous="OFF")
+    config = ReplayConfig(cash=10**15, positions=positions, db_path=db, synchronous="OFF", risk=RISK)
     result = await run_replay(market, parents, config)
     out: dict[str, str] = {}
     conn = sqlite3.connect(db)
