@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 import os
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -35,8 +35,8 @@ from replay_throughput import benchmark_parents, load_market  # noqa: E402
 from engine.enums import Side  # noqa: E402
 from engine.market import shanghai_ns  # noqa: E402
 from engine.parents import ParentOrder  # noqa: E402
-from replay.data import MarketData  # noqa: E402
 from engine.risk_controls import RiskLimits  # noqa: E402
+from replay.data import MarketData  # noqa: E402
 from replay.harness import ReplayConfig, run_replay  # noqa: E402
 
 TABLES = {

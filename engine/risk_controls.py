@@ -77,6 +77,21 @@ LOCAL_REJECT_REASONS = frozenset({"journal_write_failed"})
 """Rejects that are ours, not the broker's: they do not count toward the auto-halt."""
 
 
+HELD_LOG_MAX = 1_000
+"""How many held cancels a day ``RiskControls.held_log`` keeps (each is also counted in ``cancel_holds``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCancel:
+    """A cancel the message-rate caps held (never dropped): when, for how long at first, and which cap."""
+
+    client_order_id: str
+    symbol: str
+    held_ns: int
+    wait_ns: int
+    cap: str  # "per_second", "per_symbol_per_second" or "per_day"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskLimits:
     """Per-account limits. Money in int milli-yuan, times in int ns; 0 disables a limit where noted."""
@@ -207,6 +222,7 @@ class RiskControls:
         self._unsent: dict[str, Order] = {}  # accepted orders not yet handed to the adapter
         self._active: dict[str, Order] = {}  # accepted orders not yet terminal
         self._held: set[str] = set()  # cancels currently held (by client order id)
+        self.held_log: list[HeldCancel] = []  # the first HELD_LOG_MAX cancels held today, for the reports
         self._symbol_cancels: dict[str, deque[int]] = {}  # cancel send times per symbol, last second
         self._recent: dict[tuple[str, str, int, int], deque[tuple[int, Order]]] = {}  # duplicate rule
         self._second_warned_until = 0
@@ -392,6 +408,9 @@ class RiskControls:
             self._held.add(order.client_order_id)  # counted once per cancel, however often retried
             self.cancel_holds += 1
             self.dirty = True
+            if len(self.held_log) < HELD_LOG_MAX:
+                why = "per_day" if day_full else "per_second" if over > 0 else "per_symbol_per_second"
+                self.held_log.append(HeldCancel(order.client_order_id, order.symbol, now, wait, why))
             if day_full:
                 log.error(
                     "daily_cap_cancel_held",
@@ -508,6 +527,7 @@ class RiskControls:
         self.denials.clear()
         self.orders_sent = self.cancels_sent = self.peak_per_second = 0
         self.warnings = self.cancel_holds = 0
+        self.held_log.clear()
         self.dirty = True
 
     # ------------------------------------------------------------------------------------- restart

@@ -275,7 +275,7 @@ async def run_replay(
         end = max([p.end_ns for p in parents] + [shanghai_ns(day, "15:00")])
         await session.run(end, lambda: basket.done, progress)
         await session.save_algos(basket)
-        report = build_report(parents, basket, session.oms, market, session.arrival)
+        report = build_report(parents, basket, session.oms, market, session.arrival, session.engine.risk)
         return ReplayResult(
             report=report,
             oms=session.oms,

@@ -133,7 +133,9 @@ async def run_rebalance(
         for parent in rebalance.parents:
             session.store.stage_parent(parent.to_row())
         await session.save_algos(rebalance.basket)
-        report = build_report(rebalance.parents, rebalance.basket, session.oms, market, session.arrival)
+        report = build_report(
+            rebalance.parents, rebalance.basket, session.oms, market, session.arrival, session.engine.risk
+        )
         replay = ReplayResult(
             report=report,
             oms=session.oms,

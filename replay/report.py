@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.enums import Side
+from engine.enums import OrderStatus, Side
 from engine.market import iso8601
 from engine.parents import ParentOrder
 from engine.units import yuan
@@ -18,6 +18,7 @@ from engine.units import yuan
 if TYPE_CHECKING:
     from algos.basket import Basket
     from engine.oms import OrderManager
+    from engine.risk_controls import RiskControls
     from replay.data import MarketData
 
 
@@ -46,6 +47,84 @@ class ParentReport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeniedOrder:
+    """An order the pre-trade checks refused (the risk gate's or the market rules'), and why."""
+
+    client_order_id: str
+    parent_id: str
+    symbol: str
+    side: str
+    quantity: int
+    price: float  # yuan
+    at: str
+    code: str  # ``engine.reasons.DenialCode``
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCancelRow:
+    """A cancel the message-rate caps held until the window allowed it (never dropped)."""
+
+    client_order_id: str
+    symbol: str
+    at: str
+    held_ms: float  # the first wait the gate answered
+    cap: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateReport:
+    """The risk gate over the replayed day, as a live run's gate would have seen it: the messages
+    against the caps, the orders it denied and the cancels it held."""
+
+    max_messages_per_second: int
+    max_messages_per_day: int
+    peak_per_second: int
+    messages_today: int  # orders + cancels sent (and counted) on the day
+    orders_sent: int
+    cancels_sent: int
+    denials: dict[str, int]  # per code, every check's
+    denied: list[DeniedOrder]
+    cancel_holds: int
+    held: list[HeldCancelRow]  # the first ``HELD_LOG_MAX`` of ``cancel_holds``
+
+
+def gate_report(risk: RiskControls, oms: OrderManager) -> GateReport:
+    """What ``risk`` (the engine's risk gate) counted, and the denied orders of ``oms`` with their codes."""
+    figures = risk.report()
+    denied = [
+        DeniedOrder(
+            client_order_id=o.client_order_id,
+            parent_id=o.parent_id or "",
+            symbol=o.symbol,
+            side=o.side.value,
+            quantity=o.quantity,
+            price=round(yuan(o.price), 3),
+            at=iso8601(o.ts_created),
+            code=o.denial.value if o.denial is not None else "",
+            detail=o.reason,
+        )
+        for o in oms.orders.values()
+        if o.status is OrderStatus.DENIED
+    ]
+    return GateReport(
+        max_messages_per_second=risk.limits.max_messages_per_second,
+        max_messages_per_day=risk.limits.max_messages_per_day,
+        peak_per_second=risk.peak_per_second,
+        messages_today=int(str(figures["messages_today"])),
+        orders_sent=risk.orders_sent,
+        cancels_sent=risk.cancels_sent,
+        denials=dict(sorted(risk.denials.items())),
+        denied=denied,
+        cancel_holds=risk.cancel_holds,
+        held=[
+            HeldCancelRow(h.client_order_id, h.symbol, iso8601(h.held_ns), round(h.wait_ns / 1e6, 3), h.cap)
+            for h in risk.held_log
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayReport:
     trade_date: str
     parents: list[ParentReport]
@@ -57,6 +136,7 @@ class ReplayReport:
     total_cancels: int
     slippage_arrival_bps: float | None  # notional-weighted
     slippage_vwap_bps: float | None
+    gate: GateReport | None = None  # the risk gate's figures (None: built without the engine's gate)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +159,7 @@ def build_report(
     oms: OrderManager,
     market: MarketData,
     arrival: dict[str, int | None],
+    risk: RiskControls | None = None,
 ) -> ReplayReport:
     rows: list[ParentReport] = []
     weighted_arrival = weighted_vwap = weight_arrival = weight_vwap = 0.0
@@ -148,4 +229,5 @@ def build_report(
         total_cancels=sum(r.cancels for r in rows),
         slippage_arrival_bps=round(weighted_arrival / weight_arrival, 2) if weight_arrival else None,
         slippage_vwap_bps=round(weighted_vwap / weight_vwap, 2) if weight_vwap else None,
+        gate=gate_report(risk, oms) if risk is not None else None,
     )

@@ -223,7 +223,7 @@ async def run_paper(
         await session.run_until(end)
         exchange.expire_all()
         await session.run_until(clock.now_ns() + 2 * config.latency_ns + 1, done=lambda: True)
-        report = build_report(parents, session.basket, session.oms, market, arrival)
+        report = build_report(parents, session.basket, session.oms, market, arrival, session.risk)
     finally:
         await session.close(cancel_working=False)
         if terminal is not None:

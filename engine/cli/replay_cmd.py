@@ -22,7 +22,7 @@ from engine.inputs import parse_cash, read_orders_file, read_positions_file, win
 from engine.parents import ParentOrder
 from replay.data import MarketData, load_snapshots
 from replay.harness import ReplayConfig, ReplayResult, run_replay
-from replay.report import ReplayReport
+from replay.report import GateReport, ReplayReport
 
 DEMO_START, DEMO_END = "09:30", "10:15"
 
@@ -260,6 +260,48 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+SHOWN_ROWS = 20  # denied orders and held cancels listed in the text report (all of them in --json)
+
+
+def print_gate(gate: GateReport, console: Console) -> None:
+    """The risk gate's part of an execution report: messages against the caps, denials, held cancels."""
+    console.print(
+        f"risk gate: peak {gate.peak_per_second} messages/s (cap {gate.max_messages_per_second}), "
+        f"{gate.messages_today:,} messages on the day (cap {gate.max_messages_per_day:,}): "
+        f"{gate.orders_sent:,} orders, {gate.cancels_sent:,} cancels sent; "
+        f"{len(gate.denied)} orders denied, {gate.cancel_holds} cancels held"
+    )
+    if gate.denials:
+        console.print("  denied by: " + ", ".join(f"{code} {n}" for code, n in gate.denials.items()))
+    if gate.denied:
+        table = Table(title="orders denied", show_lines=False)
+        for col in ("order", "parent", "symbol", "side", "qty", "price", "at", "why"):
+            table.add_column(col, justify="right" if col in ("qty", "price") else "left")
+        for d in gate.denied[:SHOWN_ROWS]:
+            table.add_row(
+                d.client_order_id,
+                d.parent_id,
+                d.symbol,
+                d.side,
+                f"{d.quantity:,}",
+                f"{d.price:.3f}",
+                d.at,
+                d.detail,
+            )
+        console.print(table)
+        if len(gate.denied) > SHOWN_ROWS:
+            console.print(f"  ... {len(gate.denied) - SHOWN_ROWS} more (--json lists every one)")
+    if gate.held:
+        table = Table(title="cancels held by the rate caps (sent when the window allowed)", show_lines=False)
+        for col in ("order", "symbol", "at", "held ms", "cap"):
+            table.add_column(col, justify="right" if col == "held ms" else "left")
+        for h in gate.held[:SHOWN_ROWS]:
+            table.add_row(h.client_order_id, h.symbol, h.at, f"{h.held_ms:,.1f}", h.cap)
+        console.print(table)
+        if gate.cancel_holds > SHOWN_ROWS:
+            console.print(f"  ... {gate.cancel_holds - SHOWN_ROWS} more (--json lists the first ones)")
+
+
 def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
     report: ReplayReport = result.report
     if as_json:
@@ -311,5 +353,7 @@ def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
         f"slippage {_fmt(report.slippage_arrival_bps)} bps vs arrival, "
         f"{_fmt(report.slippage_vwap_bps)} bps vs VWAP"
     )
+    if report.gate is not None:
+        print_gate(report.gate, console)
     if db is not None:
         console.print(f"journal: {db}  (export: zhixing journal export --db {db} --out DIR)")
