@@ -61,7 +61,7 @@ from engine.events import (
     OrderSubmitted,
     SubmitOrder,
 )
-from engine.freshness import FreshnessTracker
+from engine.freshness import AlertCallback, FreshnessTracker
 from engine.held_ends import ENDS, End, HeldEnds, end_waits
 from engine.order_ids import LEGACY_IDS, OrderIds
 from engine.orders import Order
@@ -129,6 +129,7 @@ class OrderManager:
         gate: FlowGate | None = None,
         before_commit: Sequence[Callable[[], object]] = (),
         ids: OrderIds = LEGACY_IDS,
+        on_alert: AlertCallback | None = None,
     ) -> None:
         self.clock = clock
         self.bus = bus
@@ -155,7 +156,7 @@ class OrderManager:
         # reconciliation, resync and the in-flight checks: ``engine.freshness``)
         self.freshness = FreshnessTracker(clock)
         # a cancel that came back without effect while its order works is sent again, bounded
-        self.cancel_retry = CancelRetry(clock, self.cancel, self.freshness)
+        self.cancel_retry = CancelRetry(clock, self.cancel, self.freshness, on_alert=on_alert)
         # ends (cancelled, expired) that said more filled than we hold, or did not say: not applied yet
         self.held_ends = HeldEnds()
         self._outbox: list[Order] = []

@@ -35,6 +35,7 @@ from engine.clock import Clock
 from engine.connection import LinkGate
 from engine.enums import Side
 from engine.events import OrderFilled
+from engine.freshness import AlertCallback
 from engine.market import FeeSchedule, TradingCalendar, instrument_for
 from engine.marketdata import QuoteSource
 from engine.oms import OrderManager
@@ -107,12 +108,14 @@ def build_engine(
     account: Account,
     algo_clock: Clock | None = None,
     before_commit: Sequence[Callable[[], object]] = (),
+    on_alert: AlertCallback | None = None,
 ) -> Engine:
     """Build an engine (see the module docstring). Nothing is connected, opened or recovered here: the
     driver does that on the engine it gets (``oms.open()`` / ``oms.start()``, reconciliation, resume).
 
     ``algo_clock``: the clock algorithms arm their timers on (a recovery's per-process clock), default
-    ``clock``. ``before_commit``: more hooks staged with every journal commit (a replay's virtual time)."""
+    ``clock``. ``before_commit``: more hooks staged with every journal commit (a replay's virtual time).
+    ``on_alert(title, body)``: told what the operator must know now (a cancel that would not stick)."""
     bus = EventBus()
     fills: list[OrderFilled] = []
     bus.subscribe(OrderFilled, fills.append)
@@ -145,6 +148,7 @@ def build_engine(
         checks=[link.check, day.check, rules, risk.check],
         gate=risk,
         before_commit=[journal_algos, status, *before_commit],
+        on_alert=on_alert,
     )
     ctx = AlgoContext(clock=algo_clock or clock, oms=oms, bus=bus, quotes=quotes, calendar=calendar)
     return Engine(

@@ -261,9 +261,9 @@ async def open_live_session(
         adapter=adapter,
         quotes=book,
         account=account,
+        on_alert=on_alert,
     )
     oms, bus, risk = engine.oms, engine.bus, engine.risk
-    oms.cancel_retry.on_alert = on_alert
 
     try:
         await bind_journal(store, oms.ids, settings.account_id, str(store_path))
