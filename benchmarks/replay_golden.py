@@ -19,6 +19,7 @@ version 2).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -135,7 +136,10 @@ async def run(
         for parent_id, (algo, state) in sorted(states.items())
     }
     out[f"loaded_algo_states[{len(resumable)}]"] = digest(resumable)
-    out["report"] = digest(result.report)
+    # the report as it was before it had the risk gate's section (its repr without the new last field)
+    before_gate = repr(dataclasses.replace(result.report, gate=None)).removesuffix(", gate=None)") + ")"
+    out["report"] = hashlib.sha256(before_gate.encode()).hexdigest()[:16]
+    out["gate"] = digest(result.report.gate)  # the risk gate's section of the report
     out[f"bus_fills[{len(result.fills)}]"] = digest(result.fills)
     return out
 
