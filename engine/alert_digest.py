@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.clock import Clock, TimerHandle
+from engine.errors import ParameterError
 from engine.notify import Message
 
 
@@ -56,7 +57,7 @@ class AlertDigest:
         name: str = "alerts",
     ) -> None:
         if period_ns <= 0:
-            raise ValueError(f"period_ns must be > 0, got {period_ns}")
+            raise ParameterError(f"must be > 0, got {period_ns}", name="period_ns", value=period_ns)
         self.clock = clock
         self.post = post
         self.alone = alone

@@ -29,7 +29,7 @@ import structlog
 from engine.broker import BrokerAdapter
 from engine.clock import Clock, TimerHandle
 from engine.enums import OrderStatus
-from engine.errors import BrokerError
+from engine.errors import BrokerError, ParameterError
 from engine.freshness import BROKER_WORKING, AlertCallback, BrokerView, FreshnessTracker
 from engine.orders import Order
 from engine.units import NS_PER_SECOND
@@ -59,9 +59,10 @@ class CancelRetry:
         on_alert: AlertCallback | None = None,
     ) -> None:
         if not 0 < first_backoff_ns <= max_backoff_ns or max_failures < 1:
-            raise ValueError(
+            raise ParameterError(
                 "need 0 < first_backoff_ns <= max_backoff_ns and max_failures >= 1, got "
-                f"{first_backoff_ns}, {max_backoff_ns}, {max_failures}"
+                f"{first_backoff_ns}, {max_backoff_ns}, {max_failures}",
+                value=(first_backoff_ns, max_backoff_ns, max_failures),
             )
         self.clock = clock
         self.resend = resend

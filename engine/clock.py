@@ -18,6 +18,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
+from engine.errors import ParameterError
+
 TimerCallback = Callable[[], None]
 
 
@@ -111,7 +113,11 @@ class LiveClock:
         timer_resolution_s: float | None = None,
     ) -> None:
         if max_native_delay_ns <= 0:
-            raise ValueError(f"max_native_delay_ns must be > 0, got {max_native_delay_ns}")
+            raise ParameterError(
+                f"must be > 0, got {max_native_delay_ns}",
+                name="max_native_delay_ns",
+                value=max_native_delay_ns,
+            )
         self._loop = loop
         self._time = AnchoredTime(wall_ns, monotonic_ns or _elapsed_source())
         self._max_delay_s = max_native_delay_ns / 1e9
@@ -181,7 +187,7 @@ class ScaledClock:
         self, start_ns: int, speed: float = 1.0, loop: asyncio.AbstractEventLoop | None = None
     ) -> None:
         if not speed > 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
+            raise ParameterError(f"must be > 0, got {speed}", name="speed", value=speed)
         self.speed = speed
         self._loop = loop
         self._start_ns = start_ns
@@ -265,7 +271,9 @@ class SimClock:
     def advance_to(self, when_ns: int) -> None:
         """Move time forward without firing anything. Going backwards is a bug and raises."""
         if when_ns < self._now:
-            raise ValueError(f"SimClock cannot go backwards: now {self._now}, asked {when_ns}")
+            raise ParameterError(
+                f"SimClock cannot go backwards: now {self._now}, asked {when_ns}", value=when_ns
+            )
         self._now = when_ns
 
     def step(self, until_ns: int | None = None) -> bool:

@@ -27,6 +27,7 @@ import structlog
 
 from engine.clock import Clock, LiveClock, NsSource, TimerHandle
 from engine.config import ClockConfig
+from engine.errors import ParameterError
 from engine.notify import Message, clock_step_notice
 from engine.units import NS_PER_SECOND
 
@@ -61,8 +62,9 @@ class ClockWatch:
         on_step: StepCallback | None = None,
     ) -> None:
         if check_interval_ns <= 0 or step_alert_ns <= 0:
-            raise ValueError(
-                f"check_interval_ns and step_alert_ns must be > 0, got {check_interval_ns}, {step_alert_ns}"
+            raise ParameterError(
+                f"check_interval_ns and step_alert_ns must be > 0, got {check_interval_ns}, {step_alert_ns}",
+                value=(check_interval_ns, step_alert_ns),
             )
         self.clock = clock
         self._system_ns = system_ns

@@ -49,7 +49,7 @@ import structlog
 
 from engine.cancels import GoneCheck, GoneReport
 from engine.clock import Clock, LiveClock
-from engine.errors import InputError, StoreError
+from engine.errors import InputError, ParameterError, StoreError
 from engine.events import HaltChanged, HaltRequested, OrderDenied
 from engine.freshness import AlertCallback, position_key
 from engine.oms import OrderManager
@@ -161,7 +161,9 @@ class ControlChannel:
         commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if poll_interval_ns <= 0:
-            raise ValueError(f"poll_interval_ns must be > 0, got {poll_interval_ns}")
+            raise ParameterError(
+                f"must be > 0, got {poll_interval_ns}", name="poll_interval_ns", value=poll_interval_ns
+            )
         self.store = store
         self.clock = clock
         self.handlers = handlers

@@ -23,6 +23,7 @@ from typing import Protocol
 import structlog
 
 from engine.clock import Clock, TimerHandle
+from engine.errors import ParameterError
 from engine.events import Quote
 from engine.marketdata import usable_for_pricing
 
@@ -93,7 +94,9 @@ class QuoteBook:
         """``is_trading(ts_ns)``: when the market is expected to quote (continuous trading); silence
         outside it (lunch, after the close) is not staleness. None: always."""
         if stale_after_ns <= 0:
-            raise ValueError(f"stale_after_ns must be > 0, got {stale_after_ns}")
+            raise ParameterError(
+                f"must be > 0, got {stale_after_ns}", name="stale_after_ns", value=stale_after_ns
+            )
         self.clock = clock
         self.stale_after_ns = stale_after_ns
         self.on_quote = on_quote

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from engine.clock import Clock
-from engine.errors import FeedError
+from engine.errors import FeedError, ParameterError
 from engine.feed import QuoteBook, QuoteFeed
 from engine.units import NS_PER_SECOND
 
@@ -45,9 +45,10 @@ class FeedKeeper:
         max_backoff_ns: int = MAX_BACKOFF_NS,
     ) -> None:
         if resubscribe_after_ns <= 0 or max_backoff_ns < resubscribe_after_ns:
-            raise ValueError(
+            raise ParameterError(
                 "need 0 < resubscribe_after_ns <= max_backoff_ns, "
-                f"got {resubscribe_after_ns} and {max_backoff_ns}"
+                f"got {resubscribe_after_ns} and {max_backoff_ns}",
+                value=(resubscribe_after_ns, max_backoff_ns),
             )
         self.feed = feed
         self.book = book

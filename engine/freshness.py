@@ -36,6 +36,7 @@ from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.clock import Clock
 from engine.enums import OrderStatus
+from engine.errors import ParameterError
 from engine.events import FillReport, OrderStatusReport
 from engine.held_ends import end_waits
 from engine.orders import Order
@@ -199,7 +200,9 @@ class FreshnessTracker:
         self, clock: Clock, *, grace_ns: int = DEFAULT_GRACE_NS, answers: int = DEFAULT_ANSWERS
     ) -> None:
         if grace_ns <= 0 or answers < 1:
-            raise ValueError(f"need grace_ns > 0 and answers >= 1, got {grace_ns} and {answers}")
+            raise ParameterError(
+                f"need grace_ns > 0 and answers >= 1, got {grace_ns} and {answers}", value=(grace_ns, answers)
+            )
         self.clock = clock
         self.grace_ns = grace_ns
         self.answers = answers

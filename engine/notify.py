@@ -26,7 +26,7 @@ import structlog
 
 from engine.clock import Clock
 from engine.enums import Side
-from engine.errors import ZhixingError
+from engine.errors import ParameterError, ZhixingError
 from engine.logs import mask_account
 from engine.market import ns_to_shanghai
 from engine.readiness import NotReady
@@ -331,7 +331,10 @@ class NotificationDispatcher:
         queue_limit: int = 1000,
     ) -> None:
         if queue_limit < 1 or max_retries < 0 or timeout_s <= 0:
-            raise ValueError("queue_limit >= 1, max_retries >= 0 and timeout_s > 0 are required")
+            raise ParameterError(
+                "queue_limit >= 1, max_retries >= 0 and timeout_s > 0 are required",
+                value=(queue_limit, max_retries, timeout_s),
+            )
         self._channels = tuple(channels)
         self._clock = clock
         self._timeout_s = timeout_s

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from engine.errors import ZhixingError
+from engine.errors import ParameterError, ZhixingError
 from engine.logs import mask_account
 
 PREFIX: Final = "Z"
@@ -55,7 +55,9 @@ _LEGACY = re.compile(rf"{PREFIX}([0-9]{{{SEQ_DIGITS},{MAX_SEQ_DIGITS}}})")
 def account_key(account_id: str) -> str:
     """The 5-letter key of ``account_id`` (see the module docstring)."""
     if not account_id:
-        raise ValueError("an account key needs a non-empty account id")
+        raise ParameterError(
+            "an account key needs a non-empty account id", name="account_id", value=account_id
+        )
     digest = int.from_bytes(
         hashlib.blake2b(account_id.encode("utf-8"), digest_size=8, person=_PERSON).digest()
     )

@@ -19,7 +19,7 @@ import structlog
 
 from engine.broker import BrokerAdapter
 from engine.clock import Clock
-from engine.errors import BrokerDisconnected, BrokerError, FeedError, ZhixingError
+from engine.errors import BrokerDisconnected, BrokerError, FeedError, ParameterError, ZhixingError
 from engine.events import AccountReport
 from engine.units import NS_PER_SECOND
 
@@ -61,7 +61,7 @@ async def wait_until_ready(
     a replay hands in something that runs the simulated exchange meanwhile). Giving up raises
     ``give_up`` chained to the last error."""
     if timeout_ns < 0:
-        raise ValueError(f"{what}: timeout_ns must be >= 0, got {timeout_ns}")
+        raise ParameterError(f"{what}: timeout_ns must be >= 0, got {timeout_ns}", value=timeout_ns)
     pause = wait or clock.sleep_until
     started = clock.now_ns()
     deadline = started + timeout_ns

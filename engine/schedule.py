@@ -24,7 +24,7 @@ import structlog
 from croniter import croniter
 
 from engine.clock import Clock, TimerHandle
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ParameterError
 from engine.market.calendar import SHANGHAI, TradingCalendar, ns_to_shanghai, shanghai_ns
 from engine.units import NS_PER_MINUTE, NS_PER_SECOND
 
@@ -124,7 +124,7 @@ class Scheduler:
         if len(set(names)) != len(names):
             raise ConfigError("key 'jobs': job names must be unique")
         if grace_ns < 0:
-            raise ValueError("grace_ns must be >= 0")
+            raise ParameterError(f"must be >= 0, got {grace_ns}", name="grace_ns", value=grace_ns)
         self._clock = clock
         self._calendar = calendar
         self._jobs = tuple(jobs)

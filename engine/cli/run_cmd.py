@@ -35,6 +35,7 @@ from engine.clock_watch import ClockWatch, watch_clock_steps
 from engine.config import ROUTES, Config, load_config
 from engine.control import ControlChannel, EngineControl, install
 from engine.denial_alerts import DenialAlerts
+from engine.errors import ParameterError
 from engine.instance_lock import InstanceLock
 from engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
 from engine.notify import (
@@ -386,7 +387,9 @@ def until_ns(today: date, until: str) -> int:
     try:
         day = date.fromisoformat(day_part.strip())
     except ValueError:
-        raise ValueError(f"bad --until {until!r}: expected 'HH:MM' or 'YYYY-MM-DD HH:MM'") from None
+        raise ParameterError(
+            f"expected 'HH:MM' or 'YYYY-MM-DD HH:MM', got {until!r}", name="--until", value=until
+        ) from None
     return shanghai_ns(day, time_part)
 
 

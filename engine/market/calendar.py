@@ -43,7 +43,7 @@ from functools import lru_cache
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from engine.errors import CalendarError
+from engine.errors import CalendarError, ParameterError
 from engine.market.calendar_sources import CalendarSource, KnownDays, library_sources, merge
 from engine.market.holidays import HolidayList
 
@@ -97,11 +97,11 @@ def _to_ns(moment: datetime) -> int:
 def shanghai_ns(day: date, hhmm: str) -> int:
     """``day`` at ``hhmm`` (``"09:30"`` or ``"09:30:15"``) Shanghai time, as int ns since the epoch (UTC)."""
     try:
-        if not _HHMM.fullmatch(hhmm):
-            raise ValueError("wrong format")
-        clock = time.fromisoformat(hhmm)
-    except ValueError as exc:
-        raise ValueError(f"bad time of day {hhmm!r}: expected 'HH:MM' or 'HH:MM:SS' ({exc})") from exc
+        clock = time.fromisoformat(hhmm) if _HHMM.fullmatch(hhmm) else None
+    except ValueError:  # 25:00
+        clock = None
+    if clock is None:
+        raise ParameterError(f"bad time of day {hhmm!r}: expected 'HH:MM' or 'HH:MM:SS'", value=hhmm)
     return _to_ns(datetime.combine(day, clock, tzinfo=SHANGHAI))
 
 
@@ -149,7 +149,11 @@ class TradingCalendar:
         beyond_known: BeyondKnown = "refuse",
     ) -> None:
         if beyond_known not in BEYOND_KNOWN:
-            raise ValueError(f"beyond_known must be one of {', '.join(BEYOND_KNOWN)}, got {beyond_known!r}")
+            raise ParameterError(
+                f"must be one of {', '.join(BEYOND_KNOWN)}, got {beyond_known!r}",
+                name="beyond_known",
+                value=beyond_known,
+            )
         self.name = name
         self.beyond_known: BeyondKnown = beyond_known
         if sources is None and holidays is None:
@@ -186,8 +190,10 @@ class TradingCalendar:
     def _check_bounds(self, day: date) -> bool:
         """True when ``day`` is inside the known range; False past it with ``beyond_known = "weekdays"``."""
         if day < self._first:
-            raise ValueError(
-                f"{day.isoformat()} is outside the {self.name} calendar (it starts {self._first.isoformat()})"
+            raise ParameterError(  # not a CalendarError: that one means "past the end", refused
+                f"{day.isoformat()} is outside the {self.name} calendar "
+                f"(it starts {self._first.isoformat()})",
+                value=day,
             )
         if day <= self._last:
             return True
@@ -226,7 +232,9 @@ class TradingCalendar:
             day = self._last + timedelta(days=1)
         index = bisect.bisect_left(self._sessions, day)
         if index == 0:
-            raise ValueError(f"no {self.name} trading day before {day.isoformat()} in the calendar")
+            raise ParameterError(
+                f"no {self.name} trading day before {day.isoformat()} in the calendar", value=day
+            )
         return self._sessions[index - 1]
 
     # --- intraday ---------------------------------------------------------------------------------

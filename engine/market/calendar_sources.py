@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import exchange_calendars
 
-from engine.errors import InputError
+from engine.errors import InputError, ParameterError
 from engine.market.holidays import HolidayList
 
 CALENDAR_START: Final = date(2000, 1, 4)  # first session of 2000; XSHG holidays are precomputed from 1999
@@ -212,7 +212,7 @@ def _check_extension(holidays: HolidayList, libraries_end: date) -> None:
 def merge(sources: Sequence[CalendarSource], holidays: HolidayList | None = None) -> KnownDays:
     """Combine ``sources`` and the user's ``holidays`` (module docstring: closures win, contiguous range)."""
     if not sources:
-        raise ValueError("a trading calendar needs at least one source")
+        raise ParameterError("a trading calendar needs at least one source", name="sources", value=sources)
     ordered = sorted(sources, key=lambda s: s.first)
     first, end = ordered[0].first, ordered[0].last
     coverage: list[Coverage] = []

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.enums import Side
+from engine.errors import ParameterError
 from engine.market.instruments import Instrument
 from engine.market.symbols import Board
 
@@ -49,7 +50,11 @@ class FeeSchedule:
     def __post_init__(self) -> None:
         for name in ("commission_ppm", "min_commission", "stamp_duty_ppm", "transfer_fee_ppm"):
             if getattr(self, name) < 0:
-                raise ValueError(f"FeeSchedule.{name} must be >= 0, got {getattr(self, name)}")
+                raise ParameterError(
+                    f"must be >= 0, got {getattr(self, name)}",
+                    name=f"FeeSchedule.{name}",
+                    value=getattr(self, name),
+                )
 
     def fees(self, instrument: Instrument, side: Side, price: int, quantity: int) -> tuple[int, int, int]:
         """(commission, stamp_duty, transfer_fee) in milli-yuan for one trade of ``quantity`` at ``price``.
@@ -59,7 +64,9 @@ class FeeSchedule:
         really charges per fill.
         """
         if price <= 0 or quantity <= 0:
-            raise ValueError(f"fees need a positive price and quantity, got {price} x {quantity}")
+            raise ParameterError(
+                f"fees need a positive price and quantity, got {price} x {quantity}", value=(price, quantity)
+            )
         value = price * quantity
         is_fund = instrument.board is Board.FUND
         commission = _fee(value, self.commission_ppm)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.enums import Side
+from engine.errors import ParameterError
 from engine.market.symbols import Board, Exchange, board_of, normalize_symbol
 from engine.reasons import DenialCode
 
@@ -83,7 +84,9 @@ def instrument_for(
     board = board_of(canonical)
     rules = _RULES.get(board)
     if rules is None:
-        raise ValueError(f"no trading rules for {canonical!r} (board {board.value}): not tradable here")
+        raise ParameterError(
+            f"no trading rules for {canonical!r} (board {board.value}): not tradable here", value=symbol
+        )
     limit = st_limit_pct_bp if is_st and board is Board.MAIN else rules.limit_pct_bp
     return Instrument(
         symbol=canonical,
@@ -112,7 +115,9 @@ def price_limits(instrument: Instrument, prev_close: int) -> tuple[int, int]:
     With ``no_price_limit`` the range is ``(tick, PRICE_CEILING)``.
     """
     if prev_close <= 0:
-        raise ValueError(f"prev_close must be positive, got {prev_close} for {instrument.symbol}")
+        raise ParameterError(
+            f"must be positive, got {prev_close} for {instrument.symbol}", name="prev_close", value=prev_close
+        )
     tick = instrument.tick
     if instrument.no_price_limit:
         return tick, PRICE_CEILING

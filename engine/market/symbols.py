@@ -11,6 +11,8 @@ import re
 from enum import StrEnum
 from typing import Final
 
+from engine.errors import ParameterError
+
 
 class Exchange(StrEnum):
     SH = "SH"  # Shanghai Stock Exchange (SSE, XSHG)
@@ -52,9 +54,10 @@ def normalize_symbol(text: str) -> str:
         return f"{m.group(2)}.{m.group(1).upper()}"
     if m := _PREFIXED.fullmatch(text):
         return f"{m.group(2)}.{m.group(1).upper()}"
-    raise ValueError(
+    raise ParameterError(
         f"bad symbol {text!r}: expected six digits and an exchange, "
-        "e.g. '600000.SH', 'SHSE.600000' or 'sh600000'"
+        "e.g. '600000.SH', 'SHSE.600000' or 'sh600000'",
+        value=text,
     )
 
 
@@ -68,7 +71,9 @@ def from_gm(text: str) -> str:
     """gm/掘金 spelling to canonical: ``SZSE.000001`` -> ``000001.SZ``. Only the gm form is accepted."""
     m = _GM.fullmatch(text)
     if m is None:
-        raise ValueError(f"bad gm symbol {text!r}: expected 'SHSE.dddddd', 'SZSE.dddddd' or 'BJSE.dddddd'")
+        raise ParameterError(
+            f"bad gm symbol {text!r}: expected 'SHSE.dddddd', 'SZSE.dddddd' or 'BJSE.dddddd'", value=text
+        )
     return f"{m.group(2)}.{m.group(1).upper()}"
 
 

@@ -34,6 +34,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import TypeVar
 
 from engine.enums import Side
+from engine.errors import ParameterError
 from engine.market import FeeSchedule, Instrument, instrument_for, price_limits, round_buy_quantity
 from engine.portfolio.targets import Target, TargetKind
 from engine.units import yuan_str
@@ -67,7 +68,7 @@ class Holding:
 
     def __post_init__(self) -> None:
         if self.quantity < 0 or not 0 <= self.sellable <= self.quantity:
-            raise ValueError(
+            raise ParameterError(
                 f"holding {self.symbol}: need 0 <= sellable <= quantity, "
                 f"got {self.sellable} / {self.quantity}"
             )
@@ -252,7 +253,7 @@ def _by_symbol(items: list[_Keyed], canon: Callable[[str], str], what: str) -> d
     for item in items:
         key = canon(item.symbol)
         if key in by_symbol:
-            raise ValueError(f"{what} {key} listed twice")
+            raise ParameterError(f"{what} {key} listed twice", name="symbol", value=key)
         by_symbol[key] = item
     return by_symbol
 
@@ -310,7 +311,10 @@ def plan_rebalance(
 ) -> Plan:
     """The orders that bring ``holdings`` to ``targets`` (see the module docstring for the rules)."""
     if cash < 0 or min_trade_value < 0 or fee_buffer_bp < 0:
-        raise ValueError("cash, min_trade_value and fee_buffer_bp must be >= 0")
+        raise ParameterError(
+            "cash, min_trade_value and fee_buffer_bp must be >= 0",
+            value=(cash, min_trade_value, fee_buffer_bp),
+        )
 
     def canon(symbol: str) -> str:
         return instrument(symbol).symbol
@@ -344,7 +348,7 @@ def plan_rebalance(
         else:
             target = _target_shares(target_obj, equity, price)
         if target < 0:
-            raise ValueError(f"target for {symbol} is negative: {target}")
+            raise ParameterError(f"target for {symbol} is negative: {target}", name="target", value=target)
         difference = target - current
         base = PlanRow(
             symbol=symbol,
@@ -405,7 +409,7 @@ def size_buys(
     Σ(value + estimated fees + buffer) <= ``confirmed_cash``. Returns the rows to submit (quantity > 0).
     """
     if fee_buffer_bp < 0:
-        raise ValueError("fee_buffer_bp must be >= 0")
+        raise ParameterError(f"must be >= 0, got {fee_buffer_bp}", name="fee_buffer_bp", value=fee_buffer_bp)
     candidates = [r for r in plan.rows if r.side is Side.BUY and r.reason not in _BUY_SKIPS]
     sized = _size_rows(candidates, confirmed_cash, fees, fee_buffer_bp, instrument)
     return [r for r in sized if r.quantity > 0]
@@ -427,7 +431,7 @@ def targets_sell_fraction(
     """
     fraction = Decimal(fraction)
     if not Decimal(0) <= fraction <= Decimal(1):
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        raise ParameterError(f"must be in [0, 1], got {fraction}", name="fraction", value=fraction)
     out = []
     for h in holdings:
         if fraction == 1:
@@ -450,9 +454,9 @@ def targets_to_percent(symbols: list[str], percent: Decimal) -> list[Target]:
     """
     percent = Decimal(percent)
     if not Decimal(0) <= percent <= Decimal(100):
-        raise ValueError(f"percent must be in [0, 100], got {percent}")
+        raise ParameterError(f"must be in [0, 100], got {percent}", name="percent", value=percent)
     if len(set(symbols)) != len(symbols):
-        raise ValueError("symbols listed twice")
+        raise ParameterError("listed twice", name="symbols", value=symbols)
     if not symbols:
         return []
     weight = percent / 100 / len(symbols)

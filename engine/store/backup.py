@@ -39,7 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StoreError
+from engine.errors import ParameterError, StoreError
 from engine.market.calendar import iso8601, trading_date_of
 from engine.store import schema
 from engine.store.file_set import check_replaceable, write_file_set
@@ -93,7 +93,7 @@ def backup_journal(
     src = Path(source)
     out = Path(out_dir)
     if keep is not None and keep < 1:
-        raise ValueError(f"keep must be >= 1, not {keep}")
+        raise ParameterError(f"must be >= 1, not {keep}", name="keep", value=keep)
     if not src.is_file():
         raise BackupError(f"{src}: no journal to back up (no such file)")
     folder = Path(os.path.abspath(out / day.isoformat()))

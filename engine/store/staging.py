@@ -12,6 +12,7 @@ import json
 from operator import attrgetter
 from typing import Any
 
+from engine.errors import ParameterError
 from engine.events import OrderFilled
 from engine.orders import Order
 from engine.store import schema
@@ -50,7 +51,7 @@ def parent_row(parent: dict[str, object]) -> tuple[object, ...]:
     missing = [k for k in _PARENT_REQUIRED if k not in parent]
     unknown = sorted(set(parent) - set(schema.PARENT_COLUMNS))
     if missing or unknown:
-        raise ValueError(f"parent row: missing keys {missing}, unknown keys {unknown}")
+        raise ParameterError(f"missing keys {missing}, unknown keys {unknown}", name="parent", value=parent)
     row = {**_PARENT_DEFAULTS, **parent}
     bad = [k for k in _PARENT_INTS if not _is_int(row[k])]
     limit = row["limit_price"]

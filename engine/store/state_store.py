@@ -21,7 +21,7 @@ import aiosqlite
 import structlog
 
 from engine.enums import OrderStatus, Side
-from engine.errors import StoreError
+from engine.errors import ParameterError, StoreError
 from engine.events import OrderFilled
 from engine.orders import Order
 from engine.store import ops, schema
@@ -77,7 +77,11 @@ class StateStore:
         """
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}, not {synchronous!r}")
+            raise ParameterError(
+                f"must be one of {sorted(SYNCHRONOUS_MODES)}, not {synchronous!r}",
+                name="synchronous",
+                value=synchronous,
+            )
         if sqlite3.sqlite_version_info < schema.MIN_SQLITE:
             raise StoreError(
                 f"SQLite {sqlite3.sqlite_version} is too old for the journal (needs "
@@ -256,7 +260,7 @@ class StateStore:
         waiting requests in one transaction and hands out consecutive ranges.
         """
         if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+            raise ParameterError(f"must be >= 1, not {count}", name="count", value=count)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._id_waiters.append((count, future))
         try:

@@ -59,7 +59,7 @@ def test_was_finding_verify_never_writes_the_file_even_with_a_foreign_hot_rollba
 
 # HELD: keep=0 is refused, not "delete everything"
 def test_held_keep_zero_is_refused(journal: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="keep must be >= 1"):
+    with pytest.raises(ValueError, match="keep: must be >= 1"):
         backup_journal(journal, tmp_path / "out", day=date(2021, 12, 1), now_ns=T0, keep=0)
 
 
