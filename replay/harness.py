@@ -58,6 +58,14 @@ class ReplayConfig:
     account_id: str = ""  # the replayed account (keys the client order ids, masked in the status journal)
 
 
+def replay_account(config: ReplayConfig) -> Account:
+    """The replayed account: ``config``'s cash and positions, buys reserving ``config``'s fees."""
+    account = new_account(config.cash, config.fees)
+    for symbol, quantity in sorted(config.positions.items()):
+        account.load_position(symbol, quantity)
+    return account
+
+
 def replay_settings(config: ReplayConfig) -> EngineSettings:
     """The engine's settings for a replay (or a paper run) of ``config``."""
     return EngineSettings(
@@ -177,9 +185,7 @@ async def open_session(
         positions=dict(config.positions),
         closing_auction=config.closing_auction,
     )
-    account = new_account(config.cash, config.fees)
-    for symbol, quantity in sorted(config.positions.items()):
-        account.load_position(symbol, quantity)
+    account = replay_account(config)
     db_path = config.db_path or Path("zhixing-replay.db")
     store = await StateStore.open(db_path, synchronous=config.synchronous)
     adapter: BrokerAdapter = exchange if wrap is None else wrap(exchange, clock)

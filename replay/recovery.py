@@ -47,8 +47,7 @@ from engine.reconcile import ReconcileReport, recover
 from engine.store import StateStore
 from replay.data import MarketData
 from replay.exchange import SimExchange
-from replay.harness import SIM_NOW_KEY, ReplayConfig, ReplaySession, replay_session
-from zhixing.assembly import new_account
+from replay.harness import SIM_NOW_KEY, ReplayConfig, ReplaySession, replay_account, replay_session
 
 __all__ = ["SIM_NOW_KEY"]  # the virtual time of the last commit (a restart begins no earlier)
 
@@ -142,9 +141,7 @@ async def build_session(
     Account: ``config`` cash and positions, then the journal's positions over them; the OrderManager
     binds ``adapter``; algorithm timers go through a new ``ProcessClock``. ``recover`` has not run yet.
     """
-    account = new_account(config.cash, config.fees)
-    for symbol, quantity in sorted(config.positions.items()):
-        account.load_position(symbol, quantity)
+    account = replay_account(config)
     for symbol, (quantity, sellable, avg_cost) in sorted((await store.load_positions()).items()):
         account.load_position(symbol, quantity, avg_cost=avg_cost, sellable=sellable)
     session = replay_session(

@@ -27,11 +27,10 @@ from engine.market import TradingCalendar, shanghai_ns
 from engine.parents import ParentOrder
 from replay.data import MarketData, load_snapshots
 from replay.exchange import SimExchange
-from replay.harness import ReplayConfig, replay_settings
+from replay.harness import ReplayConfig, replay_account, replay_settings
 from replay.paper import RecordedFeed
 from replay.report import ReplayReport, build_report
 from replay.terminal import TerminalEmulator
-from zhixing.assembly import new_account
 
 PAPER_ACCOUNT = "paper"
 
@@ -181,9 +180,7 @@ async def run_paper(
         cash=config.cash,
         positions=dict(config.positions),
     )
-    account = new_account(config.cash, config.fees)
-    for symbol, quantity in sorted(config.positions.items()):
-        account.load_position(symbol, quantity)
+    account = replay_account(config)
     feed = RecordedFeed(market, exchange, clock, stalls=stalls)
     assert config.db_path is not None
     adapter: BrokerAdapter = exchange
