@@ -1,4 +1,7 @@
-"""What every execution algorithm shares: context, typed parameters, pricing, child sizing, cancel-replace.
+"""The base of every execution algorithm: context, child sizing, cancel-replace, rejects, the closing call.
+
+What it builds on lives apart, one job each: ``algos.params`` (typed parameters), ``algos.pricing`` (child
+prices), ``algos.windows`` (a parent's windows and instants), ``algos.saved_state`` (reading saved state).
 
 An algorithm is a small state machine driven by its own timers (``ctx.clock.call_at``) and by the
 OrderManager's events for its children (``ctx.bus``). It only ever emits ``SubmitOrder`` and cancel
@@ -51,17 +54,18 @@ close's volume).
 
 from __future__ import annotations
 
-import bisect
 import math
-import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, overload
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, Protocol, TypeVar, overload
 
 import structlog
 
+from algos.params import AlgoParams
+from algos.pricing import PricePolicy, auction_price, blocked_reason, compute_price, limit_band
+from algos.saved_state import STATE_VERSION, state_flag, state_int
+from algos.windows import auction_send_at, latest_due, past_auction_last_send
 from engine import reasons
 from engine.bus import EventBus
 from engine.clock import Clock, TimerHandle
@@ -79,11 +83,7 @@ from engine.market import (
     Phase,
     TradingCalendar,
     instrument_for,
-    price_limits,
     round_buy_quantity,
-    round_price,
-    shanghai_ns,
-    trading_date_of,
 )
 from engine.marketdata import QuoteSource, usable_for_pricing
 from engine.orders import Order
@@ -91,8 +91,6 @@ from engine.parents import ParentOrder, ParentStatus
 from engine.reasons import DenialCode
 from engine.reject_reasons import RejectAction, classify_reject
 from engine.units import NS_PER_SECOND
-
-STATE_VERSION = 1
 
 log = structlog.get_logger("zhixing.algos")
 
@@ -113,206 +111,7 @@ MAX_FREE_RETRIES = 3
 MAX_REPEATED_DENIALS = 20
 """Consecutive denials with one reason code after which an algorithm stops trying."""
 
-CANCEL_LEAD_NS = 3 * NS_PER_SECOND
-"""How long before the close of a continuous window the end-of-parent cancels go out: the exchange takes
-no cancels at lunch or in the closing call auction, so a cancel sent at 11:30:00 or 14:57:00 sharp would
-arrive too late and leave the child resting into the next session."""
-
-CLOSING_CALL_OPEN = "14:57"
-CLOSE_MATCH = "15:00"
-AUCTION_LAST_SEND = "14:59:50"
-"""The latest instant the closing-auction order is sent: it must reach the exchange before the 15:00
-match, whatever the latency to the broker."""
 AUCTION_TAG = "auction"
-
-
-# ---------------------------------------------------------------------------------------- pricing
-class PricePolicy(StrEnum):
-    PASSIVE = "passive"  # own best: the bid for a buy, the ask for a sell
-    MID = "mid"  # midpoint, rounded onto the tick on the passive side
-    AGGRESSIVE = "aggressive"  # opposite best, plus ``offset_ticks`` ticks through it
-
-
-def limit_band(instrument: Instrument, quote: Quote) -> tuple[int, int] | None:
-    """The day's (low, high) price limits: from the quote, else derived from its previous close."""
-    if quote.low_limit > 0 and quote.high_limit > 0:
-        return quote.low_limit, quote.high_limit
-    if quote.prev_close > 0:
-        return price_limits(instrument, quote.prev_close)
-    return None
-
-
-def blocked_reason(quote: Quote, side: Side, band: tuple[int, int] | None) -> str | None:
-    """``"limit_up"`` for a buy when no one sells and the bid sits at the high limit (sealed limit-up);
-    ``"limit_down"`` for a sell when no one buys and the ask sits at the low limit; else None."""
-    if band is None:
-        return None
-    low, high = band
-    if side is Side.BUY and quote.ask_price <= 0 and quote.bid_price >= high:
-        return "limit_up"
-    if side is Side.SELL and quote.bid_price <= 0 and 0 < quote.ask_price <= low:
-        return "limit_down"
-    return None
-
-
-def _first_positive(*prices: int) -> int:
-    for price in prices:
-        if price > 0:
-            return price
-    return 0
-
-
-def compute_price(
-    policy: PricePolicy | str,
-    quote: Quote | None,
-    side: Side,
-    offset_ticks: int,
-    *,
-    instrument: Instrument,
-    limit_price: int = 0,
-) -> int | None:
-    """The limit price for a child order, or None when the quote cannot price one.
-
-    A missing side of the book falls back to the last price, then to the other side. The result is
-    rounded onto the tick on the passive side (buy down, sell up), clamped into the day's band, then to
-    the parent's ``limit_price`` (buy <= limit, sell >= limit) when set. None when the quote is unusable
-    (``usable_for_pricing``) or the parent's limit lies outside today's band (no valid price exists).
-    """
-    if quote is None or not usable_for_pricing(quote):
-        return None
-    policy = PricePolicy(policy)
-    buy = side is Side.BUY
-    own = quote.bid_price if buy else quote.ask_price
-    opposite = quote.ask_price if buy else quote.bid_price
-    if policy is PricePolicy.PASSIVE:
-        raw = _first_positive(own, quote.last, opposite)
-    elif policy is PricePolicy.MID:
-        mid = quote.mid
-        raw = mid if mid is not None else _first_positive(own, quote.last, opposite)
-    else:
-        step = offset_ticks * instrument.tick
-        raw = _first_positive(opposite, quote.last, own)
-        raw = raw + step if buy else raw - step
-    price = round_price(instrument, raw, side)
-    band = limit_band(instrument, quote)
-    if band is not None:
-        price = min(max(price, band[0]), band[1])
-    if limit_price > 0:
-        bound = round_price(instrument, limit_price, side)
-        price = min(price, bound) if buy else max(price, bound)
-        if band is not None and not band[0] <= price <= band[1]:
-            return None
-    return price if price > 0 else None
-
-
-def auction_price(
-    quote: Quote | None, side: Side, offset_ticks: int, *, instrument: Instrument, limit_price: int = 0
-) -> int | None:
-    """The closing-auction order's limit: the last price (else the previous close) plus (buy) or minus
-    (sell) ``offset_ticks`` ticks, on the tick, clamped into the day's band, then to the parent's limit.
-    The book is not used: in the call it shows the indicative match and may be crossed. None when there
-    is no price or the parent's limit lies outside the band."""
-    if quote is None:
-        return None
-    raw = _first_positive(quote.last, quote.prev_close)
-    if raw <= 0:
-        return None
-    buy = side is Side.BUY
-    step = offset_ticks * instrument.tick
-    price = round_price(instrument, raw + step if buy else raw - step, side)
-    band = limit_band(instrument, quote)
-    if band is not None:
-        price = min(max(price, band[0]), band[1])
-    if limit_price > 0:
-        bound = round_price(instrument, limit_price, side)
-        price = min(price, bound) if buy else max(price, bound)
-        if band is not None and not band[0] <= price <= band[1]:
-            return None
-    return price if price > 0 else None
-
-
-# ---------------------------------------------------------------------------------------- parameters
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AlgoParams:
-    """Base of each algorithm's typed parameters. Fields carry ``metadata={"help": ...}``.
-
-    ``ParentOrder.params`` holds strings (from CSV files and the CLI); ``parse`` converts them by the
-    field's type and rejects unknown names, naming the parameter and the known ones.
-    """
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, object], *, algo: str = "") -> Self:
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
-        label = f"{algo} parameter" if algo else "parameter"
-        values: dict[str, Any] = {}
-        for name, value in raw.items():
-            if name not in known:
-                raise ValueError(f"unknown {label} {name!r}; known: {', '.join(sorted(known)) or 'none'}")
-            values[name] = _convert(label, name, hints[name], value)
-        return cls(**values)
-
-
-def _convert(label: str, name: str, kind: object, value: object) -> object:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-    elif kind is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-    elif kind is str:
-        if isinstance(value, str):
-            return value.strip()
-    else:
-        raise TypeError(f"{label} {name!r}: unsupported type {kind!r}")
-    type_name = getattr(kind, "__name__", str(kind))
-    raise ValueError(f"{label} {name!r}: expected {type_name}, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClosingAuctionParams(AlgoParams):
-    """Closing-auction participation, shared by the algorithms that support it (see the module doc)."""
-
-    closing_auction: float = field(
-        default=0.0,
-        metadata={
-            "help": "fraction 0..1 of the parent for ONE closing-call order (14:57, never cancelled) "
-            "if the window reaches 15:00; 0: off"
-        },
-    )
-    auction_offset_ticks: int = field(
-        default=10,
-        metadata={"help": "closing-auction price: last +/- this many ticks, clamped to the limits"},
-    )
-
-    def check_closing_auction(self, algo: str) -> None:
-        """Validate the closing-auction fields (called from the subclass's ``__post_init__``)."""
-        if math.isnan(self.closing_auction) or not 0 <= self.closing_auction <= 1:
-            raise ValueError(
-                f"{algo} parameter 'closing_auction' must be in [0, 1], got {self.closing_auction}"
-            )
-        if self.auction_offset_ticks < 0:
-            raise ValueError(
-                f"{algo} parameter 'auction_offset_ticks' must be >= 0, got {self.auction_offset_ticks}"
-            )
 
 
 # ---------------------------------------------------------------------------------------- context
@@ -632,8 +431,8 @@ class ExecAlgo(ABC):
         # absent in states written before closing-auction participation existed: none planned
         self._auction_qty = state_int(state, "auction_qty")
         self._auction_at = state_int(state, "auction_at")
-        self._auction_sent = bool(state.get("auction_sent", False))
-        self._continuous_over = bool(state.get("continuous_over", False))
+        self._auction_sent = state_flag(state, "auction_sent")
+        self._continuous_over = state_flag(state, "continuous_over")
         self._restore_extra(state)
         # absent in states written before the plan was journaled apart: version 0. The restored plan is
         # journaled again at the next commit (the journal may be another file, or hold a complete state).
@@ -711,7 +510,7 @@ class ExecAlgo(ABC):
         the caller re-plans like a resume, so the slices it missed are spread over the ones ahead rather
         than sent at once.
         """
-        index = bisect.bisect_right(times, now_ns) - 1
+        index = latest_due(times, now_ns)
         if index > next_index:
             log.warning(
                 "algo_timer_late",
@@ -752,12 +551,8 @@ class ExecAlgo(ABC):
         parent = self.parent
         if fraction <= 0 or total <= 0:
             return 0
-        day = trading_date_of(max(parent.start_ns, parent.end_ns - 1))
-        if not self.ctx.calendar.is_trading_day(day):
-            return 0
-        match = shanghai_ns(day, CLOSE_MATCH)
-        send_at = max(shanghai_ns(day, CLOSING_CALL_OPEN), parent.start_ns)
-        if parent.end_ns < match or send_at > shanghai_ns(day, AUCTION_LAST_SEND):
+        send_at = auction_send_at(self.ctx.calendar, parent)
+        if send_at is None:
             return 0
         # a fraction of 1 keeps everything; otherwise whole lots, and a sell's odd tail rides on the
         # auction order, the parent's last child (an odd tail goes out only whole, with the last child)
@@ -797,10 +592,7 @@ class ExecAlgo(ABC):
         self._auction_sent = True
         self.dirty = True
         now = self.ctx.clock.now_ns()
-        day = trading_date_of(now)
-        if self.ctx.calendar.phase_at(now) is not Phase.CLOSING_CALL or now > shanghai_ns(
-            day, AUCTION_LAST_SEND
-        ):
+        if self.ctx.calendar.phase_at(now) is not Phase.CLOSING_CALL or past_auction_last_send(now):
             self._reason = "closing_auction_missed"
             return
         qty = self.child_quantity(self._auction_qty)
@@ -1080,17 +872,3 @@ class ExecAlgo(ABC):
         self.parent.status = self._final_status
         for listener in list(self.on_finished):
             listener()
-
-
-def state_int(state: Mapping[str, object], key: str, default: int = 0) -> int:
-    value = state.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"algo state {key!r}: expected an integer, got {value!r}")
-    return value
-
-
-def state_ints(state: Mapping[str, object], key: str) -> list[int]:
-    value = state.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"algo state {key!r}: expected a list of integers, got {value!r}")
-    return list(value)

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from algos.base import AlgoContext, AlgoParams, ExecAlgo, PricePolicy, limit_band, state_int
-from algos.pov import END_POLICIES, check_choice, end_instant, parent_windows
+from algos.base import AlgoContext, ExecAlgo
+from algos.params import END_POLICIES, AlgoParams, check_choice
+from algos.pricing import PricePolicy, limit_band
+from algos.saved_state import state_int
 from algos.schedule import Window, clip_windows
+from algos.windows import end_instant, parent_windows
 from engine.enums import Side
 from engine.events import Quote
 from engine.parents import ParentOrder, ParentStatus

@@ -18,9 +18,12 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from algos.base import AlgoContext, AlgoParams, ExecAlgo, PricePolicy, state_int
-from algos.pov import END_POLICIES, check_choice, end_instant, parent_windows
+from algos.base import AlgoContext, ExecAlgo
+from algos.params import END_POLICIES, AlgoParams, check_choice
+from algos.pricing import PricePolicy
+from algos.saved_state import state_flag, state_int
 from algos.schedule import Window, clip_windows
+from algos.windows import end_instant, parent_windows
 from engine.events import OrderEvent, OrderRejected
 from engine.market import round_buy_quantity
 from engine.parents import ParentOrder, ParentStatus
@@ -162,7 +165,7 @@ class IcebergAlgo(ExecAlgo):
         }
 
     def _restore_extra(self, state: Mapping[str, object]) -> None:
-        self._built = bool(state.get("built", False))
+        self._built = state_flag(state, "built")
         self.shows = state_int(state, "shows")
         raw = state.get("rng_state")
         if raw is not None:

@@ -25,55 +25,15 @@ import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from algos.base import (
-    CANCEL_LEAD_NS,
-    AlgoContext,
-    ClosingAuctionParams,
-    ExecAlgo,
-    PlanField,
-    PricePolicy,
-    state_int,
-    state_ints,
-)
-from algos.schedule import Window, clip_windows, slice_times
-from engine.market import TradingCalendar, trading_date_of
+from algos.base import AlgoContext, ExecAlgo, PlanField
+from algos.params import END_POLICIES, ClosingAuctionParams, check_choice
+from algos.pricing import PricePolicy
+from algos.saved_state import state_flag, state_index, state_int, state_ints, state_optional_int
+from algos.schedule import clip_windows, slice_times
+from algos.windows import end_instant, parent_windows
 from engine.parents import ParentOrder
 from engine.units import NS_PER_SECOND
-
-MAX_SPAN_DAYS = 31
-END_POLICIES = ("cancel", "leave")
-
-
-def parent_windows(calendar: TradingCalendar, parent: ParentOrder) -> list[Window]:
-    """The continuous windows of every day the parent's ``[start, end)`` touches."""
-    first = trading_date_of(parent.start_ns)
-    last = trading_date_of(max(parent.start_ns, parent.end_ns - 1))
-    if (last - first).days > MAX_SPAN_DAYS:
-        raise ValueError(f"parent {parent.parent_id}: window spans more than {MAX_SPAN_DAYS} days")
-    windows: list[Window] = []
-    day = first
-    while day <= last:
-        windows.extend(calendar.continuous_windows(day))
-        day += timedelta(days=1)
-    return windows
-
-
-def end_instant(calendar: TradingCalendar, clipped: list[Window], start_ns: int) -> int:
-    """When the end-of-parent cancels go out: the last window's end, or ``CANCEL_LEAD_NS`` before it
-    when the exchange takes no cancels then (11:30, 14:57)."""
-    if not clipped:
-        return start_ns
-    last_start, last_end = clipped[-1]
-    if calendar.accepts_cancel(last_end):
-        return last_end
-    return max(last_start, last_end - CANCEL_LEAD_NS)
-
-
-def check_choice(algo: str, name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{algo} parameter {name!r} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,15 +212,12 @@ class PovAlgo(ExecAlgo):
         }
 
     def _restore_extra(self, state: Mapping[str, object]) -> None:
-        self._built = bool(state.get("built", False))
+        self._built = state_flag(state, "built")
         if not self._built:
             return
         self._times = tuple(state_ints(state, "slice_times"))
-        self._next = state_int(state, "next_slice")
-        if not 0 <= self._next <= len(self._times):
-            raise ValueError(f"algo state: next_slice {self._next} outside 0..{len(self._times)}")
+        self._next = state_index(state, "next_slice", len(self._times))
         self._end_at = state_int(state, "end_at")
         self._market_volume = state_int(state, "market_volume")
         self._interval_base = state_int(state, "interval_base")
-        last = state.get("last_cum_volume")
-        self._last_cum = None if last is None else state_int(state, "last_cum_volume")
+        self._last_cum = state_optional_int(state, "last_cum_volume")

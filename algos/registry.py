@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from algos.base import AlgoContext, ClosingAuctionParams, ExecAlgo
+from algos.base import AlgoContext, ExecAlgo
 from algos.chase import ChaseAlgo
 from algos.iceberg import IcebergAlgo
+from algos.params import ClosingAuctionParams
 from algos.pov import PovAlgo
 from algos.twap import TwapAlgo
 from algos.vwap import VwapAlgo

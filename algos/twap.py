@@ -30,26 +30,17 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from algos.base import (
-    CANCEL_LEAD_NS,
-    AlgoContext,
-    ClosingAuctionParams,
-    ExecAlgo,
-    PlanField,
-    PricePolicy,
-    state_int,
-    state_ints,
-)
-from algos.schedule import Window, clip_windows, cumulative_targets, instant_before_end, slice_times
+from algos.base import AlgoContext, ExecAlgo, PlanField
+from algos.params import END_POLICIES, ClosingAuctionParams
+from algos.pricing import PricePolicy
+from algos.saved_state import state_flag, state_index, state_int, state_ints, state_optional_int
+from algos.schedule import clip_windows, cumulative_targets, instant_before_end, slice_times
+from algos.windows import end_instant, parent_windows
 from engine.enums import Side
-from engine.market import round_buy_quantity, trading_date_of
+from engine.market import round_buy_quantity
 from engine.parents import ParentOrder
 from engine.units import NS_PER_SECOND
-
-MAX_SPAN_DAYS = 31
-END_POLICIES = ("cancel", "leave")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,36 +131,19 @@ class TwapAlgo(ExecAlgo):
         return self._total - self.auction_quantity
 
     # ------------------------------------------------------------------------------------ schedule
-    def _windows(self) -> list[Window]:
-        first = trading_date_of(self.parent.start_ns)
-        last = trading_date_of(max(self.parent.start_ns, self.parent.end_ns - 1))
-        if (last - first).days > MAX_SPAN_DAYS:
-            raise ValueError(f"parent {self.parent.parent_id}: window spans more than {MAX_SPAN_DAYS} days")
-        windows: list[Window] = []
-        day = first
-        while day <= last:
-            windows.extend(self.ctx.calendar.continuous_windows(day))
-            day += timedelta(days=1)
-        return windows
-
     def _build(self) -> None:
         self._built = True
         parent, params, inst = self.parent, self.params, self.instrument
-        windows = self._windows()
+        windows = parent_windows(self.ctx.calendar, parent)
         clipped = clip_windows(windows, parent.start_ns, parent.end_ns)
         self._total = (
             parent.quantity if parent.side is Side.SELL else round_buy_quantity(inst, parent.quantity)
         )
         self.plan_closing_auction(self._total)
+        self._end_at = end_instant(self.ctx.calendar, clipped, parent.start_ns)
         if not clipped:
-            self._end_at = parent.start_ns
             self._reason = "no_trading_time"
             return
-        last_end = clipped[-1][1]
-        if self.ctx.calendar.accepts_cancel(last_end):
-            self._end_at = last_end
-        else:
-            self._end_at = max(clipped[-1][0], last_end - CANCEL_LEAD_NS)
         slices_end = self._end_at
         if params.final_sweep_s > 0:
             self._sweep_at = instant_before_end(
@@ -263,18 +237,15 @@ class TwapAlgo(ExecAlgo):
         }
 
     def _restore_extra(self, state: Mapping[str, object]) -> None:
-        self._built = bool(state.get("built", False))
+        self._built = state_flag(state, "built")
         if not self._built:
             return
         self._times = tuple(state_ints(state, "slice_times"))
         self._targets = tuple(state_ints(state, "targets"))
         if len(self._times) != len(self._targets):
             raise ValueError("algo state: slice_times and targets differ in length")
-        self._next = state_int(state, "next_slice")
-        if not 0 <= self._next <= len(self._times):
-            raise ValueError(f"algo state: next_slice {self._next} outside 0..{len(self._times)}")
-        sweep = state.get("sweep_at")
-        self._sweep_at = None if sweep is None else state_int(state, "sweep_at")
-        self._swept = bool(state.get("swept", False))
+        self._next = state_index(state, "next_slice", len(self._times))
+        self._sweep_at = state_optional_int(state, "sweep_at")
+        self._swept = state_flag(state, "swept")
         self._end_at = state_int(state, "end_at")
         self._total = state_int(state, "total")

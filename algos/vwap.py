@@ -25,10 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 
-from algos.base import AlgoContext, PricePolicy, state_int
+from algos.base import AlgoContext
+from algos.pricing import PricePolicy
 from algos.profile import U_SHAPE, curve_for, resolve_profile
+from algos.saved_state import state_int, state_optional_int
 from algos.schedule import clip_windows, cumulative_targets
 from algos.twap import TwapAlgo, TwapParams
+from algos.windows import parent_windows
 from engine.parents import ParentOrder
 from engine.units import NS_PER_MINUTE, NS_PER_SECOND
 
@@ -146,7 +149,7 @@ class VwapAlgo(TwapAlgo):
     def _slice_weights(self) -> list[float]:
         if not self._times:
             return []
-        windows = self._windows()
+        windows = parent_windows(self.ctx.calendar, self.parent)
         last_end = self._sweep_at if self._sweep_at is not None else self._end_at
         ends = [*self._times[1:], last_end]
         return [profile_mass(self.curve, windows, t, e) for t, e in zip(self._times, ends, strict=True)]
@@ -205,8 +208,7 @@ class VwapAlgo(TwapAlgo):
     def _restore_extra(self, state: Mapping[str, object]) -> None:
         super()._restore_extra(state)
         self._market_volume = state_int(state, "market_volume")
-        last = state.get("last_cum_volume")
-        self._last_cum = None if last is None else state_int(state, "last_cum_volume")
+        self._last_cum = state_optional_int(state, "last_cum_volume")
         if self._built:
             self._weights = self._slice_weights()
             if len(self._weights) != len(self._times):

@@ -10,8 +10,9 @@ from datetime import date
 
 import pytest
 
-from algos.base import MAX_REPEATED_DENIALS, AlgoContext, PricePolicy, compute_price
+from algos.base import MAX_REPEATED_DENIALS, AlgoContext
 from algos.basket import Basket
+from algos.pricing import PricePolicy, compute_price
 from algos.registry import ALGOS, create_algo, describe_algos
 from algos.twap import TwapAlgo, TwapParams
 from engine.enums import OrderStatus, Side

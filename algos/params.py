@@ -1,0 +1,105 @@
+"""Typed algorithm parameters: parsing the strings of ``ParentOrder.params``, and the shared field sets.
+
+``AlgoParams`` is the base of every algorithm's parameters; ``ClosingAuctionParams`` adds the
+closing-auction participation that TWAP, VWAP and POV share (``algos.base`` describes it);
+``check_choice`` and ``END_POLICIES`` are the checks those algorithms' ``__post_init__`` share.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Self
+
+END_POLICIES = ("cancel", "leave")
+"""What an algorithm does with its working children at the end: cancel them, or leave them to the market."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlgoParams:
+    """Base of each algorithm's typed parameters. Fields carry ``metadata={"help": ...}``.
+
+    ``ParentOrder.params`` holds strings (from CSV files and the CLI); ``parse`` converts them by the
+    field's type and rejects unknown names, naming the parameter and the known ones.
+    """
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, object], *, algo: str = "") -> Self:
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        label = f"{algo} parameter" if algo else "parameter"
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name not in known:
+                raise ValueError(f"unknown {label} {name!r}; known: {', '.join(sorted(known)) or 'none'}")
+            values[name] = _convert(label, name, hints[name], value)
+        return cls(**values)
+
+
+def _convert(label: str, name: str, kind: object, value: object) -> object:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value.strip()
+    else:
+        raise TypeError(f"{label} {name!r}: unsupported type {kind!r}")
+    type_name = getattr(kind, "__name__", str(kind))
+    raise ValueError(f"{label} {name!r}: expected {type_name}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosingAuctionParams(AlgoParams):
+    """Closing-auction participation, shared by the algorithms that support it (see the module doc)."""
+
+    closing_auction: float = field(
+        default=0.0,
+        metadata={
+            "help": "fraction 0..1 of the parent for ONE closing-call order (14:57, never cancelled) "
+            "if the window reaches 15:00; 0: off"
+        },
+    )
+    auction_offset_ticks: int = field(
+        default=10,
+        metadata={"help": "closing-auction price: last +/- this many ticks, clamped to the limits"},
+    )
+
+    def check_closing_auction(self, algo: str) -> None:
+        """Validate the closing-auction fields (called from the subclass's ``__post_init__``)."""
+        if math.isnan(self.closing_auction) or not 0 <= self.closing_auction <= 1:
+            raise ValueError(
+                f"{algo} parameter 'closing_auction' must be in [0, 1], got {self.closing_auction}"
+            )
+        if self.auction_offset_ticks < 0:
+            raise ValueError(
+                f"{algo} parameter 'auction_offset_ticks' must be >= 0, got {self.auction_offset_ticks}"
+            )
+
+
+def check_choice(algo: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{algo} parameter {name!r} must be one of {', '.join(choices)}, got {value!r}")
