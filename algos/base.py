@@ -62,6 +62,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar, overload
 
 import structlog
 
+from algos.lifecycle import ENDING, AlgoPhase, check_transition
 from algos.params import AlgoParams
 from algos.pricing import PricePolicy, auction_price, blocked_reason, compute_price, limit_band
 from algos.saved_state import STATE_VERSION, state_flag, state_int
@@ -210,13 +211,11 @@ class ExecAlgo(ABC):
         self._filled_value = 0
         self._pending: _Work | None = None
         self._timer: TimerHandle | None = None
-        self._started = False
-        self._paused = False
+        self._phase = AlgoPhase.CREATED  # changed only by ``_enter`` (``algos.lifecycle.TRANSITIONS``)
+        self._attached = False  # ``start`` adopted the children and subscribed to their events
         self.dirty = True  # state not yet journaled (see ``Basket.journal``)
         self._plan_version = 0  # bumped by ``_plan_changed`` whenever ``plan_state()`` changes
         self.plan_dirty = True  # the plan changed since it was last journaled (see ``Basket.journal``)
-        self._finishing = False
-        self._finished = False
         self._final_status = ParentStatus.DONE
         self._auction_qty = 0  # planned for the closing call (0: no closing-auction part)
         self._auction_at = 0  # when it goes out (ns)
@@ -256,12 +255,21 @@ class ExecAlgo(ABC):
         return f"{self.name}:{AUCTION_TAG}"
 
     @property
+    def phase(self) -> AlgoPhase:
+        return self._phase
+
+    @property
     def done(self) -> bool:
-        return self._finished
+        return self._phase is AlgoPhase.FINISHED
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._phase is AlgoPhase.PAUSED
+
+    @property
+    def ending(self) -> bool:
+        """Finishing or finished: nothing new is sent, pause and resume do nothing."""
+        return self._phase in ENDING
 
     @property
     def avg_fill_price(self) -> float:
@@ -295,31 +303,37 @@ class ExecAlgo(ABC):
         }
 
     # ------------------------------------------------------------------------------------ lifecycle
+    def _enter(self, phase: AlgoPhase) -> None:
+        """The one way the phase changes: the edge must be in ``algos.lifecycle.TRANSITIONS``, else
+        ``IllegalPhaseTransition`` (naming both phases) and the phase is unchanged."""
+        check_transition(self._phase, phase)
+        self._phase = phase
+
     def start(self) -> None:
         """Subscribe to our children's events and arm the schedule. Idempotent."""
-        if self._started:
+        if self._attached:
             return
-        self._started = True
+        self._attached = True
         children = self.ctx.oms.children_of(self.parent.parent_id)  # after a restart: rebuilt orders
         for order in children:
             self._track(order)
             self._filled += order.filled_quantity
             self._filled_value += order.filled_value
         self.ctx.bus.subscribe(OrderEvent, self._on_order_event, symbol=self.parent.symbol)
-        if self._finished:
+        if self._phase is AlgoPhase.FINISHED:
             return
-        if self._finishing:  # restored mid-finish: finish again (cancels whatever is still working)
-            self._finishing = False
-            self._finish(self._final_status)
+        if self._phase is AlgoPhase.FINISHING:  # restored mid-finish: finish again (cancels what works)
+            self._begin_finishing(self._final_status, cancel_working=True)
             return
         if self._missed_a_final_reject(children):
             return
         if self._complete():
             self._finish(ParentStatus.DONE)
             return
-        if self._paused:
+        if self._phase is AlgoPhase.PAUSED:
             self.parent.status = ParentStatus.PAUSED
             return
+        self._enter(AlgoPhase.RUNNING)
         self.parent.status = ParentStatus.RUNNING
         self._on_start()
 
@@ -336,9 +350,9 @@ class ExecAlgo(ABC):
     def pause(self) -> None:
         """Stop slicing and cancel working children. Nothing is sent until ``resume``."""
         self.dirty = True
-        if self._finishing or self._paused:
+        if self.ending or self.paused:
             return
-        self._paused = True
+        self._enter(AlgoPhase.PAUSED)
         self.parent.status = ParentStatus.PAUSED
         self._pending = None
         self._cancel_timer()
@@ -347,11 +361,12 @@ class ExecAlgo(ABC):
     def resume(self) -> None:
         """Resume slicing. No catch-up burst: the subclass re-plans what the pause skipped."""
         self.dirty = True
-        if not self._paused or self._finishing:
+        if not self.paused:
             return
-        self._paused = False
-        if not self._started:
+        if not self._attached:  # paused before it was ever started: ``start`` will run it
+            self._enter(AlgoPhase.CREATED)
             return
+        self._enter(AlgoPhase.RUNNING)
         self.parent.status = ParentStatus.RUNNING
         self._on_resume()
 
@@ -392,9 +407,10 @@ class ExecAlgo(ABC):
             "backoff_until": self._backoff_until,
             "cancels_sent": self.cancels_sent,
             "reason": self._reason,
-            "paused": self._paused,
-            "finishing": self._finishing,
-            "finished": self._finished,
+            # the phase, in the journal's keys of old (journals written before the phase table read alike)
+            "paused": self._phase is AlgoPhase.PAUSED,
+            "finishing": self._phase in ENDING,
+            "finished": self._phase is AlgoPhase.FINISHED,
             "final_status": self._final_status.value,
             "auction_qty": self._auction_qty,
             "auction_at": self._auction_at,
@@ -406,7 +422,7 @@ class ExecAlgo(ABC):
     def restore(self, state: Mapping[str, object]) -> None:
         """Load ``state()`` output (call before ``start``). A work item that was waiting for a cancel
         confirmation is dropped: the next due slice re-sizes from the confirmed numbers."""
-        if self._started:
+        if self._attached:
             raise RuntimeError(f"parent {self.parent.parent_id}: restore() must come before start()")
         version = state.get("version")
         if version != STATE_VERSION:
@@ -424,9 +440,7 @@ class ExecAlgo(ABC):
         self._retry_rejects = state_int(state, "retry_rejects")
         self._backoff_until = state_int(state, "backoff_until")
         self._reason = str(state.get("reason", ""))
-        self._paused = bool(state.get("paused", False))
-        self._finishing = bool(state.get("finishing", False))
-        self._finished = bool(state.get("finished", False))
+        self._restore_phase(state)
         self._final_status = ParentStatus(str(state.get("final_status", ParentStatus.DONE.value)))
         # absent in states written before closing-auction participation existed: none planned
         self._auction_qty = state_int(state, "auction_qty")
@@ -438,6 +452,20 @@ class ExecAlgo(ABC):
         # journaled again at the next commit (the journal may be another file, or hold a complete state).
         self._plan_version = state_int(state, "plan_version")
         self.plan_dirty = True
+
+    def _restore_phase(self, state: Mapping[str, object]) -> None:
+        """The phase the journal holds (its ``paused`` / ``finishing`` / ``finished`` flags), entered
+        through the table from CREATED."""
+        if state_flag(state, "finished"):
+            phase = AlgoPhase.FINISHED
+        elif state_flag(state, "finishing"):
+            phase = AlgoPhase.FINISHING
+        elif state_flag(state, "paused"):
+            phase = AlgoPhase.PAUSED
+        else:
+            phase = AlgoPhase.CREATED
+        if phase is not self._phase:
+            self._enter(phase)
 
     # ------------------------------------------------------------------------------------ subclass hooks
     @abstractmethod
@@ -528,7 +556,7 @@ class ExecAlgo(ABC):
         A child still working is cancelled first; the new child goes out once the cancel is confirmed
         (``_on_order_event``), sized from the confirmed fills then.
         """
-        if self._finishing or self._paused:
+        if self.ending or self.paused:
             return
         self._pending = _Work(target, PricePolicy(policy), offset_ticks, label)
         self._cancel_active()  # a synchronous confirmation may send the work from the handler
@@ -570,7 +598,7 @@ class ExecAlgo(ABC):
         """The parent's continuous window is over (its end instant): finish, or with a closing-auction
         part still to send, cancel what works (``cancel_working``), wait for ``auction_at``, send it, and
         finish without cancelling anything (the call takes no cancels)."""
-        if self._finishing or self._finished:
+        if self.ending:
             return
         if self._auction_qty <= 0 or self._auction_sent:
             self._finish(ParentStatus.DONE, cancel_working=cancel_working)
@@ -631,7 +659,7 @@ class ExecAlgo(ABC):
     # ------------------------------------------------------------------------------------ internals
     def _send(self, item: _Work) -> None:
         now = self.ctx.clock.now_ns()
-        if self._finishing or self._paused or not self.ctx.calendar.is_continuous(now):
+        if self.ending or self.paused or not self.ctx.calendar.is_continuous(now):
             return
         if now < self._backoff_until:
             return  # backing off after a reject that may clear: its reason stays the unfilled reason
@@ -725,7 +753,7 @@ class ExecAlgo(ABC):
     def _rejected(self, event: OrderRejected) -> None:
         """A child was rejected: stop, back off or retry by what its reason says (module docstring)."""
         self.children_rejected += 1
-        if self._finishing:
+        if self.ending:
             return
         verdict = classify_reject(event.reason, venue_confirmed=event.venue_confirmed)
         action = verdict.action
@@ -814,7 +842,7 @@ class ExecAlgo(ABC):
         if isinstance(event, OrderRejected):
             self._reason = f"rejected:{event.reason}"
             self._rejected(event)
-        if self._finishing:
+        if self.ending:
             self._maybe_finished()
             return
         if self._complete():
@@ -850,14 +878,16 @@ class ExecAlgo(ABC):
 
     def _finish(self, status: ParentStatus, *, cancel_working: bool = True) -> None:
         """Stop scheduling; cancel what is working; finished once nothing is working."""
-        if self._finished:
+        if self._phase is AlgoPhase.FINISHED:
             return
-        if self._finishing and status is not ParentStatus.CANCELED:
+        if self._phase is AlgoPhase.FINISHING and status is not ParentStatus.CANCELED:
             return
-        self._finishing = True
+        self._begin_finishing(status, cancel_working=cancel_working)
+
+    def _begin_finishing(self, status: ParentStatus, *, cancel_working: bool) -> None:
+        self._enter(AlgoPhase.FINISHING)
         self._final_status = status
         self._pending = None
-        self._paused = False
         self._cancel_timer()
         if status is ParentStatus.CANCELED:
             self.parent.status = ParentStatus.CANCELED
@@ -866,9 +896,9 @@ class ExecAlgo(ABC):
         self._maybe_finished()
 
     def _maybe_finished(self) -> None:
-        if self._finished or not self._finishing or self._active:
+        if self._phase is not AlgoPhase.FINISHING or self._active:
             return
-        self._finished = True
+        self._enter(AlgoPhase.FINISHED)
         self.parent.status = self._final_status
         for listener in list(self.on_finished):
             listener()

@@ -94,7 +94,7 @@ class ChaseAlgo(ExecAlgo):
 
     # ------------------------------------------------------------------------------------ schedule
     def _tick(self) -> None:
-        if self.done or self._finishing or self.paused:
+        if self.done or self.ending or self.paused:
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
@@ -107,7 +107,7 @@ class ChaseAlgo(ExecAlgo):
                 self.work(self.parent.quantity, self.params.price_policy, 0, f"reprice{self.reprices}")
             elif not self._active and self.remaining > 0:
                 self.work(self.parent.quantity, self.params.price_policy, 0, "post")
-        if not (self.done or self._finishing):
+        if not (self.done or self.ending):
             self.set_timer(min(self._end_at, now + self.params.reprice_s * NS_PER_SECOND), self._tick)
 
     def _on_start(self) -> None:

@@ -103,7 +103,7 @@ class IcebergAlgo(ExecAlgo):
 
     def _show(self) -> None:
         """Send the next show if nothing is working, else wait for its confirmation; arm the next timer."""
-        if self.done or self._finishing or self.paused:
+        if self.done or self.ending or self.paused:
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
@@ -115,7 +115,7 @@ class IcebergAlgo(ExecAlgo):
             self.work(self._filled + size, self.params.price_policy, self.params.offset_ticks, "show")
             if self._active:
                 self.shows += 1
-        if self._finishing or self.done:
+        if self.ending or self.done:
             return
         self._arm(now)
 
@@ -140,7 +140,7 @@ class IcebergAlgo(ExecAlgo):
         # our child just became terminal: the next show goes out now (a reject waits for the retry timer)
         if not isinstance(event, OrderRejected):
             self._show()
-        elif not self._finishing and not self.done:
+        elif not self.ending and not self.done:
             self._arm(self.ctx.clock.now_ns())
 
     # ------------------------------------------------------------------------------------ hooks

@@ -181,7 +181,7 @@ class PovAlgo(ExecAlgo):
         self._arm()
 
     def _on_timer(self) -> None:
-        if self.done or self._finishing or self.paused:
+        if self.done or self.ending or self.paused:
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
@@ -194,7 +194,7 @@ class PovAlgo(ExecAlgo):
                 self._interval_base = self._market_volume
             self._next = index + 1
             self.work(self.pov_target(), self.params.price_policy, self.params.offset_ticks, f"i{index}")
-        if not self._finishing and not self.paused:
+        if not self.ending and not self.paused:
             self._arm()
 
     # ------------------------------------------------------------------------------------ state

@@ -202,7 +202,7 @@ class TwapAlgo(ExecAlgo):
         self._arm()
 
     def _on_timer(self) -> None:
-        if self.done or self._finishing or self.paused:
+        if self.done or self.ending or self.paused:
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
@@ -219,7 +219,7 @@ class TwapAlgo(ExecAlgo):
                 self._replan_from(index)
             self._next = index + 1
             self.work(self._targets[index], params.price_policy, params.offset_ticks, f"s{index}")
-        if not self._finishing and not self.paused:
+        if not self.ending and not self.paused:
             self._arm()
 
     # ------------------------------------------------------------------------------------ state

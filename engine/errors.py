@@ -8,6 +8,7 @@ ZhixingError
 ├── OrderStateError
 │   ├── IllegalTransition  an event that the order's state table does not allow
 │   └── OverfillError      a fill that would take filled beyond quantity (integrity alarm)
+├── IllegalPhaseTransition  an algorithm phase change its lifecycle table does not allow (a bug)
 ├── StoreError            the journal could not be written; nothing may be sent
 └── BrokerError           the broker route failed
     └── BrokerDisconnected
@@ -69,6 +70,16 @@ class IllegalTransition(OrderStateError):
 
 class OverfillError(OrderStateError):
     """A fill would make filled quantity exceed the order quantity."""
+
+
+class IllegalPhaseTransition(ZhixingError):
+    """An algorithm's phase change that its transition table (``algos.lifecycle.TRANSITIONS``) lacks.
+    Names both phases; the algorithm's phase is unchanged."""
+
+    def __init__(self, current: object, target: object) -> None:
+        super().__init__(f"illegal algorithm phase transition {current} -> {target}")
+        self.current = current
+        self.target = target
 
 
 class StoreError(ZhixingError):
