@@ -89,7 +89,7 @@ from engine.market import (
 from engine.marketdata import QuoteSource, usable_for_pricing
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import DenialCode
+from engine.reasons import DenialCode, Unfilled, UnfilledCode
 from engine.reject_reasons import RejectAction, classify_reject
 from engine.units import NS_PER_SECOND
 
@@ -204,7 +204,7 @@ class ExecAlgo(ABC):
         self._backoff_until = 0  # no child before this instant (ns)
         self.cancels_sent = 0
         self.children_refused_over_parent = 0  # children ``_guard_child`` refused (must stay 0)
-        self._reason = ""  # why the latest due work sent nothing (limit_up, no_quote, ...)
+        self._unfilled: Unfilled | None = None  # why the latest due work sent nothing (limit_up, ...)
         self._child_ids: set[str] = set()
         self._active: dict[str, Order] = {}  # our children not yet terminal
         self._filled = 0
@@ -277,14 +277,21 @@ class ExecAlgo(ABC):
         return self._filled_value / self._filled if self._filled else 0.0
 
     @property
-    def unfilled_reason(self) -> str:
+    def unfilled(self) -> Unfilled | None:
+        """Why the parent is not filled (None: filled, or nothing stands in its way)."""
         if self._filled >= self.parent.quantity:
-            return ""
-        if self._reason:
-            return self._reason
+            return None
+        if self._unfilled is not None:
+            return self._unfilled
         if self._unbuyable_rest():
-            return "odd_lot_remainder"
-        return ""
+            return Unfilled(UnfilledCode.ODD_LOT_REMAINDER)
+        return None
+
+    @property
+    def unfilled_reason(self) -> str:
+        """``unfilled`` as the text the journal, the reports and the e-mails show ("" : none)."""
+        unfilled = self.unfilled
+        return "" if unfilled is None else str(unfilled)
 
     def stats(self) -> dict[str, object]:
         return {
@@ -406,7 +413,7 @@ class ExecAlgo(ABC):
             "retry_rejects": self._retry_rejects,
             "backoff_until": self._backoff_until,
             "cancels_sent": self.cancels_sent,
-            "reason": self._reason,
+            "reason": "" if self._unfilled is None else str(self._unfilled),
             # the phase, in the journal's keys of old (journals written before the phase table read alike)
             "paused": self._phase is AlgoPhase.PAUSED,
             "finishing": self._phase in ENDING,
@@ -439,7 +446,7 @@ class ExecAlgo(ABC):
         self._backoff_rejects = state_int(state, "backoff_rejects")
         self._retry_rejects = state_int(state, "retry_rejects")
         self._backoff_until = state_int(state, "backoff_until")
-        self._reason = str(state.get("reason", ""))
+        self._unfilled = Unfilled.from_journal(str(state.get("reason", "")))
         self._restore_phase(state)
         self._final_status = ParentStatus(str(state.get("final_status", ParentStatus.DONE.value)))
         # absent in states written before closing-auction participation existed: none planned
@@ -621,7 +628,7 @@ class ExecAlgo(ABC):
         self.dirty = True
         now = self.ctx.clock.now_ns()
         if self.ctx.calendar.phase_at(now) is not Phase.CLOSING_CALL or past_auction_last_send(now):
-            self._reason = "closing_auction_missed"
+            self._unfilled = Unfilled(UnfilledCode.CLOSING_AUCTION_MISSED)
             return
         qty = self.child_quantity(self._auction_qty)
         if qty <= 0 or not self._guard_child(qty):
@@ -636,8 +643,10 @@ class ExecAlgo(ABC):
             limit_price=self.parent.limit_price,
         )
         if price is None:
-            self._reason = (
-                "no_quote" if quote is None or not self.parent.limit_price else "limit_price_outside_band"
+            self._unfilled = Unfilled(
+                UnfilledCode.NO_QUOTE
+                if quote is None or not self.parent.limit_price
+                else UnfilledCode.LIMIT_PRICE_OUTSIDE_BAND
             )
             return
         order = self.ctx.oms.submit(
@@ -669,15 +678,17 @@ class ExecAlgo(ABC):
         side = self.parent.side
         quote = self.ctx.quotes.latest(self.parent.symbol)
         if quote is None or not usable_for_pricing(quote):
-            self._reason = "no_quote"
+            self._unfilled = Unfilled(UnfilledCode.NO_QUOTE)
             return
         blocked = blocked_reason(quote, side, limit_band(self.instrument, quote))
         if blocked is not None:
-            self._reason = blocked
+            self._unfilled = Unfilled(blocked)
             return
         price = self.price_for(item.policy, quote, side, item.offset_ticks)
         if price is None:
-            self._reason = "limit_price_outside_band" if self.parent.limit_price else "no_quote"
+            self._unfilled = Unfilled(
+                UnfilledCode.LIMIT_PRICE_OUTSIDE_BAND if self.parent.limit_price else UnfilledCode.NO_QUOTE
+            )
             return
         order = self.ctx.oms.submit(
             SubmitOrder(
@@ -698,7 +709,7 @@ class ExecAlgo(ABC):
         bounded = self.parent.limit_price > 0 and price != compute_price(
             item.policy, quote, side, item.offset_ticks, instrument=self.instrument
         )
-        self._reason = "limit_price" if bounded else ""
+        self._unfilled = Unfilled(UnfilledCode.LIMIT_PRICE) if bounded else None
 
     def _guard_child(self, qty: int) -> bool:
         """The last check before a child goes out: never more than the parent has room for, counting
@@ -737,7 +748,7 @@ class ExecAlgo(ABC):
         again at every step, and say why."""
         self.children_denied += 1
         reason, code = order.reason, order.denial
-        self._reason = f"denied:{reason}"
+        self._unfilled = Unfilled.denied(code, reason)
         self._denial_streak = self._denial_streak + 1 if code == self._last_denial else 1
         self._last_denial = code
         if code in PERMANENT_DENIALS or self._denial_streak >= MAX_REPEATED_DENIALS:
@@ -748,7 +759,7 @@ class ExecAlgo(ABC):
                 consecutive=self._denial_streak,
             )
             self.stop()
-            self._reason = f"denied:{reason}"
+            self._unfilled = Unfilled.denied(code, reason)
 
     def _rejected(self, event: OrderRejected) -> None:
         """A child was rejected: stop, back off or retry by what its reason says (module docstring)."""
@@ -798,7 +809,7 @@ class ExecAlgo(ABC):
             self.dirty = True
             verdict = classify_reject(order.reason, venue_confirmed=order.venue_confirmed)
             if verdict.action is RejectAction.STOP:
-                self._reason = f"rejected:{order.reason}"
+                self._unfilled = Unfilled(UnfilledCode.REJECTED, order.reason)
                 log.warning(
                     "algo_stopped_after_reject",
                     parent_id=self.parent.parent_id,
@@ -840,7 +851,7 @@ class ExecAlgo(ABC):
         self.dirty = True  # a child just ended: what follows may change the state
         del self._active[cid]
         if isinstance(event, OrderRejected):
-            self._reason = f"rejected:{event.reason}"
+            self._unfilled = Unfilled(UnfilledCode.REJECTED, event.reason)
             self._rejected(event)
         if self.ending:
             self._maybe_finished()

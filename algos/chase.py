@@ -23,6 +23,7 @@ from algos.windows import end_instant, parent_windows
 from engine.enums import Side
 from engine.events import Quote
 from engine.parents import ParentOrder, ParentStatus
+from engine.reasons import Unfilled, UnfilledCode
 from engine.units import NS_PER_SECOND
 
 
@@ -114,7 +115,7 @@ class ChaseAlgo(ExecAlgo):
         windows = parent_windows(self.ctx.calendar, self.parent)
         self._windows = clip_windows(windows, self.parent.start_ns, self.parent.end_ns)
         if not self._windows:
-            self._reason = "no_trading_time"
+            self._unfilled = Unfilled(UnfilledCode.NO_TRADING_TIME)
         self._end_at = end_instant(self.ctx.calendar, self._windows, self.parent.start_ns)
         first = self._windows[0][0] if self._windows else self._end_at
         self.set_timer(max(first, self.ctx.clock.now_ns()), self._tick)

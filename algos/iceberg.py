@@ -27,6 +27,7 @@ from algos.windows import end_instant, parent_windows
 from engine.events import OrderEvent, OrderRejected
 from engine.market import round_buy_quantity
 from engine.parents import ParentOrder, ParentStatus
+from engine.reasons import Unfilled, UnfilledCode
 from engine.units import NS_PER_SECOND
 
 RETRY_NS = 5 * NS_PER_SECOND
@@ -98,7 +99,7 @@ class IcebergAlgo(ExecAlgo):
         windows = parent_windows(self.ctx.calendar, self.parent)
         self._windows = clip_windows(windows, self.parent.start_ns, self.parent.end_ns)
         if not self._windows:
-            self._reason = "no_trading_time"
+            self._unfilled = Unfilled(UnfilledCode.NO_TRADING_TIME)
         self._end_at = end_instant(self.ctx.calendar, self._windows, self.parent.start_ns)
 
     def _show(self) -> None:

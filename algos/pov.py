@@ -33,6 +33,7 @@ from algos.saved_state import state_flag, state_index, state_int, state_ints, st
 from algos.schedule import clip_windows, slice_times
 from algos.windows import end_instant, parent_windows
 from engine.parents import ParentOrder
+from engine.reasons import Unfilled, UnfilledCode
 from engine.units import NS_PER_SECOND
 
 
@@ -125,7 +126,7 @@ class PovAlgo(ExecAlgo):
         windows = parent_windows(self.ctx.calendar, self.parent)
         clipped = clip_windows(windows, self.parent.start_ns, self.parent.end_ns)
         if not clipped:
-            self._reason = "no_trading_time"
+            self._unfilled = Unfilled(UnfilledCode.NO_TRADING_TIME)
         self._end_at = end_instant(self.ctx.calendar, clipped, self.parent.start_ns)
         self.plan_closing_auction(self.parent.quantity)
         self._times = tuple(

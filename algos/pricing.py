@@ -12,6 +12,7 @@ from engine.enums import Side
 from engine.events import Quote
 from engine.market import Instrument, price_limits, round_price
 from engine.marketdata import usable_for_pricing
+from engine.reasons import UnfilledCode
 
 
 class PricePolicy(StrEnum):
@@ -29,16 +30,16 @@ def limit_band(instrument: Instrument, quote: Quote) -> tuple[int, int] | None:
     return None
 
 
-def blocked_reason(quote: Quote, side: Side, band: tuple[int, int] | None) -> str | None:
-    """``"limit_up"`` for a buy when no one sells and the bid sits at the high limit (sealed limit-up);
-    ``"limit_down"`` for a sell when no one buys and the ask sits at the low limit; else None."""
+def blocked_reason(quote: Quote, side: Side, band: tuple[int, int] | None) -> UnfilledCode | None:
+    """``LIMIT_UP`` for a buy when no one sells and the bid sits at the high limit (sealed limit-up);
+    ``LIMIT_DOWN`` for a sell when no one buys and the ask sits at the low limit; else None."""
     if band is None:
         return None
     low, high = band
     if side is Side.BUY and quote.ask_price <= 0 and quote.bid_price >= high:
-        return "limit_up"
+        return UnfilledCode.LIMIT_UP
     if side is Side.SELL and quote.bid_price <= 0 and 0 < quote.ask_price <= low:
-        return "limit_down"
+        return UnfilledCode.LIMIT_DOWN
     return None
 
 

@@ -40,6 +40,7 @@ from algos.windows import end_instant, parent_windows
 from engine.enums import Side
 from engine.market import round_buy_quantity
 from engine.parents import ParentOrder
+from engine.reasons import Unfilled, UnfilledCode
 from engine.units import NS_PER_SECOND
 
 
@@ -142,7 +143,7 @@ class TwapAlgo(ExecAlgo):
         self.plan_closing_auction(self._total)
         self._end_at = end_instant(self.ctx.calendar, clipped, parent.start_ns)
         if not clipped:
-            self._reason = "no_trading_time"
+            self._unfilled = Unfilled(UnfilledCode.NO_TRADING_TIME)
             return
         slices_end = self._end_at
         if params.final_sweep_s > 0:

@@ -1,4 +1,7 @@
-"""Typed reasons: why an order was denied before reaching any broker, as an enum plus a detail.
+"""Typed reasons, each an enum plus a detail: why an order was denied, why a parent is not filled.
+
+Two kinds: ``Denial`` (``DenialCode`` + detail), why an order was refused before any broker saw it; and
+``Unfilled`` (``UnfilledCode`` + detail), why an algorithm's parent is not filled.
 
 Every pre-trade check (``engine.oms``, ``engine.risk``, ``engine.risk_controls``, ``engine.account``, the
 link and trading-day gates, ``engine.market``'s order rules) answers ``Denial | None``; ``OrderDenied``
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from engine.errors import ParameterError
 
 
 class DenialCode(StrEnum):
@@ -67,3 +72,75 @@ class Denial:
 
     def __str__(self) -> str:
         return f"{self.code.value}: {self.detail}" if self.detail else self.code.value
+
+
+class UnfilledCode(StrEnum):
+    """Why an algorithm's parent is not (yet) filled: what its latest due work met. Values are the
+    journal's and the reports' text; they never change."""
+
+    NO_TRADING_TIME = "no_trading_time"  # the parent's window holds no continuous trading
+    NO_QUOTE = "no_quote"  # no usable quote to price a child from
+    LIMIT_UP = "limit_up"  # a buy into a sealed limit-up: no one sells
+    LIMIT_DOWN = "limit_down"  # a sell into a sealed limit-down: no one buys
+    LIMIT_PRICE = "limit_price"  # the child went out held back by the parent's limit price
+    LIMIT_PRICE_OUTSIDE_BAND = "limit_price_outside_band"  # the parent's limit lies outside today's band
+    CLOSING_AUCTION_MISSED = "closing_auction_missed"  # the closing-call order's moment had passed
+    ODD_LOT_REMAINDER = "odd_lot_remainder"  # a buy's rest is below the smallest buy size
+    DENIED = "denied"  # a child was refused before reaching the broker (detail: the denial's text)
+    REJECTED = "rejected"  # the broker rejected a child (detail: the broker's reason)
+
+
+DETAILED: frozenset[UnfilledCode] = frozenset({UnfilledCode.DENIED, UnfilledCode.REJECTED})
+"""Codes whose text carries a detail: ``"<code>:<detail>"``; the others are the bare code."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unfilled:
+    """Why a parent is not filled: ``code`` for programs, ``detail`` for people (the denial's or the
+    broker's text), and for a denial its ``DenialCode``. ``str()`` is the text the journal, the reports
+    and the e-mails show (``"limit_up"``, ``"denied:halted: test"``, ``"rejected:<broker text>"``);
+    ``from_journal`` reads that text back."""
+
+    code: UnfilledCode
+    detail: str = ""
+    denial: DenialCode | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in DETAILED and self.detail:
+            raise ParameterError(
+                f"unfilled code {self.code.value!r} takes no detail", name="detail", value=self.detail
+            )
+        if self.denial is not None and self.code is not UnfilledCode.DENIED:
+            raise ParameterError(
+                f"only a denial has a denial code, not {self.code.value!r}", name="denial", value=self.denial
+            )
+
+    @classmethod
+    def denied(cls, code: DenialCode | None, text: str) -> Unfilled:
+        """A child was denied: its ``OrderDenied.code`` and the denial's text."""
+        return cls(UnfilledCode.DENIED, text, denial=code)
+
+    def __str__(self) -> str:
+        return f"{self.code.value}:{self.detail}" if self.code in DETAILED else self.code.value
+
+    @classmethod
+    def from_journal(cls, text: str) -> Unfilled | None:
+        """The reason ``str()`` wrote into the journal, read back ("" : none). A denial's code is read
+        from the head of its text (``Denial.__str__``: ``"code: detail"``)."""
+        if not text:
+            return None
+        head, colon, detail = text.partition(":")
+        code = _UNFILLED_BY_TEXT.get(head)
+        if colon and code in DETAILED:
+            if code is not UnfilledCode.DENIED:
+                return cls(code, detail)
+            denial = detail.partition(":")[0].strip()
+            return cls.denied(_DENIAL_BY_TEXT.get(denial), detail)
+        code = _UNFILLED_BY_TEXT.get(text)
+        if code is None or code in DETAILED:
+            raise ParameterError("unknown unfilled reason in the journal", name="reason", value=text)
+        return cls(code)
+
+
+_UNFILLED_BY_TEXT: dict[str, UnfilledCode] = {code.value: code for code in UnfilledCode}
+_DENIAL_BY_TEXT: dict[str, DenialCode] = {code.value: code for code in DenialCode}

@@ -57,6 +57,7 @@ from engine.events import OrderStatusReport, OrderSubmitted, PositionReport
 from engine.market import shanghai_ns
 from engine.parents import ParentOrder
 from engine.readiness import wait_until_ready
+from engine.reasons import Unfilled, UnfilledCode
 from engine.units import NS_PER_SECOND
 from replay.data import MarketData
 from replay.faults import (
@@ -320,7 +321,9 @@ def _check_suspensions(outcome: SeedOutcome, session: ReplaySession, basket: Bas
                     f"suspended {symbol}: {len(rejected)} children rejected for the suspension "
                     f"(at most {processes})"
                 )
-            if rejected and not (algo.done and algo.unfilled_reason == f"rejected:{SUSPENDED_REASON}"):
+            if rejected and not (
+                algo.done and algo.unfilled == Unfilled(UnfilledCode.REJECTED, SUSPENDED_REASON)
+            ):
                 outcome.problems.append(
                     f"suspended {symbol}: parent {parent_id} not stopped with the reason "
                     f"(done={algo.done}, reason={algo.unfilled_reason!r})"

@@ -21,7 +21,7 @@ from engine.market import instrument_for, shanghai_ns
 from engine.oms import PreTradeCheck
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import Denial, DenialCode
+from engine.reasons import Denial, DenialCode, Unfilled, UnfilledCode
 from tests.fakes import World, calendar, make_world
 
 DAY = date(2021, 12, 1)
@@ -534,6 +534,7 @@ async def test_denied_child_is_counted_and_reported() -> None:
     assert algo.children_denied == 1
     assert algo.children_sent == 0
     assert algo.stats()["unfilled_reason"] == "denied:halted: test"
+    assert algo.unfilled == Unfilled(UnfilledCode.DENIED, "halted: test", denial=DenialCode.HALTED)
 
 
 async def test_basket_runs_parents_across_symbols_independently() -> None:
@@ -594,3 +595,6 @@ async def test_repeated_transient_denials_stop_the_algo_after_a_bound() -> None:
     assert algo.children_denied == MAX_REPEATED_DENIALS
     assert algo.done
     assert algo.unfilled_reason.startswith("denied:rate_per_second")
+    assert algo.unfilled is not None
+    assert algo.unfilled.code is UnfilledCode.DENIED
+    assert algo.unfilled.denial is DenialCode.RATE_PER_SECOND

@@ -33,6 +33,7 @@ from engine.market import shanghai_ns
 from engine.notify import Message
 from engine.orders import Order
 from engine.parents import ParentOrder, ParentStatus
+from engine.reasons import UnfilledCode
 from engine.reject_alerts import RejectAlerts
 from engine.reject_reasons import CATEGORIES, RejectAction, classify_reject
 from engine.risk_controls import RiskControls, RiskLimits
@@ -613,9 +614,9 @@ async def test_many_parents_on_one_suspended_name_send_no_more_than_the_symbol_b
     assert adapter.injected["repeated_rejects"] == RiskLimits().max_rejects_per_symbol == 5
     assert placed[0].symbol in risk.blocked_symbols
     assert all(a.done for a in basket.algos.values())
-    assert [basket.algos[p.parent_id].unfilled_reason.split(":", 1)[0] for p in placed] == (
-        ["rejected"] * 5 + ["denied"] * 3
-    )
+    unfilled = [basket.algos[p.parent_id].unfilled for p in placed]
+    codes = [u.code if u is not None else None for u in unfilled]
+    assert codes == [UnfilledCode.REJECTED] * 5 + [UnfilledCode.DENIED] * 3
     assert risk.report()["denials"] == {"symbol_rejects": 3}
 
 
