@@ -63,7 +63,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar, overload
 import structlog
 
 from algos.lifecycle import ENDING, AlgoPhase, check_transition
-from algos.params import AlgoParams
+from algos.params import AlgoParams, parameter_error
 from algos.pricing import PricePolicy, auction_price, blocked_reason, compute_price, limit_band
 from algos.saved_state import STATE_VERSION, state_flag, state_int
 from algos.windows import auction_send_at, latest_due, past_auction_last_send
@@ -189,7 +189,11 @@ class ExecAlgo(ABC):
 
     def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
         if parent.quantity <= 0:
-            raise ValueError(f"parent {parent.parent_id}: quantity must be positive, got {parent.quantity}")
+            raise parameter_error(
+                f"parent {parent.parent_id}: quantity must be positive, got {parent.quantity}",
+                name="quantity",
+                value=parent.quantity,
+            )
         self.parent = parent
         self.ctx = ctx
         self.params = self.params_type.parse({**parent.params, **overrides}, algo=self.name)
@@ -433,10 +437,16 @@ class ExecAlgo(ABC):
             raise RuntimeError(f"parent {self.parent.parent_id}: restore() must come before start()")
         version = state.get("version")
         if version != STATE_VERSION:
-            raise ValueError(f"parent {self.parent.parent_id}: unsupported algo state version {version!r}")
+            raise parameter_error(
+                f"parent {self.parent.parent_id}: unsupported algo state version {version!r}",
+                name="version",
+                value=version,
+            )
         if state.get("algo") != self.name:
-            raise ValueError(
-                f"parent {self.parent.parent_id}: state of algo {state.get('algo')!r} given to {self.name!r}"
+            raise parameter_error(
+                f"parent {self.parent.parent_id}: state of algo {state.get('algo')!r} given to {self.name!r}",
+                name="algo",
+                value=state.get("algo"),
             )
         self.children_sent = state_int(state, "children_sent")
         self.children_denied = state_int(state, "children_denied")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from algos.base import AlgoContext, ExecAlgo
+from algos.params import parameter_error
 from algos.registry import create_algo
 from engine.parents import ParentOrder, ParentStatus
 
@@ -45,11 +46,17 @@ class Basket:
         resumed after a restart) is refused, since its algorithm would take those orders for its own
         fills (``Basket.restore`` is the way to resume a journaled parent)."""
         if parent.parent_id in self.algos:
-            raise ValueError(f"parent {parent.parent_id} is already in the basket")
+            raise parameter_error(
+                f"parent {parent.parent_id} is already in the basket",
+                name="parent_id",
+                value=parent.parent_id,
+            )
         if self.ctx.oms.children_of(parent.parent_id):
-            raise ValueError(
+            raise parameter_error(
                 f"parent id {parent.parent_id} already has orders of an earlier parent; "
-                "a new parent needs a new id (ids carry the trading day)"
+                "a new parent needs a new id (ids carry the trading day)",
+                name="parent_id",
+                value=parent.parent_id,
             )
         algo = create_algo(parent, self.ctx)
         self.algos[parent.parent_id] = algo
@@ -83,9 +90,11 @@ class Basket:
             if saved is not None:
                 algo_name, state = saved
                 if algo_name != parent.algo:
-                    raise ValueError(
+                    raise parameter_error(
                         f"parent {parent.parent_id}: journaled state is for algo {algo_name!r}, "
-                        f"the parent runs {parent.algo!r}"
+                        f"the parent runs {parent.algo!r}",
+                        name="algo",
+                        value=algo_name,
                     )
                 algo.restore(state)
             elif final is ParentStatus.CANCELED:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from algos.base import AlgoContext, ExecAlgo
-from algos.params import END_POLICIES, AlgoParams, check_choice
+from algos.params import END_POLICIES, AlgoParams, check_choice, parameter_error
 from algos.pricing import PricePolicy, limit_band
 from algos.saved_state import state_int
 from algos.schedule import Window, clip_windows
@@ -43,10 +43,18 @@ class ChaseParams(AlgoParams):
     def __post_init__(self) -> None:
         for name in ("reprice_s", "step_ticks"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"chase parameter {name!r} must be positive, got {getattr(self, name)}")
+                raise parameter_error(
+                    f"chase parameter {name!r} must be positive, got {getattr(self, name)}",
+                    name=name,
+                    value=getattr(self, name),
+                )
         for name in ("max_offset_ticks", "max_reprices"):
             if getattr(self, name) < 0:
-                raise ValueError(f"chase parameter {name!r} must be >= 0, got {getattr(self, name)}")
+                raise parameter_error(
+                    f"chase parameter {name!r} must be >= 0, got {getattr(self, name)}",
+                    name=name,
+                    value=getattr(self, name),
+                )
         check_choice("chase", "price_policy", self.price_policy, tuple(PricePolicy))
         check_choice("chase", "end_policy", self.end_policy, END_POLICIES)
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from algos.base import AlgoContext, ExecAlgo
-from algos.params import END_POLICIES, AlgoParams, check_choice
+from algos.params import END_POLICIES, AlgoParams, check_choice, parameter_error
 from algos.pricing import PricePolicy
 from algos.saved_state import state_flag, state_int
 from algos.schedule import Window, clip_windows
@@ -51,13 +51,23 @@ class IcebergParams(AlgoParams):
 
     def __post_init__(self) -> None:
         if self.display_qty <= 0:
-            raise ValueError(
-                f"iceberg parameter 'display_qty' is required and must be positive, got {self.display_qty}"
+            raise parameter_error(
+                f"iceberg parameter 'display_qty' is required and must be positive, got {self.display_qty}",
+                name="display_qty",
+                value=self.display_qty,
             )
         if math.isnan(self.jitter_pct) or not 0 <= self.jitter_pct < 1:
-            raise ValueError(f"iceberg parameter 'jitter_pct' must be in [0, 1), got {self.jitter_pct}")
+            raise parameter_error(
+                f"iceberg parameter 'jitter_pct' must be in [0, 1), got {self.jitter_pct}",
+                name="jitter_pct",
+                value=self.jitter_pct,
+            )
         if self.offset_ticks < 0:
-            raise ValueError(f"iceberg parameter 'offset_ticks' must be >= 0, got {self.offset_ticks}")
+            raise parameter_error(
+                f"iceberg parameter 'offset_ticks' must be >= 0, got {self.offset_ticks}",
+                name="offset_ticks",
+                value=self.offset_ticks,
+            )
         check_choice("iceberg", "price_policy", self.price_policy, tuple(PricePolicy))
         check_choice("iceberg", "end_policy", self.end_policy, END_POLICIES)
 
@@ -70,9 +80,11 @@ class IcebergAlgo(ExecAlgo):
     def __init__(self, parent: ParentOrder, ctx: AlgoContext, **overrides: object) -> None:
         super().__init__(parent, ctx, **overrides)
         if self.params.display_qty < self.instrument.buy_min:
-            raise ValueError(
+            raise parameter_error(
                 f"iceberg parameter 'display_qty' must be at least one lot "
-                f"({self.instrument.buy_min}), got {self.params.display_qty}"
+                f"({self.instrument.buy_min}), got {self.params.display_qty}",
+                name="display_qty",
+                value=self.params.display_qty,
             )
         self._rng = random.Random(self.params.seed)
         self._built = False
@@ -171,7 +183,9 @@ class IcebergAlgo(ExecAlgo):
         raw = state.get("rng_state")
         if raw is not None:
             if not (isinstance(raw, list) and len(raw) == 3 and isinstance(raw[1], list)):
-                raise ValueError(f"algo state 'rng_state': malformed {raw!r}")
+                raise parameter_error(
+                    f"algo state 'rng_state': malformed {raw!r}", name="rng_state", value=raw
+                )
             self._rng.setstate((raw[0], tuple(raw[1]), raw[2]))
         if self._built:
             self._end_at = state_int(state, "end_at")

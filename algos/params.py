@@ -13,6 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
+from engine.errors import ParameterError
+
+
+def parameter_error(message: str, *, name: str | None, value: object) -> ParameterError:
+    """A ``ParameterError`` for ``name`` = ``value`` whose ``message`` already names both (the text
+    people and tests have always seen is kept; ``name`` and ``value`` are there for programs)."""
+    error = ParameterError(message, value=value)
+    error.name = name
+    return error
+
+
 END_POLICIES = ("cancel", "leave")
 """What an algorithm does with its working children at the end: cancel them, or leave them to the market."""
 
@@ -33,7 +44,11 @@ class AlgoParams:
         values: dict[str, Any] = {}
         for name, value in raw.items():
             if name not in known:
-                raise ValueError(f"unknown {label} {name!r}; known: {', '.join(sorted(known)) or 'none'}")
+                raise parameter_error(
+                    f"unknown {label} {name!r}; known: {', '.join(sorted(known)) or 'none'}",
+                    name=name,
+                    value=value,
+                )
             values[name] = _convert(label, name, hints[name], value)
         return cls(**values)
 
@@ -69,7 +84,7 @@ def _convert(label: str, name: str, kind: object, value: object) -> object:
     else:
         raise TypeError(f"{label} {name!r}: unsupported type {kind!r}")
     type_name = getattr(kind, "__name__", str(kind))
-    raise ValueError(f"{label} {name!r}: expected {type_name}, got {value!r}")
+    raise parameter_error(f"{label} {name!r}: expected {type_name}, got {value!r}", name=name, value=value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,15 +106,23 @@ class ClosingAuctionParams(AlgoParams):
     def check_closing_auction(self, algo: str) -> None:
         """Validate the closing-auction fields (called from the subclass's ``__post_init__``)."""
         if math.isnan(self.closing_auction) or not 0 <= self.closing_auction <= 1:
-            raise ValueError(
-                f"{algo} parameter 'closing_auction' must be in [0, 1], got {self.closing_auction}"
+            raise parameter_error(
+                f"{algo} parameter 'closing_auction' must be in [0, 1], got {self.closing_auction}",
+                name="closing_auction",
+                value=self.closing_auction,
             )
         if self.auction_offset_ticks < 0:
-            raise ValueError(
-                f"{algo} parameter 'auction_offset_ticks' must be >= 0, got {self.auction_offset_ticks}"
+            raise parameter_error(
+                f"{algo} parameter 'auction_offset_ticks' must be >= 0, got {self.auction_offset_ticks}",
+                name="auction_offset_ticks",
+                value=self.auction_offset_ticks,
             )
 
 
 def check_choice(algo: str, name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{algo} parameter {name!r} must be one of {', '.join(choices)}, got {value!r}")
+        raise parameter_error(
+            f"{algo} parameter {name!r} must be one of {', '.join(choices)}, got {value!r}",
+            name=name,
+            value=value,
+        )

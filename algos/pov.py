@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from algos.base import AlgoContext, ExecAlgo, PlanField
-from algos.params import END_POLICIES, ClosingAuctionParams, check_choice
+from algos.params import END_POLICIES, ClosingAuctionParams, check_choice, parameter_error
 from algos.pricing import PricePolicy
 from algos.saved_state import state_flag, state_index, state_int, state_ints, state_optional_int
 from algos.schedule import clip_windows, slice_times
@@ -64,22 +64,40 @@ class PovParams(ClosingAuctionParams):
         for name in ("target_rate", "min_rate", "max_rate"):
             value = getattr(self, name)
             if math.isnan(value) or not 0 <= value <= 1:
-                raise ValueError(f"pov parameter {name!r} must be in [0, 1], got {value}")
+                raise parameter_error(
+                    f"pov parameter {name!r} must be in [0, 1], got {value}", name=name, value=value
+                )
         if self.target_rate <= 0:
-            raise ValueError(f"pov parameter 'target_rate' must be positive, got {self.target_rate}")
+            raise parameter_error(
+                f"pov parameter 'target_rate' must be positive, got {self.target_rate}",
+                name="target_rate",
+                value=self.target_rate,
+            )
         if not self.min_rate <= self.target_rate:
-            raise ValueError(
-                f"pov parameter 'min_rate' ({self.min_rate}) must be <= target_rate ({self.target_rate})"
+            raise parameter_error(
+                f"pov parameter 'min_rate' ({self.min_rate}) must be <= target_rate ({self.target_rate})",
+                name="min_rate",
+                value=self.min_rate,
             )
         if not self.target_rate <= self.max_rate:
-            raise ValueError(
-                f"pov parameter 'max_rate' ({self.max_rate}) must be >= target_rate ({self.target_rate})"
+            raise parameter_error(
+                f"pov parameter 'max_rate' ({self.max_rate}) must be >= target_rate ({self.target_rate})",
+                name="max_rate",
+                value=self.max_rate,
             )
         if self.interval_s <= 0:
-            raise ValueError(f"pov parameter 'interval_s' must be positive, got {self.interval_s}")
+            raise parameter_error(
+                f"pov parameter 'interval_s' must be positive, got {self.interval_s}",
+                name="interval_s",
+                value=self.interval_s,
+            )
         for name in ("offset_ticks", "catch_up_lots"):
             if getattr(self, name) < 0:
-                raise ValueError(f"pov parameter {name!r} must be >= 0, got {getattr(self, name)}")
+                raise parameter_error(
+                    f"pov parameter {name!r} must be >= 0, got {getattr(self, name)}",
+                    name=name,
+                    value=getattr(self, name),
+                )
         check_choice("pov", "price_policy", self.price_policy, tuple(PricePolicy))
         check_choice("pov", "end_policy", self.end_policy, END_POLICIES)
         self.check_closing_auction("pov")

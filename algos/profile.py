@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algos.params import parameter_error
 from engine.errors import InputError
 from engine.input_limits import PROFILE, check_cell, decode_text, json_document, read_bounded
 
@@ -40,14 +41,20 @@ def build_profile(bars: pd.DataFrame, pooled: bool = False) -> dict[str, list[fl
     """Per-symbol (or, ``pooled``, one under ``"*"``) average of each day's normalised minute volumes.
 
     ``bars`` has the columns of ``replay.bars.load_minute_bars``. Days with no volume are skipped; a
-    symbol (or the pool) with no day left is left out. Raises ``ValueError`` when nothing is left at all.
+    symbol (or the pool) with no day left is left out. Raises ``ParameterError`` when nothing is left at all.
     """
     missing = {"symbol", "trade_date", "minute_of_session", "volume"} - set(bars.columns)
     if missing:
-        raise ValueError(f"bars lack the columns {', '.join(sorted(missing))}")
+        raise parameter_error(
+            f"bars lack the columns {', '.join(sorted(missing))}", name="bars", value=sorted(missing)
+        )
     minutes = bars["minute_of_session"].to_numpy(dtype=np.int64)
     if len(minutes) and (minutes.min() < 0 or minutes.max() >= SESSION_MINUTES):
-        raise ValueError(f"minute_of_session outside 0..{SESSION_MINUTES - 1}")
+        raise parameter_error(
+            f"minute_of_session outside 0..{SESSION_MINUTES - 1}",
+            name="minute_of_session",
+            value=(int(minutes.min()), int(minutes.max())),
+        )
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     grouped = bars.groupby(["symbol", "trade_date"], sort=True)
@@ -64,7 +71,7 @@ def build_profile(bars: pd.DataFrame, pooled: bool = False) -> dict[str, list[fl
         sums[key] = sums.get(key, np.zeros(SESSION_MINUTES)) + curve / total
         counts[key] = counts.get(key, 0) + 1
     if not sums:
-        raise ValueError("no day with any volume in the bars")
+        raise parameter_error("no day with any volume in the bars", name="bars", value=len(bars))
     return {key: _normalised(sums[key] / counts[key]) for key in sorted(sums)}
 
 

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from algos.base import AlgoContext
 from algos.basket import Basket
+from algos.params import parameter_error
 from engine.account import Account
 from engine.events import OrderEvent
 from engine.market import FeeSchedule, Instrument, instrument_for
@@ -58,7 +59,7 @@ class Rebalance:
         on_done: Callable[[], None] | None = None,
     ) -> None:
         if end_ns <= start_ns:
-            raise ValueError("rebalance window: end must be after start")
+            raise parameter_error("rebalance window: end must be after start", name="end_ns", value=end_ns)
         self.ctx = ctx
         self.plan = plan
         self.account = account

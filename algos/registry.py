@@ -7,7 +7,7 @@ from dataclasses import MISSING, fields
 from algos.base import AlgoContext, ExecAlgo
 from algos.chase import ChaseAlgo
 from algos.iceberg import IcebergAlgo
-from algos.params import ClosingAuctionParams
+from algos.params import ClosingAuctionParams, parameter_error
 from algos.pov import PovAlgo
 from algos.twap import TwapAlgo
 from algos.vwap import VwapAlgo
@@ -26,8 +26,10 @@ def create_algo(parent: ParentOrder, ctx: AlgoContext) -> ExecAlgo:
     """The algorithm ``parent.algo`` for ``parent``, its parameters parsed from ``parent.params``."""
     cls = ALGOS.get(parent.algo)
     if cls is None:
-        raise ValueError(
-            f"parent {parent.parent_id}: unknown algo {parent.algo!r}; known: {', '.join(sorted(ALGOS))}"
+        raise parameter_error(
+            f"parent {parent.parent_id}: unknown algo {parent.algo!r}; known: {', '.join(sorted(ALGOS))}",
+            name="algo",
+            value=parent.algo,
         )
     return cls(parent, ctx)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from algos.params import parameter_error
+
 STATE_VERSION = 1
 """The version of ``ExecAlgo.state()``'s layout; ``restore`` refuses any other."""
 
@@ -15,14 +17,18 @@ STATE_VERSION = 1
 def state_int(state: Mapping[str, object], key: str, default: int = 0) -> int:
     value = state.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"algo state {key!r}: expected an integer, got {value!r}")
+        raise parameter_error(
+            f"algo state {key!r}: expected an integer, got {value!r}", name=key, value=value
+        )
     return value
 
 
 def state_ints(state: Mapping[str, object], key: str) -> list[int]:
     value = state.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"algo state {key!r}: expected a list of integers, got {value!r}")
+        raise parameter_error(
+            f"algo state {key!r}: expected a list of integers, got {value!r}", name=key, value=value
+        )
     return list(value)
 
 
@@ -40,5 +46,5 @@ def state_index(state: Mapping[str, object], key: str, size: int) -> int:
     """An index into a restored list of ``size`` items (``size`` itself: past the end)."""
     index = state_int(state, key)
     if not 0 <= index <= size:
-        raise ValueError(f"algo state: {key} {index} outside 0..{size}")
+        raise parameter_error(f"algo state: {key} {index} outside 0..{size}", name=key, value=index)
     return index

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from itertools import accumulate
 
+from algos.params import parameter_error
+
 Window = tuple[int, int]
 
 
@@ -23,9 +25,11 @@ def clip_windows(windows: list[Window], start_ns: int, end_ns: int) -> list[Wind
     last_end: int | None = None
     for w_start, w_end in sorted(windows):
         if w_start >= w_end:
-            raise ValueError(f"empty or reversed window ({w_start}, {w_end})")
+            raise parameter_error(
+                f"empty or reversed window ({w_start}, {w_end})", name="windows", value=(w_start, w_end)
+            )
         if last_end is not None and w_start < last_end:
-            raise ValueError(f"overlapping windows at {w_start}")
+            raise parameter_error(f"overlapping windows at {w_start}", name="windows", value=w_start)
         last_end = w_end
         lo, hi = max(w_start, start_ns), min(w_end, end_ns)
         if lo < hi:
@@ -46,7 +50,9 @@ def slice_times(windows: list[Window], start_ns: int, end_ns: int, interval_ns: 
     slice comes ``interval`` of trading time after the last morning one.
     """
     if interval_ns <= 0:
-        raise ValueError(f"interval_ns must be positive, got {interval_ns}")
+        raise parameter_error(
+            f"interval_ns must be positive, got {interval_ns}", name="interval_ns", value=interval_ns
+        )
     times: list[int] = []
     elapsed = 0  # trading time before the current window
     for lo, hi in clip_windows(windows, start_ns, end_ns):
@@ -86,11 +92,11 @@ def split_quantity(quantity: int, n_slices: int, lot: int, min_first: int | None
     ``min_first`` is one slice (a sell's odd lot, sold whole).
     """
     if quantity < 0:
-        raise ValueError(f"quantity must be >= 0, got {quantity}")
+        raise parameter_error(f"quantity must be >= 0, got {quantity}", name="quantity", value=quantity)
     if n_slices <= 0:
-        raise ValueError(f"n_slices must be positive, got {n_slices}")
+        raise parameter_error(f"n_slices must be positive, got {n_slices}", name="n_slices", value=n_slices)
     if lot <= 0:
-        raise ValueError(f"lot must be positive, got {lot}")
+        raise parameter_error(f"lot must be positive, got {lot}", name="lot", value=lot)
     min_size = lot if min_first is None else max(min_first, 1)
     if quantity == 0:
         return []
@@ -113,7 +119,9 @@ def spread(parts: list[int], n_times: int) -> list[int]:
     a small parent is not bunched into the first few minutes.
     """
     if len(parts) > n_times:
-        raise ValueError(f"{len(parts)} slices do not fit in {n_times} slots")
+        raise parameter_error(
+            f"{len(parts)} slices do not fit in {n_times} slots", name="parts", value=len(parts)
+        )
     out = [0] * n_times
     for k, part in enumerate(parts):
         out[k * n_times // len(parts)] += part

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from algos.base import AlgoContext, ExecAlgo, PlanField
-from algos.params import END_POLICIES, ClosingAuctionParams
+from algos.params import END_POLICIES, ClosingAuctionParams, parameter_error
 from algos.pricing import PricePolicy
 from algos.saved_state import state_flag, state_index, state_int, state_ints, state_optional_int
 from algos.schedule import clip_windows, cumulative_targets, instant_before_end, slice_times
@@ -66,19 +66,31 @@ class TwapParams(ClosingAuctionParams):
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
-            raise ValueError(f"twap parameter 'interval_s' must be positive, got {self.interval_s}")
+            raise parameter_error(
+                f"twap parameter 'interval_s' must be positive, got {self.interval_s}",
+                name="interval_s",
+                value=self.interval_s,
+            )
         if self.price_policy not in tuple(PricePolicy):
-            raise ValueError(
+            raise parameter_error(
                 f"twap parameter 'price_policy' must be one of "
-                f"{', '.join(PricePolicy)}, got {self.price_policy!r}"
+                f"{', '.join(PricePolicy)}, got {self.price_policy!r}",
+                name="price_policy",
+                value=self.price_policy,
             )
         for name in ("offset_ticks", "final_sweep_s", "sweep_offset_ticks"):
             if getattr(self, name) < 0:
-                raise ValueError(f"twap parameter {name!r} must be >= 0, got {getattr(self, name)}")
+                raise parameter_error(
+                    f"twap parameter {name!r} must be >= 0, got {getattr(self, name)}",
+                    name=name,
+                    value=getattr(self, name),
+                )
         if self.end_policy not in END_POLICIES:
-            raise ValueError(
+            raise parameter_error(
                 f"twap parameter 'end_policy' must be one of {', '.join(END_POLICIES)}, "
-                f"got {self.end_policy!r}"
+                f"got {self.end_policy!r}",
+                name="end_policy",
+                value=self.end_policy,
             )
         self.check_closing_auction("twap")
 
@@ -244,7 +256,11 @@ class TwapAlgo(ExecAlgo):
         self._times = tuple(state_ints(state, "slice_times"))
         self._targets = tuple(state_ints(state, "targets"))
         if len(self._times) != len(self._targets):
-            raise ValueError("algo state: slice_times and targets differ in length")
+            raise parameter_error(
+                "algo state: slice_times and targets differ in length",
+                name="targets",
+                value=len(self._targets),
+            )
         self._next = state_index(state, "next_slice", len(self._times))
         self._sweep_at = state_optional_int(state, "sweep_at")
         self._swept = state_flag(state, "swept")

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 
 from algos.base import AlgoContext
+from algos.params import parameter_error
 from algos.pricing import PricePolicy
 from algos.profile import U_SHAPE, curve_for, resolve_profile
 from algos.saved_state import state_int, state_optional_int
 from algos.schedule import clip_windows, cumulative_targets
 from algos.twap import TwapAlgo, TwapParams
 from algos.windows import parent_windows
+from engine.errors import ParameterError
 from engine.parents import ParentOrder
 from engine.units import NS_PER_MINUTE, NS_PER_SECOND
 
@@ -55,17 +57,23 @@ class VwapParams(TwapParams):
 
     def __post_init__(self) -> None:
         if not self.profile:
-            raise ValueError(
-                f"vwap parameter 'profile' is required: a volume profile JSON path or {U_SHAPE!r}"
+            raise parameter_error(
+                f"vwap parameter 'profile' is required: a volume profile JSON path or {U_SHAPE!r}",
+                name="profile",
+                value=self.profile,
             )
         if not (0 < self.max_participation <= 1) or math.isnan(self.max_participation):
-            raise ValueError(
-                f"vwap parameter 'max_participation' must be in (0, 1], got {self.max_participation}"
+            raise parameter_error(
+                f"vwap parameter 'max_participation' must be in (0, 1], got {self.max_participation}",
+                name="max_participation",
+                value=self.max_participation,
             )
         try:
             TwapParams.__post_init__(self)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("twap parameter", "vwap parameter", 1)) from None
+        except ParameterError as exc:
+            raise parameter_error(
+                str(exc).replace("twap parameter", "vwap parameter", 1), name=exc.name, value=exc.value
+            ) from None
 
 
 def session_minute(ns: int) -> int | None:
@@ -105,7 +113,9 @@ def weighted_targets(
     if n == 0:
         return []
     if any(w < 0 or not math.isfinite(w) for w in weights):
-        raise ValueError(f"weights must be finite and >= 0, got {weights}")
+        raise parameter_error(
+            f"weights must be finite and >= 0, got {weights}", name="weights", value=weights
+        )
     total = math.fsum(weights)
     if total <= 0:
         return cumulative_targets(quantity, n, lot, min_first, base)
@@ -212,4 +222,8 @@ class VwapAlgo(TwapAlgo):
         if self._built:
             self._weights = self._slice_weights()
             if len(self._weights) != len(self._times):
-                raise ValueError("algo state: slice weights do not match slice_times")
+                raise parameter_error(
+                    "algo state: slice weights do not match slice_times",
+                    name="weights",
+                    value=len(self._weights),
+                )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from datetime import timedelta
 
+from algos.params import parameter_error
 from algos.schedule import Window
 from engine.market import TradingCalendar, shanghai_ns, trading_date_of
 from engine.parents import ParentOrder
@@ -35,7 +36,11 @@ def parent_windows(calendar: TradingCalendar, parent: ParentOrder) -> list[Windo
     first = trading_date_of(parent.start_ns)
     last = trading_date_of(max(parent.start_ns, parent.end_ns - 1))
     if (last - first).days > MAX_SPAN_DAYS:
-        raise ValueError(f"parent {parent.parent_id}: window spans more than {MAX_SPAN_DAYS} days")
+        raise parameter_error(
+            f"parent {parent.parent_id}: window spans more than {MAX_SPAN_DAYS} days",
+            name="end_ns",
+            value=parent.end_ns,
+        )
     windows: list[Window] = []
     day = first
     while day <= last:
