@@ -9,8 +9,9 @@ ZhixingError
 │   ├── IllegalTransition  an event that the order's state table does not allow
 │   └── OverfillError      a fill that would take filled beyond quantity (integrity alarm)
 ├── StoreError            the journal could not be written; nothing may be sent
-└── BrokerError           the broker route failed
-    └── BrokerDisconnected
+├── BrokerError           the broker route failed
+│   └── BrokerDisconnected
+└── FeedError             the market-data feed cannot answer (not connected, unknown symbol, vendor error)
 """
 
 from __future__ import annotations
