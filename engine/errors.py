@@ -10,8 +10,9 @@ ZhixingError
 │   └── OverfillError      a fill that would take filled beyond quantity (integrity alarm)
 ├── IllegalPhaseTransition  an algorithm phase change its lifecycle table does not allow (a bug)
 ├── StoreError            the journal could not be written; nothing may be sent
-└── BrokerError           the broker route failed
-    └── BrokerDisconnected
+├── BrokerError           the broker route failed
+│   └── BrokerDisconnected
+└── FeedError             the market-data feed cannot answer (not connected, unknown symbol, vendor error)
 """
 
 from __future__ import annotations

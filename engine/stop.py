@@ -48,6 +48,7 @@ EXIT_OK: Final = 0  # stopped cleanly, every job that ran is ok
 EXIT_NOT_OK: Final = 1  # stopped cleanly; a job is not ok (one the stop cut short too) or orders left working
 EXIT_BAD_INPUT: Final = 2  # refused to start: bad config or input, damaged journal, route never ready
 EXIT_UNCLEAN: Final = 3  # not a clean stop: final journal commit/close failed, a child survived, forced
+EXIT_BUG: Final = 70  # an exception that is no ZhixingError reached the command line: a bug (EX_SOFTWARE)
 # a one-shot command (or ``zhixing run`` before its loop) stopped by a signal: 128 + the signal's number
 
 ONE_SHOT_BOUND_S: Final = 10.0  # a one-shot command's cleanup after a signal, then the watchdog

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from engine.errors import InputError
+from engine.errors import InputError, ParameterError
 from engine.units import NS_PER_SECOND, PRICE_SCALE
 
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -94,7 +94,7 @@ class SymbolDay:
         (both zero before the first snapshot). None when no share traded in between.
         """
         if t1_ns < t0_ns:
-            raise ValueError(f"t1_ns {t1_ns} is before t0_ns {t0_ns}")
+            raise ParameterError(f"{t1_ns} is before t0_ns {t0_ns}", name="t1_ns", value=t1_ns)
         i0, i1 = self.index_at(t0_ns), self.index_at(t1_ns)
         if i1 < 0:
             return None

@@ -58,7 +58,7 @@ from engine.account import Account
 from engine.broker import EventSink
 from engine.clock import SimClock, TimerHandle
 from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError
+from engine.errors import BrokerError, ParameterError
 from engine.events import (
     AccountReport,
     FillReport,
@@ -152,7 +152,7 @@ class SimExchange:
         auction_share: float = DEFAULT_AUCTION_SHARE,
     ) -> None:
         if latency_ns < 0:
-            raise ValueError(f"latency_ns must be >= 0, got {latency_ns}")
+            raise ParameterError(f"must be >= 0, got {latency_ns}", name="latency_ns", value=latency_ns)
         self.closing_auction = False
         self.auction_share = DEFAULT_AUCTION_SHARE
         self.set_closing_auction(closing_auction, auction_share)
@@ -191,7 +191,7 @@ class SimExchange:
         """Turn the closing call's uncross on or off (before the orders it should see arrive), with the
         share of the matched volume our orders may get (0 < share <= 1)."""
         if not 0 < share <= 1:
-            raise ValueError(f"auction_share must be in (0, 1], got {share}")
+            raise ParameterError(f"must be in (0, 1], got {share}", name="auction_share", value=share)
         self.closing_auction = enabled
         self.auction_share = share
 

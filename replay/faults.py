@@ -69,7 +69,7 @@ from engine.connection import (
     attach_to_adapter,
 )
 from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected
+from engine.errors import BrokerDisconnected, ParameterError
 from engine.events import (
     AccountReport,
     FillReport,
@@ -145,16 +145,21 @@ class FaultPlan:
         for name in names:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"FaultPlan.{name} must be a probability in [0, 1], got {p}")
-        if self.delay_ns_max < 0 or self.stale_ns < 0 or self.fill_row_lag_ns < 0:
-            raise ValueError(
-                "FaultPlan.delay_ns_max, stale_ns and fill_row_lag_ns must be >= 0, got "
-                f"{self.delay_ns_max}, {self.stale_ns}, {self.fill_row_lag_ns}"
-            )
+                raise ParameterError(
+                    f"must be a probability in [0, 1], got {p}", name=f"FaultPlan.{name}", value=p
+                )
+        for name in ("delay_ns_max", "stale_ns", "fill_row_lag_ns"):
+            ns = getattr(self, name)
+            if ns < 0:
+                raise ParameterError(f"must be >= 0, got {ns}", name=f"FaultPlan.{name}", value=ns)
         end = None
         for start, duration in self.outages:
             if duration <= 0 or (end is not None and start <= end):
-                raise ValueError(f"FaultPlan.outages must be positive and in order, apart: {self.outages}")
+                raise ParameterError(
+                    f"must be positive and in order, apart: {self.outages}",
+                    name="FaultPlan.outages",
+                    value=self.outages,
+                )
             end = start + duration
 
 
@@ -202,7 +207,7 @@ class FaultyAdapter:
         """One more link outage (the plan's are scheduled at construction; the chaos suite adds one
         around a restart). Outages must not overlap."""
         if duration_ns <= 0:
-            raise ValueError(f"outage duration must be > 0 ns, got {duration_ns}")
+            raise ParameterError(f"must be > 0 ns, got {duration_ns}", name="duration_ns", value=duration_ns)
         self.outage_spans.append((start_ns, start_ns + duration_ns))
         self._clock.call_at(start_ns, self._drop_link, "fault_disconnect")
         self._clock.call_at(start_ns + duration_ns, self._restore_link, "fault_reconnect")

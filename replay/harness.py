@@ -19,6 +19,7 @@ from engine.account import Account
 from engine.broker import BrokerAdapter
 from engine.bus import EventBus
 from engine.clock import Clock, SimClock, TimerHandle
+from engine.errors import ParameterError
 from engine.events import OrderFilled
 from engine.inflight import InflightChecker
 from engine.market import FeeSchedule, TradingCalendar, shanghai_ns
@@ -173,7 +174,7 @@ async def open_session(
     day = market.trade_date
     calendar = TradingCalendar()
     if not calendar.is_trading_day(day):
-        raise ValueError(f"{day} is not a trading day on the XSHG calendar")
+        raise ParameterError(f"{day} is not a trading day on the XSHG calendar", name="trade_date", value=day)
     clock = SimClock(start_ns - 1)
     exchange = SimExchange(
         market,

@@ -33,6 +33,7 @@ from algos.basket import Basket
 from engine.broker import BrokerAdapter, EventSink
 from engine.clock import AnchoredTime, NsSource, SimClock, TimerCallback, TimerHandle
 from engine.enums import Side
+from engine.errors import InputError, ParameterError
 from engine.events import (
     AccountReport,
     FillReport,
@@ -168,7 +169,7 @@ async def restart_session(
 ) -> ReplaySession:
     """Reopen the journal at ``config.db_path`` and build a new engine on the surviving ``adapter``."""
     if config.db_path is None:
-        raise ValueError("restart_session needs config.db_path: the journal to restart from")
+        raise ParameterError("restart_session needs the journal to restart from", name="config.db_path")
     store = await StateStore.open(config.db_path, synchronous=config.synchronous)
     try:
         return await build_session(
@@ -238,6 +239,7 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 
 RequestHook = Callable[[int], None]
+_KINDS = frozenset({"submit", "cancel", "expire"})  # what ``_record`` writes
 
 
 @dataclass(slots=True)
@@ -288,6 +290,14 @@ class DurableSimBroker:
         broker = cls(exchange, clock, db)
         exchange.bind(_discard)  # events of the past were delivered (or lost) in the past
         for seq, ts, kind, body in db.execute("SELECT seq, ts, kind, body FROM requests ORDER BY seq"):
+            if kind not in _KINDS:
+                db.close()
+                raise InputError(
+                    f"unknown request kind {kind!r}; known: {', '.join(sorted(_KINDS))}",
+                    path=str(path),
+                    row=seq,
+                    field="kind",
+                )
             run_exchange_alone(clock, ts)
             await broker._apply(kind, json.loads(body))
             broker.stats.requests = seq
@@ -295,6 +305,7 @@ class DurableSimBroker:
         return broker
 
     async def _apply(self, kind: str, body: dict[str, object]) -> None:
+        """Replay one journaled request; ``kind`` is one of ``_KINDS`` (``open`` checked it)."""
         if kind == "expire":
             self.exchange.expire_all()
             return
@@ -311,10 +322,8 @@ class DurableSimBroker:
             cid = order.client_order_id
             self.stats.submits[cid] = self.stats.submits.get(cid, 0) + 1
             await self.exchange.submit(order)
-        elif kind == "cancel":
-            await self.exchange.cancel(order)
         else:
-            raise ValueError(f"broker journal: unknown request kind {kind!r}")
+            await self.exchange.cancel(order)
 
     def _record(self, kind: str, body: dict[str, object]) -> None:
         self.stats.requests += 1

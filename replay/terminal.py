@@ -82,6 +82,7 @@ from adapters.fileorder.format import (
 from adapters.fileorder.output_rows import cash_values, exec_values, position_values, status_values
 from engine.clock import Clock, TimerHandle
 from engine.enums import Side
+from engine.errors import InputError, ParameterError
 from engine.events import (
     OrderAccepted,
     OrderCanceled,
@@ -219,7 +220,9 @@ class TerminalEmulator:
         """Serve another account from the same input folder (before ``start``): its rows go to
         ``exchange`` and its answers to ``<output_root>/<account_id>/``."""
         if account_id in self._desks:
-            raise ValueError(f"the terminal already serves account {account_id!r}")
+            raise ParameterError(
+                f"the terminal already serves account {account_id!r}", name="account_id", value=account_id
+            )
         self._desks[account_id] = _Desk(account_id, exchange, self.output_root / account_id)
 
     def start(self) -> None:
@@ -345,7 +348,7 @@ class TerminalEmulator:
             rec.symbol = from_gm(get("symbol"))
             rec.volume = parse_int(get("volume"))
             rec.price = price_from_yuan(get("price")) if get("price") else 0
-        except (ValueError, KeyError, ArithmeticError) as exc:
+        except (InputError, ValueError, KeyError, ArithmeticError) as exc:
             refusal = (REJECT_ILLEGAL_SYMBOL if not rec.symbol else REJECT_ILLEGAL_VOLUME, str(exc))
         if refusal is None:
             if not sid:

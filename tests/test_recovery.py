@@ -3,7 +3,9 @@ the simulated exchange survives, a new engine reconciles and resumes each parent
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from algos.basket import Basket
 from algos.twap import TwapAlgo
 from engine.enums import OrderStatus, Side
+from engine.errors import InputError
 from engine.events import SubmitOrder
 from engine.market import shanghai_ns
 from engine.parents import ParentOrder, ParentStatus
@@ -263,6 +266,25 @@ async def test_the_durable_broker_rebuilds_the_exchange_from_its_journal(
     assert rebuilt == expected  # same orders, states, trade ids, fees, positions and cash
     assert again.stats.replayed == broker.stats.requests
     assert set(again.stats.submits.values()) == {1}
+
+
+async def test_a_broker_journal_row_of_unknown_kind_is_an_input_error_naming_file_row_and_field(
+    market: MarketData, tmp_path: Path
+) -> None:
+    path = tmp_path / "broker.db"
+    start = hhmm(market, "09:30")
+    broker = await DurableSimBroker.open(path, market, config_for(tmp_path), start_ns=start)
+    broker.expire_all()  # request 1, a known kind
+    await broker.close()
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("INSERT INTO requests (seq, ts, kind, body) VALUES (2, ?, 'amend', '{}')", (start,))
+
+    with pytest.raises(InputError) as caught:
+        await DurableSimBroker.open(path, market, config_for(tmp_path), start_ns=start)
+    assert (caught.value.path, caught.value.row, caught.value.field) == (str(path), 2, "kind")
+    assert str(caught.value) == (
+        f"{path}, row 2, field 'kind': unknown request kind 'amend'; known: cancel, expire, submit"
+    )
 
 
 async def test_a_broker_reject_is_listed_by_the_broker_and_never_reaches_the_exchange(

@@ -64,16 +64,18 @@ def test_both_ledgers_open_while_another_process_holds_the_lock(
 
 def test_a_lock_never_released_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "l.sqlite"
-    _holder(path)
+    holder = _holder(path)  # held by a name: a dropped connection closes (its lock gone) at any gc
     monkeypatch.setattr(shared_sqlite.time, "sleep", lambda _s: None)
     monkeypatch.setattr(shared_sqlite, "ATTEMPTS", 3)
     with pytest.raises(shared_sqlite.LockedError, match="journal_mode"):
         shared_sqlite.open_shared(path, SCHEMA)
     (tmp_path / "state").mkdir(mode=0o700)
     held = tmp_path / "state" / "sids.sqlite"
-    _holder(held)
+    ledger_holder = _holder(held)
     with pytest.raises(BrokerError, match="sid ledger"):
         SidLedger(held)
+    ledger_holder.close()
+    holder.close()
 
 
 def test_other_errors_are_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

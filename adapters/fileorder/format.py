@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from engine.enums import OrderStatus, Side
+from engine.errors import InputError
 from engine.input_limits import TERMINAL_OUTPUT
 from engine.units import price_from_yuan, yuan_str
 
@@ -233,39 +234,43 @@ def ts_text(ts_ns: int) -> str:
 
 def parse_ts(text: str) -> int:
     """The terminal's ISO timestamp to int ns since the epoch; a naive one is taken as Beijing time.
-    Empty text gives 0 (unknown)."""
+    Empty text gives 0 (unknown); text that is no timestamp raises ``InputError`` quoting it."""
     text = text.strip()
     if not text:
         return 0
-    moment = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+    except ValueError:
+        raise InputError(f"not a timestamp: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=CHINA_TZ)
     return ((moment - _EPOCH) // _MICRO) * 1000
 
 
 def parse_int(text: str) -> int:
-    """A whole number as the terminal writes it (``"100"``, ``"100.0"``); empty is 0."""
+    """A whole number as the terminal writes it (``"100"``, ``"100.0"``); empty is 0. ``InputError``
+    quoting the text otherwise (the caller adds the file and line)."""
     text = text.strip()
     if not text:
         return 0
     try:
         value = Decimal(text)
     except InvalidOperation as exc:
-        raise ValueError(f"not a number: {text!r}") from exc
+        raise InputError(f"not a number: {text!r}") from exc
     if value != value.to_integral_value():
-        raise ValueError(f"not a whole number: {text!r}")
+        raise InputError(f"not a whole number: {text!r}")
     return int(value)
 
 
 def parse_money(text: str) -> int:
-    """Yuan text to int milli-yuan; empty is 0."""
+    """Yuan text to int milli-yuan; empty is 0; ``InputError`` quoting text that is no number."""
     text = text.strip()
     if not text:
         return 0
     try:
         return price_from_yuan(Decimal(text))
     except InvalidOperation as exc:
-        raise ValueError(f"not a number: {text!r}") from exc
+        raise InputError(f"not a number: {text!r}") from exc
 
 
 # ------------------------------------------------------------------------------------------ rows
@@ -308,17 +313,18 @@ MAX_LINE = 64 * 1024
 
 
 def split_line(line: str) -> list[str]:
-    """One CSV record (no line break inside: the terminal's fields have none). ``ValueError`` for a
-    line over ``MAX_LINE``, a cell over ``TERMINAL_OUTPUT.max_cell`` or malformed CSV."""
+    """One CSV record (no line break inside: the terminal's fields have none). ``InputError`` for a
+    line over ``MAX_LINE``, a cell over ``TERMINAL_OUTPUT.max_cell`` or malformed CSV (the caller adds the
+    file and line)."""
     if len(line) > MAX_LINE:
-        raise ValueError(f"a line of {len(line):,} characters, more than {MAX_LINE:,}")
+        raise InputError(f"a line of {len(line):,} characters, more than {MAX_LINE:,}")
     try:
         cells = next(csv.reader([line]), [])
     except csv.Error as exc:
-        raise ValueError(f"not readable as CSV: {exc}") from None
+        raise InputError(f"not readable as CSV: {exc}") from None
     for index, cell in enumerate(cells):
         if len(cell) > TERMINAL_OUTPUT.max_cell:
-            raise ValueError(
+            raise InputError(
                 f"cell {index + 1} has {len(cell):,} characters, more than {TERMINAL_OUTPUT.max_cell:,}"
             )
     return cells

@@ -30,6 +30,7 @@ from adapters.fileorder.format import (
     split_line,
 )
 from engine.enums import OrderStatus, Side
+from engine.errors import InputError
 from engine.events import AccountReport, OrderStatusReport, PositionReport
 from engine.input_limits import TERMINAL_OUTPUT
 from engine.logs import mask_account
@@ -84,7 +85,7 @@ def _side(row: Row) -> Side:
     biz = parse_int(row.get("order_business"))
     side = SIDE_OF_BIZ.get(biz)
     if side is None:
-        raise ValueError(f"order_business {biz} is not a stock buy (1) or sell (2)")
+        raise InputError(f"{biz} is not a stock buy (1) or sell (2)", field="order_business")
     return side
 
 
@@ -119,7 +120,7 @@ FEE_COLUMNS = ("commission", "stamp_duty", "transfer_fee")
 def exec_row(row: Row) -> ExecRow:
     exec_id = row.get("exec_id")
     if not exec_id:
-        raise ValueError("exec_id is empty")
+        raise InputError("empty", field="exec_id")
     return ExecRow(
         sid=row.get("sid"),
         order_id=row.get("order_id"),
@@ -200,7 +201,7 @@ def parse_rows(path: Path, rows: list[tuple[int, Row]], parse: Callable[[Row], T
     for line_no, row in rows:
         try:
             out.append(parse(row))
-        except (ValueError, ArithmeticError) as exc:
+        except (InputError, ValueError, ArithmeticError) as exc:  # ValueError: a symbol (ParameterError)
             log.warning("fileorder_bad_row", file=str(path), line=line_no, error=str(exc))
     return out
 
@@ -231,7 +232,7 @@ def read_snapshot(
             continue
         try:
             values = split_line(text)
-        except ValueError as exc:
+        except InputError as exc:
             log.warning("fileorder_bad_line", file=str(path), line=line_no, error=str(exc))
             continue
         if columns is None:

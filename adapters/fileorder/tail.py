@@ -48,6 +48,7 @@ import structlog
 
 from adapters.fileorder import trust
 from adapters.fileorder.format import MAX_LINE, Row, column_aliases, split_line
+from engine.errors import InputError, ParameterError
 
 log = structlog.get_logger("zhixing.fileorder")
 
@@ -115,8 +116,14 @@ class TailFile:
         verify_budget: int = VERIFY_BUDGET,
         max_read: int = MAX_READ,
     ) -> None:
-        if chunk <= 0 or verify_budget < 3 * chunk:
-            raise ValueError("verify_budget must cover at least three chunks")
+        if chunk <= 0:
+            raise ParameterError(f"must be > 0 bytes, got {chunk}", name="chunk", value=chunk)
+        if verify_budget < 3 * chunk:
+            raise ParameterError(
+                f"must cover at least three chunks of {chunk} bytes, got {verify_budget}",
+                name="verify_budget",
+                value=verify_budget,
+            )
         self.path = path
         self.encoding = encoding
         self.stats = TailStats()
@@ -355,7 +362,7 @@ class TailFile:
                 continue
             try:
                 values = split_line(text)
-            except ValueError as exc:  # a hostile or broken line: told and skipped, the rest is read
+            except InputError as exc:  # a hostile or broken line: told and skipped, the rest is read
                 self.stats.bad_lines += 1
                 log.warning("fileorder_bad_line", file=str(source), line=self._lines, error=str(exc))
                 continue

@@ -39,7 +39,7 @@ from adapters.fileorder.format import (
 from adapters.fileorder.trust import TEMP_SUFFIX, UntrustedPathError
 from engine import names
 from engine.clock import Clock
-from engine.errors import BrokerError
+from engine.errors import BrokerError, ParameterError
 from engine.names import UnsafeNameError
 from engine.store import shared_sqlite
 
@@ -156,7 +156,9 @@ class OrderFileWriter:
         tag: str = "",
     ) -> None:
         if tag and not tag.isalnum():
-            raise ValueError(f"file name tag {tag!r}: letters and digits only")
+            raise ParameterError(
+                f"{tag!r}: letters and digits only (a file name part)", name="tag", value=tag
+            )
         self.input_dir = input_dir
         self.tag = tag
         self.ledger = ledger
@@ -171,7 +173,9 @@ class OrderFileWriter:
         """Write one order row (``ORDER_HEADER`` order; ``row[0]`` is the sid). Raises ``BrokerError``
         when the sid was used before or the file could not be put in place (nothing visible)."""
         if len(row) != len(ORDER_HEADER):
-            raise ValueError(f"order row has {len(row)} fields, expected {len(ORDER_HEADER)}")
+            raise ParameterError(
+                f"an order row has {len(row)} fields, expected {len(ORDER_HEADER)}", name="row", value=row
+            )
         sid = str(row[0])
         name = self._next_name(ORDER_SUFFIX)
         # one commit per order: whether the file made it is told by the file itself (or the terminal)

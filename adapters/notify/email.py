@@ -16,6 +16,7 @@ from typing import Literal
 import aiosmtplib
 
 from engine.clock import Clock, host_wall_ns
+from engine.errors import ParameterError
 from engine.notify import Message, NotifyError
 from engine.secrets import Secret, scrub
 
@@ -40,11 +41,13 @@ class SmtpNotifier:
         clock: Clock | None = None,
     ) -> None:
         if security not in ("ssl", "starttls", "none"):
-            raise ValueError(f"security must be ssl, starttls or none, got {security!r}")
+            raise ParameterError(
+                f"must be ssl, starttls or none, got {security!r}", name="security", value=security
+            )
         if not recipients:
-            raise ValueError("at least one recipient is required")
+            raise ParameterError("at least one recipient is required", name="recipients", value=recipients)
         if (username is None) != (password is None):
-            raise ValueError("username and password go together")
+            raise ParameterError("username and password go together", name="username", value=username)
         self.host = host
         self.port = port
         self.username = username

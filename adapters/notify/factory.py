@@ -22,7 +22,7 @@ from typing import Any
 from adapters.notify.email import SmtpNotifier
 from adapters.notify.webhook import DingTalkNotifier, FeishuNotifier, WeComNotifier
 from engine.clock import Clock
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ParameterError
 from engine.notify import Notifier
 from engine.secrets import Secret, resolve_secret
 
@@ -110,5 +110,5 @@ def notifier_from_settings(kind: str, settings: Mapping[str, Any], *, clock: Clo
         if kind == "dingtalk":
             return DingTalkNotifier(url, clock=clock, signing_secret=signing, timeout_s=timeout_s)
         return FeishuNotifier(url, clock=clock, signing_secret=signing, timeout_s=timeout_s)
-    except ValueError as exc:
+    except ParameterError as exc:
         raise ConfigError(f"key '{s.key('webhook_url')}': {exc}") from None

@@ -23,11 +23,12 @@ import hashlib
 import hmac
 import json
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import aiohttp
 
 from engine.clock import Clock, host_wall_ns
+from engine.errors import ParameterError
 from engine.notify import Message, NotifyError
 from engine.secrets import Secret, register_sensitive, scrub
 
@@ -54,6 +55,16 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(digest).decode()
 
 
+def _http_url(url: Secret) -> SplitResult | None:
+    """The parts of an ``http(s)://host/...`` URL, None for anything else. urllib's own ``ValueError``
+    (an IPv6 host left open) quotes the URL, a secret: it never goes out."""
+    try:
+        parts = urlsplit(url.reveal())
+    except ValueError:
+        return None
+    return parts if parts.hostname and parts.scheme in ("http", "https") else None
+
+
 class _RobotNotifier:
     name = "webhook"
     max_bytes = 4000
@@ -66,9 +77,9 @@ class _RobotNotifier:
         signing_secret: Secret | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        parts = urlsplit(url.reveal())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{self.name}: the webhook URL must be http(s)://host/...")
+        parts = _http_url(url)
+        if parts is None:
+            raise ParameterError(f"must be http(s)://host/... for a {self.name} robot", name="url")
         # the robot key lives in the query (WeCom key, DingTalk access_token) or the path (Feishu)
         # (long values only: a short query value or path word is not a key, and would shred the logs)
         for value in [v for _, v in parse_qsl(parts.query)] + [parts.path.rsplit("/", 1)[-1]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
 from engine.cli import (
@@ -28,8 +29,10 @@ from engine.cli import (
 )
 from engine.errors import ZhixingError
 from engine.logs import configure_logging, install_secret_filter
+from engine.secrets import scrub
 from engine.stop import (
     EXIT_BAD_INPUT,
+    EXIT_BUG,
     Stopped,
     install_process_stop,
     signal_exit_code,
@@ -64,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+BUG_REPORT = "zhixing: internal error — please report it: see docs/OPERATIONS.md#reporting-a-bug"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A ``ZhixingError`` (``ParameterError`` included) is the user's to fix: its message,
+    exit 2. Any other exception (a bare ``ValueError`` too) is a bug: the traceback and where to report
+    it, exit 70. Secrets registered so far are masked in the traceback as in the logs."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
@@ -72,9 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_process_stop()  # SIGINT/SIGTERM: the command unwinds, exits 128 + signal (engine/stop.py)
     try:
         result: int = args.handler(args)
-    except (ZhixingError, ValueError) as exc:  # bad input or parameters: a message, not a traceback
+    except ZhixingError as exc:  # bad input, config or parameters: a message, not a traceback
         print(f"zhixing: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # not one of ours: a bug, whatever its type
+        print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+        print(BUG_REPORT, file=sys.stderr)
+        return EXIT_BUG
     except KeyboardInterrupt as exc:  # Stopped (SIGTERM) or Ctrl-C: what was being done is not done
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         print(f"zhixing: stopped by {signal_name(signum)}", file=sys.stderr)
