@@ -310,6 +310,12 @@ def _message(error: Any, key: str, known: list[str] | None) -> str:
     text = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error":
         return text
+    ctx = error.get("ctx") or {}
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        text = f"must be {bounds[kind]} {next(iter(ctx.values()), '')}"
+    elif kind == "literal_error":
+        text = "must be one of " + str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
     text = text[:1].lower() + text[1:]
     value = error.get("input")
     if SECRET_NAME.search(key.rpartition(".")[2]) or isinstance(value, dict | list):
