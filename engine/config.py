@@ -158,10 +158,10 @@ def load_config(
     feed = _feed(path, raw, model, route.kind)
     for prefix, table in _adapter_tables(raw):
         _check_secrets(path, prefix, table)
-    for table in (route, feed):
-        check = (checks or {}).get(f"{table.name}.{table.kind}")
+    for chosen in (route, feed):
+        check = (checks or {}).get(f"{chosen.name}.{chosen.kind}")
         if check is not None:
-            check(table.settings, path)
+            check(chosen.settings, path)
     jobs = _jobs(path, model)
     return Config(
         path=path,
