@@ -5,37 +5,44 @@ what was expected; nothing is half-loaded. Unknown keys are errors too (a typo m
 back to a default). Secrets are never literal values: a secret key holds ``env:NAME`` or
 ``keyring:SERVICE/USER`` and is resolved only by ``engine.secrets`` when a component connects.
 
-Route, feed and notification settings are kept as validated tables here and turned into each
-adapter's own settings by the composition root (``engine/cli``), so ``engine`` imports no adapter.
+The file's shape is one validating model (``engine.config_model``); the rules that join two tables are
+checked here, in the same ``load_config``. A broker adapter's table (``[route.qmt]``, ...) is checked by
+the adapter's ``SettingsCheck`` that the composition root (``engine/cli``) hands to ``load_config``, so
+``engine`` imports no adapter and every command that reads a config (``config check``, ``run``, the
+``--config`` one-shots) accepts and refuses the same files. A UTF-8 BOM at the start is accepted.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from croniter import croniter
+from pydantic import ValidationError
 
-from engine import names
+from engine.config_model import SECRET_NAME, ConfigFile, FeedKind, JobKind, RouteKind, config_error
 from engine.errors import ConfigError, InputError
 from engine.input_limits import CONFIG as CONFIG_LIMITS
 from engine.input_limits import decode_text, read_bounded
-from engine.market.calendar import BEYOND_KNOWN, BeyondKnown
+from engine.market.calendar import BeyondKnown
 from engine.market.calendar_sources import library_sources, merge
 from engine.market.holidays import HolidayList, read_holidays
+from engine.risk_controls import RiskLimits
 from engine.units import price_from_yuan
 
-ROUTES = ("sim", "fileorder", "qmt", "gm")
-FEEDS = ("sim", "qmt", "gm")  # paper runs: ``zhixing paper``
-JOB_KINDS = ("signal", "execute", "summary", "backup")
+ROUTES: tuple[str, ...] = get_args(RouteKind)
+FEEDS: tuple[str, ...] = get_args(FeedKind)  # paper runs: ``zhixing paper``
+JOB_KINDS: tuple[str, ...] = get_args(JobKind)
 BACKUP_JOB = "journal-backup"  # the job ``[backup]`` adds when no [[jobs]] entry has kind "backup"
-SHUTDOWN_POLICIES = ("cancel", "leave")
-_SECRET_NAME = re.compile(r"(pass|secret|token|key$|webhook|url$)", re.IGNORECASE)
 _SECRET_SPEC = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/[^/\s]+)$")
+
+SettingsCheck = Callable[[Mapping[str, Any], Path], object]
+"""An adapter's check of its own table (``route.fileorder``, ``feed.qmt``, ...): the table and the config
+file; raises ``ConfigError`` naming the file and the key. The composition root passes them to
+``load_config`` (``engine`` imports no adapter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +114,7 @@ class Config:
     store: StoreConfig
     route: TableConfig
     feed: TableConfig
-    risk: Mapping[str, Any]
+    risk: RiskLimits
     notify: tuple[TableConfig, ...]
     jobs: tuple[JobConfig, ...]
     shutdown: str = "cancel"
@@ -128,322 +135,203 @@ class Config:
         tables += [(f"notify.{n.kind}", n.settings) for n in self.notify]
         for prefix, table in tables:
             for key, value in table.items():
-                if isinstance(value, str) and _SECRET_SPEC.match(value) and _SECRET_NAME.search(key):
+                if isinstance(value, str) and _SECRET_SPEC.match(value) and SECRET_NAME.search(key):
                     found.append((f"{prefix}.{key}", value))
         return found
 
 
-class _Reader:
-    """Typed access to one TOML table that names the dotted key and the file in every error."""
-
-    def __init__(self, path: Path, prefix: str, table: Mapping[str, Any]) -> None:
-        self.path = path
-        self.prefix = prefix
-        self.table = table
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: key {self.key(name)!r}: {message}")
-
-    def _get(self, name: str, required: bool) -> Any:
-        self.used.add(name)
-        if name not in self.table:
-            if required:
-                raise self.error(name, "is required")
-            return None
-        return self.table[name]
-
-    def text(self, name: str, default: str | None = None, *, choices: tuple[str, ...] = ()) -> str:
-        value = self._get(name, default is None)
-        if value is None:
-            assert default is not None
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, f"expected a non-empty string, got {value!r}")
-        if choices and value not in choices:
-            raise self.error(name, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self._get(name, False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            raise self.error(name, f"expected a number, got {value!r}")
-        if value < minimum:
-            raise self.error(name, f"must be >= {minimum:g}, got {value!r}")
-        return float(value)
-
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
-        value = self._get(name, False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"expected an integer, got {value!r}")
-        if value < minimum:
-            raise self.error(name, f"must be >= {minimum}, got {value}")
-        return value
-
-    def table_of(self, name: str, *, required: bool = False) -> Mapping[str, Any]:
-        value = self._get(name, required)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.error(name, f"expected a table, got {type(value).__name__}")
-        return value
-
-    def path_value(self, name: str, *, required: bool = True) -> Path | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise self.error(name, f"expected a path string, got {value!r}")
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else (self.path.parent / path)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.error(unknown[0], "unknown key (a typo?)")
-
-
-def load_config(path: Path | str, *, adapter: str | None = None) -> Config:
-    """Read and validate ``path``; raise ``ConfigError`` naming the key on the first problem.
+def load_config(
+    path: Path | str, *, adapter: str | None = None, checks: Mapping[str, SettingsCheck] | None = None
+) -> Config:
+    """Read and validate ``path``; raise ``ConfigError`` naming the file and the key on the first problem.
 
     ``adapter`` (the CLI's ``--adapter``) picks the route instead of ``[route] kind``; its table must be in
-    the file. Without a ``[feed]`` table the feed is the route's own (``qmt``, ``gm``)."""
+    the file. Without a ``[feed]`` table the feed is the route's own (``qmt``, ``gm``). ``checks``: the
+    adapters' checks of their own tables by dotted name (``route.qmt``), run on the chosen route and feed."""
     path = Path(path)
+    raw = _read(path)
+    try:
+        model = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(exc, path, model=ConfigFile) from None
+    route = _route(path, raw, model, adapter)
+    feed = _feed(path, raw, model, route.kind)
+    for prefix, table in _adapter_tables(raw):
+        _check_secrets(path, prefix, table)
+    for chosen in (route, feed):
+        check = (checks or {}).get(f"{chosen.name}.{chosen.kind}")
+        if check is not None:
+            check(chosen.settings, path)
+    jobs = _jobs(path, model)
+    return Config(
+        path=path,
+        account=AccountConfig(
+            id=model.account.id,
+            cash=price_from_yuan(model.account.cash_yuan),
+            positions=dict(model.account.positions),
+        ),
+        store=StoreConfig(path=_relative(path, model.store.path), synchronous=model.store.synchronous),
+        route=TableConfig(kind=route.kind, settings=route.settings),
+        feed=TableConfig(kind=feed.kind, settings=feed.settings),
+        risk=model.risk.limits(),
+        notify=tuple(TableConfig(kind=kind, settings=raw["notify"][kind]) for kind in raw.get("notify", {})),
+        jobs=jobs,
+        shutdown=model.shutdown,
+        stale_after_s=model.feed.stale_after_s if model.feed else 30.0,
+        resubscribe_after_s=model.feed.resubscribe_after_s if model.feed else 30.0,
+        connect_timeout_s=model.route.connect_timeout_s,
+        clock=ClockConfig(
+            check_interval_s=model.clock.check_interval_s, step_alert_s=model.clock.step_alert_s
+        ),
+        calendar=_calendar(path, model),
+        backup=(
+            BackupConfig(
+                dir=_relative(path, model.backup.dir), keep_days=model.backup.keep_days, at=model.backup.at
+            )
+            if model.backup
+            else None
+        ),
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The file's TOML, bounded before it is read (``engine.input_limits``); a UTF-8 BOM is dropped."""
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
-    try:  # bounded before it is read (engine.input_limits)
+    try:
         text = decode_text(path, read_bounded(path, CONFIG_LIMITS), hint="save the config as UTF-8")
-        raw = tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except InputError as exc:
         raise ConfigError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML here: nested too deeply") from None
-    top = _Reader(path, "", raw)
-
-    acct = _Reader(path, "account", top.table_of("account", required=True))
-    account_id = acct.text("id")
-    problem = names.name_problem(account_id)  # it may name folders and files (backups, the file route)
-    if problem is not None:
-        raise acct.error("id", f"{account_id!r} {problem}")
-    account = AccountConfig(
-        id=account_id,
-        cash=price_from_yuan(acct.number("cash_yuan", 0.0)),
-        positions=_positions(acct),
-    )
-    acct.finish()
-
-    st = _Reader(path, "store", top.table_of("store", required=True))
-    store_path = st.path_value("path")
-    assert store_path is not None
-    store = StoreConfig(
-        path=store_path, synchronous=st.text("synchronous", "FULL", choices=("FULL", "NORMAL"))
-    )
-    st.finish()
-
-    route_table = top.table_of("route", required=True)
-    route = _kind_table(path, "route", route_table, ROUTES, extra=("connect_timeout_s",), override=adapter)
-    connect_timeout_s = _Reader(path, "route", route_table).number("connect_timeout_s", 600.0)
-    feed_table = top.table_of("feed")
-    feed = _kind_table(
-        path,
-        "feed",
-        feed_table or {"kind": route.kind},
-        FEEDS,
-        extra=("stale_after_s", "resubscribe_after_s"),
-    )
-    fr = _Reader(path, "feed", feed_table)
-    stale_after_s = fr.number("stale_after_s", 30.0, minimum=0.001)
-    resubscribe_after_s = fr.number("resubscribe_after_s", 30.0, minimum=1.0)
-
-    risk = dict(top.table_of("risk"))
-    for key, value in risk.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: key 'risk.{key}': expected a number, got {value!r}")
-
-    notify = _notify(path, top.table_of("notify"))
-    jobs = _jobs(path, top._get("jobs", False))
-    backup = _backup(path, top.table_of("backup") if "backup" in raw else None, jobs)
-    if backup is not None and not any(j.kind == "backup" for j in jobs):
-        if any(j.name == BACKUP_JOB for j in jobs):
-            raise ConfigError(f"{path}: key 'backup': a job is already named {BACKUP_JOB!r}")
-        hour, minute = backup.at.split(":")
-        jobs += (JobConfig(name=BACKUP_JOB, cron=f"{int(minute)} {int(hour)} * * *", kind="backup"),)
-    shutdown = top.text("shutdown", "cancel", choices=SHUTDOWN_POLICIES)
-    clock = _clock(_Reader(path, "clock", top.table_of("clock")))
-    calendar = _calendar(_Reader(path, "calendar", top.table_of("calendar")))
-    top.finish()
-    return Config(
-        path=path,
-        account=account,
-        store=store,
-        route=route,
-        feed=feed,
-        risk=risk,
-        notify=notify,
-        jobs=jobs,
-        shutdown=shutdown,
-        stale_after_s=stale_after_s,
-        resubscribe_after_s=resubscribe_after_s,
-        connect_timeout_s=connect_timeout_s,
-        clock=clock,
-        calendar=calendar,
-        backup=backup,
-    )
 
 
-def _clock(reader: _Reader) -> ClockConfig:
-    interval = reader.number("check_interval_s", 1.0, minimum=0.05)
-    if interval > 60:
-        raise reader.error("check_interval_s", f"must be <= 60 (a step must be seen soon), got {interval:g}")
-    alert = reader.number("step_alert_s", 2.0, minimum=0.1)
-    reader.finish()
-    return ClockConfig(check_interval_s=interval, step_alert_s=alert)
+def _error(path: Path, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: key '{key}': {message}")
 
 
-def _calendar(reader: _Reader) -> CalendarConfig:
-    beyond = reader.text("beyond_known", "refuse", choices=BEYOND_KNOWN)
-    file = reader.path_value("holidays", required=False)
-    reader.finish()
-    holidays = None
-    if file is not None:
-        try:
-            holidays = read_holidays(file)
-            # a known_until past the installed libraries must list that year's holidays: checked here
-            merge(library_sources(), holidays)
-        except InputError as exc:
-            raise reader.error("holidays", str(exc)) from None
-    return CalendarConfig(holidays=holidays, beyond_known="weekdays" if beyond == "weekdays" else "refuse")
+def _relative(path: Path, value: str) -> Path:
+    """A path from the file: ``~`` expanded, relative to the config file's folder."""
+    found = Path(value).expanduser()
+    return found if found.is_absolute() else path.parent / found
 
 
-def _backup(path: Path, table: Mapping[str, Any] | None, jobs: tuple[JobConfig, ...]) -> BackupConfig | None:
-    """``[backup]`` (None without the table); a ``backup`` job needs it."""
-    if table is None:
-        for i, job in enumerate(jobs):
-            if job.kind == "backup":
-                raise ConfigError(
-                    f"{path}: key 'jobs[{i}].kind': a backup job needs a [backup] table with dir"
-                )
-        return None
-    r = _Reader(path, "backup", table)
-    folder = r.path_value("dir")
-    assert folder is not None
-    at = r.text("at", "15:10")
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", at):
-        raise r.error("at", f"expected HH:MM (Shanghai time), got {at!r}")
-    backup = BackupConfig(dir=folder, keep_days=r.integer("keep_days", 10, minimum=1), at=at)
-    r.finish()
-    return backup
+@dataclass(frozen=True, slots=True)
+class _Chosen:
+    name: str  # "route" or "feed"
+    kind: str
+    settings: Mapping[str, Any]
 
 
-def _positions(acct: _Reader) -> dict[str, int]:
-    table = acct.table_of("positions")
-    positions: dict[str, int] = {}
-    for symbol, quantity in table.items():
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-            raise ConfigError(
-                f"{acct.path}: key 'account.positions.{symbol}': expected shares >= 0, got {quantity!r}"
-            )
-        positions[symbol] = quantity
-    return positions
+def _route(path: Path, raw: Mapping[str, Any], model: ConfigFile, adapter: str | None) -> _Chosen:
+    if adapter is not None:
+        if adapter not in ROUTES:
+            raise ConfigError(f"{path}: --adapter {adapter!r}: must be one of {', '.join(ROUTES)}")
+        if adapter != "sim" and adapter not in raw["route"]:
+            raise ConfigError(f"{path}: --adapter {adapter}: the config has no [route.{adapter}] table")
+        kind = adapter
+    elif model.route.kind is None:
+        raise _error(path, "route.kind", "is required")
+    else:
+        kind = model.route.kind
+    if kind == "sim" and model.route.sim is None:
+        raise _error(path, "route.sim.data", "is required (the recorded day the simulated exchange plays)")
+    return _Chosen("route", kind, raw["route"].get(kind, {}))
 
 
-def _kind_table(
-    path: Path,
-    name: str,
-    table: Mapping[str, Any],
-    kinds: tuple[str, ...],
-    extra: tuple[str, ...] = (),
-    override: str | None = None,
-) -> TableConfig:
-    """``[name] kind = ...`` and the chosen kind's ``[name.<kind>]`` table. Tables of the other kinds may
-    sit beside it (checked the same way), so ``override`` (``--adapter``) can switch between them."""
-    reader = _Reader(path, name, table)
-    kind = reader.text("kind", choices=kinds) if override is None else override
-    if kind not in kinds:
-        raise ConfigError(f"{path}: --adapter {kind!r}: must be one of {', '.join(kinds)}")
-    for other in kinds:
-        settings = reader.table_of(other)
-        _check_secrets(path, f"{name}.{other}", settings)
-    if override is not None:
-        reader.used.add("kind")
-    reader.used.update(extra)
-    reader.finish()
-    if override is not None and kind != "sim" and kind not in table:
-        raise ConfigError(f"{path}: --adapter {kind}: the config has no [{name}.{kind}] table")
-    return TableConfig(kind=kind, settings=reader.table_of(kind))
+def _feed(path: Path, raw: Mapping[str, Any], model: ConfigFile, route: str) -> _Chosen:
+    """``[feed]``, or the route's own feed; a route takes only the feeds it can be run with."""
+    kind = model.feed.kind if model.feed else route
+    if kind not in FEEDS:
+        raise _error(
+            path, "feed.kind", f"a {route} route has no feed of its own: set [feed] kind = qmt or gm"
+        )
+    if (route == "sim") != (kind == "sim"):
+        raise _error(
+            path,
+            "feed.kind",
+            "the sim route plays its own recorded day; use 'sim'"
+            if route == "sim"
+            else f"'sim' cannot feed a {route} route; use qmt or gm",
+        )
+    if kind == "gm" and route != "gm":
+        raise _error(path, "feed.kind", f"'gm' cannot feed a {route} route; use qmt")
+    return _Chosen("feed", kind, raw.get("feed", {}).get(kind, {}))
+
+
+def _adapter_tables(raw: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every route, feed and notification table (the model has checked that each is a table)."""
+    tables = [
+        (f"{name}.{kind}", table) for name in ("route", "feed") for kind, table in raw.get(name, {}).items()
+    ]
+    tables += [(f"notify.{kind}", table) for kind, table in raw.get("notify", {}).items()]
+    return [(prefix, table) for prefix, table in tables if isinstance(table, dict)]
 
 
 def _check_secrets(path: Path, prefix: str, settings: Mapping[str, Any]) -> None:
     for key, value in settings.items():
-        if _SECRET_NAME.search(key) and isinstance(value, str) and value and not _SECRET_SPEC.match(value):
-            raise ConfigError(
-                f"{path}: key '{prefix}.{key}': a secret must not be written in the file; "
-                "use env:VARIABLE or keyring:SERVICE/USER"
+        if SECRET_NAME.search(key) and isinstance(value, str) and value and not _SECRET_SPEC.match(value):
+            raise _error(
+                path,
+                f"{prefix}.{key}",
+                "a secret must not be written in the file; use env:VARIABLE or keyring:SERVICE/USER",
             )
+    if prefix == "notify.email":
+        if settings.get("username") is not None and settings.get("password") is None:
+            raise _error(path, "notify.email.password", "is required with a username")
+        if settings.get("username") is None and settings.get("sender") is None:
+            raise _error(path, "notify.email.sender", "is required without a username")
 
 
-def _notify(path: Path, table: Mapping[str, Any]) -> tuple[TableConfig, ...]:
-    channels: list[TableConfig] = []
-    for kind, settings in table.items():
-        if kind not in ("email", "wecom", "dingtalk", "feishu"):
-            raise ConfigError(
-                f"{path}: key 'notify.{kind}': unknown channel (email, wecom, dingtalk, feishu)"
-            )
-        if not isinstance(settings, dict):
-            raise ConfigError(f"{path}: key 'notify.{kind}': expected a table")
-        _check_secrets(path, f"notify.{kind}", settings)
-        channels.append(TableConfig(kind=kind, settings=settings))
-    return tuple(channels)
-
-
-def _jobs(path: Path, raw: object) -> tuple[JobConfig, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError(f"{path}: key 'jobs': expected an array of tables ([[jobs]])")
+def _jobs(path: Path, model: ConfigFile) -> tuple[JobConfig, ...]:
+    """The ``[[jobs]]``, and the backup job ``[backup]`` adds; the rules that join jobs and tables."""
     jobs: list[JobConfig] = []
-    names: set[str] = set()
-    for i, table in enumerate(raw):
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: key 'jobs[{i}]': expected a table")
-        r = _Reader(path, f"jobs[{i}]", table)
-        name = r.text("name")
-        if name in names:
-            raise r.error("name", f"duplicate job name {name!r}")
-        names.add(name)
-        kind = r.text("kind", choices=JOB_KINDS)
-        command = r._get("command", kind == "signal")
-        if command is not None and (
-            not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command)
-        ):
-            raise r.error("command", "expected a non-empty array of strings (the program and its arguments)")
-        params = r.table_of("params")
-        cron = r.text("cron")
-        if len(cron.split()) != 5 or not croniter.is_valid(cron):
-            raise r.error(
-                "cron", f"{cron!r} is not a 5-field cron expression (minute hour day month weekday)"
+    seen: set[str] = set()
+    for i, job in enumerate(model.jobs):
+        if job.name in seen:
+            raise _error(path, f"jobs[{i}].name", f"duplicate job name {job.name!r}")
+        seen.add(job.name)
+        if job.kind == "signal" and job.command is None:
+            raise _error(
+                path, f"jobs[{i}].command", "is required for a signal job (the program and its arguments)"
             )
-        job = JobConfig(
-            name=name,
-            cron=cron,
-            kind=kind,
-            command=tuple(command or ()),
-            timeout_s=r.number("timeout_s", 300.0, minimum=0.001),
-            kill_grace_s=r.number("kill_grace_s", 5.0),
-            targets=r.path_value("targets", required=kind == "execute"),
-            algo=r.text("algo", "twap"),
-            window_minutes=r.integer("window_minutes", 30, minimum=1),
-            params={str(k): str(v) for k, v in params.items()},
+        if job.kind == "execute" and job.targets is None:
+            raise _error(path, f"jobs[{i}].targets", "is required for an execute job (the targets file)")
+        if job.kind == "backup" and model.backup is None:
+            raise _error(path, f"jobs[{i}].kind", "a backup job needs a [backup] table with dir")
+        jobs.append(
+            JobConfig(
+                name=job.name,
+                cron=job.cron,
+                kind=job.kind,
+                command=tuple(job.command or ()),
+                timeout_s=job.timeout_s,
+                kill_grace_s=job.kill_grace_s,
+                targets=_relative(path, job.targets) if job.targets is not None else None,
+                algo=job.algo,
+                window_minutes=job.window_minutes,
+                params={str(k): str(v) for k, v in job.params.items()},
+            )
         )
-        r.finish()
-        jobs.append(job)
+    if model.backup is not None and not any(j.kind == "backup" for j in jobs):
+        if BACKUP_JOB in seen:
+            raise _error(path, "backup", f"a job is already named {BACKUP_JOB!r}")
+        hour, minute = model.backup.at.split(":")
+        jobs.append(JobConfig(name=BACKUP_JOB, cron=f"{int(minute)} {int(hour)} * * *", kind="backup"))
     return tuple(jobs)
+
+
+def _calendar(path: Path, model: ConfigFile) -> CalendarConfig:
+    """``[calendar]``: the holidays file is read and checked here, at load."""
+    holidays = None
+    if model.calendar.holidays is not None:
+        try:
+            holidays = read_holidays(_relative(path, model.calendar.holidays))
+            # a known_until past the installed libraries must list that year's holidays: checked here
+            merge(library_sources(), holidays)
+        except InputError as exc:
+            raise _error(path, "calendar.holidays", str(exc)) from None
+    return CalendarConfig(holidays=holidays, beyond_known=model.calendar.beyond_known)

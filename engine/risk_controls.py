@@ -39,7 +39,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -52,7 +52,6 @@ from engine.marketdata import QuoteSource
 from engine.orders import Order
 from engine.reasons import Denial, DenialCode
 from engine.reject_reasons import classify_reject
-from engine.units import price_from_yuan
 
 if TYPE_CHECKING:
     pass
@@ -160,40 +159,10 @@ class RiskLimits:
     def order_cap_per_day(self) -> int:
         return _order_cap(self.max_messages_per_day, self.cancel_reserve_pct)
 
-    @classmethod
-    def from_config(cls, table: Mapping[str, Any], source: str = "risk") -> RiskLimits:
-        """From the config file's ``[risk]`` table. Keys are the field names, except money in yuan
-        (``max_order_value_yuan``) and windows in seconds (``duplicate_window_s``)."""
-        known = {f.name for f in fields(cls)} - {"max_order_value", "duplicate_window_ns"}
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key == "max_order_value_yuan":
-                values["max_order_value"] = _convert(source, key, value, price_from_yuan)
-            elif key == "duplicate_window_s":
-                values["duplicate_window_ns"] = _convert(source, key, value, _seconds_to_ns)
-            elif key in known:
-                values[key] = value
-            else:
-                raise ConfigError(f"{source}: unknown key 'risk.{key}'")
-        try:
-            return cls(**values)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: key {exc}") from None
-
 
 def _order_cap(cap: int, reserve_pct: int) -> int:
     reserve = -(-cap * reserve_pct // 100)  # ceil: a reserve of at least one message when asked for
     return cap - reserve
-
-
-def _seconds_to_ns(value: float) -> int:
-    return round(value * SECOND_NS)
-
-
-def _convert(source: str, key: str, value: object, fn: Callable[[float], int]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{source}: key 'risk.{key}': expected a non-negative number, got {value!r}")
-    return fn(float(value))
 
 
 def shanghai_day(ts_ns: int) -> int:

@@ -225,7 +225,7 @@ def test_a_small_step_notice_is_a_warning_and_names_both_sizes() -> None:
 
 
 # ---------------------------------------------------------------------------------------- [clock] config
-BASE = '[account]\nid = "1"\n[store]\npath = "z.db"\n[route]\nkind = "sim"\n'
+BASE = '[account]\nid = "1"\n[store]\npath = "z.db"\n[route]\nkind = "sim"\n[route.sim]\ndata = "d"\n'
 
 
 def test_clock_config_defaults_and_values(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ resubscribe_after_s = 45
 mode = "whole"
 
 [risk]
-max_orders_per_second = 20
+max_messages_per_second = 20
 max_order_value_yuan = 500000
 
 [notify.email]
@@ -48,6 +48,7 @@ port = 465
 security = "ssl"
 username = "desk@example.com"
 password = "env:ZHIXING_SMTP_PASSWORD"
+recipients = ["desk@example.com"]
 
 [notify.wecom]
 webhook_url = "keyring:zhixing/wecom"
@@ -88,7 +89,8 @@ def test_full_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> N
     assert config.connect_timeout_s == 900.0
     assert config.resubscribe_after_s == 45.0
     assert (config.feed.kind, config.feed.settings["mode"], config.stale_after_s) == ("qmt", "whole", 20.0)
-    assert config.risk["max_orders_per_second"] == 20
+    assert config.risk.max_messages_per_second == 20
+    assert config.risk.max_order_value == 500_000_000  # milli-yuan
     assert [n.kind for n in config.notify] == ["email", "wecom"]
     assert [j.name for j in config.jobs] == ["signal", "execute"]
     assert config.jobs[0].command == ("python", "signal.py")
@@ -118,7 +120,7 @@ def test_feed_defaults_to_the_route_kind(tmp_path: Path) -> None:
         ("stale_after_s = 20", 'stale_after_s = "soon"', "feed.stale_after_s"),
         ("connect_timeout_s = 900", "connect_timeout_s = -1", "route.connect_timeout_s"),
         ("resubscribe_after_s = 45", "resubscribe_after_s = 0.5", "feed.resubscribe_after_s"),
-        ("max_orders_per_second = 20", 'max_orders_per_second = "20"', "risk.max_orders_per_second"),
+        ("max_messages_per_second = 20", 'max_messages_per_second = "20"', "risk.max_messages_per_second"),
         ('password = "env:ZHIXING_SMTP_PASSWORD"', 'password = "hunter2"', "notify.email.password"),
         (
             'webhook_url = "keyring:zhixing/wecom"',

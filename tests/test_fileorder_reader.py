@@ -346,7 +346,7 @@ def test_config_from_the_route_table(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"live\.toml: key 'route\.fileorder\.poll_interval': unknown"):
         FileOrderConfig.from_settings({**table, "poll_interval": 1}, "live.toml")
-    with pytest.raises(ConfigError, match=r"key 'route\.fileorder\.state_dir': required"):
+    with pytest.raises(ConfigError, match=r"key 'route\.fileorder\.state_dir': is required"):
         FileOrderConfig.from_settings({k: v for k, v in table.items() if k != "state_dir"}, "live.toml")
     with pytest.raises(ConfigError, match=r"live\.toml: key 'route\.fileorder\.encoding': unknown encoding"):
         FileOrderConfig.from_settings({**table, "encoding": "klingon"}, "live.toml")

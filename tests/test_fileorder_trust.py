@@ -393,7 +393,7 @@ def test_an_encoding_that_is_not_ascii_compatible_is_refused(tmp_path: Path) -> 
 
 def test_the_engine_account_id_is_checked_too(tmp_path: Path) -> None:
     path = tmp_path / "live.toml"
-    body = '[store]\npath = "z.db"\n[route]\nkind = "sim"\n'
+    body = '[store]\npath = "z.db"\n[route]\nkind = "sim"\n[route.sim]\ndata = "d"\n'
     path.write_text('[account]\nid = "../../etc"\n' + body, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"live.toml: key 'account.id'.*separator"):
         load_config(path)

@@ -8,6 +8,7 @@ import asyncio
 import json
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from engine.bus import EventBus
 from engine.clock import SimClock
+from engine.config import load_config
 from engine.enums import OrderStatus, Side
 from engine.errors import ConfigError
 from engine.events import OrderDenied, OrderRejected, SubmitOrder
@@ -65,18 +67,24 @@ def test_caps_at_the_hft_line_are_refused_naming_the_key() -> None:
     assert RiskLimits(max_messages_per_second=300, allow_hft_rates=True).max_messages_per_second == 300
 
 
-def test_limits_from_config_table_convert_yuan_and_seconds_and_name_bad_keys() -> None:
-    limits = RiskLimits.from_config(
-        {"max_order_value_yuan": 50_000, "duplicate_window_s": 2.5, "duplicate_max": 2}
-    )
-    assert limits.max_order_value == 50_000_000
-    assert limits.duplicate_window_ns == 2_500 * MS
-    with pytest.raises(ConfigError, match=r"risk.max_order_valu"):
-        RiskLimits.from_config({"max_order_valu": 1}, "live.toml")
-    with pytest.raises(ConfigError, match=r"live.toml: key risk.max_active_orders"):
-        RiskLimits.from_config({"max_active_orders": -1}, "live.toml")
+def test_limits_from_config_table_convert_yuan_and_seconds_and_name_bad_keys(tmp_path: Path) -> None:
+    base = '[account]\nid = "a"\n[store]\npath = "z.db"\n[route]\nkind = "sim"\n[route.sim]\ndata = "d"\n'
+    config = tmp_path / "live.toml"
+
+    def limits(risk: str) -> RiskLimits:
+        config.write_text(f"{base}[risk]\n{risk}\n", encoding="utf-8")
+        return load_config(config).risk
+
+    loaded = limits("max_order_value_yuan = 50_000\nduplicate_window_s = 2.5\nduplicate_max = 2")
+    assert loaded.max_order_value == 50_000_000
+    assert loaded.duplicate_window_ns == 2_500 * MS
+    assert loaded.duplicate_max == 2
+    with pytest.raises(ConfigError, match=r"key 'risk.max_order_valu'"):
+        limits("max_order_valu = 1")
+    with pytest.raises(ConfigError, match=r"live.toml: key 'risk.max_active_orders'"):
+        limits("max_active_orders = -1")
     with pytest.raises(ConfigError, match=r"risk.max_order_quantity"):
-        RiskLimits.from_config({"max_order_quantity": 1.5})
+        limits("max_order_quantity = 1.5")
 
 
 # ---------------------------------------------------------------------------------------- one per control

@@ -103,6 +103,8 @@ id = "8800123456"
 path = "state.db"
 [route]
 kind = "sim"
+[route.sim]
+data = "d"
 [notify.email]
 host = "127.0.0.1"
 port = {port}

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, ValidationError
+
 from engine import names
+from engine.config_model import Strict, Text, config_error
 from engine.errors import ConfigError
 from engine.market import FeeSchedule
 from engine.units import price_from_yuan
 
 _KEY = "route.fileorder"
+
+
+class FileOrderSettings(Strict):
+    """The table as written: the keys, their types and ranges (defaults: ``FileOrderConfig``'s)."""
+
+    input_dir: Text
+    output_dir: Text
+    account_id: Text
+    state_dir: Text
+    poll_interval_ns: int = Field(500_000_000, gt=0)
+    completion_marker: bool = False
+    encoding: Text = "utf-8-sig"
+    estimate_fees: bool = True
+    commission_ppm: int = Field(250, ge=0, le=3_000)  # 250 = 0.025%
+    min_commission_yuan: float = Field(5.0, ge=0, le=100)  # yuan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,51 +77,16 @@ class FileOrderConfig:
             )
 
     @classmethod
-    # C901 waived until the rewrite: rewritten by the config model (issue 14 item 3)
-    def from_settings(cls, settings: Mapping[str, Any], source: str = "config") -> FileOrderConfig:  # noqa: C901
+    def from_settings(cls, settings: Mapping[str, Any], source: str = "config") -> FileOrderConfig:
         """Build from the ``[route.fileorder]`` table of the config file (``engine.config`` keeps it raw).
         Every problem is a ``ConfigError`` naming ``source`` and the key; unknown keys are errors."""
-        known = {f.name for f in fields(cls)}
-        for key in settings:
-            if key not in known:
-                raise ConfigError(f"{source}: key '{_KEY}.{key}': unknown (expected one of {sorted(known)})")
-        values: dict[str, Any] = {}
-        for key in ("input_dir", "output_dir", "account_id", "state_dir"):
-            value = settings.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{source}: key '{_KEY}.{key}': required, a non-empty string")
-            values[key] = value if key == "account_id" else Path(value)
-        if "poll_interval_ns" in settings:
-            interval = settings["poll_interval_ns"]
-            if not isinstance(interval, int) or isinstance(interval, bool):
-                raise ConfigError(f"{source}: key '{_KEY}.poll_interval_ns': expected an integer (ns)")
-            values["poll_interval_ns"] = interval
-        if "completion_marker" in settings:
-            if not isinstance(settings["completion_marker"], bool):
-                raise ConfigError(f"{source}: key '{_KEY}.completion_marker': expected true or false")
-            values["completion_marker"] = settings["completion_marker"]
-        if "estimate_fees" in settings:
-            if not isinstance(settings["estimate_fees"], bool):
-                raise ConfigError(f"{source}: key '{_KEY}.estimate_fees': expected true or false")
-            values["estimate_fees"] = settings["estimate_fees"]
-        if "commission_ppm" in settings:
-            ppm = settings["commission_ppm"]
-            if not isinstance(ppm, int) or isinstance(ppm, bool) or not 0 <= ppm <= 3_000:
-                raise ConfigError(
-                    f"{source}: key '{_KEY}.commission_ppm': an integer 0-3000 (250 = 0.025%), got {ppm!r}"
-                )
-            values["commission_ppm"] = ppm
-        if "min_commission_yuan" in settings:
-            minimum = settings["min_commission_yuan"]
-            if isinstance(minimum, bool) or not isinstance(minimum, int | float) or not 0 <= minimum <= 100:
-                raise ConfigError(
-                    f"{source}: key '{_KEY}.min_commission_yuan': a number 0-100 (yuan), got {minimum!r}"
-                )
-            values["min_commission_yuan"] = float(minimum)
-        if "encoding" in settings:
-            if not isinstance(settings["encoding"], str):
-                raise ConfigError(f"{source}: key '{_KEY}.encoding': expected a string")
-            values["encoding"] = settings["encoding"]
+        try:
+            table = FileOrderSettings.model_validate(settings)
+        except ValidationError as exc:
+            raise config_error(exc, source, model=FileOrderSettings, prefix=_KEY) from None
+        values = table.model_dump()
+        for key in ("input_dir", "output_dir", "state_dir"):
+            values[key] = Path(values[key])
         try:
             return cls(**values)
         except ConfigError as exc:

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.broker import BrokerAdapter
-from engine.cli.routes import build_route, load_sim_market, run_route
+from engine.cli.routes import build_route, load_checked, load_sim_market, run_route
 from engine.clock import Clock, LiveClock, SimClock
-from engine.config import ROUTES, Config, load_config
+from engine.config import ROUTES, Config
 from engine.events import AccountReport, FillReport, OrderStatusReport, PositionReport
 from engine.instance_lock import AlreadyRunning, InstanceLock
 from engine.logs import mask_account
@@ -59,7 +59,7 @@ class BrokerView:
 
 
 def run_account(args: argparse.Namespace) -> int:
-    config = load_config(args.config, adapter=args.adapter)
+    config = load_checked(args.config, adapter=args.adapter)
     config.store.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with InstanceLock.for_store(config.store.path):

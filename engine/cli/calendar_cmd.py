@@ -26,8 +26,8 @@ from engine.calendar_guard import (
     status_of,
     upcoming_disagreements,
 )
+from engine.cli.routes import load_checked
 from engine.clock import LiveClock
-from engine.config import load_config
 from engine.errors import InputError
 from engine.market.calendar import TradingCalendar, trading_date_of
 from engine.market.calendar_sources import chinese_calendar_source
@@ -145,7 +145,7 @@ def render(calendar: TradingCalendar, today: date, n: int, console: Console) -> 
 
 
 def run_calendar(args: argparse.Namespace) -> int:
-    calendar = calendar_for(load_config(args.config)) if args.config else TradingCalendar()
+    calendar = calendar_for(load_checked(args.config)) if args.config else TradingCalendar()
     if args.date:
         try:
             today = date.fromisoformat(args.date)

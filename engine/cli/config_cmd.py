@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine.cli.routes import check_route
-from engine.config import ROUTES, Config, load_config
+from engine.cli.routes import check_route, load_checked
+from engine.config import ROUTES, Config
 from engine.logs import mask_account
 
 
@@ -63,7 +64,7 @@ def summarize(config: Config) -> dict[str, object]:
             "resubscribe_after_s": config.resubscribe_after_s,
             **shown(f"feed.{config.feed.kind}", config.feed.settings),
         },
-        "risk": dict(config.risk),
+        "risk": asdict(config.risk),
         "notify": {n.kind: shown(f"notify.{n.kind}", n.settings) for n in config.notify},
         "jobs": [
             {"name": j.name, "cron": j.cron, "kind": j.kind}
@@ -88,7 +89,7 @@ def summarize(config: Config) -> dict[str, object]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file, adapter=args.adapter)
+    config = load_checked(args.file, adapter=args.adapter)
     # the route's and feed's own settings are checked by building them (nothing connects)
     check_route(config)
     summary = summarize(config)

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from engine.cli.replay_cmd import _params
-from engine.cli.routes import run_route
-from engine.config import Config, load_config
+from engine.cli.routes import load_checked, run_route
+from engine.config import Config
 from engine.errors import InputError
 from engine.inputs import parse_cash
 from engine.instance_lock import InstanceLock
@@ -25,7 +25,7 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
         raise InputError(
             "--db is for --replay-data runs; a --config run journals to its [store] path", field="db"
         )
-    config = load_config(args.config, adapter=args.adapter)
+    config = load_checked(args.config, adapter=args.adapter)
     config.store.path.parent.mkdir(parents=True, exist_ok=True)
     with InstanceLock.for_store(config.store.path):
         return run_route(config, lambda bridge: _run(args, config, execute=execute, gm_bridge=bridge))

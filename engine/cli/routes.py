@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from engine.broker import BrokerAdapter
 from engine.clock import Clock, LiveClock, SimClock
-from engine.config import Config
+from engine.config import Config, SettingsCheck, load_config
 from engine.errors import BrokerError, ConfigError
 from engine.feed import QuoteFeed
 from engine.market import TradingCalendar
@@ -33,27 +33,68 @@ class Route:
     closers: tuple[Any, ...] = ()  # extra things to close (e.g. a terminal emulator)
 
 
-def _setting(config: Config, table: str, settings: Any, key: str, default: Any = None) -> Any:
-    if key not in settings:
-        if default is None:
-            raise ConfigError(f"{config.path}: key '{table}.{key}': is required")
-        return default
-    return settings[key]
+def load_checked(path: Path | str, *, adapter: str | None = None) -> Config:
+    """The config loader of every command (``config check``, ``run``, the ``--config`` one-shots):
+    ``engine.config.load_config`` with the adapters' checks of their own tables, so whatever ``config
+    check`` accepts the others accept, and the other way round."""
+    return load_config(path, adapter=adapter, checks=SETTINGS_CHECKS)
 
 
-def _path(config: Config, table: str, settings: Any, key: str) -> Path:
-    value = _setting(config, table, settings, key)
-    if not isinstance(value, str):
-        raise ConfigError(f"{config.path}: key '{table}.{key}': expected a path string, got {value!r}")
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else config.path.parent / path
+def _fileorder_config(settings: Any, path: Path) -> Any:
+    from adapters.fileorder import FileOrderConfig
+
+    resolved = dict(settings)
+    for key in ("input_dir", "output_dir", "state_dir"):  # relative to the config file, like every path
+        if isinstance(resolved.get(key), str):
+            resolved[key] = str(_relative(path, resolved[key]))
+    return FileOrderConfig.from_settings(resolved, str(path))
+
+
+def _qmt_route_config(settings: Any, path: Path) -> Any:
+    from adapters.qmt import QmtRouteConfig
+
+    return QmtRouteConfig.from_settings(settings, where=str(path))
+
+
+def _qmt_feed_config(settings: Any, path: Path) -> Any:
+    from adapters.qmt import QmtFeedConfig
+
+    return QmtFeedConfig.from_settings(settings, where=str(path))
+
+
+def _gm_route_config(settings: Any, path: Path) -> Any:
+    from adapters.gm import GmRouteConfig
+
+    return GmRouteConfig.from_settings(settings, base=path.parent, where=str(path))
+
+
+def _gm_feed_config(settings: Any, path: Path) -> Any:
+    from adapters.gm import GmFeedConfig
+
+    return GmFeedConfig.from_settings(settings, where=str(path))
+
+
+SETTINGS_CHECKS: dict[str, SettingsCheck] = {
+    "route.fileorder": _fileorder_config,
+    "route.qmt": _qmt_route_config,
+    "route.gm": _gm_route_config,
+    "feed.qmt": _qmt_feed_config,
+    "feed.gm": _gm_feed_config,
+}
+"""Each adapter's settings from its table: the check ``load_checked`` runs, and what ``build_route`` builds
+with (one conversion, so a table the check accepts is the one the route is built from)."""
+
+
+def _relative(path: Path, value: str) -> Path:
+    found = Path(value).expanduser()
+    return found if found.is_absolute() else path.parent / found
 
 
 def load_sim_market(config: Config) -> MarketData:
     """The recorded day a sim route plays (``[route.sim] data``)."""
     from replay.data import load_snapshots
 
-    return load_snapshots(_path(config, "route.sim", config.route.settings, "data"))
+    return load_snapshots(_relative(config.path, config.route.settings["data"]))  # checked at load
 
 
 def build_route(
@@ -72,29 +113,21 @@ def build_route(
         return _gm_route(config, clock, gm_bridge)
     feed = build_feed(config, clock)
     if kind == "fileorder":
-        from adapters.fileorder import FileOrderAdapter, FileOrderConfig
+        from adapters.fileorder import FileOrderAdapter
 
-        settings = dict(config.route.settings)
-        for key in ("input_dir", "output_dir", "state_dir"):  # relative to the config file, like every path
-            if isinstance(settings.get(key), str):
-                settings[key] = str(_path(config, "route.fileorder", settings, key))
-        return Route(FileOrderAdapter(FileOrderConfig.from_settings(settings, str(config.path)), clock), feed)
+        return Route(FileOrderAdapter(_fileorder_config(config.route.settings, config.path), clock), feed)
     if kind == "qmt":
-        from adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
+        from adapters.qmt import QmtBrokerAdapter
 
-        route_config = QmtRouteConfig.from_settings(config.route.settings, where=str(config.path))
-        return Route(QmtBrokerAdapter(route_config, clock=clock), feed)
+        return Route(
+            QmtBrokerAdapter(_qmt_route_config(config.route.settings, config.path), clock=clock), feed
+        )
     raise ConfigError(f"{config.path}: key 'route.kind': route {kind!r} is not available in this build")
 
 
 def check_route(config: Config) -> None:
     """Validate the route's and feed's own settings without connecting anything."""
-    if config.route.kind == "gm":
-        from adapters.gm import GmFeedConfig, GmRouteConfig
-
-        GmRouteConfig.from_settings(config.route.settings, base=config.path.parent, where=str(config.path))
-        if config.feed.kind == "gm":
-            GmFeedConfig.from_settings(config.feed.settings, where=str(config.path))
+    if config.route.kind == "gm":  # its tables were checked at load; building it needs gm's run()
         return
     build_route(config, LiveClock(), TradingCalendar())
 
@@ -104,12 +137,10 @@ def run_route(config: Config, main: Callable[[Any], Coroutine[Any, Any, T]]) -> 
     must own the main thread, so the engine's loop runs on a worker thread beside it."""
     if config.route.kind != "gm":
         return asyncio.run(main(None))
-    from adapters.gm import GmBridge, GmRouteConfig, run_live
+    from adapters.gm import GmBridge, run_live
 
     api = _gm_api(config)
-    route_config = GmRouteConfig.from_settings(
-        config.route.settings, base=config.path.parent, where=str(config.path)
-    )
+    route_config = _gm_route_config(config.route.settings, config.path)
     results: list[T] = []
 
     async def engine(bridge: GmBridge) -> None:
@@ -132,17 +163,15 @@ def _gm_api(config: Config) -> Any:
 
 
 def _gm_route(config: Config, clock: Clock, bridge: Any) -> Route:
-    from adapters.gm import GmBrokerAdapter, GmFeedConfig, GmQuoteFeed, GmRouteConfig
+    from adapters.gm import GmBrokerAdapter, GmQuoteFeed
 
     if bridge is None:
         raise ConfigError(f"{config.path}: the gm route runs under 掘金's run(); start it through run_route")
     api = _gm_api(config)
-    route_config = GmRouteConfig.from_settings(
-        config.route.settings, base=config.path.parent, where=str(config.path)
-    )
+    route_config = _gm_route_config(config.route.settings, config.path)
     adapter = GmBrokerAdapter(route_config, clock, api=api, bridge=bridge)
     if config.feed.kind == "gm":
-        feed_config = GmFeedConfig.from_settings(config.feed.settings, where=str(config.path))
+        feed_config = _gm_feed_config(config.feed.settings, config.path)
         return Route(adapter, GmQuoteFeed(feed_config, clock, api=api, bridge=bridge))
     return Route(adapter, build_feed(config, clock))
 
@@ -151,11 +180,9 @@ def build_feed(config: Config, clock: Clock) -> QuoteFeed:
     """The live feed of a broker route: the terminal's own data API (``qmt`` or ``gm``)."""
     kind = config.feed.kind
     if kind == "qmt":
-        from adapters.qmt import QmtFeedConfig, QmtQuoteFeed
+        from adapters.qmt import QmtQuoteFeed
 
-        return QmtQuoteFeed(
-            QmtFeedConfig.from_settings(config.feed.settings, where=str(config.path)), clock=clock
-        )
+        return QmtQuoteFeed(_qmt_feed_config(config.feed.settings, config.path), clock=clock)
     raise ConfigError(
         f"{config.path}: key 'feed.kind': {kind!r} cannot feed a {config.route.kind} route; use qmt or gm"
     )
@@ -165,13 +192,7 @@ def _sim_route(config: Config, clock: Clock, calendar: TradingCalendar, market: 
     from replay.exchange import SimExchange
     from replay.paper import RecordedFeed
 
-    table = "route.sim"
-    settings = config.route.settings
-    latency_ms = _setting(config, table, settings, "latency_ms", 20)
-    if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
-        raise ConfigError(
-            f"{config.path}: key '{table}.latency_ms': expected an integer >= 0, got {latency_ms!r}"
-        )
+    latency_ms: int = config.route.settings.get("latency_ms", 20)  # an int >= 0, checked at load
     exchange = SimExchange(
         market,
         cast(SimClock, clock),  # the exchange only schedules timers and reads the time
@@ -180,9 +201,5 @@ def _sim_route(config: Config, clock: Clock, calendar: TradingCalendar, market: 
         cash=config.account.cash,
         positions=dict(config.account.positions),
     )
-    if config.feed.kind != "sim":
-        raise ConfigError(
-            f"{config.path}: key 'feed.kind': the sim route plays its own recorded day; use 'sim'"
-        )
     feed = RecordedFeed(market, exchange, clock)
     return Route(adapter=exchange, feed=feed)

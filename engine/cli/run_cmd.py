@@ -27,12 +27,12 @@ import structlog
 from adapters.notify.factory import notifier_from_settings
 from engine.calendar_guard import CalendarWatch, calendar_for
 from engine.cancels import GoneReport
-from engine.cli.routes import Route, build_route, load_sim_market, run_route
+from engine.cli.routes import Route, build_route, load_checked, load_sim_market, run_route
 from engine.cli.runner import DayRunner, drive
 from engine.cli.session import CloseIncomplete, LiveSession, open_live_session
 from engine.clock import Clock, LiveClock, ScaledClock, SimClock
 from engine.clock_watch import ClockWatch, watch_clock_steps
-from engine.config import ROUTES, Config, load_config
+from engine.config import ROUTES, Config
 from engine.control import ControlChannel, EngineControl, install
 from engine.denial_alerts import DenialAlerts
 from engine.errors import ParameterError
@@ -48,7 +48,6 @@ from engine.notify import (
 from engine.order_ids import JournalAccountMismatch
 from engine.readiness import NotReady
 from engine.reject_alerts import RejectAlerts
-from engine.risk_controls import RiskLimits
 from engine.schedule import CronJob, Scheduler
 from engine.stop import (
     EXIT_NOT_OK,
@@ -115,7 +114,7 @@ class RunResult:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config, adapter=args.adapter)
+    config = load_checked(args.config, adapter=args.adapter)
     config.store.path.parent.mkdir(parents=True, exist_ok=True)
     with InstanceLock.for_store(config.store.path):
         result = run_route(
@@ -374,9 +373,7 @@ async def open_configured(
 
 def engine_settings(config: Config) -> EngineSettings:
     """The engine's settings from a run's configuration (the composition root builds from these)."""
-    return EngineSettings(
-        account_id=config.account.id, risk=RiskLimits.from_config(config.risk, str(config.path))
-    )
+    return EngineSettings(account_id=config.account.id, risk=config.risk)
 
 
 def until_ns(today: date, until: str) -> int:

@@ -21,8 +21,8 @@ from xml.etree import ElementTree as ET
 from croniter import croniter
 
 from engine.calendar_guard import check_one_shot
+from engine.cli.routes import load_checked
 from engine.clock import Clock, LiveClock
-from engine.config import load_config
 from engine.errors import ConfigError
 from engine.market.calendar import iso8601
 from engine.schedule import CronJob, Scheduler
@@ -52,8 +52,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def read_jobs(path: Path) -> list[CronJob]:
-    """The config's jobs (the whole file is validated by ``engine.config.load_config``)."""
-    return [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in load_config(path).jobs]
+    """The config's jobs (the whole file is validated by ``engine.cli.routes.load_checked``)."""
+    return [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in load_checked(path).jobs]
 
 
 def _times_and_days(job: CronJob) -> tuple[list[tuple[int, int]], list[int]]:
@@ -199,7 +199,7 @@ def export_cron(
 
 def run_export(args: argparse.Namespace, clock: Clock | None = None) -> int:
     config: Path = args.config if args.config.is_absolute() else args.config.resolve()
-    loaded = load_config(config)
+    loaded = load_checked(config)
     jobs = [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in loaded.jobs]
     check_one_shot(loaded, clock or LiveClock())  # past the known range the runs it starts would refuse
     python = args.python or sys.executable
@@ -236,7 +236,7 @@ def run_export(args: argparse.Namespace, clock: Clock | None = None) -> int:
 
 def run_next(args: argparse.Namespace, clock: Clock | None = None) -> int:
     """``clock`` is for tests; the next fire times are after its now, on the config's calendar."""
-    config = load_config(args.config)
+    config = load_checked(args.config)
     jobs = [CronJob(name=j.name, cron=j.cron, kind=j.kind) for j in config.jobs]
     clock = clock or LiveClock()
     calendar = check_one_shot(config, clock)
