@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import structlog
-
-from algos.base import ExecAlgo
+from zhixing.algos.base import ExecAlgo
 
 log = structlog.get_logger("zhixing.algos")
 

@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-
-from engine.events import Event
+from zhixing.engine.events import Event
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None] | None]

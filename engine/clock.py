@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from engine.errors import ParameterError
+from zhixing.engine.errors import ParameterError
 
 TimerCallback = Callable[[], None]
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from adapters.gm import entry
-from adapters.gm.codes import (
+from zhixing.adapters.gm import entry
+from zhixing.adapters.gm.codes import (
     EXEC_CANCEL_REJECTED,
     EXEC_CANCELED,
     EXEC_NEW,

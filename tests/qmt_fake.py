@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.qmt.codes import load_xtconstant
+from zhixing.adapters.qmt.codes import load_xtconstant
 
 XC = load_xtconstant()
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from zhixing.engine.cli.ops_cmd import add_parsers
+from zhixing.engine.clock import SimClock
+from zhixing.engine.control import Command, EngineControl, queue_command
+from zhixing.engine.freshness import position_differences
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.reconcile import HALT_REASON, resync
+from zhixing.engine.store import StateStore, schema
 
-from engine.cli.ops_cmd import add_parsers
-from engine.clock import SimClock
-from engine.control import Command, EngineControl, queue_command
-from engine.freshness import position_differences
-from engine.inflight import InflightChecker
-from engine.oms import OrderManager
-from engine.reconcile import HALT_REASON, resync
-from engine.store import StateStore, schema
 from tests.test_freshness import SYM, ViewBroker, engine, later
 
 

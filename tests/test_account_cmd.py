@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from zhixing.engine.cli import main
+from zhixing.engine.enums import Side
+from zhixing.engine.instance_lock import InstanceLock
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.terminal import TerminalFaults
 
-from engine.cli import main
-from engine.enums import Side
-from engine.instance_lock import InstanceLock
-from replay.data import MarketData, load_snapshots
-from replay.terminal import TerminalFaults
 from tests.test_fileorder_route import ACCOUNT, SNAPSHOTS, SYMBOL, _route
 
 CONFIG = """

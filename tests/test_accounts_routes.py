@@ -9,21 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from zhixing.adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
+from zhixing.adapters.gm.ledger import Candidate, LinkLedger
+from zhixing.adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.events import OrderEvent, SubmitOrder
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.order_ids import LEGACY_IDS, OrderIds, route_order_ids
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import recover
+from zhixing.engine.store import StateStore
 
-from adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
-from adapters.gm.ledger import Candidate, LinkLedger
-from adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError
-from engine.events import OrderEvent, SubmitOrder
-from engine.oms import OrderManager
-from engine.order_ids import LEGACY_IDS, OrderIds, route_order_ids
-from engine.orders import Order
-from engine.reconcile import recover
-from engine.store import StateStore
 from tests.gm_fake import FakeGmApi
 from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig, OrderFileWriter, SidLedger
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig, OrderFileWriter, SidLedger
+from zhixing.adapters.fileorder.format import (
     BIZ_OF_SIDE,
     ORDER_HEADER,
     ORDER_STATUS_CHANGE_FILE,
@@ -27,22 +26,23 @@ from adapters.fileorder.format import (
     render_csv,
     render_rows,
 )
-from adapters.fileorder.output_rows import status_values
-from engine.account import Account
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import SubmitOrder
-from engine.instance_lock import AlreadyRunning, InstanceLock
-from engine.market import TradingCalendar, shanghai_ns
-from engine.market.symbols import to_gm
-from engine.order_ids import JOURNAL_META_KEY, LEGACY_IDS, OrderIds
-from engine.parents import ParentOrder
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
-from replay.recovery import ProcessClock
-from replay.terminal import TerminalEmulator, TerminalFaults
+from zhixing.adapters.fileorder.output_rows import status_values
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.market.symbols import to_gm
+from zhixing.engine.order_ids import JOURNAL_META_KEY, LEGACY_IDS, OrderIds
+from zhixing.engine.parents import ParentOrder
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.recovery import ProcessClock
+from zhixing.replay.terminal import TerminalEmulator, TerminalFaults
+
 from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"

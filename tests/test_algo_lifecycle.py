@@ -13,14 +13,14 @@ import json
 from datetime import date
 
 import pytest
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.lifecycle import ENDING, TRANSITIONS, AlgoPhase, check_transition
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import IllegalPhaseTransition, ZhixingError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder, ParentStatus
 
-from algos.base import AlgoContext
-from algos.lifecycle import ENDING, TRANSITIONS, AlgoPhase, check_transition
-from algos.twap import TwapAlgo
-from engine.enums import Side
-from engine.errors import IllegalPhaseTransition, ZhixingError
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder, ParentStatus
 from tests.fakes import World, calendar, make_world
 
 DAY = date(2021, 12, 1)

@@ -12,16 +12,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.registry import create_algo
+from zhixing.algos.saved_state import state_index, state_int, state_ints
+from zhixing.algos.schedule import split_quantity
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder
 
-from algos.base import AlgoContext
-from algos.registry import create_algo
-from algos.saved_state import state_index, state_int, state_ints
-from algos.schedule import split_quantity
-from algos.twap import TwapAlgo
-from engine.enums import Side
-from engine.errors import ParameterError
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder
 from tests.fakes import World, calendar, make_world
 
 ALGOS_DIR = Path(__file__).resolve().parents[1] / "algos"

@@ -8,12 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import StoreError
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.status import collect_status
+from zhixing.engine.store.algo_rows import join_algo_state
 
-from engine.enums import Side
-from engine.errors import StoreError
-from engine.parents import ParentOrder
-from engine.status import collect_status
-from engine.store.algo_rows import join_algo_state
 from tests.test_algo_state_split import write_version_1_journal
 
 

@@ -12,18 +12,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from algos.base import ExecAlgo
-from algos.basket import Basket
-from algos.registry import create_algo
-from engine.enums import Side
-from engine.errors import StoreError
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder
-from engine.store import SCHEMA_VERSION, StateStore, ops, schema
-from engine.store.staging import parent_row, to_json
-from replay.data import MarketData, load_snapshots
-from replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.algos.base import ExecAlgo
+from zhixing.algos.basket import Basket
+from zhixing.algos.registry import create_algo
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import StoreError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.store import SCHEMA_VERSION, StateStore, ops, schema
+from zhixing.engine.store.staging import parent_row, to_json
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 SYMBOLS = ["600258.SH", "600446.SH"]

@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from zhixing.engine.cli import main
+from zhixing.engine.enums import Side
+from zhixing.engine.market import instrument_for
+from zhixing.engine.orders import Order
+from zhixing.engine.store import StateStore
 
-from engine.cli import main
-from engine.enums import Side
-from engine.market import instrument_for
-from engine.orders import Order
-from engine.store import StateStore
 from tests.test_replay_e2e import demo_args
 
 

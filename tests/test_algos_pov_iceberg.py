@@ -8,14 +8,14 @@ import random
 from collections.abc import Callable
 
 import pytest
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.iceberg import IcebergAlgo
+from zhixing.algos.pov import PovAlgo
+from zhixing.algos.registry import ALGOS, describe_algos
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
 
-from algos.base import AlgoContext
-from algos.iceberg import IcebergAlgo
-from algos.pov import PovAlgo
-from algos.registry import ALGOS, describe_algos
-from engine.enums import OrderStatus, Side
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
 from tests.fakes import World, calendar, make_world
 from tests.test_algos_twap import ASK, BID, SYMBOL, at, fill_all
 

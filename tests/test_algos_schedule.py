@@ -7,8 +7,7 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from algos.schedule import (
+from zhixing.algos.schedule import (
     clip_windows,
     cumulative_targets,
     instant_before_end,
@@ -17,8 +16,8 @@ from algos.schedule import (
     spread,
     trading_time,
 )
-from engine.market import shanghai_ns
-from engine.units import NS_PER_MINUTE, NS_PER_SECOND
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.units import NS_PER_MINUTE, NS_PER_SECOND
 
 DAY = date(2021, 12, 1)
 MORNING = (shanghai_ns(DAY, "09:30"), shanghai_ns(DAY, "11:30"))

@@ -9,19 +9,19 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 import pytest
+from zhixing.algos.base import MAX_REPEATED_DENIALS, AlgoContext
+from zhixing.algos.basket import Basket
+from zhixing.algos.pricing import PricePolicy, compute_price
+from zhixing.algos.registry import ALGOS, create_algo, describe_algos
+from zhixing.algos.twap import TwapAlgo, TwapParams
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import Quote
+from zhixing.engine.market import instrument_for, shanghai_ns
+from zhixing.engine.oms import PreTradeCheck
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import Denial, DenialCode, Unfilled, UnfilledCode
 
-from algos.base import MAX_REPEATED_DENIALS, AlgoContext
-from algos.basket import Basket
-from algos.pricing import PricePolicy, compute_price
-from algos.registry import ALGOS, create_algo, describe_algos
-from algos.twap import TwapAlgo, TwapParams
-from engine.enums import OrderStatus, Side
-from engine.events import Quote
-from engine.market import instrument_for, shanghai_ns
-from engine.oms import PreTradeCheck
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import Denial, DenialCode, Unfilled, UnfilledCode
 from tests.fakes import World, calendar, make_world
 
 DAY = date(2021, 12, 1)

@@ -10,9 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from algos.base import AlgoContext
-from algos.profile import (
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.profile import (
     POOLED_KEY,
     SESSION_MINUTES,
     build_profile,
@@ -20,15 +19,16 @@ from algos.profile import (
     save_profile,
     u_shaped_profile,
 )
-from algos.registry import ALGOS, create_algo, describe_algos
-from algos.vwap import VwapAlgo, VwapParams, session_minute, weighted_targets
-from engine.cli import profile_cmd
-from engine.enums import Side
-from engine.errors import InputError
-from engine.market import shanghai_ns
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
-from replay.bars import load_minute_bars
+from zhixing.algos.registry import ALGOS, create_algo, describe_algos
+from zhixing.algos.vwap import VwapAlgo, VwapParams, session_minute, weighted_targets
+from zhixing.engine.cli import profile_cmd
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import InputError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.replay.bars import load_minute_bars
+
 from tests.fakes import World, calendar, make_world
 
 ROOT = Path(__file__).resolve().parents[1]

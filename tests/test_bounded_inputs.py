@@ -16,18 +16,17 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder.format import EXECUTION_REPORT_HEADER, Row
-from adapters.fileorder.reader import read_snapshot
-from adapters.fileorder.tail import MAX_LINE_BYTES, TailFile
-from algos.profile import load_profile
-from engine.cli import main
-from engine.config import load_config
-from engine.errors import ConfigError, InputError
-from engine.input_limits import TARGETS, csv_records
-from engine.inputs import read_orders_file, read_positions_file
-from engine.market.holidays import read_holidays
-from engine.portfolio.targets import read_targets
+from zhixing.adapters.fileorder.format import EXECUTION_REPORT_HEADER, Row
+from zhixing.adapters.fileorder.reader import read_snapshot
+from zhixing.adapters.fileorder.tail import MAX_LINE_BYTES, TailFile
+from zhixing.algos.profile import load_profile
+from zhixing.engine.cli import main
+from zhixing.engine.config import load_config
+from zhixing.engine.errors import ConfigError, InputError
+from zhixing.engine.input_limits import TARGETS, csv_records
+from zhixing.engine.inputs import read_orders_file, read_positions_file
+from zhixing.engine.market.holidays import read_holidays
+from zhixing.engine.portfolio.targets import read_targets
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -9,13 +9,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.engine.calendar_guard import calendar_for
+from zhixing.engine.cli.run_cmd import run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import Config, load_config
+from zhixing.engine.errors import CalendarError
+from zhixing.engine.market import shanghai_ns
 
-from engine.calendar_guard import calendar_for
-from engine.cli.run_cmd import run_config
-from engine.clock import SimClock
-from engine.config import Config, load_config
-from engine.errors import CalendarError
-from engine.market import shanghai_ns
 from tests.calendar_fixtures import holidays_file, unupdated_exchange_calendar
 from tests.test_notify_support import MailRecorder, smtp_server
 
@@ -136,7 +136,7 @@ async def test_in_december_the_run_mails_how_many_days_are_left(tmp_path: Path) 
 
 
 def test_a_bad_holidays_file_is_a_config_error_naming_the_file_line_and_field(tmp_path: Path) -> None:
-    from engine.errors import ConfigError
+    from zhixing.engine.errors import ConfigError
 
     (tmp_path / "holidays.txt").write_text(
         "known_until = 2027-12-31\n2027-01-01\n2027-02-31\n", encoding="utf-8"

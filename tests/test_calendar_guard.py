@@ -14,20 +14,20 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-
-from engine.calendar_guard import (
+from zhixing.engine.calendar_guard import (
     CalendarState,
     CalendarWatch,
     status_of,
 )
-from engine.clock import SimClock, TimerHandle
-from engine.errors import CalendarError
-from engine.market import Phase, TradingCalendar, iso8601, shanghai_ns, trading_date_of
-from engine.market.calendar_sources import chinese_calendar_source
-from engine.market.holidays import read_holidays
-from engine.notify import Message, Severity
-from engine.schedule import CronJob, Scheduler
-from engine.units import NS_PER_SECOND
+from zhixing.engine.clock import SimClock, TimerHandle
+from zhixing.engine.errors import CalendarError
+from zhixing.engine.market import Phase, TradingCalendar, iso8601, shanghai_ns, trading_date_of
+from zhixing.engine.market.calendar_sources import chinese_calendar_source
+from zhixing.engine.market.holidays import read_holidays
+from zhixing.engine.notify import Message, Severity
+from zhixing.engine.schedule import CronJob, Scheduler
+from zhixing.engine.units import NS_PER_SECOND
+
 from tests.calendar_fixtures import (
     END_2026,
     fake_chinese_calendar,

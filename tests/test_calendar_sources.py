@@ -8,16 +8,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from engine.errors import CalendarError, InputError
-from engine.market import Phase, TradingCalendar, shanghai_ns
-from engine.market.calendar_sources import (
+from zhixing.engine.errors import CalendarError, InputError
+from zhixing.engine.market import Phase, TradingCalendar, shanghai_ns
+from zhixing.engine.market.calendar_sources import (
     chinese_calendar_source,
     exchange_calendars_source,
     library_sources,
     merge,
 )
-from engine.market.holidays import read_holidays
+from zhixing.engine.market.holidays import read_holidays
+
 from tests.calendar_fixtures import (
     END_2026,
     HOLIDAYS_2027,

@@ -13,28 +13,28 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from zhixing.algos.basket import Basket
+from zhixing.engine.account import Account
+from zhixing.engine.cancels import GoneCheck, GoneReport
+from zhixing.engine.cli.ops_cmd import _wait_and_print, run_cancel_all_live, run_halt
+from zhixing.engine.cli.session import open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.connection import CANCEL_NOT_SENT_REASON
+from zhixing.engine.control import CHECKS_META_KEY, ControlChannel, EngineControl, install
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerDisconnected
+from zhixing.engine.events import FillReport, OrderStatusReport, SubmitOrder
+from zhixing.engine.inflight import CANCEL_UNCONFIRMED, InflightChecker
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.faults import CANCEL_NOT_FOUND_REASON, FaultPlan, FaultyAdapter
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.replay.paper import RecordedFeed
 
-from algos.basket import Basket
-from engine.account import Account
-from engine.cancels import GoneCheck, GoneReport
-from engine.cli.ops_cmd import _wait_and_print, run_cancel_all_live, run_halt
-from engine.cli.session import open_live_session
-from engine.clock import SimClock
-from engine.connection import CANCEL_NOT_SENT_REASON
-from engine.control import CHECKS_META_KEY, ControlChannel, EngineControl, install
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected
-from engine.events import FillReport, OrderStatusReport, SubmitOrder
-from engine.inflight import CANCEL_UNCONFIRMED, InflightChecker
-from engine.market import TradingCalendar, shanghai_ns
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
-from engine.units import NS_PER_SECOND
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.faults import CANCEL_NOT_FOUND_REASON, FaultPlan, FaultyAdapter
-from replay.harness import ReplayConfig, ReplaySession, open_session
-from replay.paper import RecordedFeed
 from tests.fakes import FakeBroker, World, make_world
 
 ROOT = Path(__file__).resolve().parents[1]

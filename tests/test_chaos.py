@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from replay.chaos import SeedOutcome, run_seed
-from replay.data import MarketData, load_snapshots
+from zhixing.engine.cli import main
+from zhixing.replay.chaos import SeedOutcome, run_seed
+from zhixing.replay.data import MarketData, load_snapshots
 
 DATA = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 CI_SEEDS = range(8)

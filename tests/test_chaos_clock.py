@@ -8,14 +8,13 @@ import itertools
 from pathlib import Path
 
 import pytest
-
-from engine.clock import AnchoredTime, SimClock
-from engine.market import shanghai_ns
-from engine.units import NS_PER_SECOND
-from replay.chaos import CLOCK_CHECK_NS, clock_step_plan, crash_plan, run_seed
-from replay.data import MarketData, load_snapshots
-from replay.faults import SteppedWall, WallStep
-from replay.recovery import ProcessClock
+from zhixing.engine.clock import AnchoredTime, SimClock
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.chaos import CLOCK_CHECK_NS, clock_step_plan, crash_plan, run_seed
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.faults import SteppedWall, WallStep
+from zhixing.replay.recovery import ProcessClock
 
 DATA = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 HOUR = 3_600 * NS_PER_SECOND

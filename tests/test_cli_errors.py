@@ -4,11 +4,10 @@ a bare ``ValueError`` included, is a bug (the traceback, where to report it, exi
 from __future__ import annotations
 
 import pytest
-
-from engine import secrets
-from engine.cli import BUG_REPORT, algos_cmd, main
-from engine.errors import ConfigError, InputError, ParameterError
-from engine.stop import EXIT_BAD_INPUT, EXIT_BUG
+from zhixing.engine import secrets
+from zhixing.engine.cli import BUG_REPORT, algos_cmd, main
+from zhixing.engine.errors import ConfigError, InputError, ParameterError
+from zhixing.engine.stop import EXIT_BAD_INPUT, EXIT_BUG
 
 
 def _fail_with(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:

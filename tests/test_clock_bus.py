@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from engine.bus import EventBus
-from engine.clock import ScaledClock, SimClock
-from engine.events import OrderCanceled, OrderEvent, Quote, TimerFired
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import ScaledClock, SimClock
+from zhixing.engine.events import OrderCanceled, OrderEvent, Quote, TimerFired
 
 
 def test_sim_clock_jumps_to_next_timer_and_fires_in_scheduling_order() -> None:

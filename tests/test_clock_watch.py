@@ -9,13 +9,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from zhixing.engine.clock import SimClock
+from zhixing.engine.clock_watch import ClockStep, ClockWatch, watch_clock_steps
+from zhixing.engine.config import ClockConfig, load_config
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.notify import Message, NotificationDispatcher, Severity, clock_step_notice
+from zhixing.engine.schedule import CronJob, Scheduler
 
-from engine.clock import SimClock
-from engine.clock_watch import ClockStep, ClockWatch, watch_clock_steps
-from engine.config import ClockConfig, load_config
-from engine.errors import ConfigError
-from engine.notify import Message, NotificationDispatcher, Severity, clock_step_notice
-from engine.schedule import CronJob, Scheduler
 from tests.fakes import calendar
 from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, run_virtual
 
@@ -333,8 +333,8 @@ step_alert_s = 3
 async def test_zhixing_run_watches_the_host_clock_of_a_live_clock_and_stops_at_close(tmp_path: Path) -> None:
     """``open_configured`` on a ``LiveClock`` (here over a host wall clock the test steps, on the real loop)
     starts the watch with the ``[clock]`` settings; a step reaches the dispatcher; close stops the watch."""
-    from engine.cli.run_cmd import open_configured
-    from engine.clock import LiveClock
+    from zhixing.engine.cli.run_cmd import open_configured
+    from zhixing.engine.clock import LiveClock
 
     path = tmp_path / "zhixing.toml"
     path.write_text(RUN_CONFIG.format(data=SAMPLE.as_posix()), encoding="utf-8")

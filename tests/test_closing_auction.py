@@ -15,22 +15,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-import replay
-from algos.base import AlgoContext
-from algos.pov import PovAlgo
-from algos.registry import create_algo, describe_algos
-from algos.twap import TwapAlgo
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import (
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.pov import PovAlgo
+from zhixing.algos.registry import create_algo, describe_algos
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCancelRejected,
     OrderEvent,
     OrderExpired,
     OrderFilled,
 )
-from engine.market import (
+from zhixing.engine.market import (
     Phase,
     TradingCalendar,
     check_order_quantity,
@@ -39,13 +37,15 @@ from engine.market import (
     price_limits,
     shanghai_ns,
 )
-from engine.orders import Order
-from engine.parents import ParentOrder
-from replay.data import MarketData, SymbolDay, load_snapshot_file
-from replay.exchange import SimExchange
-from replay.harness import ReplayConfig, open_session
-from replay.matching import allocate_uncross, close_print
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.replay.data import MarketData, SymbolDay, load_snapshot_file
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.harness import ReplayConfig, open_session
+from zhixing.replay.matching import allocate_uncross, close_print
+
 from tests.fakes import World, calendar, make_world
+from zhixing import replay
 
 DAY = dt.date(2022, 6, 1)
 SYM = "600000.SH"

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from engine.config import load_config
-from engine.errors import ConfigError
+from zhixing.engine.cli import main
+from zhixing.engine.config import load_config
+from zhixing.engine.errors import ConfigError
 
 FULL = """
 shutdown = "cancel"

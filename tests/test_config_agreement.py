@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from engine.stop import EXIT_BAD_INPUT
+from zhixing.engine.cli import main
+from zhixing.engine.stop import EXIT_BAD_INPUT
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from algos.basket import Basket
-from algos.twap import TwapAlgo
-from engine.account import Account
-from engine.cli.session import open_live_session
-from engine.clock import SimClock
-from engine.connection import (
+from zhixing.algos.basket import Basket
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.connection import (
     DISCONNECTED,
     ConnectionIncident,
     ConnectionMonitor,
@@ -24,19 +23,19 @@ from engine.connection import (
     LinkState,
     attach_to_adapter,
 )
-from engine.enums import OrderStatus, Side
-from engine.events import OrderFilled, OrderSubmitted, SubmitOrder
-from engine.market import TradingCalendar, shanghai_ns
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.units import NS_PER_SECOND
-from replay.chaos import basket_for, check
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.faults import FaultPlan, FaultyAdapter, LinkedRun
-from replay.harness import ReplayConfig, ReplaySession, open_session
-from replay.paper import RecordedFeed
-from replay.recovery import ProcessClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import OrderFilled, OrderSubmitted, SubmitOrder
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.chaos import basket_for, check
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.faults import FaultPlan, FaultyAdapter, LinkedRun
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.recovery import ProcessClock
 
 DATA = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOLS = 4

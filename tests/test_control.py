@@ -14,20 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from algos.basket import Basket
-from engine.cli.ops_cmd import add_parsers, run_algo, run_halt, run_resume
-from engine.clock import SimClock
-from engine.control import Command, ControlChannel, EngineControl, install, queue_command
-from engine.enums import OrderStatus, Side
-from engine.errors import InputError, StoreError
-from engine.events import OrderRejected, SubmitOrder
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder, ParentStatus
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.store import StateStore
-from replay.data import MarketData, load_snapshots
-from replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.algos.basket import Basket
+from zhixing.engine.cli.ops_cmd import add_parsers, run_algo, run_halt, run_resume
+from zhixing.engine.clock import SimClock
+from zhixing.engine.control import Command, ControlChannel, EngineControl, install, queue_command
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import InputError, StoreError
+from zhixing.engine.events import OrderRejected, SubmitOrder
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.risk_controls import RiskControls, RiskLimits
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "replay" / "sample_data"

@@ -13,25 +13,25 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.basket import Basket
+from zhixing.engine.account import Account
+from zhixing.engine.cli.runner import DayRunner
+from zhixing.engine.cli.session import open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.oms import OmsCounters, OrderManager
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import DenialCode
+from zhixing.engine.risk_controls import RiskControls, RiskLimits
+from zhixing.engine.store import StateStore
+from zhixing.engine.trading_day import DayStart, TradingDay, day_key
+from zhixing.replay.data import MarketData
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.sim_days import SimDays
 
-from algos.base import AlgoContext
-from algos.basket import Basket
-from engine.account import Account
-from engine.cli.runner import DayRunner
-from engine.cli.session import open_live_session
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import SubmitOrder
-from engine.market import TradingCalendar, shanghai_ns, trading_date_of
-from engine.oms import OmsCounters, OrderManager
-from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import DenialCode
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.store import StateStore
-from engine.trading_day import DayStart, TradingDay, day_key
-from replay.data import MarketData
-from replay.exchange import SimExchange
-from replay.sim_days import SimDays
 from tests.calendar_fixtures import unupdated_exchange_calendar
 from tests.test_replay_exchange import CALENDAR, DAY, SYM, tiny_day
 from zhixing.assembly import EngineSettings, build_engine

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from engine.cli.routes import Route
-from engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.market import TradingCalendar, shanghai_ns, trading_date_of
-from engine.store import StateStore
-from engine.trading_day import DayStart
-from replay.data import load_snapshots
-from replay.sim_days import SimDays
+from zhixing.engine.cli.routes import Route
+from zhixing.engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.store import StateStore
+from zhixing.engine.trading_day import DayStart
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.sim_days import SimDays
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 WEEK = [date(2021, 12, 1), date(2021, 12, 2), date(2021, 12, 3), date(2021, 12, 6), date(2021, 12, 7)]

@@ -16,20 +16,20 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.adapters.fileorder.format import MAX_LINE, Row, parse_int, parse_money, parse_ts, split_line
+from zhixing.adapters.fileorder.reader import exec_row, status_row
+from zhixing.adapters.fileorder.tail import TailFile
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.adapters.notify.email import SmtpNotifier
+from zhixing.adapters.notify.factory import notifier_from_settings
+from zhixing.adapters.notify.webhook import WeComNotifier
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import CalendarError, ConfigError, InputError, ParameterError, ZhixingError
+from zhixing.engine.market import TradingCalendar
+from zhixing.engine.secrets import Secret
+from zhixing.replay.faults import FaultPlan
 
 import engine.errors
-from adapters.fileorder.format import MAX_LINE, Row, parse_int, parse_money, parse_ts, split_line
-from adapters.fileorder.reader import exec_row, status_row
-from adapters.fileorder.tail import TailFile
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from adapters.notify.email import SmtpNotifier
-from adapters.notify.factory import notifier_from_settings
-from adapters.notify.webhook import WeComNotifier
-from engine.clock import SimClock
-from engine.errors import CalendarError, ConfigError, InputError, ParameterError, ZhixingError
-from engine.market import TradingCalendar
-from engine.secrets import Secret
-from replay.faults import FaultPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("ValueError", "TypeError")

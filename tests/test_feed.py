@@ -5,9 +5,9 @@ from __future__ import annotations
 import tracemalloc
 from functools import partial
 
-from engine.clock import SimClock
-from engine.events import Quote
-from engine.feed import QuoteBook
+from zhixing.engine.clock import SimClock
+from zhixing.engine.events import Quote
+from zhixing.engine.feed import QuoteBook
 
 T0 = 1_700_000_000_000_000_000
 S = 1_000_000_000

@@ -9,20 +9,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
-from engine.account import Account
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock
-from engine.enums import Side
-from engine.errors import FeedError
-from engine.feed import QuoteBook
-from engine.feed_keeper import FeedKeeper
-from engine.market import TradingCalendar, shanghai_ns
-from engine.parents import ParentOrder
-from engine.units import NS_PER_SECOND
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import FeedError
+from zhixing.engine.feed import QuoteBook
+from zhixing.engine.feed_keeper import FeedKeeper
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600258.SH"

@@ -24,13 +24,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.engine.cli import main
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.store import StateStore, trade_log
+from zhixing.engine.store.backup import BACKUP_DB, MANIFEST, BackupError, backup_journal
+from zhixing.engine.store.file_set import FileSetError, leftovers, recover, write_file_set
+from zhixing.engine.store.integrity import verify_journal
 
-from engine.cli import main
-from engine.market import shanghai_ns
-from engine.store import StateStore, trade_log
-from engine.store.backup import BACKUP_DB, MANIFEST, BackupError, backup_journal
-from engine.store.file_set import FileSetError, leftovers, recover, write_file_set
-from engine.store.integrity import verify_journal
 from tests.journal_files import fill, make_journal
 
 DAY = date(2021, 12, 1)
@@ -179,7 +179,7 @@ def disk_of(size: int) -> None:
 
 def export_on_a_small_disk(db: Path, out: Path, limit: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "journal", "export", "--db", str(db), "--out", str(out)],
+        [sys.executable, "-m", "zhixing.engine.cli", "journal", "export", "--db", str(db), "--out", str(out)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,

@@ -7,15 +7,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from adapters.fileorder import FileOrderConfig
-from adapters.fileorder.format import EXEC_TRADE
-from adapters.fileorder.reader import ExecRow
-from adapters.fileorder.tracker import ReportTracker
-from engine.enums import Side
-from engine.errors import ConfigError
-from engine.events import OrderFilled
-from engine.market import FeeSchedule, instrument_for
+from zhixing.adapters.fileorder import FileOrderConfig
+from zhixing.adapters.fileorder.format import EXEC_TRADE
+from zhixing.adapters.fileorder.reader import ExecRow
+from zhixing.adapters.fileorder.tracker import ReportTracker
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.market import FeeSchedule, instrument_for
 
 SETTINGS = {"input_dir": "in", "output_dir": "out", "account_id": "acct-1", "state_dir": "state"}
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from adapters.fileorder import format as gm
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from zhixing.adapters.fileorder import format as gm
+from zhixing.adapters.fileorder.format import (
     EXECUTION_REPORT_HEADER,
     ORDER_STATUS_HEADER,
     parse_ts,
     price_text,
     ts_text,
 )
-from adapters.fileorder.reader import read_snapshot
-from adapters.fileorder.tail import TailFile
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError, ConfigError
-from engine.events import (
+from zhixing.adapters.fileorder.reader import read_snapshot
+from zhixing.adapters.fileorder.tail import TailFile
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError, ConfigError
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -29,7 +28,7 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
-from engine.orders import Order
+from zhixing.engine.orders import Order
 
 START = 1_638_322_200_000_000_000  # 2021-12-01 09:30:00 +08:00
 BOM = b"\xef\xbb\xbf"

@@ -11,17 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import SubmitOrder
-from engine.market import shanghai_ns
-from engine.orders import Order
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.harness import ReplayConfig, ReplaySession, open_session
-from replay.terminal import TerminalEmulator, TerminalFaults
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.replay.terminal import TerminalEmulator, TerminalFaults
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600103.SH"  # 2.78 / 2.79 around 09:31

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from adapters.fileorder.format import EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER, Row
-from adapters.fileorder.tail import TailFile
-from engine.clock import SimClock
-from engine.events import OrderEvent, OrderFilled
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from zhixing.adapters.fileorder.format import EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER, Row
+from zhixing.adapters.fileorder.tail import TailFile
+from zhixing.engine.clock import SimClock
+from zhixing.engine.events import OrderEvent, OrderFilled
 
 BOM = b"\xef\xbb\xbf"
 ACCOUNT = "1395dc4f-3601-11eb-bda5-001018b67b94"

@@ -16,19 +16,22 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig, trust
-from adapters.fileorder.format import EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER, ORDER_STATUS_HEADER
-from adapters.fileorder.trust import UntrustedPathError
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from engine import names
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError, ConfigError
-from engine.events import OrderEvent, OrderFilled
-from engine.names import UnsafeNameError
-from engine.orders import Order
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig, trust
+from zhixing.adapters.fileorder.format import (
+    EXECUTION_REPORT_FILE,
+    EXECUTION_REPORT_HEADER,
+    ORDER_STATUS_HEADER,
+)
+from zhixing.adapters.fileorder.trust import UntrustedPathError
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.engine import names
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError, ConfigError
+from zhixing.engine.events import OrderEvent, OrderFilled
+from zhixing.engine.names import UnsafeNameError
+from zhixing.engine.orders import Order
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX owners, modes, FIFOs")
 

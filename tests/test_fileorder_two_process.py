@@ -10,11 +10,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from engine.clock import SimClock
-from engine.market import TradingCalendar, shanghai_ns
-from replay.data import load_snapshots
-from replay.exchange import SimExchange
-from replay.terminal import TerminalEmulator
+from zhixing.engine.clock import SimClock
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.terminal import TerminalEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "fileorder_worker.py"

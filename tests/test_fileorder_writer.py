@@ -7,11 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder.format import CANCEL_HEADER, ORDER_HEADER
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from engine.clock import SimClock
-from engine.errors import BrokerError
+from zhixing.adapters.fileorder.format import CANCEL_HEADER, ORDER_HEADER
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import BrokerError
 
 START = 1_638_322_200_000_000_000  # 2021-12-01 09:30 +08:00
 
@@ -153,7 +152,7 @@ def test_the_folder_fsync_is_skipped_on_windows(tmp_path: Path, monkeypatch: pyt
     """Windows cannot open a folder for fsync (os.open on a directory fails there): the rename's
     durability is left to NTFS's metadata journal, and the drop must not fail on it. POSIX opens and
     fsyncs the folder."""
-    from adapters.fileorder import writer
+    from zhixing.adapters.fileorder import writer
 
     real_open = writer.os.open
     opened: list[object] = []

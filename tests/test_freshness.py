@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected
-from engine.events import FillReport, OrderStatusReport, PositionReport, SubmitOrder
-from engine.freshness import Difference, FreshnessTracker
-from engine.inflight import InflightChecker
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import HALT_REASON, recover, resync
-from engine.store import StateStore
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerDisconnected
+from zhixing.engine.events import FillReport, OrderStatusReport, PositionReport, SubmitOrder
+from zhixing.engine.freshness import Difference, FreshnessTracker
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import HALT_REASON, recover, resync
+from zhixing.engine.store import StateStore
+
 from tests.fakes import FakeBroker, passing_time
 
 T0 = 1_700_000_000_000_000_000

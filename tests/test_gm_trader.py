@@ -14,21 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from zhixing.adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
+from zhixing.adapters.gm.ledger import LinkLedger
+from zhixing.adapters.gm.runner import run_live
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.events import OrderFilled, SubmitOrder
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import recover
+from zhixing.engine.store import StateStore
 
-from adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
-from adapters.gm.ledger import LinkLedger
-from adapters.gm.runner import run_live
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import ConfigError
-from engine.events import OrderFilled, SubmitOrder
-from engine.inflight import InflightChecker
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import recover
-from engine.store import StateStore
 from tests.gm_fake import FakeGmApi, GmError
 
 SYM = "600000.SH"

@@ -7,9 +7,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from engine.errors import InputError
-from engine.market.holidays import read_holidays
+from zhixing.engine.errors import InputError
+from zhixing.engine.market.holidays import read_holidays
 
 
 def write(folder: Path, text: str | bytes, name: str = "holidays.txt") -> Path:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import OrderStatusReport, SubmitOrder
-from engine.inflight import CANCEL_UNCONFIRMED, NO_RESPONSE, InflightChecker
-from engine.oms import OrderManager
-from engine.store import StateStore
-from replay.faults import FaultPlan
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import OrderStatusReport, SubmitOrder
+from zhixing.engine.inflight import CANCEL_UNCONFIRMED, NO_RESPONSE, InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.store import StateStore
+from zhixing.replay.faults import FaultPlan
+
 from tests.test_oms import SYMBOL, RecordingBroker, buy, make_oms
 from tests.test_replay_exchange import SYM, at
 from tests.test_replay_faults import make_venue, run_until

@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from zhixing.engine.errors import ZhixingError
+from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 
-import engine
-from engine.errors import ZhixingError
-from engine.instance_lock import AlreadyRunning, InstanceLock
+from zhixing import engine
 
 ROOT = Path(engine.__file__).resolve().parent.parent
 
 TRY_ACQUIRE = """
 import sys
-from engine.instance_lock import AlreadyRunning, InstanceLock
+from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 try:
     InstanceLock(sys.argv[1]).acquire()
 except AlreadyRunning as exc:
@@ -29,7 +29,7 @@ print("acquired")
 
 HOLD = """
 import sys, time
-from engine.instance_lock import InstanceLock
+from zhixing.engine.instance_lock import InstanceLock
 lock = InstanceLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)
@@ -138,7 +138,7 @@ class FakeMsvcrt:
 
 
 def test_the_windows_lock_refuses_a_second_engine_and_is_released(tmp_path: Path) -> None:
-    from engine.instance_lock import WINDOWS_LOCK_OFFSET, MsvcrtBackend
+    from zhixing.engine.instance_lock import WINDOWS_LOCK_OFFSET, MsvcrtBackend
 
     msvcrt = FakeMsvcrt()
     path = tmp_path / "journal.db.lock"
@@ -161,7 +161,7 @@ def test_the_cli_imports_where_fcntl_does_not_exist() -> None:
     """On Windows there is no fcntl: ``zhixing`` (its whole command tree, the lock included) must import."""
     code = (
         "import sys; sys.modules['fcntl'] = None\n"  # import fcntl -> ImportError, as on Windows
-        "import engine.cli, engine.cli.run_cmd, engine.instance_lock\n"
+        "import zhixing.engine.cli, zhixing.engine.cli.run_cmd, zhixing.engine.instance_lock\n"
         "print('imported')"
     )
     result = subprocess.run(

@@ -14,17 +14,18 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from engine.bus import EventBus
-from engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.denial_alerts import DenialAlerts
-from engine.events import OrderDenied
-from engine.market import shanghai_ns
-from engine.notify import Message
-from engine.reasons import DenialCode
-from engine.store import StateStore
-from engine.units import NS_PER_SECOND
+from zhixing.engine.bus import EventBus
+from zhixing.engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.denial_alerts import DenialAlerts
+from zhixing.engine.events import OrderDenied
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.notify import Message
+from zhixing.engine.reasons import DenialCode
+from zhixing.engine.store import StateStore
+from zhixing.engine.units import NS_PER_SECOND
+
 from tests.test_notify_support import MailRecorder, smtp_server
 from tests.test_run_day import write_config
 

@@ -16,15 +16,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from engine.cli.run_cmd import run_config
-from engine.config import BACKUP_JOB, load_config
-from engine.errors import ConfigError
-from engine.instance_lock import InstanceLock
-from engine.market import shanghai_ns
-from engine.store import StateStore, schema
-from engine.store.backup import (
+from zhixing.engine.cli import main
+from zhixing.engine.cli.run_cmd import run_config
+from zhixing.engine.config import BACKUP_JOB, load_config
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.instance_lock import InstanceLock
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.store import StateStore, schema
+from zhixing.engine.store.backup import (
     BACKUP_DB,
     MANIFEST,
     BackupError,
@@ -33,7 +32,8 @@ from engine.store.backup import (
     read_manifest,
     restore_journal,
 )
-from engine.store.integrity import verify_journal, wal_files
+from zhixing.engine.store.integrity import verify_journal, wal_files
+
 from tests.journal_files import SEC, T0, execute, fill, make_journal, order, page_holding, patch
 
 DAY = date(2021, 12, 1)

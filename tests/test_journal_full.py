@@ -18,13 +18,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.engine.cli.run_cmd import ConfiguredSession, run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.store import StateStore
 
-from engine.cli.run_cmd import ConfiguredSession, run_config
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.enums import OrderStatus
-from engine.market import shanghai_ns
-from engine.store import StateStore
 from tests.test_notify_support import MailRecorder, smtp_server
 from tests.test_run_day import SAMPLE, write_config
 
@@ -130,7 +130,17 @@ def test_zhixing_run_on_a_disk_that_fills_exits_not_clean_and_says_so_instead_of
     limit = 400_000  # the journal's WAL passes it a few minutes into the rebalance
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", "zhixing.toml", "--from", "09:29", "--until", "10:15"],
+        [
+            sys.executable,
+            "-m",
+            "zhixing.engine.cli",
+            "run",
+            "zhixing.toml",
+            "--from",
+            "09:29",
+            "--until",
+            "10:15",
+        ],
         cwd=tmp_path,
         env={**_env(), "PYTHONDONTWRITEBYTECODE": "1"},
         stdout=subprocess.PIPE,
@@ -150,7 +160,7 @@ def test_zhixing_run_on_a_disk_that_fills_exits_not_clean_and_says_so_instead_of
     assert "write(s) failed" in text, text
     print(text)
     # what was committed before the disk filled is a sound journal (the next start reconciles the rest)
-    from engine.store.integrity import verify_journal
+    from zhixing.engine.store.integrity import verify_journal
 
     assert verify_journal(tmp_path / "zhixing.db").ok
 
@@ -170,7 +180,8 @@ def test_zhixing_status_on_a_full_journal_disk_says_so_above_the_journal_as_last
     import shutil
     from collections import namedtuple
 
-    from engine.cli import main
+    from zhixing.engine.cli import main
+
     from tests.journal_files import make_journal
 
     db = asyncio.run(make_journal(tmp_path / "zhixing.db", halted=False))

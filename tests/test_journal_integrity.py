@@ -12,18 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from zhixing.engine.account import Account
+from zhixing.engine.cli import main
+from zhixing.engine.cli.session import open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.store import SCHEMA_VERSION, StateStore, schema
+from zhixing.engine.store.integrity import JournalDamaged, require_sound_journal, verify_journal, wal_files
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
 
-from engine.account import Account
-from engine.cli import main
-from engine.cli.session import open_live_session
-from engine.clock import SimClock
-from engine.market import TradingCalendar, shanghai_ns
-from engine.orders import Order
-from engine.store import SCHEMA_VERSION, StateStore, schema
-from engine.store.integrity import JournalDamaged, require_sound_journal, verify_journal, wal_files
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
 from tests.journal_files import execute, flip, make_journal, page_holding, page_size, patch
 from tests.test_notify_support import MailRecorder, smtp_server
 

@@ -14,19 +14,19 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
-from engine.account import Account
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock
-from engine.enums import Side
-from engine.events import SubmitOrder
-from engine.market import TradingCalendar, shanghai_ns
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.store.backup import backup_journal, restore_journal
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
-from replay.recovery import ProcessClock, run_exchange_alone
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.store.backup import backup_journal, restore_journal
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.recovery import ProcessClock, run_exchange_alone
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 CASH = 10**10

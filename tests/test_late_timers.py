@@ -12,15 +12,15 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, cast
 
 import pytest
+from zhixing.algos import base as algos_base
+from zhixing.algos.base import AlgoContext, ExecAlgo
+from zhixing.algos.pov import PovAlgo
+from zhixing.algos.twap import TwapAlgo
+from zhixing.algos.vwap import VwapAlgo
+from zhixing.engine.enums import Side
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
 
-from algos import base as algos_base
-from algos.base import AlgoContext, ExecAlgo
-from algos.pov import PovAlgo
-from algos.twap import TwapAlgo
-from algos.vwap import VwapAlgo
-from engine.enums import Side
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
 from tests.fakes import calendar
 from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
 

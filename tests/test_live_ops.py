@@ -8,9 +8,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from engine.store import StateStore
+from zhixing.engine.cli import main
+from zhixing.engine.store import StateStore
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.account import Account
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock
-from engine.enums import Side
-from engine.market import TradingCalendar, shanghai_ns
-from engine.orders import Order
-from engine.parents import ParentOrder
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
-from replay.recovery import ProcessClock, run_exchange_alone
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import Side
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.recovery import ProcessClock, run_exchange_alone
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 CASH = 10**10

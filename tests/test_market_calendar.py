@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.market import (
+from zhixing.engine.market import (
     SHANGHAI,
     Phase,
     TradingCalendar,
@@ -219,7 +218,7 @@ _TZ_SCRIPT = textwrap.dedent(
     """
     import time
     from datetime import date
-    from engine.market import Phase, TradingCalendar, iso8601, shanghai_ns, trading_date_of
+    from zhixing.engine.market import Phase, TradingCalendar, iso8601, shanghai_ns, trading_date_of
 
     time.tzset()
     cal = TradingCalendar()

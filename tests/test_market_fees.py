@@ -7,9 +7,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.enums import Side
-from engine.market import FeeSchedule, Instrument, instrument_for
+from zhixing.engine.enums import Side
+from zhixing.engine.market import FeeSchedule, Instrument, instrument_for
 
 STOCK = instrument_for("000400.SZ")
 ETF = instrument_for("510300.SH")

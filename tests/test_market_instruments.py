@@ -8,9 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.enums import Side
-from engine.market import (
+from zhixing.engine.enums import Side
+from zhixing.engine.market import (
     PRICE_CEILING,
     Board,
     Exchange,
@@ -23,7 +22,7 @@ from engine.market import (
     round_buy_quantity,
     round_price,
 )
-from engine.units import price_from_yuan
+from zhixing.engine.units import price_from_yuan
 
 MAIN = instrument_for("600000.SH")
 CHINEXT = instrument_for("300122.SZ")

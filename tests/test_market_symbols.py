@@ -7,9 +7,8 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.market import Board, Exchange, board_of, exchange_of, from_gm, normalize_symbol, to_gm
-from engine.market.symbols import CANONICAL_PATTERN
+from zhixing.engine.market import Board, Exchange, board_of, exchange_of, from_gm, normalize_symbol, to_gm
+from zhixing.engine.market.symbols import CANONICAL_PATTERN
 
 codes = st.from_regex(r"[0-9]{6}", fullmatch=True)
 exchanges = st.sampled_from(["SH", "SZ", "BJ"])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from engine.clock import SimClock
-from engine.enums import Side
-from engine.notify import (
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import Side
+from zhixing.engine.notify import (
     Message,
     MessageKind,
     NotificationDispatcher,
@@ -23,7 +22,7 @@ from engine.notify import (
     signal_summary,
     slippage_bps,
 )
-from engine.units import NS_PER_SECOND
+from zhixing.engine.units import NS_PER_SECOND
 
 T0 = 1_727_830_800 * NS_PER_SECOND  # 2024-10-02 09:00 Shanghai
 WINDOW = 60 * NS_PER_SECOND

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from adapters.notify.email import SmtpNotifier
-from adapters.notify.factory import notifier_from_settings
-from adapters.notify.webhook import DingTalkNotifier, FeishuNotifier, WeComNotifier
-from engine.clock import SimClock
-from engine.errors import ConfigError
+from zhixing.adapters.notify.email import SmtpNotifier
+from zhixing.adapters.notify.factory import notifier_from_settings
+from zhixing.adapters.notify.webhook import DingTalkNotifier, FeishuNotifier, WeComNotifier
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import ConfigError
 
 CLOCK = SimClock(0)
 EMAIL: dict[str, Any] = {

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
-from adapters.notify.webhook import (
+from zhixing.adapters.notify.webhook import (
     DingTalkNotifier,
     FeishuNotifier,
     WeComNotifier,
@@ -20,10 +19,11 @@ from adapters.notify.webhook import (
     feishu_sign,
     truncate_utf8,
 )
-from engine.clock import SimClock
-from engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError, Severity
-from engine.secrets import Secret
-from engine.units import NS_PER_SECOND
+from zhixing.engine.clock import SimClock
+from zhixing.engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError, Severity
+from zhixing.engine.secrets import Secret
+from zhixing.engine.units import NS_PER_SECOND
+
 from tests.test_notify_support import free_port, until
 
 NOW_NS = 1_727_830_800 * NS_PER_SECOND + 123_456_789  # 2024-10-02 09:00:00.123 Shanghai

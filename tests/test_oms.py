@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected, StoreError
-from engine.events import (
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerDisconnected, StoreError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -22,10 +22,10 @@ from engine.events import (
     PositionReport,
     SubmitOrder,
 )
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reasons import Denial, DenialCode
-from engine.store import StateStore
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.store import StateStore
 
 SYMBOL = "600000.SH"
 

@@ -21,13 +21,12 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from engine.account import Account
-from engine.broker import EventSink
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import TERMINAL_STATUSES, OrderStatus, Side
-from engine.events import (
+from zhixing.engine.account import Account
+from zhixing.engine.broker import EventSink
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import TERMINAL_STATUSES, OrderStatus, Side
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -40,10 +39,10 @@ from engine.events import (
     PositionReport,
     SubmitOrder,
 )
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import recover
-from engine.store import StateStore
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import recover
+from zhixing.engine.store import StateStore
 
 T = TypeVar("T")
 S = OrderStatus

@@ -7,16 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder.adapter import _SID
-from engine.account import Account
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock
-from engine.enums import Side
-from engine.events import SubmitOrder
-from engine.lost_orders import lost_sequences
-from engine.market import TradingCalendar, shanghai_ns
-from engine.order_ids import (
+from zhixing.adapters.fileorder.adapter import _SID
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.lost_orders import lost_sequences
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.order_ids import (
     JOURNAL_META_KEY,
     LEGACY_IDS,
     MAX_ID_LENGTH,
@@ -25,10 +24,11 @@ from engine.order_ids import (
     account_key,
     route_order_ids,
 )
-from engine.store import StateStore
-from replay.data import load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
+
 from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"

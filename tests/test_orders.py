@@ -7,10 +7,9 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.enums import OrderStatus, Side
-from engine.errors import IllegalTransition, OverfillError
-from engine.events import (
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import IllegalTransition, OverfillError
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -22,8 +21,8 @@ from engine.events import (
     OrderRejected,
     OrderSubmitted,
 )
-from engine.orders import PREVIOUS, TRANSITIONS, Order
-from engine.reasons import DenialCode
+from zhixing.engine.orders import PREVIOUS, TRANSITIONS, Order
+from zhixing.engine.reasons import DenialCode
 
 S = OrderStatus
 CID = "Z000000001"

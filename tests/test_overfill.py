@@ -12,35 +12,36 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from adapters.fileorder.format import EXEC_CANCELED as FILE_EXEC_CANCELED
-from adapters.fileorder.format import EXEC_TRADE as FILE_EXEC_TRADE
-from adapters.fileorder.format import STATUS_CANCELED as FILE_CANCELED
-from adapters.fileorder.format import STATUS_NEW as FILE_NEW
-from adapters.fileorder.reader import ExecRow, StatusRow
-from adapters.fileorder.tracker import ReportTracker
-from adapters.gm.codes import EXEC_CANCELED, EXEC_TRADE, ORDER_SIDE_BUY, STATUS_CANCELED
-from adapters.gm.mapper import ReportMapper
-from adapters.gm.stats import GmStats
-from adapters.qmt.codes import XtCodes
-from adapters.qmt.translate import PushTranslator, QmtCounters
-from algos.basket import Basket
-from algos.twap import TwapAlgo
-from engine.enums import OrderStatus, Side
-from engine.events import (
+from zhixing.adapters.fileorder.format import EXEC_CANCELED as FILE_EXEC_CANCELED
+from zhixing.adapters.fileorder.format import EXEC_TRADE as FILE_EXEC_TRADE
+from zhixing.adapters.fileorder.format import STATUS_CANCELED as FILE_CANCELED
+from zhixing.adapters.fileorder.format import STATUS_NEW as FILE_NEW
+from zhixing.adapters.fileorder.reader import ExecRow, StatusRow
+from zhixing.adapters.fileorder.tracker import ReportTracker
+from zhixing.adapters.gm.codes import EXEC_CANCELED, EXEC_TRADE, ORDER_SIDE_BUY, STATUS_CANCELED
+from zhixing.adapters.gm.mapper import ReportMapper
+from zhixing.adapters.gm.stats import GmStats
+from zhixing.adapters.qmt.codes import XtCodes
+from zhixing.adapters.qmt.translate import PushTranslator, QmtCounters
+from zhixing.algos.basket import Basket
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import (
     OrderCanceled,
     OrderEvent,
     OrderExpired,
     OrderFilled,
     SubmitOrder,
 )
-from engine.inflight import NO_RESPONSE, InflightChecker
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.reconcile import HALT_REASON, recover, resync
-from replay.data import MarketData
-from replay.faults import FaultPlan, FaultyAdapter
-from replay.harness import ReplayConfig, open_session
+from zhixing.engine.inflight import NO_RESPONSE, InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.reconcile import HALT_REASON, recover, resync
+from zhixing.replay.data import MarketData
+from zhixing.replay.faults import FaultPlan, FaultyAdapter
+from zhixing.replay.harness import ReplayConfig, open_session
+
 from tests.qmt_fake import XC, XtOrder, XtTrade
 from tests.test_algos_twap import at as twap_at
 from tests.test_algos_twap import context, make_parent, world_with_quote

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from engine.cli.paper_cmd import run_paper
-from engine.enums import Side
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder
-from replay.data import load_snapshots
-from replay.harness import ReplayConfig
+from zhixing.engine.cli.paper_cmd import run_paper
+from zhixing.engine.enums import Side
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.harness import ReplayConfig
+
 from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"

@@ -7,10 +7,9 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.enums import Side
-from engine.market import FeeSchedule, check_order_quantity, instrument_for
-from engine.portfolio.planner import (
+from zhixing.engine.enums import Side
+from zhixing.engine.market import FeeSchedule, check_order_quantity, instrument_for
+from zhixing.engine.portfolio.planner import (
     Holding,
     MarketRef,
     Plan,
@@ -22,7 +21,7 @@ from engine.portfolio.planner import (
     targets_sell_where,
     targets_to_percent,
 )
-from engine.portfolio.targets import Target, TargetKind
+from zhixing.engine.portfolio.targets import Target, TargetKind
 
 MAIN = "600000.SH"
 MAIN2 = "000001.SZ"

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.errors import InputError
-from engine.portfolio import targets as targets_mod
-from engine.portfolio.targets import Target, TargetKind, read_targets
+from zhixing.engine.errors import InputError
+from zhixing.engine.portfolio import targets as targets_mod
+from zhixing.engine.portfolio.targets import Target, TargetKind, read_targets
 
 
 def write(tmp_path: Path, text: str, name: str = "targets.csv", encoding: str = "utf-8") -> Path:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from zhixing.adapters.qmt import QmtFeedConfig, QmtQuoteFeed
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import ConfigError, FeedError
+from zhixing.engine.events import Quote
+from zhixing.engine.feed import QuoteBook
 
-from adapters.qmt import QmtFeedConfig, QmtQuoteFeed
-from engine.clock import SimClock
-from engine.errors import ConfigError, FeedError
-from engine.events import Quote
-from engine.feed import QuoteBook
 from tests.qmt_fake import FakeXtData
 
 SYM = "600000.SH"

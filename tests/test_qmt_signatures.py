@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zhixing.adapters.qmt import codes as qmt_codes
+from zhixing.adapters.qmt import trader as qmt_trader
+from zhixing.adapters.qmt.codes import (
+    XtCodes,
+    constants_from_source,
+    load_codes,
+    load_xtconstant,
+    xtquant_dir,
+)
 
 import tests.qmt_fake as fake
-from adapters.qmt import codes as qmt_codes
-from adapters.qmt import trader as qmt_trader
-from adapters.qmt.codes import XtCodes, constants_from_source, load_codes, load_xtconstant, xtquant_dir
 
 WHEEL_DIRS = (Path("/tmp/dlq"),)
 
@@ -252,7 +258,7 @@ def test_codes_come_from_the_real_xtconstant_and_agree_with_its_source() -> None
 
 
 def test_status_and_return_codes_are_mapped_faithfully() -> None:
-    from engine.enums import OrderStatus as S
+    from zhixing.engine.enums import OrderStatus as S
 
     c = load_codes()
     A = qmt_codes.StatusAction

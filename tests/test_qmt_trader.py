@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from adapters.qmt import ConnectionState, QmtBrokerAdapter, QmtRouteConfig
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected, BrokerError, ConfigError
-from engine.events import (
+from zhixing.adapters.qmt import ConnectionState, QmtBrokerAdapter, QmtRouteConfig
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerDisconnected, BrokerError, ConfigError
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -27,11 +26,12 @@ from engine.events import (
     OrderSubmitted,
     SubmitOrder,
 )
-from engine.inflight import InflightChecker
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import recover
-from engine.store import StateStore
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import recover
+from zhixing.engine.store import StateStore
+
 from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 
 SYM = "600000.SH"
@@ -400,7 +400,7 @@ async def test_queries_map_asset_positions_orders_and_trades(tmp_path: Path) -> 
 
 
 def price(yuan_value: float) -> int:
-    from engine.units import price_from_yuan
+    from zhixing.engine.units import price_from_yuan
 
     return price_from_yuan(yuan_value)
 

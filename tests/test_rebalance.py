@@ -10,15 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from algos.rebalance import RebalancePhase
-from engine.enums import OrderStatus, Side
-from engine.market import instrument_for, shanghai_ns
-from engine.portfolio.targets import read_targets
-from engine.units import price_from_yuan
-from replay.data import MarketData, load_snapshots
-from replay.harness import ReplayConfig
-from replay.rebalance_run import RebalanceOptions, RebalanceResult, run_rebalance
+from zhixing.algos.rebalance import RebalancePhase
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.market import instrument_for, shanghai_ns
+from zhixing.engine.portfolio.targets import read_targets
+from zhixing.engine.units import price_from_yuan
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.harness import ReplayConfig
+from zhixing.replay.rebalance_run import RebalanceOptions, RebalanceResult, run_rebalance
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 POSITIONS = {"600103.SH": 1_500_000, "600566.SH": 40_000, "603602.SH": 30_050, "688218.SH": 6_150}

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import OrderEvent, SubmitOrder
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import HALT_REASON, NOT_FOUND_REASON, recover
-from engine.store import StateStore
-from replay.data import MarketData
-from replay.exchange import SimExchange
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import OrderEvent, SubmitOrder
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import HALT_REASON, NOT_FOUND_REASON, recover
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import MarketData
+from zhixing.replay.exchange import SimExchange
+
 from tests.fakes import passing_time
 from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 

@@ -9,19 +9,18 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-
-from algos.basket import Basket
-from algos.twap import TwapAlgo
-from engine.enums import OrderStatus, Side
-from engine.errors import InputError
-from engine.events import SubmitOrder
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder, ParentStatus
-from engine.store import StateStore
-from replay.data import MarketData, load_snapshots
-from replay.faults import BROKER_REJECT_REASON, FaultPlan, FaultyAdapter
-from replay.harness import ReplayConfig, ReplaySession, open_session
-from replay.recovery import (
+from zhixing.algos.basket import Basket
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import InputError
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.faults import BROKER_REJECT_REASON, FaultPlan, FaultyAdapter
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.replay.recovery import (
     DurableSimBroker,
     ProcessClock,
     build_session,

@@ -11,37 +11,37 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-
-from adapters.fileorder.tracker import reject_reason as fileorder_reject_reason
-from adapters.gm.codes import REJECT_REASON_NAMES
-from adapters.gm.codes import reject_reason as gm_reject_reason
-from algos.base import (
+from zhixing.adapters.fileorder.tracker import reject_reason as fileorder_reject_reason
+from zhixing.adapters.gm.codes import REJECT_REASON_NAMES
+from zhixing.adapters.gm.codes import reject_reason as gm_reject_reason
+from zhixing.algos.base import (
     BACKOFF_FIRST_NS,
     MAX_BACKOFF_REJECTS,
     MAX_FREE_RETRIES,
     AlgoContext,
 )
-from algos.basket import Basket
-from algos.twap import TwapAlgo
-from engine.bus import EventBus
-from engine.cli.run_cmd import ConfiguredSession, run_config
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.enums import OrderStatus, Side
-from engine.events import OrderRejected, SubmitOrder
-from engine.market import shanghai_ns
-from engine.notify import Message
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import UnfilledCode
-from engine.reject_alerts import RejectAlerts
-from engine.reject_reasons import CATEGORIES, RejectAction, classify_reject
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.store import StateStore
-from engine.units import NS_PER_SECOND
-from replay.data import load_snapshots
-from replay.faults import SUSPENDED_REASON, FaultPlan, FaultyAdapter
-from replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.algos.basket import Basket
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.bus import EventBus
+from zhixing.engine.cli.run_cmd import ConfiguredSession, run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import OrderRejected, SubmitOrder
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.notify import Message
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import UnfilledCode
+from zhixing.engine.reject_alerts import RejectAlerts
+from zhixing.engine.reject_reasons import CATEGORIES, RejectAction, classify_reject
+from zhixing.engine.risk_controls import RiskControls, RiskLimits
+from zhixing.engine.store import StateStore
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.faults import SUSPENDED_REASON, FaultPlan, FaultyAdapter
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
+
 from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar, oms_with
 from tests.qmt_fake import FakeQmtTerminal
 from tests.test_gm_trader import Route, route  # noqa: F401 (the gm route fixture)

@@ -8,10 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from zhixing.engine.errors import InputError
+from zhixing.replay.bars import (
+    FENSHI_COLUMNS,
+    OHLCV_COLUMNS,
+    OUTPUT_COLUMNS,
+    load_minute_bars,
+    minute_of_session,
+)
 
-import replay
-from engine.errors import InputError
-from replay.bars import FENSHI_COLUMNS, OHLCV_COLUMNS, OUTPUT_COLUMNS, load_minute_bars, minute_of_session
+from zhixing import replay
 
 BARS = Path(replay.__file__).parent / "sample_data" / "bars_1m"
 OHLCV = BARS / "000001.SZ_201801_1m.csv.gz"

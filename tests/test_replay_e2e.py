@@ -12,16 +12,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.algos.basket import Basket
+from zhixing.engine.cli import main
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.harness import ReplayConfig, open_session
 
-from algos.basket import Basket
-from engine.cli import main
-from engine.enums import OrderStatus, Side
-from engine.market import shanghai_ns
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.store import StateStore
-from replay.data import load_snapshots
-from replay.harness import ReplayConfig, open_session
 from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal, read_csv
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"

@@ -17,12 +17,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import replay
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError
-from engine.events import (
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -31,11 +29,13 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
-from engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns
-from engine.orders import Order
-from replay.data import MarketData, SymbolDay, load_snapshot_file
-from replay.exchange import SimExchange
-from replay.matching import ContinuousWindows, SymbolBook
+from zhixing.engine.market import FeeSchedule, TradingCalendar, instrument_for, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.replay.data import MarketData, SymbolDay, load_snapshot_file
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.matching import ContinuousWindows, SymbolBook
+
+from zhixing import replay
 
 DAY = dt.date(2022, 6, 1)
 SYM = "600000.SH"

@@ -6,24 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected
-from engine.events import (
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerDisconnected
+from zhixing.engine.events import (
     OrderAccepted,
     OrderEvent,
     OrderFilled,
     OrderRejected,
     SubmitOrder,
 )
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.store import StateStore
-from replay.data import MarketData
-from replay.exchange import SimExchange
-from replay.faults import FaultPlan, FaultyAdapter
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import MarketData
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.faults import FaultPlan, FaultyAdapter
+
 from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 
 Trace = list[tuple[int, str, str, str]]

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.events import OrderDenied, OrderRejected, SubmitOrder
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.risk_controls import SECOND_NS, RiskControls, RiskLimits, shanghai_day
 
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.enums import OrderStatus, Side
-from engine.errors import ConfigError
-from engine.events import OrderDenied, OrderRejected, SubmitOrder
-from engine.market import shanghai_ns
-from engine.orders import Order
-from engine.risk_controls import SECOND_NS, RiskControls, RiskLimits, shanghai_day
 from tests.fakes import World, make_world
 
 SYMBOL = "600000.SH"

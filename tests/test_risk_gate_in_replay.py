@@ -9,22 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.risk_controls import RiskControls, RiskLimits
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.harness import ReplayConfig, open_session, run_replay
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.report import gate_report
 
-from engine.account import Account
-from engine.cli.session import open_live_session
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import SubmitOrder
-from engine.market import TradingCalendar, shanghai_ns
-from engine.oms import OrderManager
-from engine.parents import ParentOrder
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.units import NS_PER_SECOND
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.harness import ReplayConfig, open_session, run_replay
-from replay.paper import RecordedFeed
-from replay.report import gate_report
 from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"

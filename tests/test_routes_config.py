@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zhixing.adapters.fileorder import FileOrderAdapter
+from zhixing.adapters.gm import GmBrokerAdapter, GmQuoteFeed
+from zhixing.adapters.qmt import QmtBrokerAdapter, QmtQuoteFeed
+from zhixing.engine.cli import main, routes
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.market import TradingCalendar
 
-from adapters.fileorder import FileOrderAdapter
-from adapters.gm import GmBrokerAdapter, GmQuoteFeed
-from adapters.qmt import QmtBrokerAdapter, QmtQuoteFeed
-from engine.cli import main, routes
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.errors import ConfigError
-from engine.market import TradingCalendar
 from tests.gm_fake import FakeGmApi
 
 BASE = """

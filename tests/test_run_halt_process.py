@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
+from zhixing.engine.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 
@@ -68,7 +67,7 @@ def test_zhixing_halt_stops_a_running_engine(tmp_path: Path, capsys: pytest.Capt
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "zhixing.engine.cli",
             "run",
             str(tmp_path / "zhixing.toml"),
             "--from",
@@ -114,7 +113,7 @@ def test_sigterm_stops_a_running_engine_cleanly_and_cancels_what_works(tmp_path:
     db = tmp_path / "zhixing.db"
     args = ["run", str(tmp_path / "zhixing.toml"), "--from", "09:29", "--until", "10:30", "--speed", "50"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "zhixing.engine.cli", *args],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

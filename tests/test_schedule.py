@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.clock import SimClock
-from engine.errors import ConfigError
-from engine.market.calendar import TradingCalendar, iso8601, ns_to_shanghai, shanghai_ns
-from engine.schedule import CronJob, Scheduler, fire_times
-from engine.units import NS_PER_MINUTE
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.market.calendar import TradingCalendar, iso8601, ns_to_shanghai, shanghai_ns
+from zhixing.engine.schedule import CronJob, Scheduler, fire_times
+from zhixing.engine.units import NS_PER_MINUTE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,9 +222,9 @@ def test_duplicate_job_names_are_refused(calendar: TradingCalendar) -> None:
 _PROBE = """
 import json, sys, time
 from datetime import date
-from engine.clock import SimClock
-from engine.market.calendar import TradingCalendar, shanghai_ns
-from engine.schedule import CronJob, Scheduler, fire_times
+from zhixing.engine.clock import SimClock
+from zhixing.engine.market.calendar import TradingCalendar, shanghai_ns
+from zhixing.engine.schedule import CronJob, Scheduler, fire_times
 fired = []
 clock = SimClock(shanghai_ns(date(2024, 9, 27), "08:00"))
 s = Scheduler(clock, TradingCalendar(), [CronJob(name="s", cron="0 9 * * *")],

@@ -12,13 +12,12 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from croniter import croniter
-
-from engine.cli import schedule_cmd
-from engine.cli.schedule_cmd import TASK_NS, export_cron, export_windows, read_jobs
-from engine.clock import SimClock
-from engine.errors import ConfigError
-from engine.market import shanghai_ns
-from engine.schedule import CronJob
+from zhixing.engine.cli import schedule_cmd
+from zhixing.engine.cli.schedule_cmd import TASK_NS, export_cron, export_windows, read_jobs
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.schedule import CronJob
 
 N = {"t": TASK_NS}
 JOBS = [

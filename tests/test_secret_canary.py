@@ -15,13 +15,13 @@ import keyring
 import pytest
 import structlog
 from aiohttp import web
+from zhixing.adapters.notify.factory import notifier_from_settings
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.logs import configure_logging
+from zhixing.engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError
+from zhixing.engine.units import NS_PER_SECOND
 
-from adapters.notify.factory import notifier_from_settings
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.logs import configure_logging
-from engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError
-from engine.units import NS_PER_SECOND
 from tests.test_notify_support import USER, MailRecorder, smtp_server, until
 from tests.test_secrets import MemoryKeyring
 

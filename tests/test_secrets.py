@@ -10,10 +10,9 @@ import keyring
 import pytest
 import structlog
 from keyring.backend import KeyringBackend
-
-from engine.errors import ConfigError
-from engine.logs import configure_logging
-from engine.secrets import Secret, resolve_secret, scrub
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.logs import configure_logging
+from zhixing.engine.secrets import Secret, resolve_secret, scrub
 
 
 class MemoryKeyring(KeyringBackend):
@@ -131,7 +130,7 @@ def test_log_redaction_scrubs_secret_from_message_values_and_tracebacks(
 def test_stdlib_logging_records_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from engine.logs import install_secret_filter
+    from zhixing.engine.logs import install_secret_filter
 
     secret = Secret("stdlib-canary-0008")
     handler = logging.StreamHandler()  # writes to the current sys.stderr (captured)

@@ -7,11 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder.writer import SidLedger
-from adapters.gm.ledger import LinkLedger
-from engine.errors import BrokerError
-from engine.store import shared_sqlite
+from zhixing.adapters.fileorder.writer import SidLedger
+from zhixing.adapters.gm.ledger import LinkLedger
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.store import shared_sqlite
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (a INTEGER)"
 

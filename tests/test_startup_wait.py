@@ -9,21 +9,21 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from zhixing.engine.account import Account
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import BrokerDisconnected, BrokerError, FeedError
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.notify import Severity, not_ready_notice
+from zhixing.engine.readiness import NotReady, wait_until_ready
+from zhixing.engine.store import StateStore
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.terminal import TerminalEmulator
 
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from engine.account import Account
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import SimClock
-from engine.errors import BrokerDisconnected, BrokerError, FeedError
-from engine.market import TradingCalendar, shanghai_ns
-from engine.notify import Severity, not_ready_notice
-from engine.readiness import NotReady, wait_until_ready
-from engine.store import StateStore
-from engine.units import NS_PER_SECOND
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
-from replay.terminal import TerminalEmulator
 from tests.watched_clock import WatchedClock, drive
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "replay" / "sample_data" / "snapshots_20211201"
@@ -300,8 +300,9 @@ kind = "summary"
 
 
 async def test_zhixing_run_mails_that_the_route_is_not_up_and_that_it_gave_up(tmp_path: Path) -> None:
-    from engine.cli.run_cmd import run_config
-    from engine.config import load_config
+    from zhixing.engine.cli.run_cmd import run_config
+    from zhixing.engine.config import load_config
+
     from tests.test_notify_support import MailRecorder, smtp_server
 
     (tmp_path / "scan").mkdir()  # the terminal's input share exists; the terminal never writes its output

@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from algos.basket import Basket
-from engine.cli.ops_cmd import run_halt, run_status
-from engine.control import ControlChannel, EngineControl
-from engine.enums import Side
-from engine.errors import InputError
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder
-from engine.status import collect_status
-from replay.data import load_snapshots
-from replay.harness import ReplayConfig, open_session
+from zhixing.algos.basket import Basket
+from zhixing.engine.cli.ops_cmd import run_halt, run_status
+from zhixing.engine.control import ControlChannel, EngineControl
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import InputError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.status import collect_status
+from zhixing.replay.data import load_snapshots
+from zhixing.replay.harness import ReplayConfig, open_session
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 SYMBOLS = ["600258.SH", "600446.SH"]

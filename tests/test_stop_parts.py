@@ -14,16 +14,15 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-
-from engine.child_processes import live_trees, start_tree
-from engine.cli.run_cmd import open_configured
-from engine.cli.runner import DayRunner
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.errors import StoreError
-from engine.market import shanghai_ns
-from engine.notify import Message
-from engine.stop import (
+from zhixing.engine.child_processes import live_trees, start_tree
+from zhixing.engine.cli.run_cmd import open_configured
+from zhixing.engine.cli.runner import DayRunner
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.errors import StoreError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.notify import Message
+from zhixing.engine.stop import (
     EXIT_UNCLEAN,
     STOP_NOTIFY_S,
     DaemonExecutor,
@@ -31,7 +30,8 @@ from engine.stop import (
     StopWatchdog,
     stop_bound_s,
 )
-from engine.store import StateStore
+from zhixing.engine.store import StateStore
+
 from tests.test_stop_process import SAMPLE, gone
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")

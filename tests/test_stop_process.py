@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from engine.store import StateStore
+from zhixing.engine.cli import main
+from zhixing.engine.store import StateStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
 
@@ -100,7 +99,7 @@ def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen[bytes], what:
 
 def start_run(folder: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", str(folder / "zhixing.toml"), *extra],
+        [sys.executable, "-m", "zhixing.engine.cli", "run", str(folder / "zhixing.toml"), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -298,7 +297,7 @@ def test_sigterm_while_an_export_waits_for_the_journal(tmp_path: Path) -> None:
     holder.execute("BEGIN IMMEDIATE")
     out = tmp_path / "export"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "journal", "export", "--db", str(db), "--out", str(out)],
+        [sys.executable, "-m", "zhixing.engine.cli", "journal", "export", "--db", str(db), "--out", str(out)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -13,14 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.enums import OrderStatus, Side
-from engine.errors import StoreError
-from engine.events import OrderAccepted, OrderFilled, OrderPendingCancel, OrderRejected, OrderSubmitted
-from engine.orders import Order
-from engine.store import FILLS_CSV_COLUMNS, ORDERS_CSV_COLUMNS, SCHEMA_VERSION, StateStore, ops, schema
-from engine.store.trade_log import avg_price3, iso8601, yuan2, yuan3
-from engine.units import yuan_str
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import StoreError
+from zhixing.engine.events import (
+    OrderAccepted,
+    OrderFilled,
+    OrderPendingCancel,
+    OrderRejected,
+    OrderSubmitted,
+)
+from zhixing.engine.orders import Order
+from zhixing.engine.store import (
+    FILLS_CSV_COLUMNS,
+    ORDERS_CSV_COLUMNS,
+    SCHEMA_VERSION,
+    StateStore,
+    ops,
+    schema,
+)
+from zhixing.engine.store.trade_log import avg_price3, iso8601, yuan2, yuan3
+from zhixing.engine.units import yuan_str
 
 # 2024-03-01 09:30:00.123456789 Asia/Shanghai, as ns since the epoch
 T0 = 1709256600_123456789

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.errors import StoreError
-from engine.store import StateStore
-from engine.store.json_cache import MIN_LIST, StateEncoder
-from engine.store.staging import to_json
+from zhixing.engine.errors import StoreError
+from zhixing.engine.store import StateStore
+from zhixing.engine.store.json_cache import MIN_LIST, StateEncoder
+from zhixing.engine.store.staging import to_json
 
 
 def algo_state_row(path: Path, parent_id: str) -> tuple[str, str]:

@@ -15,11 +15,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from engine.cli.run_cmd import ConfiguredSession, open_configured
-from engine.config import JobConfig, load_config
-from engine.market import shanghai_ns
-from engine.notify import Message
+from zhixing.engine.cli.run_cmd import ConfiguredSession, open_configured
+from zhixing.engine.config import JobConfig, load_config
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.notify import Message
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 TODAY = date(2021, 12, 1)

@@ -11,12 +11,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
-from engine.errors import InputError
-from engine.market import shanghai_ns
-from engine.portfolio.targets import load_targets, read_targets
-from engine.store import StateStore
+from zhixing.engine.cli import main
+from zhixing.engine.errors import InputError
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.portfolio.targets import load_targets, read_targets
+from zhixing.engine.store import StateStore
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 TODAY = date(2021, 12, 1)

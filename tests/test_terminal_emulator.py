@@ -6,19 +6,18 @@ import csv
 from pathlib import Path
 
 import pytest
-
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder.format import (
     CASH_HEADER,
     ORDER_HEADER,
     ORDER_STATUS_HEADER,
     POSITION_HEADER,
     render_csv,
 )
-from engine.clock import SimClock
-from engine.market import TradingCalendar, shanghai_ns
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.terminal import TerminalEmulator, TerminalFaults
+from zhixing.engine.clock import SimClock
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.terminal import TerminalEmulator, TerminalFaults
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "replay" / "sample_data" / "snapshots_20211201"
 ACCOUNT = "acct-sim-1"

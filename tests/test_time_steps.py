@@ -9,20 +9,20 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.clock import LiveClock, host_wall_ns
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import BrokerDisconnected
+from zhixing.engine.events import Quote, SubmitOrder
+from zhixing.engine.feed import QuoteBook
+from zhixing.engine.feed_keeper import FeedKeeper
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.readiness import wait_until_ready
+from zhixing.engine.risk_controls import RiskLimits
 
-from algos.base import AlgoContext
-from algos.twap import TwapAlgo
-from engine.clock import LiveClock, host_wall_ns
-from engine.enums import Side
-from engine.errors import BrokerDisconnected
-from engine.events import Quote, SubmitOrder
-from engine.feed import QuoteBook
-from engine.feed_keeper import FeedKeeper
-from engine.inflight import InflightChecker
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.readiness import wait_until_ready
-from engine.risk_controls import RiskLimits
 from tests.fakes import World, calendar
 from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
 
@@ -132,7 +132,7 @@ def test_a_timer_that_the_loop_wakes_early_waits_on_and_never_spins_until_the_cl
 
 
 def test_host_wall_ns_is_the_host_clock_for_a_live_clock_and_the_clock_itself_otherwise() -> None:
-    from engine.clock import SimClock
+    from zhixing.engine.clock import SimClock
 
     async def main(loop: VirtualLoop) -> None:
         host = host_at(loop, "10:00")
@@ -425,9 +425,9 @@ def test_a_wall_step_past_midnight_does_not_reset_the_days_message_cap(step: int
 def test_webhook_signatures_carry_the_host_clock_a_remote_server_checks_them_against() -> None:
     """DingTalk and Feishu refuse a signature more than an hour off their own clock. After the host clock
     was corrected by 2 h, the engine's time is the old one; the signature must carry the host's."""
-    from adapters.notify.webhook import DingTalkNotifier, FeishuNotifier
-    from engine.notify import Message, MessageKind
-    from engine.secrets import Secret
+    from zhixing.adapters.notify.webhook import DingTalkNotifier, FeishuNotifier
+    from zhixing.engine.notify import Message, MessageKind
+    from zhixing.engine.secrets import Secret
 
     async def main(loop: VirtualLoop) -> None:
         host = host_at(loop, "10:00")

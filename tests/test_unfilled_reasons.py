@@ -8,9 +8,8 @@ that is no reason is refused naming it; a code that takes no detail refuses one.
 from __future__ import annotations
 
 import pytest
-
-from engine.errors import ParameterError
-from engine.reasons import DETAILED, Denial, DenialCode, Unfilled, UnfilledCode
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.reasons import DETAILED, Denial, DenialCode, Unfilled, UnfilledCode
 
 TEXTS: list[tuple[Unfilled, str]] = [
     (Unfilled(UnfilledCode.NO_TRADING_TIME), "no_trading_time"),

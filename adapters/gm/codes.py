@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
-from engine.enums import OrderStatus, Side
-from engine.units import price_from_yuan
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.units import price_from_yuan
 
 # ---------------------------------------------------------------------------------- OrderSide_*
 ORDER_SIDE_BUY: Final = 1  # OrderSide_Buy 买入

@@ -6,10 +6,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.engine.errors import InputError
+from zhixing.engine.market.calendar_sources import merge
+from zhixing.engine.market.holidays import read_holidays
 
-from engine.errors import InputError
-from engine.market.calendar_sources import merge
-from engine.market.holidays import read_holidays
 from tests.calendar_fixtures import HOLIDAYS_2027, unupdated_exchange_calendar
 
 

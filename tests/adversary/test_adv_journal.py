@@ -11,9 +11,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from zhixing.engine.store.backup import BackupError, backup_journal
+from zhixing.engine.store.integrity import verify_journal
 
-from engine.store.backup import BackupError, backup_journal
-from engine.store.integrity import verify_journal
 from tests.journal_files import T0, make_journal
 
 

@@ -12,10 +12,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from engine.cli.run_cmd import run_config
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.market import shanghai_ns
+from zhixing.engine.cli.run_cmd import run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.market import shanghai_ns
+
 from tests.test_notify_support import MailRecorder, smtp_server
 from tests.test_run_day import CONFIG, SAMPLE
 
