@@ -60,15 +60,31 @@ def violations(path: Path) -> list[str]:
     return found
 
 
-def imported_packages(path: Path) -> set[str]:
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every absolute import (``from zhixing import engine``: ``zhixing.engine``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    names: set[str] = set()
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            found.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names & set(PACKAGES)
+            if node.module == "zhixing":
+                found.extend((node.lineno, f"zhixing.{alias.name}") for alias in node.names)
+            else:
+                found.append((node.lineno, node.module))
+    return found
+
+
+def package_of(module: str) -> str | None:
+    """The tree's package a ``zhixing.*`` module belongs to (``zhixing`` itself: the root and the API)."""
+    parts = module.split(".")
+    if parts[0] != "zhixing":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in PACKAGES else "zhixing"
+
+
+def imported_packages(path: Path) -> set[str]:
+    return {p for _, m in imported_modules(path) if (p := package_of(m)) is not None}
 
 
 def import_map() -> dict[str, set[str]]:
@@ -109,3 +125,22 @@ def test_the_import_map_has_no_edge_around_the_root() -> None:
     # replays build through the root; the terminal emulator speaks the file-order route's format
     assert edges["replay"] <= {"engine", "algos", "adapters", "zhixing"}
     assert edges["zhixing"] <= {"engine", "algos"}  # the root: the core and the algorithms
+
+
+def test_every_import_uses_the_one_zhixing_name() -> None:
+    """``engine``, ``algos``, ``adapters``, ``replay`` are folders of the repository, ``zhixing.*`` when
+    imported: a bare ``import engine`` would load a second copy of every module (two ``OrderManager``
+    classes, two clocks) from a checkout and fail outright when installed."""
+    scanned = [
+        *sources(),
+        *sorted((ROOT / "tests").rglob("*.py")),
+        *sorted((ROOT / "benchmarks").rglob("*.py")),
+    ]
+    scanned += sorted((ROOT / "examples").rglob("*.py"))
+    bare = [
+        f"{path.relative_to(ROOT)}:{line}: import {module}"
+        for path in scanned
+        for line, module in imported_modules(path)
+        if module.split(".")[0] in PACKAGES and module.split(".")[0] != "zhixing"
+    ]
+    assert bare == []
