@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar, overload
 
 import structlog
+
 from zhixing.algos.lifecycle import ENDING, AlgoPhase, check_transition
 from zhixing.algos.params import AlgoParams, parameter_error
 from zhixing.algos.pricing import PricePolicy, auction_price, blocked_reason, compute_price, limit_band

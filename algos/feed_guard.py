@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import structlog
+
 from zhixing.algos.base import ExecAlgo
 
 log = structlog.get_logger("zhixing.algos")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from zhixing.algos.params import parameter_error
 from zhixing.engine.errors import InputError
 from zhixing.engine.input_limits import PROFILE, check_cell, decode_text, json_document, read_bounded

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from replay_throughput import benchmark_parents, load_market  # noqa: E402
+
 from zhixing.engine.enums import Side  # noqa: E402
 from zhixing.engine.market import shanghai_ns  # noqa: E402
 from zhixing.engine.parents import ParentOrder  # noqa: E402

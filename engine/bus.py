@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
+
 from zhixing.engine.events import Event
 
 E = TypeVar("E", bound=Event)

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Final, TextIO
 
 import structlog
+
 from zhixing.engine.clock import Clock, TimerHandle
 from zhixing.engine.config import Config
 from zhixing.engine.errors import CalendarError

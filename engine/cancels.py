@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import structlog
+
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock, TimerHandle
 from zhixing.engine.enums import OrderStatus

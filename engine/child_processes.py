@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from zhixing.engine.clock import Clock, LiveClock
 
 log = structlog.get_logger("zhixing.child")

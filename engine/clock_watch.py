@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
+
 from zhixing.engine.clock import Clock, LiveClock, NsSource, TimerHandle
 from zhixing.engine.config import ClockConfig
 from zhixing.engine.errors import ParameterError

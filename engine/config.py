@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError
+
 from zhixing.engine.config_model import SECRET_NAME, ConfigFile, FeedKind, JobKind, RouteKind, config_error
 from zhixing.engine.errors import ConfigError, InputError
 from zhixing.engine.input_limits import CONFIG as CONFIG_LIMITS

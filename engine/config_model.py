@@ -26,6 +26,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
 from zhixing.engine import names
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND, SECOND_NS, RiskLimits

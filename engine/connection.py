@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 import structlog
+
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock, TimerHandle
 from zhixing.engine.enums import OrderStatus

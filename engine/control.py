@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
+
 from zhixing.engine.cancels import GoneCheck, GoneReport
 from zhixing.engine.clock import Clock, LiveClock
 from zhixing.engine.errors import InputError, ParameterError, StoreError

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+
 from zhixing.engine.clock import Clock, TimerHandle
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.events import Quote

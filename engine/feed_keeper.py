@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
+
 from zhixing.engine.clock import Clock
 from zhixing.engine.errors import FeedError, ParameterError
 from zhixing.engine.feed import QuoteBook, QuoteFeed

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
+
 from zhixing.engine.account import Account
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock

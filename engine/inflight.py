@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import structlog
+
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.enums import OrderStatus
 from zhixing.engine.events import OrderCancelRejected, OrderRejected, OrderStatusReport

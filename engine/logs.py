@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
 from zhixing.engine import secrets
 
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key", "smtp_password", "auth"})

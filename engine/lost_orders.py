@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import structlog
+
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.order_ids import OrderIds
 from zhixing.engine.reconcile import HALT_REASON, ReconcileReport

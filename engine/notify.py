@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 import structlog
+
 from zhixing.engine.clock import Clock
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import ParameterError, ZhixingError

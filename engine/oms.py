@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+
 from zhixing.engine.account import Account
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.bus import EventBus

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
+
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock
 from zhixing.engine.errors import BrokerDisconnected, BrokerError, FeedError, ParameterError, ZhixingError

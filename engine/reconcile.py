@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
+
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.enums import OrderStatus
 from zhixing.engine.errors import BrokerError, StoreError

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 import structlog
+
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import Clock
 from zhixing.engine.enums import OrderStatus, Side

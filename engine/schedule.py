@@ -22,6 +22,7 @@ from typing import Final
 
 import structlog
 from croniter import croniter
+
 from zhixing.engine.clock import Clock, TimerHandle
 from zhixing.engine.errors import ConfigError, ParameterError
 from zhixing.engine.market.calendar import SHANGHAI, TradingCalendar, ns_to_shanghai, shanghai_ns

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
+
 from zhixing.engine.account import Account
 from zhixing.engine.enums import WORKING_STATUSES, OrderStatus
 from zhixing.engine.errors import InputError, StoreError

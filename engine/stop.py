@@ -33,6 +33,7 @@ from types import FrameType
 from typing import Any, Final
 
 import structlog
+
 from zhixing.engine.cancels import SETTLE_NS
 from zhixing.engine.child_processes import kill_all_now
 from zhixing.engine.clock import Clock, LiveClock

@@ -34,6 +34,7 @@ from datetime import date, timedelta
 from typing import Final, Protocol
 
 import structlog
+
 from zhixing.engine.account import Account
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock, TimerHandle

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
 from zhixing.engine.errors import InputError
 from zhixing.engine.units import NS_PER_MINUTE, PRICE_SCALE
 from zhixing.replay.data import (

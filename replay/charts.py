@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
+
 from zhixing.engine import names
 from zhixing.engine.enums import Side
 from zhixing.engine.events import OrderFilled

@@ -26,6 +26,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
 from zhixing.engine.errors import InputError, ParameterError
 from zhixing.engine.units import NS_PER_SECOND, PRICE_SCALE
 

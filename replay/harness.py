@@ -15,6 +15,7 @@ from pathlib import Path
 
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.basket import Basket
+from zhixing.assembly import Engine, EngineSettings, build_engine, new_account
 from zhixing.engine.account import Account
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.bus import EventBus
@@ -31,8 +32,6 @@ from zhixing.engine.trading_day import day_start_ns
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.report import ReplayReport, build_report
-
-from zhixing.assembly import Engine, EngineSettings, build_engine, new_account
 
 Progress = Callable[[int, int], None]  # (now_ns - start, total span) in ns
 

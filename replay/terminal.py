@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+
 from zhixing.adapters.fileorder.format import (
     CANCEL_HEADER,
     CANCEL_SUFFIX,

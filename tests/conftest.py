@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
 from zhixing.engine.store import StateStore
 
 _NO_WALL_TIME = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}

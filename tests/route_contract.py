@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final, TypeVar
 
+from tests.gm_fake import FakeGmApi
+from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from zhixing.adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
 from zhixing.adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
@@ -58,9 +60,6 @@ from zhixing.engine.store import StateStore
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.terminal import TerminalEmulator, TerminalFaults
-
-from tests.gm_fake import FakeGmApi
-from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 
 ROUTES: Final = ("sim", "fileorder", "qmt", "gm")
 

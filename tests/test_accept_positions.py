@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.test_freshness import SYM, ViewBroker, engine, later
 from zhixing.engine.cli.ops_cmd import add_parsers
 from zhixing.engine.clock import SimClock
 from zhixing.engine.control import Command, EngineControl, queue_command
@@ -19,8 +21,6 @@ from zhixing.engine.inflight import InflightChecker
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.reconcile import HALT_REASON, resync
 from zhixing.engine.store import StateStore, schema
-
-from tests.test_freshness import SYM, ViewBroker, engine, later
 
 
 async def persisting(oms: OrderManager, broker: ViewBroker, checker: InflightChecker) -> None:

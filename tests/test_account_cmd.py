@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
+
+from tests.test_fileorder_route import ACCOUNT, SNAPSHOTS, SYMBOL, _route
 from zhixing.engine.cli import main
 from zhixing.engine.enums import Side
 from zhixing.engine.instance_lock import InstanceLock
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.terminal import TerminalFaults
-
-from tests.test_fileorder_route import ACCOUNT, SNAPSHOTS, SYMBOL, _route
 
 CONFIG = """
 [account]

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.gm_fake import FakeGmApi
+from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 from zhixing.adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
 from zhixing.adapters.gm.ledger import Candidate, LinkLedger
 from zhixing.adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
@@ -23,9 +26,6 @@ from zhixing.engine.order_ids import LEGACY_IDS, OrderIds, route_order_ids
 from zhixing.engine.orders import Order
 from zhixing.engine.reconcile import recover
 from zhixing.engine.store import StateStore
-
-from tests.gm_fake import FakeGmApi
-from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 
 SYM = "600000.SH"
 CASH = 10**10

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig, OrderFileWriter, SidLedger
 from zhixing.adapters.fileorder.format import (
     BIZ_OF_SIDE,
@@ -27,6 +28,7 @@ from zhixing.adapters.fileorder.format import (
     render_rows,
 )
 from zhixing.adapters.fileorder.output_rows import status_values
+from zhixing.assembly import EngineSettings
 from zhixing.engine.account import Account
 from zhixing.engine.cli.session import LiveSession, open_live_session
 from zhixing.engine.clock import SimClock
@@ -42,8 +44,6 @@ from zhixing.replay.exchange import SimExchange
 from zhixing.replay.paper import RecordedFeed
 from zhixing.replay.recovery import ProcessClock
 from zhixing.replay.terminal import TerminalEmulator, TerminalFaults
-
-from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600258.SH"

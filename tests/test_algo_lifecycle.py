@@ -13,6 +13,8 @@ import json
 from datetime import date
 
 import pytest
+
+from tests.fakes import World, calendar, make_world
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.lifecycle import ENDING, TRANSITIONS, AlgoPhase, check_transition
 from zhixing.algos.twap import TwapAlgo
@@ -20,8 +22,6 @@ from zhixing.engine.enums import Side
 from zhixing.engine.errors import IllegalPhaseTransition, ZhixingError
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.parents import ParentOrder, ParentStatus
-
-from tests.fakes import World, calendar, make_world
 
 DAY = date(2021, 12, 1)
 SYMBOL = "600000.SH"

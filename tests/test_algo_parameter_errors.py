@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import World, calendar, make_world
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.registry import create_algo
 from zhixing.algos.saved_state import state_index, state_int, state_ints
@@ -21,8 +23,6 @@ from zhixing.engine.enums import Side
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.parents import ParentOrder
-
-from tests.fakes import World, calendar, make_world
 
 ALGOS_DIR = Path(__file__).resolve().parents[1] / "algos"
 DAY = date(2021, 12, 1)

@@ -8,13 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.test_algo_state_split import write_version_1_journal
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import StoreError
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.status import collect_status
 from zhixing.engine.store.algo_rows import join_algo_state
-
-from tests.test_algo_state_split import write_version_1_journal
 
 
 def test_a_complete_state_row_is_taken_as_it_is() -> None:

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from zhixing.algos.base import ExecAlgo
 from zhixing.algos.basket import Basket
 from zhixing.algos.registry import create_algo

@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
+from tests.test_replay_e2e import demo_args
 from zhixing.engine.cli import main
 from zhixing.engine.enums import Side
 from zhixing.engine.market import instrument_for
 from zhixing.engine.orders import Order
 from zhixing.engine.store import StateStore
-
-from tests.test_replay_e2e import demo_args
 
 
 def test_chase_steps_toward_the_opposite_side_within_its_offset(

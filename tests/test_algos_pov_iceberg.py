@@ -8,6 +8,9 @@ import random
 from collections.abc import Callable
 
 import pytest
+
+from tests.fakes import World, calendar, make_world
+from tests.test_algos_twap import ASK, BID, SYMBOL, at, fill_all
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.iceberg import IcebergAlgo
 from zhixing.algos.pov import PovAlgo
@@ -15,9 +18,6 @@ from zhixing.algos.registry import ALGOS, describe_algos
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder, ParentStatus
-
-from tests.fakes import World, calendar, make_world
-from tests.test_algos_twap import ASK, BID, SYMBOL, at, fill_all
 
 LOT = 100
 

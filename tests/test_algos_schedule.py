@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from zhixing.algos.schedule import (
     clip_windows,
     cumulative_targets,

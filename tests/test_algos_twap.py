@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 import pytest
+
+from tests.fakes import World, calendar, make_world
 from zhixing.algos.base import MAX_REPEATED_DENIALS, AlgoContext
 from zhixing.algos.basket import Basket
 from zhixing.algos.pricing import PricePolicy, compute_price
@@ -21,8 +23,6 @@ from zhixing.engine.oms import PreTradeCheck
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder, ParentStatus
 from zhixing.engine.reasons import Denial, DenialCode, Unfilled, UnfilledCode
-
-from tests.fakes import World, calendar, make_world
 
 DAY = date(2021, 12, 1)
 SYMBOL = "600000.SH"  # main board: lot 100, tick 0.01, ±10%

@@ -10,6 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import World, calendar, make_world
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.profile import (
     POOLED_KEY,
@@ -28,8 +30,6 @@ from zhixing.engine.market import shanghai_ns
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder, ParentStatus
 from zhixing.replay.bars import load_minute_bars
-
-from tests.fakes import World, calendar, make_world
 
 ROOT = Path(__file__).resolve().parents[1]
 BARS = ROOT / "replay/sample_data/bars_1m/000001.SZ_201801_1m.csv.gz"

@@ -16,6 +16,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder.format import EXECUTION_REPORT_HEADER, Row
 from zhixing.adapters.fileorder.reader import read_snapshot
 from zhixing.adapters.fileorder.tail import MAX_LINE_BYTES, TailFile

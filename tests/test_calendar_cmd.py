@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+
+from tests.calendar_fixtures import holidays_file, unupdated_exchange_calendar
 from zhixing.engine.cli import main, schedule_cmd
 from zhixing.engine.cli.calendar_cmd import coming_holidays, render
 from zhixing.engine.clock import SimClock
 from zhixing.engine.errors import CalendarError
 from zhixing.engine.market import TradingCalendar, shanghai_ns
-
-from tests.calendar_fixtures import holidays_file, unupdated_exchange_calendar
 
 CONFIG = """
 [account]

@@ -9,15 +9,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.calendar_fixtures import holidays_file, unupdated_exchange_calendar
+from tests.test_notify_support import MailRecorder, smtp_server
 from zhixing.engine.calendar_guard import calendar_for
 from zhixing.engine.cli.run_cmd import run_config
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import Config, load_config
 from zhixing.engine.errors import CalendarError
 from zhixing.engine.market import shanghai_ns
-
-from tests.calendar_fixtures import holidays_file, unupdated_exchange_calendar
-from tests.test_notify_support import MailRecorder, smtp_server
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 

@@ -14,6 +14,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.calendar_fixtures import (
+    END_2026,
+    fake_chinese_calendar,
+    holidays_file,
+    unupdated_exchange_calendar,
+)
 from zhixing.engine.calendar_guard import (
     CalendarState,
     CalendarWatch,
@@ -27,13 +34,6 @@ from zhixing.engine.market.holidays import read_holidays
 from zhixing.engine.notify import Message, Severity
 from zhixing.engine.schedule import CronJob, Scheduler
 from zhixing.engine.units import NS_PER_SECOND
-
-from tests.calendar_fixtures import (
-    END_2026,
-    fake_chinese_calendar,
-    holidays_file,
-    unupdated_exchange_calendar,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 

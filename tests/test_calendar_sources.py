@@ -8,15 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from zhixing.engine.errors import CalendarError, InputError
-from zhixing.engine.market import Phase, TradingCalendar, shanghai_ns
-from zhixing.engine.market.calendar_sources import (
-    chinese_calendar_source,
-    exchange_calendars_source,
-    library_sources,
-    merge,
-)
-from zhixing.engine.market.holidays import read_holidays
 
 from tests.calendar_fixtures import (
     END_2026,
@@ -26,6 +17,15 @@ from tests.calendar_fixtures import (
     holidays_file,
     unupdated_exchange_calendar,
 )
+from zhixing.engine.errors import CalendarError, InputError
+from zhixing.engine.market import Phase, TradingCalendar, shanghai_ns
+from zhixing.engine.market.calendar_sources import (
+    chinese_calendar_source,
+    exchange_calendars_source,
+    library_sources,
+    merge,
+)
+from zhixing.engine.market.holidays import read_holidays
 
 
 def test_exchange_calendars_is_asked_for_its_whole_range_not_one_year_from_today() -> None:

@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import FakeBroker, World, make_world
 from zhixing.algos.basket import Basket
 from zhixing.engine.account import Account
 from zhixing.engine.cancels import GoneCheck, GoneReport
@@ -34,8 +36,6 @@ from zhixing.replay.exchange import SimExchange
 from zhixing.replay.faults import CANCEL_NOT_FOUND_REASON, FaultPlan, FaultyAdapter
 from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
 from zhixing.replay.paper import RecordedFeed
-
-from tests.fakes import FakeBroker, World, make_world
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "replay" / "sample_data" / "snapshots_20211201"

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 from zhixing.replay.chaos import SeedOutcome, run_seed
 from zhixing.replay.data import MarketData, load_snapshots

@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.clock import AnchoredTime, SimClock
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.units import NS_PER_SECOND

@@ -4,6 +4,7 @@ a bare ``ValueError`` included, is a bug (the traceback, where to report it, exi
 from __future__ import annotations
 
 import pytest
+
 from zhixing.engine import secrets
 from zhixing.engine.cli import BUG_REPORT, algos_cmd, main
 from zhixing.engine.errors import ConfigError, InputError, ParameterError

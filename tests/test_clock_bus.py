@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import ScaledClock, SimClock
 from zhixing.engine.events import OrderCanceled, OrderEvent, Quote, TimerFired

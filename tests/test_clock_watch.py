@@ -9,15 +9,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import calendar
+from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, run_virtual
 from zhixing.engine.clock import SimClock
 from zhixing.engine.clock_watch import ClockStep, ClockWatch, watch_clock_steps
 from zhixing.engine.config import ClockConfig, load_config
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.notify import Message, NotificationDispatcher, Severity, clock_step_notice
 from zhixing.engine.schedule import CronJob, Scheduler
-
-from tests.fakes import calendar
-from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, run_virtual
 
 
 def _watch(loop: VirtualLoop, start: str = "10:00") -> tuple[ClockWatch, list[ClockStep], HostClocks]:

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.fakes import World, calendar, make_world
+from zhixing import replay
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.pov import PovAlgo
 from zhixing.algos.registry import create_algo, describe_algos
@@ -43,9 +46,6 @@ from zhixing.replay.data import MarketData, SymbolDay, load_snapshot_file
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.harness import ReplayConfig, open_session
 from zhixing.replay.matching import allocate_uncross, close_print
-
-from tests.fakes import World, calendar, make_world
-from zhixing import replay
 
 DAY = dt.date(2022, 6, 1)
 SYM = "600000.SH"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 from zhixing.engine.config import load_config
 from zhixing.engine.errors import ConfigError

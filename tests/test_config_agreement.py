@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 from zhixing.engine.stop import EXIT_BAD_INPUT
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from zhixing.algos.basket import Basket
 from zhixing.algos.twap import TwapAlgo
 from zhixing.engine.account import Account

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from zhixing.algos.basket import Basket
 from zhixing.engine.cli.ops_cmd import add_parsers, run_algo, run_halt, run_resume
 from zhixing.engine.clock import SimClock

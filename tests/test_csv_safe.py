@@ -10,12 +10,12 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.test_store import T0, make_fill, make_order
 from zhixing.engine import csv_safe
 from zhixing.engine.csv_safe import FORMULA_CHARS, cell, is_number, unescape
 from zhixing.engine.store import StateStore
 from zhixing.engine.store.trade_log import write_trade_log
-
-from tests.test_store import T0, make_fill, make_order
 
 ROOT = Path(__file__).resolve().parents[1]
 _HIDING = " \u00a0\u3000'"

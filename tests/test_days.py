@@ -13,8 +13,12 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+
+from tests.calendar_fixtures import unupdated_exchange_calendar
+from tests.test_replay_exchange import CALENDAR, DAY, SYM, tiny_day
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.basket import Basket
+from zhixing.assembly import EngineSettings, build_engine
 from zhixing.engine.account import Account
 from zhixing.engine.cli.runner import DayRunner
 from zhixing.engine.cli.session import open_live_session
@@ -31,10 +35,6 @@ from zhixing.engine.trading_day import DayStart, TradingDay, day_key
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.sim_days import SimDays
-
-from tests.calendar_fixtures import unupdated_exchange_calendar
-from tests.test_replay_exchange import CALENDAR, DAY, SYM, tiny_day
-from zhixing.assembly import EngineSettings, build_engine
 
 CASH = 10**10
 THURSDAY = dt.date(2022, 6, 2)

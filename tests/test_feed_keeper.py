@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.account import Account
 from zhixing.engine.cli.session import LiveSession, open_live_session
 from zhixing.engine.clock import SimClock

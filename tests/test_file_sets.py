@@ -24,14 +24,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.journal_files import fill, make_journal
 from zhixing.engine.cli import main
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.store import StateStore, trade_log
 from zhixing.engine.store.backup import BACKUP_DB, MANIFEST, BackupError, backup_journal
 from zhixing.engine.store.file_set import FileSetError, leftovers, recover, write_file_set
 from zhixing.engine.store.integrity import verify_journal
-
-from tests.journal_files import fill, make_journal
 
 DAY = date(2021, 12, 1)
 NOW = shanghai_ns(DAY, "15:10")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from zhixing.adapters.fileorder import FileOrderConfig
 from zhixing.adapters.fileorder.format import EXEC_TRADE
 from zhixing.adapters.fileorder.reader import ExecRow

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from zhixing.adapters.fileorder import format as gm
 from zhixing.adapters.fileorder.format import (

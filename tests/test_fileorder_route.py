@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderStatus, Side

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from zhixing.adapters.fileorder.format import EXECUTION_REPORT_FILE, EXECUTION_REPORT_HEADER, Row
 from zhixing.adapters.fileorder.tail import TailFile

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig, trust
 from zhixing.adapters.fileorder.format import (
     EXECUTION_REPORT_FILE,

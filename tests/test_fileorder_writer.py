@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder.format import CANCEL_HEADER, ORDER_HEADER
 from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
 from zhixing.engine.clock import SimClock

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.fakes import FakeBroker, passing_time
 from zhixing.engine.account import Account
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
@@ -18,8 +19,6 @@ from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
 from zhixing.engine.reconcile import HALT_REASON, recover, resync
 from zhixing.engine.store import StateStore
-
-from tests.fakes import FakeBroker, passing_time
 
 T0 = 1_700_000_000_000_000_000
 SYM = "600000.SH"

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from zhixing.adapters.gm import entry
-from zhixing.adapters.gm.codes import GM_ENUM_NAMES, installed_enum_mismatches
 
 from tests.gm_fake import FakeGmApi, instrument, tick
+from zhixing.adapters.gm import entry
+from zhixing.adapters.gm.codes import GM_ENUM_NAMES, installed_enum_mismatches
 
 
 def _gm_root() -> Path | None:

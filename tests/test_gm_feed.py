@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+
+from tests.gm_fake import START, FakeGmApi, instrument, tick
 from zhixing.adapters.gm import GmBridge, GmFeedConfig, GmQuoteFeed, install, uninstall
 from zhixing.engine.clock import SimClock
 from zhixing.engine.errors import ConfigError, FeedError
 from zhixing.engine.events import Quote
 from zhixing.engine.feed import QuoteBook
-
-from tests.gm_fake import START, FakeGmApi, instrument, tick
 
 T0 = 1_795_000_000 * 10**9
 SH = "SHSE.600000"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.gm_fake import FakeGmApi, GmError
 from zhixing.adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
 from zhixing.adapters.gm.ledger import LinkLedger
 from zhixing.adapters.gm.runner import run_live
@@ -28,8 +30,6 @@ from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
 from zhixing.engine.reconcile import recover
 from zhixing.engine.store import StateStore
-
-from tests.gm_fake import FakeGmApi, GmError
 
 SYM = "600000.SH"
 CASH = 10**10  # milli-yuan

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.errors import InputError
 from zhixing.engine.market.holidays import read_holidays
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.test_oms import SYMBOL, RecordingBroker, buy, make_oms
+from tests.test_replay_exchange import SYM, at
+from tests.test_replay_faults import make_venue, run_until
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderStatus, Side
@@ -13,10 +16,6 @@ from zhixing.engine.inflight import CANCEL_UNCONFIRMED, NO_RESPONSE, InflightChe
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.store import StateStore
 from zhixing.replay.faults import FaultPlan
-
-from tests.test_oms import SYMBOL, RecordingBroker, buy, make_oms
-from tests.test_replay_exchange import SYM, at
-from tests.test_replay_faults import make_venue, run_until
 
 SECOND = 1_000_000_000
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from zhixing.engine.errors import ZhixingError
-from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 
 from zhixing import engine
+from zhixing.engine.errors import ZhixingError
+from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 
 ROOT = Path(engine.__file__).resolve().parent.parent
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from tests.test_notify_support import MailRecorder, smtp_server
+from tests.test_run_day import write_config
 from zhixing.engine.bus import EventBus
 from zhixing.engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
 from zhixing.engine.clock import SimClock
@@ -25,9 +27,6 @@ from zhixing.engine.notify import Message
 from zhixing.engine.reasons import DenialCode
 from zhixing.engine.store import StateStore
 from zhixing.engine.units import NS_PER_SECOND
-
-from tests.test_notify_support import MailRecorder, smtp_server
-from tests.test_run_day import write_config
 
 DAY = date(2021, 12, 1)
 

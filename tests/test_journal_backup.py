@@ -16,6 +16,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.journal_files import SEC, T0, execute, fill, make_journal, order, page_holding, patch
 from zhixing.engine.cli import main
 from zhixing.engine.cli.run_cmd import run_config
 from zhixing.engine.config import BACKUP_JOB, load_config
@@ -33,8 +35,6 @@ from zhixing.engine.store.backup import (
     restore_journal,
 )
 from zhixing.engine.store.integrity import verify_journal, wal_files
-
-from tests.journal_files import SEC, T0, execute, fill, make_journal, order, page_holding, patch
 
 DAY = date(2021, 12, 1)
 NEXT_DAY = date(2021, 12, 2)

@@ -18,15 +18,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.test_notify_support import MailRecorder, smtp_server
+from tests.test_run_day import SAMPLE, write_config
 from zhixing.engine.cli.run_cmd import ConfiguredSession, run_config
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
 from zhixing.engine.enums import OrderStatus
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.store import StateStore
-
-from tests.test_notify_support import MailRecorder, smtp_server
-from tests.test_run_day import SAMPLE, write_config
 
 DAY = date(2021, 12, 1)
 GUARD_S = 240  # a failure guard only: a run that hangs fails the test instead of the suite
@@ -180,9 +180,8 @@ def test_zhixing_status_on_a_full_journal_disk_says_so_above_the_journal_as_last
     import shutil
     from collections import namedtuple
 
-    from zhixing.engine.cli import main
-
     from tests.journal_files import make_journal
+    from zhixing.engine.cli import main
 
     db = asyncio.run(make_journal(tmp_path / "zhixing.db", halted=False))
     usage = namedtuple("usage", "total used free")

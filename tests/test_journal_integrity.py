@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.journal_files import execute, flip, make_journal, page_holding, page_size, patch
+from tests.test_notify_support import MailRecorder, smtp_server
 from zhixing.engine.account import Account
 from zhixing.engine.cli import main
 from zhixing.engine.cli.session import open_live_session
@@ -23,9 +26,6 @@ from zhixing.engine.store.integrity import JournalDamaged, require_sound_journal
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.paper import RecordedFeed
-
-from tests.journal_files import execute, flip, make_journal, page_holding, page_size, patch
-from tests.test_notify_support import MailRecorder, smtp_server
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 

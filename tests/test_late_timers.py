@@ -12,6 +12,9 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, cast
 
 import pytest
+
+from tests.fakes import calendar
+from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
 from zhixing.algos import base as algos_base
 from zhixing.algos.base import AlgoContext, ExecAlgo
 from zhixing.algos.pov import PovAlgo
@@ -20,9 +23,6 @@ from zhixing.algos.vwap import VwapAlgo
 from zhixing.engine.enums import Side
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder, ParentStatus
-
-from tests.fakes import calendar
-from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
 
 SYMBOL = "600000.SH"
 VOLUME_PER_SECOND = 1_000  # the market trades steadily: POV's reference

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 from zhixing.engine.store import StateStore
 

@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from zhixing.engine.enums import Side
 from zhixing.engine.market import FeeSchedule, Instrument, instrument_for
 

@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from zhixing.engine.market import Board, Exchange, board_of, exchange_of, from_gm, normalize_symbol, to_gm
 from zhixing.engine.market.symbols import CANONICAL_PATTERN
 

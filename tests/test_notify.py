@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import Side
 from zhixing.engine.notify import (

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.test_notify_support import USER, MailRecorder, free_port, make_cert, smtp_server, until
 from zhixing.adapters.notify.email import Security, SmtpNotifier
 from zhixing.engine.clock import SimClock
 from zhixing.engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError, Severity
 from zhixing.engine.secrets import Secret
 from zhixing.engine.units import NS_PER_SECOND
-
-from tests.test_notify_support import USER, MailRecorder, free_port, make_cert, smtp_server, until
 
 PASSWORD = "smtp-pass-7c1e9a"
 MESSAGE = Message(

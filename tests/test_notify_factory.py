@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from zhixing.adapters.notify.email import SmtpNotifier
 from zhixing.adapters.notify.factory import notifier_from_settings
 from zhixing.adapters.notify.webhook import DingTalkNotifier, FeishuNotifier, WeComNotifier

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.test_notify_support import free_port, until
 from zhixing.adapters.notify.webhook import (
     DingTalkNotifier,
     FeishuNotifier,
@@ -23,8 +25,6 @@ from zhixing.engine.clock import SimClock
 from zhixing.engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError, Severity
 from zhixing.engine.secrets import Secret
 from zhixing.engine.units import NS_PER_SECOND
-
-from tests.test_notify_support import free_port, until
 
 NOW_NS = 1_727_830_800 * NS_PER_SECOND + 123_456_789  # 2024-10-02 09:00:00.123 Shanghai
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"

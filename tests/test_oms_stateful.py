@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from zhixing.engine.account import Account
 from zhixing.engine.broker import EventSink
 from zhixing.engine.bus import EventBus

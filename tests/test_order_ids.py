@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder.adapter import _SID
+from zhixing.assembly import EngineSettings
 from zhixing.engine.account import Account
 from zhixing.engine.cli.session import LiveSession, open_live_session
 from zhixing.engine.clock import SimClock
@@ -28,8 +30,6 @@ from zhixing.engine.store import StateStore
 from zhixing.replay.data import load_snapshots
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.paper import RecordedFeed
-
-from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600258.SH"

@@ -7,6 +7,7 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.errors import IllegalTransition, OverfillError
 from zhixing.engine.events import (

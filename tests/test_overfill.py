@@ -12,6 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.qmt_fake import XC, XtOrder, XtTrade
+from tests.test_algos_twap import at as twap_at
+from tests.test_algos_twap import context, make_parent, world_with_quote
+from tests.test_freshness import SYM, T0, ViewBroker, engine, later, report, trade, working_buy
+from tests.test_replay_exchange import DAY, at, tiny_day, tiny_venue
+from tests.test_replay_faults import make_venue, run_until
 from zhixing.adapters.fileorder.format import EXEC_CANCELED as FILE_EXEC_CANCELED
 from zhixing.adapters.fileorder.format import EXEC_TRADE as FILE_EXEC_TRADE
 from zhixing.adapters.fileorder.format import STATUS_CANCELED as FILE_CANCELED
@@ -41,13 +47,6 @@ from zhixing.engine.reconcile import HALT_REASON, recover, resync
 from zhixing.replay.data import MarketData
 from zhixing.replay.faults import FaultPlan, FaultyAdapter
 from zhixing.replay.harness import ReplayConfig, open_session
-
-from tests.qmt_fake import XC, XtOrder, XtTrade
-from tests.test_algos_twap import at as twap_at
-from tests.test_algos_twap import context, make_parent, world_with_quote
-from tests.test_freshness import SYM, T0, ViewBroker, engine, later, report, trade, working_buy
-from tests.test_replay_exchange import DAY, at, tiny_day, tiny_venue
-from tests.test_replay_faults import make_venue, run_until
 
 S = OrderStatus
 PRICE = 10_000  # the price ``working_buy`` sends at

@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal
 from zhixing.engine.cli.paper_cmd import run_paper
 from zhixing.engine.enums import Side
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.parents import ParentOrder
 from zhixing.replay.data import load_snapshots
 from zhixing.replay.harness import ReplayConfig
-
-from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 POSITIONS = {"600566.SH": 40_000}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"

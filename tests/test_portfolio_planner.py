@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from zhixing.engine.enums import Side
 from zhixing.engine.market import FeeSchedule, check_order_quantity, instrument_for
 from zhixing.engine.portfolio.planner import (

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from zhixing.engine.errors import InputError
 from zhixing.engine.portfolio import targets as targets_mod
 from zhixing.engine.portfolio.targets import Target, TargetKind, read_targets

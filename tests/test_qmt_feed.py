@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from tests.qmt_fake import FakeXtData
 from zhixing.adapters.qmt import QmtFeedConfig, QmtQuoteFeed
 from zhixing.engine.clock import SimClock
 from zhixing.engine.errors import ConfigError, FeedError
 from zhixing.engine.events import Quote
 from zhixing.engine.feed import QuoteBook
-
-from tests.qmt_fake import FakeXtData
 
 SYM = "600000.SH"
 BJ = "430047.BJ"

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import tests.qmt_fake as fake
 from zhixing.adapters.qmt import codes as qmt_codes
 from zhixing.adapters.qmt import trader as qmt_trader
 from zhixing.adapters.qmt.codes import (
@@ -23,8 +25,6 @@ from zhixing.adapters.qmt.codes import (
     load_xtconstant,
     xtquant_dir,
 )
-
-import tests.qmt_fake as fake
 
 WHEEL_DIRS = (Path("/tmp/dlq"),)
 

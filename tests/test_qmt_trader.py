@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 from zhixing.adapters.qmt import ConnectionState, QmtBrokerAdapter, QmtRouteConfig
 from zhixing.engine.account import Account
 from zhixing.engine.bus import EventBus
@@ -31,8 +33,6 @@ from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
 from zhixing.engine.reconcile import recover
 from zhixing.engine.store import StateStore
-
-from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
 
 SYM = "600000.SH"
 START = 1_764_000_000 * 1_000_000_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from zhixing.algos.rebalance import RebalancePhase
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.market import instrument_for, shanghai_ns

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.fakes import passing_time
+from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 from zhixing.engine.account import Account
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
@@ -16,9 +18,6 @@ from zhixing.engine.reconcile import HALT_REASON, NOT_FOUND_REASON, recover
 from zhixing.engine.store import StateStore
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange import SimExchange
-
-from tests.fakes import passing_time
-from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 
 CASH = 10**10
 DAY_START = at("09:00:00")

@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+
 from zhixing.algos.basket import Basket
 from zhixing.algos.twap import TwapAlgo
 from zhixing.engine.enums import OrderStatus, Side

@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+
+from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar, oms_with
+from tests.qmt_fake import FakeQmtTerminal
+from tests.test_gm_trader import Route, route  # noqa: F401 (the gm route fixture)
+from tests.test_notify_support import MailRecorder, smtp_server
+from tests.test_qmt_trader import START, send, start_rig
+from tests.test_run_day import write_config
 from zhixing.adapters.fileorder.tracker import reject_reason as fileorder_reject_reason
 from zhixing.adapters.gm.codes import REJECT_REASON_NAMES
 from zhixing.adapters.gm.codes import reject_reason as gm_reject_reason
@@ -41,13 +48,6 @@ from zhixing.engine.units import NS_PER_SECOND
 from zhixing.replay.data import load_snapshots
 from zhixing.replay.faults import SUSPENDED_REASON, FaultPlan, FaultyAdapter
 from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
-
-from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, calendar, oms_with
-from tests.qmt_fake import FakeQmtTerminal
-from tests.test_gm_trader import Route, route  # noqa: F401 (the gm route fixture)
-from tests.test_notify_support import MailRecorder, smtp_server
-from tests.test_qmt_trader import START, send, start_rig
-from tests.test_run_day import write_config
 
 DAY = date(2021, 12, 1)
 SYM = "600000.SH"

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from zhixing import replay
 from zhixing.engine.errors import InputError
 from zhixing.replay.bars import (
     FENSHI_COLUMNS,
@@ -16,8 +18,6 @@ from zhixing.replay.bars import (
     load_minute_bars,
     minute_of_session,
 )
-
-from zhixing import replay
 
 BARS = Path(replay.__file__).parent / "sample_data" / "bars_1m"
 OHLCV = BARS / "000001.SZ_201801_1m.csv.gz"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from zhixing.engine.errors import InputError
-from zhixing.replay.data import SymbolDay, clone_symbol_day, load_snapshot_file, load_snapshots
 
 from zhixing import replay
+from zhixing.engine.errors import InputError
+from zhixing.replay.data import SymbolDay, clone_symbol_day, load_snapshot_file, load_snapshots
 
 SAMPLE = Path(replay.__file__).parent / "sample_data"
 DAY_20220601 = SAMPLE / "snapshots_20220601"

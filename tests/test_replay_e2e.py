@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal, read_csv
 from zhixing.algos.basket import Basket
 from zhixing.engine.cli import main
 from zhixing.engine.enums import OrderStatus, Side
@@ -21,8 +23,6 @@ from zhixing.engine.parents import ParentOrder
 from zhixing.engine.store import StateStore
 from zhixing.replay.data import load_snapshots
 from zhixing.replay.harness import ReplayConfig, open_session
-
-from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal, read_csv
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 

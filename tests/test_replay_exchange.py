@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from zhixing import replay
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.errors import BrokerError
@@ -34,8 +36,6 @@ from zhixing.engine.orders import Order
 from zhixing.replay.data import MarketData, SymbolDay, load_snapshot_file
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.matching import ContinuousWindows, SymbolBook
-
-from zhixing import replay
 
 DAY = dt.date(2022, 6, 1)
 SYM = "600000.SH"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderStatus, Side
@@ -23,8 +25,6 @@ from zhixing.engine.store import StateStore
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.faults import FaultPlan, FaultyAdapter
-
-from tests.test_replay_exchange import CALENDAR, DAY, LATENCY, SYM, at, tiny_day
 
 Trace = list[tuple[int, str, str, str]]
 

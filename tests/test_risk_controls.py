@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.fakes import World, make_world
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
@@ -22,8 +24,6 @@ from zhixing.engine.events import OrderDenied, OrderRejected, SubmitOrder
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.orders import Order
 from zhixing.engine.risk_controls import SECOND_NS, RiskControls, RiskLimits, shanghai_day
-
-from tests.fakes import World, make_world
 
 SYMBOL = "600000.SH"
 T0 = shanghai_ns(date(2024, 3, 4), "10:00")

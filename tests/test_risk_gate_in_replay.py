@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from zhixing.assembly import EngineSettings
 from zhixing.engine.account import Account
 from zhixing.engine.cli.session import open_live_session
 from zhixing.engine.clock import SimClock
@@ -24,8 +26,6 @@ from zhixing.replay.exchange import SimExchange
 from zhixing.replay.harness import ReplayConfig, open_session, run_replay
 from zhixing.replay.paper import RecordedFeed
 from zhixing.replay.report import gate_report
-
-from zhixing.assembly import EngineSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 CAP = 5  # messages per second: far below what ten parents slicing on the same instants send

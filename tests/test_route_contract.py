@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tests.route_contract import FILL_PLAN, ROUTES, SYMBOL, VENUE_CASH, Rig, make_venue, trade_cost
 from zhixing.engine.enums import OrderStatus
 from zhixing.engine.events import OrderCanceled, OrderCancelRejected, OrderFilled
 from zhixing.engine.orders import Order
-
-from tests.route_contract import FILL_PLAN, ROUTES, SYMBOL, VENUE_CASH, Rig, make_venue, trade_cost
 
 S = OrderStatus
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.gm_fake import FakeGmApi
 from zhixing.adapters.fileorder import FileOrderAdapter
 from zhixing.adapters.gm import GmBrokerAdapter, GmQuoteFeed
 from zhixing.adapters.qmt import QmtBrokerAdapter, QmtQuoteFeed
@@ -15,8 +17,6 @@ from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.market import TradingCalendar
-
-from tests.gm_fake import FakeGmApi
 
 BASE = """
 [account]

@@ -8,13 +8,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from tests.test_notify_support import MailRecorder, free_port, smtp_server
 from zhixing.engine.cli.run_cmd import run_config
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.store import StateStore
-
-from tests.test_notify_support import MailRecorder, free_port, smtp_server
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data" / "snapshots_20211201"

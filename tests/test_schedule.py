@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from zhixing.engine.clock import SimClock
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.market.calendar import TradingCalendar, iso8601, ns_to_shanghai, shanghai_ns

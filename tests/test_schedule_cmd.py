@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from croniter import croniter
+
 from zhixing.engine.cli import schedule_cmd
 from zhixing.engine.cli.schedule_cmd import TASK_NS, export_cron, export_windows, read_jobs
 from zhixing.engine.clock import SimClock

@@ -15,15 +15,15 @@ import keyring
 import pytest
 import structlog
 from aiohttp import web
+
+from tests.test_notify_support import USER, MailRecorder, smtp_server, until
+from tests.test_secrets import MemoryKeyring
 from zhixing.adapters.notify.factory import notifier_from_settings
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
 from zhixing.engine.logs import configure_logging
 from zhixing.engine.notify import Message, MessageKind, NotificationDispatcher, NotifyError
 from zhixing.engine.units import NS_PER_SECOND
-
-from tests.test_notify_support import USER, MailRecorder, smtp_server, until
-from tests.test_secrets import MemoryKeyring
 
 SMTP_CANARY = "CANARY-smtp-9f8e7d6c5b4a"
 KEY_CANARY = "CANARY-wecomkey-1a2b3c4d5e6f"

@@ -10,6 +10,7 @@ import keyring
 import pytest
 import structlog
 from keyring.backend import KeyringBackend
+
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.logs import configure_logging
 from zhixing.engine.secrets import Secret, resolve_secret, scrub

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder.writer import SidLedger
 from zhixing.adapters.gm.ledger import LinkLedger
 from zhixing.engine.errors import BrokerError

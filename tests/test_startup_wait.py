@@ -9,6 +9,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.watched_clock import WatchedClock, drive
 from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
 from zhixing.engine.account import Account
 from zhixing.engine.cli.session import LiveSession, open_live_session
@@ -23,8 +25,6 @@ from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.paper import RecordedFeed
 from zhixing.replay.terminal import TerminalEmulator
-
-from tests.watched_clock import WatchedClock, drive
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "replay" / "sample_data" / "snapshots_20211201"
 SYMBOL = "600103.SH"
@@ -300,10 +300,9 @@ kind = "summary"
 
 
 async def test_zhixing_run_mails_that_the_route_is_not_up_and_that_it_gave_up(tmp_path: Path) -> None:
+    from tests.test_notify_support import MailRecorder, smtp_server
     from zhixing.engine.cli.run_cmd import run_config
     from zhixing.engine.config import load_config
-
-    from tests.test_notify_support import MailRecorder, smtp_server
 
     (tmp_path / "scan").mkdir()  # the terminal's input share exists; the terminal never writes its output
     path = tmp_path / "zhixing.toml"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from zhixing.algos.basket import Basket
 from zhixing.engine.cli.ops_cmd import run_halt, run_status
 from zhixing.engine.control import ControlChannel, EngineControl

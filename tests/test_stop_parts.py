@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+
+from tests.test_stop_process import SAMPLE, gone
 from zhixing.engine.child_processes import live_trees, start_tree
 from zhixing.engine.cli.run_cmd import open_configured
 from zhixing.engine.cli.runner import DayRunner
@@ -31,8 +33,6 @@ from zhixing.engine.stop import (
     stop_bound_s,
 )
 from zhixing.engine.store import StateStore
-
-from tests.test_stop_process import SAMPLE, gone
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 LIMIT_S = 60.0

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 from zhixing.engine.store import StateStore
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.errors import StoreError
 from zhixing.engine.events import (

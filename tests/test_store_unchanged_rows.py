@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from zhixing.engine.errors import StoreError
 from zhixing.engine.store import StateStore
 from zhixing.engine.store.json_cache import MIN_LIST, StateEncoder

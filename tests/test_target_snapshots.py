@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli.run_cmd import ConfiguredSession, open_configured
 from zhixing.engine.config import JobConfig, load_config
 from zhixing.engine.market import shanghai_ns

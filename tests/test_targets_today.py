@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.cli import main
 from zhixing.engine.errors import InputError
 from zhixing.engine.market import shanghai_ns

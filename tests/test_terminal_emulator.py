@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder.format import (
     CASH_HEADER,
     ORDER_HEADER,

@@ -9,6 +9,9 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+
+from tests.fakes import World, calendar
+from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.twap import TwapAlgo
 from zhixing.engine.clock import LiveClock, host_wall_ns
@@ -22,9 +25,6 @@ from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.readiness import wait_until_ready
 from zhixing.engine.risk_controls import RiskLimits
-
-from tests.fakes import World, calendar
-from tests.virtual_time import HOUR, MINUTE, NS, HostClocks, VirtualLoop, at, host_at, live_world, run_virtual
 
 SYMBOL = "600000.SH"
 

@@ -8,6 +8,7 @@ that is no reason is refused naming it; a code that takes no detail refuses one.
 from __future__ import annotations
 
 import pytest
+
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.reasons import DETAILED, Denial, DenialCode, Unfilled, UnfilledCode
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+
 from zhixing.adapters.fileorder import trust
 from zhixing.adapters.fileorder.config import FileOrderConfig
 from zhixing.adapters.fileorder.format import (

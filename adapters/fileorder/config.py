@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
+
 from zhixing.engine import names
 from zhixing.engine.config_model import Strict, Text, config_error
 from zhixing.engine.errors import ConfigError

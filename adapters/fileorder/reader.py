@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+
 from zhixing.adapters.fileorder import trust
 from zhixing.adapters.fileorder.format import (
     SIDE_OF_BIZ,

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import structlog
+
 from zhixing.adapters.fileorder import trust
 from zhixing.adapters.fileorder.format import MAX_LINE, Row, column_aliases, split_line
 from zhixing.engine.errors import InputError, ParameterError

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import structlog
+
 from zhixing.adapters.fileorder.format import (
     ENGINE_STATUS_OF_GM,
     EXEC_CANCEL_REJECTED,

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+
 from zhixing.adapters.fileorder import trust
 from zhixing.adapters.fileorder.format import (
     CANCEL_HEADER,

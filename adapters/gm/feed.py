@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
+
 from zhixing.adapters.gm.bridge import GmBridge, Payload
 from zhixing.adapters.gm.codes import money, text, timestamp_ns, whole
 from zhixing.adapters.gm.config import GmFeedConfig

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+
 from zhixing.adapters.gm.bridge import Payload
 from zhixing.adapters.gm.codes import (
     ACKED_STATUSES,

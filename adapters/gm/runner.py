@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from zhixing.adapters.gm import entry
 from zhixing.adapters.gm.bridge import GmBridge, install, uninstall
 from zhixing.adapters.gm.codes import MODE_LIVE, installed_enum_mismatches

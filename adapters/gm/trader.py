@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import structlog
+
 from zhixing.adapters.gm.bridge import GmBridge, Payload
 from zhixing.adapters.gm.codes import (
     GM_POSITION_EFFECT,

@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import Literal
 
 import aiosmtplib
+
 from zhixing.engine.clock import Clock, host_wall_ns
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.notify import Message, NotifyError

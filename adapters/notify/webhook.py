@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import aiohttp
+
 from zhixing.engine.clock import Clock, host_wall_ns
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.notify import Message, NotifyError

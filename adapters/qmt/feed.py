@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
+
 from zhixing.adapters.qmt.config import QmtFeedConfig
 from zhixing.engine.clock import Clock
 from zhixing.engine.errors import FeedError

@@ -36,6 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
+
 from zhixing.adapters.qmt.codes import SendOutcome, XtCodes, load_codes, send_outcome
 from zhixing.adapters.qmt.config import QmtRouteConfig
 from zhixing.adapters.qmt.translate import PushTranslator, QmtCounters, TrackedOrder

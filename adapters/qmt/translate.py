@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+
 from zhixing.adapters.qmt.codes import StatusAction, XtCodes
 from zhixing.engine.clock import Clock
 from zhixing.engine.enums import Side

@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.cli.routes import build_route, load_checked, load_sim_market, run_route
 from zhixing.engine.clock import Clock, LiveClock, SimClock

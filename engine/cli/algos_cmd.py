@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
 from zhixing.algos.registry import describe_algos
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
 from zhixing.engine.calendar_guard import (
     WARN_DAYS,
     CalendarState,

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
 from zhixing.engine.cli.replay_cmd import sample_data_dir
 from zhixing.replay.chaos import CHAOS_FAULTS, SeedOutcome, run_seed
 from zhixing.replay.data import load_snapshots

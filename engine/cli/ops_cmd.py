@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
 from zhixing.engine.clock import Clock, LiveClock
 from zhixing.engine.control import CHECKS_META_KEY, Command, queue_command
 from zhixing.engine.errors import StoreError

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from zhixing.algos.registry import ALGOS
 from zhixing.engine.cli.live_ops import run_live
 from zhixing.engine.cli.replay_cmd import _params, _print_report

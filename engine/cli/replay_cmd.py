@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
+
 from zhixing.algos.registry import ALGOS
 from zhixing.engine.errors import InputError
 from zhixing.engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from zhixing.adapters.notify.factory import notifier_from_settings
+from zhixing.assembly import EngineSettings, new_account
 from zhixing.engine.calendar_guard import CalendarWatch, calendar_for
 from zhixing.engine.cancels import GoneReport
 from zhixing.engine.cli.routes import Route, build_route, load_checked, load_sim_market, run_route
@@ -64,8 +66,6 @@ from zhixing.engine.stop import (
 from zhixing.engine.store.integrity import JournalDamaged
 from zhixing.engine.store.staging import to_json
 from zhixing.engine.units import NS_PER_SECOND
-
-from zhixing.assembly import EngineSettings, new_account
 
 log = structlog.get_logger("zhixing.run")
 

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Final
 
 import structlog
+
 from zhixing.algos.rebalance import Rebalance
 from zhixing.engine.child_processes import ProcessTree, start_tree
 from zhixing.engine.cli.session import LiveSession

@@ -19,6 +19,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from croniter import croniter
+
 from zhixing.engine.calendar_guard import check_one_shot
 from zhixing.engine.cli.routes import load_checked
 from zhixing.engine.clock import Clock, LiveClock

@@ -17,10 +17,12 @@ from datetime import date
 from pathlib import Path
 
 import structlog
+
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.basket import Basket
 from zhixing.algos.directory import AlgoDirectory
 from zhixing.algos.feed_guard import StaleGuard
+from zhixing.assembly import Engine, EngineSettings, build_engine
 from zhixing.engine.account import Account
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.bus import EventBus
@@ -50,8 +52,6 @@ from zhixing.engine.risk_controls import RiskControls
 from zhixing.engine.store import StateStore
 from zhixing.engine.store.integrity import require_sound_journal
 from zhixing.engine.trading_day import TradingDay
-
-from zhixing.assembly import Engine, EngineSettings, build_engine
 
 log = structlog.get_logger("zhixing.session")
 

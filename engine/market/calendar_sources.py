@@ -33,6 +33,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 import exchange_calendars
+
 from zhixing.engine.errors import InputError, ParameterError
 from zhixing.engine.market.holidays import HolidayList
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+
 from zhixing.engine.errors import StoreError
 
 log = structlog.get_logger("zhixing.store")

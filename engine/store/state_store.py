@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import aiosqlite
 import structlog
+
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.errors import ParameterError, StoreError
 from zhixing.engine.events import OrderFilled

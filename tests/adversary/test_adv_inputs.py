@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from zhixing.engine.clock import SimClock
 from zhixing.engine.errors import InputError
 from zhixing.engine.market import TradingCalendar, shanghai_ns

@@ -11,10 +11,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from zhixing.engine.store.backup import BackupError, backup_journal
-from zhixing.engine.store.integrity import verify_journal
 
 from tests.journal_files import T0, make_journal
+from zhixing.engine.store.backup import BackupError, backup_journal
+from zhixing.engine.store.integrity import verify_journal
 
 
 @pytest.fixture

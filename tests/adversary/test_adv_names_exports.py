@@ -6,6 +6,7 @@ import unicodedata
 from decimal import Decimal
 
 import pytest
+
 from zhixing.engine.csv_safe import FORMULA_CHARS, cell
 from zhixing.engine.names import name_problem
 

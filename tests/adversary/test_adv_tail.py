@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from zhixing.adapters.fileorder.format import Row
 from zhixing.adapters.fileorder.tail import TailFile
 from zhixing.adapters.fileorder.trust import UntrustedPathError

@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import FakeBroker
 from zhixing.engine.account import Account
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
@@ -17,8 +19,6 @@ from zhixing.engine.market import shanghai_ns
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.store import StateStore
 from zhixing.engine.store.file_set import write_file_set
-
-from tests.fakes import FakeBroker
 
 
 async def test_held_a_cancel_saying_more_filled_than_the_order_never_releases_nor_overfills(

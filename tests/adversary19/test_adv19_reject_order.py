@@ -11,6 +11,7 @@ count toward the per-symbol breaker.
 from __future__ import annotations
 
 import pytest
+
 from zhixing.engine.reject_reasons import RejectAction, classify_reject
 
 WILL_REPEAT = [

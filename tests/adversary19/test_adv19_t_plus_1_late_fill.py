@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from tests.fakes import FakeBroker
+from zhixing.assembly import EngineSettings
 from zhixing.engine.account import Account
 from zhixing.engine.bus import EventBus
 from zhixing.engine.cli.session import open_live_session
@@ -25,9 +27,6 @@ from zhixing.engine.market import shanghai_ns
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.order_ids import OrderIds
 from zhixing.engine.store import StateStore
-
-from tests.fakes import FakeBroker
-from zhixing.assembly import EngineSettings
 
 SYM = "600000.SH"
 DAY1, DAY2 = date(2021, 12, 1), date(2021, 12, 2)

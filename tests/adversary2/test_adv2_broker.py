@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from tests.virtual_time import at
 from zhixing.engine.account import Account
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
@@ -29,8 +30,6 @@ from zhixing.engine.events import (
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
 from zhixing.engine.store import StateStore
-
-from tests.virtual_time import at
 
 NS = 1_000_000_000
 SYM = "600000.SH"

@@ -12,13 +12,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from tests.test_notify_support import MailRecorder, smtp_server
+from tests.test_run_day import CONFIG, SAMPLE
 from zhixing.engine.cli.run_cmd import run_config
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
 from zhixing.engine.market import shanghai_ns
-
-from tests.test_notify_support import MailRecorder, smtp_server
-from tests.test_run_day import CONFIG, SAMPLE
 
 DAY = date(2021, 12, 1)
 

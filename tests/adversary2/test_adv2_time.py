@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.fakes import calendar
+from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
 from zhixing.algos.base import AlgoContext
 from zhixing.algos.twap import TwapAlgo
 from zhixing.engine.clock_watch import ClockWatch
@@ -13,9 +15,6 @@ from zhixing.engine.events import SubmitOrder
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.risk_controls import RiskLimits
-
-from tests.fakes import calendar
-from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
 
 SYMBOL = "600000.SH"
 
