@@ -72,6 +72,13 @@ def _raises(path: Path) -> Iterator[tuple[str, str, int]]:
     yield from walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)), ())
 
 
+# Modules whose functions are pydantic validators: pydantic's contract is a ValueError, which it gathers into
+# a ValidationError that engine.config.load_config turns into a ConfigError naming the file and the key.
+VALIDATOR_MODULES: dict[str, str] = {
+    "engine/config_model.py": "pydantic validators (ConfigError at the loader)"
+}
+
+
 def _scan(package: str) -> tuple[list[str], set[tuple[str, str, str]]]:
     """Violations (``file:line: raise X in function``) and the allowed sites seen, under ``package``."""
     violations: list[str] = []
@@ -79,6 +86,8 @@ def _scan(package: str) -> tuple[list[str], set[tuple[str, str, str]]]:
     for path in sorted((ROOT / package).rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         for scope, name, line in _raises(path):
+            if name == "ValueError" and rel in VALIDATOR_MODULES:
+                continue
             if (rel, scope, name) in ALLOWED:
                 seen.add((rel, scope, name))
             else:
