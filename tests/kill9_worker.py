@@ -1,4 +1,4 @@
-"""A replay worker that ``tests/test_kill9.py`` kills with SIGKILL and starts again.
+"""A replay worker that ``tests/replay/test_kill9.py`` kills with SIGKILL and starts again.
 
 ``python tests/kill9_worker.py DIR [--kill-after engine:N | broker:N] [--downtime-ms MS]``
 

@@ -12,8 +12,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from tests.test_notify_support import MailRecorder, smtp_server
-from tests.test_run_day import CONFIG, SAMPLE
+from tests.adapters.notify.test_notify_support import MailRecorder, smtp_server
+from tests.engine.cli.test_run_day import CONFIG, SAMPLE
 from zhixing.engine.cli.run_cmd import run_config
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
