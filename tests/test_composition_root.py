@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "algos", "adapters", "replay", "zhixing")
 BUILDER = ROOT / "zhixing" / "assembly.py"
@@ -97,6 +99,7 @@ def import_map() -> dict[str, set[str]]:
     return edges
 
 
+@pytest.mark.slow
 def test_only_the_composition_root_builds_and_wires_an_engine() -> None:
     found = [v for path in sources() for v in violations(path)]
     assert found == []
@@ -117,6 +120,7 @@ def test_the_scan_finds_what_it_forbids(tmp_path: Path) -> None:
         ROOT = saved
 
 
+@pytest.mark.slow
 def test_the_import_map_has_no_edge_around_the_root() -> None:
     edges = import_map()
     assert edges["engine"] == set()  # the core imports nothing from the outside packages

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel, starts interpreters
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("engine", "algos", "adapters", "replay")
 

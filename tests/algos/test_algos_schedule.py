@@ -113,6 +113,7 @@ times_in_day = st.integers(min_value=DAY_START, max_value=DAY_END)
     b=times_in_day,
     interval_s=st.integers(min_value=1, max_value=3_600),
 )
+@pytest.mark.slow
 def test_slice_times_only_inside_clipped_windows_never_at_lunch(a: int, b: int, interval_s: int) -> None:
     start, end = min(a, b), max(a, b)
     interval = interval_s * NS_PER_SECOND

@@ -635,6 +635,7 @@ async def test_parents_whose_children_are_all_in_flight_at_once_each_stop_at_the
     assert placed[0].symbol in risk.blocked_symbols
 
 
+@pytest.mark.slow
 async def test_zhixing_run_tells_the_operator_by_mail_and_the_job_reports_the_reason(tmp_path: Path) -> None:
     """`zhixing run` on the sample day; 600258.SH (a name the rebalance buys) is suspended at the broker:
     its parent sends one child and stops, the mail says so, and the job's outcome carries the reason."""

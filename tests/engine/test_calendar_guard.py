@@ -174,6 +174,7 @@ def test_midnight_is_shanghai_midnight(utc: str, refused: bool) -> None:
 
 
 @pytest.mark.parametrize("tz", ["America/Los_Angeles", "Pacific/Kiritimati"])
+@pytest.mark.slow
 def test_the_host_time_zone_does_not_move_the_end(tz: str) -> None:
     code = (
         "import json\n"

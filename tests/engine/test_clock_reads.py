@@ -155,11 +155,13 @@ def _allowed(read: ClockRead) -> bool:
     return "*" in allowed or read.what in allowed
 
 
+@pytest.mark.slow
 def test_no_module_reads_a_clock_except_through_the_injected_clock() -> None:
     found = [read for read in scan_tree(ROOT) if not _allowed(read)]
     assert not found, "direct clock reads (use the injected Clock):\n" + "\n".join(map(str, found))
 
 
+@pytest.mark.slow
 def test_every_allowance_is_still_needed() -> None:
     """An allowance nothing uses any more is removed, so it cannot cover a new read later."""
     used = {(read.path, read.what) for read in scan_tree(ROOT) if _allowed(read)}

@@ -268,6 +268,7 @@ def test_a_bad_clock_setting_names_the_file_and_key(tmp_path: Path, table: str, 
     ],
     ids=["plus_1h", "minus_1h", "lunch_plus_90min", "lunch_minus_2h", "repeated"],
 )
+@pytest.mark.slow
 def test_each_job_fires_once_at_its_instant_whatever_the_wall_clock_does(
     steps: list[tuple[float, int]],
 ) -> None:

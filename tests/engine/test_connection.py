@@ -148,6 +148,7 @@ def children_per_window(submits: list[OrderSubmitted], start: int, end: int, wid
     return [counts.get(i, 0) for i in range((end - start) // width)]
 
 
+@pytest.mark.slow
 async def test_a_60s_disconnect_pauses_resyncs_before_resuming_and_the_basket_completes(
     market: MarketData, tmp_path: Path
 ) -> None:

@@ -445,6 +445,7 @@ async def test_cli_parsers_queue_each_command(store: StateStore, capsys: pytest.
     ]
 
 
+@pytest.mark.slow
 async def test_commands_from_another_process_while_the_engine_polls_are_each_applied_once(
     store: StateStore,
 ) -> None:

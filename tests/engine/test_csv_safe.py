@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,7 @@ def _dangerous(text: str) -> bool:
 
 @settings(deadline=None, max_examples=500)
 @given(st.one_of(_text, st.text()))
+@pytest.mark.slow
 def test_a_cell_never_starts_with_a_formula_character_unless_it_is_a_number(text: str) -> None:
     out = cell(text)
     assert isinstance(out, str)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tracemalloc
 from functools import partial
 
+import pytest
+
 from zhixing.engine.clock import SimClock
 from zhixing.engine.events import Quote
 from zhixing.engine.feed import QuoteBook
@@ -136,6 +138,7 @@ def test_the_same_snapshot_again_is_not_news() -> None:
     book.stop_watch()
 
 
+@pytest.mark.slow
 def test_a_flood_does_not_grow_memory() -> None:
     """200k quotes across 50 symbols arriving faster than they are processed: memory stays flat."""
     clock = SimClock(T0)

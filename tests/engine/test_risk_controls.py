@@ -278,6 +278,7 @@ burst = st.tuples(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bursts=st.lists(burst, min_size=1, max_size=25), reserve=st.sampled_from([0, 10, 25]))
+@pytest.mark.slow
 def test_rate_caps_are_never_exceeded_and_no_cancel_is_dropped(
     bursts: list[tuple[int, str, int]], reserve: int
 ) -> None:

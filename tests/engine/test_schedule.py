@@ -238,6 +238,7 @@ print(json.dumps({"tzname": time.tzname[0], "fired": fired}))
 
 
 @pytest.mark.parametrize("tz", ["America/New_York", "UTC", "Asia/Shanghai"])
+@pytest.mark.slow
 def test_host_time_zone_is_irrelevant(tz: str) -> None:
     env = {**os.environ, "TZ": tz, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(

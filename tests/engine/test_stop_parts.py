@@ -260,6 +260,7 @@ kind = "backup"
 """
 
 
+@pytest.mark.slow
 async def test_a_backup_stops_at_its_next_step_when_the_run_stops(tmp_path: Path) -> None:
     """The journal is locked by another process, so the copy waits (200 busy steps ~ 3 minutes). The run
     stops: the job ends reported, the copy stops at its next step and removes its partial file."""

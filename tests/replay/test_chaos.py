@@ -30,6 +30,7 @@ def market() -> MarketData:
 
 
 @pytest.mark.parametrize("seed", CI_SEEDS)
+@pytest.mark.slow
 async def test_books_agree_with_the_exchange_under_seeded_faults(market: MarketData, seed: int) -> None:
     outcome = await ci_outcome(market, seed)
     assert outcome.problems == []
@@ -46,6 +47,7 @@ async def test_books_agree_with_the_exchange_under_seeded_faults(market: MarketD
         assert recovery.settle_ns >= 0  # whatever was in flight at the restart got resolved
 
 
+@pytest.mark.slow
 async def test_every_fault_category_is_exercised_by_the_ci_seeds(market: MarketData) -> None:
     injected: dict[str, int] = {}
     for seed in CI_SEEDS:
@@ -117,6 +119,7 @@ async def test_link_outages_pause_resync_and_resume_without_sending_while_down(m
     assert sum(link.fills_repushed for link in links) > 0
 
 
+@pytest.mark.slow
 async def test_a_restart_while_the_link_is_down_waits_for_the_broker_before_reconciling(
     market: MarketData,
 ) -> None:
@@ -138,6 +141,7 @@ async def test_a_restart_while_the_link_is_down_waits_for_the_broker_before_reco
     assert dataclasses.asdict(again) == dataclasses.asdict(await ci_outcome(market, seed))
 
 
+@pytest.mark.slow
 async def test_without_crashes_the_wire_faults_alone_still_agree(market: MarketData) -> None:
     outcome = await run_seed(market, 3, 6, crashes=False)
     assert outcome.problems == []
@@ -145,6 +149,7 @@ async def test_without_crashes_the_wire_faults_alone_still_agree(market: MarketD
     assert outcome.injected["crash_restart"] == 0
 
 
+@pytest.mark.slow
 async def test_the_same_seed_replays_exactly(market: MarketData) -> None:
     a = await run_seed(market, 5, 6)
     b = await run_seed(market, 5, 6)
@@ -153,6 +158,7 @@ async def test_the_same_seed_replays_exactly(market: MarketData) -> None:
     assert dataclasses.asdict(a) != dataclasses.asdict(c)
 
 
+@pytest.mark.slow
 def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["chaos", "--seeds", "3", "--symbols", "4", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -193,6 +199,7 @@ def test_chaos_cli_prints_a_summary_with_zero_losses(capsys: pytest.CaptureFixtu
     assert set(link["reconnect_to_resumed_virtual_ms"]) == {"p50", "p95", "max"}
 
 
+@pytest.mark.slow
 async def test_an_outage_wholly_while_no_engine_ran_is_waited_out_not_unseen(market: MarketData) -> None:
     # seed 78: a planned outage begins and ends between a crash and the restart's first answer from the
     # broker; no running engine could see it (its restart waited it out), so it is not a missing incident

@@ -82,6 +82,7 @@ async def test_the_engine_view_is_anchored_a_step_of_the_wall_never_reaches_it()
 
 
 @pytest.mark.parametrize("seed", [1, 5, 14, 18])  # +1 h kept; ±30 min and ±3 h; ±3 h; -9 h kept
+@pytest.mark.slow
 async def test_wall_steps_leave_the_books_as_the_same_seed_without_them(
     market: MarketData, seed: int
 ) -> None:
@@ -95,6 +96,7 @@ async def test_wall_steps_leave_the_books_as_the_same_seed_without_them(
     assert (stepped.orders, stepped.fills) == (baseline.orders, baseline.fills)
 
 
+@pytest.mark.slow
 async def test_an_engine_that_followed_the_wall_would_trade_differently(
     market: MarketData, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # child processes
 WORKER = Path(__file__).resolve().parents[1] / "kill9_worker.py"
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED", "DENIED"}
 
@@ -108,6 +109,7 @@ def test_kill9_at_seeded_points_then_restart_loses_nothing(
     assert result["parents"] == uninterrupted["parents"]
 
 
+@pytest.mark.slow
 def test_kill9_after_an_intent_commit_and_after_a_send_is_recovered(tmp_path: Path) -> None:
     """engine:2 is the first commit of child intents (durable, never sent: A1); broker:1 in the next life
     is a child the broker took before the engine journaled it as sent (A2)."""

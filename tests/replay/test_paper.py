@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from tests.tradelog_checks import assert_children_valid, assert_export_matches_journal
 from zhixing.engine.cli.paper_cmd import run_paper
 from zhixing.engine.enums import Side
@@ -34,6 +36,7 @@ def basket(day: date, start: str = "10:00", end: str = "10:04") -> list[ParentOr
     ]
 
 
+@pytest.mark.slow
 async def test_paper_run_at_60x_passes_the_replay_trade_log_checks(tmp_path: Path) -> None:
     market = load_snapshots(SAMPLE, symbols=["600258.SH", "600566.SH"])
     db = tmp_path / "paper.db"
@@ -47,6 +50,7 @@ async def test_paper_run_at_60x_passes_the_replay_trade_log_checks(tmp_path: Pat
     await assert_export_matches_journal(db, tmp_path / "log")
 
 
+@pytest.mark.slow
 async def test_a_stalled_feed_pauses_the_symbol_and_quotes_resume_it(tmp_path: Path) -> None:
     market = load_snapshots(SAMPLE, symbols=["600258.SH", "600566.SH"])
     day = market.trade_date
@@ -66,6 +70,7 @@ async def test_a_stalled_feed_pauses_the_symbol_and_quotes_resume_it(tmp_path: P
     assert [p.filled_quantity for p in outcome.report.parents] == [20_000, 10_000]
 
 
+@pytest.mark.slow
 async def test_paper_run_at_60x_through_file_orders_and_the_terminal_emulator(tmp_path: Path) -> None:
     """The live path end to end: order files dropped into a folder, the emulated terminal scanning it and
     writing its output files, the route tailing them; the trade log passes the replay's checks."""

@@ -74,6 +74,7 @@ def _report(capsys: pytest.CaptureFixture[str], tmp: Path) -> dict[str, object]:
     return dict(json.loads(out))
 
 
+@pytest.mark.slow
 async def test_every_child_is_valid_for_the_market_and_inside_its_window(demo_run: dict[str, object]) -> None:
     tmp = demo_run["a"]
     assert isinstance(tmp, Path)
@@ -95,6 +96,7 @@ def test_two_runs_are_identical_byte_for_byte(demo_run: dict[str, object]) -> No
         assert (a / "log" / name).read_bytes() == (b / "log" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_json_report_has_the_documented_fields_and_fills_most_of_the_basket(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -118,6 +120,7 @@ def test_json_report_has_the_documented_fields_and_fills_most_of_the_basket(
     assert report["total_filled_quantity"] > 0.9 * report["total_quantity"]  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_bad_orders_file_is_refused_naming_file_row_and_field(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -150,6 +153,7 @@ def test_bad_orders_file_is_refused_naming_file_row_and_field(
         ("iceberg", ["--param", "display_qty=2000"]),
     ],
 )
+@pytest.mark.slow
 def test_algo_chosen_by_name_with_params_runs_on_real_data(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, algo: str, params: list[str]
 ) -> None:
@@ -170,6 +174,7 @@ def test_algo_chosen_by_name_with_params_runs_on_real_data(
         (["--algo", "vwap"], "'profile' is required"),
     ],
 )
+@pytest.mark.slow
 def test_bad_algo_or_parameter_is_refused_before_anything_runs(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], message: str
 ) -> None:
@@ -181,6 +186,7 @@ def test_bad_algo_or_parameter_is_refused_before_anything_runs(
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_report_dir_gets_the_json_report_and_two_png_charts_per_parent(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -54,6 +54,7 @@ def basket(market: MarketData) -> list[ParentOrder]:
     ]
 
 
+@pytest.mark.slow
 async def test_a_replayed_basket_over_the_cap_reports_its_peak_denials_and_held_cancels(
     market: MarketData, tmp_path: Path
 ) -> None:

@@ -173,6 +173,7 @@ def parent(
     )
 
 
+@pytest.mark.slow
 async def test_two_engines_on_two_accounts_share_one_folder_and_state_dir_end_to_end(tmp_path: Path) -> None:
     desk = make_desk(tmp_path)
     day = desk.market.trade_date

@@ -107,6 +107,7 @@ async def _route(tmp_path: Path, market: MarketData, faults: TerminalFaults) -> 
         await session.store.close()
 
 
+@pytest.mark.slow
 async def test_submit_partial_fill_fill_cancel_and_reject_through_files(
     tmp_path: Path, market: MarketData
 ) -> None:
@@ -165,6 +166,7 @@ async def test_missed_file_stays_in_flight_and_is_never_redropped(tmp_path: Path
         assert route.terminal.stats.sids == [order.client_order_id]
 
 
+@pytest.mark.slow
 async def test_duplicated_output_rows_never_double_a_fill(tmp_path: Path, market: MarketData) -> None:
     faults = TerminalFaults(seed=3, scan_interval_ns=500_000_000, duplicate_probability=1.0)
     async for route in _route(tmp_path, market, faults):

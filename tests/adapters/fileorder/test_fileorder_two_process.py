@@ -10,12 +10,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from zhixing.engine.clock import SimClock
 from zhixing.engine.market import TradingCalendar, shanghai_ns
 from zhixing.replay.data import load_snapshots
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.terminal import TerminalEmulator
 
+pytestmark = pytest.mark.slow  # child processes
 ROOT = Path(__file__).resolve().parents[3]
 WORKER = ROOT / "tests" / "fileorder_worker.py"
 SNAPSHOTS = ROOT / "replay" / "sample_data" / "snapshots_20211201"

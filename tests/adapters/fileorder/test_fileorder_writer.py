@@ -112,6 +112,7 @@ def test_leftover_temp_files_are_invisible_to_globs_and_cleaned(tmp_path: Path) 
     assert not leftover.exists()
 
 
+@pytest.mark.slow
 def test_concurrent_scanner_only_ever_sees_complete_files(tmp_path: Path) -> None:
     writer = _writer(tmp_path)
     total = 300

@@ -53,6 +53,7 @@ async def a_day_of_file_orders(tmp_path: Path, market: MarketData) -> dict[str, 
     raise AssertionError("no route")
 
 
+@pytest.mark.slow
 def test_the_broker_view_through_the_file_route(
     tmp_path: Path, market: MarketData, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -106,6 +106,7 @@ async def test_on_2027_01_04_beyond_known_weekdays_runs_with_a_warning(tmp_path:
     assert any("execution" in s for s in subjects)  # the day's summary went out
 
 
+@pytest.mark.slow
 async def test_a_holidays_file_with_known_until_runs_2027_and_skips_its_holidays(tmp_path: Path) -> None:
     holidays_file(tmp_path)  # known_until = 2027-12-31 and 2027's holidays
     recorder = MailRecorder(password="")
@@ -122,6 +123,7 @@ async def test_a_holidays_file_with_known_until_runs_2027_and_skips_its_holidays
     assert not any("calendar" in subject for subject, _ in mails(recorder))  # known for a year: quiet
 
 
+@pytest.mark.slow
 async def test_in_december_the_run_mails_how_many_days_are_left(tmp_path: Path) -> None:
     recorder = MailRecorder(password="")
     with smtp_server(recorder) as port:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from zhixing.engine.cli.routes import Route
 from zhixing.engine.cli.run_cmd import ConfiguredSession, RunResult, run_config
 from zhixing.engine.clock import SimClock
@@ -169,6 +171,7 @@ async def clean_week(folder: Path) -> Week:
     return week
 
 
+@pytest.mark.slow
 async def test_a_week_with_restarts_and_an_engine_running_across_days_ends_with_the_clean_books(
     tmp_path: Path,
 ) -> None:
@@ -246,6 +249,7 @@ def assert_same_books(got: Books, want: Books) -> None:
     assert (got.broker_positions, got.broker_cash) == (want.broker_positions, want.broker_cash)
 
 
+@pytest.mark.slow
 async def test_a_restart_at_00_00_01_before_the_broker_has_rolled_sells_yesterdays_buys(
     tmp_path: Path,
 ) -> None:
@@ -288,6 +292,7 @@ def fail_first_start_of(day: date) -> Callable[[ConfiguredSession], None]:
     return install
 
 
+@pytest.mark.slow
 async def test_a_start_of_day_that_fails_half_way_is_retried_and_nothing_trades_before(
     tmp_path: Path,
 ) -> None:
@@ -302,6 +307,7 @@ async def test_a_start_of_day_that_fails_half_way_is_retried_and_nothing_trades_
     assert_same_books(await mixed.books(), want)
 
 
+@pytest.mark.slow
 async def test_an_engine_that_stops_during_a_failed_start_of_day_starts_it_at_the_restart(
     tmp_path: Path,
 ) -> None:
@@ -316,6 +322,7 @@ async def test_an_engine_that_stops_during_a_failed_start_of_day_starts_it_at_th
     assert_same_books(await mixed.books(), want)
 
 
+@pytest.mark.slow
 async def test_a_machine_asleep_at_midnight_starts_the_day_with_its_first_job(tmp_path: Path) -> None:
     """The start-of-day timer never fires (the machine slept through midnight, the clock jumped): the
     day's first job starts the day before it runs."""

@@ -157,6 +157,7 @@ def test_the_windows_lock_refuses_a_second_engine_and_is_released(tmp_path: Path
     assert [mode for mode, _ in msvcrt.calls] == [2, 2, 0, 2, 0]
 
 
+@pytest.mark.slow
 def test_the_cli_imports_where_fcntl_does_not_exist() -> None:
     """On Windows there is no fcntl: ``zhixing`` (its whole command tree, the lock included) must import."""
     code = (

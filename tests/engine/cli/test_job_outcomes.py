@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from tests.adapters.notify.test_notify_support import MailRecorder, smtp_server
 from tests.engine.cli.test_run_day import write_config
 from zhixing.engine.bus import EventBus
@@ -95,6 +97,7 @@ async def test_a_rebalance_halted_at_0935_and_resumed_at_0951_runs_its_buy_leg_a
     assert "PARTIAL" in body
 
 
+@pytest.mark.slow
 async def test_a_rebalance_that_ends_while_halted_is_reported_halted_not_ok(tmp_path: Path) -> None:
     result, recorder = await run_day(tmp_path, [("09:35", "halt")])
     outcome = next(o for o in result.runner.outcomes if o.job == "rebalance")

@@ -87,6 +87,7 @@ def test_to_percent_and_target_buy_with_the_cash(capsys: pytest.CaptureFixture[s
         (["rebalance", "BADTARGETS"], "row 3"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_refused_with_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:

@@ -8,6 +8,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from tests.adapters.notify.test_notify_support import MailRecorder, free_port, smtp_server
 from zhixing.engine.cli.run_cmd import run_config
 from zhixing.engine.clock import SimClock
@@ -76,6 +78,7 @@ def write_config(folder: Path, port: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_a_whole_trading_day_signal_rebalance_summary_mail(tmp_path: Path) -> None:
     recorder = MailRecorder(password="")
     with smtp_server(recorder) as port:
@@ -131,6 +134,7 @@ async def test_a_non_trading_day_fires_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "targets.csv").exists()  # the signal never ran
 
 
+@pytest.mark.slow
 async def test_smtp_down_does_not_touch_trading(tmp_path: Path) -> None:
     up = tmp_path / "up"
     down = tmp_path / "down"

@@ -60,6 +60,7 @@ def wait_for(predicate: object, proc: subprocess.Popen[bytes], what: str, limit_
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_zhixing_halt_stops_a_running_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "zhixing.toml").write_text(CONFIG.format(data=SAMPLE.as_posix()), encoding="utf-8")
     (tmp_path / "targets.csv").write_text("symbol,weight\n600258.SH,0.3\n600446.SH,0.3\n", encoding="utf-8")
@@ -106,6 +107,7 @@ def test_zhixing_halt_stops_a_running_engine(tmp_path: Path, capsys: pytest.Capt
     assert status["halt"]["halted"] is True
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_running_engine_cleanly_and_cancels_what_works(tmp_path: Path) -> None:
     """``shutdown = "cancel"`` (the default): SIGTERM stops the algorithms, cancels every working order and
     waits for the answers, closes the journal; the rebalance it cut short is reported unfinished."""

@@ -149,6 +149,7 @@ def stop_record(db: Path) -> str:
     return str(rows[0][0]) if rows else ""
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_signal_script_runs_ends_it_and_its_grandchild(tmp_path: Path) -> None:
     proc, pids = sim_run(tmp_path)
     try:
@@ -167,6 +168,7 @@ def test_sigterm_while_the_signal_script_runs_ends_it_and_its_grandchild(tmp_pat
     assert '"by":"SIGTERM"' in stop_record(db).replace(" ", "")
 
 
+@pytest.mark.slow
 def test_a_second_sigint_forces_the_stop_at_once(tmp_path: Path) -> None:
     """The grace before SIGKILL is an hour: the first SIGINT's stop would wait for the grandchild that
     ignores SIGTERM; the second kills it now and ends the process, reported as forced (exit 3)."""
@@ -187,6 +189,7 @@ def test_a_second_sigint_forces_the_stop_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prlimit of another process: Linux")
+@pytest.mark.slow
 def test_a_final_commit_that_fails_still_closes_everything_and_exits_3(tmp_path: Path) -> None:
     """The file size limit of the running engine is cut to one byte (a full disk, as SQLite sees it): the
     stop's final commit fails; the script and grandchild are still ended, the journal still closed, the
@@ -258,6 +261,7 @@ class Lines:
         return "".join(self.lines)
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_start_up_connect_wait(tmp_path: Path) -> None:
     """The terminal's folder is not there: the engine waits for the route (an hour). SIGTERM ends the
     wait: nothing was connected or traded, the journal it opened is closed; exit 143 (128 + SIGTERM)."""
@@ -283,6 +287,7 @@ def test_sigterm_during_the_start_up_connect_wait(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/PID/fd: Linux")
+@pytest.mark.slow
 def test_sigterm_while_an_export_waits_for_the_journal(tmp_path: Path) -> None:
     """Another process holds the journal's write lock: ``journal export`` waits for it. SIGTERM ends the
     export (exit 143), no trade log is written, the journal is as it was."""

@@ -237,6 +237,7 @@ _TZ_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Shanghai", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_host_time_zone(tz: str) -> None:
     root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "TZ": tz, "PYTHONPATH": str(root)}

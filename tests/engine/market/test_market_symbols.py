@@ -62,6 +62,7 @@ def test_normalize_symbol_rejects_everything_else_quoting_the_input(text: str) -
 
 
 @given(codes, exchanges)
+@pytest.mark.slow
 def test_every_accepted_spelling_normalizes_to_the_canonical_pattern(code: str, exchange: str) -> None:
     canonical = f"{code}.{exchange}"
     spellings = [canonical, canonical.lower(), f"{exchange}SE.{code}", f"{exchange.lower()}{code}"]

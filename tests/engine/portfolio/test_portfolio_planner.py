@@ -324,6 +324,7 @@ def accounts(draw: st.DrawFn) -> tuple[list[Target], list[Holding], int, dict[st
     min_trade=st.integers(0, 20_000_000),
     confirmed=st.integers(0, 10**10),
 )
+@pytest.mark.slow
 def test_plan_properties(
     account: tuple[list[Target], list[Holding], int, dict[str, MarketRef]],
     liquidate: bool,
@@ -374,6 +375,7 @@ def test_plan_properties(
     quantities=st.lists(st.integers(1, 100_000), min_size=1, max_size=4),
     fraction=st.decimals(0, 1, places=3),
 )
+@pytest.mark.slow
 def test_sell_fraction_properties(quantities: list[int], fraction: Decimal) -> None:
     holdings = [Holding(symbol=s, quantity=q, sellable=q) for s, q in zip(SYMBOLS, quantities, strict=False)]
     for h, t in zip(holdings, targets_sell_fraction(holdings, fraction), strict=True):

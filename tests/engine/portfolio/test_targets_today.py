@@ -156,6 +156,7 @@ def test_one_shot_with_a_stale_file_is_refused_and_sends_nothing(
     assert journaled_orders(tmp_path) == 0
 
 
+@pytest.mark.slow
 def test_one_shot_with_allow_stale_trades_the_stale_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,6 +184,7 @@ def test_one_shot_with_yesterdays_date_is_refused_even_with_allow_stale(
     assert journaled_orders(tmp_path) == 0
 
 
+@pytest.mark.slow
 def test_one_shot_with_todays_date_trades(tmp_path: Path) -> None:
     targets = write(tmp_path, "symbol,weight,date\n600258.SH,0.1,2021-12-01\n")
     os.utime(targets, ns=(YESTERDAY_CLOSE - 10**9,) * 2)  # the date decides, not the mtime

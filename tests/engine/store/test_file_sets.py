@@ -190,6 +190,7 @@ def export_on_a_small_disk(db: Path, out: Path, limit: int) -> subprocess.Comple
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.slow
 def test_journal_export_on_a_disk_that_fills_at_fills_csv_keeps_the_previous_trade_log(
     tmp_path: Path,
 ) -> None:
@@ -212,6 +213,7 @@ def test_journal_export_on_a_disk_that_fills_at_fills_csv_keeps_the_previous_tra
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.slow
 def test_journal_export_on_a_full_disk_with_no_previous_trade_log_leaves_nothing(tmp_path: Path) -> None:
     db = asyncio.run(make_journal(tmp_path / "state" / "zhixing.db", orders=3))
     asyncio.run(add_fills(db, 4000))

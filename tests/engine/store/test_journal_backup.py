@@ -199,6 +199,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_a_journal_locked_by_another_process_is_retried_until_the_lock_goes(
     journal: Path, tmp_path: Path
 ) -> None:
@@ -228,6 +229,7 @@ def test_a_journal_locked_by_another_process_is_retried_until_the_lock_goes(
     conn.close()
 
 
+@pytest.mark.slow
 def test_a_lock_that_never_goes_fails_the_backup_after_bounded_attempts_and_leaves_nothing(
     journal: Path, tmp_path: Path
 ) -> None:
@@ -459,6 +461,7 @@ def write_run_config(folder: Path, backup_dir: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_zhixing_run_backs_up_the_journal_and_the_days_trade_log_after_the_close(
     tmp_path: Path,
 ) -> None:
@@ -479,6 +482,7 @@ async def test_zhixing_run_backs_up_the_journal_and_the_days_trade_log_after_the
     assert sum(int(r["filled_quantity"]) for r in logged) == sum(o.filled_quantity for o in orders)
 
 
+@pytest.mark.slow
 async def test_a_backup_job_that_cannot_write_is_reported_and_trading_is_unaffected(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_text("a file where the folder should be", encoding="utf-8")
     config = load_config(write_run_config(tmp_path, "blocked"))

@@ -42,6 +42,7 @@ def fill_the_disk(store: StateStore) -> None:
     asyncio.get_running_loop().create_task(store._run(full, store._conn))
 
 
+@pytest.mark.slow
 async def test_a_full_journal_disk_halts_tells_why_and_the_run_still_ends_and_closes(tmp_path: Path) -> None:
     recorder = MailRecorder(password="")
     with smtp_server(recorder) as port:
@@ -122,6 +123,7 @@ params = {{ interval_s = "10" }}
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.slow
 def test_zhixing_run_on_a_disk_that_fills_exits_not_clean_and_says_so_instead_of_hanging(
     tmp_path: Path,
 ) -> None:

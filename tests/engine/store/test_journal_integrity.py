@@ -202,6 +202,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGE))
+@pytest.mark.slow
 def test_a_damaged_journal_is_named_and_refused(journal: Path, case: str) -> None:
     damage, expected = DAMAGE[case]
     assert verify_journal(journal).ok  # sound before the damage

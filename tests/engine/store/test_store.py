@@ -512,6 +512,7 @@ async def test_two_connections_with_100_writers_each_never_surface_locked(tmp_pa
         await b.close()
 
 
+@pytest.mark.slow
 async def test_reserved_order_ids_are_unique_under_10k_concurrent_callers_and_across_reopen(
     tmp_path: Path,
 ) -> None:

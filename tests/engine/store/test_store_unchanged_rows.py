@@ -197,6 +197,7 @@ _states = st.dictionaries(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_states, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_the_encoder_is_byte_identical_to_to_json(states: list[dict[str, object]]) -> None:
     encoder = StateEncoder()
     for state in states:
