@@ -62,16 +62,16 @@ from typing import ClassVar, Generic, Protocol, TypeVar, overload
 
 import structlog
 
-from algos.lifecycle import ENDING, AlgoPhase, check_transition
-from algos.params import AlgoParams, parameter_error
-from algos.pricing import PricePolicy, auction_price, blocked_reason, compute_price, limit_band
-from algos.saved_state import STATE_VERSION, state_flag, state_int
-from algos.windows import auction_send_at, latest_due, past_auction_last_send
-from engine import reasons
-from engine.bus import EventBus
-from engine.clock import Clock, TimerHandle
-from engine.enums import OrderStatus, Side
-from engine.events import (
+from zhixing.algos.lifecycle import ENDING, AlgoPhase, check_transition
+from zhixing.algos.params import AlgoParams, parameter_error
+from zhixing.algos.pricing import PricePolicy, auction_price, blocked_reason, compute_price, limit_band
+from zhixing.algos.saved_state import STATE_VERSION, state_flag, state_int
+from zhixing.algos.windows import auction_send_at, latest_due, past_auction_last_send
+from zhixing.engine import reasons
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import (
     CancelOrder,
     OrderEvent,
     OrderFilled,
@@ -79,19 +79,19 @@ from engine.events import (
     Quote,
     SubmitOrder,
 )
-from engine.market import (
+from zhixing.engine.market import (
     Instrument,
     Phase,
     TradingCalendar,
     instrument_for,
     round_buy_quantity,
 )
-from engine.marketdata import QuoteSource, usable_for_pricing
-from engine.orders import Order
-from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import DenialCode, Unfilled, UnfilledCode
-from engine.reject_reasons import RejectAction, classify_reject
-from engine.units import NS_PER_SECOND
+from zhixing.engine.marketdata import QuoteSource, usable_for_pricing
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import DenialCode, Unfilled, UnfilledCode
+from zhixing.engine.reject_reasons import RejectAction, classify_reject
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.algos")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from algos.base import AlgoContext, ExecAlgo
-from algos.params import parameter_error
-from algos.registry import create_algo
-from engine.parents import ParentOrder, ParentStatus
+from zhixing.algos.base import AlgoContext, ExecAlgo
+from zhixing.algos.params import parameter_error
+from zhixing.algos.registry import create_algo
+from zhixing.engine.parents import ParentOrder, ParentStatus
 
 
 class AlgoJournal(Protocol):

@@ -14,17 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from algos.base import AlgoContext, ExecAlgo
-from algos.params import END_POLICIES, AlgoParams, check_choice, parameter_error
-from algos.pricing import PricePolicy, limit_band
-from algos.saved_state import state_int
-from algos.schedule import Window, clip_windows
-from algos.windows import end_instant, parent_windows
-from engine.enums import Side
-from engine.events import Quote
-from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import Unfilled, UnfilledCode
-from engine.units import NS_PER_SECOND
+from zhixing.algos.base import AlgoContext, ExecAlgo
+from zhixing.algos.params import END_POLICIES, AlgoParams, check_choice, parameter_error
+from zhixing.algos.pricing import PricePolicy, limit_band
+from zhixing.algos.saved_state import state_int
+from zhixing.algos.schedule import Window, clip_windows
+from zhixing.algos.windows import end_instant, parent_windows
+from zhixing.engine.enums import Side
+from zhixing.engine.events import Quote
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import Unfilled, UnfilledCode
+from zhixing.engine.units import NS_PER_SECOND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from algos.base import ExecAlgo
+from zhixing.algos.base import ExecAlgo
 
 
 class AlgoDirectory(Mapping[str, ExecAlgo]):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from algos.base import ExecAlgo
+from zhixing.algos.base import ExecAlgo
 
 log = structlog.get_logger("zhixing.algos")
 

@@ -18,17 +18,17 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from algos.base import AlgoContext, ExecAlgo
-from algos.params import END_POLICIES, AlgoParams, check_choice, parameter_error
-from algos.pricing import PricePolicy
-from algos.saved_state import state_flag, state_int
-from algos.schedule import Window, clip_windows
-from algos.windows import end_instant, parent_windows
-from engine.events import OrderEvent, OrderRejected
-from engine.market import round_buy_quantity
-from engine.parents import ParentOrder, ParentStatus
-from engine.reasons import Unfilled, UnfilledCode
-from engine.units import NS_PER_SECOND
+from zhixing.algos.base import AlgoContext, ExecAlgo
+from zhixing.algos.params import END_POLICIES, AlgoParams, check_choice, parameter_error
+from zhixing.algos.pricing import PricePolicy
+from zhixing.algos.saved_state import state_flag, state_int
+from zhixing.algos.schedule import Window, clip_windows
+from zhixing.algos.windows import end_instant, parent_windows
+from zhixing.engine.events import OrderEvent, OrderRejected
+from zhixing.engine.market import round_buy_quantity
+from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import Unfilled, UnfilledCode
+from zhixing.engine.units import NS_PER_SECOND
 
 RETRY_NS = 5 * NS_PER_SECOND
 """How soon a show that could not go out (no quote, sealed limit, denied, rejected) is tried again."""

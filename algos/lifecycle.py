@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from engine.errors import IllegalPhaseTransition
+from zhixing.engine.errors import IllegalPhaseTransition
 
 
 class AlgoPhase(StrEnum):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
-from engine.errors import ParameterError
+from zhixing.engine.errors import ParameterError
 
 
 def parameter_error(message: str, *, name: str | None, value: object) -> ParameterError:

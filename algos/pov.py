@@ -26,15 +26,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from algos.base import AlgoContext, ExecAlgo, PlanField
-from algos.params import END_POLICIES, ClosingAuctionParams, check_choice, parameter_error
-from algos.pricing import PricePolicy
-from algos.saved_state import state_flag, state_index, state_int, state_ints, state_optional_int
-from algos.schedule import clip_windows, slice_times
-from algos.windows import end_instant, parent_windows
-from engine.parents import ParentOrder
-from engine.reasons import Unfilled, UnfilledCode
-from engine.units import NS_PER_SECOND
+from zhixing.algos.base import AlgoContext, ExecAlgo, PlanField
+from zhixing.algos.params import END_POLICIES, ClosingAuctionParams, check_choice, parameter_error
+from zhixing.algos.pricing import PricePolicy
+from zhixing.algos.saved_state import state_flag, state_index, state_int, state_ints, state_optional_int
+from zhixing.algos.schedule import clip_windows, slice_times
+from zhixing.algos.windows import end_instant, parent_windows
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.reasons import Unfilled, UnfilledCode
+from zhixing.engine.units import NS_PER_SECOND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from engine.enums import Side
-from engine.events import Quote
-from engine.market import Instrument, price_limits, round_price
-from engine.marketdata import usable_for_pricing
-from engine.reasons import UnfilledCode
+from zhixing.engine.enums import Side
+from zhixing.engine.events import Quote
+from zhixing.engine.market import Instrument, price_limits, round_price
+from zhixing.engine.marketdata import usable_for_pricing
+from zhixing.engine.reasons import UnfilledCode
 
 
 class PricePolicy(StrEnum):

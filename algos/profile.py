@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algos.params import parameter_error
-from engine.errors import InputError
-from engine.input_limits import PROFILE, check_cell, decode_text, json_document, read_bounded
+from zhixing.algos.params import parameter_error
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import PROFILE, check_cell, decode_text, json_document, read_bounded
 
 SESSION_MINUTES = 240
 PROFILE_SCHEMA = "zhixing.volume_profile"

@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 
-from algos.base import AlgoContext
-from algos.basket import Basket
-from algos.params import parameter_error
-from engine.account import Account
-from engine.events import OrderEvent
-from engine.market import FeeSchedule, Instrument, instrument_for
-from engine.parents import ParentOrder
-from engine.portfolio.planner import Plan, PlanRow, size_buys
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.basket import Basket
+from zhixing.algos.params import parameter_error
+from zhixing.engine.account import Account
+from zhixing.engine.events import OrderEvent
+from zhixing.engine.market import FeeSchedule, Instrument, instrument_for
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.portfolio.planner import Plan, PlanRow, size_buys
 
 
 class RebalancePhase(StrEnum):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from algos.base import AlgoContext, ExecAlgo
-from algos.chase import ChaseAlgo
-from algos.iceberg import IcebergAlgo
-from algos.params import ClosingAuctionParams, parameter_error
-from algos.pov import PovAlgo
-from algos.twap import TwapAlgo
-from algos.vwap import VwapAlgo
-from engine.parents import ParentOrder
+from zhixing.algos.base import AlgoContext, ExecAlgo
+from zhixing.algos.chase import ChaseAlgo
+from zhixing.algos.iceberg import IcebergAlgo
+from zhixing.algos.params import ClosingAuctionParams, parameter_error
+from zhixing.algos.pov import PovAlgo
+from zhixing.algos.twap import TwapAlgo
+from zhixing.algos.vwap import VwapAlgo
+from zhixing.engine.parents import ParentOrder
 
 ALGOS: dict[str, type[ExecAlgo]] = {
     TwapAlgo.name: TwapAlgo,

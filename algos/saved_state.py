@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from algos.params import parameter_error
+from zhixing.algos.params import parameter_error
 
 STATE_VERSION = 1
 """The version of ``ExecAlgo.state()``'s layout; ``restore`` refuses any other."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from itertools import accumulate
 
-from algos.params import parameter_error
+from zhixing.algos.params import parameter_error
 
 Window = tuple[int, int]
 

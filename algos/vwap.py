@@ -25,17 +25,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 
-from algos.base import AlgoContext
-from algos.params import parameter_error
-from algos.pricing import PricePolicy
-from algos.profile import U_SHAPE, curve_for, resolve_profile
-from algos.saved_state import state_int, state_optional_int
-from algos.schedule import clip_windows, cumulative_targets
-from algos.twap import TwapAlgo, TwapParams
-from algos.windows import parent_windows
-from engine.errors import ParameterError
-from engine.parents import ParentOrder
-from engine.units import NS_PER_MINUTE, NS_PER_SECOND
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.params import parameter_error
+from zhixing.algos.pricing import PricePolicy
+from zhixing.algos.profile import U_SHAPE, curve_for, resolve_profile
+from zhixing.algos.saved_state import state_int, state_optional_int
+from zhixing.algos.schedule import clip_windows, cumulative_targets
+from zhixing.algos.twap import TwapAlgo, TwapParams
+from zhixing.algos.windows import parent_windows
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.units import NS_PER_MINUTE, NS_PER_SECOND
 
 CHINA_OFFSET_NS = 8 * 3600 * NS_PER_SECOND  # Asia/Shanghai has had no DST since 1991
 NS_PER_DAY = 86_400 * NS_PER_SECOND

@@ -10,11 +10,11 @@ from __future__ import annotations
 import bisect
 from datetime import timedelta
 
-from algos.params import parameter_error
-from algos.schedule import Window
-from engine.market import TradingCalendar, shanghai_ns, trading_date_of
-from engine.parents import ParentOrder
-from engine.units import NS_PER_SECOND
+from zhixing.algos.params import parameter_error
+from zhixing.algos.schedule import Window
+from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.units import NS_PER_SECOND
 
 MAX_SPAN_DAYS = 31
 """The longest a parent's window may span, in calendar days."""

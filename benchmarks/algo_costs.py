@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from engine.cli import main
+from zhixing.engine.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "replay" / "sample_data"
 RUNS = [

@@ -9,12 +9,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from adapters.fileorder.format import BIZ_OF_SIDE, ORDER_TYPE_LIMIT, price_text
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from engine.clock import SimClock
-from engine.enums import Side
-from engine.events import Quote
-from engine.feed import QuoteBook
+from zhixing.adapters.fileorder.format import BIZ_OF_SIDE, ORDER_TYPE_LIMIT, price_text
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import Side
+from zhixing.engine.events import Quote
+from zhixing.engine.feed import QuoteBook
 
 T0 = 1_700_000_000_000_000_000
 

@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.enums import Side
-from engine.orders import Order
-from engine.store import StateStore
+from zhixing.engine.enums import Side
+from zhixing.engine.orders import Order
+from zhixing.engine.store import StateStore
 
 
 def orders(start: int, count: int) -> list[Order]:

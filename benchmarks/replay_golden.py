@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from replay_throughput import benchmark_parents, load_market  # noqa: E402
 
-from engine.enums import Side  # noqa: E402
-from engine.market import shanghai_ns  # noqa: E402
-from engine.parents import ParentOrder  # noqa: E402
-from engine.risk_controls import RiskLimits  # noqa: E402
-from replay.data import MarketData  # noqa: E402
-from replay.harness import ReplayConfig, run_replay  # noqa: E402
+from zhixing.engine.enums import Side  # noqa: E402
+from zhixing.engine.market import shanghai_ns  # noqa: E402
+from zhixing.engine.parents import ParentOrder  # noqa: E402
+from zhixing.engine.risk_controls import RiskLimits  # noqa: E402
+from zhixing.replay.data import MarketData  # noqa: E402
+from zhixing.replay.harness import ReplayConfig, run_replay  # noqa: E402
 
 TABLES = {
     "orders": "SELECT * FROM orders ORDER BY client_order_id",
@@ -119,7 +119,7 @@ async def run(
             out[f"{table}[{len(rows)}]"] = digest(rows)
     finally:
         conn.close()
-    from engine.store import StateStore
+    from zhixing.engine.store import StateStore
 
     store = await StateStore.open(db, synchronous="OFF")
     try:

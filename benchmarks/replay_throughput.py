@@ -3,7 +3,7 @@
 Run by hand: ``python benchmarks/replay_throughput.py [N ...]`` (default 10 100 500). Each N runs in a
 fresh subprocess so peak memory (ru_maxrss) belongs to that N alone. Load time (CSV parse of N files:
 the three full-day 2022-06-01 files of the shared data, parsed again for every clone) is reported apart
-from replay time (the engine, algorithms and simulated exchange over the day).
+from zhixing.replay time (the engine, algorithms and simulated exchange over the day).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.parents import ParentOrder
-    from replay.data import MarketData
+    from zhixing.engine.parents import ParentOrder
+    from zhixing.replay.data import MarketData
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,7 +37,7 @@ def clone_code(template: str, i: int) -> str:
 
 def load_market(n: int) -> MarketData:
     """N symbols: the source files parsed again for every clone (a real parse per symbol), renamed."""
-    from replay.data import MarketData, clone_symbol_day, load_snapshot_file
+    from zhixing.replay.data import MarketData, clone_symbol_day, load_snapshot_file
 
     days = {}
     for i in range(n):
@@ -49,9 +49,9 @@ def load_market(n: int) -> MarketData:
 
 def benchmark_parents(market: MarketData) -> list[ParentOrder]:
     """A TWAP buy of ~0.5% of the day's volume on every symbol, 09:30-14:57."""
-    from engine.enums import Side
-    from engine.market import shanghai_ns
-    from engine.parents import ParentOrder
+    from zhixing.engine.enums import Side
+    from zhixing.engine.market import shanghai_ns
+    from zhixing.engine.parents import ParentOrder
 
     start, end = shanghai_ns(market.trade_date, "09:30"), shanghai_ns(market.trade_date, "14:57")
     return [
@@ -69,7 +69,7 @@ def benchmark_parents(market: MarketData) -> list[ParentOrder]:
 
 
 def run_one(n: int) -> dict[str, float]:
-    from replay.harness import ReplayConfig, run_replay
+    from zhixing.replay.harness import ReplayConfig, run_replay
 
     t0 = time.perf_counter()
     market = load_market(n)

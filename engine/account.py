@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from engine.enums import Side
-from engine.events import OrderFilled
-from engine.market import trading_date_of
-from engine.orders import Order
-from engine.reasons import DenialCode
+from zhixing.engine.enums import Side
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.market import trading_date_of
+from zhixing.engine.orders import Order
+from zhixing.engine.reasons import DenialCode
 
 FeeEstimator = Callable[[str, Side, int, int], int]  # (symbol, side, price, quantity) -> total fees
 

@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.clock import Clock, TimerHandle
-from engine.errors import ParameterError
-from engine.notify import Message
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.notify import Message
 
 
 @dataclass(slots=True)

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from engine.events import (
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderEvent,
     OrderStatusReport,
     PositionReport,
 )
-from engine.orders import Order
+from zhixing.engine.orders import Order
 
 EventSink = Callable[[OrderEvent], None]
 

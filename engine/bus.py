@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from engine.events import Event
+from zhixing.engine.events import Event
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None] | None]

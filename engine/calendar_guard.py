@@ -27,14 +27,14 @@ from typing import Final, TextIO
 
 import structlog
 
-from engine.clock import Clock, TimerHandle
-from engine.config import Config
-from engine.errors import CalendarError
-from engine.logs import mask_account
-from engine.market.calendar import HOW_TO_UPDATE, TradingCalendar, shanghai_ns, trading_date_of
-from engine.market.calendar_sources import CalendarSource, Disagreement
-from engine.notify import Message, MessageKind, Severity
-from engine.units import NS_PER_SECOND
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.config import Config
+from zhixing.engine.errors import CalendarError
+from zhixing.engine.logs import mask_account
+from zhixing.engine.market.calendar import HOW_TO_UPDATE, TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.market.calendar_sources import CalendarSource, Disagreement
+from zhixing.engine.notify import Message, MessageKind, Severity
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.calendar")
 

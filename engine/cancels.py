@@ -26,13 +26,13 @@ from functools import partial
 
 import structlog
 
-from engine.broker import BrokerAdapter
-from engine.clock import Clock, TimerHandle
-from engine.enums import OrderStatus
-from engine.errors import BrokerError, ParameterError
-from engine.freshness import BROKER_WORKING, AlertCallback, BrokerView, FreshnessTracker
-from engine.orders import Order
-from engine.units import NS_PER_SECOND
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import BrokerError, ParameterError
+from zhixing.engine.freshness import BROKER_WORKING, AlertCallback, BrokerView, FreshnessTracker
+from zhixing.engine.orders import Order
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.cancels")
 

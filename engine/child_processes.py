@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from engine.clock import Clock, LiveClock
+from zhixing.engine.clock import Clock, LiveClock
 
 log = structlog.get_logger("zhixing.child")
 HOST: Clock = LiveClock()  # a grace is the host's seconds, whatever the engine's clock (a replay's too)

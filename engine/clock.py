@@ -1,4 +1,4 @@
-"""The one injectable clock. Nothing outside this module reads a clock (``tests/test_clock_reads.py``).
+"""The one injectable clock. Nothing outside this module reads a clock (``tests/engine/test_clock_reads.py``).
 
 ``LiveClock`` is wall time anchored at start and moved on by the monotonic clock (a wall-clock step
 never reaches it), with the running loop's timers. ``SimClock`` holds virtual time that only
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from engine.errors import ParameterError
+from zhixing.engine.errors import ParameterError
 
 TimerCallback = Callable[[], None]
 

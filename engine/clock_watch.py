@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.clock import Clock, LiveClock, NsSource, TimerHandle
-from engine.config import ClockConfig
-from engine.errors import ParameterError
-from engine.notify import Message, clock_step_notice
-from engine.units import NS_PER_SECOND
+from zhixing.engine.clock import Clock, LiveClock, NsSource, TimerHandle
+from zhixing.engine.config import ClockConfig
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.notify import Message, clock_step_notice
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.clock")
 

@@ -23,15 +23,15 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from engine.config_model import SECRET_NAME, ConfigFile, FeedKind, JobKind, RouteKind, config_error
-from engine.errors import ConfigError, InputError
-from engine.input_limits import CONFIG as CONFIG_LIMITS
-from engine.input_limits import decode_text, read_bounded
-from engine.market.calendar import BeyondKnown
-from engine.market.calendar_sources import library_sources, merge
-from engine.market.holidays import HolidayList, read_holidays
-from engine.risk_controls import RiskLimits
-from engine.units import price_from_yuan
+from zhixing.engine.config_model import SECRET_NAME, ConfigFile, FeedKind, JobKind, RouteKind, config_error
+from zhixing.engine.errors import ConfigError, InputError
+from zhixing.engine.input_limits import CONFIG as CONFIG_LIMITS
+from zhixing.engine.input_limits import decode_text, read_bounded
+from zhixing.engine.market.calendar import BeyondKnown
+from zhixing.engine.market.calendar_sources import library_sources, merge
+from zhixing.engine.market.holidays import HolidayList, read_holidays
+from zhixing.engine.risk_controls import RiskLimits
+from zhixing.engine.units import price_from_yuan
 
 ROUTES: tuple[str, ...] = get_args(RouteKind)
 FEEDS: tuple[str, ...] = get_args(FeedKind)  # paper runs: ``zhixing paper``

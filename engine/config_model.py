@@ -27,10 +27,10 @@ from pydantic import (
     field_validator,
 )
 
-from engine import names
-from engine.errors import ConfigError
-from engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND, SECOND_NS, RiskLimits
-from engine.units import price_from_yuan
+from zhixing.engine import names
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND, SECOND_NS, RiskLimits
+from zhixing.engine.units import price_from_yuan
 
 SECRET_NAME = re.compile(r"(pass|secret|token|key$|webhook|url$)", re.IGNORECASE)
 """A key whose value is a secret: written only as a reference, never echoed in an error."""

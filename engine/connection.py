@@ -34,17 +34,17 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
-from engine.broker import BrokerAdapter
-from engine.clock import Clock, TimerHandle
-from engine.enums import OrderStatus
-from engine.errors import BrokerError
-from engine.events import OrderCancelRejected, OrderDenied, OrderPendingCancel
-from engine.freshness import AlertCallback
-from engine.inflight import InflightChecker
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reasons import Denial, DenialCode
-from engine.reconcile import ReconcileReport, resync
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.events import OrderCancelRejected, OrderDenied, OrderPendingCancel
+from zhixing.engine.freshness import AlertCallback
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.reconcile import ReconcileReport, resync
 
 log = structlog.get_logger("zhixing.connection")
 

@@ -47,17 +47,17 @@ from typing import Protocol
 
 import structlog
 
-from engine.cancels import GoneCheck, GoneReport
-from engine.clock import Clock, LiveClock
-from engine.errors import InputError, ParameterError, StoreError
-from engine.events import HaltChanged, HaltRequested, OrderDenied
-from engine.freshness import AlertCallback, position_key
-from engine.oms import OrderManager
-from engine.reasons import DenialCode
-from engine.reconcile import merge_order
-from engine.risk_controls import RISK_META_KEY, RiskControls
-from engine.store import StateStore, ops
-from engine.store.staging import to_json
+from zhixing.engine.cancels import GoneCheck, GoneReport
+from zhixing.engine.clock import Clock, LiveClock
+from zhixing.engine.errors import InputError, ParameterError, StoreError
+from zhixing.engine.events import HaltChanged, HaltRequested, OrderDenied
+from zhixing.engine.freshness import AlertCallback, position_key
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.reasons import DenialCode
+from zhixing.engine.reconcile import merge_order
+from zhixing.engine.risk_controls import RISK_META_KEY, RiskControls
+from zhixing.engine.store import StateStore, ops
+from zhixing.engine.store.staging import to_json
 
 log = structlog.get_logger("zhixing.control")
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.alert_digest import AlertDigest, Gathered, Item
-from engine.bus import EventBus
-from engine.clock import Clock
-from engine.events import OrderDenied
-from engine.notify import Message, denial_digest, risk_denial
-from engine.reasons import DenialCode
-from engine.units import NS_PER_MINUTE
+from zhixing.engine.alert_digest import AlertDigest, Gathered, Item
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock
+from zhixing.engine.events import OrderDenied
+from zhixing.engine.notify import Message, denial_digest, risk_denial
+from zhixing.engine.reasons import DenialCode
+from zhixing.engine.units import NS_PER_MINUTE
 
 Post = Callable[[Message], None]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.enums import OrderStatus, Side
-from engine.reasons import DenialCode
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.reasons import DenialCode
 
 _RECORD = {"frozen": True, "slots": True, "kw_only": True}
 

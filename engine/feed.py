@@ -22,10 +22,10 @@ from typing import Protocol
 
 import structlog
 
-from engine.clock import Clock, TimerHandle
-from engine.errors import ParameterError
-from engine.events import Quote
-from engine.marketdata import usable_for_pricing
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.events import Quote
+from zhixing.engine.marketdata import usable_for_pricing
 
 log = structlog.get_logger("zhixing.feed")
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.clock import Clock
-from engine.errors import FeedError, ParameterError
-from engine.feed import QuoteBook, QuoteFeed
-from engine.units import NS_PER_SECOND
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import FeedError, ParameterError
+from zhixing.engine.feed import QuoteBook, QuoteFeed
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.feed")
 

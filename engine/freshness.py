@@ -32,15 +32,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.clock import Clock
-from engine.enums import OrderStatus
-from engine.errors import ParameterError
-from engine.events import FillReport, OrderStatusReport
-from engine.held_ends import end_waits
-from engine.orders import Order
-from engine.units import NS_PER_SECOND
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.clock import Clock
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.events import FillReport, OrderStatusReport
+from zhixing.engine.held_ends import end_waits
+from zhixing.engine.orders import Order
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.freshness")
 

@@ -33,8 +33,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from engine.events import OrderCanceled, OrderExpired
-from engine.orders import Order
+from zhixing.engine.events import OrderCanceled, OrderExpired
+from zhixing.engine.orders import Order
 
 End = OrderCanceled | OrderExpired
 ENDS = (OrderCanceled, OrderExpired)  # a tuple for ``isinstance``: ``A | B`` would build a union per call

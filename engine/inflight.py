@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from engine.broker import BrokerAdapter
-from engine.enums import OrderStatus
-from engine.events import OrderCancelRejected, OrderRejected, OrderStatusReport
-from engine.freshness import (
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.events import OrderCancelRejected, OrderRejected, OrderStatusReport
+from zhixing.engine.freshness import (
     BROKER_WORKING,
     AlertCallback,
     BrokerView,
@@ -40,9 +40,9 @@ from engine.freshness import (
     differences,
     order_key,
 )
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import HALT_REASON, ReconcileReport, adopt_broker_truth, merge_order
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import HALT_REASON, ReconcileReport, adopt_broker_truth, merge_order
 
 log = structlog.get_logger("zhixing.inflight")
 

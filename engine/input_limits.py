@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from engine.errors import InputError
+from zhixing.engine.errors import InputError
 
 MAX_COLUMNS: Final = 1_000
 """Columns a tabular input may have: more is not a file zhixing reads."""

@@ -13,11 +13,11 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from engine.enums import Side
-from engine.errors import InputError
-from engine.input_limits import ORDERS, POSITIONS, Limits, csv_records, decode_text, read_bounded
-from engine.market import normalize_symbol, shanghai_ns
-from engine.units import price_from_yuan
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import ORDERS, POSITIONS, Limits, csv_records, decode_text, read_bounded
+from zhixing.engine.market import normalize_symbol, shanghai_ns
+from zhixing.engine.units import price_from_yuan
 
 _SIDES = {"buy": Side.BUY, "b": Side.BUY, "买": Side.BUY, "sell": Side.SELL, "s": Side.SELL, "卖": Side.SELL}
 

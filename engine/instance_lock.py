@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Protocol
 
-from engine.errors import ZhixingError
+from zhixing.engine.errors import ZhixingError
 
 WINDOWS_LOCK_OFFSET = 64  # the byte Windows locks: beyond any pid text
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from engine import secrets
+from zhixing.engine import secrets
 
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key", "smtp_password", "auth"})
 ACCOUNT_KEYS = frozenset({"account", "account_id"})

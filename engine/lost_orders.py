@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 import structlog
 
-from engine.oms import OrderManager
-from engine.order_ids import OrderIds
-from engine.reconcile import HALT_REASON, ReconcileReport
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.order_ids import OrderIds
+from zhixing.engine.reconcile import HALT_REASON, ReconcileReport
 
 log = structlog.get_logger("zhixing.reconcile")
 

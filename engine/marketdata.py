@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.events import Quote
+from zhixing.engine.events import Quote
 
 
 class QuoteSource(Protocol):

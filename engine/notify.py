@@ -24,13 +24,13 @@ from typing import Final, Protocol
 
 import structlog
 
-from engine.clock import Clock
-from engine.enums import Side
-from engine.errors import ParameterError, ZhixingError
-from engine.logs import mask_account
-from engine.market import ns_to_shanghai
-from engine.readiness import NotReady
-from engine.units import NS_PER_SECOND, yuan_str
+from zhixing.engine.clock import Clock
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import ParameterError, ZhixingError
+from zhixing.engine.logs import mask_account
+from zhixing.engine.market import ns_to_shanghai
+from zhixing.engine.readiness import NotReady
+from zhixing.engine.units import NS_PER_SECOND, yuan_str
 
 log = structlog.get_logger("zhixing.notify")
 

@@ -40,14 +40,14 @@ from typing import Protocol
 
 import structlog
 
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.bus import EventBus
-from engine.cancels import CancelRetry
-from engine.clock import Clock, TimerHandle
-from engine.enums import OrderStatus
-from engine.errors import BrokerError, IllegalTransition, OverfillError, StoreError
-from engine.events import (
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.bus import EventBus
+from zhixing.engine.cancels import CancelRetry
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import BrokerError, IllegalTransition, OverfillError, StoreError
+from zhixing.engine.events import (
     CancelOrder,
     HaltChanged,
     HaltRequested,
@@ -61,12 +61,12 @@ from engine.events import (
     OrderSubmitted,
     SubmitOrder,
 )
-from engine.freshness import AlertCallback, FreshnessTracker
-from engine.held_ends import ENDS, End, HeldEnds, end_waits
-from engine.order_ids import LEGACY_IDS, OrderIds
-from engine.orders import Order
-from engine.reasons import Denial, DenialCode
-from engine.store import StateStore
+from zhixing.engine.freshness import AlertCallback, FreshnessTracker
+from zhixing.engine.held_ends import ENDS, End, HeldEnds, end_waits
+from zhixing.engine.order_ids import LEGACY_IDS, OrderIds
+from zhixing.engine.orders import Order
+from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.store import StateStore
 
 PreTradeCheck = Callable[[Order], Denial | None]
 

@@ -34,8 +34,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from engine.errors import ParameterError, ZhixingError
-from engine.logs import mask_account
+from zhixing.engine.errors import ParameterError, ZhixingError
+from zhixing.engine.logs import mask_account
 
 PREFIX: Final = "Z"
 KEY_LENGTH: Final = 5

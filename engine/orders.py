@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus, Side
-from engine.errors import IllegalTransition, OverfillError
-from engine.events import (
+from zhixing.engine.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus, Side
+from zhixing.engine.errors import IllegalTransition, OverfillError
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -24,7 +24,7 @@ from engine.events import (
     OrderRejected,
     OrderSubmitted,
 )
-from engine.reasons import DenialCode
+from zhixing.engine.reasons import DenialCode
 
 S = OrderStatus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.enums import Side
+from zhixing.engine.enums import Side
 
 
 class ParentStatus(StrEnum):

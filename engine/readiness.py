@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.broker import BrokerAdapter
-from engine.clock import Clock
-from engine.errors import BrokerDisconnected, BrokerError, FeedError, ParameterError, ZhixingError
-from engine.events import AccountReport
-from engine.units import NS_PER_SECOND
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import BrokerDisconnected, BrokerError, FeedError, ParameterError, ZhixingError
+from zhixing.engine.events import AccountReport
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.readiness")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from engine.errors import ParameterError
+from zhixing.engine.errors import ParameterError
 
 
 class DenialCode(StrEnum):

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from engine.broker import BrokerAdapter
-from engine.enums import OrderStatus
-from engine.errors import BrokerError, StoreError
-from engine.events import (
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import BrokerError, StoreError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -46,10 +46,10 @@ from engine.events import (
     OrderStatusReport,
     OrderSubmitted,
 )
-from engine.freshness import BROKER_WORKING, BrokerView, differences
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.store import StateStore
+from zhixing.engine.freshness import BROKER_WORKING, BrokerView, differences
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.store import StateStore
 
 log = structlog.get_logger("zhixing.reconcile")
 

@@ -21,14 +21,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
-from engine.alert_digest import AlertDigest, Gathered, Item
-from engine.bus import EventBus
-from engine.clock import Clock
-from engine.events import OrderRejected
-from engine.logs import mask_account
-from engine.notify import Message, MessageKind, Severity
-from engine.reject_reasons import RejectAction, classify_reject
-from engine.units import NS_PER_MINUTE
+from zhixing.engine.alert_digest import AlertDigest, Gathered, Item
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock
+from zhixing.engine.events import OrderRejected
+from zhixing.engine.logs import mask_account
+from zhixing.engine.notify import Message, MessageKind, Severity
+from zhixing.engine.reject_reasons import RejectAction, classify_reject
+from zhixing.engine.units import NS_PER_MINUTE
 
 Post = Callable[[Message], None]
 

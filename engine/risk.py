@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.account import Account
-from engine.clock import Clock
-from engine.enums import Side
-from engine.market import Instrument, Phase, TradingCalendar, check_order_quantity, check_price, price_limits
-from engine.marketdata import QuoteSource
-from engine.oms import PreTradeCheck
-from engine.orders import Order
-from engine.reasons import Denial, DenialCode
+from zhixing.engine.account import Account
+from zhixing.engine.clock import Clock
+from zhixing.engine.enums import Side
+from zhixing.engine.market import (
+    Instrument,
+    Phase,
+    TradingCalendar,
+    check_order_quantity,
+    check_price,
+    price_limits,
+)
+from zhixing.engine.marketdata import QuoteSource
+from zhixing.engine.oms import PreTradeCheck
+from zhixing.engine.orders import Order
+from zhixing.engine.reasons import Denial, DenialCode
 
 _ORDER_PHASES = frozenset({Phase.OPENING_CALL, Phase.PRE_CONTINUOUS, Phase.CONTINUOUS, Phase.CLOSING_CALL})
 

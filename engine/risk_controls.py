@@ -43,15 +43,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from engine.bus import EventBus
-from engine.clock import Clock
-from engine.enums import OrderStatus, Side
-from engine.errors import ConfigError
-from engine.events import HaltRequested, OrderAccepted, OrderDenied, OrderFilled, OrderRejected
-from engine.marketdata import QuoteSource
-from engine.orders import Order
-from engine.reasons import Denial, DenialCode
-from engine.reject_reasons import classify_reject
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.events import HaltRequested, OrderAccepted, OrderDenied, OrderFilled, OrderRejected
+from zhixing.engine.marketdata import QuoteSource
+from zhixing.engine.orders import Order
+from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.reject_reasons import classify_reject
 
 if TYPE_CHECKING:
     pass

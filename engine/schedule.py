@@ -23,10 +23,10 @@ from typing import Final
 import structlog
 from croniter import croniter
 
-from engine.clock import Clock, TimerHandle
-from engine.errors import ConfigError, ParameterError
-from engine.market.calendar import SHANGHAI, TradingCalendar, ns_to_shanghai, shanghai_ns
-from engine.units import NS_PER_MINUTE, NS_PER_SECOND
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import ConfigError, ParameterError
+from zhixing.engine.market.calendar import SHANGHAI, TradingCalendar, ns_to_shanghai, shanghai_ns
+from zhixing.engine.units import NS_PER_MINUTE, NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.schedule")
 

@@ -21,7 +21,7 @@ import threading
 from typing import Final, NoReturn
 from urllib.parse import quote, quote_plus
 
-from engine.errors import ConfigError
+from zhixing.engine.errors import ConfigError
 
 MASK: Final = "***"
 # Shorter values are not scrubbed from logs: "1" or "ok" would shred every message. Real passwords,

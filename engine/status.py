@@ -23,15 +23,15 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table
 
-from engine.account import Account
-from engine.enums import WORKING_STATUSES, OrderStatus
-from engine.errors import InputError, StoreError
-from engine.logs import mask_account
-from engine.risk_controls import RISK_META_KEY
-from engine.store import schema
-from engine.store.algo_rows import SELECT_V1, join_algo_state
-from engine.store.staging import to_json
-from engine.units import yuan_str
+from zhixing.engine.account import Account
+from zhixing.engine.enums import WORKING_STATUSES, OrderStatus
+from zhixing.engine.errors import InputError, StoreError
+from zhixing.engine.logs import mask_account
+from zhixing.engine.risk_controls import RISK_META_KEY
+from zhixing.engine.store import schema
+from zhixing.engine.store.algo_rows import SELECT_V1, join_algo_state
+from zhixing.engine.store.staging import to_json
+from zhixing.engine.units import yuan_str
 
 ACCOUNT_META_KEY = "account"
 HALT_META_KEY = "halt"  # written by engine.control.EngineControl

@@ -34,12 +34,12 @@ from typing import Any, Final
 
 import structlog
 
-from engine.cancels import SETTLE_NS
-from engine.child_processes import kill_all_now
-from engine.clock import Clock, LiveClock
-from engine.config import Config
-from engine.freshness import DEFAULT_ANSWERS, DEFAULT_GRACE_NS
-from engine.units import NS_PER_SECOND
+from zhixing.engine.cancels import SETTLE_NS
+from zhixing.engine.child_processes import kill_all_now
+from zhixing.engine.clock import Clock, LiveClock
+from zhixing.engine.config import Config
+from zhixing.engine.freshness import DEFAULT_ANSWERS, DEFAULT_GRACE_NS
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.stop")
 HOST: Clock = LiveClock()  # a stop's bound is the host's seconds, whatever the engine's clock

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from engine.clock import Clock
-from engine.errors import InputError
-from engine.input_limits import TARGETS, read_bounded
-from engine.market import TradingCalendar, iso8601, shanghai_ns, trading_date_of
-from engine.portfolio.targets import Target, load_targets
-from engine.store import StateStore
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import TARGETS, read_bounded
+from zhixing.engine.market import TradingCalendar, iso8601, shanghai_ns, trading_date_of
+from zhixing.engine.portfolio.targets import Target, load_targets
+from zhixing.engine.store import StateStore
 
 CLOSE = "15:00"
 """The previous trading day's close: an undated file written before it is not today's."""

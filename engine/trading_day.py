@@ -35,20 +35,20 @@ from typing import Final, Protocol
 
 import structlog
 
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.clock import Clock, TimerHandle
-from engine.errors import CalendarError
-from engine.freshness import BrokerView
-from engine.market import TradingCalendar, shanghai_ns, trading_date_of
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.reasons import Denial, DenialCode
-from engine.reconcile import ReconcileReport, end_earlier_days
-from engine.risk_controls import RiskControls
-from engine.store import StateStore
-from engine.units import NS_PER_SECOND
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import CalendarError
+from zhixing.engine.freshness import BrokerView
+from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.reconcile import ReconcileReport, end_earlier_days
+from zhixing.engine.risk_controls import RiskControls
+from zhixing.engine.store import StateStore
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.day")
 

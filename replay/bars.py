@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from engine.errors import InputError
-from engine.units import NS_PER_MINUTE, PRICE_SCALE
-from replay.data import (
+from zhixing.engine.errors import InputError
+from zhixing.engine.units import NS_PER_MINUTE, PRICE_SCALE
+from zhixing.replay.data import (
     CHINA_UTC_OFFSET_NS,
     FIRST_DATA_ROW,
     HEADER_ROW,

@@ -48,19 +48,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from algos.basket import Basket
-from engine.clock_watch import ClockWatch
-from engine.connection import ConnectionIncident, Pausable
-from engine.enums import Side
-from engine.errors import BrokerDisconnected
-from engine.events import OrderStatusReport, OrderSubmitted, PositionReport
-from engine.market import shanghai_ns
-from engine.parents import ParentOrder
-from engine.readiness import wait_until_ready
-from engine.reasons import Unfilled, UnfilledCode
-from engine.units import NS_PER_SECOND
-from replay.data import MarketData
-from replay.faults import (
+from zhixing.algos.basket import Basket
+from zhixing.engine.clock_watch import ClockWatch
+from zhixing.engine.connection import ConnectionIncident, Pausable
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import BrokerDisconnected
+from zhixing.engine.events import OrderStatusReport, OrderSubmitted, PositionReport
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.readiness import wait_until_ready
+from zhixing.engine.reasons import Unfilled, UnfilledCode
+from zhixing.engine.units import NS_PER_SECOND
+from zhixing.replay.data import MarketData
+from zhixing.replay.faults import (
     FAULTS,
     SUSPENDED_REASON,
     FaultPlan,
@@ -69,8 +69,8 @@ from replay.faults import (
     SteppedWall,
     WallStep,
 )
-from replay.harness import ReplayConfig, ReplaySession, open_session
-from replay.recovery import (
+from zhixing.replay.harness import ReplayConfig, ReplaySession, open_session
+from zhixing.replay.recovery import (
     ProcessClock,
     crash,
     restart_session,

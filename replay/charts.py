@@ -23,15 +23,15 @@ from matplotlib.axes import Axes
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
-from engine import names
-from engine.enums import Side
-from engine.events import OrderFilled
-from engine.parents import ParentOrder
+from zhixing.engine import names
+from zhixing.engine.enums import Side
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.parents import ParentOrder
 
 if TYPE_CHECKING:
-    from algos.base import ExecAlgo
-    from engine.oms import OrderManager
-    from replay.data import SymbolDay
+    from zhixing.algos.base import ExecAlgo
+    from zhixing.engine.oms import OrderManager
+    from zhixing.replay.data import SymbolDay
 
 
 def _times(ts_ns: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from engine.errors import InputError, ParameterError
-from engine.units import NS_PER_SECOND, PRICE_SCALE
+from zhixing.engine.errors import InputError, ParameterError
+from zhixing.engine.units import NS_PER_SECOND, PRICE_SCALE
 
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 CHINA_UTC_OFFSET_NS = 8 * 3600 * NS_PER_SECOND  # Asia/Shanghai has had no DST since 1991

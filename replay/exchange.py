@@ -54,12 +54,12 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Final
 
-from engine.account import Account
-from engine.broker import EventSink
-from engine.clock import SimClock, TimerHandle
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError, ParameterError
-from engine.events import (
+from zhixing.engine.account import Account
+from zhixing.engine.broker import EventSink
+from zhixing.engine.clock import SimClock, TimerHandle
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError, ParameterError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -73,11 +73,11 @@ from engine.events import (
     PositionReport,
     Quote,
 )
-from engine.market import FeeSchedule, Instrument, TradingCalendar, instrument_for, shanghai_ns
-from engine.orders import Order
-from replay.data import MarketData
-from replay.exchange_rules import VenueRules
-from replay.matching import (
+from zhixing.engine.market import FeeSchedule, Instrument, TradingCalendar, instrument_for, shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.replay.data import MarketData
+from zhixing.replay.exchange_rules import VenueRules
+from zhixing.replay.matching import (
     ContinuousWindows,
     SymbolBook,
     allocate_uncross,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.account import Account
-from engine.enums import Side
-from engine.market import (
+from zhixing.engine.account import Account
+from zhixing.engine.enums import Side
+from zhixing.engine.market import (
     FeeSchedule,
     Instrument,
     Phase,
@@ -20,8 +20,8 @@ from engine.market import (
     check_price,
     price_limits,
 )
-from engine.orders import Order
-from replay.data import MarketData, SymbolDay
+from zhixing.engine.orders import Order
+from zhixing.replay.data import MarketData, SymbolDay
 
 CLOSED_PHASES = frozenset({Phase.CLOSED, Phase.PRE_OPEN, Phase.AFTER_HOURS})
 """The exchange takes no orders: before 09:15, from 15:00, and on non-trading days. Orders arriving in

@@ -58,9 +58,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from engine.broker import BrokerAdapter, EventSink
-from engine.clock import Clock, SimClock, TimerHandle
-from engine.connection import (
+from zhixing.engine.broker import BrokerAdapter, EventSink
+from zhixing.engine.clock import Clock, SimClock, TimerHandle
+from zhixing.engine.connection import (
     ConnectionMonitor,
     IncidentCallback,
     LinkAwareInflightChecker,
@@ -68,9 +68,9 @@ from engine.connection import (
     ReportsConnection,
     attach_to_adapter,
 )
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerDisconnected, ParameterError
-from engine.events import (
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerDisconnected, ParameterError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -83,8 +83,8 @@ from engine.events import (
     OrderStatusReport,
     PositionReport,
 )
-from engine.orders import Order
-from replay.harness import Progress, ReplaySession
+from zhixing.engine.orders import Order
+from zhixing.replay.harness import Progress, ReplaySession
 
 FAULTS = (
     "drop_ack",

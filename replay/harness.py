@@ -13,25 +13,25 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from algos.base import AlgoContext
-from algos.basket import Basket
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.bus import EventBus
-from engine.clock import Clock, SimClock, TimerHandle
-from engine.errors import ParameterError
-from engine.events import OrderFilled
-from engine.inflight import InflightChecker
-from engine.market import FeeSchedule, TradingCalendar, shanghai_ns
-from engine.oms import OrderManager
-from engine.parents import ParentOrder
-from engine.risk_controls import RiskLimits
-from engine.store import StateStore
-from engine.trading_day import day_start_ns
-from replay.data import MarketData
-from replay.exchange import SimExchange
-from replay.report import ReplayReport, build_report
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.basket import Basket
 from zhixing.assembly import Engine, EngineSettings, build_engine, new_account
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock, SimClock, TimerHandle
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.market import FeeSchedule, TradingCalendar, shanghai_ns
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.risk_controls import RiskLimits
+from zhixing.engine.store import StateStore
+from zhixing.engine.trading_day import day_start_ns
+from zhixing.replay.data import MarketData
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.report import ReplayReport, build_report
 
 Progress = Callable[[int, int], None]  # (now_ns - start, total span) in ns
 

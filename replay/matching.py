@@ -42,7 +42,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from replay.data import SymbolDay
+from zhixing.replay.data import SymbolDay
 
 INT64_MAX: Final = int(np.iinfo(np.int64).max)
 FIRST_WINDOW: Final = 64

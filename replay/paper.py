@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from engine.clock import Clock, TimerHandle
-from engine.errors import FeedError
-from engine.feed import QuoteSink, Reference
-from engine.marketdata import QuoteSource
-from replay.data import MarketData
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import FeedError
+from zhixing.engine.feed import QuoteSink, Reference
+from zhixing.engine.marketdata import QuoteSource
+from zhixing.replay.data import MarketData
 
 
 class RecordedFeed:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from algos.rebalance import Rebalance
-from engine.market import instrument_for, price_limits
-from engine.parents import ParentOrder
-from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
-from engine.portfolio.targets import Target
-from replay.data import MarketData
-from replay.harness import Progress, ReplayConfig, ReplayResult, open_session
-from replay.report import build_report
+from zhixing.algos.rebalance import Rebalance
+from zhixing.engine.market import instrument_for, price_limits
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
+from zhixing.engine.portfolio.targets import Target
+from zhixing.replay.data import MarketData
+from zhixing.replay.harness import Progress, ReplayConfig, ReplayResult, open_session
+from zhixing.replay.report import build_report
 
 
 @dataclass(slots=True, kw_only=True)
@@ -105,7 +105,7 @@ async def run_rebalance(
         def watch_cash(_: object) -> None:
             lowest[0] = min(lowest[0], session.account.cash)
 
-        from engine.events import OrderFilled  # local: only this driver watches cash per fill
+        from zhixing.engine.events import OrderFilled  # local: only this driver watches cash per fill
 
         session.bus.subscribe(OrderFilled, watch_cash)
 

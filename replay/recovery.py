@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from algos.basket import Basket
-from engine.broker import BrokerAdapter, EventSink
-from engine.clock import AnchoredTime, NsSource, SimClock, TimerCallback, TimerHandle
-from engine.enums import Side
-from engine.errors import InputError, ParameterError
-from engine.events import (
+from zhixing.algos.basket import Basket
+from zhixing.engine.broker import BrokerAdapter, EventSink
+from zhixing.engine.clock import AnchoredTime, NsSource, SimClock, TimerCallback, TimerHandle
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import InputError, ParameterError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderEvent,
@@ -42,13 +42,13 @@ from engine.events import (
     PositionReport,
     Quote,
 )
-from engine.market import TradingCalendar
-from engine.orders import Order
-from engine.reconcile import ReconcileReport, recover
-from engine.store import StateStore
-from replay.data import MarketData
-from replay.exchange import SimExchange
-from replay.harness import SIM_NOW_KEY, ReplayConfig, ReplaySession, replay_account, replay_session
+from zhixing.engine.market import TradingCalendar
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import ReconcileReport, recover
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import MarketData
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.harness import SIM_NOW_KEY, ReplayConfig, ReplaySession, replay_account, replay_session
 
 __all__ = ["SIM_NOW_KEY"]  # the virtual time of the last commit (a restart begins no earlier)
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.enums import OrderStatus, Side
-from engine.market import iso8601
-from engine.parents import ParentOrder
-from engine.units import yuan
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.market import iso8601
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.units import yuan
 
 if TYPE_CHECKING:
-    from algos.basket import Basket
-    from engine.oms import OrderManager
-    from engine.risk_controls import RiskControls
-    from replay.data import MarketData
+    from zhixing.algos.basket import Basket
+    from zhixing.engine.oms import OrderManager
+    from zhixing.engine.risk_controls import RiskControls
+    from zhixing.replay.data import MarketData
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

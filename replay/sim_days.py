@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from engine.clock import SimClock, TimerHandle
-from engine.market import TradingCalendar, shanghai_ns, trading_date_of
-from replay.data import MarketData, shift_market
-from replay.exchange import SimExchange
-from replay.paper import RecordedFeed
+from zhixing.engine.clock import SimClock, TimerHandle
+from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.replay.data import MarketData, shift_market
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.paper import RecordedFeed
 
 CLOSE = "15:00"
 

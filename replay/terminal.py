@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder.format import (
     CANCEL_HEADER,
     CANCEL_SUFFIX,
     CASH_FILE,
@@ -79,11 +79,11 @@ from adapters.fileorder.format import (
     render_rows,
     split_line,
 )
-from adapters.fileorder.output_rows import cash_values, exec_values, position_values, status_values
-from engine.clock import Clock, TimerHandle
-from engine.enums import Side
-from engine.errors import InputError, ParameterError
-from engine.events import (
+from zhixing.adapters.fileorder.output_rows import cash_values, exec_values, position_values, status_values
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import InputError, ParameterError
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -92,10 +92,10 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
-from engine.market.symbols import from_gm
-from engine.orders import Order
-from engine.units import price_from_yuan
-from replay.exchange import SimExchange
+from zhixing.engine.market.symbols import from_gm
+from zhixing.engine.orders import Order
+from zhixing.engine.units import price_from_yuan
+from zhixing.replay.exchange import SimExchange
 
 log = structlog.get_logger("zhixing.terminal")
 

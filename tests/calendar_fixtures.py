@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from engine.market.calendar_sources import CalendarSource, exchange_calendars_source
+from zhixing.engine.market.calendar_sources import CalendarSource, exchange_calendars_source
 
 END_2026 = date(2026, 12, 31)
 

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from engine.broker import BrokerAdapter, EventSink
-from engine.bus import EventBus
-from engine.clock import Clock, SimClock
-from engine.events import (
+from zhixing.engine.broker import BrokerAdapter, EventSink
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock, SimClock
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -26,13 +26,13 @@ from engine.events import (
     PositionReport,
     Quote,
 )
-from engine.market import TradingCalendar, price_limits
-from engine.market import instrument_for as _instrument_for
-from engine.marketdata import QuoteSource
-from engine.oms import OrderManager, PreTradeCheck
-from engine.orders import Order
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.store import StateStore
+from zhixing.engine.market import TradingCalendar, price_limits
+from zhixing.engine.market import instrument_for as _instrument_for
+from zhixing.engine.marketdata import QuoteSource
+from zhixing.engine.oms import OrderManager, PreTradeCheck
+from zhixing.engine.orders import Order
+from zhixing.engine.risk_controls import RiskControls, RiskLimits
+from zhixing.engine.store import StateStore
 
 
 class FakeBroker:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from engine.clock import LiveClock
-from engine.errors import BrokerError
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.engine.clock import LiveClock
+from zhixing.engine.errors import BrokerError
 
 
 def main(argv: list[str]) -> int:

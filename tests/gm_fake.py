@@ -1,7 +1,8 @@
 """A faithful fake of the ``gm.api`` functions the gm route and feed call (gm 3.0.192).
 
 ``FakeGmApi`` has the same public function names and parameter names (and defaults) as the real ones;
-``tests/test_gm_api_surface.py`` checks both against the real ``gm/api/*.py``. Payloads are the dicts gm
+``tests/adapters/gm/test_gm_api_surface.py`` checks both against the real ``gm/api/*.py``.
+Payloads are the dicts gm
 builds (``protobuf_to_dict`` of ``Order``/``ExecRpt``/``Cash``/``Position``/``Tick``/``Instrument``: field
 names from ``gm/pb/*.pyi``, timestamps as Beijing-aware ``datetime``, prices float yuan).
 
@@ -21,8 +22,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from adapters.gm import entry
-from adapters.gm.codes import (
+from zhixing.adapters.gm import entry
+from zhixing.adapters.gm.codes import (
     EXEC_CANCEL_REJECTED,
     EXEC_CANCELED,
     EXEC_NEW,

@@ -8,10 +8,10 @@ import sqlite3
 import struct
 from pathlib import Path
 
-from engine.enums import OrderStatus, Side
-from engine.events import OrderFilled
-from engine.orders import Order
-from engine.store import StateStore
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.orders import Order
+from zhixing.engine.store import StateStore
 
 T0 = 1638322200_000000000  # 2021-12-01 09:30:00 Asia/Shanghai
 SEC = 1_000_000_000

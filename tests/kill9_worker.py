@@ -1,4 +1,4 @@
-"""A replay worker that ``tests/test_kill9.py`` kills with SIGKILL and starts again.
+"""A replay worker that ``tests/replay/test_kill9.py`` kills with SIGKILL and starts again.
 
 ``python tests/kill9_worker.py DIR [--kill-after engine:N | broker:N] [--downtime-ms MS]``
 
@@ -27,15 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from the test
     sys.path.insert(0, str(ROOT))
 
-from algos.basket import Basket  # noqa: E402
-from engine.enums import Side  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
-from engine.market import shanghai_ns  # noqa: E402
-from engine.parents import ParentOrder  # noqa: E402
-from engine.store import StateStore  # noqa: E402
-from replay.data import MarketData, load_snapshots  # noqa: E402
-from replay.harness import ReplayConfig  # noqa: E402
-from replay.recovery import (  # noqa: E402
+from zhixing.algos.basket import Basket  # noqa: E402
+from zhixing.engine.enums import Side  # noqa: E402
+from zhixing.engine.logs import configure_logging  # noqa: E402
+from zhixing.engine.market import shanghai_ns  # noqa: E402
+from zhixing.engine.parents import ParentOrder  # noqa: E402
+from zhixing.engine.store import StateStore  # noqa: E402
+from zhixing.replay.data import MarketData, load_snapshots  # noqa: E402
+from zhixing.replay.harness import ReplayConfig  # noqa: E402
+from zhixing.replay.recovery import (  # noqa: E402
     SIM_NOW_KEY,
     DurableSimBroker,
     build_session,

@@ -1,7 +1,8 @@
 """A faithful fake of miniQMT as xtquant shows it: ``XtQuantTrader``, ``StockAccount``, the callback class,
 the ``xttype`` records, and the ``xtdata`` functions the feed uses.
 
-Public names and signatures match the real package (``tests/test_qmt_signatures.py`` parses the real
+Public names and signatures match the real package (``tests/adapters/qmt/test_qmt_signatures.py`` parses
+the real
 ``xttrader.py``, ``xttype.py`` and ``xtdata.py`` and checks them). Behaviour copied from the real source:
 - ``order_stock_async`` / ``cancel_order_stock_async`` return a request seq at once; the answer
   (``XtOrderResponse`` / ``XtCancelOrderResponse`` carrying that seq) and every push arrive later, from
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.qmt.codes import load_xtconstant
+from zhixing.adapters.qmt.codes import load_xtconstant
 
 XC = load_xtconstant()
 

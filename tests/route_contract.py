@@ -41,25 +41,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final, TypeVar
 
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
-from adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import OrderEvent, SubmitOrder
-from engine.market import TradingCalendar, shanghai_ns
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.reconcile import ReconcileReport, recover
-from engine.store import StateStore
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.terminal import TerminalEmulator, TerminalFaults
 from tests.gm_fake import FakeGmApi
 from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from zhixing.adapters.gm import GmBridge, GmBrokerAdapter, GmRouteConfig, install, uninstall
+from zhixing.adapters.qmt import QmtBrokerAdapter, QmtRouteConfig
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import OrderEvent, SubmitOrder
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.reconcile import ReconcileReport, recover
+from zhixing.engine.store import StateStore
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.terminal import TerminalEmulator, TerminalFaults
 
 ROUTES: Final = ("sim", "fileorder", "qmt", "gm")
 

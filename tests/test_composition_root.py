@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "algos", "adapters", "replay", "zhixing")
 BUILDER = ROOT / "zhixing" / "assembly.py"
@@ -60,15 +62,31 @@ def violations(path: Path) -> list[str]:
     return found
 
 
-def imported_packages(path: Path) -> set[str]:
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every absolute import (``from zhixing import engine``: ``zhixing.engine``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    names: set[str] = set()
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            found.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names & set(PACKAGES)
+            if node.module == "zhixing":
+                found.extend((node.lineno, f"zhixing.{alias.name}") for alias in node.names)
+            else:
+                found.append((node.lineno, node.module))
+    return found
+
+
+def package_of(module: str) -> str | None:
+    """The tree's package a ``zhixing.*`` module belongs to (``zhixing`` itself: the root and the API)."""
+    parts = module.split(".")
+    if parts[0] != "zhixing":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in PACKAGES else "zhixing"
+
+
+def imported_packages(path: Path) -> set[str]:
+    return {p for _, m in imported_modules(path) if (p := package_of(m)) is not None}
 
 
 def import_map() -> dict[str, set[str]]:
@@ -81,6 +99,7 @@ def import_map() -> dict[str, set[str]]:
     return edges
 
 
+@pytest.mark.slow
 def test_only_the_composition_root_builds_and_wires_an_engine() -> None:
     found = [v for path in sources() for v in violations(path)]
     assert found == []
@@ -101,6 +120,7 @@ def test_the_scan_finds_what_it_forbids(tmp_path: Path) -> None:
         ROOT = saved
 
 
+@pytest.mark.slow
 def test_the_import_map_has_no_edge_around_the_root() -> None:
     edges = import_map()
     assert edges["engine"] == set()  # the core imports nothing from the outside packages
@@ -109,3 +129,22 @@ def test_the_import_map_has_no_edge_around_the_root() -> None:
     # replays build through the root; the terminal emulator speaks the file-order route's format
     assert edges["replay"] <= {"engine", "algos", "adapters", "zhixing"}
     assert edges["zhixing"] <= {"engine", "algos"}  # the root: the core and the algorithms
+
+
+def test_every_import_uses_the_one_zhixing_name() -> None:
+    """``engine``, ``algos``, ``adapters``, ``replay`` are folders of the repository, ``zhixing.*`` when
+    imported: a bare ``import engine`` would load a second copy of every module (two ``OrderManager``
+    classes, two clocks) from a checkout and fail outright when installed."""
+    scanned = [
+        *sources(),
+        *sorted((ROOT / "tests").rglob("*.py")),
+        *sorted((ROOT / "benchmarks").rglob("*.py")),
+    ]
+    scanned += sorted((ROOT / "examples").rglob("*.py"))
+    bare = [
+        f"{path.relative_to(ROOT)}:{line}: import {module}"
+        for path in scanned
+        for line, module in imported_modules(path)
+        if module.split(".")[0] in PACKAGES and module.split(".")[0] != "zhixing"
+    ]
+    assert bare == []

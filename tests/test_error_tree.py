@@ -17,19 +17,19 @@ from pathlib import Path
 
 import pytest
 
-import engine.errors
-from adapters.fileorder.format import MAX_LINE, Row, parse_int, parse_money, parse_ts, split_line
-from adapters.fileorder.reader import exec_row, status_row
-from adapters.fileorder.tail import TailFile
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from adapters.notify.email import SmtpNotifier
-from adapters.notify.factory import notifier_from_settings
-from adapters.notify.webhook import WeComNotifier
-from engine.clock import SimClock
-from engine.errors import CalendarError, ConfigError, InputError, ParameterError, ZhixingError
-from engine.market import TradingCalendar
-from engine.secrets import Secret
-from replay.faults import FaultPlan
+from zhixing.adapters.fileorder.format import MAX_LINE, Row, parse_int, parse_money, parse_ts, split_line
+from zhixing.adapters.fileorder.reader import exec_row, status_row
+from zhixing.adapters.fileorder.tail import TailFile
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.adapters.notify.email import SmtpNotifier
+from zhixing.adapters.notify.factory import notifier_from_settings
+from zhixing.adapters.notify.webhook import WeComNotifier
+from zhixing.engine import errors
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import CalendarError, ConfigError, InputError, ParameterError, ZhixingError
+from zhixing.engine.market import TradingCalendar
+from zhixing.engine.secrets import Secret
+from zhixing.replay.faults import FaultPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("ValueError", "TypeError")
@@ -129,11 +129,11 @@ def test_the_scan_sees_a_raise_and_every_allowed_site_still_exists(tmp_path: Pat
 
 
 def test_every_error_class_in_the_tree_module_is_in_its_documented_tree() -> None:
-    tree = engine.errors.__doc__ or ""
+    tree = errors.__doc__ or ""
     classes = [
         obj
-        for obj in vars(engine.errors).values()
-        if isinstance(obj, type) and issubclass(obj, ZhixingError) and obj.__module__ == "engine.errors"
+        for obj in vars(errors).values()
+        if isinstance(obj, type) and issubclass(obj, ZhixingError) and obj.__module__ == errors.__name__
     ]
     assert len(classes) >= 12
     assert [c.__name__ for c in classes if c.__name__ not in tree] == []

@@ -7,11 +7,11 @@ import csv
 import gzip
 from pathlib import Path
 
-from engine.cli import main
-from engine.enums import OrderStatus, Side
-from engine.market import TradingCalendar, check_price, instrument_for, is_on_tick, price_limits
-from engine.market.instruments import check_order_quantity
-from engine.store import StateStore
+from zhixing.engine.cli import main
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.market import TradingCalendar, check_price, instrument_for, is_on_tick, price_limits
+from zhixing.engine.market.instruments import check_order_quantity
+from zhixing.engine.store import StateStore
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

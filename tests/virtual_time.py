@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar, cast
 
-from engine.bus import EventBus
-from engine.clock import LiveClock
-from engine.market import shanghai_ns
-from engine.orders import Order
-from engine.risk_controls import RiskLimits
-from engine.store import StateStore
 from tests.fakes import FakeBroker, FakeQuotes, FakeStore, World, oms_with
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import LiveClock
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.orders import Order
+from zhixing.engine.risk_controls import RiskLimits
+from zhixing.engine.store import StateStore
 
 T = TypeVar("T")
 NS = 1_000_000_000

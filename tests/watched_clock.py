@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from engine.clock import SimClock, TimerCallback, TimerHandle
+from zhixing.engine.clock import SimClock, TimerCallback, TimerHandle
 
 T = TypeVar("T")
 

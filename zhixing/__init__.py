@@ -1,1 +1,68 @@
-"""zhixing: an asyncio-native order execution engine for China's A-share market."""
+"""zhixing: an asyncio-native order execution engine for China's A-share market.
+
+One distribution, one top-level name. The repository keeps the design card's folders at its top
+(``engine/``, ``algos/``, ``adapters/``, ``replay/``); installed, they are ``zhixing.engine``,
+``zhixing.algos``, ``zhixing.adapters`` and ``zhixing.replay`` (``pyproject.toml`` maps them). From a
+checkout (``PYTHONPATH`` at the repository, or an editable install), the repository's root is added to this
+package's path, so the same ``zhixing.*`` names find the same files.
+
+The public face, what a strategy or a script uses (later issues extend it):
+
+- ``build_engine``, ``EngineSettings``, ``Engine``: the composition root (``zhixing.assembly``);
+- ``ParentOrder``, ``Side``: what to execute;
+- ``ZhixingError`` and its tree (``ConfigError``, ``InputError``, ``ParameterError``): what can go wrong.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+_here = Path(__file__).resolve().parent
+if not (_here / "engine").is_dir():  # a checkout: engine/, algos/, ... sit beside zhixing/
+    __path__.append(str(_here.parent))
+
+# The API is loaded on first use (PEP 562): importing ``zhixing.engine.units`` does not pull in the
+# algorithms and the composition root, and the core keeps its import map (tests/test_composition_root.py).
+_API = {
+    "Engine": "zhixing.assembly",
+    "EngineSettings": "zhixing.assembly",
+    "build_engine": "zhixing.assembly",
+    "Side": "zhixing.engine.enums",
+    "ParentOrder": "zhixing.engine.parents",
+    "ZhixingError": "zhixing.engine.errors",
+    "ConfigError": "zhixing.engine.errors",
+    "InputError": "zhixing.engine.errors",
+    "ParameterError": "zhixing.engine.errors",
+}
+__all__ = [
+    "ConfigError",
+    "Engine",
+    "EngineSettings",
+    "InputError",
+    "ParameterError",
+    "ParentOrder",
+    "Side",
+    "ZhixingError",
+    "build_engine",
+]
+
+if TYPE_CHECKING:
+    from zhixing.assembly import Engine, EngineSettings, build_engine
+    from zhixing.engine.enums import Side
+    from zhixing.engine.errors import ConfigError, InputError, ParameterError, ZhixingError
+    from zhixing.engine.parents import ParentOrder
+
+
+def __getattr__(name: str) -> object:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zhixing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

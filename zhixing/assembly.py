@@ -25,26 +25,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from algos.base import AlgoContext
-from algos.basket import Basket
-from algos.directory import AlgoDirectory
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.bus import EventBus
-from engine.clock import Clock
-from engine.connection import LinkGate
-from engine.enums import Side
-from engine.events import OrderFilled
-from engine.freshness import AlertCallback
-from engine.market import FeeSchedule, TradingCalendar, instrument_for
-from engine.marketdata import QuoteSource
-from engine.oms import OrderManager
-from engine.order_ids import route_order_ids
-from engine.risk import market_rules_check
-from engine.risk_controls import RiskControls, RiskLimits
-from engine.status import StatusRecorder
-from engine.store import StateStore
-from engine.trading_day import DayGate
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.basket import Basket
+from zhixing.algos.directory import AlgoDirectory
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import Clock
+from zhixing.engine.connection import LinkGate
+from zhixing.engine.enums import Side
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.freshness import AlertCallback
+from zhixing.engine.market import FeeSchedule, TradingCalendar, instrument_for
+from zhixing.engine.marketdata import QuoteSource
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.order_ids import route_order_ids
+from zhixing.engine.risk import market_rules_check
+from zhixing.engine.risk_controls import RiskControls, RiskLimits
+from zhixing.engine.status import StatusRecorder
+from zhixing.engine.store import StateStore
+from zhixing.engine.trading_day import DayGate
 
 __all__ = ["Engine", "EngineSettings", "build_engine", "new_account"]
 

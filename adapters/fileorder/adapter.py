@@ -32,9 +32,9 @@ from pathlib import Path
 
 import structlog
 
-from adapters.fileorder import trust
-from adapters.fileorder.config import FileOrderConfig
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder import trust
+from zhixing.adapters.fileorder.config import FileOrderConfig
+from zhixing.adapters.fileorder.format import (
     BIZ_OF_SIDE,
     CASH_FILE,
     EXECUTION_REPORT_FILE,
@@ -46,7 +46,7 @@ from adapters.fileorder.format import (
     Row,
     price_text,
 )
-from adapters.fileorder.reader import (
+from zhixing.adapters.fileorder.reader import (
     StatusRow,
     account_report,
     dropped_order_report,
@@ -57,13 +57,13 @@ from adapters.fileorder.reader import (
     read_snapshot,
     status_row,
 )
-from adapters.fileorder.tail import TailFile
-from adapters.fileorder.tracker import ReportTracker
-from adapters.fileorder.writer import OrderFileWriter, SidLedger
-from engine.broker import EventSink
-from engine.clock import Clock, TimerHandle
-from engine.errors import BrokerError
-from engine.events import (
+from zhixing.adapters.fileorder.tail import TailFile
+from zhixing.adapters.fileorder.tracker import ReportTracker
+from zhixing.adapters.fileorder.writer import OrderFileWriter, SidLedger
+from zhixing.engine.broker import EventSink
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -71,9 +71,9 @@ from engine.events import (
     OrderStatusReport,
     PositionReport,
 )
-from engine.market.symbols import to_gm
-from engine.order_ids import KEY_LENGTH, OrderIds
-from engine.orders import Order
+from zhixing.engine.market.symbols import to_gm
+from zhixing.engine.order_ids import KEY_LENGTH, OrderIds
+from zhixing.engine.orders import Order
 
 log = structlog.get_logger("zhixing.fileorder")
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from engine import names
-from engine.config_model import Strict, Text, config_error
-from engine.errors import ConfigError
-from engine.market import FeeSchedule
-from engine.units import price_from_yuan
+from zhixing.engine import names
+from zhixing.engine.config_model import Strict, Text, config_error
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.market import FeeSchedule
+from zhixing.engine.units import price_from_yuan
 
 _KEY = "route.fileorder"
 

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from engine.enums import OrderStatus, Side
-from engine.errors import InputError
-from engine.input_limits import TERMINAL_OUTPUT
-from engine.units import price_from_yuan, yuan_str
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import TERMINAL_OUTPUT
+from zhixing.engine.units import price_from_yuan, yuan_str
 
 # ------------------------------------------------------------------------------------------ files
 ORDER_SUFFIX: Final = ".order.csv"

@@ -6,10 +6,10 @@ symbols in the gm spelling, timestamps ISO 8601 with ``+08:00``.
 
 from __future__ import annotations
 
-from adapters.fileorder.format import BIZ_OF_SIDE, ORDER_TYPE_LIMIT, price_text, ts_text
-from engine.enums import Side
-from engine.events import AccountReport, PositionReport
-from engine.market.symbols import to_gm
+from zhixing.adapters.fileorder.format import BIZ_OF_SIDE, ORDER_TYPE_LIMIT, price_text, ts_text
+from zhixing.engine.enums import Side
+from zhixing.engine.events import AccountReport, PositionReport
+from zhixing.engine.market.symbols import to_gm
 
 SCAN_NAME = "zhixing-terminal-emulator"
 

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import structlog
 
-from adapters.fileorder import trust
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder import trust
+from zhixing.adapters.fileorder.format import (
     SIDE_OF_BIZ,
     Row,
     column_aliases,
@@ -29,12 +29,12 @@ from adapters.fileorder.format import (
     parse_ts,
     split_line,
 )
-from engine.enums import OrderStatus, Side
-from engine.errors import InputError
-from engine.events import AccountReport, OrderStatusReport, PositionReport
-from engine.input_limits import TERMINAL_OUTPUT
-from engine.logs import mask_account
-from engine.market.symbols import from_gm
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import InputError
+from zhixing.engine.events import AccountReport, OrderStatusReport, PositionReport
+from zhixing.engine.input_limits import TERMINAL_OUTPUT
+from zhixing.engine.logs import mask_account
+from zhixing.engine.market.symbols import from_gm
 
 log = structlog.get_logger("zhixing.fileorder")
 

@@ -46,9 +46,9 @@ from typing import BinaryIO
 
 import structlog
 
-from adapters.fileorder import trust
-from adapters.fileorder.format import MAX_LINE, Row, column_aliases, split_line
-from engine.errors import InputError, ParameterError
+from zhixing.adapters.fileorder import trust
+from zhixing.adapters.fileorder.format import MAX_LINE, Row, column_aliases, split_line
+from zhixing.engine.errors import InputError, ParameterError
 
 log = structlog.get_logger("zhixing.fileorder")
 

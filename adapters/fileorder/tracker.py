@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder.format import (
     ENGINE_STATUS_OF_GM,
     EXEC_CANCEL_REJECTED,
     EXEC_CANCELED,
@@ -41,8 +41,8 @@ from adapters.fileorder.format import (
     STATUS_EXPIRED,
     STATUS_REJECTED,
 )
-from adapters.fileorder.reader import ExecRow, StatusRow
-from engine.events import (
+from zhixing.adapters.fileorder.reader import ExecRow, StatusRow
+from zhixing.engine.events import (
     FillReport,
     OrderAccepted,
     OrderCanceled,
@@ -53,7 +53,7 @@ from engine.events import (
     OrderRejected,
     OrderStatusReport,
 )
-from engine.market import FeeSchedule, instrument_for
+from zhixing.engine.market import FeeSchedule, instrument_for
 
 log = structlog.get_logger("zhixing.fileorder")
 

@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from engine.errors import BrokerError
+from zhixing.engine.errors import BrokerError
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX; Windows checks with lstat instead

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import structlog
 
-from adapters.fileorder import trust
-from adapters.fileorder.format import (
+from zhixing.adapters.fileorder import trust
+from zhixing.adapters.fileorder.format import (
     CANCEL_HEADER,
     CANCEL_SUFFIX,
     MARKER_SUFFIX,
@@ -36,12 +36,12 @@ from adapters.fileorder.format import (
     ORDER_SUFFIX,
     render_csv,
 )
-from adapters.fileorder.trust import TEMP_SUFFIX, UntrustedPathError
-from engine import names
-from engine.clock import Clock
-from engine.errors import BrokerError, ParameterError
-from engine.names import UnsafeNameError
-from engine.store import shared_sqlite
+from zhixing.adapters.fileorder.trust import TEMP_SUFFIX, UntrustedPathError
+from zhixing.engine import names
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import BrokerError, ParameterError
+from zhixing.engine.names import UnsafeNameError
+from zhixing.engine.store import shared_sqlite
 
 log = structlog.get_logger("zhixing.fileorder")
 

@@ -4,11 +4,11 @@ Nothing here imports ``gm``: the ``gm.api`` module (or a fake with the same func
 ``adapters.gm.entry`` is the strategy module ``gm.api.run`` loads. See ``docs/routes/gm.md``.
 """
 
-from adapters.gm.bridge import GmBridge, install, installed, uninstall
-from adapters.gm.config import GmFeedConfig, GmRouteConfig
-from adapters.gm.feed import GmQuoteFeed
-from adapters.gm.runner import run_live
-from adapters.gm.trader import GmBrokerAdapter
+from zhixing.adapters.gm.bridge import GmBridge, install, installed, uninstall
+from zhixing.adapters.gm.config import GmFeedConfig, GmRouteConfig
+from zhixing.adapters.gm.feed import GmQuoteFeed
+from zhixing.adapters.gm.runner import run_live
+from zhixing.adapters.gm.trader import GmBrokerAdapter
 
 __all__ = [
     "GmBridge",

@@ -1,7 +1,7 @@
 """掘金 (gm) codes and value conversions, in one place.
 
 Every number is a constant of ``gm/enum.py`` in the real ``gm==3.0.192`` wheel;
-``tests/test_gm_api_surface.py`` parses that file and fails if any value here differs.
+``tests/adapters/gm/test_gm_api_surface.py`` parses that file and fails if any value here differs.
 They are copied rather than imported because the wheel cannot be a dependency: on Python 3.11 it
 pins ``pandas<2``, ``numpy<2`` and ``tzdata<=2023.3``.
 
@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
-from engine.enums import OrderStatus, Side
-from engine.units import price_from_yuan
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.units import price_from_yuan
 
 # ---------------------------------------------------------------------------------- OrderSide_*
 ORDER_SIDE_BUY: Final = 1  # OrderSide_Buy 买入

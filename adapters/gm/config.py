@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from zhixing.engine.errors import ConfigError
 
 _ROUTE_KEYS = frozenset({"account_id", "strategy_id", "token", "serv_addr", "state_dir"})
 _FEED_KEYS = frozenset({"frequency", "token", "serv_addr"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.gm.bridge import installed
+from zhixing.adapters.gm.bridge import installed
 
 
 def init(context: object) -> None:

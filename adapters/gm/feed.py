@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 
 import structlog
 
-from adapters.gm.bridge import GmBridge, Payload
-from adapters.gm.codes import money, text, timestamp_ns, whole
-from adapters.gm.config import GmFeedConfig
-from engine.clock import Clock
-from engine.errors import FeedError
-from engine.events import Quote
-from engine.feed import QuoteSink, Reference
-from engine.market.symbols import from_gm, normalize_symbol, to_gm
-from engine.secrets import resolve_secret
+from zhixing.adapters.gm.bridge import GmBridge, Payload
+from zhixing.adapters.gm.codes import money, text, timestamp_ns, whole
+from zhixing.adapters.gm.config import GmFeedConfig
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import FeedError
+from zhixing.engine.events import Quote
+from zhixing.engine.feed import QuoteSink, Reference
+from zhixing.engine.market.symbols import from_gm, normalize_symbol, to_gm
+from zhixing.engine.secrets import resolve_secret
 
 log = structlog.get_logger("zhixing.gm.feed")
 

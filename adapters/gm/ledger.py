@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import BrokerError
-from engine.store import shared_sqlite
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.store import shared_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gm_links (

@@ -16,8 +16,8 @@ from typing import Any
 
 import structlog
 
-from adapters.gm.bridge import Payload
-from adapters.gm.codes import (
+from zhixing.adapters.gm.bridge import Payload
+from zhixing.adapters.gm.codes import (
     ACKED_STATUSES,
     ENGINE_STATUS_OF_GM,
     EXEC_CANCEL_REJECTED,
@@ -34,10 +34,10 @@ from adapters.gm.codes import (
     text,
     timestamp_ns,
 )
-from adapters.gm.reports import GmOrderRow, canonical, order_row, says_more, trade
-from adapters.gm.stats import GmStats
-from engine.clock import Clock
-from engine.events import (
+from zhixing.adapters.gm.reports import GmOrderRow, canonical, order_row, says_more, trade
+from zhixing.adapters.gm.stats import GmStats
+from zhixing.engine.clock import Clock
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.gm.codes import (
+from zhixing.adapters.gm.codes import (
     ENGINE_STATUS_OF_GM,
     EXEC_TRADE,
     FINAL_STATUSES,
@@ -20,10 +20,10 @@ from adapters.gm.codes import (
     timestamp_ns,
     whole,
 )
-from adapters.gm.ledger import Candidate
-from engine.enums import Side
-from engine.events import AccountReport, FillReport, OrderStatusReport, PositionReport
-from engine.market.symbols import from_gm
+from zhixing.adapters.gm.ledger import Candidate
+from zhixing.engine.enums import Side
+from zhixing.engine.events import AccountReport, FillReport, OrderStatusReport, PositionReport
+from zhixing.engine.market.symbols import from_gm
 
 Payload = Mapping[str, Any]
 

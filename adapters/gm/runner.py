@@ -21,12 +21,12 @@ from typing import Any
 
 import structlog
 
-from adapters.gm import entry
-from adapters.gm.bridge import GmBridge, install, uninstall
-from adapters.gm.codes import MODE_LIVE, installed_enum_mismatches
-from adapters.gm.config import GmRouteConfig
-from engine.errors import BrokerError
-from engine.secrets import resolve_secret
+from zhixing.adapters.gm import entry
+from zhixing.adapters.gm.bridge import GmBridge, install, uninstall
+from zhixing.adapters.gm.codes import MODE_LIVE, installed_enum_mismatches
+from zhixing.adapters.gm.config import GmRouteConfig
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.secrets import resolve_secret
 
 log = structlog.get_logger("zhixing.gm")
 

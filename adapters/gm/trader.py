@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from adapters.gm.bridge import GmBridge, Payload
-from adapters.gm.codes import (
+from zhixing.adapters.gm.bridge import GmBridge, Payload
+from zhixing.adapters.gm.codes import (
     GM_POSITION_EFFECT,
     GM_SIDE,
     ORDER_DURATION_UNKNOWN,
@@ -37,10 +37,10 @@ from adapters.gm.codes import (
     ORDER_TYPE_LIMIT,
     text,
 )
-from adapters.gm.config import GmRouteConfig
-from adapters.gm.ledger import LinkLedger
-from adapters.gm.mapper import ReportMapper
-from adapters.gm.reports import (
+from zhixing.adapters.gm.config import GmRouteConfig
+from zhixing.adapters.gm.ledger import LinkLedger
+from zhixing.adapters.gm.mapper import ReportMapper
+from zhixing.adapters.gm.reports import (
     account_report,
     candidate,
     fill_report,
@@ -49,22 +49,22 @@ from adapters.gm.reports import (
     status_report,
     trade,
 )
-from adapters.gm.stats import GmStats
-from engine.broker import EventSink
-from engine.clock import Clock, TimerHandle
-from engine.errors import BrokerDisconnected, BrokerError
-from engine.events import (
+from zhixing.adapters.gm.stats import GmStats
+from zhixing.engine.broker import EventSink
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import BrokerDisconnected, BrokerError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderEvent,
     OrderStatusReport,
     PositionReport,
 )
-from engine.market.symbols import to_gm
-from engine.order_ids import OrderIds
-from engine.orders import Order
-from engine.secrets import resolve_secret
-from engine.units import yuan
+from zhixing.engine.market.symbols import to_gm
+from zhixing.engine.order_ids import OrderIds
+from zhixing.engine.orders import Order
+from zhixing.engine.secrets import resolve_secret
+from zhixing.engine.units import yuan
 
 log = structlog.get_logger("zhixing.gm")
 

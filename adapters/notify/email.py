@@ -15,10 +15,10 @@ from typing import Literal
 
 import aiosmtplib
 
-from engine.clock import Clock, host_wall_ns
-from engine.errors import ParameterError
-from engine.notify import Message, NotifyError
-from engine.secrets import Secret, scrub
+from zhixing.engine.clock import Clock, host_wall_ns
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.notify import Message, NotifyError
+from zhixing.engine.secrets import Secret, scrub
 
 Security = Literal["ssl", "starttls", "none"]
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.notify.email import SmtpNotifier
-from adapters.notify.webhook import DingTalkNotifier, FeishuNotifier, WeComNotifier
-from engine.clock import Clock
-from engine.errors import ConfigError, ParameterError
-from engine.notify import Notifier
-from engine.secrets import Secret, resolve_secret
+from zhixing.adapters.notify.email import SmtpNotifier
+from zhixing.adapters.notify.webhook import DingTalkNotifier, FeishuNotifier, WeComNotifier
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import ConfigError, ParameterError
+from zhixing.engine.notify import Notifier
+from zhixing.engine.secrets import Secret, resolve_secret
 
 _KEYS = {
     "email": {"host", "port", "security", "username", "password", "sender", "recipients", "timeout_s"},

@@ -27,10 +27,10 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import aiohttp
 
-from engine.clock import Clock, host_wall_ns
-from engine.errors import ParameterError
-from engine.notify import Message, NotifyError
-from engine.secrets import Secret, register_sensitive, scrub
+from zhixing.engine.clock import Clock, host_wall_ns
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.notify import Message, NotifyError
+from zhixing.engine.secrets import Secret, register_sensitive, scrub
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, Side
 
 _NEEDED = (
     "SECURITY_ACCOUNT",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.errors import ConfigError
+from zhixing.engine.errors import ConfigError
 
 ACCOUNT_TYPES = ("STOCK", "CREDIT")
 FEED_MODES = ("whole", "tick")

@@ -29,12 +29,12 @@ from typing import Any
 
 import structlog
 
-from adapters.qmt.config import QmtFeedConfig
-from engine.clock import Clock
-from engine.errors import FeedError
-from engine.events import Quote
-from engine.feed import QuoteSink, Reference
-from engine.units import price_from_yuan
+from zhixing.adapters.qmt.config import QmtFeedConfig
+from zhixing.engine.clock import Clock
+from zhixing.engine.errors import FeedError
+from zhixing.engine.events import Quote
+from zhixing.engine.feed import QuoteSink, Reference
+from zhixing.engine.units import price_from_yuan
 
 log = structlog.get_logger("zhixing.qmt.feed")
 

@@ -37,16 +37,16 @@ from typing import Any
 
 import structlog
 
-from adapters.qmt.codes import SendOutcome, XtCodes, load_codes, send_outcome
-from adapters.qmt.config import QmtRouteConfig
-from adapters.qmt.translate import PushTranslator, QmtCounters, TrackedOrder
-from engine.broker import EventSink
-from engine.clock import Clock, TimerHandle
-from engine.errors import BrokerDisconnected, BrokerError
-from engine.events import AccountReport, FillReport, OrderEvent, OrderStatusReport, PositionReport
-from engine.order_ids import MAX_ID_LENGTH, OrderIds
-from engine.orders import Order
-from engine.units import NS_PER_SECOND, price_from_yuan, yuan
+from zhixing.adapters.qmt.codes import SendOutcome, XtCodes, load_codes, send_outcome
+from zhixing.adapters.qmt.config import QmtRouteConfig
+from zhixing.adapters.qmt.translate import PushTranslator, QmtCounters, TrackedOrder
+from zhixing.engine.broker import EventSink
+from zhixing.engine.clock import Clock, TimerHandle
+from zhixing.engine.errors import BrokerDisconnected, BrokerError
+from zhixing.engine.events import AccountReport, FillReport, OrderEvent, OrderStatusReport, PositionReport
+from zhixing.engine.order_ids import MAX_ID_LENGTH, OrderIds
+from zhixing.engine.orders import Order
+from zhixing.engine.units import NS_PER_SECOND, price_from_yuan, yuan
 
 log = structlog.get_logger("zhixing.qmt")
 

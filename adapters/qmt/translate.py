@@ -29,10 +29,10 @@ from typing import Any
 
 import structlog
 
-from adapters.qmt.codes import StatusAction, XtCodes
-from engine.clock import Clock
-from engine.enums import Side
-from engine.events import (
+from zhixing.adapters.qmt.codes import StatusAction, XtCodes
+from zhixing.engine.clock import Clock
+from zhixing.engine.enums import Side
+from zhixing.engine.events import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -40,8 +40,8 @@ from engine.events import (
     OrderFilled,
     OrderRejected,
 )
-from engine.order_ids import LEGACY_IDS, OrderIds
-from engine.units import NS_PER_SECOND, price_from_yuan
+from zhixing.engine.order_ids import LEGACY_IDS, OrderIds
+from zhixing.engine.units import NS_PER_SECOND, price_from_yuan
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from engine.cli import (
+from zhixing.engine.cli import (
     account_cmd,
     algos_cmd,
     calendar_cmd,
@@ -27,10 +27,10 @@ from engine.cli import (
     run_cmd,
     schedule_cmd,
 )
-from engine.errors import ZhixingError
-from engine.logs import configure_logging, install_secret_filter
-from engine.secrets import scrub
-from engine.stop import (
+from zhixing.engine.errors import ZhixingError
+from zhixing.engine.logs import configure_logging, install_secret_filter
+from zhixing.engine.secrets import scrub
+from zhixing.engine.stop import (
     EXIT_BAD_INPUT,
     EXIT_BUG,
     Stopped,

@@ -1,5 +1,5 @@
 import sys
 
-from engine.cli import main
+from zhixing.engine.cli import main
 
 sys.exit(main())

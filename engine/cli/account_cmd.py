@@ -19,16 +19,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine.broker import BrokerAdapter
-from engine.cli.routes import build_route, load_checked, load_sim_market, run_route
-from engine.clock import Clock, LiveClock, SimClock
-from engine.config import ROUTES, Config
-from engine.events import AccountReport, FillReport, OrderStatusReport, PositionReport
-from engine.instance_lock import AlreadyRunning, InstanceLock
-from engine.logs import mask_account
-from engine.market import TradingCalendar, iso8601, shanghai_ns
-from engine.readiness import connect_broker
-from engine.units import NS_PER_SECOND, yuan_str
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.cli.routes import build_route, load_checked, load_sim_market, run_route
+from zhixing.engine.clock import Clock, LiveClock, SimClock
+from zhixing.engine.config import ROUTES, Config
+from zhixing.engine.events import AccountReport, FillReport, OrderStatusReport, PositionReport
+from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
+from zhixing.engine.logs import mask_account
+from zhixing.engine.market import TradingCalendar, iso8601, shanghai_ns
+from zhixing.engine.readiness import connect_broker
+from zhixing.engine.units import NS_PER_SECOND, yuan_str
 
 
 def add_parsers(sub: Any) -> None:

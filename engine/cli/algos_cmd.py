@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from algos.registry import describe_algos
+from zhixing.algos.registry import describe_algos
 
 
 def add_parsers(sub: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine.calendar_guard import (
+from zhixing.engine.calendar_guard import (
     WARN_DAYS,
     CalendarState,
     calendar_for,
@@ -26,11 +26,11 @@ from engine.calendar_guard import (
     status_of,
     upcoming_disagreements,
 )
-from engine.cli.routes import load_checked
-from engine.clock import LiveClock
-from engine.errors import InputError
-from engine.market.calendar import TradingCalendar, trading_date_of
-from engine.market.calendar_sources import chinese_calendar_source
+from zhixing.engine.cli.routes import load_checked
+from zhixing.engine.clock import LiveClock
+from zhixing.engine.errors import InputError
+from zhixing.engine.market.calendar import TradingCalendar, trading_date_of
+from zhixing.engine.market.calendar_sources import chinese_calendar_source
 
 _WEEKDAY = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

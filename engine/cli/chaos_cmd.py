@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine.cli.replay_cmd import sample_data_dir
-from replay.chaos import CHAOS_FAULTS, SeedOutcome, run_seed
-from replay.data import load_snapshots
+from zhixing.engine.cli.replay_cmd import sample_data_dir
+from zhixing.replay.chaos import CHAOS_FAULTS, SeedOutcome, run_seed
+from zhixing.replay.data import load_snapshots
 
 
 def add_parsers(sub: Any) -> None:

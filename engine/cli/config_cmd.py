@@ -13,9 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine.cli.routes import check_route, load_checked
-from engine.config import ROUTES, Config
-from engine.logs import mask_account
+from zhixing.engine.cli.routes import check_route, load_checked
+from zhixing.engine.config import ROUTES, Config
+from zhixing.engine.logs import mask_account
 
 
 def add_parsers(sub: Any) -> None:

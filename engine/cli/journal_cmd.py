@@ -13,13 +13,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.clock import LiveClock
-from engine.errors import InputError
-from engine.instance_lock import InstanceLock
-from engine.market import trading_date_of
-from engine.store import StateStore
-from engine.store.backup import backup_journal, restore_journal
-from engine.store.integrity import verify_journal
+from zhixing.engine.clock import LiveClock
+from zhixing.engine.errors import InputError
+from zhixing.engine.instance_lock import InstanceLock
+from zhixing.engine.market import trading_date_of
+from zhixing.engine.store import StateStore
+from zhixing.engine.store.backup import backup_journal, restore_journal
+from zhixing.engine.store.integrity import verify_journal
 
 
 def add_parsers(sub: Any) -> None:

@@ -10,14 +10,14 @@ import asyncio
 import json
 from typing import Any
 
-from engine.cli.replay_cmd import _params
-from engine.cli.routes import load_checked, run_route
-from engine.config import Config
-from engine.errors import InputError
-from engine.inputs import parse_cash
-from engine.instance_lock import InstanceLock
-from engine.market import shanghai_ns, trading_date_of
-from engine.notify import execution_report
+from zhixing.engine.cli.replay_cmd import _params
+from zhixing.engine.cli.routes import load_checked, run_route
+from zhixing.engine.config import Config
+from zhixing.engine.errors import InputError
+from zhixing.engine.inputs import parse_cash
+from zhixing.engine.instance_lock import InstanceLock
+from zhixing.engine.market import shanghai_ns, trading_date_of
+from zhixing.engine.notify import execution_report
 
 
 def run_live(args: argparse.Namespace, *, execute: bool) -> int:
@@ -32,9 +32,9 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
 
 
 async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_bridge: Any = None) -> int:
-    from algos.registry import ALGOS
-    from engine.cli.portfolio_cmd import Today
-    from engine.cli.run_cmd import open_configured, print_shutdown
+    from zhixing.algos.registry import ALGOS
+    from zhixing.engine.cli.portfolio_cmd import Today
+    from zhixing.engine.cli.run_cmd import open_configured, print_shutdown
 
     algo = getattr(args, "algo", "twap")
     params = _params(getattr(args, "param", []))

@@ -14,10 +14,10 @@ from typing import Any
 
 from rich.console import Console
 
-from engine.clock import Clock, LiveClock
-from engine.control import CHECKS_META_KEY, Command, queue_command
-from engine.errors import StoreError
-from engine.status import collect_status, disk_status, render_json, render_tables
+from zhixing.engine.clock import Clock, LiveClock
+from zhixing.engine.control import CHECKS_META_KEY, Command, queue_command
+from zhixing.engine.errors import StoreError
+from zhixing.engine.status import collect_status, disk_status, render_json, render_tables
 
 _ALGO_ACTIONS = {"pause": Command.PAUSE, "resume": Command.RESUME_ALGO, "cancel": Command.CANCEL_ALGO}
 

@@ -16,21 +16,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from adapters.fileorder import FileOrderAdapter, FileOrderConfig
-from engine.broker import BrokerAdapter
-from engine.cli.replay_cmd import build_parents
-from engine.cli.session import LiveSession, open_live_session
-from engine.clock import ScaledClock, SimClock
-from engine.errors import InputError
-from engine.inputs import parse_cash, read_positions_file, window_ns
-from engine.market import TradingCalendar, shanghai_ns
-from engine.parents import ParentOrder
-from replay.data import MarketData, load_snapshots
-from replay.exchange import SimExchange
-from replay.harness import ReplayConfig, replay_account, replay_settings
-from replay.paper import RecordedFeed
-from replay.report import ReplayReport, build_report
-from replay.terminal import TerminalEmulator
+from zhixing.adapters.fileorder import FileOrderAdapter, FileOrderConfig
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.cli.replay_cmd import build_parents
+from zhixing.engine.cli.session import LiveSession, open_live_session
+from zhixing.engine.clock import ScaledClock, SimClock
+from zhixing.engine.errors import InputError
+from zhixing.engine.inputs import parse_cash, read_positions_file, window_ns
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.exchange import SimExchange
+from zhixing.replay.harness import ReplayConfig, replay_account, replay_settings
+from zhixing.replay.paper import RecordedFeed
+from zhixing.replay.report import ReplayReport, build_report
+from zhixing.replay.terminal import TerminalEmulator
 
 PAPER_ACCOUNT = "paper"
 

@@ -21,27 +21,27 @@ from typing import Any
 
 import pandas as pd
 
-from algos.registry import ALGOS
-from engine.cli.live_ops import run_live
-from engine.cli.replay_cmd import _params, _print_report
-from engine.config import ROUTES
-from engine.errors import InputError
-from engine.input_limits import REFERENCE, csv_records, decode_text, read_bounded
-from engine.inputs import parse_cash, read_positions_file, window_ns
-from engine.market import TradingCalendar, normalize_symbol
-from engine.portfolio.planner import (
+from zhixing.algos.registry import ALGOS
+from zhixing.engine.cli.live_ops import run_live
+from zhixing.engine.cli.replay_cmd import _params, _print_report
+from zhixing.engine.config import ROUTES
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import REFERENCE, csv_records, decode_text, read_bounded
+from zhixing.engine.inputs import parse_cash, read_positions_file, window_ns
+from zhixing.engine.market import TradingCalendar, normalize_symbol
+from zhixing.engine.portfolio.planner import (
     Holding,
     targets_liquidate_all,
     targets_sell_fraction,
     targets_sell_where,
     targets_to_percent,
 )
-from engine.portfolio.targets import Target, TargetKind, read_targets
-from engine.target_snapshots import copy_file, todays_targets
-from engine.units import price_from_yuan
-from replay.data import MarketData, load_snapshots
-from replay.harness import ReplayConfig
-from replay.rebalance_run import RebalanceOptions, plan_for, run_rebalance
+from zhixing.engine.portfolio.targets import Target, TargetKind, read_targets
+from zhixing.engine.target_snapshots import copy_file, todays_targets
+from zhixing.engine.units import price_from_yuan
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.harness import ReplayConfig
+from zhixing.replay.rebalance_run import RebalanceOptions, plan_for, run_rebalance
 
 
 def add_parsers(sub: Any) -> None:

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from algos.profile import POOLED_KEY, build_profile, save_profile
-from engine.errors import InputError
-from replay.bars import load_minute_bars
+from zhixing.algos.profile import POOLED_KEY, build_profile, save_profile
+from zhixing.engine.errors import InputError
+from zhixing.replay.bars import load_minute_bars
 
 
 def add_parsers(sub: Any) -> None:

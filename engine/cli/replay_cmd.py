@@ -16,19 +16,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from algos.registry import ALGOS
-from engine.errors import InputError
-from engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
-from engine.parents import ParentOrder
-from replay.data import MarketData, load_snapshots
-from replay.harness import ReplayConfig, ReplayResult, run_replay
-from replay.report import GateReport, ReplayReport
+from zhixing.algos.registry import ALGOS
+from zhixing.engine.errors import InputError
+from zhixing.engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
+from zhixing.engine.parents import ParentOrder
+from zhixing.replay.data import MarketData, load_snapshots
+from zhixing.replay.harness import ReplayConfig, ReplayResult, run_replay
+from zhixing.replay.report import GateReport, ReplayReport
 
 DEMO_START, DEMO_END = "09:30", "10:15"
 
 
 def sample_data_dir() -> Path:
-    return Path(str(resources.files("replay") / "sample_data"))
+    return Path(str(resources.files("zhixing.replay") / "sample_data"))
 
 
 def add_parsers(sub: Any) -> None:
@@ -159,7 +159,7 @@ def run_cancel_all(args: argparse.Namespace) -> int:
             raise InputError(
                 "cancel-all needs --db JOURNAL (a running engine) or --data/--orders/--at", field="db"
             )
-        from engine.cli.ops_cmd import run_cancel_all_live
+        from zhixing.engine.cli.ops_cmd import run_cancel_all_live
 
         return run_cancel_all_live(args)
     missing = [f"--{name}" for name in ("data", "orders", "at") if getattr(args, name) is None]
@@ -244,7 +244,7 @@ def _run_with_progress(
 
 
 def _write_report_dir(out: Path, parents: list[ParentOrder], result: ReplayResult) -> None:
-    from replay.charts import write_charts  # matplotlib is loaded only when charts are asked for
+    from zhixing.replay.charts import write_charts  # matplotlib is loaded only when charts are asked for
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(

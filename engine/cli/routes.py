@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from engine.broker import BrokerAdapter
-from engine.clock import Clock, LiveClock, SimClock
-from engine.config import Config, SettingsCheck, load_config
-from engine.errors import BrokerError, ConfigError
-from engine.feed import QuoteFeed
-from engine.market import TradingCalendar
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.clock import Clock, LiveClock, SimClock
+from zhixing.engine.config import Config, SettingsCheck, load_config
+from zhixing.engine.errors import BrokerError, ConfigError
+from zhixing.engine.feed import QuoteFeed
+from zhixing.engine.market import TradingCalendar
 
 if TYPE_CHECKING:
-    from replay.data import MarketData
+    from zhixing.replay.data import MarketData
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ def load_checked(path: Path | str, *, adapter: str | None = None) -> Config:
 
 
 def _fileorder_config(settings: Any, path: Path) -> Any:
-    from adapters.fileorder import FileOrderConfig
+    from zhixing.adapters.fileorder import FileOrderConfig
 
     resolved = dict(settings)
     for key in ("input_dir", "output_dir", "state_dir"):  # relative to the config file, like every path
@@ -51,25 +51,25 @@ def _fileorder_config(settings: Any, path: Path) -> Any:
 
 
 def _qmt_route_config(settings: Any, path: Path) -> Any:
-    from adapters.qmt import QmtRouteConfig
+    from zhixing.adapters.qmt import QmtRouteConfig
 
     return QmtRouteConfig.from_settings(settings, where=str(path))
 
 
 def _qmt_feed_config(settings: Any, path: Path) -> Any:
-    from adapters.qmt import QmtFeedConfig
+    from zhixing.adapters.qmt import QmtFeedConfig
 
     return QmtFeedConfig.from_settings(settings, where=str(path))
 
 
 def _gm_route_config(settings: Any, path: Path) -> Any:
-    from adapters.gm import GmRouteConfig
+    from zhixing.adapters.gm import GmRouteConfig
 
     return GmRouteConfig.from_settings(settings, base=path.parent, where=str(path))
 
 
 def _gm_feed_config(settings: Any, path: Path) -> Any:
-    from adapters.gm import GmFeedConfig
+    from zhixing.adapters.gm import GmFeedConfig
 
     return GmFeedConfig.from_settings(settings, where=str(path))
 
@@ -92,7 +92,7 @@ def _relative(path: Path, value: str) -> Path:
 
 def load_sim_market(config: Config) -> MarketData:
     """The recorded day a sim route plays (``[route.sim] data``)."""
-    from replay.data import load_snapshots
+    from zhixing.replay.data import load_snapshots
 
     return load_snapshots(_relative(config.path, config.route.settings["data"]))  # checked at load
 
@@ -113,11 +113,11 @@ def build_route(
         return _gm_route(config, clock, gm_bridge)
     feed = build_feed(config, clock)
     if kind == "fileorder":
-        from adapters.fileorder import FileOrderAdapter
+        from zhixing.adapters.fileorder import FileOrderAdapter
 
         return Route(FileOrderAdapter(_fileorder_config(config.route.settings, config.path), clock), feed)
     if kind == "qmt":
-        from adapters.qmt import QmtBrokerAdapter
+        from zhixing.adapters.qmt import QmtBrokerAdapter
 
         return Route(
             QmtBrokerAdapter(_qmt_route_config(config.route.settings, config.path), clock=clock), feed
@@ -137,7 +137,7 @@ def run_route(config: Config, main: Callable[[Any], Coroutine[Any, Any, T]]) -> 
     must own the main thread, so the engine's loop runs on a worker thread beside it."""
     if config.route.kind != "gm":
         return asyncio.run(main(None))
-    from adapters.gm import GmBridge, run_live
+    from zhixing.adapters.gm import GmBridge, run_live
 
     api = _gm_api(config)
     route_config = _gm_route_config(config.route.settings, config.path)
@@ -163,7 +163,7 @@ def _gm_api(config: Config) -> Any:
 
 
 def _gm_route(config: Config, clock: Clock, bridge: Any) -> Route:
-    from adapters.gm import GmBrokerAdapter, GmQuoteFeed
+    from zhixing.adapters.gm import GmBrokerAdapter, GmQuoteFeed
 
     if bridge is None:
         raise ConfigError(f"{config.path}: the gm route runs under 掘金's run(); start it through run_route")
@@ -180,7 +180,7 @@ def build_feed(config: Config, clock: Clock) -> QuoteFeed:
     """The live feed of a broker route: the terminal's own data API (``qmt`` or ``gm``)."""
     kind = config.feed.kind
     if kind == "qmt":
-        from adapters.qmt import QmtQuoteFeed
+        from zhixing.adapters.qmt import QmtQuoteFeed
 
         return QmtQuoteFeed(_qmt_feed_config(config.feed.settings, config.path), clock=clock)
     raise ConfigError(
@@ -189,8 +189,8 @@ def build_feed(config: Config, clock: Clock) -> QuoteFeed:
 
 
 def _sim_route(config: Config, clock: Clock, calendar: TradingCalendar, market: MarketData) -> Route:
-    from replay.exchange import SimExchange
-    from replay.paper import RecordedFeed
+    from zhixing.replay.exchange import SimExchange
+    from zhixing.replay.paper import RecordedFeed
 
     latency_ms: int = config.route.settings.get("latency_ms", 20)  # an int >= 0, checked at load
     exchange = SimExchange(

@@ -24,32 +24,33 @@ from typing import Any
 
 import structlog
 
-from adapters.notify.factory import notifier_from_settings
-from engine.calendar_guard import CalendarWatch, calendar_for
-from engine.cancels import GoneReport
-from engine.cli.routes import Route, build_route, load_checked, load_sim_market, run_route
-from engine.cli.runner import DayRunner, drive
-from engine.cli.session import CloseIncomplete, LiveSession, open_live_session
-from engine.clock import Clock, LiveClock, ScaledClock, SimClock
-from engine.clock_watch import ClockWatch, watch_clock_steps
-from engine.config import ROUTES, Config
-from engine.control import ControlChannel, EngineControl, install
-from engine.denial_alerts import DenialAlerts
-from engine.errors import ParameterError
-from engine.instance_lock import InstanceLock
-from engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
-from engine.notify import (
+from zhixing.adapters.notify.factory import notifier_from_settings
+from zhixing.assembly import EngineSettings, new_account
+from zhixing.engine.calendar_guard import CalendarWatch, calendar_for
+from zhixing.engine.cancels import GoneReport
+from zhixing.engine.cli.routes import Route, build_route, load_checked, load_sim_market, run_route
+from zhixing.engine.cli.runner import DayRunner, drive
+from zhixing.engine.cli.session import CloseIncomplete, LiveSession, open_live_session
+from zhixing.engine.clock import Clock, LiveClock, ScaledClock, SimClock
+from zhixing.engine.clock_watch import ClockWatch, watch_clock_steps
+from zhixing.engine.config import ROUTES, Config
+from zhixing.engine.control import ControlChannel, EngineControl, install
+from zhixing.engine.denial_alerts import DenialAlerts
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.instance_lock import InstanceLock
+from zhixing.engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.notify import (
     NotificationDispatcher,
     error_notice,
     halt_notice,
     not_ready_notice,
     stale_feed_notice,
 )
-from engine.order_ids import JournalAccountMismatch
-from engine.readiness import NotReady
-from engine.reject_alerts import RejectAlerts
-from engine.schedule import CronJob, Scheduler
-from engine.stop import (
+from zhixing.engine.order_ids import JournalAccountMismatch
+from zhixing.engine.readiness import NotReady
+from zhixing.engine.reject_alerts import RejectAlerts
+from zhixing.engine.schedule import CronJob, Scheduler
+from zhixing.engine.stop import (
     EXIT_NOT_OK,
     EXIT_OK,
     EXIT_UNCLEAN,
@@ -62,10 +63,9 @@ from engine.stop import (
     stop_bound_s,
     use_daemon_executor,
 )
-from engine.store.integrity import JournalDamaged
-from engine.store.staging import to_json
-from engine.units import NS_PER_SECOND
-from zhixing.assembly import EngineSettings, new_account
+from zhixing.engine.store.integrity import JournalDamaged
+from zhixing.engine.store.staging import to_json
+from zhixing.engine.units import NS_PER_SECOND
 
 log = structlog.get_logger("zhixing.run")
 

@@ -22,14 +22,14 @@ from typing import Final
 
 import structlog
 
-from algos.rebalance import Rebalance
-from engine.child_processes import ProcessTree, start_tree
-from engine.cli.session import LiveSession
-from engine.clock import SimClock, host_wall_ns
-from engine.config import Config, JobConfig
-from engine.errors import StoreError
-from engine.market import iso8601, trading_date_of
-from engine.notify import (
+from zhixing.algos.rebalance import Rebalance
+from zhixing.engine.child_processes import ProcessTree, start_tree
+from zhixing.engine.cli.session import LiveSession
+from zhixing.engine.clock import SimClock, host_wall_ns
+from zhixing.engine.config import Config, JobConfig
+from zhixing.engine.errors import StoreError
+from zhixing.engine.market import iso8601, trading_date_of
+from zhixing.engine.notify import (
     Message,
     ParentResult,
     SignalLine,
@@ -38,13 +38,13 @@ from engine.notify import (
     halt_notice,
     signal_summary,
 )
-from engine.parents import ParentOrder
-from engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
-from engine.portfolio.targets import Target
-from engine.store.backup import BackupError, backup_journal
-from engine.target_snapshots import read_todays_file, snapshot_to_trade, take_snapshot
-from engine.trading_day import DayStart, day_key, day_start_ns
-from engine.units import NS_PER_MINUTE, yuan_str
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
+from zhixing.engine.portfolio.targets import Target
+from zhixing.engine.store.backup import BackupError, backup_journal
+from zhixing.engine.target_snapshots import read_todays_file, snapshot_to_trade, take_snapshot
+from zhixing.engine.trading_day import DayStart, day_key, day_start_ns
+from zhixing.engine.units import NS_PER_MINUTE, yuan_str
 
 log = structlog.get_logger("zhixing.run")
 

@@ -20,12 +20,12 @@ from xml.etree import ElementTree as ET
 
 from croniter import croniter
 
-from engine.calendar_guard import check_one_shot
-from engine.cli.routes import load_checked
-from engine.clock import Clock, LiveClock
-from engine.errors import ConfigError
-from engine.market.calendar import iso8601
-from engine.schedule import CronJob, Scheduler
+from zhixing.engine.calendar_guard import check_one_shot
+from zhixing.engine.cli.routes import load_checked
+from zhixing.engine.clock import Clock, LiveClock
+from zhixing.engine.errors import ConfigError
+from zhixing.engine.market.calendar import iso8601
+from zhixing.engine.schedule import CronJob, Scheduler
 
 TASK_NS = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 _DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")

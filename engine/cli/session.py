@@ -18,40 +18,40 @@ from pathlib import Path
 
 import structlog
 
-from algos.base import AlgoContext
-from algos.basket import Basket
-from algos.directory import AlgoDirectory
-from algos.feed_guard import StaleGuard
-from engine.account import Account
-from engine.broker import BrokerAdapter
-from engine.bus import EventBus
-from engine.cancels import GoneCheck, GoneReport, Survivor
-from engine.clock import Clock, SimClock
-from engine.connection import (
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.basket import Basket
+from zhixing.algos.directory import AlgoDirectory
+from zhixing.algos.feed_guard import StaleGuard
+from zhixing.assembly import Engine, EngineSettings, build_engine
+from zhixing.engine.account import Account
+from zhixing.engine.broker import BrokerAdapter
+from zhixing.engine.bus import EventBus
+from zhixing.engine.cancels import GoneCheck, GoneReport, Survivor
+from zhixing.engine.clock import Clock, SimClock
+from zhixing.engine.connection import (
     ConnectionMonitor,
     IncidentCallback,
     LinkAwareInflightChecker,
     attach_to_adapter,
 )
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError, FeedError, StoreError
-from engine.events import OrderFilled
-from engine.feed import QuoteBook, QuoteFeed
-from engine.feed_keeper import FeedKeeper
-from engine.freshness import AlertCallback
-from engine.inflight import InflightChecker
-from engine.lost_orders import guard_lost_orders
-from engine.market import TradingCalendar, trading_date_of
-from engine.oms import OrderManager
-from engine.order_ids import bind_journal
-from engine.parents import ParentOrder
-from engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
-from engine.reconcile import ReconcileReport, Wait, merge_order, recover
-from engine.risk_controls import RiskControls
-from engine.store import StateStore
-from engine.store.integrity import require_sound_journal
-from engine.trading_day import TradingDay
-from zhixing.assembly import Engine, EngineSettings, build_engine
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError, FeedError, StoreError
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.feed import QuoteBook, QuoteFeed
+from zhixing.engine.feed_keeper import FeedKeeper
+from zhixing.engine.freshness import AlertCallback
+from zhixing.engine.inflight import InflightChecker
+from zhixing.engine.lost_orders import guard_lost_orders
+from zhixing.engine.market import TradingCalendar, trading_date_of
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.order_ids import bind_journal
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
+from zhixing.engine.reconcile import ReconcileReport, Wait, merge_order, recover
+from zhixing.engine.risk_controls import RiskControls
+from zhixing.engine.store import StateStore
+from zhixing.engine.store.integrity import require_sound_journal
+from zhixing.engine.trading_day import TradingDay
 
 log = structlog.get_logger("zhixing.session")
 

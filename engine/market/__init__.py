@@ -6,7 +6,7 @@ Everything is pure and integer (prices and money in milli-yuan, quantities in sh
 
 from __future__ import annotations
 
-from engine.market.calendar import (
+from zhixing.engine.market.calendar import (
     SHANGHAI,
     Phase,
     TradingCalendar,
@@ -15,8 +15,8 @@ from engine.market.calendar import (
     shanghai_ns,
     trading_date_of,
 )
-from engine.market.fees import FeeSchedule
-from engine.market.instruments import (
+from zhixing.engine.market.fees import FeeSchedule
+from zhixing.engine.market.instruments import (
     MAIN_ST_LIMIT_PCT_BP,
     PRICE_CEILING,
     Instrument,
@@ -28,7 +28,7 @@ from engine.market.instruments import (
     round_buy_quantity,
     round_price,
 )
-from engine.market.symbols import (
+from zhixing.engine.market.symbols import (
     Board,
     Exchange,
     board_of,

@@ -43,9 +43,9 @@ from functools import lru_cache
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from engine.errors import CalendarError, ParameterError
-from engine.market.calendar_sources import CalendarSource, KnownDays, library_sources, merge
-from engine.market.holidays import HolidayList
+from zhixing.engine.errors import CalendarError, ParameterError
+from zhixing.engine.market.calendar_sources import CalendarSource, KnownDays, library_sources, merge
+from zhixing.engine.market.holidays import HolidayList
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -34,8 +34,8 @@ from typing import Any, Final
 
 import exchange_calendars
 
-from engine.errors import InputError, ParameterError
-from engine.market.holidays import HolidayList
+from zhixing.engine.errors import InputError, ParameterError
+from zhixing.engine.market.holidays import HolidayList
 
 CALENDAR_START: Final = date(2000, 1, 4)  # first session of 2000; XSHG holidays are precomputed from 1999
 MIN_CLOSURES_PER_YEAR: Final = 10  # weekday closures of a whole year; every year since 2000 had 16 to 24

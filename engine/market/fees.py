@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from engine.enums import Side
-from engine.errors import ParameterError
-from engine.market.instruments import Instrument
-from engine.market.symbols import Board
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.market.instruments import Instrument
+from zhixing.engine.market.symbols import Board
 
 PPM: Final = 1_000_000
 FEN: Final = 10  # milli-yuan per fen (0.01 CNY): fees are charged in whole fen

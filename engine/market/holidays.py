@@ -26,8 +26,8 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
-from engine.errors import InputError
-from engine.input_limits import HOLIDAYS
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import HOLIDAYS
 
 FIRST_YEAR: Final = 2000
 LAST_YEAR: Final = 2099

@@ -13,10 +13,10 @@ import functools
 from dataclasses import dataclass
 from typing import Final
 
-from engine.enums import Side
-from engine.errors import ParameterError
-from engine.market.symbols import Board, Exchange, board_of, normalize_symbol
-from engine.reasons import DenialCode
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.market.symbols import Board, Exchange, board_of, normalize_symbol
+from zhixing.engine.reasons import DenialCode
 
 STOCK_TICK: Final = 10  # 0.01 CNY (V, D)
 FUND_TICK: Final = 1  # 0.001 CNY for funds and ETFs (V)

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Final
 
-from engine.errors import ParameterError
+from zhixing.engine.errors import ParameterError
 
 
 class Exchange(StrEnum):

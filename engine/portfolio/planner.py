@@ -33,11 +33,11 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import TypeVar
 
-from engine.enums import Side
-from engine.errors import ParameterError
-from engine.market import FeeSchedule, Instrument, instrument_for, price_limits, round_buy_quantity
-from engine.portfolio.targets import Target, TargetKind
-from engine.units import yuan_str
+from zhixing.engine.enums import Side
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.market import FeeSchedule, Instrument, instrument_for, price_limits, round_buy_quantity
+from zhixing.engine.portfolio.targets import Target, TargetKind
+from zhixing.engine.units import yuan_str
 
 BP_SCALE = 10_000
 FACTOR_SCALE = 1_000_000  # resolution of the pro-rata buy factor (parts per million)

@@ -28,8 +28,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError
-from engine.input_limits import (
+from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import (
     MAX_COLUMNS,
     TARGETS,
     Limits,
@@ -41,8 +41,8 @@ from engine.input_limits import (
     parquet_records,
     read_bounded,
 )
-from engine.market import SHANGHAI, instrument_for, normalize_symbol
-from engine.units import price_from_yuan
+from zhixing.engine.market import SHANGHAI, instrument_for, normalize_symbol
+from zhixing.engine.units import price_from_yuan
 
 WEIGHT_TOLERANCE = Decimal("1e-6")
 """Weights may sum to at most ``1 + WEIGHT_TOLERANCE`` without ``normalize``."""

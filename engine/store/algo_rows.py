@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from engine.errors import StoreError
+from zhixing.engine.errors import StoreError
 
 SELECT_V1 = "SELECT parent_id, algo, state, NULL, NULL, NULL, NULL FROM algo_states ORDER BY parent_id"
 """``schema.SELECT_ALGO_STATES``'s columns from a version 1 journal (one read without migrating it)."""

@@ -39,12 +39,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ParameterError, StoreError
-from engine.market.calendar import iso8601, trading_date_of
-from engine.store import schema
-from engine.store.file_set import check_replaceable, write_file_set
-from engine.store.integrity import JournalReport, verify_journal, wal_files
-from engine.store.trade_log import TRADE_LOG_FILES, fsync_dir, write_trade_log_files
+from zhixing.engine.errors import ParameterError, StoreError
+from zhixing.engine.market.calendar import iso8601, trading_date_of
+from zhixing.engine.store import schema
+from zhixing.engine.store.file_set import check_replaceable, write_file_set
+from zhixing.engine.store.integrity import JournalReport, verify_journal, wal_files
+from zhixing.engine.store.trade_log import TRADE_LOG_FILES, fsync_dir, write_trade_log_files
 
 BACKUP_DB = "journal.db"
 MANIFEST = "zhixing-backup.json"

@@ -35,7 +35,7 @@ from typing import TypeVar
 
 import structlog
 
-from engine.errors import StoreError
+from zhixing.engine.errors import StoreError
 
 log = structlog.get_logger("zhixing.store")
 

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from engine.errors import StoreError
-from engine.store import schema
-from engine.store.journal_rows import control_row_problems, loaded_row_problems
+from zhixing.engine.errors import StoreError
+from zhixing.engine.store import schema
+from zhixing.engine.store.journal_rows import control_row_problems, loaded_row_problems
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_BYTES = 100

@@ -14,10 +14,10 @@ import re
 import sqlite3
 from collections.abc import Callable
 
-from engine.enums import OrderStatus, Side
-from engine.errors import StoreError
-from engine.store import schema
-from engine.store.algo_rows import SELECT_V1, join_algo_state
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import StoreError
+from zhixing.engine.store import schema
+from zhixing.engine.store.algo_rows import SELECT_V1, join_algo_state
 
 MAX_LISTED = 5
 """Rows named per finding; the rest are counted."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from typing import Final
 
-from engine.store.staging import to_json
+from zhixing.engine.store.staging import to_json
 
 MIN_LIST: Final = 32
 """Shorter lists are not worth caching."""

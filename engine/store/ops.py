@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from engine.errors import StoreError
-from engine.store import schema
+from zhixing.engine.errors import StoreError
+from zhixing.engine.store import schema
 
 T = TypeVar("T")
 

@@ -12,11 +12,11 @@ import json
 from operator import attrgetter
 from typing import Any
 
-from engine.errors import ParameterError
-from engine.events import OrderFilled
-from engine.orders import Order
-from engine.store import schema
-from engine.store.ops import Plan
+from zhixing.engine.errors import ParameterError
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.orders import Order
+from zhixing.engine.store import schema
+from zhixing.engine.store.ops import Plan
 
 _order_row = attrgetter(*schema.ORDER_COLUMNS)
 _fill_row = attrgetter(*schema.FILL_ATTRS)

@@ -20,15 +20,15 @@ from typing import Any, ParamSpec, TypeVar, cast
 import aiosqlite
 import structlog
 
-from engine.enums import OrderStatus, Side
-from engine.errors import ParameterError, StoreError
-from engine.events import OrderFilled
-from engine.orders import Order
-from engine.store import ops, schema
-from engine.store.algo_rows import join_algo_state
-from engine.store.json_cache import StateEncoder
-from engine.store.staging import Staged, parent_row, to_json
-from engine.store.trade_log import write_trade_log
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import ParameterError, StoreError
+from zhixing.engine.events import OrderFilled
+from zhixing.engine.orders import Order
+from zhixing.engine.store import ops, schema
+from zhixing.engine.store.algo_rows import join_algo_state
+from zhixing.engine.store.json_cache import StateEncoder
+from zhixing.engine.store.staging import Staged, parent_row, to_json
+from zhixing.engine.store.trade_log import write_trade_log
 
 log = structlog.get_logger("zhixing.store")
 

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import csv_safe
-from engine.market.calendar import iso8601
-from engine.store.file_set import fsync_dir, write_file_set
+from zhixing.engine import csv_safe
+from zhixing.engine.market.calendar import iso8601
+from zhixing.engine.store.file_set import fsync_dir, write_file_set
 
 ORDERS_CSV_COLUMNS = (
     "client_order_id",

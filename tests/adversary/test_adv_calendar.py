@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
-from engine.market.calendar_sources import merge
-from engine.market.holidays import read_holidays
 from tests.calendar_fixtures import HOLIDAYS_2027, unupdated_exchange_calendar
+from zhixing.engine.errors import InputError
+from zhixing.engine.market.calendar_sources import merge
+from zhixing.engine.market.holidays import read_holidays
 
 
 def _write(tmp_path: Path, text: str, name: str = "holidays.txt", encoding: str = "utf-8") -> Path:

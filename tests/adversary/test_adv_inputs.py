@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import SimClock
-from engine.errors import InputError
-from engine.market import TradingCalendar, shanghai_ns
-from engine.portfolio.targets import load_targets
-from engine.store import StateStore
-from engine.target_snapshots import snapshot_to_trade, take_snapshot
+from zhixing.engine.clock import SimClock
+from zhixing.engine.errors import InputError
+from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.portfolio.targets import load_targets
+from zhixing.engine.store import StateStore
+from zhixing.engine.target_snapshots import snapshot_to_trade, take_snapshot
 
 TODAY = date(2021, 12, 1)  # a Wednesday
 YESTERDAY = date(2021, 11, 30)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.store.backup import BackupError, backup_journal
-from engine.store.integrity import verify_journal
 from tests.journal_files import T0, make_journal
+from zhixing.engine.store.backup import BackupError, backup_journal
+from zhixing.engine.store.integrity import verify_journal
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def _hot_rollback_journal_of_another_db(folder: Path) -> Path:
 # FINDING (journal): the docs say "the checks read only ... never written". A hot rollback journal
 # ("-journal") of another database left next to ours makes the read-only open fail with "readonly",
 # and the fallback re-opens read-write, where SQLite rolls that journal back INTO our file.
+@pytest.mark.slow
 def test_was_finding_verify_never_writes_the_file_even_with_a_foreign_hot_rollback_journal(
     journal: Path,
 ) -> None:

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.csv_safe import FORMULA_CHARS, cell
-from engine.names import name_problem
+from zhixing.engine.csv_safe import FORMULA_CHARS, cell
+from zhixing.engine.names import name_problem
 
 
 # FINDING (names): Windows reserves COM0 and LPT0 too (and the superscript forms, refused as non-ASCII).

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.fileorder.format import Row
-from adapters.fileorder.tail import TailFile
-from adapters.fileorder.trust import UntrustedPathError
+from zhixing.adapters.fileorder.format import Row
+from zhixing.adapters.fileorder.tail import TailFile
+from zhixing.adapters.fileorder.trust import UntrustedPathError
 
 HEADER = "exec_id,client_order_id,qty\n"
 
@@ -108,7 +108,7 @@ def test_was_candidate_bare_cr_lines_are_never_delivered_nor_reported(tmp_path: 
 def test_write_new_file_never_overwrites_a_file_that_appears_while_it_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.fileorder import trust
+    from zhixing.adapters.fileorder import trust
 
     final = tmp_path / "Z1.order.csv"
     real_create = trust.create_exclusive

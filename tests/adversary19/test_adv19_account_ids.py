@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.clock import SimClock
-from engine.lost_orders import lost_sequences
-from engine.order_ids import OrderIds
+from tests.engine.cli.test_accounts_routes import QMT_ACCOUNTS, START, SYM, buy, qmt_engine
 from tests.qmt_fake import XC, FakeQmtTerminal, StockAccount
-from tests.test_accounts_routes import QMT_ACCOUNTS, START, SYM, buy, qmt_engine
+from zhixing.engine.clock import SimClock
+from zhixing.engine.lost_orders import lost_sequences
+from zhixing.engine.order_ids import OrderIds
 
 IDS = OrderIds.for_account("88001234")
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")

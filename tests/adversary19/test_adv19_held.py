@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.errors import InputError, StoreError
-from engine.events import SubmitOrder
-from engine.input_limits import HOLIDAYS, read_bounded
-from engine.market import shanghai_ns
-from engine.oms import OrderManager
-from engine.store import StateStore
-from engine.store.file_set import write_file_set
 from tests.fakes import FakeBroker
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import InputError, StoreError
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.input_limits import HOLIDAYS, read_bounded
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.store import StateStore
+from zhixing.engine.store.file_set import write_file_set
 
 
 async def test_held_a_cancel_saying_more_filled_than_the_order_never_releases_nor_overfills(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.reject_reasons import RejectAction, classify_reject
+from zhixing.engine.reject_reasons import RejectAction, classify_reject
 
 WILL_REPEAT = [
     ("账户已冻结，请稍后重试", "account_restricted"),

@@ -14,19 +14,19 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from engine.account import Account
-from engine.bus import EventBus
-from engine.cli.session import open_live_session
-from engine.clock import SimClock
-from engine.enums import OrderStatus, Side
-from engine.events import FillReport, OrderStatusReport, PositionReport, SubmitOrder
-from engine.feed import Reference
-from engine.market import shanghai_ns
-from engine.oms import OrderManager
-from engine.order_ids import OrderIds
-from engine.store import StateStore
 from tests.fakes import FakeBroker
 from zhixing.assembly import EngineSettings
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.cli.session import open_live_session
+from zhixing.engine.clock import SimClock
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.events import FillReport, OrderStatusReport, PositionReport, SubmitOrder
+from zhixing.engine.feed import Reference
+from zhixing.engine.market import shanghai_ns
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.order_ids import OrderIds
+from zhixing.engine.store import StateStore
 
 SYM = "600000.SH"
 DAY1, DAY2 = date(2021, 12, 1), date(2021, 12, 2)

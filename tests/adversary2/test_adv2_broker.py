@@ -10,13 +10,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from engine.account import Account
-from engine.bus import EventBus
-from engine.clock import SimClock
-from engine.connection import ConnectionMonitor, LinkAwareInflightChecker, LinkGate, LinkState
-from engine.enums import OrderStatus, Side
-from engine.errors import BrokerError
-from engine.events import (
+from tests.virtual_time import at
+from zhixing.engine.account import Account
+from zhixing.engine.bus import EventBus
+from zhixing.engine.clock import SimClock
+from zhixing.engine.connection import ConnectionMonitor, LinkAwareInflightChecker, LinkGate, LinkState
+from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.errors import BrokerError
+from zhixing.engine.events import (
     AccountReport,
     FillReport,
     OrderAccepted,
@@ -26,10 +27,9 @@ from engine.events import (
     PositionReport,
     SubmitOrder,
 )
-from engine.oms import OrderManager
-from engine.orders import Order
-from engine.store import StateStore
-from tests.virtual_time import at
+from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.store import StateStore
 
 NS = 1_000_000_000
 SYM = "600000.SH"

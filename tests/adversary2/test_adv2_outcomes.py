@@ -12,12 +12,14 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from engine.cli.run_cmd import run_config
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.market import shanghai_ns
-from tests.test_notify_support import MailRecorder, smtp_server
-from tests.test_run_day import CONFIG, SAMPLE
+import pytest
+
+from tests.adapters.notify.test_notify_support import MailRecorder, smtp_server
+from tests.engine.cli.test_run_day import CONFIG, SAMPLE
+from zhixing.engine.cli.run_cmd import run_config
+from zhixing.engine.clock import SimClock
+from zhixing.engine.config import load_config
+from zhixing.engine.market import shanghai_ns
 
 DAY = date(2021, 12, 1)
 
@@ -73,6 +75,7 @@ async def _run(folder: Path, *, cash_yuan: int, targets: str, data: Path = SAMPL
     return result, recorder
 
 
+@pytest.mark.slow
 async def test_was_finding_a_planned_buy_dropped_by_the_resize_is_not_reported_ok(tmp_path: Path) -> None:
     """Sell everything (600566.SH, 20,000) and buy two names with it: 600107.SH with nearly all, 600258.SH
     one lot. The market falls 5 % while the sells work, so the sells release less cash than the plan

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
-from algos.base import AlgoContext
-from algos.twap import TwapAlgo
-from engine.clock_watch import ClockWatch
-from engine.enums import Side
-from engine.events import SubmitOrder
-from engine.orders import Order
-from engine.parents import ParentOrder
-from engine.risk_controls import RiskLimits
 from tests.fakes import calendar
 from tests.virtual_time import MINUTE, NS, VirtualLoop, at, host_at, live_world, run_virtual
+from zhixing.algos.base import AlgoContext
+from zhixing.algos.twap import TwapAlgo
+from zhixing.engine.clock_watch import ClockWatch
+from zhixing.engine.enums import Side
+from zhixing.engine.events import SubmitOrder
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.risk_controls import RiskLimits
 
 SYMBOL = "600000.SH"
 
