@@ -3,8 +3,8 @@
 One distribution, one top-level name. The repository keeps the design card's folders at its top
 (``engine/``, ``algos/``, ``adapters/``, ``replay/``); installed, they are ``zhixing.engine``,
 ``zhixing.algos``, ``zhixing.adapters`` and ``zhixing.replay`` (``pyproject.toml`` maps them). From a
-checkout (``PYTHONPATH`` at the repository, or an editable install), the repository's root is added to this
-package's path, so the same ``zhixing.*`` names find the same files.
+checkout (``PYTHONPATH`` at the repository, or an editable install), ``zhixing.checkout`` finds those four
+names, and only those, in the repository's folders, so the same ``zhixing.*`` names find the same files.
 
 The public face, what a strategy or a script uses (later issues extend it):
 
@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 _here = Path(__file__).resolve().parent
 if not (_here / "engine").is_dir():  # a checkout: engine/, algos/, ... sit beside zhixing/
-    __path__.append(str(_here.parent))
+    from zhixing.checkout import install
+
+    install(_here.parent)
 
 # The API is loaded on first use (PEP 562): importing ``zhixing.engine.units`` does not pull in the
 # algorithms and the composition root, and the core keeps its import map (tests/test_composition_root.py).
