@@ -9,6 +9,7 @@ from zhixing.algos.base import AlgoContext, ExecAlgo
 from zhixing.algos.params import parameter_error
 from zhixing.algos.registry import create_algo
 from zhixing.engine.parents import ParentOrder, ParentStatus
+from zhixing.engine.reasons import Unfilled, UnfilledCode
 
 
 class AlgoJournal(Protocol):
@@ -100,7 +101,7 @@ class Basket:
             elif final is ParentStatus.CANCELED:
                 algo.cancel()  # nothing tracked yet: finishes at once, sends nothing
             elif final is ParentStatus.DONE:
-                algo.stop()
+                algo.stop(Unfilled(UnfilledCode.ENDED))
         return basket
 
     @classmethod
