@@ -88,6 +88,7 @@ class UnfilledCode(StrEnum):
     ODD_LOT_REMAINDER = "odd_lot_remainder"  # a buy's rest is below the smallest buy size
     DENIED = "denied"  # a child was refused before reaching the broker (detail: the denial's text)
     REJECTED = "rejected"  # the broker rejected a child (detail: the broker's reason)
+    CASH = "cash"  # a rebalance's buy sized down (or out) to the cash its sells confirmed
     # how the parent ended, when nothing above stood in its way (``ExecAlgo`` records it as it ends)
     WINDOW_ENDED = "window_ended"  # its window ended first (detail: what was still working then)
     STOPPED = "stopped"  # stopped by the operator or the engine (detail: by whom, when known)

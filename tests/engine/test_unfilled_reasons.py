@@ -38,6 +38,7 @@ TEXTS: list[tuple[Unfilled, str]] = [
     (Unfilled(UnfilledCode.HALTED, "operator: lunch"), "halted:operator: lunch"),
     (Unfilled(UnfilledCode.PAUSED, "broker link down"), "paused:broker link down"),
     (Unfilled(UnfilledCode.ENDED), "ended"),
+    (Unfilled(UnfilledCode.CASH), "cash"),
 ]
 
 
