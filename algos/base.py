@@ -209,6 +209,7 @@ class ExecAlgo(ABC):
         self.cancels_sent = 0
         self.children_refused_over_parent = 0  # children ``_guard_child`` refused (must stay 0)
         self._unfilled: Unfilled | None = None  # why the latest due work sent nothing (limit_up, ...)
+        self._paused_by: Unfilled | None = None  # why it is paused (a halt, the operator), while paused
         self._child_ids: set[str] = set()
         self._active: dict[str, Order] = {}  # our children not yet terminal
         self._filled = 0
@@ -282,13 +283,19 @@ class ExecAlgo(ABC):
 
     @property
     def unfilled(self) -> Unfilled | None:
-        """Why the parent is not filled (None: filled, or nothing stands in its way)."""
+        """Why the parent is not filled (None: filled, or running with nothing in its way). Never None for
+        a parent that ended short or stands paused: what stood in its way, or else how it ended
+        (``ending_reason``), or why it is paused."""
         if self._filled >= self.parent.quantity:
             return None
+        if self._phase is AlgoPhase.PAUSED:
+            return self._paused_by or Unfilled(UnfilledCode.PAUSED)
         if self._unfilled is not None:
             return self._unfilled
         if self._unbuyable_rest():
             return Unfilled(UnfilledCode.ODD_LOT_REMAINDER)
+        if self._phase in ENDING:  # a journal written before every ending recorded its cause
+            return Unfilled(UnfilledCode.ENDED)
         return None
 
     @property
@@ -348,21 +355,25 @@ class ExecAlgo(ABC):
         self.parent.status = ParentStatus.RUNNING
         self._on_start()
 
-    def stop(self) -> None:
-        """Cancel working children and finish as DONE."""
+    def stop(self, why: Unfilled | None = None) -> None:
+        """Cancel working children and finish as DONE. Short, the parent's reason is why it stands paused
+        (a halt), else ``why``, else ``stopped``: the stop, not what its last work met."""
         self.dirty = True
-        self._finish(ParentStatus.DONE)
+        self._finish(ParentStatus.DONE, why=self._paused_by or why or Unfilled(UnfilledCode.STOPPED))
 
-    def cancel(self) -> None:
-        """Cancel working children and finish as CANCELED."""
+    def cancel(self, why: Unfilled | None = None) -> None:
+        """Cancel working children and finish as CANCELED. Short, the parent's reason is ``why`` (default:
+        ``canceled``)."""
         self.dirty = True
-        self._finish(ParentStatus.CANCELED)
+        self._finish(ParentStatus.CANCELED, why=why or Unfilled(UnfilledCode.CANCELED))
 
-    def pause(self) -> None:
-        """Stop slicing and cancel working children. Nothing is sent until ``resume``."""
+    def pause(self, why: Unfilled | None = None) -> None:
+        """Stop slicing and cancel working children. Nothing is sent until ``resume``. ``why`` (default:
+        ``paused``) is the parent's reason while it stands paused (``unfilled``)."""
         self.dirty = True
         if self.ending or self.paused:
             return
+        self._paused_by = why
         self._enter(AlgoPhase.PAUSED)
         self.parent.status = ParentStatus.PAUSED
         self._pending = None
@@ -374,6 +385,7 @@ class ExecAlgo(ABC):
         self.dirty = True
         if not self.paused:
             return
+        self._paused_by = None
         if not self._attached:  # paused before it was ever started: ``start`` will run it
             self._enter(AlgoPhase.CREATED)
             return
@@ -418,6 +430,8 @@ class ExecAlgo(ABC):
             "backoff_until": self._backoff_until,
             "cancels_sent": self.cancels_sent,
             "reason": "" if self._unfilled is None else str(self._unfilled),
+            # only while paused for a reason (states of old, and of every other phase, read alike)
+            **({} if self._paused_by is None else {"paused_reason": str(self._paused_by)}),
             # the phase, in the journal's keys of old (journals written before the phase table read alike)
             "paused": self._phase is AlgoPhase.PAUSED,
             "finishing": self._phase in ENDING,
@@ -458,6 +472,8 @@ class ExecAlgo(ABC):
         self._backoff_until = state_int(state, "backoff_until")
         self._unfilled = Unfilled.from_journal(str(state.get("reason", "")))
         self._restore_phase(state)
+        if self._phase is AlgoPhase.PAUSED:
+            self._paused_by = Unfilled.from_journal(str(state.get("paused_reason", "")))
         self._final_status = ParentStatus(str(state.get("final_status", ParentStatus.DONE.value)))
         # absent in states written before closing-auction participation existed: none planned
         self._auction_qty = state_int(state, "auction_qty")
@@ -618,7 +634,7 @@ class ExecAlgo(ABC):
         if self.ending:
             return
         if self._auction_qty <= 0 or self._auction_sent:
-            self._finish(ParentStatus.DONE, cancel_working=cancel_working)
+            self._finish(ParentStatus.DONE, cancel_working=cancel_working, why=self.window_ended())
             return
         if not self._continuous_over:
             self._continuous_over = True
@@ -630,7 +646,14 @@ class ExecAlgo(ABC):
             self.set_timer(self._auction_at, lambda: self.end_of_window(cancel_working))
             return
         self._send_auction()
-        self._finish(ParentStatus.DONE, cancel_working=False)
+        self._finish(ParentStatus.DONE, cancel_working=False, why=self.window_ended())
+
+    def window_ended(self) -> Unfilled:
+        """The reason of a parent whose window ended short: what was still working at that moment."""
+        return Unfilled(
+            UnfilledCode.WINDOW_ENDED,
+            f"{self.working_quantity} of {self.parent.quantity} working, {self._filled} filled at the end",
+        )
 
     def _send_auction(self) -> None:
         """Send the closing-auction order once (see the module docstring); record why when it cannot."""
@@ -768,8 +791,8 @@ class ExecAlgo(ABC):
                 reason=reason,
                 consecutive=self._denial_streak,
             )
-            self.stop()
-            self._unfilled = Unfilled.denied(code, reason)
+            self.dirty = True
+            self._finish(ParentStatus.DONE)  # the denial is the reason, not a stop
 
     def _rejected(self, event: OrderRejected) -> None:
         """A child was rejected: stop, back off or retry by what its reason says (module docstring)."""
@@ -805,7 +828,7 @@ class ExecAlgo(ABC):
             category=verdict.category,
             rejects=self.children_rejected,
         )
-        self.stop()
+        self._finish(ParentStatus.DONE)  # the reject (recorded by the caller) is the reason
 
     def _missed_a_final_reject(self, children: list[Order]) -> bool:
         """After a restart: a child rejected for a reason that will not go away, which this algorithm never
@@ -829,7 +852,8 @@ class ExecAlgo(ABC):
                     rejects=self.children_rejected,
                     learnt="at restart",
                 )
-                self.stop()
+                self.dirty = True
+                self._finish(ParentStatus.DONE)  # the reject is the reason
                 return True
         return False
 
@@ -897,16 +921,36 @@ class ExecAlgo(ABC):
             return True
         return not self._active and self._unbuyable_rest()
 
-    def _finish(self, status: ParentStatus, *, cancel_working: bool = True) -> None:
-        """Stop scheduling; cancel what is working; finished once nothing is working."""
+    def _finish(
+        self, status: ParentStatus, *, cancel_working: bool = True, why: Unfilled | None = None
+    ) -> None:
+        """Stop scheduling; cancel what is working; finished once nothing is working. ``why``: how it
+        ended, the reason of a parent that ends short (see ``_record_ending``)."""
         if self._phase is AlgoPhase.FINISHED:
             return
         if self._phase is AlgoPhase.FINISHING and status is not ParentStatus.CANCELED:
             return
+        if why is not None:
+            self._record_ending(why)
         self._begin_finishing(status, cancel_working=cancel_working)
+
+    def _record_ending(self, why: Unfilled) -> None:
+        """A parent that ends short always says why (never an empty reason): the operator's stop or
+        cancel says so over what its last work met; its window's end only when nothing else stood in
+        its way (a sealed limit, a denial or a reject stays the reason). Recorded as the finish begins,
+        so it is journaled with the finishing state and the working quantity is the one at the end."""
+        if self._filled >= self.parent.quantity or self._unbuyable_rest():
+            return
+        if why.code is UnfilledCode.WINDOW_ENDED and self._unfilled is not None:
+            return
+        if self._unfilled is not None and self._unfilled.code in reasons.ENDINGS:
+            return  # already ending (a cancel over a window's end): the first ending stays
+        self._unfilled = why
+        self.dirty = True
 
     def _begin_finishing(self, status: ParentStatus, *, cancel_working: bool) -> None:
         self._enter(AlgoPhase.FINISHING)
+        self._paused_by = None
         self._final_status = status
         self._pending = None
         self._cancel_timer()

@@ -107,7 +107,11 @@ class ChaseAlgo(ExecAlgo):
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
-            self._finish(ParentStatus.DONE, cancel_working=self.params.end_policy == "cancel")
+            self._finish(
+                ParentStatus.DONE,
+                cancel_working=self.params.end_policy == "cancel",
+                why=self.window_ended(),
+            )
             return
         if any(lo <= now < hi for lo, hi in self._windows):
             if self._active and self.reprices < self.params.max_reprices:

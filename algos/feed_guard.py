@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import structlog
 
 from zhixing.algos.base import ExecAlgo
+from zhixing.engine.reasons import Unfilled, UnfilledCode
 
 log = structlog.get_logger("zhixing.algos")
 
@@ -28,7 +29,7 @@ class StaleGuard:
         for parent_id, algo in self.algos.items():
             if algo.parent.symbol != symbol or algo.done or algo.paused:
                 continue
-            algo.pause()
+            algo.pause(Unfilled(UnfilledCode.PAUSED, "stale quotes"))
             self.paused_by_guard.add(parent_id)
             self.pauses += 1
             log.warning("algo_paused_stale_feed", parent_id=parent_id, symbol=symbol)

@@ -120,7 +120,11 @@ class IcebergAlgo(ExecAlgo):
             return
         now = self.ctx.clock.now_ns()
         if now >= self._end_at:
-            self._finish(ParentStatus.DONE, cancel_working=self.params.end_policy == "cancel")
+            self._finish(
+                ParentStatus.DONE,
+                cancel_working=self.params.end_policy == "cancel",
+                why=self.window_ended(),
+            )
             return
         # only with nothing working, inside the parent's own window (continuous trading only)
         if not self._active and self.remaining > 0 and self._inside(now):

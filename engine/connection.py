@@ -43,7 +43,7 @@ from zhixing.engine.freshness import AlertCallback
 from zhixing.engine.inflight import InflightChecker
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
-from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.reasons import Denial, DenialCode, Unfilled, UnfilledCode
 from zhixing.engine.reconcile import ReconcileReport, resync
 
 log = structlog.get_logger("zhixing.connection")
@@ -93,7 +93,7 @@ class Pausable(Protocol):
     @property
     def paused(self) -> bool: ...
 
-    def pause(self) -> None: ...
+    def pause(self, why: Unfilled | None = None) -> None: ...
 
     def resume(self) -> None: ...
 
@@ -259,7 +259,7 @@ class ConnectionMonitor:
         algo = self.algos.get(parent_id)
         if algo is None or algo.done or algo.paused:
             return
-        algo.pause()
+        algo.pause(Unfilled(UnfilledCode.PAUSED, "broker link down"))
         self.paused_by_monitor.add(parent_id)
         incident.algos_paused += 1
         log.warning("algo_paused_broker_disconnected", parent_id=parent_id)

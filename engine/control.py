@@ -53,7 +53,7 @@ from zhixing.engine.errors import InputError, ParameterError, StoreError
 from zhixing.engine.events import HaltChanged, HaltRequested, OrderDenied
 from zhixing.engine.freshness import AlertCallback, position_key
 from zhixing.engine.oms import OrderManager
-from zhixing.engine.reasons import DenialCode
+from zhixing.engine.reasons import DenialCode, Unfilled, UnfilledCode
 from zhixing.engine.reconcile import merge_order
 from zhixing.engine.risk_controls import RISK_META_KEY, RiskControls
 from zhixing.engine.store import StateStore, ops
@@ -267,11 +267,11 @@ class ControllableAlgo(Protocol):
     @property
     def paused(self) -> bool: ...
 
-    def pause(self) -> None: ...
+    def pause(self, why: Unfilled | None = None) -> None: ...
 
     def resume(self) -> None: ...
 
-    def cancel(self) -> None: ...
+    def cancel(self, why: Unfilled | None = None) -> None: ...
 
 
 HaltListener = Callable[[str, bool], object]
@@ -324,7 +324,7 @@ class EngineControl:
         paused = 0
         for parent_id, algo in self.algos.items():
             if not algo.done and not algo.paused:
-                algo.pause()
+                algo.pause(Unfilled(UnfilledCode.HALTED, reason))
                 self.paused_by_halt.add(parent_id)
                 paused += 1
         cancelled = self.oms.cancel_all()
@@ -407,7 +407,7 @@ class EngineControl:
         algo = self.algos.get(parent_id) if parent_id else None
         if algo is None or algo.done or algo.paused:
             return
-        algo.pause()
+        algo.pause(Unfilled(UnfilledCode.HALTED, self.oms.halted_reason or ""))
         self.paused_by_halt.add(parent_id)
         self._journal()
         log.warning("algo_paused_while_halted", parent_id=parent_id)
@@ -536,10 +536,10 @@ class EngineControl:
         for parent_id in sorted(self.paused_by_halt):
             algo = self.algos.get(parent_id)
             if algo is not None and not algo.done:
-                algo.pause()
+                algo.pause(Unfilled(UnfilledCode.HALTED, self.oms.halted_reason or ""))
         for parent_id, algo in self.algos.items():  # anything the journal lagged on
             if not algo.done and not algo.paused:
-                algo.pause()
+                algo.pause(Unfilled(UnfilledCode.HALTED, self.oms.halted_reason or ""))
                 self.paused_by_halt.add(parent_id)
         self.oms.cancel_all()
         self._verify("halt (restored at start)")

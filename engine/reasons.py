@@ -88,10 +88,41 @@ class UnfilledCode(StrEnum):
     ODD_LOT_REMAINDER = "odd_lot_remainder"  # a buy's rest is below the smallest buy size
     DENIED = "denied"  # a child was refused before reaching the broker (detail: the denial's text)
     REJECTED = "rejected"  # the broker rejected a child (detail: the broker's reason)
+    CASH = "cash"  # a rebalance's buy sized down (or out) to the cash its sells confirmed
+    # how the parent ended, when nothing above stood in its way (``ExecAlgo`` records it as it ends)
+    WINDOW_ENDED = "window_ended"  # its window ended first (detail: what was still working then)
+    STOPPED = "stopped"  # stopped by the operator or the engine (detail: by whom, when known)
+    CANCELED = "canceled"  # cancelled by the operator (detail: by what, when known)
+    HALTED = "halted"  # trading is halted: paused, or ended, while halted (detail: the halt's reason)
+    PAUSED = "paused"  # paused (the operator, a lost broker link) and not resumed (detail: by what)
+    ENDED = "ended"  # ended short with its cause not recorded (a journal written before every ending had one)
 
 
-DETAILED: frozenset[UnfilledCode] = frozenset({UnfilledCode.DENIED, UnfilledCode.REJECTED})
-"""Codes whose text carries a detail: ``"<code>:<detail>"``; the others are the bare code."""
+DETAILED: frozenset[UnfilledCode] = frozenset(
+    {
+        UnfilledCode.DENIED,
+        UnfilledCode.REJECTED,
+        UnfilledCode.WINDOW_ENDED,
+        UnfilledCode.STOPPED,
+        UnfilledCode.CANCELED,
+        UnfilledCode.HALTED,
+        UnfilledCode.PAUSED,
+    }
+)
+"""Codes whose text carries a detail: ``"<code>:<detail>"`` (the detail may be empty for the codes of
+how a parent ended); the others are the bare code."""
+
+ENDINGS: frozenset[UnfilledCode] = frozenset(
+    {
+        UnfilledCode.WINDOW_ENDED,
+        UnfilledCode.STOPPED,
+        UnfilledCode.CANCELED,
+        UnfilledCode.HALTED,
+        UnfilledCode.PAUSED,
+        UnfilledCode.ENDED,
+    }
+)
+"""Codes that say how the parent ended (or stands still), not what its last work met."""
 
 
 @dataclass(frozen=True, slots=True)

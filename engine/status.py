@@ -27,6 +27,7 @@ from zhixing.engine.account import Account
 from zhixing.engine.enums import WORKING_STATUSES, OrderStatus
 from zhixing.engine.errors import InputError, StoreError
 from zhixing.engine.logs import mask_account
+from zhixing.engine.reasons import Unfilled, UnfilledCode
 from zhixing.engine.risk_controls import RISK_META_KEY
 from zhixing.engine.store import schema
 from zhixing.engine.store.algo_rows import SELECT_V1, join_algo_state
@@ -146,6 +147,20 @@ def _json(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _journaled_reason(state: dict[str, Any]) -> str:
+    """Why a parent is short, as its algorithm journaled it (``ExecAlgo.unfilled``, the text the reports
+    show): why it stands paused, else its reason; a parent journaled finished short without one (a journal
+    written before every ending had a reason) says ``ended``."""
+    if state.get("paused") and state.get("paused_reason"):
+        return str(state["paused_reason"])
+    if state.get("paused"):
+        return str(Unfilled(UnfilledCode.PAUSED))
+    reason = str(state.get("reason", "") or "")
+    if not reason and state.get("finishing"):
+        return str(Unfilled(UnfilledCode.ENDED))
+    return reason
+
+
 def _build(
     db: Path,
     orders: list[dict[str, Any]],
@@ -181,6 +196,7 @@ def _build(
                 "filled_quantity": filled,
                 "progress_pct": round(100 * filled / int(p["quantity"]), 1) if p["quantity"] else 0.0,
                 "working_orders": working_by_parent.get(pid, 0),
+                "unfilled_reason": _journaled_reason(state) if filled < int(p["quantity"]) else "",
             }
         )
     account = _json(meta.get(ACCOUNT_META_KEY)) or None
@@ -273,7 +289,17 @@ def render_tables(status: dict[str, Any], console: Console) -> None:
         )
     console.print(t)
     t = Table(title="Algorithms")
-    for col in ("parent", "algo", "symbol", "side", "filled/target", "progress", "status", "working"):
+    for col in (
+        "parent",
+        "algo",
+        "symbol",
+        "side",
+        "filled/target",
+        "progress",
+        "status",
+        "working",
+        "reason",
+    ):
         t.add_column(col)
     for a in status["algos"]:
         t.add_row(
@@ -285,6 +311,7 @@ def render_tables(status: dict[str, Any], console: Console) -> None:
             f"{a['progress_pct']}%",
             a["status"],
             str(a["working_orders"]),
+            a["unfilled_reason"],
         )
     console.print(t)
     risk = status["risk"]

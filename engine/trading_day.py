@@ -44,7 +44,7 @@ from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
-from zhixing.engine.reasons import Denial, DenialCode
+from zhixing.engine.reasons import Denial, DenialCode, Unfilled, UnfilledCode
 from zhixing.engine.reconcile import ReconcileReport, end_earlier_days
 from zhixing.engine.risk_controls import RiskControls
 from zhixing.engine.store import StateStore
@@ -75,7 +75,7 @@ class DayAlgo(Protocol):
     @property
     def done(self) -> bool: ...
 
-    def stop(self) -> None: ...
+    def stop(self, why: Unfilled | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,7 +196,11 @@ class TradingDay:
             stopped = []
             for parent_id, algo in list(self.algos.items()):
                 if not algo.done and algo.parent.created_ns < start_ns:
-                    algo.stop()
+                    algo.stop(
+                        Unfilled(
+                            UnfilledCode.WINDOW_ENDED, f"its day ended; stopped as {day.isoformat()} started"
+                        )
+                    )
                     stopped.append(parent_id)
             self.account.start_day(day)
             started = DayStart(

@@ -742,6 +742,9 @@ def _check_algos(
     outcome.algo_mismatches = len(bad)
     if bad:
         outcome.problems.append(f"algo progress: {bad[:5]}")
+    unexplained = basket.short_without_reason()  # every shortfall has a reason (issue 20)
+    if unexplained:
+        outcome.problems.append(f"parents ended short with no reason: {unexplained[:5]}")
     # refused by the adapter: a resend of a known client id would be; a child handed over in the very
     # instant the link dropped is refused as "link down" (nothing sent) and is not one
     resends = [

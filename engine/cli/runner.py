@@ -27,6 +27,7 @@ from zhixing.engine.child_processes import ProcessTree, start_tree
 from zhixing.engine.cli.session import LiveSession
 from zhixing.engine.clock import SimClock, host_wall_ns
 from zhixing.engine.config import Config, JobConfig
+from zhixing.engine.enums import Side
 from zhixing.engine.errors import StoreError
 from zhixing.engine.market import iso8601, trading_date_of
 from zhixing.engine.notify import (
@@ -41,6 +42,7 @@ from zhixing.engine.notify import (
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
 from zhixing.engine.portfolio.targets import Target
+from zhixing.engine.reasons import Unfilled, UnfilledCode
 from zhixing.engine.store.backup import BackupError, backup_journal
 from zhixing.engine.target_snapshots import read_todays_file, snapshot_to_trade, take_snapshot
 from zhixing.engine.trading_day import DayStart, day_key, day_start_ns
@@ -367,6 +369,7 @@ class DayRunner:
             done[(r.symbol, r.side.value)] = done.get((r.symbol, r.side.value), 0) + r.filled
         short = [
             f"{row.symbol} {row.side.value} {done.get((row.symbol, row.side.value), 0)}/{row.quantity}"
+            f" ({self._row_reason(results, row.symbol, row.side)})"
             for row in planned
             if row.side is not None and done.get((row.symbol, row.side.value), 0) < row.quantity
         ]
@@ -394,6 +397,19 @@ class DayRunner:
         log.info("rebalance_over", job=outcome.job, status=status, complete=complete, parents=len(results))
         if status != "ok":
             self.notify(error_notice(f"job {outcome.job} ended {status}", outcome.detail, account=self._acct))
+
+    @staticmethod
+    def _row_reason(results: list[ParentResult], symbol: str, side: Side) -> str:
+        """Why a planned trade is short: its parents' reasons, or ``cash`` when the buy leg sized it down
+        (or out) to the cash the sells confirmed and its parent filled what it was given."""
+        reasons = sorted(
+            {
+                r.unfilled_reason
+                for r in results
+                if r.symbol == symbol and r.side is side and r.unfilled_reason
+            }
+        )
+        return "; ".join(reasons) or str(Unfilled(UnfilledCode.CASH))
 
     async def execute_plan(
         self,
@@ -514,13 +530,23 @@ class DayRunner:
             a.parent for a in self.session.basket.algos.values() if a.parent.created_ns >= start
         ]
 
+    def unfilled_reason(self, parent_id: str) -> str:
+        """Why a parent of today is short: its algorithm's typed reason (``ExecAlgo.unfilled``), the same
+        text replay and paper report; for a parent no algorithm of this run holds, its children's reasons."""
+        for basket in [r.basket for r in self.rebalances] + [self.session.basket]:
+            algo = basket.algos.get(parent_id)
+            if algo is not None:
+                return algo.unfilled_reason
+        children = self.session.oms.children_of(parent_id)
+        return "; ".join(sorted({c.reason for c in children if c.reason}))
+
     def results(self) -> list[ParentResult]:
         out = []
         for parent in self.parents():
             children = self.session.oms.children_of(parent.parent_id)
             filled = sum(c.filled_quantity for c in children)
             value = sum(c.filled_value for c in children)
-            reasons = sorted({c.reason for c in children if c.reason})
+            reason = self.unfilled_reason(parent.parent_id) if filled < parent.quantity else ""
             out.append(
                 ParentResult(
                     parent_id=parent.parent_id,
@@ -530,7 +556,7 @@ class DayRunner:
                     filled=filled,
                     avg_price=value // filled if filled else None,
                     arrival_price=self.arrival.get(parent.parent_id),
-                    unfilled_reason="; ".join(reasons) or "window ended",
+                    unfilled_reason=reason or ("running" if filled < parent.quantity else ""),
                 )
             )
         return out

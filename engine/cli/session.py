@@ -47,6 +47,7 @@ from zhixing.engine.oms import OrderManager
 from zhixing.engine.order_ids import bind_journal
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.readiness import NotReadyCallback, connect_broker, wait_until_ready
+from zhixing.engine.reasons import Unfilled, UnfilledCode
 from zhixing.engine.reconcile import ReconcileReport, Wait, merge_order, recover
 from zhixing.engine.risk_controls import RiskControls
 from zhixing.engine.store import StateStore
@@ -145,7 +146,7 @@ class LiveSession:
                 self.day.stop()
             for algo in self.basket.algos.values():
                 if not algo.done:
-                    algo.stop()
+                    algo.stop(Unfilled(UnfilledCode.STOPPED, "engine shut down"))
             if cancel_working:
                 try:
                     report = await self._cancel_and_verify(settle_ns, hurry)

@@ -28,7 +28,7 @@ from zhixing.engine.events import SubmitOrder
 from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
 from zhixing.engine.oms import OmsCounters, OrderManager
 from zhixing.engine.parents import ParentOrder, ParentStatus
-from zhixing.engine.reasons import DenialCode
+from zhixing.engine.reasons import DenialCode, Unfilled, UnfilledCode
 from zhixing.engine.risk_controls import RiskControls, RiskLimits
 from zhixing.engine.store import StateStore
 from zhixing.engine.trading_day import DayStart, TradingDay, day_key
@@ -213,10 +213,12 @@ async def test_a_parent_of_an_earlier_day_is_finished_at_the_start_and_a_days_pa
         parent: ParentOrder
         done: bool = False
         stops: list[str] = field(default_factory=list)
+        why: list[Unfilled | None] = field(default_factory=list)
 
-        def stop(self) -> None:
+        def stop(self, why: Unfilled | None = None) -> None:
             self.done = True
             self.stops.append(self.parent.parent_id)
+            self.why.append(why)
 
     def parent(created: int, pid: str) -> ParentOrder:
         return ParentOrder(
@@ -237,6 +239,7 @@ async def test_a_parent_of_an_earlier_day_is_finished_at_the_start_and_a_days_pa
     started = await engine.day.start(THURSDAY)
     assert started.stopped == (late.parent.parent_id,)
     assert late.stops == [late.parent.parent_id]
+    assert [w.code if w else None for w in late.why] == [UnfilledCode.WINDOW_ENDED]  # never an empty reason
     assert not fresh.stops
     await engine.store.close()
 

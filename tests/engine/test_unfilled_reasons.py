@@ -27,6 +27,18 @@ TEXTS: list[tuple[Unfilled, str]] = [
     (Unfilled(UnfilledCode.REJECTED, "price_above_limit_up"), "rejected:price_above_limit_up"),
     (Unfilled(UnfilledCode.REJECTED, "a: b: c"), "rejected:a: b: c"),
     (Unfilled(UnfilledCode.REJECTED, ""), "rejected:"),
+    # how a parent ended (new codes, new text: no journal of old holds them)
+    (
+        Unfilled(UnfilledCode.WINDOW_ENDED, "39268 of 400000 working, 360732 filled at the end"),
+        "window_ended:39268 of 400000 working, 360732 filled at the end",
+    ),
+    (Unfilled(UnfilledCode.STOPPED, "engine shut down"), "stopped:engine shut down"),
+    (Unfilled(UnfilledCode.STOPPED), "stopped:"),
+    (Unfilled(UnfilledCode.CANCELED), "canceled:"),
+    (Unfilled(UnfilledCode.HALTED, "operator: lunch"), "halted:operator: lunch"),
+    (Unfilled(UnfilledCode.PAUSED, "broker link down"), "paused:broker link down"),
+    (Unfilled(UnfilledCode.ENDED), "ended"),
+    (Unfilled(UnfilledCode.CASH), "cash"),
 ]
 
 
