@@ -335,3 +335,18 @@ def _calendar(path: Path, model: ConfigFile) -> CalendarConfig:
         except InputError as exc:
             raise _error(path, "calendar.holidays", str(exc)) from None
     return CalendarConfig(holidays=holidays, beyond_known=model.calendar.beyond_known)
+
+
+def raw_table(path: Path | str, name: str) -> dict[str, Any]:
+    """One table of a config file as written (``{}`` when absent), read as ``load_config`` reads it."""
+    table = _read(Path(path)).get(name, {})
+    return dict(table) if isinstance(table, dict) else {}
+
+
+def toml_value(text: str) -> object:
+    """A command-line ``KEY=VALUE``'s value as TOML reads it (``10``, ``0.5``, ``true``, ``"x"``); anything
+    TOML cannot read is the text itself, for the model to accept or refuse by the key's type."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

@@ -14,6 +14,7 @@ checked by ``load_config`` after this model, in the same call.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from croniter import croniter
@@ -339,3 +340,12 @@ def config_error(
     if more:
         tail += ", ...)" if more > 3 else ")"
     return ConfigError(f"{source}: key '{key}': {message}{tail}")
+
+
+def risk_limits(table: Mapping[str, object], source: object) -> RiskLimits:
+    """A ``[risk]``-shaped mapping validated by the same model as a config file's ``[risk]`` (``zhixing replay
+    --risk KEY=VALUE``): a ``ConfigError`` names ``source`` and the key."""
+    try:
+        return RiskModel.model_validate(dict(table)).limits()
+    except ValidationError as exc:
+        raise config_error(exc, source, model=RiskModel, prefix="risk") from None

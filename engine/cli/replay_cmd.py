@@ -17,9 +17,12 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from zhixing.algos.registry import ALGOS
+from zhixing.engine.config import raw_table, toml_value
+from zhixing.engine.config_model import risk_limits
 from zhixing.engine.errors import InputError
 from zhixing.engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
 from zhixing.engine.parents import ParentOrder
+from zhixing.engine.risk_controls import RiskLimits
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.harness import ReplayConfig, ReplayResult, run_replay
 from zhixing.replay.report import GateReport, ReplayReport
@@ -93,6 +96,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=int, default=20, help="one-way latency to the exchange (20)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="CFG",
+        help="replay under this live config's [risk] limits (the whole file is checked as `run` checks it)",
+    )
+    parser.add_argument(
+        "--risk",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [risk] limit for this replay, e.g. max_messages_per_second=10 (repeatable; over --config)",
+    )
+    parser.add_argument(
         "--report", type=Path, metavar="DIR", help="also write report.json and PNG charts per parent into DIR"
     )
 
@@ -105,6 +121,27 @@ def _params(items: list[str]) -> dict[str, str]:
             raise InputError(f"--param wants KEY=VALUE, got {item!r}", field="param")
         out[key.strip()] = value.strip()
     return out
+
+
+def replay_risk(args: argparse.Namespace) -> RiskLimits:
+    """The risk gate's limits for a replay: the defaults, or ``--config``'s ``[risk]``, then each ``--risk``
+    KEY=VALUE over them, validated by the config file's own ``[risk]`` model (same bounds, same regulator
+    lines), so a replay meets exactly the gate ``zhixing run`` would."""
+    table: dict[str, object] = {}
+    source = "--risk"
+    config_path = getattr(args, "config", None)
+    if config_path is not None:
+        from zhixing.engine.cli.routes import load_checked
+
+        load_checked(config_path)  # the whole file, as run checks it
+        table.update(raw_table(config_path, "risk"))
+        source = f"{config_path} with --risk" if args.risk else str(config_path)
+    for item in getattr(args, "risk", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--risk wants KEY=VALUE, got {item!r}", field="risk")
+        table[key.strip()] = toml_value(value.strip())
+    return risk_limits(table, source)
 
 
 def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOrder]:
@@ -181,6 +218,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
             positions=positions,
             db_path=db,
             latency_ns=args.latency_ms * 1_000_000,
+            risk=replay_risk(args),
         )
         at = window_ns(market.trade_date, "00:00", args.at)[1] if getattr(args, "at", None) else None
         result = _run_with_progress(
@@ -205,6 +243,8 @@ def run_demo(args: argparse.Namespace) -> int:
         cash="6000000",
         db=args.db,
         latency_ms=20,
+        config=None,
+        risk=[],
         json=args.json,
         report=args.report,
     )
