@@ -75,7 +75,9 @@ def instrument_for(
     no_price_limit: bool = False,
     st_limit_pct_bp: int = MAIN_ST_LIMIT_PCT_BP,
 ) -> Instrument:
-    """The rules for ``symbol`` (any accepted spelling; stored canonical).
+    """Today's rules for ``symbol`` (any accepted spelling; stored canonical), whatever the day: the
+    dated rules (``MarketRules.instrument(symbol, day)`` in ``dated_rules.py``) start from it and set the
+    day's lot, order cap and band for the security's status.
 
     ``is_st`` narrows the main-board limit to ``st_limit_pct_bp``; ST on ChiNext and STAR keeps ±20%.
     Raises ``ValueError`` for indexes and for codes of ``Board.OTHER``: the engine does not trade
