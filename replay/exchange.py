@@ -73,7 +73,7 @@ from zhixing.engine.events import (
     PositionReport,
     Quote,
 )
-from zhixing.engine.market import FeeSchedule, Instrument, TradingCalendar, instrument_for, shanghai_ns
+from zhixing.engine.market import FeeSchedule, Instrument, MarketRules, TradingCalendar, shanghai_ns
 from zhixing.engine.orders import Order
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange_rules import VenueRules
@@ -147,7 +147,8 @@ class SimExchange:
         latency_ns: int = 20_000_000,
         cash: int = 0,
         positions: dict[str, int] | None = None,
-        instrument: Callable[[str], Instrument] = instrument_for,
+        instrument: Callable[[str], Instrument] | None = None,
+        rules: MarketRules | None = None,
         closing_auction: bool = False,
         auction_share: float = DEFAULT_AUCTION_SHARE,
     ) -> None:
@@ -162,7 +163,13 @@ class SimExchange:
         self._clock = clock
         self._calendar = calendar
         self._latency = latency_ns
-        self._rules = VenueRules(market, calendar, fees if fees is not None else FeeSchedule(), instrument)
+        self._rules = VenueRules(
+            market,
+            calendar,
+            fees if fees is not None else FeeSchedule(),
+            rules if rules is not None else MarketRules(),
+            instrument,
+        )
         self._windows = ContinuousWindows(calendar.continuous_windows(market.trade_date))
         self._books: dict[str, SymbolBook] = {}
         self._quotes: dict[str, Quote] = {}  # the latest Quote built per symbol (see ``latest``)

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from zhixing.engine.account import Account
 from zhixing.engine.enums import Side
 from zhixing.engine.market import (
+    DayRules,
     FeeSchedule,
     Instrument,
+    MarketRules,
     Phase,
     TradingCalendar,
     check_order_quantity,
@@ -34,18 +36,25 @@ class VenueRules:
         market: MarketData,
         calendar: TradingCalendar,
         fees: FeeSchedule,
-        instrument: Callable[[str], Instrument],
+        rules: MarketRules,
+        instrument: Callable[[str], Instrument] | None = None,
     ) -> None:
-        self._market = market
         self._calendar = calendar
-        self._fees = fees
-        self._instrument_fn = instrument
+        self._account_fees = fees  # the account's commission; stamp duty and transfer fee are the day's
+        self._rules = rules
+        self._instrument_override = instrument  # a test's own instruments; else the day's from ``rules``
         self._instruments: dict[str, Instrument] = {}
         self._limits: dict[str, tuple[int, int]] = {}
+        self.play(market)
 
     def play(self, market: MarketData) -> None:
-        """Another day's data (the next trading day): its price limits are worked out afresh."""
+        """Another day's data (the next trading day): its fees, instruments and price limits are the
+        day's, from the dated rules (``RulesCoverageError`` for a day outside them)."""
         self._market = market
+        self.day_rules: DayRules = self._rules.on(market.trade_date)
+        self._fees = self.day_rules.fees(self._account_fees)
+        self._instrument_fn = self._instrument_override or self.day_rules.instrument
+        self._instruments.clear()
         self._limits.clear()
 
     def instrument(self, symbol: str) -> Instrument:

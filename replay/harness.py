@@ -23,7 +23,7 @@ from zhixing.engine.clock import Clock, SimClock, TimerHandle
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.events import OrderFilled
 from zhixing.engine.inflight import InflightChecker
-from zhixing.engine.market import FeeSchedule, TradingCalendar, shanghai_ns
+from zhixing.engine.market import FeeSchedule, MarketRules, RulesNow, TradingCalendar, shanghai_ns
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.risk_controls import RiskLimits
@@ -50,7 +50,10 @@ class ReplayConfig:
     positions: dict[str, int] = field(default_factory=dict)
     db_path: Path | None = None  # None: a throwaway file next to nothing (":memory:" not used: real file)
     latency_ns: int = 20_000_000
+    # the account's commission; the stamp duty and transfer fee of ``fees`` are replaced by the replayed
+    # day's, from ``market_rules`` (the dated table and the securities' statuses)
     fees: FeeSchedule = field(default_factory=FeeSchedule)
+    market_rules: MarketRules = field(default_factory=MarketRules)
     synchronous: str = "NORMAL"  # replay may trade durability for speed; live uses FULL
     inflight_timeout_ns: int = 5_000_000_000  # ask the broker about an order unanswered this long
     closing_auction: bool = True  # match the closing call at 15:00 (algorithms join only if asked to)
@@ -59,9 +62,10 @@ class ReplayConfig:
     account_id: str = ""  # the replayed account (keys the client order ids, masked in the status journal)
 
 
-def replay_account(config: ReplayConfig) -> Account:
-    """The replayed account: ``config``'s cash and positions, buys reserving ``config``'s fees."""
-    account = new_account(config.cash, config.fees)
+def replay_account(config: ReplayConfig, clock: Clock) -> Account:
+    """The replayed account: ``config``'s cash and positions, buys reserving ``config``'s fees at the
+    rates of the day of ``clock``."""
+    account = new_account(config.cash, config.fees, RulesNow(config.market_rules, clock))
     for symbol, quantity in sorted(config.positions.items()):
         account.load_position(symbol, quantity)
     return account
@@ -76,6 +80,7 @@ def replay_settings(config: ReplayConfig) -> EngineSettings:
         # call is their one closing-auction order
         continuous_only=not config.closing_auction,
         inflight_timeout_ns=config.inflight_timeout_ns,
+        market_rules=config.market_rules,
     )
 
 
@@ -181,12 +186,13 @@ async def open_session(
         clock,
         calendar=calendar,
         fees=config.fees,
+        rules=config.market_rules,
         latency_ns=config.latency_ns,
         cash=config.cash,
         positions=dict(config.positions),
         closing_auction=config.closing_auction,
     )
-    account = replay_account(config)
+    account = replay_account(config, clock)
     db_path = config.db_path or Path("zhixing-replay.db")
     store = await StateStore.open(db_path, synchronous=config.synchronous)
     adapter: BrokerAdapter = exchange if wrap is None else wrap(exchange, clock)

@@ -142,7 +142,7 @@ async def build_session(
     Account: ``config`` cash and positions, then the journal's positions over them; the OrderManager
     binds ``adapter``; algorithm timers go through a new ``ProcessClock``. ``recover`` has not run yet.
     """
-    account = replay_account(config)
+    account = replay_account(config, clock)
     for symbol, (quantity, sellable, avg_cost) in sorted((await store.load_positions()).items()):
         account.load_position(symbol, quantity, avg_cost=avg_cost, sellable=sellable)
     session = replay_session(
@@ -283,6 +283,7 @@ class DurableSimBroker:
             clock,
             calendar=calendar,
             fees=config.fees,
+            rules=config.market_rules,
             latency_ns=config.latency_ns,
             cash=config.cash,
             positions=dict(config.positions),

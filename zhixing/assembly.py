@@ -36,7 +36,7 @@ from zhixing.engine.connection import LinkGate
 from zhixing.engine.enums import Side
 from zhixing.engine.events import OrderFilled
 from zhixing.engine.freshness import AlertCallback
-from zhixing.engine.market import FeeSchedule, TradingCalendar, instrument_for
+from zhixing.engine.market import FeeSchedule, MarketRules, RulesNow, TradingCalendar, instrument_for
 from zhixing.engine.marketdata import QuoteSource
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.order_ids import route_order_ids
@@ -59,6 +59,9 @@ class EngineSettings:
     # trading themselves; what they send into the closing call is their one closing-auction order)
     continuous_only: bool = False
     inflight_timeout_ns: int = 5_000_000_000  # ask the broker about an order unanswered this long
+    # the dated market rules (and the securities' statuses): the checks and the algorithms ask it for the
+    # day of the engine's clock; a day outside its coverage is an error (engine/market/dated_rules.py)
+    market_rules: MarketRules = field(default_factory=MarketRules)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,11 +91,16 @@ class Engine:
         self.algos.add(basket.algos)
 
 
-def new_account(cash: int, fees: FeeSchedule) -> Account:
-    """An account whose buys reserve the fees of ``fees`` (the one fee estimator of every mode)."""
+def new_account(cash: int, fees: FeeSchedule, rules: RulesNow | None = None) -> Account:
+    """An account whose buys reserve the fees of ``fees`` (the one fee estimator of every mode): with
+    ``rules``, the account's commission and the stamp duty and transfer fee of the clock's day; without,
+    ``fees`` as given (a live account's configured schedule)."""
 
     def estimate(symbol: str, side: Side, price: int, quantity: int) -> int:
-        return fees.total(instrument_for(symbol), side, price, quantity)
+        if rules is None:
+            return fees.total(instrument_for(symbol), side, price, quantity)
+        today = rules.today()
+        return today.fees(fees).total(today.instrument(symbol), side, price, quantity)
 
     return Account(cash, estimate)
 
@@ -122,11 +130,12 @@ def build_engine(
     link = LinkGate()
     day = DayGate(clock, calendar)
     risk = RiskControls(settings.risk, clock, quotes, bus=bus)
+    today = RulesNow(settings.market_rules, clock)  # the one rules object of the session
     rules = market_rules_check(
         clock=clock,
         calendar=calendar,
         quotes=quotes,
-        instrument=instrument_for,
+        instrument=today.instrument,
         account=account,
         continuous_only=settings.continuous_only,
     )
@@ -150,7 +159,14 @@ def build_engine(
         before_commit=[journal_algos, status, *before_commit],
         on_alert=on_alert,
     )
-    ctx = AlgoContext(clock=algo_clock or clock, oms=oms, bus=bus, quotes=quotes, calendar=calendar)
+    ctx = AlgoContext(
+        clock=algo_clock or clock,
+        oms=oms,
+        bus=bus,
+        quotes=quotes,
+        calendar=calendar,
+        instrument=today.instrument,
+    )
     return Engine(
         settings=settings,
         clock=clock,

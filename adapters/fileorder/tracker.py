@@ -53,7 +53,7 @@ from zhixing.engine.events import (
     OrderRejected,
     OrderStatusReport,
 )
-from zhixing.engine.market import FeeSchedule, instrument_for
+from zhixing.engine.market import FeeSchedule, MarketRules, trading_date_of
 
 log = structlog.get_logger("zhixing.fileorder")
 
@@ -90,6 +90,7 @@ class ReportTracker:
     def __init__(self, fees: FeeSchedule | None = None) -> None:
         self.stats = TrackerStats()
         self.fees = fees  # None: a trade row without fee columns books no fees
+        self._rules = MarketRules()  # the dated table: the account's commission, the day's duty and fee
         self._traded: dict[str, tuple[int, tuple[int, int, int]]] = {}  # sid -> (value, fees charged)
         self._status: dict[str, StatusRow] = {}
         self._emitted: dict[str, set[str]] = {}  # sid -> kinds of event already produced
@@ -195,14 +196,16 @@ class ReportTracker:
         return events
 
     # ------------------------------------------------------------------------------------- execution rows
-    def _with_fees(self, row: ExecRow) -> ExecRow:
-        """``row`` with its fees: as written, or estimated (see the module docstring)."""
+    def _with_fees(self, row: ExecRow, now: int) -> ExecRow:
+        """``row`` with its fees: as written, or estimated at the rates of the trade's day (the row's time,
+        else ``now`` for a row without one; see the module docstring)."""
         value, charged = self._traded.get(row.sid, (0, (0, 0, 0)))
         value += row.price * row.volume
         if row.fees_reported or self.fees is None:
             self._traded[row.sid] = (value, charged)
             return row
-        total = self.fees.fees(instrument_for(row.symbol), row.side, value, 1)
+        day = self._rules.on(trading_date_of(row.ts_event or now))  # the day's stamp duty and transfer fee
+        total = day.fees(self.fees).fees(day.instrument(row.symbol), row.side, value, 1)
         share = tuple(t - c for t, c in zip(total, charged, strict=True))
         self._traded[row.sid] = (value, total)
         self.stats.fees_estimated += 1
@@ -226,7 +229,7 @@ class ReportTracker:
         events: list[OrderEvent] = []
         if row.exec_type == EXEC_TRADE:
             if row.volume > 0:
-                row = self._with_fees(row)
+                row = self._with_fees(row, now)
                 self._trades[row.exec_id] = FillReport(
                     trade_id=row.exec_id,
                     client_order_id=sid,

@@ -176,11 +176,12 @@ async def run_paper(
         cast(SimClock, clock),  # the exchange only schedules timers and reads the time
         calendar=calendar,
         fees=config.fees,
+        rules=config.market_rules,
         latency_ns=config.latency_ns,
         cash=config.cash,
         positions=dict(config.positions),
     )
-    account = replay_account(config)
+    account = replay_account(config, clock)
     feed = RecordedFeed(market, exchange, clock, stalls=stalls)
     assert config.db_path is not None
     adapter: BrokerAdapter = exchange

@@ -21,6 +21,7 @@ from zhixing.engine.config import raw_table, toml_value
 from zhixing.engine.config_model import risk_limits
 from zhixing.engine.errors import InputError
 from zhixing.engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
+from zhixing.engine.market import MarketRules, load_status_file
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.risk_controls import RiskLimits
 from zhixing.replay.data import MarketData, load_snapshots
@@ -91,6 +92,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cash", default="10000000", help="starting cash in CNY (default 10,000,000)")
     parser.add_argument(
         "--positions", type=Path, help="CSV symbol,quantity held from before (sellable today)"
+    )
+    parser.add_argument(
+        "--status",
+        type=Path,
+        metavar="FILE",
+        help="CSV symbol,status,from,to[,listing_date]: ST/*ST/delisting periods and listing dates "
+        "(the snapshot data carry none); every other name is normal",
     )
     parser.add_argument("--db", type=Path, help="journal SQLite file (must not exist); default: a temp file")
     parser.add_argument("--latency-ms", type=int, default=20, help="one-way latency to the exchange (20)")
@@ -211,6 +219,8 @@ def run_replay_command(args: argparse.Namespace) -> int:
     market = load_snapshots(args.data)
     parents = build_parents(args, market)
     positions = read_positions_file(args.positions) if args.positions else {}
+    status_file = getattr(args, "status", None)
+    statuses = load_status_file(status_file) if status_file is not None else None
     with tempfile.TemporaryDirectory(prefix="zhixing-") as tmp:
         db = args.db or Path(tmp) / "replay.db"
         config = ReplayConfig(
@@ -219,6 +229,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
             db_path=db,
             latency_ns=args.latency_ms * 1_000_000,
             risk=replay_risk(args),
+            market_rules=MarketRules(statuses=statuses),
         )
         at = window_ns(market.trade_date, "00:00", args.at)[1] if getattr(args, "at", None) else None
         result = _run_with_progress(

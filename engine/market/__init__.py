@@ -1,4 +1,5 @@
-"""Market rules for China A-shares: symbols, per-instrument rules, fees, trading calendar.
+"""Market rules for China A-shares: symbols, per-instrument rules, fees, the dated rules table,
+trading calendar.
 
 Everything is pure and integer (prices and money in milli-yuan, quantities in shares, time in ns UTC);
 ``MARKET_RULES.md`` gives the sources and marks which values are unverified and configurable.
@@ -15,6 +16,14 @@ from zhixing.engine.market.calendar import (
     shanghai_ns,
     trading_date_of,
 )
+from zhixing.engine.market.dated_rules import (
+    COVERAGE_FROM,
+    COVERAGE_TO,
+    DayRules,
+    MarketRules,
+    RulesCoverageError,
+    RulesNow,
+)
 from zhixing.engine.market.fees import FeeSchedule
 from zhixing.engine.market.instruments import (
     MAIN_ST_LIMIT_PCT_BP,
@@ -28,6 +37,7 @@ from zhixing.engine.market.instruments import (
     round_buy_quantity,
     round_price,
 )
+from zhixing.engine.market.security_status import SecurityStatus, StatusBook, load_status_file
 from zhixing.engine.market.symbols import (
     Board,
     Exchange,
@@ -39,14 +49,22 @@ from zhixing.engine.market.symbols import (
 )
 
 __all__ = [
+    "COVERAGE_FROM",
+    "COVERAGE_TO",
     "MAIN_ST_LIMIT_PCT_BP",
     "PRICE_CEILING",
     "SHANGHAI",
     "Board",
+    "DayRules",
     "Exchange",
     "FeeSchedule",
     "Instrument",
+    "MarketRules",
     "Phase",
+    "RulesCoverageError",
+    "RulesNow",
+    "SecurityStatus",
+    "StatusBook",
     "TradingCalendar",
     "board_of",
     "check_order_quantity",
@@ -56,6 +74,7 @@ __all__ = [
     "instrument_for",
     "is_on_tick",
     "iso8601",
+    "load_status_file",
     "normalize_symbol",
     "ns_to_shanghai",
     "price_limits",

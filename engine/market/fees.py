@@ -14,8 +14,10 @@ field                              default    status
                                               it overstates costs, the conservative side
 =================================  =========  ==================================================
 
-Stamp duty is never charged on funds (V). The schedule carries no dates: replaying days before
-2023-08-28 with the old stamp duty needs ``FeeSchedule(stamp_duty_ppm=1000)``.
+Stamp duty is never charged on funds (V). The schedule carries no dates: the defaults above are
+today's rates. A replay or session takes its day's stamp duty and transfer fee from the dated table
+(``engine/market/dated_rules.py``: ``MarketRules.on(day).fees(account_schedule)``), keeping only the
+account's commission, minimum and fund waivers from the schedule it was given.
 """
 
 from __future__ import annotations

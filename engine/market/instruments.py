@@ -39,7 +39,8 @@ class Instrument:
     buy_min: int  # shares: the smallest buy order
     buy_step: int  # shares: buy sizes are buy_min + k * buy_step
     max_limit_order_qty: int  # shares per limit order
-    limit_pct_bp: int  # daily price limit, basis points of prev close
+    limit_pct_bp: int  # daily price limit, basis points of prev close (the upper one when they differ)
+    limit_down_pct_bp: int | None = None  # the lower limit when it differs (an old IPO's first day: 36%)
     is_st: bool = False
     no_price_limit: bool = False  # e.g. the first trading days after an IPO
     t_plus: int = 1  # shares bought on day T can be sold from day T + t_plus
@@ -74,7 +75,9 @@ def instrument_for(
     no_price_limit: bool = False,
     st_limit_pct_bp: int = MAIN_ST_LIMIT_PCT_BP,
 ) -> Instrument:
-    """The rules for ``symbol`` (any accepted spelling; stored canonical).
+    """Today's rules for ``symbol`` (any accepted spelling; stored canonical), whatever the day: the
+    dated rules (``MarketRules.instrument(symbol, day)`` in ``dated_rules.py``) start from it and set the
+    day's lot, order cap and band for the security's status.
 
     ``is_st`` narrows the main-board limit to ``st_limit_pct_bp``; ST on ChiNext and STAR keeps ±20%.
     Raises ``ValueError`` for indexes and for codes of ``Board.OTHER``: the engine does not trade
@@ -112,7 +115,8 @@ def price_limits(instrument: Instrument, prev_close: int) -> tuple[int, int]:
 
     ``round(prev_close * (1 ± pct), 2)`` half up to 0.01 CNY for stocks (0.001 for funds): the exchange
     formula (V, D: 19.38 on the main board -> 17.44 / 21.32). Limit-down is never below one tick.
-    With ``no_price_limit`` the range is ``(tick, PRICE_CEILING)``.
+    With ``no_price_limit`` the range is ``(tick, PRICE_CEILING)``. ``limit_down_pct_bp`` (when set) is the
+    lower band (a pre-reform IPO's first day: +44% / -36% of the IPO price, the data's ``prev_close``).
     """
     if prev_close <= 0:
         raise ParameterError(
@@ -122,7 +126,8 @@ def price_limits(instrument: Instrument, prev_close: int) -> tuple[int, int]:
     if instrument.no_price_limit:
         return tick, PRICE_CEILING
     unit = BP_SCALE * tick  # rounds the result onto the tick grid
-    low = _div_half_up(prev_close * (BP_SCALE - instrument.limit_pct_bp), unit) * tick
+    down = instrument.limit_pct_bp if instrument.limit_down_pct_bp is None else instrument.limit_down_pct_bp
+    low = _div_half_up(prev_close * (BP_SCALE - down), unit) * tick
     high = _div_half_up(prev_close * (BP_SCALE + instrument.limit_pct_bp), unit) * tick
     return max(low, tick), high
 

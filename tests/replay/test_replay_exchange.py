@@ -379,7 +379,7 @@ async def test_fees_minimum_commission_once_per_order_and_stamp_duty_on_sells_on
     (sell_fill,) = venue.fills(sell)
     assert (sell_fill.price, sell_fill.quantity) == (10000, 500)
     assert sell_fill.commission == 5000
-    assert sell_fill.stamp_duty == 2500  # 0.05% of 5,000 CNY
+    assert sell_fill.stamp_duty == 5000  # 0.1% of 5,000 CNY: the rate of the replayed 2022-06-01
     assert sell_fill.transfer_fee == 50
     account = await venue.exchange.query_account()
     buy_cost = value + sum(f.fees for f in buy_fills)

@@ -4,6 +4,8 @@ taken as written; the estimate is off when asked; a restart re-reads the same ro
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,8 +17,9 @@ from zhixing.adapters.fileorder.tracker import ReportTracker
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.events import OrderFilled
-from zhixing.engine.market import FeeSchedule, instrument_for
+from zhixing.engine.market import FeeSchedule, instrument_for, shanghai_ns
 
+TRADE_TS = shanghai_ns(date(2024, 3, 1), "10:00")  # a 2024 trade: 0.05% stamp duty, 0.001% transfer fee
 SETTINGS = {"input_dir": "in", "output_dir": "out", "account_id": "acct-1", "state_dir": "state"}
 
 
@@ -35,7 +38,7 @@ def trade(exec_id: str, sid: str, side: Side, price: int, volume: int, **fees: i
         commission=fees.get("commission", 0),
         stamp_duty=fees.get("stamp_duty", 0),
         transfer_fee=fees.get("transfer_fee", 0),
-        ts_event=1,
+        ts_event=TRADE_TS,
         fees_reported=bool(fees),
     )
 
