@@ -26,12 +26,12 @@ from zhixing.engine.orders import Order
 class QueueCounters:
     """What the queue did today (``RiskControls.start_day`` resets them)."""
 
-    queued: int = 0  # orders that had to wait (not sent in the flush that accepted them)
+    queued: int = 0  # orders that had to wait: queued when the window was found full
     sent: int = 0  # of those, sent once the window had room
     removed: int = 0  # cancelled while queued: never sent
     timed_out: int = 0  # denied after waiting longer than the bound
     max_wait_ns: int = 0  # the longest wait of an order that was sent
-    peak_depth: int = 0  # the most orders queued at once
+    peak_depth: int = 0  # the most orders waiting at once for a full window
 
 
 class FairQueue:
@@ -40,6 +40,7 @@ class FairQueue:
     def __init__(self) -> None:
         self._lanes: OrderedDict[str, deque[Order]] = OrderedDict()  # turn order: first is next
         self._since: dict[str, int] = {}  # client order id -> when queued (insertion order = oldest first)
+        self._waiting: set[str] = set()  # queued orders that met a full window (counted in ``queued``)
         self.counters = QueueCounters()
 
     def __len__(self) -> int:
@@ -62,7 +63,12 @@ class FairQueue:
         if lane is None:
             lane = self._lanes[self.lane_of(order)] = deque()
         lane.append(order)
-        self.counters.queued += 1
+
+    def blocked(self) -> None:
+        """The window is full: every order still queued has to wait (counted once each)."""
+        fresh = [cid for cid in self._since if cid not in self._waiting]
+        self._waiting.update(fresh)
+        self.counters.queued += len(fresh)
         self.counters.peak_depth = max(self.counters.peak_depth, len(self._since))
 
     def peek(self) -> Order | None:
@@ -80,7 +86,9 @@ class FairQueue:
         else:
             del self._lanes[key]
         waited = now_ns - self._since.pop(order.client_order_id)
-        self.counters.sent += 1
+        if order.client_order_id in self._waiting:
+            self._waiting.discard(order.client_order_id)
+            self.counters.sent += 1
         self.counters.max_wait_ns = max(self.counters.max_wait_ns, waited)
         return order
 
@@ -122,6 +130,7 @@ class FairQueue:
         cid = order.client_order_id
         if self._since.pop(cid, None) is None:
             return False
+        self._waiting.discard(cid)
         key = self.lane_of(order)
         lane = self._lanes[key]
         for i, queued in enumerate(lane):

@@ -360,7 +360,11 @@ class RiskControls:
         self._roll(now)
         while (head := self.queue.peek()) is not None and head.status is not OrderStatus.INITIALIZED:
             self.queue.remove(head)
-        if head is None or len(self._window) + 1 > self.limits.order_cap_per_second:
+        if head is None:
+            return None
+        if len(self._window) + 1 > self.limits.order_cap_per_second:
+            self.queue.blocked()
+            self.dirty = True
             return None
         self.dirty = True
         return self.queue.pop(now)
