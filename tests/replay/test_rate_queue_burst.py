@@ -155,3 +155,65 @@ async def test_300_parents_at_0930_under_50_a_second_all_start_within_6_s_and_fi
         assert algo.filled_quantity == free.algos[pid].filled_quantity == algo.parent.quantity, pid
         assert first[pid] >= free_first[pid]
         assert algo.unfilled_reason == ""
+
+
+@pytest.mark.slow
+async def test_a_crash_with_orders_queued_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """Queued orders are journaled INITIALIZED (the intent is on disk before it may be sent); after a
+    crash reconciliation finds the broker never saw them and resolves them (``not_found_at_broker``):
+    none is sent twice, none is left working, and the resumed parents size from confirmed fills."""
+    from tests.replay.test_recovery import DATA, assert_books_agree
+    from zhixing.engine.enums import OrderStatus
+    from zhixing.engine.reconcile import NOT_FOUND_REASON
+    from zhixing.replay.data import load_snapshots
+    from zhixing.replay.recovery import crash, restart_session, resume, run_exchange_alone, use_process_clock
+
+    market = load_snapshots(DATA, symbols=["600258.SH", "600446.SH"])
+    day = market.trade_date
+    start = shanghai_ns(day, "09:30")
+    config = ReplayConfig(
+        cash=10**11,
+        db_path=tmp_path / "j.db",
+        risk=RiskLimits(max_messages_per_second=5, cancel_reserve_pct=20, duplicate_window_ns=0),
+    )
+    session = await open_session(market, config, start)
+    use_process_clock(session)
+    basket = Basket(session.ctx)
+    session.engine.add_basket(basket)
+    for i in range(12):
+        parent = ParentOrder(
+            parent_id=f"C{i:02d}",
+            symbol=["600258.SH", "600446.SH"][i % 2],
+            side=Side.BUY,
+            quantity=200,
+            start_ns=start,
+            end_ns=shanghai_ns(day, "09:40"),
+            algo="twap",
+            params={"interval_s": "120", "price_policy": "passive"},
+        )
+        session.store.stage_parent(parent.to_row())
+        basket.add(parent)
+    basket.start()
+    await session.store.commit()
+    await session.run(start + SECOND_NS // 2, lambda: basket.done, expire=False)
+    queued = [o for o in session.oms.orders.values() if o.status is OrderStatus.INITIALIZED]
+    assert len(queued) == 12 - 4  # four sent in the first window, the rest waiting for it
+    assert session.engine.risk.report()["queued_now"] == len(queued)
+    await session.store.commit()  # the last staged rows on disk, as the flush after a step leaves them
+    queued_ids = {o.client_order_id for o in queued}
+
+    await crash(session)
+    run_exchange_alone(session.clock, session.clock.now_ns() + 10 * SECOND_NS)
+    session = await restart_session(
+        market, config, clock=session.clock, exchange=session.exchange, adapter=session.oms.adapter
+    )
+    resumed = await resume(session, trading_day_start_ns=shanghai_ns(day, "09:15"), in_flight_grace_ns=0)
+    assert set(resumed.report.never_sent) == queued_ids  # every queued intent found, none lost
+    for cid in queued_ids:
+        assert session.oms.orders[cid].status is OrderStatus.REJECTED
+        assert session.oms.orders[cid].reason == NOT_FOUND_REASON
+    await session.run(shanghai_ns(day, "09:41"), lambda: resumed.basket.done)
+    await session.store.close()
+    venue = {r.client_order_id for r in await session.exchange.query_orders()}
+    assert not venue & queued_ids  # never sent, before or after the restart
+    await assert_books_agree(session, resumed.basket)
