@@ -487,12 +487,12 @@ class OrderManager:
         for order in gate.queue_expired():
             bound = self.clock.now_ns() - order.ts_created
             self._deny_unsent(order, Denial(DenialCode.RATE_QUEUE_TIMEOUT, f"queued {bound // 1_000_000} ms"))
-        while (order := gate.next_order()) is not None:
-            denial = self._halt_denial(order)
+        while (queued := gate.next_order()) is not None:
+            denial = self._halt_denial(queued)
             if denial is not None:
-                self._deny_unsent(order, denial)
+                self._deny_unsent(queued, denial)
                 continue
-            await self._send(order)
+            await self._send(queued)
         when = gate.queue_retry_ns()
         if when is not None:
             self._arm_retry(when)

@@ -22,11 +22,12 @@
   more messages than the cap (invariant I5). The day cap also counts orders accepted but not yet sent
   (queued included), so no day does either.
 - Orders may use the caps minus the cancel reserve; cancels may use the whole cap (and at most
-  ``max_cancels_per_symbol_per_second`` per symbol, RELIABILITY J7) and go before any queued order. A
-  cancel over even that is **held** by the OMS (never dropped, never sent over the cap) and retried on a clock timer at the
-  instant the oldest message leaves the window. When the day cap itself is spent, cancels are held until
-  the next day (Asia/Shanghai): day orders expire at the close anyway, and the cap is a hard line
-  (declared to the broker under the CSRC programmatic-trading rules). ``report()`` counts held cancels.
+  ``max_cancels_per_symbol_per_second`` per symbol, RELIABILITY J7) and go before any queued order.
+  A cancel over even that is **held** by the OMS (never dropped, never sent over the cap) and retried on
+  a clock timer at the instant the oldest message leaves the window. When the day cap itself is spent,
+  cancels are held until the next day (Asia/Shanghai): day orders expire at the close anyway, and the
+  cap is a hard line (declared to the broker under the CSRC programmatic-trading rules). ``report()``
+  counts held cancels.
 - Consecutive broker rejects (``OrderRejected`` on the bus, reset by an ack or a fill) reach
   ``max_consecutive_rejects`` → a ``HaltRequested`` on the bus, once (the OMS halts; the kill switch in
   ``engine.control``, where there is one, also pauses and cancels).

@@ -90,7 +90,9 @@ async def test_an_order_over_the_cap_waits_and_goes_when_the_window_has_room() -
     assert world.risk is not None
     report = world.risk.report()
     assert report["denials"] == {}
-    assert report["orders_queued"] == 5 and report["queued_sent"] == 5 and report["queued_now"] == 0
+    assert report["orders_queued"] == 5
+    assert report["queued_sent"] == 5
+    assert report["queued_now"] == 0
     assert report["max_queue_wait_ns"] == SECOND_NS
     assert report["peak_per_second"] == 10
 
@@ -104,7 +106,8 @@ async def test_a_parent_with_a_single_order_goes_within_one_window_of_one_with_a
     await world.oms.flush()
     assert single.status is OrderStatus.INITIALIZED  # the window is full of BIG's orders
     await world.run_until(T0 + SECOND_NS)
-    sent_at = dict(zip((o.client_order_id for o in world.broker.submitted), world.broker.submit_times))
+    ids = [o.client_order_id for o in world.broker.submitted]
+    sent_at = dict(zip(ids, world.broker.submit_times, strict=True))
     assert sent_at[single.client_order_id] == T0 + SECOND_NS  # in the very next window
     assert [o for o in world.broker.submitted if o.parent_id == "BIG"] == many[: len(sent_at) - 1]
 

@@ -170,7 +170,9 @@ async def test_order_rate_per_second_queues_the_order_over_the_cap_and_keeps_the
     assert report["warnings"] == 1  # 8 of 10 in that second: warned once for the window
     assert report["peak_per_second"] == 10
     assert report["denials"] == {}
-    assert report["orders_queued"] == 1 and report["queued_sent"] == 1 and report["queued_now"] == 0
+    assert report["orders_queued"] == 1
+    assert report["queued_sent"] == 1
+    assert report["queued_now"] == 0
     assert report["max_queue_wait_ns"] == SECOND_NS
 
 

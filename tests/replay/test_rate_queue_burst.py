@@ -138,7 +138,8 @@ async def test_300_parents_at_0930_under_50_a_second_all_start_within_6_s_and_fi
 
     # nothing denied for the rate; the report's gate section shows the queue
     gate = report.gate
-    assert gate is not None and gate.denials == {}
+    assert gate is not None
+    assert gate.denials == {}
     assert gate.peak_per_second <= 50
     assert gate.queue is not None
     assert gate.queue.orders_queued == N - CAPPED.order_cap_per_second  # all but the first window's

@@ -66,7 +66,8 @@ async def test_a_replayed_basket_over_the_cap_reports_its_peak_queued_orders_and
     assert 0 < gate.peak_per_second <= CAP  # the cap held in every 1 s window
     assert gate.denials == {}  # the bursts met the cap and waited: nothing denied for the rate
     assert gate.queue is not None
-    assert gate.queue.orders_queued > 0 and gate.queue.queue_timeouts == 0
+    assert gate.queue.orders_queued > 0
+    assert gate.queue.queue_timeouts == 0
     assert gate.queue.queued_sent + gate.queue.queued_cancelled == gate.queue.orders_queued
     assert 0 < gate.queue.max_wait_ms < gate.queue.timeout_s * 1_000
     assert all(algo.children_denied == 0 for algo in result.basket.algos.values())
