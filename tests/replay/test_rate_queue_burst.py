@@ -12,17 +12,20 @@ from typing import Any, cast
 
 import pytest
 
+from tests.replay.test_recovery import DATA, assert_books_agree
 from zhixing.algos.basket import Basket
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock, SimClock
-from zhixing.engine.enums import Side
+from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
+from zhixing.engine.reconcile import NOT_FOUND_REASON
 from zhixing.engine.risk_controls import SECOND_NS, RiskLimits
-from zhixing.replay.data import MarketData, clone_symbol_day, load_snapshot_file
+from zhixing.replay.data import MarketData, clone_symbol_day, load_snapshot_file, load_snapshots
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.harness import ReplayConfig, open_session
+from zhixing.replay.recovery import crash, restart_session, resume, run_exchange_alone, use_process_clock
 from zhixing.replay.report import build_report
 
 SOURCES = sorted(
@@ -163,12 +166,6 @@ async def test_a_crash_with_orders_queued_loses_and_duplicates_nothing(tmp_path:
     """Queued orders are journaled INITIALIZED (the intent is on disk before it may be sent); after a
     crash reconciliation finds the broker never saw them and resolves them (``not_found_at_broker``):
     none is sent twice, none is left working, and the resumed parents size from confirmed fills."""
-    from tests.replay.test_recovery import DATA, assert_books_agree
-    from zhixing.engine.enums import OrderStatus
-    from zhixing.engine.reconcile import NOT_FOUND_REASON
-    from zhixing.replay.data import load_snapshots
-    from zhixing.replay.recovery import crash, restart_session, resume, run_exchange_alone, use_process_clock
-
     market = load_snapshots(DATA, symbols=["600258.SH", "600446.SH"])
     day = market.trade_date
     start = shanghai_ns(day, "09:30")
