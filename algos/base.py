@@ -73,6 +73,7 @@ from zhixing.engine.clock import Clock, TimerHandle
 from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.events import (
     CancelOrder,
+    OrderDenied,
     OrderEvent,
     OrderFilled,
     OrderRejected,
@@ -887,6 +888,8 @@ class ExecAlgo(ABC):
         if isinstance(event, OrderRejected):
             self._unfilled = Unfilled(UnfilledCode.REJECTED, event.reason)
             self._rejected(event)
+        elif isinstance(event, OrderDenied):  # denied after it was accepted: queued past the rate bound
+            self._denied(order)
         if self.ending:
             self._maybe_finished()
             return

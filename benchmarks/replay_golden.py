@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import sqlite3
 import sys
@@ -36,7 +37,8 @@ from replay_throughput import benchmark_parents, load_market  # noqa: E402
 from zhixing.engine.enums import Side  # noqa: E402
 from zhixing.engine.market import shanghai_ns  # noqa: E402
 from zhixing.engine.parents import ParentOrder  # noqa: E402
-from zhixing.engine.risk_controls import RiskLimits  # noqa: E402
+from zhixing.engine.risk_controls import RISK_META_KEY, RiskLimits  # noqa: E402
+from zhixing.engine.store.staging import to_json  # noqa: E402
 from zhixing.replay.data import MarketData  # noqa: E402
 from zhixing.replay.harness import ReplayConfig, run_replay  # noqa: E402
 
@@ -49,6 +51,20 @@ TABLES = {
     "positions": "SELECT * FROM positions ORDER BY symbol",
     "meta": "SELECT * FROM meta ORDER BY key",
 }
+ISSUE_20_RISK_KEYS = frozenset(
+    {
+        "queued_now",
+        "orders_queued",
+        "queued_sent",
+        "queued_cancelled",
+        "queue_timeouts",
+        "max_queue_wait_ns",
+        "peak_queue_depth",
+    }
+)
+"""Keys the journaled risk report (meta ``risk_report``) gained with the rate queue (issue 20), and the new
+limit ``rate_queue_timeout_ns``: hashed without them, so ``meta`` compares with the hashes from before."""
+
 ALGO_STATE_TABLES = frozenset({"algo_states", "algo_plans"})
 """Journal tables of algorithm state: left out of the ``TRADES`` hash (their layout may change)."""
 
@@ -98,6 +114,15 @@ RISK = RiskLimits(max_order_value=int(os.environ.get("ZHIXING_GOLDEN_MAX_ORDER_V
 order-value cap: the one limit the mixed scenario's large children meet (docs/ARCHITECTURE.md)."""
 
 
+def before_issue_20(risk_report: str) -> str:
+    """The journaled risk report without what issue 20 added (``ISSUE_20_RISK_KEYS``)."""
+    report = json.loads(risk_report)
+    for key in ISSUE_20_RISK_KEYS:
+        report.pop(key, None)
+    report.get("limits", {}).pop("rate_queue_timeout_ns", None)
+    return to_json(report)
+
+
 def digest(rows: object) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
@@ -116,6 +141,8 @@ async def run(
             if table not in tables:  # a journal older than the table
                 continue
             rows = conn.execute(sql).fetchall()
+            if table == "meta":
+                rows = [(k, before_issue_20(v) if k == RISK_META_KEY else v) for k, v in rows]
             out[f"{table}[{len(rows)}]"] = digest(rows)
     finally:
         conn.close()
@@ -139,7 +166,10 @@ async def run(
     # the report as it was before it had the risk gate's section (its repr without the new last field)
     before_gate = repr(dataclasses.replace(result.report, gate=None)).removesuffix(", gate=None)") + ")"
     out["report"] = hashlib.sha256(before_gate.encode()).hexdigest()[:16]
-    out["gate"] = digest(result.report.gate)  # the risk gate's section of the report
+    # the risk gate's section of the report, as it was before it had the rate queue's figures (issue 20)
+    gate = result.report.gate
+    before_queue = repr(gate) if gate is None else repr(dataclasses.replace(gate, queue=None))
+    out["gate"] = hashlib.sha256(before_queue.removesuffix(", queue=None)").encode() + b")").hexdigest()[:16]
     out[f"bus_fills[{len(result.fills)}]"] = digest(result.fills)
     return out
 

@@ -133,6 +133,8 @@ class RiskModel(Strict):
     max_consecutive_rejects: int = Field(_LIMITS.max_consecutive_rejects, ge=0)
     max_rejects_per_symbol: int = Field(_LIMITS.max_rejects_per_symbol, ge=0)
     deny_self_cross: bool = _LIMITS.deny_self_cross
+    rate_queue_timeout_s: float = Field(_LIMITS.rate_queue_timeout_ns / SECOND_NS, gt=0)  # queued longer
+    # for the per-second cap: denied rate_queue_timeout
 
     @field_validator("max_messages_per_second")
     @classmethod
@@ -164,11 +166,14 @@ class RiskModel(Strict):
         return value
 
     def limits(self) -> RiskLimits:
-        values = self.model_dump(exclude={"max_order_value_yuan", "duplicate_window_s"})
+        values = self.model_dump(
+            exclude={"max_order_value_yuan", "duplicate_window_s", "rate_queue_timeout_s"}
+        )
         return RiskLimits(
             **values,
             max_order_value=price_from_yuan(self.max_order_value_yuan),
             duplicate_window_ns=round(self.duplicate_window_s * SECOND_NS),
+            rate_queue_timeout_ns=max(1, round(self.rate_queue_timeout_s * SECOND_NS)),
         )
 
 

@@ -25,8 +25,13 @@ hooks) by the one composition root (``zhixing.assembly``); nothing is wired onto
 Halts and resumes are told on the bus (``HaltChanged``); a ``HaltRequested`` on the bus halts.
 
 An optional ``gate`` (``engine.risk_controls.RiskControls``) sees every order that passed the checks, every
-order and cancel handed to the adapter, and decides when a queued cancel may go: a cancel the message-rate
-caps do not allow yet is held (never dropped) and retried on a clock timer when the window allows.
+order and cancel handed to the adapter, and decides when each may go. After the commit, every order takes
+its turn in the gate's fair queue (``engine.rate_queue``) and is sent when the rolling second has room;
+cancels go first (they keep their reserve), and a cancel the caps do not allow yet is held (never
+dropped). Both are retried on one clock timer at the instant the window allows. A queued order is working
+for its algorithm (INITIALIZED, journaled); one queued longer than the gate's bound is denied
+``rate_queue_timeout``, one whose trading or symbol was halted meanwhile is denied ``halted`` /
+``symbol_halted``, and a cancel of a queued order takes it out locally (nothing sent, nothing counted).
 """
 
 from __future__ import annotations
@@ -92,6 +97,26 @@ class FlowGate(Protocol):
 
     def cancel_wait_ns(self, order: Order) -> int:
         """0 when a cancel of ``order`` may be sent now, else how long to hold it (ns)."""
+        ...
+
+    def queue_order(self, order: Order) -> None:
+        """``order`` is journaled: it waits its turn for the rate window."""
+        ...
+
+    def next_order(self) -> Order | None:
+        """The queued order whose turn it is, taken out, when the window has room for it now."""
+        ...
+
+    def unqueue(self, order: Order) -> bool:
+        """Take a queued ``order`` out without sending it; False when it was not queued."""
+        ...
+
+    def queue_expired(self) -> list[Order]:
+        """Queued orders past the bound, taken out (to be denied ``rate_queue_timeout``)."""
+        ...
+
+    def queue_retry_ns(self) -> int | None:
+        """When to look at the queue again (ns since the epoch), None when it is empty."""
         ...
 
 
@@ -161,10 +186,11 @@ class OrderManager:
         self.held_ends = HeldEnds()
         self._outbox: list[Order] = []
         self._cancel_outbox: list[Order] = []
-        # message-rate gate (optional) and the cancels it holds until the window allows them
+        # message-rate gate (optional) and the cancels it holds until the window allows them (its
+        # queue holds the orders); one timer retries both
         self.gate = gate
         self._held_cancels: list[Order] = []
-        self._cancel_retry: TimerHandle | None = None
+        self._rate_retry: TimerHandle | None = None
         self._next_seq = 0
         self._seq_end = 0
         self._wake: asyncio.Event | None = None
@@ -316,19 +342,31 @@ class OrderManager:
             return False
         if _holds(self._cancel_outbox, order) or _holds(self._held_cancels, order):
             return False
-        if order.status is OrderStatus.INITIALIZED and _holds(self._outbox, order):
-            # never sent: cancel locally, it will not be sent
-            self._outbox.remove(order)
-            now = self.clock.now_ns()
-            self._apply(
-                OrderCanceled(
-                    ts_event=now, ts_init=now, client_order_id=cid, symbol=order.symbol, filled_qty=0
-                )
-            )
+        if order.status is OrderStatus.INITIALIZED and self._take_unsent(order):
+            self._cancel_locally(order)  # never sent: it will not be, and no message is counted
             return True
         self._cancel_outbox.append(order)
         self._kick()
         return True
+
+    def _take_unsent(self, order: Order) -> bool:
+        """Take ``order`` out of the outbox or the gate's queue; False when it is in neither."""
+        if _holds(self._outbox, order):
+            self._outbox.remove(order)
+            return True
+        return self.gate is not None and self.gate.unqueue(order)
+
+    def _cancel_locally(self, order: Order) -> None:
+        now = self.clock.now_ns()
+        self._apply(
+            OrderCanceled(
+                ts_event=now,
+                ts_init=now,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                filled_qty=0,
+            )
+        )
 
     def cancel_all(self, symbol: str | None = None) -> list[str]:
         """Queue a cancel for every working order (of ``symbol``, if given); returns their client ids.
@@ -382,7 +420,7 @@ class OrderManager:
         async with self._flush_lock:
             if self._held_cancels:  # retry held cancels first, oldest first
                 self._cancel_outbox[:0], self._held_cancels = self._held_cancels, []
-            while self._outbox or self._cancel_outbox:
+            while True:
                 intents, self._outbox = self._outbox, []
                 cancels, self._cancel_outbox = self._cancel_outbox, []
                 if intents:
@@ -392,9 +430,10 @@ class OrderManager:
                     except StoreError as exc:
                         self._journal_failed(intents, exc)
                         intents = []
-                for order in intents:
-                    await self._send(order)
-                await self._send_cancels(cancels)
+                await self._send_cancels(cancels)  # cancels first: before any queued order
+                await self._send_orders(intents)
+                if not (self._outbox or self._cancel_outbox):
+                    break
             self._before_commit()
             try:
                 if self.store.has_staged:
@@ -434,6 +473,56 @@ class OrderManager:
                 )
             )
 
+    async def _send_orders(self, intents: list[Order]) -> None:
+        """Send the journaled ``intents``: without a gate at once; with one, each takes its turn in the
+        gate's fair queue and the queue is sent as far as the window allows."""
+        gate = self.gate
+        if gate is None:
+            for order in intents:
+                await self._send(order)
+            return
+        for order in intents:
+            if order.status is OrderStatus.INITIALIZED:
+                gate.queue_order(order)
+        for order in gate.queue_expired():
+            bound = self.clock.now_ns() - order.ts_created
+            self._deny_unsent(order, Denial(DenialCode.RATE_QUEUE_TIMEOUT, f"queued {bound // 1_000_000} ms"))
+        while (queued := gate.next_order()) is not None:
+            denial = self._halt_denial(queued)
+            if denial is not None:
+                self._deny_unsent(queued, denial)
+                continue
+            await self._send(queued)
+        when = gate.queue_retry_ns()
+        if when is not None:
+            self._arm_retry(when)
+
+    def _halt_denial(self, order: Order) -> Denial | None:
+        """A halt that came while ``order`` was queued: it is not sent."""
+        if self.halted_reason is not None:
+            return Denial(DenialCode.HALTED, self.halted_reason)
+        if order.symbol in self.halted_symbols:
+            return Denial(DenialCode.SYMBOL_HALTED, self.halted_symbols[order.symbol])
+        return None
+
+    def _deny_unsent(self, order: Order, denial: Denial) -> None:
+        """Deny an accepted, journaled order that was never sent (its reservation is released)."""
+        now = self.clock.now_ns()
+        self.counters.denied += 1
+        reason = str(denial)
+        self._apply(
+            OrderDenied(
+                ts_event=now,
+                ts_init=now,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                reason=reason,
+                code=denial.code,
+            )
+        )
+        self.store.stage_order(order)  # journaled INITIALIZED: the journal learns how it ended
+        log.warning("queued_order_denied", client_order_id=order.client_order_id, reason=reason)
+
     async def _send(self, order: Order) -> None:
         if order.status is not OrderStatus.INITIALIZED:
             return  # cancelled locally meanwhile
@@ -466,6 +555,10 @@ class OrderManager:
         for order in cancels:
             if order.is_terminal or order.status is OrderStatus.PENDING_CANCEL:
                 continue
+            if order.status is OrderStatus.INITIALIZED:  # asked while its intent was being journaled
+                if self._take_unsent(order):
+                    self._cancel_locally(order)
+                continue
             wait = self.gate.cancel_wait_ns(order) if self.gate is not None else 0
             if wait > 0:  # held in order, retried when the window allows; others may still go
                 self._held_cancels.append(order)
@@ -473,19 +566,19 @@ class OrderManager:
                 continue
             await self._send_cancel(order)
         if soonest:
-            self._arm_cancel_retry(self.clock.now_ns() + soonest)
+            self._arm_retry(self.clock.now_ns() + soonest)
             log.warning("cancels_held", count=len(self._held_cancels), wait_ns=soonest)
 
-    def _arm_cancel_retry(self, when_ns: int) -> None:
-        timer = self._cancel_retry
+    def _arm_retry(self, when_ns: int) -> None:
+        timer = self._rate_retry
         if timer is not None and not timer.cancelled and timer.when <= when_ns:
             return
         if timer is not None:
             timer.cancel()
-        self._cancel_retry = self.clock.call_at(when_ns, self._retry_cancels, "oms:cancel_retry")
+        self._rate_retry = self.clock.call_at(when_ns, self._retry_rate, "oms:rate_retry")
 
-    def _retry_cancels(self) -> None:
-        self._cancel_retry = None
+    def _retry_rate(self) -> None:
+        self._rate_retry = None
         self._kick()
 
     async def _send_cancel(self, order: Order) -> None:

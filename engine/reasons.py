@@ -52,8 +52,10 @@ class DenialCode(StrEnum):
     DUPLICATE_ORDER = "duplicate_order"
     SELF_CROSS = "self_cross"
     MAX_ACTIVE_ORDERS = "max_active_orders"
-    RATE_PER_SECOND = "rate_per_second"
+    RATE_PER_SECOND = "rate_per_second"  # no longer given by the gate (the per-second cap queues since
+    # issue 20); kept: earlier journals and reports carry it
     RATE_PER_DAY = "rate_per_day"
+    RATE_QUEUE_TIMEOUT = "rate_queue_timeout"  # queued for the per-second cap longer than the bound
 
 
 PERMANENT: frozenset[DenialCode] = frozenset(

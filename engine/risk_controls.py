@@ -6,18 +6,28 @@
 - ``check(order)`` joins the OMS's pre-trade checks; a reason means the OMS publishes ``OrderDenied`` and
   nothing reaches the adapter. Checks, in order: max order quantity, max order value, price collar against
   the reference price (no reference: deny), duplicate orders, self-cross against our own working
-  orders, active-order cap, message rate per second and per day.
+  orders, active-order cap, message rate per day (the day cap denies: it does not refill before the
+  next day, so waiting cannot help).
+- **The per-second cap shapes, it does not deny** (issue 20). Every accepted order goes through the fair
+  queue (``engine.rate_queue``: round-robin across parents, FIFO within one); the OMS asks
+  ``next_order`` at send time and sends it only when the rolling second has room, so a burst is spread
+  over the seconds that follow instead of starving the parents that came last. An order queued longer
+  than ``rate_queue_timeout_ns`` (default 30 s) is denied ``rate_queue_timeout`` by the OMS, its
+  reservation released. A queued order is INITIALIZED and already journaled (write-ahead: the intent is
+  on disk before it can be sent), so a crash with a queue leaves journaled-never-sent orders that
+  reconciliation resolves (``not_found_at_broker``); nothing is sent again by itself.
 - The OMS tells it (``FlowGate``) what passed every check and what it hands the adapter; the rate windows
-  count messages (orders + cancels) at the moment they are sent, plus orders accepted but not yet sent.
-  With that, no 1-second window and no day ever sees more messages than the caps (invariant I5): at the
-  admission of the last message of any window, every other message of that window was already sent
-  inside the last second or was still queued, and both were counted.
+  count messages (orders + cancels) at the moment they are sent, and every send is decided under the
+  OMS's flush lock just before it (``next_order``, ``cancel_wait_ns``), so no 1-second window ever sees
+  more messages than the cap (invariant I5). The day cap also counts orders accepted but not yet sent
+  (queued included), so no day does either.
 - Orders may use the caps minus the cancel reserve; cancels may use the whole cap (and at most
-  ``max_cancels_per_symbol_per_second`` per symbol, RELIABILITY J7). A cancel over even
-  that is **held** by the OMS (never dropped, never sent over the cap) and retried on a clock timer at the
-  instant the oldest message leaves the window. When the day cap itself is spent, cancels are held until
-  the next day (Asia/Shanghai): day orders expire at the close anyway, and the cap is a hard line
-  (declared to the broker under the CSRC programmatic-trading rules). ``report()`` counts held cancels.
+  ``max_cancels_per_symbol_per_second`` per symbol, RELIABILITY J7) and go before any queued order.
+  A cancel over even that is **held** by the OMS (never dropped, never sent over the cap) and retried on
+  a clock timer at the instant the oldest message leaves the window. When the day cap itself is spent,
+  cancels are held until the next day (Asia/Shanghai): day orders expire at the close anyway, and the
+  cap is a hard line (declared to the broker under the CSRC programmatic-trading rules). ``report()``
+  counts held cancels.
 - Consecutive broker rejects (``OrderRejected`` on the bus, reset by an ack or a fill) reach
   ``max_consecutive_rejects`` → a ``HaltRequested`` on the bus, once (the OMS halts; the kill switch in
   ``engine.control``, where there is one, also pauses and cancels).
@@ -50,6 +60,7 @@ from zhixing.engine.errors import ConfigError
 from zhixing.engine.events import HaltRequested, OrderAccepted, OrderDenied, OrderFilled, OrderRejected
 from zhixing.engine.marketdata import QuoteSource
 from zhixing.engine.orders import Order
+from zhixing.engine.rate_queue import FairQueue, QueueCounters
 from zhixing.engine.reasons import Denial, DenialCode
 from zhixing.engine.reject_reasons import classify_reject
 
@@ -112,6 +123,10 @@ class RiskLimits:
     # symbol's new orders denied for the day; 0 disables
     deny_self_cross: bool = True  # an order that would trade against our own working order (wash trade)
     allow_hft_rates: bool = False  # caps at or above the HFT lines are refused unless set
+    rate_queue_timeout_ns: int = 30 * SECOND_NS  # an order queued for the per-second cap longer than
+    # this is denied (rate_queue_timeout): at the default cap 1,350 orders would be ahead of it, a runaway
+    # or a cap far too low for the basket; and a limit price set 30 s ago is stale (the algorithm prices
+    # its next child afresh)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -127,6 +142,7 @@ class RiskLimits:
             "max_messages_per_day",
             "max_order_quantity",
             "duplicate_max",
+            "rate_queue_timeout_ns",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"risk.{name}: must be at least 1, got {getattr(self, name)}")
@@ -189,6 +205,7 @@ class RiskControls:
         self._day = shanghai_day(clock.now_ns())
         self._day_count = 0
         self._unsent: dict[str, Order] = {}  # accepted orders not yet handed to the adapter
+        self.queue = FairQueue()  # accepted orders waiting for room in the rolling second
         self._active: dict[str, Order] = {}  # accepted orders not yet terminal
         self._held: set[str] = set()  # cancels currently held (by client order id)
         self.held_log: list[HeldCancel] = []  # the first HELD_LOG_MAX cancels held today, for the reports
@@ -240,16 +257,9 @@ class RiskControls:
                 return denial
         if lim.max_active_orders and active >= lim.max_active_orders:
             return Denial(DenialCode.MAX_ACTIVE_ORDERS, f"{active} active, cap {lim.max_active_orders}")
-        now = self.clock.now_ns()
-        self._roll(now)
-        unsent = self._unsent_count()
-        in_second = len(self._window) + unsent
-        if in_second + 1 > lim.order_cap_per_second:
-            cap = lim.order_cap_per_second
-            return Denial(
-                DenialCode.RATE_PER_SECOND, f"{in_second} messages in the last second, order cap {cap}"
-            )
-        today = self._day_count + unsent
+        # the per-second cap is not a denial: the order queues (``next_order``); the day cap is
+        self._roll(self.clock.now_ns())
+        today = self._day_count + self._unsent_count()
         if today + 1 > lim.order_cap_per_day:
             return Denial(
                 DenialCode.RATE_PER_DAY, f"{today} messages today, order cap {lim.order_cap_per_day}"
@@ -338,6 +348,70 @@ class RiskControls:
         self.orders_sent += 1
         self._record_message()
 
+    # ------------------------------------------------------------------------------------- the queue
+    def queue_order(self, order: Order) -> None:
+        """``order`` is journaled and may be sent: it takes its turn in the fair queue."""
+        self.queue.push(order, self.clock.now_ns())
+
+    def next_order(self) -> Order | None:
+        """The queued order whose turn it is, taken out of the queue, if the rolling second has room for
+        it now (orders: the cap less the cancel reserve); else None. Orders no longer INITIALIZED
+        (ended locally meanwhile) are dropped from the queue on the way."""
+        now = self.clock.now_ns()
+        self._roll(now)
+        while (head := self.queue.peek()) is not None and head.status is not OrderStatus.INITIALIZED:
+            self.queue.remove(head)
+        if head is None:
+            return None
+        if len(self._window) + 1 > self.limits.order_cap_per_second:
+            self.queue.blocked()
+            self.dirty = True
+            return None
+        self.dirty = True
+        return self.queue.pop(now)
+
+    def unqueue(self, order: Order) -> bool:
+        """Take a queued ``order`` out (its cancel): it is never sent, no message is counted."""
+        removed = self.queue.remove(order)
+        if removed:
+            self.dirty = True
+        return removed
+
+    def queue_expired(self) -> list[Order]:
+        """Queued orders that waited longer than ``rate_queue_timeout_ns``, taken out (the OMS denies
+        them ``rate_queue_timeout``)."""
+        out = self.queue.expired(self.clock.now_ns(), self.limits.rate_queue_timeout_ns)
+        if out:
+            self.dirty = True
+            log.warning("rate_queue_timeout", orders=len(out), bound_ns=self.limits.rate_queue_timeout_ns)
+        return out
+
+    def queue_retry_ns(self) -> int | None:
+        """When the queue should be looked at again (the oldest message leaves the window, or the oldest
+        queued order reaches its bound), None when nothing is queued."""
+        oldest = self.queue.oldest_since_ns()
+        if oldest is None:
+            return None
+        deadline = oldest + self.limits.rate_queue_timeout_ns
+        now = self.clock.now_ns()
+        self._roll(now)
+        over = len(self._window) + 1 - self.limits.order_cap_per_second
+        if over <= 0:
+            return now
+        return min(deadline, self._window[over - 1] + SECOND_NS)
+
+    def queue_report(self) -> dict[str, int]:
+        c = self.queue.counters
+        return {
+            "queued_now": len(self.queue),
+            "orders_queued": c.queued,
+            "queued_sent": c.sent,
+            "queued_cancelled": c.removed,
+            "queue_timeouts": c.timed_out,
+            "max_queue_wait_ns": max(c.max_wait_ns, self.queue.wait_of_oldest_ns(self.clock.now_ns())),
+            "peak_queue_depth": c.peak_depth,
+        }
+
     def cancel_sent(self, order: Order) -> None:
         self.cancels_sent += 1
         self._held.discard(order.client_order_id)
@@ -364,11 +438,10 @@ class RiskControls:
                     recent.popleft()
                 if len(recent) >= per_symbol:
                     wait = recent[len(recent) - per_symbol] + SECOND_NS - now
-        over = len(self._window) + unsent + 1 - self.limits.max_messages_per_second
-        if over > 0:
-            # the message whose leaving the window makes room; unsent orders leave only once sent
-            room = self._window[over - 1] + SECOND_NS - now if over <= len(self._window) else SECOND_NS
-            wait = max(wait, room)
+        # queued orders do not count in the second: a cancel goes before every one of them
+        over = len(self._window) + 1 - self.limits.max_messages_per_second
+        if over > 0:  # the message whose leaving the window makes room
+            wait = max(wait, self._window[over - 1] + SECOND_NS - now)
         day_full = self._day_count + unsent + 1 > self.limits.max_messages_per_day
         if day_full:
             next_day = (self._day + 1) * DAY_NS - SHANGHAI_OFFSET_NS
@@ -497,6 +570,7 @@ class RiskControls:
         self.orders_sent = self.cancels_sent = self.peak_per_second = 0
         self.warnings = self.cancel_holds = 0
         self.held_log.clear()
+        self.queue.counters = QueueCounters()
         self.dirty = True
 
     # ------------------------------------------------------------------------------------- restart
@@ -570,4 +644,5 @@ class RiskControls:
             "symbol_rejects": dict(sorted(self._symbol_rejects.items())),
             "blocked_symbols": dict(sorted(self.blocked_symbols.items())),
             "symbol_blocks": self.symbol_blocks,
+            **self.queue_report(),
         }

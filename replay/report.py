@@ -73,6 +73,20 @@ class HeldCancelRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RateQueueFigures:
+    """The fair queue of orders over the per-second cap (``engine.rate_queue``): how many waited, how
+    long, and how many waited past the bound (denied ``rate_queue_timeout``)."""
+
+    orders_queued: int  # orders that met a full window and waited
+    queued_sent: int  # of those, sent when the window had room
+    queued_cancelled: int  # cancelled while queued (never sent, no message counted)
+    queue_timeouts: int
+    max_wait_ms: float  # the longest wait (of an order sent, or of one still queued)
+    peak_depth: int  # the most orders waiting at once
+    timeout_s: float  # the bound (``[risk] rate_queue_timeout_s``)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GateReport:
     """The risk gate over the replayed day, as a live run's gate would have seen it: the messages
     against the caps, the orders it denied and the cancels it held."""
@@ -87,11 +101,13 @@ class GateReport:
     denied: list[DeniedOrder]
     cancel_holds: int
     held: list[HeldCancelRow]  # the first ``HELD_LOG_MAX`` of ``cancel_holds``
+    queue: RateQueueFigures | None = None  # the per-second cap's queue (issue 20)
 
 
 def gate_report(risk: RiskControls, oms: OrderManager) -> GateReport:
     """What ``risk`` (the engine's risk gate) counted, and the denied orders of ``oms`` with their codes."""
     figures = risk.report()
+    queue = risk.queue_report()
     denied = [
         DeniedOrder(
             client_order_id=o.client_order_id,
@@ -121,6 +137,15 @@ def gate_report(risk: RiskControls, oms: OrderManager) -> GateReport:
             HeldCancelRow(h.client_order_id, h.symbol, iso8601(h.held_ns), round(h.wait_ns / 1e6, 3), h.cap)
             for h in risk.held_log
         ],
+        queue=RateQueueFigures(
+            orders_queued=queue["orders_queued"],
+            queued_sent=queue["queued_sent"],
+            queued_cancelled=queue["queued_cancelled"],
+            queue_timeouts=queue["queue_timeouts"],
+            max_wait_ms=round(queue["max_queue_wait_ns"] / 1e6, 3),
+            peak_depth=queue["peak_queue_depth"],
+            timeout_s=risk.limits.rate_queue_timeout_ns / 1e9,
+        ),
     )
 
 

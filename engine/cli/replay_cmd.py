@@ -322,6 +322,14 @@ def print_gate(gate: GateReport, console: Console) -> None:
         f"{gate.orders_sent:,} orders, {gate.cancels_sent:,} cancels sent; "
         f"{len(gate.denied)} orders denied, {gate.cancel_holds} cancels held"
     )
+    queue = gate.queue
+    if queue is not None and (queue.orders_queued or queue.queue_timeouts):
+        console.print(
+            f"  rate queue: {queue.orders_queued:,} orders waited for the window (at most "
+            f"{queue.peak_depth:,} at once, longest {queue.max_wait_ms:,.1f} ms), {queue.queued_sent:,} "
+            f"sent, {queue.queued_cancelled:,} cancelled while queued, {queue.queue_timeouts:,} denied after "
+            f"{queue.timeout_s:g} s"
+        )
     if gate.denials:
         console.print("  denied by: " + ", ".join(f"{code} {n}" for code, n in gate.denials.items()))
     if gate.denied:

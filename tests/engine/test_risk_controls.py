@@ -143,14 +143,16 @@ async def test_active_order_cap_denies_at_the_cap_and_frees_a_slot_on_fill() -> 
     assert denied_code(buy(world, price=10_100)) is None
 
 
-async def test_order_rate_per_second_keeps_the_cancel_reserve() -> None:
+async def test_order_rate_per_second_queues_the_order_over_the_cap_and_keeps_the_cancel_reserve() -> None:
     limits = replace(LOOSE, max_messages_per_second=10, cancel_reserve_pct=10)  # orders: 9
     world, risk = await world_with(limits, auto_cancel=False)
     orders = [buy(world, price=10_000 + i * 10) for i in range(10)]
-    assert [denied_code(o) for o in orders] == [None] * 9 + ["rate_per_second"]
+    assert [denied_code(o) for o in orders] == [None] * 10  # over the cap: queued, not denied
     await world.oms.flush()
     assert len(world.broker.submitted) == 9
-    # the reserve: one cancel still goes now; the next is held, not dropped, and goes when room opens
+    assert orders[9].status is OrderStatus.INITIALIZED  # queued: working for its algorithm
+    assert risk.report()["queued_now"] == 1
+    # the reserve: one cancel still goes now, before the queued order; the next is held, not dropped
     assert world.oms.cancel(orders[0].client_order_id)
     assert world.oms.cancel(orders[1].client_order_id)
     await world.oms.flush()
@@ -160,11 +162,18 @@ async def test_order_rate_per_second_keeps_the_cancel_reserve() -> None:
     assert world.broker.cancel_requests == [orders[0].client_order_id, orders[1].client_order_id]
     assert world.broker.cancel_times[1] == T0 + SECOND_NS
     assert world.oms.held_cancels == []
+    # the held cancel went first; the queued order takes the room left once the window moves on
+    assert world.broker.submitted[-1] is orders[9]
+    assert world.broker.submit_times[-1] == T0 + SECOND_NS
     report = risk.report()
     assert report["cancel_holds"] == 1
     assert report["warnings"] == 1  # 8 of 10 in that second: warned once for the window
     assert report["peak_per_second"] == 10
-    assert report["denials"] == {"rate_per_second": 1}
+    assert report["denials"] == {}
+    assert report["orders_queued"] == 1
+    assert report["queued_sent"] == 1
+    assert report["queued_now"] == 0
+    assert report["max_queue_wait_ns"] == SECOND_NS
 
 
 async def test_order_rate_per_day_denies_at_the_order_cap_and_warns_once_at_80_percent() -> None:

@@ -293,11 +293,15 @@ def test_a_wall_step_inside_a_rate_window_neither_empties_it_nor_keeps_it_full(s
         full_at, full_loop = clock.now_ns(), loop.mono_ns
         host.step_wall(step)  # the window is full
         loop.advance_ns(NS // 2)
-        assert buy(9_800) == "rate_per_second"  # a forward step does not empty it: no burst
+        assert world.risk is not None
+        assert buy(9_800) is None  # over the cap: queued, not denied
+        await world.oms.flush()
+        assert world.risk.report()["queued_now"] == 1  # a forward step does not empty it: no burst
         await clock.sleep_until(full_at + NS)
         assert loop.mono_ns - full_loop == NS  # one second of real time later...
-        assert buy(9_790) is None  # ...a backward step does not keep it full: no stall
-        assert world.risk is not None
+        await world.oms.flush()
+        assert world.risk.report()["queued_now"] == 0  # ...a backward step does not keep it full: no stall
+        assert world.broker.submit_times[-1] == full_at + NS
         assert world.risk.peak_per_second <= 10
         await world.oms.stop()
 

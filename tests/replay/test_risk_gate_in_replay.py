@@ -1,8 +1,8 @@
 """The risk gate runs in a replay exactly as in a live run (issue 14): the composition root
 (``zhixing.assembly``) builds both engines with it, so a backtest shows what live trading would have
 refused or throttled. A replayed basket whose bursts exceed the per-second cap reports the peak against
-the cap, the orders denied and the cancels held; the same burst through a live session meets the same
-gate and is counted the same."""
+the cap, the orders queued for the window (issue 20: the cap shapes, it does not deny) and the cancels
+held; the same burst through a live session meets the same gate and is counted the same."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def basket(market: MarketData) -> list[ParentOrder]:
 
 
 @pytest.mark.slow
-async def test_a_replayed_basket_over_the_cap_reports_its_peak_denials_and_held_cancels(
+async def test_a_replayed_basket_over_the_cap_reports_its_peak_queued_orders_and_held_cancels(
     market: MarketData, tmp_path: Path
 ) -> None:
     config = ReplayConfig(cash=10**12, db_path=tmp_path / "capped.db", risk=LIMITS)
@@ -64,10 +64,13 @@ async def test_a_replayed_basket_over_the_cap_reports_its_peak_denials_and_held_
     assert gate is not None
     assert gate.max_messages_per_second == CAP
     assert 0 < gate.peak_per_second <= CAP  # the cap held in every 1 s window
-    assert gate.denials.get("rate_per_second", 0) > 0  # the bursts met it
-    rate_denied = [d for d in gate.denied if d.code == "rate_per_second"]
-    assert len(rate_denied) == gate.denials["rate_per_second"]
-    assert all(d.parent_id.startswith("P") and d.detail.startswith("rate_per_second") for d in rate_denied)
+    assert gate.denials == {}  # the bursts met the cap and waited: nothing denied for the rate
+    assert gate.queue is not None
+    assert gate.queue.orders_queued > 0
+    assert gate.queue.queue_timeouts == 0
+    assert gate.queue.queued_sent + gate.queue.queued_cancelled == gate.queue.orders_queued
+    assert 0 < gate.queue.max_wait_ms < gate.queue.timeout_s * 1_000
+    assert all(algo.children_denied == 0 for algo in result.basket.algos.values())
     assert gate.cancel_holds > 0  # the slice-end cancels of ten parents at one instant: held, never lost
     assert len(gate.held) == gate.cancel_holds
     assert {h.cap for h in gate.held} <= {"per_second", "per_symbol_per_second", "per_day"}
@@ -103,6 +106,7 @@ async def burst(oms: OrderManager, clock: SimClock, risk: RiskControls, symbol: 
         gate.orders_sent,
         gate.cancels_sent,
         [o.status for o in orders],
+        gate.queue,
     )
 
 
@@ -145,11 +149,13 @@ async def test_the_same_burst_meets_the_same_gate_in_a_replay_and_in_a_live_sess
     finally:
         await live.close(cancel_working=False)
 
-    denied, holds, peak, sent, cancels, statuses = in_live
+    denied, holds, peak, sent, cancels, statuses, queue = in_live
     assert in_replay == in_live
-    assert [code for code, _ in denied] == ["rate_per_second"] * len(denied)
-    assert len(denied) == 12 - LIMITS.order_cap_per_second  # orders may use the cap less the reserve
+    assert denied == []  # over the cap: queued, not denied
+    assert sent == LIMITS.order_cap_per_second  # orders may use the cap less the reserve...
+    assert queue.orders_queued == 12 - sent  # ...the rest waited for the window
+    assert queue.queued_cancelled == 12 - sent  # and their cancels took them out: never sent
     assert holds > 0
     assert peak <= CAP
     assert cancels == sent  # every sent order's cancel went out in the end: held, never dropped
-    assert statuses.count(OrderStatus.DENIED) == len(denied)
+    assert statuses.count(OrderStatus.CANCELED) == 12
