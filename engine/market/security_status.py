@@ -11,18 +11,22 @@ uses where present). So status comes from a CSV the user supplies (``zhixing rep
 ``status`` is one of ``normal``, ``st``, ``star_st`` (*ST), ``delisting``; ``from`` / ``to`` (ISO dates,
 inclusive, either may be empty: open-ended) bound it; ``listing_date`` (optional, any row of the symbol)
 is the first trading day, which decides the new-listing rules. A symbol and day the file does not name
-is ``normal``. Bad rows raise ``InputError`` naming the file, the row (file line, header = 1) and field.
+is ``normal``. Bad rows raise ``InputError`` naming the file, the row (file line, header = 1) and field:
+a row with more or fewer cells than the header, a date not written YYYY-MM-DD, and two periods of one
+symbol that overlap (which status would hold on the shared days is not for the engine to guess) among them.
+The file is bounded before it is read (``engine.input_limits``).
 """
 
 from __future__ import annotations
 
-import csv
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
 from zhixing.engine.errors import InputError
+from zhixing.engine.input_limits import Limits, csv_records, decode_text, read_bounded
 from zhixing.engine.market.symbols import normalize_symbol
 
 
@@ -41,6 +45,11 @@ class StatusSpan:
 
     def covers(self, day: date) -> bool:
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+    def overlaps(self, other: StatusSpan) -> bool:
+        starts_before_other_ends = self.start is None or other.end is None or self.start <= other.end
+        ends_after_other_starts = self.end is None or other.start is None or other.start <= self.end
+        return starts_before_other_ends and ends_after_other_starts
 
 
 @dataclass(slots=True)
@@ -61,64 +70,92 @@ class StatusBook:
 
 
 _COLUMNS = ("symbol", "status", "from", "to")
+STATUS_LIMITS = Limits("status file", max_bytes=20_000_000, max_rows=200_000, max_cell=256)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _date(text: str, path: Path, row: int, name: str) -> date | None:
-    if not text.strip():
+    text = text.strip()
+    if not text:
         return None
     try:
-        return date.fromisoformat(text.strip())
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
     except ValueError:
         raise InputError(
-            f"not an ISO date (YYYY-MM-DD): {text!r}", path=str(path), row=row, field=name
+            f"not a date written YYYY-MM-DD: {text!r}", path=str(path), row=row, field=name
         ) from None
 
 
 def load_status_file(path: str | Path) -> StatusBook:
-    """Read a status CSV (see the module docstring)."""
+    """Read a status CSV (see the module docstring); nothing of a file with a bad row is used."""
     path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot read the status file: {exc.strerror}", path=str(path)) from None
+    text = decode_text(path, read_bounded(path, STATUS_LIMITS), hint="save the status file as UTF-8")
     book = StatusBook()
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise InputError(f"missing columns {missing}; expected {list(_COLUMNS)}", path=str(path), row=1)
-        for row_number, record in enumerate(reader, start=2):
-            raw_symbol = (record.get("symbol") or "").strip()
-            try:
-                symbol = normalize_symbol(raw_symbol)
-            except ValueError as exc:
-                raise InputError(str(exc), path=str(path), row=row_number, field="symbol") from None
-            raw_status = (record.get("status") or "").strip().lower()
-            try:
-                status = SecurityStatus(raw_status)
-            except ValueError:
-                allowed = ", ".join(s.value for s in SecurityStatus)
+    names: list[str] = []
+    rows_of: dict[str, list[tuple[StatusSpan, int]]] = {}
+    for line, cells in csv_records(path, text, STATUS_LIMITS):
+        if not names:
+            names = [c.strip().lower() for c in cells]
+            missing = [c for c in _COLUMNS if c not in names]
+            if missing:
                 raise InputError(
-                    f"unknown status {raw_status!r}; one of {allowed}",
-                    path=str(path),
-                    row=row_number,
-                    field="status",
-                ) from None
-            start = _date(record.get("from") or "", path, row_number, "from")
-            end = _date(record.get("to") or "", path, row_number, "to")
-            if start is not None and end is not None and end < start:
-                raise InputError(
-                    f"'to' {end} is before 'from' {start}", path=str(path), row=row_number, field="to"
+                    f"missing columns {missing}; expected {list(_COLUMNS)}", path=str(path), row=1
                 )
-            listed = _date(record.get("listing_date") or "", path, row_number, "listing_date")
-            if listed is not None:
-                known = book.listings.setdefault(symbol, listed)
-                if known != listed:
-                    raise InputError(
-                        f"{symbol} listed {known} in an earlier row, {listed} here",
-                        path=str(path),
-                        row=row_number,
-                        field="listing_date",
-                    )
-            book.spans.setdefault(symbol, []).append(StatusSpan(status, start, end))
+            continue
+        if len(cells) != len(names):
+            raise InputError(
+                f"{len(cells)} cells, the header has {len(names)} ({', '.join(names)})",
+                path=str(path),
+                row=line,
+            )
+        record = dict(zip(names, cells, strict=True))
+        symbol, span, listed = _row(record, path, line)
+        if listed is not None:
+            known = book.listings.setdefault(symbol, listed)
+            if known != listed:
+                raise InputError(
+                    f"{symbol} listed {known} in an earlier row, {listed} here",
+                    path=str(path),
+                    row=line,
+                    field="listing_date",
+                )
+        for earlier, earlier_line in rows_of.get(symbol, ()):
+            if earlier.overlaps(span):
+                raise InputError(
+                    f"{symbol}: {span.status} {_period(span)} overlaps {earlier.status} {_period(earlier)} "
+                    f"of row {earlier_line}; one status per day",
+                    path=str(path),
+                    row=line,
+                    field="from",
+                )
+        rows_of.setdefault(symbol, []).append((span, line))
+        book.spans.setdefault(symbol, []).append(span)
     return book
+
+
+def _period(span: StatusSpan) -> str:
+    return f"{span.start or '...'} to {span.end or '...'}"
+
+
+def _row(record: dict[str, str], path: Path, line: int) -> tuple[str, StatusSpan, date | None]:
+    raw_symbol = record["symbol"].strip()
+    try:
+        symbol = normalize_symbol(raw_symbol)
+    except ValueError as exc:
+        raise InputError(str(exc), path=str(path), row=line, field="symbol") from None
+    raw_status = record["status"].strip().lower()
+    try:
+        status = SecurityStatus(raw_status)
+    except ValueError:
+        allowed = ", ".join(s.value for s in SecurityStatus)
+        raise InputError(
+            f"unknown status {raw_status!r}; one of {allowed}", path=str(path), row=line, field="status"
+        ) from None
+    start = _date(record["from"], path, line, "from")
+    end = _date(record["to"], path, line, "to")
+    if start is not None and end is not None and end < start:
+        raise InputError(f"'to' {end} is before 'from' {start}", path=str(path), row=line, field="to")
+    listed = _date(record.get("listing_date", ""), path, line, "listing_date")
+    return symbol, StatusSpan(status, start, end), listed
