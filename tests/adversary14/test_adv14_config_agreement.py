@@ -79,7 +79,8 @@ def test_was_check_and_run_disagree_or_crash(
     check_err = capsys.readouterr().err
     run = main(["run", str(path), "--until", "08:31"])
     run_err = capsys.readouterr().err
-    assert check != 70 and run != 70, f"a traceback for a config mistake: check {check}, run {run}\n{run_err}"
+    assert check != 70, f"a traceback for a config mistake: check {check}, run {run}\n{run_err}"
+    assert run != 70, f"a traceback for a config mistake: check {check}, run {run}\n{run_err}"
     assert check == run, f"check exit {check} ({check_err!r}), run exit {run} ({run_err!r})"
     if run == 2:
         assert str(path) in run_err, f"the error does not name the file: {run_err!r}"
