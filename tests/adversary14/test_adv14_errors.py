@@ -80,7 +80,7 @@ def test_was_positions_quantity_huge_reported_as_journal_failure(
 def test_was_latency_error_names_an_internal_field_not_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--latency-ms -5`` -> "latency_ns: must be >= 0, got -5000000": neither the flag nor the value typed."""
+    """``--latency-ms -5`` -> "latency_ns: must be >= 0, got -5000000": not the flag nor the value typed."""
     code = main(_replay(tmp_path, "symbol,side,quantity\n600566.SH,buy,100\n", "--latency-ms", "-5"))
     err = capsys.readouterr().err
     assert code == 2
