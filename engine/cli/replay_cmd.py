@@ -18,7 +18,13 @@ from rich.table import Table
 
 from zhixing.algos.registry import ALGOS
 from zhixing.engine.errors import InputError
-from zhixing.engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
+from zhixing.engine.inputs import (
+    parse_cash,
+    parse_latency_ms,
+    read_orders_file,
+    read_positions_file,
+    window_ns,
+)
 from zhixing.engine.parents import ParentOrder
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.harness import ReplayConfig, ReplayResult, run_replay
@@ -90,7 +96,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--positions", type=Path, help="CSV symbol,quantity held from before (sellable today)"
     )
     parser.add_argument("--db", type=Path, help="journal SQLite file (must not exist); default: a temp file")
-    parser.add_argument("--latency-ms", type=int, default=20, help="one-way latency to the exchange (20)")
+    parser.add_argument("--latency-ms", default="20", help="one-way latency to the exchange, ms (20)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
         "--report", type=Path, metavar="DIR", help="also write report.json and PNG charts per parent into DIR"
@@ -180,7 +186,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
             cash=parse_cash(args.cash),
             positions=positions,
             db_path=db,
-            latency_ns=args.latency_ms * 1_000_000,
+            latency_ns=parse_latency_ms(args.latency_ms),
         )
         at = window_ns(market.trade_date, "00:00", args.at)[1] if getattr(args, "at", None) else None
         result = _run_with_progress(
