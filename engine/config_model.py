@@ -124,8 +124,8 @@ class RouteModel(Strict):
 
 class FeedModel(Strict):
     kind: FeedKind
-    stale_after_s: Seconds = Field(30.0, ge=0.001)
-    resubscribe_after_s: Seconds = Field(30.0, ge=1.0)  # a symbol stale this long is re-subscribed
+    stale_after_s: Annotated[Seconds, Field(ge=0.001)] = 30.0
+    resubscribe_after_s: Annotated[Seconds, Field(ge=1.0)] = 30.0  # a symbol stale this long is re-subscribed
     sim: SimFeedModel | None = None
     qmt: AdapterTable | None = None
     gm: AdapterTable | None = None
@@ -140,15 +140,15 @@ class RiskModel(Strict):
     ``allow_hft_rates`` comes first: the caps' checks read it (fields are validated in this order)."""
 
     allow_hft_rates: bool = _LIMITS.allow_hft_rates
-    max_messages_per_second: Count = Field(_LIMITS.max_messages_per_second, ge=1)
-    max_messages_per_day: Count = Field(_LIMITS.max_messages_per_day, ge=1)
+    max_messages_per_second: Annotated[Count, Field(ge=1)] = _LIMITS.max_messages_per_second
+    max_messages_per_day: Annotated[Count, Field(ge=1)] = _LIMITS.max_messages_per_day
     cancel_reserve_pct: int = Field(_LIMITS.cancel_reserve_pct, ge=0, lt=100)
     warn_at_pct: int = Field(_LIMITS.warn_at_pct, ge=1, le=100)
     max_order_value_yuan: Money = _LIMITS.max_order_value / 1000
-    max_order_quantity: Shares = Field(_LIMITS.max_order_quantity, ge=1)
+    max_order_quantity: Annotated[Shares, Field(ge=1)] = _LIMITS.max_order_quantity
     price_collar_bp: int = Field(_LIMITS.price_collar_bp, ge=0, le=10_000)  # 100%
     duplicate_window_s: Seconds = _LIMITS.duplicate_window_ns / SECOND_NS  # 0 disables
-    duplicate_max: Count = Field(_LIMITS.duplicate_max, ge=1)
+    duplicate_max: Annotated[Count, Field(ge=1)] = _LIMITS.duplicate_max
     max_active_orders: Count = _LIMITS.max_active_orders
     max_cancels_per_symbol_per_second: Count = _LIMITS.max_cancels_per_symbol_per_second
     max_consecutive_rejects: Count = _LIMITS.max_consecutive_rejects
@@ -246,7 +246,7 @@ class JobModel(Strict):
     cron: Annotated[str, AfterValidator(_cron)]
     kind: JobKind
     command: Annotated[list[str], Field(min_length=1)] | None = None  # the program and its arguments
-    timeout_s: Seconds = Field(300.0, ge=0.001)
+    timeout_s: Annotated[Seconds, Field(ge=0.001)] = 300.0
     kill_grace_s: Seconds = 5.0  # a signal script's tree: SIGTERM, this long, then SIGKILL
     targets: Text | None = None
     algo: Text = "twap"
@@ -262,13 +262,13 @@ def _hh_mm(value: str) -> str:
 
 class BackupModel(Strict):
     dir: Text
-    keep_days: Count = Field(10, ge=1)
+    keep_days: Annotated[Count, Field(ge=1)] = 10
     at: Annotated[str, AfterValidator(_hh_mm)] = "15:10"  # Shanghai time, after the close
 
 
 class ClockModel(Strict):
     check_interval_s: float = Field(1.0, ge=0.05, le=60)  # a step must be seen soon
-    step_alert_s: Seconds = Field(2.0, ge=0.1)
+    step_alert_s: Annotated[Seconds, Field(ge=0.1)] = 2.0
 
 
 class CalendarModel(Strict):
