@@ -14,7 +14,6 @@ the adapter's ``SettingsCheck`` that the composition root (``engine/cli``) hands
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,26 +22,40 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from zhixing.engine.config_model import SECRET_NAME, ConfigFile, FeedKind, JobKind, RouteKind, config_error
-from zhixing.engine.errors import ConfigError, InputError
+from zhixing.engine.config_model import (
+    SECRET_NAME,
+    SECRET_RULE,
+    SECRET_SPEC,
+    ConfigFile,
+    FeedKind,
+    JobKind,
+    RouteKind,
+    config_error,
+)
+from zhixing.engine.errors import ConfigError, InputError, ParameterError
 from zhixing.engine.input_limits import CONFIG as CONFIG_LIMITS
 from zhixing.engine.input_limits import decode_text, read_bounded
 from zhixing.engine.market.calendar import BeyondKnown
 from zhixing.engine.market.calendar_sources import library_sources, merge
 from zhixing.engine.market.holidays import HolidayList, read_holidays
 from zhixing.engine.risk_controls import RiskLimits
-from zhixing.engine.units import price_from_yuan
+from zhixing.engine.units import money
 
 ROUTES: tuple[str, ...] = get_args(RouteKind)
 FEEDS: tuple[str, ...] = get_args(FeedKind)  # paper runs: ``zhixing paper``
 JOB_KINDS: tuple[str, ...] = get_args(JobKind)
 BACKUP_JOB = "journal-backup"  # the job ``[backup]`` adds when no [[jobs]] entry has kind "backup"
-_SECRET_SPEC = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/[^/\s]+)$")
 
 SettingsCheck = Callable[[Mapping[str, Any], Path], object]
 """An adapter's check of its own table (``route.fileorder``, ``feed.qmt``, ...): the table and the config
 file; raises ``ConfigError`` naming the file and the key. The composition root passes them to
 ``load_config`` (``engine`` imports no adapter)."""
+
+AlgoCheck = Callable[[str, Mapping[str, str]], object]
+"""The algorithms' check of an execute job's ``algo`` and ``params`` (as the job will pass them): raises
+``ParameterError`` whose ``name`` is ``algo`` or the parameter. The composition root passes it to
+``load_config`` (``engine`` imports no algorithm), so a typo there is refused by ``config check``, not at
+the job's time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,19 +148,24 @@ class Config:
         tables += [(f"notify.{n.kind}", n.settings) for n in self.notify]
         for prefix, table in tables:
             for key, value in table.items():
-                if isinstance(value, str) and _SECRET_SPEC.match(value) and SECRET_NAME.search(key):
+                if isinstance(value, str) and SECRET_SPEC.match(value) and SECRET_NAME.search(key):
                     found.append((f"{prefix}.{key}", value))
         return found
 
 
 def load_config(
-    path: Path | str, *, adapter: str | None = None, checks: Mapping[str, SettingsCheck] | None = None
+    path: Path | str,
+    *,
+    adapter: str | None = None,
+    checks: Mapping[str, SettingsCheck] | None = None,
+    algo_check: AlgoCheck | None = None,
 ) -> Config:
     """Read and validate ``path``; raise ``ConfigError`` naming the file and the key on the first problem.
 
     ``adapter`` (the CLI's ``--adapter``) picks the route instead of ``[route] kind``; its table must be in
     the file. Without a ``[feed]`` table the feed is the route's own (``qmt``, ``gm``). ``checks``: the
-    adapters' checks of their own tables by dotted name (``route.qmt``), run on the chosen route and feed."""
+    adapters' checks of their own tables by dotted name (``route.qmt``), run on the chosen route and feed.
+    ``algo_check``: the algorithms' check of each execute job's ``algo`` and ``params``."""
     path = Path(path)
     raw = _read(path)
     try:
@@ -162,15 +180,15 @@ def load_config(
         check = (checks or {}).get(f"{chosen.name}.{chosen.kind}")
         if check is not None:
             check(chosen.settings, path)
-    jobs = _jobs(path, model)
+    jobs = _jobs(path, model, algo_check)
     return Config(
         path=path,
         account=AccountConfig(
             id=model.account.id,
-            cash=price_from_yuan(model.account.cash_yuan),
+            cash=money(model.account.cash_yuan),  # bounded by the model
             positions=dict(model.account.positions),
         ),
-        store=StoreConfig(path=_relative(path, model.store.path), synchronous=model.store.synchronous),
+        store=StoreConfig(path=_store_path(path, model.store.path), synchronous=model.store.synchronous),
         route=TableConfig(kind=route.kind, settings=route.settings),
         feed=TableConfig(kind=feed.kind, settings=feed.settings),
         risk=model.risk.limits(),
@@ -217,6 +235,14 @@ def _relative(path: Path, value: str) -> Path:
     """A path from the file: ``~`` expanded, relative to the config file's folder."""
     found = Path(value).expanduser()
     return found if found.is_absolute() else path.parent / found
+
+
+def _store_path(path: Path, value: str) -> Path:
+    """``[store] path``: the journal file, which may not exist yet, but is no folder."""
+    found = _relative(path, value)
+    if found.is_dir():
+        raise _error(path, "store.path", f"{value!r} is a folder; name the journal file in it (zhixing.db)")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +299,9 @@ def _adapter_tables(raw: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]
 
 def _check_secrets(path: Path, prefix: str, settings: Mapping[str, Any]) -> None:
     for key, value in settings.items():
-        if SECRET_NAME.search(key) and isinstance(value, str) and value and not _SECRET_SPEC.match(value):
-            raise _error(
-                path,
-                f"{prefix}.{key}",
-                "a secret must not be written in the file; use env:VARIABLE or keyring:SERVICE/USER",
-            )
+        # an empty string is no reference either: refused here, not when the run connects
+        if SECRET_NAME.search(key) and isinstance(value, str) and not SECRET_SPEC.match(value):
+            raise _error(path, f"{prefix}.{key}", SECRET_RULE)
     if prefix == "notify.email":
         if settings.get("username") is not None and settings.get("password") is None:
             raise _error(path, "notify.email.password", "is required with a username")
@@ -286,7 +309,7 @@ def _check_secrets(path: Path, prefix: str, settings: Mapping[str, Any]) -> None
             raise _error(path, "notify.email.sender", "is required without a username")
 
 
-def _jobs(path: Path, model: ConfigFile) -> tuple[JobConfig, ...]:
+def _jobs(path: Path, model: ConfigFile, algo_check: AlgoCheck | None) -> tuple[JobConfig, ...]:
     """The ``[[jobs]]``, and the backup job ``[backup]`` adds; the rules that join jobs and tables."""
     jobs: list[JobConfig] = []
     seen: set[str] = set()
@@ -302,6 +325,14 @@ def _jobs(path: Path, model: ConfigFile) -> tuple[JobConfig, ...]:
             raise _error(path, f"jobs[{i}].targets", "is required for an execute job (the targets file)")
         if job.kind == "backup" and model.backup is None:
             raise _error(path, f"jobs[{i}].kind", "a backup job needs a [backup] table with dir")
+        params = {str(k): str(v) for k, v in job.params.items()}
+        if job.kind == "execute" and algo_check is not None:
+            try:
+                algo_check(job.algo, params)
+            except ParameterError as exc:
+                key = "params" if exc.name is None else "algo" if exc.name == "algo" else f"params.{exc.name}"
+                message = str(exc).removeprefix(f"{exc.name}: ")
+                raise _error(path, f"jobs[{i}].{key}", message) from None
         jobs.append(
             JobConfig(
                 name=job.name,
@@ -313,7 +344,7 @@ def _jobs(path: Path, model: ConfigFile) -> tuple[JobConfig, ...]:
                 targets=_relative(path, job.targets) if job.targets is not None else None,
                 algo=job.algo,
                 window_minutes=job.window_minutes,
-                params={str(k): str(v) for k, v in job.params.items()},
+                params=params,
             )
         )
     if model.backup is not None and not any(j.kind == "backup" for j in jobs):

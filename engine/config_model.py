@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,10 +32,13 @@ from pydantic import (
 from zhixing.engine import names
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND, SECOND_NS, RiskLimits
-from zhixing.engine.units import price_from_yuan
+from zhixing.engine.units import MAX_COUNT, MAX_MINUTES, MAX_SECONDS, MAX_SHARES, MAX_YUAN, duration_ns, money
 
 SECRET_NAME = re.compile(r"(pass|secret|token|key$|webhook|url$)", re.IGNORECASE)
 """A key whose value is a secret: written only as a reference, never echoed in an error."""
+SECRET_SPEC = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/[^/\s]+)$")
+"""The only forms a secret key may hold (``engine.secrets`` resolves them)."""
+SECRET_RULE = "a secret must not be written in the file; use env:VARIABLE or keyring:SERVICE/USER"
 
 
 RouteKind = Literal["sim", "fileorder", "qmt", "gm"]
@@ -52,6 +56,24 @@ Text = Annotated[str, AfterValidator(_non_blank)]
 """A string with something in it (not empty, not only spaces)."""
 
 
+def _secret_spec(value: str) -> str:
+    if not SECRET_SPEC.match(value):  # an empty string too: it is no reference
+        raise ValueError(SECRET_RULE)
+    return value
+
+
+SecretRef = Annotated[str, AfterValidator(_secret_spec)]
+"""A secret key's value: ``env:NAME`` or ``keyring:SERVICE/USER``, never the secret itself."""
+
+# Every number a file may hold is bounded by its kind (engine.units), so what it converts to (milli-yuan,
+# ns, shares) fits the journal's 64-bit integers: a huge value is a key's error here, never a crash later.
+Money = Annotated[float, Field(ge=0, le=MAX_YUAN)]
+"""Yuan."""
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+Shares = Annotated[int, Field(ge=0, le=MAX_SHARES)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
 class Strict(BaseModel):
     """Every table: unknown keys are errors, no coercion ("20" is not 20, 1 is not true), no NaN."""
 
@@ -60,8 +82,8 @@ class Strict(BaseModel):
 
 class AccountModel(Strict):
     id: Text
-    cash_yuan: float = Field(0.0, ge=0)  # the simulated broker's starting cash
-    positions: dict[str, Annotated[int, Field(ge=0)]] = {}
+    cash_yuan: Money = 0.0  # the simulated broker's starting cash
+    positions: dict[str, Shares] = {}
 
     @field_validator("id")
     @classmethod
@@ -81,7 +103,7 @@ class SimRouteModel(Strict):
     """``[route.sim]``: the recorded day the simulated exchange plays."""
 
     data: Text
-    latency_ms: int = Field(20, ge=0)
+    latency_ms: int = Field(20, ge=0, le=MAX_SECONDS * 1000)
 
 
 class SimFeedModel(Strict):
@@ -94,7 +116,7 @@ AdapterTable = dict[str, Any]
 
 class RouteModel(Strict):
     kind: RouteKind | None = None  # None: only with --adapter
-    connect_timeout_s: float = Field(600.0, ge=0)  # at start: how long to wait for route and feed
+    connect_timeout_s: Seconds = 600.0  # at start: how long to wait for route and feed
     sim: SimRouteModel | None = None
     fileorder: AdapterTable | None = None
     qmt: AdapterTable | None = None
@@ -103,8 +125,8 @@ class RouteModel(Strict):
 
 class FeedModel(Strict):
     kind: FeedKind
-    stale_after_s: float = Field(30.0, ge=0.001)
-    resubscribe_after_s: float = Field(30.0, ge=1.0)  # a symbol stale this long is re-subscribed
+    stale_after_s: Annotated[Seconds, Field(ge=0.001)] = 30.0
+    resubscribe_after_s: Annotated[Seconds, Field(ge=1.0)] = 30.0  # a symbol stale this long is re-subscribed
     sim: SimFeedModel | None = None
     qmt: AdapterTable | None = None
     gm: AdapterTable | None = None
@@ -119,21 +141,23 @@ class RiskModel(Strict):
     ``allow_hft_rates`` comes first: the caps' checks read it (fields are validated in this order)."""
 
     allow_hft_rates: bool = _LIMITS.allow_hft_rates
-    max_messages_per_second: int = Field(_LIMITS.max_messages_per_second, ge=1)
-    max_messages_per_day: int = Field(_LIMITS.max_messages_per_day, ge=1)
+    max_messages_per_second: Annotated[Count, Field(ge=1)] = _LIMITS.max_messages_per_second
+    max_messages_per_day: Annotated[Count, Field(ge=1)] = _LIMITS.max_messages_per_day
     cancel_reserve_pct: int = Field(_LIMITS.cancel_reserve_pct, ge=0, lt=100)
     warn_at_pct: int = Field(_LIMITS.warn_at_pct, ge=1, le=100)
-    max_order_value_yuan: float = Field(_LIMITS.max_order_value / 1000, ge=0)
-    max_order_quantity: int = Field(_LIMITS.max_order_quantity, ge=1)
-    price_collar_bp: int = Field(_LIMITS.price_collar_bp, ge=0)
-    duplicate_window_s: float = Field(_LIMITS.duplicate_window_ns / SECOND_NS, ge=0)  # 0 disables
-    duplicate_max: int = Field(_LIMITS.duplicate_max, ge=1)
-    max_active_orders: int = Field(_LIMITS.max_active_orders, ge=0)
-    max_cancels_per_symbol_per_second: int = Field(_LIMITS.max_cancels_per_symbol_per_second, ge=0)
-    max_consecutive_rejects: int = Field(_LIMITS.max_consecutive_rejects, ge=0)
-    max_rejects_per_symbol: int = Field(_LIMITS.max_rejects_per_symbol, ge=0)
+    max_order_value_yuan: Money = _LIMITS.max_order_value / 1000
+    max_order_quantity: Annotated[Shares, Field(ge=1)] = _LIMITS.max_order_quantity
+    price_collar_bp: int = Field(_LIMITS.price_collar_bp, ge=0, le=10_000)  # 100%
+    duplicate_window_s: Seconds = _LIMITS.duplicate_window_ns / SECOND_NS  # 0 disables
+    duplicate_max: Annotated[Count, Field(ge=1)] = _LIMITS.duplicate_max
+    max_active_orders: Count = _LIMITS.max_active_orders
+    max_cancels_per_symbol_per_second: Count = _LIMITS.max_cancels_per_symbol_per_second
+    max_consecutive_rejects: Count = _LIMITS.max_consecutive_rejects
+    max_rejects_per_symbol: Count = _LIMITS.max_rejects_per_symbol
     deny_self_cross: bool = _LIMITS.deny_self_cross
-    rate_queue_timeout_s: float = Field(_LIMITS.rate_queue_timeout_ns / SECOND_NS, gt=0)  # queued longer
+    rate_queue_timeout_s: Annotated[Seconds, Field(gt=0)] = (
+        _LIMITS.rate_queue_timeout_ns / SECOND_NS
+    )  # queued longer
     # for the per-second cap: denied rate_queue_timeout
 
     @field_validator("max_messages_per_second")
@@ -171,13 +195,13 @@ class RiskModel(Strict):
         )
         return RiskLimits(
             **values,
-            max_order_value=price_from_yuan(self.max_order_value_yuan),
-            duplicate_window_ns=round(self.duplicate_window_s * SECOND_NS),
-            rate_queue_timeout_ns=max(1, round(self.rate_queue_timeout_s * SECOND_NS)),
+            max_order_value=money(self.max_order_value_yuan),
+            duplicate_window_ns=duration_ns(self.duplicate_window_s),
+            rate_queue_timeout_ns=max(1, duration_ns(self.rate_queue_timeout_s)),
         )
 
 
-_Positive = Annotated[float, Field(gt=0)]
+_Positive = Annotated[float, Field(gt=0, le=MAX_SECONDS)]  # a timeout
 
 
 class EmailModel(Strict):
@@ -185,22 +209,22 @@ class EmailModel(Strict):
     port: Annotated[int, Field(gt=0, lt=65536)] | None = None  # default: by security
     security: Literal["ssl", "starttls", "none"] = "ssl"
     username: str | None = None
-    password: str | None = None  # secret reference; required with a username
+    password: SecretRef | None = None  # required with a username
     sender: Text | None = None  # default: the username
     recipients: Annotated[list[Text], Field(min_length=1)]
     timeout_s: _Positive = 30.0
 
 
 class WeComModel(Strict):
-    webhook_url: str
+    webhook_url: SecretRef
     timeout_s: _Positive = 10.0
 
 
 class SignedWebhookModel(Strict):
     """DingTalk (加签) and Feishu (签名校验): a webhook and an optional signing secret."""
 
-    webhook_url: str
-    secret: str | None = None
+    webhook_url: SecretRef
+    secret: SecretRef | None = None
     timeout_s: _Positive = 10.0
 
 
@@ -211,9 +235,17 @@ class NotifyModel(Strict):
     feishu: SignedWebhookModel | None = None
 
 
+# any fixed day: whether an expression ever fires does not depend on it
+_CRON_BASE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _cron(value: str) -> str:
     if len(value.split()) != 5 or not croniter.is_valid(value):
         raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+    try:
+        croniter(value, _CRON_BASE).get_next(datetime)  # what the scheduler asks, at load
+    except CroniterBadDateError:
+        raise ValueError(f"{value!r} never fires (no such date)") from None
     return value
 
 
@@ -222,11 +254,11 @@ class JobModel(Strict):
     cron: Annotated[str, AfterValidator(_cron)]
     kind: JobKind
     command: Annotated[list[str], Field(min_length=1)] | None = None  # the program and its arguments
-    timeout_s: float = Field(300.0, ge=0.001)
-    kill_grace_s: float = Field(5.0, ge=0)  # a signal script's tree: SIGTERM, this long, then SIGKILL
+    timeout_s: Annotated[Seconds, Field(ge=0.001)] = 300.0
+    kill_grace_s: Seconds = 5.0  # a signal script's tree: SIGTERM, this long, then SIGKILL
     targets: Text | None = None
     algo: Text = "twap"
-    window_minutes: int = Field(30, ge=1)
+    window_minutes: int = Field(30, ge=1, le=MAX_MINUTES)
     params: dict[str, Any] = {}
 
 
@@ -238,13 +270,13 @@ def _hh_mm(value: str) -> str:
 
 class BackupModel(Strict):
     dir: Text
-    keep_days: int = Field(10, ge=1)
+    keep_days: Annotated[Count, Field(ge=1)] = 10
     at: Annotated[str, AfterValidator(_hh_mm)] = "15:10"  # Shanghai time, after the close
 
 
 class ClockModel(Strict):
     check_interval_s: float = Field(1.0, ge=0.05, le=60)  # a step must be seen soon
-    step_alert_s: float = Field(2.0, ge=0.1)
+    step_alert_s: Annotated[Seconds, Field(ge=0.1)] = 2.0
 
 
 class CalendarModel(Strict):
@@ -319,7 +351,10 @@ def _message(error: Any, key: str, known: list[str] | None) -> str:
     ctx = error.get("ctx") or {}
     bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
     if kind in bounds:
-        text = f"must be {bounds[kind]} {next(iter(ctx.values()), '')}"
+        bound = next(iter(ctx.values()), "")
+        if isinstance(bound, float) and bound.is_integer() and abs(bound) >= 1000:
+            bound = f"{int(bound):,}"  # 1,000,000,000,000 rather than 1000000000000.0
+        text = f"must be {bounds[kind]} {bound}"
     elif kind == "literal_error":
         text = "must be one of " + str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
     text = text[:1].lower() + text[1:]

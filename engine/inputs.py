@@ -7,17 +7,15 @@ Size, rows and cells are bounded before and while the file is read (``engine.inp
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from zhixing.engine.enums import Side
-from zhixing.engine.errors import InputError
+from zhixing.engine.errors import InputError, ParameterError
 from zhixing.engine.input_limits import ORDERS, POSITIONS, Limits, csv_records, decode_text, read_bounded
 from zhixing.engine.market import normalize_symbol, shanghai_ns
-from zhixing.engine.units import price_from_yuan
+from zhixing.engine.units import duration_ns, money, shares
 
 _SIDES = {"buy": Side.BUY, "b": Side.BUY, "买": Side.BUY, "sell": Side.SELL, "s": Side.SELL, "卖": Side.SELL}
 
@@ -71,15 +69,24 @@ def _symbol(value: str, path: Path, row: int) -> str:
 
 def _positive_int(value: str, path: Path, row: int, field: str, allow_zero: bool = False) -> int:
     try:
-        dec = Decimal(value)
-    except InvalidOperation:
-        raise InputError(f"not a number: {value!r}", path=str(path), row=row, field=field) from None
-    if not dec.is_finite() or dec != dec.to_integral_value():
-        raise InputError(f"not a whole number of shares: {value!r}", path=str(path), row=row, field=field)
-    number = int(dec)
-    if number < 0 or (number == 0 and not allow_zero):
+        number = shares(value)  # a whole, bounded number of shares (engine.units)
+    except ParameterError as exc:
+        raise InputError(str(exc), path=str(path), row=row, field=field) from None
+    if number == 0 and not allow_zero:
         raise InputError(f"must be positive: {value!r}", path=str(path), row=row, field=field)
     return number
+
+
+def _limit_price(value: str, path: Path, row: int) -> int:
+    try:
+        limit = money(value)  # finite and bounded before the milli-yuan conversion (engine.units)
+    except ParameterError as exc:
+        limit, problem = 0, str(exc)
+    else:
+        problem = f"must be a positive number, got {value!r}"
+    if limit <= 0:
+        raise InputError(f"limit price {problem}", path=str(path), row=row, field="limit_price")
+    return limit
 
 
 def _hhmm(value: str, path: Path, row: int, field: str) -> str:
@@ -119,18 +126,7 @@ def read_orders_file(path: str | Path) -> list[OrderRow]:
         quantity = _positive_int(raw["quantity"], path, row, "quantity")
         limit = 0
         if raw.get("limit_price"):
-            try:
-                limit_dec = Decimal(raw["limit_price"])
-            except InvalidOperation:
-                limit_dec = Decimal("NaN")
-            if not limit_dec.is_finite() or limit_dec <= 0:
-                raise InputError(
-                    f"limit price must be a positive number, got {raw['limit_price']!r}",
-                    path=str(path),
-                    row=row,
-                    field="limit_price",
-                )
-            limit = price_from_yuan(limit_dec)
+            limit = _limit_price(raw["limit_price"], path, row)
         out.append(
             OrderRow(
                 symbol=symbol,
@@ -167,9 +163,17 @@ def window_ns(day: date, start: str, end: str, *, where: str = "") -> tuple[int,
     return t0, t1
 
 
-def parse_cash(value: str | float) -> int:
-    """A cash amount in yuan (CLI) to milli-yuan."""
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise InputError(f"cash must be a non-negative number, got {value!r}", field="cash")
-    return price_from_yuan(Decimal(str(value)))
+def parse_cash(value: str | float, *, flag: str = "--cash") -> int:
+    """A cash amount in yuan given as the CLI flag ``flag`` to milli-yuan: finite, 0 to ``MAX_YUAN``."""
+    try:
+        return money(value)
+    except ParameterError as exc:
+        raise InputError(f"{flag} {exc}") from None
+
+
+def parse_latency_ms(value: str | int, *, flag: str = "--latency-ms") -> int:
+    """A one-way latency in milliseconds given as the CLI flag ``flag`` to nanoseconds (bounded)."""
+    try:
+        return duration_ns(value, per_second=1000)
+    except ParameterError as exc:
+        raise InputError(f"{flag} {exc}") from None

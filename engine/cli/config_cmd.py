@@ -15,7 +15,9 @@ from typing import Any
 
 from zhixing.engine.cli.routes import check_route, load_checked
 from zhixing.engine.config import ROUTES, Config
+from zhixing.engine.errors import ConfigError
 from zhixing.engine.logs import mask_account
+from zhixing.engine.secrets import resolve_secret
 
 
 def add_parsers(sub: Any) -> None:
@@ -36,6 +38,17 @@ def secret_status(spec: str) -> str:
     if kind == "env":
         return f"{spec} ({'set' if os.environ.get(name) else 'NOT SET'})"
     return f"{spec} (keyring, resolved at connect)"
+
+
+def check_set_secrets(config: Config) -> None:
+    """Every ``env:`` secret that is set is resolved as the run resolves it (a value too short is refused
+    there): ``config check`` refuses what ``run`` refuses. Keyring entries are looked up only at connect."""
+    for key, spec in config.secret_keys():
+        if spec.startswith("env:") and os.environ.get(spec[4:]):
+            try:
+                resolve_secret(spec, key=key)
+            except ConfigError as exc:
+                raise ConfigError(f"{config.path}: {exc}") from None
 
 
 def summarize(config: Config) -> dict[str, object]:
@@ -92,6 +105,7 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_checked(args.file, adapter=args.adapter)
     # the route's and feed's own settings are checked by building them (nothing connects)
     check_route(config)
+    check_set_secrets(config)
     summary = summarize(config)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))

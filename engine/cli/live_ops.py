@@ -55,7 +55,7 @@ async def _run(args: argparse.Namespace, config: Config, *, execute: bool, gm_br
         targets = args.build(args, runner.holdings(), today)
         plan = await runner.plan_targets(
             targets,
-            min_trade_value=parse_cash(args.min_trade_value),
+            min_trade_value=parse_cash(args.min_trade_value, flag="--min-trade-value"),
             liquidate_unlisted=getattr(args, "liquidate_unlisted", True),
         )
         if not execute:

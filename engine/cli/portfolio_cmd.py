@@ -38,7 +38,7 @@ from zhixing.engine.portfolio.planner import (
 )
 from zhixing.engine.portfolio.targets import Target, TargetKind, read_targets
 from zhixing.engine.target_snapshots import copy_file, todays_targets
-from zhixing.engine.units import price_from_yuan
+from zhixing.engine.units import MAX_SHARES, MAX_YUAN, price_from_yuan
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.harness import ReplayConfig
 from zhixing.replay.rebalance_run import RebalanceOptions, plan_for, run_rebalance
@@ -186,12 +186,12 @@ def _to_percent(args: argparse.Namespace, holdings: list[Holding], today: Today)
 def _one(args: argparse.Namespace, holdings: list[Holding], today: Today) -> list[Target]:
     symbol = _symbol(args.symbol)
     if args.volume is not None:
-        volume = _decimal(args.volume, "volume", Decimal(0), Decimal(10**12))
+        volume = _decimal(args.volume, "volume", Decimal(0), Decimal(MAX_SHARES))
         if volume != volume.to_integral_value():
             raise InputError(f"volume must be whole shares, got {args.volume!r}", field="volume")
         return [Target(symbol=symbol, kind=TargetKind.VOLUME, volume=int(volume))]
     if args.value is not None:
-        value = _decimal(args.value, "value", Decimal(0), Decimal(10**13))
+        value = _decimal(args.value, "value", Decimal(0), Decimal(MAX_YUAN))
         return [Target(symbol=symbol, kind=TargetKind.VALUE, value=price_from_yuan(value))]
     percent = _decimal(args.percent, "percent", Decimal(0), Decimal(100))
     return [Target(symbol=symbol, kind=TargetKind.WEIGHT, weight=percent / 100)]
@@ -253,7 +253,7 @@ def _options(args: argparse.Namespace, market: MarketData, liquidate_unlisted: b
         sell_end_ns=sell_end,
         algo=algo,
         params=params,
-        min_trade_value=parse_cash(args.min_trade_value),
+        min_trade_value=parse_cash(args.min_trade_value, flag="--min-trade-value"),
         liquidate_unlisted=liquidate_unlisted,
     )
 

@@ -20,7 +20,13 @@ from zhixing.algos.registry import ALGOS
 from zhixing.engine.config import raw_table, toml_value
 from zhixing.engine.config_model import risk_limits
 from zhixing.engine.errors import InputError
-from zhixing.engine.inputs import parse_cash, read_orders_file, read_positions_file, window_ns
+from zhixing.engine.inputs import (
+    parse_cash,
+    parse_latency_ms,
+    read_orders_file,
+    read_positions_file,
+    window_ns,
+)
 from zhixing.engine.market import MarketRules, load_status_file
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.risk_controls import RiskLimits
@@ -101,7 +107,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "(the snapshot data carry none); every other name is normal",
     )
     parser.add_argument("--db", type=Path, help="journal SQLite file (must not exist); default: a temp file")
-    parser.add_argument("--latency-ms", type=int, default=20, help="one-way latency to the exchange (20)")
+    parser.add_argument("--latency-ms", default="20", help="one-way latency to the exchange, ms (20)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
         "--config",
@@ -227,7 +233,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
             cash=parse_cash(args.cash),
             positions=positions,
             db_path=db,
-            latency_ns=args.latency_ms * 1_000_000,
+            latency_ns=parse_latency_ms(args.latency_ms),
             risk=replay_risk(args),
             market_rules=MarketRules(statuses=statuses),
         )

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock, LiveClock, SimClock
 from zhixing.engine.config import Config, SettingsCheck, load_config
-from zhixing.engine.errors import BrokerError, ConfigError
+from zhixing.engine.errors import BrokerError, ConfigError, ParameterError
 from zhixing.engine.feed import QuoteFeed
 from zhixing.engine.market import TradingCalendar
 
@@ -37,7 +37,23 @@ def load_checked(path: Path | str, *, adapter: str | None = None) -> Config:
     """The config loader of every command (``config check``, ``run``, the ``--config`` one-shots):
     ``engine.config.load_config`` with the adapters' checks of their own tables, so whatever ``config
     check`` accepts the others accept, and the other way round."""
-    return load_config(path, adapter=adapter, checks=SETTINGS_CHECKS)
+    return load_config(path, adapter=adapter, checks=SETTINGS_CHECKS, algo_check=_algo_check)
+
+
+def _algo_check(algo: str, params: Mapping[str, str]) -> None:
+    """An execute job's algorithm and its parameters, parsed as the job will parse them at its time."""
+    from zhixing.algos.registry import ALGOS
+
+    if algo not in ALGOS:
+        raise ParameterError(
+            f"unknown algo {algo!r}; known: {', '.join(sorted(ALGOS))}", name="algo", value=algo
+        )
+    try:
+        ALGOS[algo].params_type.parse(dict(params), algo=algo)
+    except ParameterError:
+        raise
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 def _fileorder_config(settings: Any, path: Path) -> Any:

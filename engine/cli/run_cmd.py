@@ -36,7 +36,7 @@ from zhixing.engine.clock_watch import ClockWatch, watch_clock_steps
 from zhixing.engine.config import ROUTES, Config
 from zhixing.engine.control import ControlChannel, EngineControl, install
 from zhixing.engine.denial_alerts import DenialAlerts
-from zhixing.engine.errors import ParameterError
+from zhixing.engine.errors import ConfigError, ParameterError
 from zhixing.engine.instance_lock import InstanceLock
 from zhixing.engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
 from zhixing.engine.notify import (
@@ -274,9 +274,12 @@ async def open_configured(
         end_ns = until_ns(today, until)
     else:
         end_ns = shanghai_ns(today, "15:30") if market is not None else 2**62
+    try:  # resolving a secret can still fail here (an unset or short variable): name the file too
+        channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
+    except ConfigError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from None
     route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
     account = new_account(config.account.cash, FeeSchedule())
-    channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
     dispatcher = NotificationDispatcher(channels, clock)
     dispatcher.start()
     # a step of the host's wall clock is told from the start (the connect wait included), never followed

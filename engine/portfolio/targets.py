@@ -42,7 +42,7 @@ from zhixing.engine.input_limits import (
     read_bounded,
 )
 from zhixing.engine.market import SHANGHAI, instrument_for, normalize_symbol
-from zhixing.engine.units import price_from_yuan
+from zhixing.engine.units import MAX_SHARES, MAX_YUAN, money, shares
 
 WEIGHT_TOLERANCE = Decimal("1e-6")
 """Weights may sum to at most ``1 + WEIGHT_TOLERANCE`` without ``normalize``."""
@@ -54,6 +54,10 @@ class TargetKind(StrEnum):
     WEIGHT = "WEIGHT"  # fraction of equity
     VALUE = "VALUE"  # milli-yuan
     VOLUME = "VOLUME"  # shares
+
+
+_MAXIMUM = {TargetKind.VALUE: (MAX_YUAN, "yuan"), TargetKind.VOLUME: (MAX_SHARES, "shares")}
+"""The largest value or volume one symbol may have (``engine.units``): it fits the journal's integers."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,6 +409,18 @@ def _number(cell: Any) -> tuple[Decimal | None, str | None]:
     return dec, None
 
 
+def _too_large(
+    kind: TargetKind, total: Decimal, amount: Decimal, row: int | None, field: str, cell: Any
+) -> list[_Problem]:
+    """The problem when a symbol's value or volume (``total``, this row's ``amount`` included) is beyond its
+    kind's bound (``engine.units``): a journal's integer must hold it."""
+    if kind not in _MAXIMUM or total <= _MAXIMUM[kind][0]:
+        return []
+    maximum, unit = _MAXIMUM[kind]
+    summed = " (summed with the symbol's rows above)" if total != amount else ""
+    return [_Problem(row, field, f"{cell!r}{summed} is above {maximum:,} {unit}")]
+
+
 def _validate(
     path: Path,
     rows: Iterable[_Row],
@@ -441,7 +457,8 @@ def _validate(
                         row,
                         symbol_col,
                         f"duplicate symbol {record[symbol_col]!r} ({symbol}, first at row "
-                        f"{first_row[symbol]}); pass aggregate=True to sum them",
+                        f"{first_row[symbol]}); pass aggregate=True (--aggregate on the command line) to "
+                        "sum them",
                     )
                 )
                 continue
@@ -450,6 +467,7 @@ def _validate(
             amounts[symbol] = Decimal(0)
         if amount is not None:
             amounts[symbol] += amount
+            problems += _too_large(kind, amounts[symbol], amount, row, value_col, record[value_col])
     problems = bad_symbols + problems  # every offending symbol listed first
     if problems:
         problems.sort(key=lambda p: (p.row or 0, p.field != symbol_col))
@@ -462,14 +480,15 @@ def _validate(
                 amounts = {s: w / total for s, w in amounts.items()}
         elif total > 1 + WEIGHT_TOLERANCE:
             raise InputError(
-                f"weights sum to {total}, above 1; fix the file or pass normalize=True",
+                f"weights sum to {total}, above 1; fix the file or pass normalize=True (--normalize on the "
+                "command line)",
                 path=str(path),
                 field=value_col,
             )
         return [Target(symbol=s, kind=kind, weight=w) for s, w in amounts.items()]
     if kind is TargetKind.VALUE:
-        return [Target(symbol=s, kind=kind, value=price_from_yuan(v)) for s, v in amounts.items()]
-    return [Target(symbol=s, kind=kind, volume=int(v)) for s, v in amounts.items()]
+        return [Target(symbol=s, kind=kind, value=money(v)) for s, v in amounts.items()]
+    return [Target(symbol=s, kind=kind, volume=shares(v)) for s, v in amounts.items()]
 
 
 def _error(path: Path, problems: list[_Problem]) -> InputError:

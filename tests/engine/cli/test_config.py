@@ -67,7 +67,7 @@ kind = "execute"
 targets = "targets.csv"
 algo = "twap"
 window_minutes = 60
-params = { price = "passive" }
+params = { price_policy = "passive" }
 """
 
 
@@ -95,7 +95,7 @@ def test_full_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> N
     assert [j.name for j in config.jobs] == ["signal", "execute"]
     assert config.jobs[0].command == ("python", "signal.py")
     assert config.jobs[1].targets == tmp_path / "targets.csv"
-    assert config.jobs[1].params == {"price": "passive"}
+    assert config.jobs[1].params == {"price_policy": "passive"}
     assert sorted(key for key, _ in config.secret_keys()) == [
         "notify.email.password",
         "notify.wecom.webhook_url",
