@@ -53,7 +53,25 @@ class AlgoParams:
         return cls(**values)
 
 
+MAX_MAGNITUDE = 10**9
+"""Every numeric parameter is finite and at most this in magnitude: seconds of it still fit int64 as
+nanoseconds, shares and ticks of it int64 as milli-yuan; no algorithm has a use for more."""
+
+
 def _convert(label: str, name: str, kind: object, value: object) -> object:
+    converted = _convert_type(label, name, kind, value)
+    numeric = isinstance(converted, int | float) and not isinstance(converted, bool)
+    if numeric and (not math.isfinite(converted) or abs(converted) > MAX_MAGNITUDE):  # type: ignore[arg-type]
+        raise parameter_error(
+            f"{label} {name!r}: must be a finite number of magnitude at most {MAX_MAGNITUDE:,}, "
+            f"got {value!r}",
+            name=name,
+            value=value,
+        )
+    return converted
+
+
+def _convert_type(label: str, name: str, kind: object, value: object) -> object:
     if kind is bool:
         if isinstance(value, bool):
             return value

@@ -49,7 +49,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("engine/store/state_store.py", "StateStore.stage_position", "TypeError"): "the account's own ints",
     (
         "algos/params.py",
-        "_convert",
+        "_convert_type",
         "TypeError",
     ): "an algorithm declares a parameter of a type it cannot parse",
 }

@@ -79,13 +79,12 @@ def _date(text: str, path: Path, row: int, name: str) -> date | None:
     if not text:
         return None
     try:
-        if not _ISO_DAY.fullmatch(text):
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"not a date written YYYY-MM-DD: {text!r}", path=str(path), row=row, field=name
-        ) from None
+        day = date.fromisoformat(text) if _ISO_DAY.fullmatch(text) else None
+    except ValueError:  # 2021-02-30
+        day = None
+    if day is None:
+        raise InputError(f"not a date written YYYY-MM-DD: {text!r}", path=str(path), row=row, field=name)
+    return day
 
 
 def load_status_file(path: str | Path) -> StatusBook:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes import World, calendar, make_world
 from zhixing.algos.base import AlgoContext
-from zhixing.algos.registry import create_algo
+from zhixing.algos.registry import ALGOS, create_algo
 from zhixing.algos.saved_state import state_index, state_int, state_ints
 from zhixing.algos.schedule import split_quantity
 from zhixing.algos.twap import TwapAlgo
@@ -119,3 +119,24 @@ def test_the_slicing_maths_names_its_argument() -> None:
     with pytest.raises(ParameterError) as raised:
         split_quantity(100, 0, 100)
     assert (raised.value.name, raised.value.value) == ("n_slices", 0)
+
+
+@pytest.mark.parametrize(
+    ("algo", "raw"),
+    [
+        ("twap", {"interval_s": "99999999999999999999"}),
+        ("twap", {"offset_ticks": -(10**12)}),
+        ("pov", {"target_rate": "inf"}),
+        ("pov", {"max_rate": float("nan")}),
+        ("iceberg", {"display_qty": 10**15}),
+    ],
+)
+def test_a_number_no_algorithm_can_use_is_a_parameter_error_naming_it(
+    algo: str, raw: dict[str, object]
+) -> None:
+    """Huge or non-finite numbers would overflow int64 as ns or milli-yuan later (a journal write, a timer):
+    refused where they are read, naming the parameter."""
+    (name,) = raw
+    with pytest.raises(ParameterError, match=f"'{name}': must be a finite number") as caught:
+        ALGOS[algo].params_type.parse(raw, algo=algo)
+    assert caught.value.name == name
