@@ -38,7 +38,7 @@ from zhixing.engine.control import ControlChannel, EngineControl, install
 from zhixing.engine.denial_alerts import DenialAlerts
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.instance_lock import InstanceLock
-from zhixing.engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.market import RulesNow, TradingCalendar, shanghai_ns, trading_date_of
 from zhixing.engine.notify import (
     NotificationDispatcher,
     error_notice,
@@ -274,8 +274,11 @@ async def open_configured(
         end_ns = until_ns(today, until)
     else:
         end_ns = shanghai_ns(today, "15:30") if market is not None else 2**62
-    route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
-    account = new_account(config.account.cash, FeeSchedule())
+    settings = engine_settings(config, calendar)
+    rules = settings.market_rules  # one dated table for the account, the engine and a sim route
+    route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge, rules=rules)
+    # buys reserve the fees of the clock's day (its stamp duty and transfer fee), as the engine charges
+    account = new_account(config.account.cash, settings.fees, RulesNow(rules, clock))
     channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
     dispatcher = NotificationDispatcher(channels, clock)
     dispatcher.start()
@@ -302,7 +305,7 @@ async def open_configured(
             feed=route.feed,
             store_path=config.store.path,
             account=account,
-            settings=engine_settings(config),
+            settings=settings,
             calendar=calendar,
             trading_day_start_ns=shanghai_ns(today, "00:00"),
             synchronous=config.store.synchronous,
@@ -371,9 +374,12 @@ async def open_configured(
     )
 
 
-def engine_settings(config: Config) -> EngineSettings:
-    """The engine's settings from a run's configuration (the composition root builds from these)."""
-    return EngineSettings(account_id=config.account.id, risk=config.risk)
+def engine_settings(config: Config, calendar: TradingCalendar | None = None) -> EngineSettings:
+    """The engine's settings from a run's configuration (the composition root builds from these): the
+    dated market rules with ``[market] status_file``'s statuses, new listings counted on ``calendar``."""
+    return EngineSettings(
+        account_id=config.account.id, risk=config.risk, market_rules=config.market.rules(calendar)
+    )
 
 
 def until_ns(today: date, until: str) -> int:
