@@ -243,6 +243,13 @@ class ExecAlgo(ABC):
         return sum(order.leaves_quantity for order in self._active.values())
 
     @property
+    def queued_quantity(self) -> int:
+        """Leaves of our children accepted by the checks and the gate but not yet sent: INITIALIZED,
+        waiting in the message-rate queue (``engine.rate_queue``) or for the next flush. Part of
+        ``working_quantity``: the algorithm sizes from them as working, they are not denied."""
+        return sum(o.leaves_quantity for o in self._active.values() if o.status is OrderStatus.INITIALIZED)
+
+    @property
     def remaining(self) -> int:
         return self.parent.quantity - self._filled - self.working_quantity
 
@@ -316,6 +323,7 @@ class ExecAlgo(ABC):
             "cancels_sent": self.cancels_sent,
             "filled_quantity": self._filled,
             "working_quantity": self.working_quantity,
+            "queued": self.queued_quantity,  # of the working: waiting for the rate window, not sent
             "remaining": self.remaining,
             "avg_fill_price": self.avg_fill_price,
             "unfilled_reason": self.unfilled_reason,

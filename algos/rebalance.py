@@ -27,7 +27,7 @@ from zhixing.algos.basket import Basket
 from zhixing.algos.params import parameter_error
 from zhixing.engine.account import Account
 from zhixing.engine.events import OrderEvent
-from zhixing.engine.market import FeeSchedule, Instrument, instrument_for
+from zhixing.engine.market import FeeSchedule, Instrument
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.portfolio.planner import Plan, PlanRow, size_buys
 
@@ -54,7 +54,7 @@ class Rebalance:
         fees: FeeSchedule | None = None,
         fee_buffer_bp: int = 10,
         id_prefix: str = "R",
-        instrument: Callable[[str], Instrument] = instrument_for,
+        instrument: Callable[[str], Instrument] | None = None,
         on_parent: Callable[[ParentOrder], None] | None = None,
         on_done: Callable[[], None] | None = None,
     ) -> None:
@@ -68,10 +68,12 @@ class Rebalance:
         self.sell_end_ns = sell_end_ns if sell_end_ns is not None else start_ns + (end_ns - start_ns) // 2
         self.algo = algo
         self.params = dict(params or {})
+        # the buy leg is sized with the day's rules: callers pass the day's fees (``Engine.fees_today``);
+        # the instruments default to the context's, the dated rules of the engine's day
         self.fees = fees or FeeSchedule()
         self.fee_buffer_bp = fee_buffer_bp
         self.id_prefix = id_prefix
-        self.instrument = instrument
+        self.instrument = instrument or ctx.instrument
         self.on_parent = on_parent  # told of every parent as it is created (journal, arrival price)
         self.on_done = on_done  # told once when the rebalance is DONE
         self._told_done = False

@@ -35,9 +35,11 @@ from zhixing.engine.config_model import (
 from zhixing.engine.errors import ConfigError, InputError, ParameterError
 from zhixing.engine.input_limits import CONFIG as CONFIG_LIMITS
 from zhixing.engine.input_limits import decode_text, read_bounded
-from zhixing.engine.market.calendar import BeyondKnown
+from zhixing.engine.market.calendar import BeyondKnown, TradingCalendar
 from zhixing.engine.market.calendar_sources import library_sources, merge
+from zhixing.engine.market.dated_rules import MarketRules
 from zhixing.engine.market.holidays import HolidayList, read_holidays
+from zhixing.engine.market.security_status import StatusBook, load_status_file
 from zhixing.engine.risk_controls import RiskLimits
 from zhixing.engine.units import money
 
@@ -98,6 +100,19 @@ class CalendarConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketConfig:
+    """``[market]``: the securities' statuses of the user's status file (read and checked at load; None:
+    every name normal). ``rules()`` is the dated market rules a run, its simulated exchange and its
+    planner ask (``engine/market/dated_rules.py``)."""
+
+    statuses: StatusBook | None = None
+
+    def rules(self, calendar: TradingCalendar | None = None) -> MarketRules:
+        """The dated rules with these statuses; ``calendar`` counts a new listing's trading days."""
+        return MarketRules(statuses=self.statuses, calendar=calendar)
+
+
+@dataclass(frozen=True, slots=True)
 class JobConfig:
     name: str
     cron: str
@@ -136,6 +151,7 @@ class Config:
     connect_timeout_s: float = 600.0  # at start: how long to wait for the route and feed to answer
     clock: ClockConfig = field(default_factory=ClockConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    market: MarketConfig = field(default_factory=MarketConfig)
     backup: BackupConfig | None = None
 
     def secret_keys(self) -> list[tuple[str, str]]:
@@ -202,6 +218,7 @@ def load_config(
             check_interval_s=model.clock.check_interval_s, step_alert_s=model.clock.step_alert_s
         ),
         calendar=_calendar(path, model),
+        market=_market(path, model),
         backup=(
             BackupConfig(
                 dir=_relative(path, model.backup.dir), keep_days=model.backup.keep_days, at=model.backup.at
@@ -366,6 +383,16 @@ def _calendar(path: Path, model: ConfigFile) -> CalendarConfig:
         except InputError as exc:
             raise _error(path, "calendar.holidays", str(exc)) from None
     return CalendarConfig(holidays=holidays, beyond_known=model.calendar.beyond_known)
+
+
+def _market(path: Path, model: ConfigFile) -> MarketConfig:
+    """``[market]``: the status file is read and checked here, at load."""
+    if model.market.status_file is None:
+        return MarketConfig()
+    try:
+        return MarketConfig(statuses=load_status_file(_relative(path, model.market.status_file)))
+    except InputError as exc:
+        raise _error(path, "market.status_file", str(exc)) from None
 
 
 def raw_table(path: Path | str, name: str) -> dict[str, Any]:

@@ -284,6 +284,12 @@ class CalendarModel(Strict):
     beyond_known: Literal["refuse", "weekdays"] = "refuse"
 
 
+class MarketModel(Strict):
+    # CSV symbol,status,from,to[,listing_date]: ST/*ST/delisting periods and listing dates, relative to the
+    # config file (engine/market/security_status.py); without it every name is normal
+    status_file: Text | None = None
+
+
 class ConfigFile(Strict):
     """The whole file."""
 
@@ -298,6 +304,7 @@ class ConfigFile(Strict):
     shutdown: Literal["cancel", "leave"] = "cancel"
     clock: ClockModel = ClockModel()
     calendar: CalendarModel = CalendarModel()
+    market: MarketModel = MarketModel()
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -369,6 +369,10 @@ class SimExchange:
     def market(self) -> MarketData:
         return self._market
 
+    def instrument(self, symbol: str) -> Instrument:
+        """``symbol`` as the exchange trades it on its day: lot, order cap, band for its status."""
+        return self._rules.instrument(symbol)
+
     # ------------------------------------------------------------------------------------- arrival
     def _on_order_arrival(self, order: Order) -> None:
         now = self._clock.now_ns()

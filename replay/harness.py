@@ -81,6 +81,7 @@ def replay_settings(config: ReplayConfig) -> EngineSettings:
         continuous_only=not config.closing_auction,
         inflight_timeout_ns=config.inflight_timeout_ns,
         market_rules=config.market_rules,
+        fees=config.fees,
     )
 
 

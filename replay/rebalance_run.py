@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from zhixing.algos.rebalance import Rebalance
-from zhixing.engine.market import instrument_for, price_limits
+from zhixing.engine.market import DayRules, price_limits
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.portfolio.planner import Holding, MarketRef, Plan, plan_rebalance
 from zhixing.engine.portfolio.targets import Target
@@ -38,15 +38,16 @@ class RebalanceResult:
     min_cash_seen: int  # the lowest account cash after any fill (never negative)
 
 
-def market_refs(market: MarketData, at_ns: int) -> dict[str, MarketRef]:
-    """Reference prices at ``at_ns``: last (or mid), prev close and the day's limits, per symbol.
+def market_refs(market: MarketData, at_ns: int, rules: DayRules) -> dict[str, MarketRef]:
+    """Reference prices at ``at_ns``: last (or mid), prev close and the day's limits, per symbol (data
+    without limits: the band of ``rules``, the replayed day's for the symbol's status).
 
     A symbol with no snapshot by then, or none that traded, counts as suspended for the plan.
     """
     refs: dict[str, MarketRef] = {}
     for symbol, day in market.days.items():
         i = day.index_at(at_ns)
-        inst = instrument_for(symbol)
+        inst = rules.instrument(symbol)
         low, high = day.low_limit, day.high_limit
         if (low <= 0 or high <= 0) and day.prev_close > 0:
             low, high = price_limits(inst, day.prev_close)
@@ -76,16 +77,20 @@ def market_refs(market: MarketData, at_ns: int) -> dict[str, MarketRef]:
 def plan_for(
     market: MarketData, targets: list[Target], config: ReplayConfig, options: RebalanceOptions
 ) -> Plan:
+    """The plan of the replayed day: its stamp duty and transfer fee on the account's commission, and its
+    lots and bands (``config.market_rules``; a day outside the table is ``RulesCoverageError``)."""
+    rules = config.market_rules.on(market.trade_date)
     holdings = [Holding(symbol=s, quantity=q, sellable=q) for s, q in sorted(config.positions.items())]
     return plan_rebalance(
         targets=targets,
         holdings=holdings,
         cash=config.cash,
-        market=market_refs(market, options.start_ns),
-        fees=config.fees,
+        market=market_refs(market, options.start_ns, rules),
+        fees=rules.fees(config.fees),
         min_trade_value=options.min_trade_value,
         fee_buffer_bp=options.fee_buffer_bp,
         liquidate_unlisted=options.liquidate_unlisted,
+        instrument=rules.instrument,
     )
 
 
@@ -122,7 +127,7 @@ async def run_rebalance(
             sell_end_ns=options.sell_end_ns,
             algo=options.algo,
             params=options.params,
-            fees=config.fees,
+            fees=session.engine.fees_today(),  # the buy leg is sized at the replayed day's rates
             fee_buffer_bp=options.fee_buffer_bp,
             on_parent=on_parent,
         )

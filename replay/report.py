@@ -44,6 +44,7 @@ class ParentReport:
     cancels: int
     fees: float  # yuan
     unfilled_reason: str
+    queued: int = 0  # shares of children still waiting for the rate window when the report was built
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,6 +240,7 @@ def build_report(
                 cancels=cancels,
                 fees=round(yuan(fees), 2),
                 unfilled_reason=str(stats.get("unfilled_reason", "")) if filled < parent.quantity else "",
+                queued=int(str(stats.get("queued", 0))),
             )
         )
     return ReplayReport(

@@ -5,7 +5,8 @@ trading days and plays one recorded day as each of them (``replay.data.shift_mar
 closes each trading day at 15:00 (what still works expires, as day orders do) and opens the next trading
 day at ``opens_at`` (default 00:00; ``"08:00"`` is a broker that rolls its books late, so an engine
 restarted at 00:00:01 still sees yesterday's orders and T+1): the new day's data, everything held
-sellable, the day's order and trade lists empty.
+sellable, the day's order and trade lists empty. Each day is charged and banded by ``rules`` for that
+day (the run's dated rules, ``[market] status_file`` included).
 
 An engine process that restarts runs on a new clock: ``attach(clock)`` catches up with the days passed
 (closing and opening them in order) and returns the exchange and a feed on that clock, the route of a
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from zhixing.engine.clock import SimClock, TimerHandle
-from zhixing.engine.market import TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.market import MarketRules, TradingCalendar, shanghai_ns, trading_date_of
 from zhixing.replay.data import MarketData, shift_market
 from zhixing.replay.exchange import SimExchange
 from zhixing.replay.paper import RecordedFeed
@@ -37,6 +38,7 @@ class SimDays:
         positions: Mapping[str, int] | None = None,
         latency_ns: int = 20_000_000,
         opens_at: str = "00:00",
+        rules: MarketRules | None = None,
     ) -> None:
         self.recorded = recorded
         self.calendar = calendar
@@ -52,6 +54,7 @@ class SimDays:
             shift_market(recorded, first),
             clock,
             calendar=calendar,
+            rules=rules,  # the dated table with the user's statuses (None: the shipped table alone)
             latency_ns=latency_ns,
             cash=cash,
             positions=dict(positions or {}),

@@ -62,6 +62,9 @@ class EngineSettings:
     # the dated market rules (and the securities' statuses): the checks and the algorithms ask it for the
     # day of the engine's clock; a day outside its coverage is an error (engine/market/dated_rules.py)
     market_rules: MarketRules = field(default_factory=MarketRules)
+    # the account's fee schedule: its commission, minimum and fund waivers; the stamp duty and transfer fee
+    # are the day's (``Engine.fees_today``)
+    fees: FeeSchedule = field(default_factory=FeeSchedule)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -83,7 +86,12 @@ class Engine:
     ctx: AlgoContext
     algos: AlgoDirectory  # every algorithm of the session: each basket's, read live
     fills: list[OrderFilled]
+    rules: RulesNow  # the market rules of the clock's day: what the checks, algorithms and planner ask
     baskets: list[Basket] = field(default_factory=list)
+
+    def fees_today(self) -> FeeSchedule:
+        """The account's schedule with the stamp duty and transfer fee of the clock's day."""
+        return self.rules.today().fees(self.settings.fees)
 
     def add_basket(self, basket: Basket) -> None:
         """A basket joins the session: its algorithms are in ``algos`` and journaled with every commit."""
@@ -183,5 +191,6 @@ def build_engine(
         ctx=ctx,
         algos=algos,
         fills=fills,
+        rules=today,
         baskets=baskets,
     )

@@ -23,7 +23,7 @@ from zhixing.engine.cli.session import LiveSession, open_live_session
 from zhixing.engine.clock import ScaledClock, SimClock
 from zhixing.engine.errors import InputError
 from zhixing.engine.inputs import parse_cash, read_positions_file, window_ns
-from zhixing.engine.market import TradingCalendar, shanghai_ns
+from zhixing.engine.market import MarketRules, TradingCalendar, load_status_file, shanghai_ns
 from zhixing.engine.parents import ParentOrder
 from zhixing.replay.data import MarketData, load_snapshots
 from zhixing.replay.exchange import SimExchange
@@ -53,6 +53,13 @@ def add_parsers(sub: Any) -> None:
     )
     paper.add_argument("--cash", default="10000000", help="starting cash in CNY")
     paper.add_argument("--positions", type=Path, help="CSV symbol,quantity held from before")
+    paper.add_argument(
+        "--status",
+        type=Path,
+        metavar="FILE",
+        help="CSV symbol,status,from,to[,listing_date]: ST/*ST/delisting periods and listing dates "
+        "(the snapshot data carry none); every other name is normal",
+    )
     paper.add_argument("--db", type=Path, help="journal SQLite file (must not exist); default: a temp file")
     paper.add_argument(
         "--stall",
@@ -96,9 +103,15 @@ def run_paper_command(args: argparse.Namespace) -> int:
     parents = build_parents(args, market)
     stalls = parse_stalls(args.stall, market)
     positions = read_positions_file(args.positions) if args.positions else {}
+    statuses = load_status_file(args.status) if args.status is not None else None
     with tempfile.TemporaryDirectory(prefix="zhixing-paper-") as tmp:
         db = args.db or Path(tmp) / "paper.db"
-        config = ReplayConfig(cash=parse_cash(args.cash), positions=positions, db_path=db)
+        config = ReplayConfig(
+            cash=parse_cash(args.cash),
+            positions=positions,
+            db_path=db,
+            market_rules=MarketRules(statuses=statuses),  # the exchange, the checks and the account's
+        )
         outcome = asyncio.run(
             run_paper(
                 market,

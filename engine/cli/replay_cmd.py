@@ -392,6 +392,9 @@ def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
         "unfilled",
     ):
         table.add_column(col, justify="right" if col not in ("parent", "symbol", "side", "algo") else "left")
+    queued = any(r.queued for r in report.parents)  # shares still waiting for the rate window: when any
+    if queued:
+        table.add_column("queued", justify="right")
     for r in report.parents:
         table.add_row(
             r.parent_id,
@@ -409,6 +412,7 @@ def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
             str(r.cancels),
             _fmt(r.fees),
             r.unfilled_reason,
+            *([f"{r.queued:,}"] if queued else []),
         )
     console.print(table)
     console.print(

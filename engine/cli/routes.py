@@ -18,7 +18,7 @@ from zhixing.engine.clock import Clock, LiveClock, SimClock
 from zhixing.engine.config import Config, SettingsCheck, load_config
 from zhixing.engine.errors import BrokerError, ConfigError, ParameterError
 from zhixing.engine.feed import QuoteFeed
-from zhixing.engine.market import TradingCalendar
+from zhixing.engine.market import MarketRules, TradingCalendar
 
 if TYPE_CHECKING:
     from zhixing.replay.data import MarketData
@@ -120,11 +120,15 @@ def build_route(
     *,
     market: MarketData | None = None,
     gm_bridge: Any = None,
+    rules: MarketRules | None = None,
 ) -> Route:
-    """The adapter and feed ``config`` names. The gm route needs the bridge ``run_route`` provides."""
+    """The adapter and feed ``config`` names. The gm route needs the bridge ``run_route`` provides.
+    ``rules``: the dated market rules a sim route's exchange charges and bands by (the run's; default
+    the config's ``[market]``)."""
     kind = config.route.kind
     if kind == "sim":
-        return _sim_route(config, clock, calendar, market or load_sim_market(config))
+        rules = rules if rules is not None else config.market.rules(calendar)
+        return _sim_route(config, clock, calendar, market or load_sim_market(config), rules)
     if kind == "gm":
         return _gm_route(config, clock, gm_bridge)
     feed = build_feed(config, clock)
@@ -204,7 +208,9 @@ def build_feed(config: Config, clock: Clock) -> QuoteFeed:
     )
 
 
-def _sim_route(config: Config, clock: Clock, calendar: TradingCalendar, market: MarketData) -> Route:
+def _sim_route(
+    config: Config, clock: Clock, calendar: TradingCalendar, market: MarketData, rules: MarketRules
+) -> Route:
     from zhixing.replay.exchange import SimExchange
     from zhixing.replay.paper import RecordedFeed
 
@@ -213,6 +219,7 @@ def _sim_route(config: Config, clock: Clock, calendar: TradingCalendar, market: 
         market,
         cast(SimClock, clock),  # the exchange only schedules timers and reads the time
         calendar=calendar,
+        rules=rules,  # the recorded day's fees and bands, for the statuses of ``[market] status_file``
         latency_ns=latency_ms * 1_000_000,
         cash=config.account.cash,
         positions=dict(config.account.positions),

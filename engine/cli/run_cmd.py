@@ -38,7 +38,7 @@ from zhixing.engine.control import ControlChannel, EngineControl, install
 from zhixing.engine.denial_alerts import DenialAlerts
 from zhixing.engine.errors import ConfigError, ParameterError
 from zhixing.engine.instance_lock import InstanceLock
-from zhixing.engine.market import FeeSchedule, TradingCalendar, shanghai_ns, trading_date_of
+from zhixing.engine.market import RulesNow, TradingCalendar, shanghai_ns, trading_date_of
 from zhixing.engine.notify import (
     NotificationDispatcher,
     error_notice,
@@ -278,8 +278,11 @@ async def open_configured(
         channels = [notifier_from_settings(n.kind, n.settings, clock=clock) for n in config.notify]
     except ConfigError as exc:
         raise ConfigError(f"{config.path}: {exc}") from None
-    route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge)
-    account = new_account(config.account.cash, FeeSchedule())
+    settings = engine_settings(config, calendar)
+    rules = settings.market_rules  # one dated table for the account, the engine and a sim route
+    route = route or build_route(config, clock, calendar, market=market, gm_bridge=gm_bridge, rules=rules)
+    # buys reserve the fees of the clock's day (its stamp duty and transfer fee), as the engine charges
+    account = new_account(config.account.cash, settings.fees, RulesNow(rules, clock))
     dispatcher = NotificationDispatcher(channels, clock)
     dispatcher.start()
     # a step of the host's wall clock is told from the start (the connect wait included), never followed
@@ -305,7 +308,7 @@ async def open_configured(
             feed=route.feed,
             store_path=config.store.path,
             account=account,
-            settings=engine_settings(config),
+            settings=settings,
             calendar=calendar,
             trading_day_start_ns=shanghai_ns(today, "00:00"),
             synchronous=config.store.synchronous,
@@ -374,9 +377,12 @@ async def open_configured(
     )
 
 
-def engine_settings(config: Config) -> EngineSettings:
-    """The engine's settings from a run's configuration (the composition root builds from these)."""
-    return EngineSettings(account_id=config.account.id, risk=config.risk)
+def engine_settings(config: Config, calendar: TradingCalendar | None = None) -> EngineSettings:
+    """The engine's settings from a run's configuration (the composition root builds from these): the
+    dated market rules with ``[market] status_file``'s statuses, new listings counted on ``calendar``."""
+    return EngineSettings(
+        account_id=config.account.id, risk=config.risk, market_rules=config.market.rules(calendar)
+    )
 
 
 def until_ns(today: date, until: str) -> int:

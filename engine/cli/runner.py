@@ -290,13 +290,16 @@ class DayRunner:
         holdings = self.holdings()
         symbols = sorted({t.symbol for t in targets} | {h.symbol for h in holdings})
         refs = {s: await self.reference(s) for s in symbols}
-        return plan_rebalance(
+        engine = self.session.engine
+        return plan_rebalance(  # the day's stamp duty, transfer fee, lots and bands
             targets=targets,
             holdings=holdings,
             cash=account.available_cash,
             market=refs,
+            fees=engine.fees_today(),
             min_trade_value=min_trade_value,
             liquidate_unlisted=liquidate_unlisted,
+            instrument=engine.rules.instrument,
         )
 
     async def reference(self, symbol: str) -> MarketRef:
@@ -440,6 +443,8 @@ class DayRunner:
             sell_end_ns=sell_end_ns,
             algo=algo,
             params=params,
+            fees=session.engine.fees_today(),  # the buy leg is sized at the day's rates
+            instrument=session.engine.rules.instrument,
             id_prefix=prefix,
             on_parent=partial(self._on_parent, session),
             on_done=None if on_done is None else (lambda: on_done(rebalance)),

@@ -117,6 +117,7 @@ class Week:
                 cash=config.account.cash,
                 positions=dict(config.account.positions),
                 opens_at=self.opens_at,
+                rules=config.market.rules(),
             )
         exchange, feed = self.days.attach(clock)
         route = Route(adapter=exchange, feed=feed)
