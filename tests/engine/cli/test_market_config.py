@@ -67,7 +67,7 @@ def test_a_bad_status_file_is_a_config_error_naming_the_key_and_row(tmp_path: Pa
 
 
 def test_a_missing_status_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"market\.status_file.*cannot read"):
+    with pytest.raises(ConfigError, match=r"market\.status_file.*nowhere.csv: file not found"):
         load_config(write(tmp_path, '\n[market]\nstatus_file = "nowhere.csv"\n'))
 
 
