@@ -18,6 +18,7 @@ from zhixing.engine.cli import (
     calendar_cmd,
     chaos_cmd,
     config_cmd,
+    declare_cmd,
     journal_cmd,
     ops_cmd,
     paper_cmd,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cmd.add_parsers(sub)
     account_cmd.add_parsers(sub)
     calendar_cmd.add_parsers(sub)
+    declare_cmd.add_parsers(sub)
     return parser
 
 
