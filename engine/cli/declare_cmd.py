@@ -39,6 +39,7 @@ from zhixing.engine.events import (
     OrderSubmitted,
     PositionReport,
 )
+from zhixing.engine.inputs import parse_cash, read_positions_file
 from zhixing.engine.market import shanghai_ns
 from zhixing.engine.orders import Order
 from zhixing.engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND, SECOND_NS
@@ -68,6 +69,13 @@ def add_parsers(sub: Any) -> None:
     )
     declare.add_argument("--from", dest="start", default="08:30", help="the replayed day starts at HH:MM")
     declare.add_argument("--until", default="15:30", help="and ends at HH:MM (Asia/Shanghai)")
+    declare.add_argument(
+        "--cash",
+        help="starting cash in CNY instead of [account] cash_yuan (a live account's config has none)",
+    )
+    declare.add_argument(
+        "--positions", type=Path, help="CSV symbol,quantity held from before, instead of [account] positions"
+    )
     declare.add_argument("--json", action="store_true", help="print the numbers as JSON")
     declare.set_defaults(handler=run_declare_command)
 
@@ -234,6 +242,16 @@ def strategy_of(jobs: list[JobConfig]) -> str:
     return f"{algos} execution of target portfolios (rebalance: sells first, then buys)"
 
 
+def with_account(config: Config, *, cash: str | None, positions: Path | None) -> Config:
+    """``config`` with the account's starting cash (CNY) and holdings replaced where given."""
+    account = config.account
+    if cash is not None:
+        account = replace(account, cash=parse_cash(cash, flag="--cash"))
+    if positions is not None:
+        account = replace(account, positions=read_positions_file(positions))
+    return replace(config, account=account)
+
+
 def replay_config(config: Config, data: Path, journal: Path) -> Config:
     """``config`` on a sim route over ``data``: its signal and execute jobs, its account and ``[risk]``;
     a fresh journal at ``journal``; no notifications and no backup (a rehearsal tells nobody)."""
@@ -340,7 +358,7 @@ def summarize(
 
 
 def run_declare_command(args: argparse.Namespace) -> int:
-    config = load_checked(args.config)
+    config = with_account(load_checked(args.config), cash=args.cash, positions=args.positions)
     with tempfile.TemporaryDirectory(prefix="zhixing-declare-") as tmp:
         declaration, _ = asyncio.run(
             declare_day(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from zhixing.engine.cli import main
-from zhixing.engine.cli.declare_cmd import declare_day, peak_per_second
+from zhixing.engine.cli.declare_cmd import declare_day, peak_per_second, with_account
 from zhixing.engine.cli.routes import load_checked
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND
@@ -180,3 +180,13 @@ def test_a_config_without_a_trading_job_is_refused(
     assert "no job trades (signal, summary)" in err
     assert 'kind = "execute"' in err
     assert not (tmp_path / "targets.csv").exists()  # refused before anything ran
+
+
+def test_cash_and_positions_given_replace_the_configs(tmp_path: Path) -> None:
+    config = load_checked(write_config(tmp_path))
+    held = tmp_path / "positions.csv"
+    held.write_text("symbol,quantity\n600000.SH,1000\n", encoding="utf-8")
+    replaced = with_account(config, cash="500000", positions=held)
+    assert replaced.account.cash == 500_000_000  # milli-yuan
+    assert replaced.account.positions == {"600000.SH": 1000}
+    assert with_account(config, cash=None, positions=None).account == config.account
