@@ -30,7 +30,7 @@ from zhixing.engine.cli.run_cmd import ConfiguredSession, engine_settings, run_c
 from zhixing.engine.clock import Clock, SimClock
 from zhixing.engine.config import Config, JobConfig, StoreConfig, TableConfig
 from zhixing.engine.enums import Side
-from zhixing.engine.errors import ConfigError
+from zhixing.engine.errors import ConfigError, InputError
 from zhixing.engine.events import (
     AccountReport,
     FillReport,
@@ -165,6 +165,7 @@ class Declaration:
     trade_date: str
     strategy: str
     algos: tuple[str, ...]
+    jobs: tuple[str, ...]  # how each trading job of the replayed day went (``zhixing run``'s lines)
     symbols: tuple[str, ...]
     execution_method: str
     software: str
@@ -194,6 +195,7 @@ class Declaration:
             "trade_date": self.trade_date,
             "strategy": self.strategy,
             "algos": list(self.algos),
+            "jobs": list(self.jobs),
             "symbols": list(self.symbols),
             "execution_method": self.execution_method,
             "software": self.software,
@@ -297,7 +299,7 @@ async def declare_day(
         run.session.oms.bus.subscribe(OrderSubmitted, watch)
         run.session.oms.bus.subscribe(OrderFilled, on_fill)
 
-    await run_config(
+    result = await run_config(
         replayed,
         start=start,
         until=until,
@@ -306,11 +308,20 @@ async def declare_day(
         route=Route(adapter=log, feed=built.feed, closers=built.closers),
         on_open=on_open,
     )
+    outcomes = tuple(
+        f"{o.job} ({o.kind}): {o.label} {o.detail}" for o in result.runner.outcomes if o.kind in TRADING_KINDS
+    )
+    if not log.sent:  # a job that never fired, or refused its targets: no day to declare
+        ran = "; ".join(outcomes) or f"no execute job fired between {start} and {until}"
+        raise InputError(
+            f"nothing was sent on the replayed day {market.trade_date}: {ran}", path=str(config.path)
+        )
     declaration = summarize(
         config,
         market,
         jobs,
         log,
+        outcomes=outcomes,
         filled=filled,
         peak_buy_committed=peak_buy[0],
         peak_net_drawn=config.account.cash - low[0],
@@ -324,6 +335,7 @@ def summarize(
     jobs: list[JobConfig],
     log: SendLog,
     *,
+    outcomes: tuple[str, ...],
     filled: dict[Side, int],
     peak_buy_committed: int,
     peak_net_drawn: int,
@@ -336,6 +348,7 @@ def summarize(
         trade_date=market.trade_date.isoformat(),
         strategy=strategy_of(jobs),
         algos=tuple(dict.fromkeys(j.algo for j in jobs)),
+        jobs=outcomes,
         symbols=tuple(sorted({m.symbol for m in orders})),
         execution_method=f"{config.route.kind}: {ROUTE_METHODS.get(config.route.kind, config.route.kind)}",
         software=f"zhixing {metadata.version('zhixing')}",
@@ -385,6 +398,8 @@ def declaration_table(d: Declaration) -> Table:
     table.add_row("  peak net cash drawn", _cny(d.peak_net_drawn), "", "")
     table.add_row("  bought / sold (filled)", f"{_cny(d.bought_value)} / {_cny(d.sold_value)}", "", "")
     table.add_row("strategy type (策略类型)", d.strategy, "", "")
+    for line in d.jobs:
+        table.add_row("  replayed job", line, "", "")
     table.add_row("symbols", f"{len(d.symbols)}: {' '.join(d.symbols)}", "", "")
     table.add_row("order-execution method (指令执行方式)", d.execution_method, "", "")
     table.add_row(

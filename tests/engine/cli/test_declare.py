@@ -19,7 +19,7 @@ import pytest
 from zhixing.engine.cli import main
 from zhixing.engine.cli.declare_cmd import declare_day, peak_per_second, with_account
 from zhixing.engine.cli.routes import load_checked
-from zhixing.engine.errors import ConfigError
+from zhixing.engine.errors import ConfigError, InputError
 from zhixing.engine.risk_controls import HFT_PER_DAY, HFT_PER_SECOND
 
 SAMPLE = Path(__file__).resolve().parents[3] / "replay" / "sample_data" / "snapshots_20211201"
@@ -137,6 +137,7 @@ def test_declare_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         "trade_date",
         "strategy",
         "algos",
+        "jobs",
         "symbols",
         "execution_method",
         "software",
@@ -167,6 +168,8 @@ def test_declare_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         "sold_value_yuan",
     }
     assert out["capital"]["starting_cash_yuan"] == 2000000.0
+    assert len(out["jobs"]) == 1
+    assert out["jobs"][0].startswith("rebalance (execute): ")
 
 
 def test_a_config_without_a_trading_job_is_refused(
@@ -190,3 +193,12 @@ def test_cash_and_positions_given_replace_the_configs(tmp_path: Path) -> None:
     assert replaced.account.cash == 500_000_000  # milli-yuan
     assert replaced.account.positions == {"600000.SH": 1000}
     assert with_account(config, cash=None, positions=None).account == config.account
+
+
+@pytest.mark.slow
+def test_a_day_on_which_nothing_is_sent_is_refused_with_the_jobs_outcome(tmp_path: Path) -> None:
+    config = load_checked(write_config(tmp_path))  # the execute job fires at 09:30
+    with pytest.raises(
+        InputError, match="nothing was sent on the replayed day 2021-12-01: no execute job fired"
+    ):
+        asyncio.run(declare_day(config, SAMPLE, tmp_path / "declare.db", until="09:20"))
