@@ -389,7 +389,7 @@ def declaration_table(d: Declaration) -> Table:
     """The report's rows: what the form asks, the replayed day's figure, the line or cap beside it."""
     table = Table(title=f"programmatic-trading report: account {d.account}, replayed day {d.trade_date}")
     table.add_column("report field (报告内容)")
-    table.add_column("this strategy", justify="right")
+    table.add_column("this strategy")
     table.add_column("regulator's line", justify="right")
     table.add_column("configured cap", justify="right")
     table.add_row("account (账户)", d.account, "", "")
