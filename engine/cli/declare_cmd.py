@@ -94,7 +94,10 @@ class SentMessage:
 
 
 class SendLog:
-    """A broker route that records every order and cancel handed to it, then hands it on unchanged."""
+    """A broker route that records every order and cancel handed to it, then hands it on unchanged.
+
+    It wraps the simulated exchange only: that route names no ``order_ids`` and reports no link state, so
+    the wrapper hides nothing the session would ask the route for."""
 
     def __init__(self, route: BrokerAdapter, clock: Clock) -> None:
         self.route = route
