@@ -62,6 +62,7 @@ from zhixing.engine.units import price_from_yuan
 if TYPE_CHECKING:
     from zhixing.engine.cli.routes import Route
     from zhixing.engine.cli.run_cmd import ConfiguredSession
+    from zhixing.replay.data import MarketData
     from zhixing.replay.harness import ReplaySession
 
 __all__ = [
@@ -138,6 +139,8 @@ class _Driver(Protocol):
 
     async def watch(self, symbols: list[str]) -> None: ...
 
+    async def reference(self, symbol: str) -> MarketRef: ...
+
     async def close(self) -> None: ...
 
 
@@ -154,6 +157,9 @@ class _ReplayDriver:
 
     async def watch(self, symbols: list[str]) -> None:
         return None  # the exchange quotes every recorded symbol
+
+    async def reference(self, symbol: str) -> MarketRef:
+        return quote_reference(self.engine, symbol)
 
     async def close(self) -> None:
         await self.session.store.close()
@@ -186,6 +192,11 @@ class _ConfiguredDriver:
             await session.feed.subscribe(new)
             session.book.watch(new)
             session.symbols.update(new)
+
+    async def reference(self, symbol: str) -> MarketRef:
+        """The feed's reference (as ``zhixing rebalance --config`` plans): a quote may not have come yet."""
+        await self.watch([symbol])
+        return await self.run.runner.reference(symbol)
 
     async def close(self) -> None:
         try:
@@ -371,6 +382,9 @@ class AsyncClient:
                 return best
             if quote.last > 0:
                 return quote.last
+        ref = await self._driver.reference(symbol)
+        if ref.price > 0:
+            return ref.price
         raise ParameterError(f"{symbol}: no quote to price a marketable limit; give a price", name="price")
 
     async def _send(self, symbol: str, side: Side, volume: int, price: int) -> Order:
@@ -462,21 +476,6 @@ class AsyncClient:
     def holdings(self) -> list[Holding]:
         return [Holding(symbol=p.symbol, quantity=p.quantity, sellable=p.sellable) for p in self.positions()]
 
-    def _ref(self, symbol: str) -> MarketRef:
-        quote = self.engine.quotes.latest(symbol)
-        if quote is None:
-            return MarketRef(symbol=symbol, price=0)
-        low, high = quote.low_limit, quote.high_limit
-        if (low <= 0 or high <= 0) and quote.prev_close > 0:
-            low, high = price_limits(self.engine.rules.instrument(symbol), quote.prev_close)
-        return MarketRef(
-            symbol=symbol,
-            price=quote.last or quote.mid or quote.prev_close,
-            prev_close=quote.prev_close,
-            high_limit=high,
-            low_limit=low,
-        )
-
     async def rebalance(
         self,
         targets: Mapping[str, float] | list[Target],
@@ -505,7 +504,7 @@ class AsyncClient:
             targets=rows,
             holdings=holdings,
             cash=engine.account.available_cash,
-            market={s: self._ref(s) for s in symbols},
+            market={s: await self._driver.reference(s) for s in symbols},
             fees=engine.fees_today(),
             min_trade_value=price_from_yuan(min_trade_value),
             liquidate_unlisted=liquidate_unlisted,
@@ -634,6 +633,24 @@ class AsyncClient:
         return await self.algo("chase", orders, side, **options)
 
 
+def quote_reference(engine: Engine, symbol: str) -> MarketRef:
+    """A planner's reference from the engine's latest quote (its band from the day's rules when the
+    quote has none); price 0 (no price: the planner skips the name) before any quote."""
+    quote = engine.quotes.latest(symbol)
+    if quote is None:
+        return MarketRef(symbol=symbol, price=0)
+    low, high = quote.low_limit, quote.high_limit
+    if (low <= 0 or high <= 0) and quote.prev_close > 0:
+        low, high = price_limits(engine.rules.instrument(symbol), quote.prev_close)
+    return MarketRef(
+        symbol=symbol,
+        price=quote.last or quote.mid or quote.prev_close,
+        prev_close=quote.prev_close,
+        high_limit=high,
+        low_limit=low,
+    )
+
+
 def _numbered(parent_id: str, lead: str) -> bool:
     return parent_id.startswith(lead) and parent_id[len(lead) :].split("-")[0].isdigit()
 
@@ -649,7 +666,7 @@ def _fraction(percent: float) -> Decimal:
 
 # ------------------------------------------------------------------------------------- opening
 async def connect_replay(
-    data: str | Path,
+    data: str | Path | MarketData,
     *,
     cash: Yuan = 0,
     positions: Mapping[str, int] | None = None,
@@ -660,13 +677,14 @@ async def connect_replay(
 ) -> AsyncClient:
     """The simulated exchange over the recorded snapshots in ``data`` (one day), with ``cash`` yuan and
     ``positions`` (symbol -> shares, all sellable: bought before the day). The virtual clock starts at
-    ``start``; handles wait at most until ``end``. ``db``: the journal (default: a new temporary file)."""
+    ``start``; handles wait at most until ``end``. ``db``: the journal (default: a new temporary file).
+    ``data`` may be loaded already (``replay.data.load_snapshots``: one load for many sessions)."""
     import tempfile
 
-    from zhixing.replay.data import load_snapshots
+    from zhixing.replay.data import MarketData, load_snapshots
     from zhixing.replay.harness import ReplayConfig, open_session
 
-    market = load_snapshots(Path(data), symbols=symbols)
+    market = data if isinstance(data, MarketData) else load_snapshots(Path(data), symbols=symbols)
     if db is None:
         db = Path(tempfile.mkdtemp(prefix="zhixing-api-")) / "journal.db"
     config = ReplayConfig(cash=price_from_yuan(cash), positions=dict(positions or {}), db_path=Path(db))
