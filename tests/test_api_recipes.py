@@ -271,3 +271,46 @@ async def test_the_sell_30_percent_recipe_through_a_file_route_config(tmp_path: 
     assert {r["account_id"] for r in rows} == {"acct-1"}
     assert sum(int(r["volume"]) for r in rows) >= 42_000
     assert sorted(terminal.stats.sids) == sorted(r["sid"] for r in rows)
+
+
+def doc_recipes() -> list[tuple[str, str]]:
+    """The scripts of docs/API.md's recipes: (heading, code)."""
+    text = (DAY.parents[2] / "docs" / "API.md").read_text(encoding="utf-8")
+    recipes = text.split("## Recipes", 1)[1]
+    out = []
+    for section in recipes.split("\n### ")[1:]:
+        heading, _, body = section.partition("\n")
+        code = body.split("```python\n", 1)[1].split("```", 1)[0]
+        out.append((heading.strip(), code))
+    return out
+
+
+def test_the_docs_have_the_six_recipes_and_one_more() -> None:
+    assert [h for h, _ in doc_recipes()] == [
+        "Buy to 80% of equity",
+        "Sell 30%",
+        "Sell small caps",
+        "Rebalance from the last signal to this one",
+        "Liquidate",
+        "A TWAP basket",
+        "One order at a time, asyncio",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("heading", "code"), doc_recipes(), ids=[h for h, _ in doc_recipes()])
+def test_each_script_of_the_docs_runs_as_written(
+    heading: str, code: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(DAY.parents[2])  # the scripts name the sample day relative to the repository
+    exec(compile(code, f"docs/API.md: {heading}", "exec"), {"__name__": "__main__"})
+    printed = capsys.readouterr().out
+    assert printed.strip()
+    if heading == "Sell 30%":
+        assert "'600103.SH': 70000, '600566.SH': 28000, '603602.SH': 21050, '688218.SH': 4305" in printed
+    if heading == "Sell small caps":
+        assert "{'600566.SH': 40000, '688218.SH': 6150}" in printed
+    if heading == "Liquidate":
+        assert "\n[] Cash(" in printed
+    if heading == "One order at a time, asyncio":
+        assert "denied: price_above_limit_up" in printed

@@ -27,6 +27,7 @@ Orders take 掘金's names and semantics, limit orders only (market orders: issu
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time
@@ -145,9 +146,10 @@ class _Driver(Protocol):
 
 
 class _ReplayDriver:
-    def __init__(self, session: ReplaySession) -> None:
+    def __init__(self, session: ReplaySession, scratch: Path | None) -> None:
         self.session = session
         self.engine = session.engine
+        self.scratch = scratch  # the temporary folder of a journal nobody named: removed at close
 
     async def advance(self, until_ns: int, done: Callable[[], bool]) -> None:
         await self.session.run(until_ns, done, expire=False)
@@ -162,7 +164,11 @@ class _ReplayDriver:
         return quote_reference(self.engine, symbol)
 
     async def close(self) -> None:
-        await self.session.store.close()
+        try:
+            await self.session.store.close()
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class _ConfiguredDriver:
@@ -677,7 +683,8 @@ async def connect_replay(
 ) -> AsyncClient:
     """The simulated exchange over the recorded snapshots in ``data`` (one day), with ``cash`` yuan and
     ``positions`` (symbol -> shares, all sellable: bought before the day). The virtual clock starts at
-    ``start``; handles wait at most until ``end``. ``db``: the journal (default: a new temporary file).
+    ``start``; handles wait at most until ``end``. ``db``: the journal (default: a temporary one,
+    removed at ``close``).
     ``data`` may be loaded already (``replay.data.load_snapshots``: one load for many sessions)."""
     import tempfile
 
@@ -685,13 +692,20 @@ async def connect_replay(
     from zhixing.replay.harness import ReplayConfig, open_session
 
     market = data if isinstance(data, MarketData) else load_snapshots(Path(data), symbols=symbols)
+    scratch = None
     if db is None:
-        db = Path(tempfile.mkdtemp(prefix="zhixing-api-")) / "journal.db"
+        scratch = Path(tempfile.mkdtemp(prefix="zhixing-api-"))
+        db = scratch / "journal.db"
     config = ReplayConfig(cash=price_from_yuan(cash), positions=dict(positions or {}), db_path=Path(db))
     day = market.trade_date
-    session = await open_session(market, config, shanghai_ns(day, start))
+    try:
+        session = await open_session(market, config, shanghai_ns(day, start))
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     session.clock.advance_to(shanghai_ns(day, start))
-    return AsyncClient(_ReplayDriver(session), shanghai_ns(day, end))
+    return AsyncClient(_ReplayDriver(session, scratch), shanghai_ns(day, end))
 
 
 async def connect(
