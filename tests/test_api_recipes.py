@@ -314,3 +314,13 @@ def test_each_script_of_the_docs_runs_as_written(
         assert "\n[] Cash(" in printed
     if heading == "One order at a time, asyncio":
         assert "denied: price_above_limit_up" in printed
+
+
+async def test_connect_refuses_a_journal_that_an_engine_holds(tmp_path: Path) -> None:
+    from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
+
+    path = tmp_path / "zhixing.toml"
+    path.write_text(FILE_ROUTE, encoding="utf-8")
+    (tmp_path / "state").mkdir()
+    with InstanceLock.for_store(tmp_path / "state" / "zhixing.db"), pytest.raises(AlreadyRunning):
+        await connect(path)

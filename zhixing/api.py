@@ -454,7 +454,7 @@ class AsyncClient:
         """To ``value`` yuan held in ``symbol`` (valued at the limit price)."""
         buy_price = await self._limit_price(symbol, Side.BUY, price)
         target = price_from_yuan(value) // buy_price
-        return await self.order_target_volume(symbol, target, price if price is not None else None)
+        return await self.order_target_volume(symbol, target, price)
 
     async def order_target_percent(self, symbol: str, percent: float, price: Yuan | None = None) -> Order:
         """To ``percent`` (a fraction) of total asset held in ``symbol``."""
@@ -730,7 +730,7 @@ async def connect(
         raise ConfigError(f"{loaded.path}: key 'route.kind': 'gm' runs under gm's run(); use zhixing run")
     loaded.store.path.parent.mkdir(parents=True, exist_ok=True)
     lock = InstanceLock.for_store(loaded.store.path)
-    lock.__enter__()
+    lock.acquire()  # AlreadyRunning while ``zhixing run`` (or another client) holds the journal
     try:
         run = await open_configured(
             loaded, start=start, until=until, clock=clock, calendar=calendar, route=route
