@@ -316,6 +316,7 @@ def test_each_script_of_the_docs_runs_as_written(
         assert "denied: price_above_limit_up" in printed
 
 
+@pytest.mark.slow
 async def test_connect_refuses_a_journal_that_an_engine_holds(tmp_path: Path) -> None:
     from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 
@@ -324,3 +325,40 @@ async def test_connect_refuses_a_journal_that_an_engine_holds(tmp_path: Path) ->
     (tmp_path / "state").mkdir()
     with InstanceLock.for_store(tmp_path / "state" / "zhixing.db"), pytest.raises(AlreadyRunning):
         await connect(path)
+
+
+SIM_ROUTE = """
+[account]
+id = "8800123456"
+cash_yuan = 1000000
+positions = {{ "600103.SH" = 100000, "688218.SH" = 6150 }}
+
+[store]
+path = "state/zhixing.db"
+
+[route]
+kind = "sim"
+[route.sim]
+data = "{data}"
+"""
+
+
+@pytest.mark.slow
+def test_a_script_connects_to_a_sim_route_config_and_runs_a_recipe(tmp_path: Path) -> None:
+    """``Client.connect(config)`` with nothing but the config: a sim route's recorded day, reconciled,
+    journaled in the config's store, and the lock released at close."""
+    from zhixing.engine.instance_lock import InstanceLock
+
+    path = tmp_path / "zhixing.toml"
+    path.write_text(SIM_ROUTE.format(data=DAY.as_posix()), encoding="utf-8")
+    with zhixing.Client.connect(path, start="09:31", until="10:00") as zx:
+        assert {p.symbol: p.sellable for p in zx.positions()} == {"600103.SH": 100_000, "688218.SH": 6_150}
+        progress = zx.sell_fraction(0.3, end="09:50").wait()
+        assert progress.done
+        assert {p.symbol: p.quantity for p in zx.positions()} == {"600103.SH": 70_000, "688218.SH": 4_305}
+        with pytest.raises(OrderDenied) as denied:
+            zx.order_volume("600103.SH", 1_000, Side.BUY, price=9.99)
+        assert denied.value.code is DenialCode.PRICE_ABOVE_LIMIT_UP
+    assert (tmp_path / "state" / "zhixing.db").exists()
+    with InstanceLock.for_store(tmp_path / "state" / "zhixing.db"):
+        pass  # released
