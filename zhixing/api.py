@@ -63,6 +63,7 @@ from zhixing.engine.units import price_from_yuan
 if TYPE_CHECKING:
     from zhixing.engine.cli.routes import Route
     from zhixing.engine.cli.run_cmd import ConfiguredSession
+    from zhixing.engine.instance_lock import InstanceLock
     from zhixing.replay.data import MarketData
     from zhixing.replay.harness import ReplaySession
 
@@ -172,7 +173,7 @@ class _ReplayDriver:
 
 
 class _ConfiguredDriver:
-    def __init__(self, run: ConfiguredSession, lock: Any) -> None:
+    def __init__(self, run: ConfiguredSession, lock: InstanceLock) -> None:
         self.run = run
         self.lock = lock
         self.engine = run.session.engine
