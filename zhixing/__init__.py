@@ -10,7 +10,10 @@ The public face, what a strategy or a script uses (later issues extend it):
 
 - ``build_engine``, ``EngineSettings``, ``Engine``: the composition root (``zhixing.assembly``);
 - ``ParentOrder``, ``Side``: what to execute;
-- ``ZhixingError`` and its tree (``ConfigError``, ``InputError``, ``ParameterError``): what can go wrong.
+- ``ZhixingError`` and its tree (``ConfigError``, ``InputError``, ``ParameterError``): what can go wrong;
+- for strategy scripts (``docs/API.md``): ``connect`` / ``connect_replay`` -> ``AsyncClient`` (asyncio) and
+  ``Client`` (plain scripts: ``Client.connect`` / ``Client.replay``), with ``Cash``, ``Position``,
+  ``Trade``, ``Order``, ``AlgoHandle``, ``Progress`` and ``OrderDenied`` (``zhixing.api``, ``zhixing.sync``).
 """
 
 from __future__ import annotations
@@ -37,24 +40,59 @@ _API = {
     "ConfigError": "zhixing.engine.errors",
     "InputError": "zhixing.engine.errors",
     "ParameterError": "zhixing.engine.errors",
+    "AlgoHandle": "zhixing.api",
+    "AsyncClient": "zhixing.api",
+    "Cash": "zhixing.api",
+    "OrderDenied": "zhixing.api",
+    "Position": "zhixing.api",
+    "Progress": "zhixing.api",
+    "Trade": "zhixing.api",
+    "connect": "zhixing.api",
+    "connect_replay": "zhixing.api",
+    "Client": "zhixing.sync",
+    "Order": "zhixing.engine.orders",
 }
 __all__ = [
+    "AlgoHandle",
+    "AsyncClient",
+    "Cash",
+    "Client",
     "ConfigError",
     "Engine",
     "EngineSettings",
     "InputError",
+    "Order",
+    "OrderDenied",
     "ParameterError",
     "ParentOrder",
+    "Position",
+    "Progress",
     "Side",
+    "Trade",
     "ZhixingError",
     "build_engine",
+    "connect",
+    "connect_replay",
 ]
 
 if TYPE_CHECKING:
+    from zhixing.api import (
+        AlgoHandle,
+        AsyncClient,
+        Cash,
+        OrderDenied,
+        Position,
+        Progress,
+        Trade,
+        connect,
+        connect_replay,
+    )
     from zhixing.assembly import Engine, EngineSettings, build_engine
     from zhixing.engine.enums import Side
     from zhixing.engine.errors import ConfigError, InputError, ParameterError, ZhixingError
+    from zhixing.engine.orders import Order
     from zhixing.engine.parents import ParentOrder
+    from zhixing.sync import Client
 
 
 def __getattr__(name: str) -> object:
