@@ -104,7 +104,8 @@ def test_default_minimum_is_the_minimum_commission_over_the_budget() -> None:
 def test_parameter_parses_on_every_algorithm() -> None:
     for name, cls in ALGOS.items():
         params = cls.params_type.parse({**ALGO_PARAMS.get(name, {}), "min_child_value": "20000"}, algo=name)
-        assert isinstance(params, AlgoParams) and params.min_child_value == 20_000.0
+        assert isinstance(params, AlgoParams)
+        assert params.min_child_value == 20_000.0
         assert cls.params_type.parse(ALGO_PARAMS.get(name, {}), algo=name).min_child_value == -1.0
     with pytest.raises(ParameterError, match="min_child_value"):
         ALGOS["twap"].params_type.parse({"min_child_value": "lots"}, algo="twap")
@@ -121,14 +122,18 @@ def test_full_day_twap_of_three_names_within_the_budget(market: MarketData, tmp_
     paid_before = sum(commission(before, p.parent_id)[0] for p in buys)
     paid_after = sum(commission(after, p.parent_id)[0] for p in buys)
     assert (sent_before, paid_before) == (350, 1_750_000)  # one 5 CNY minimum per child
-    assert sent_after == 83 and paid_after < paid_before / 3
+    assert sent_after == 83
+    assert paid_after < paid_before / 3
     for p in buys:
         paid, value = commission(after, p.parent_id)
-        assert value > 0 and fees_bps(paid, value) <= COMMISSION_BUDGET_BPS, p.symbol
+        assert value > 0
+        assert fees_bps(paid, value) <= COMMISSION_BUDGET_BPS, p.symbol
         row = next(r for r in after.report.parents if r.parent_id == p.parent_id)
-        assert row.commission_bps == fees_bps(paid, value) and not row.over_fee_budget()
+        assert row.commission_bps == fees_bps(paid, value)
+        assert not row.over_fee_budget()
     for row in before.report.parents:  # today's slicing is over the budget, and the report says so
-        assert row.over_fee_budget() and "exceeds the 3 bps budget" in row.fee_warning()
+        assert row.over_fee_budget()
+        assert "exceeds the 3 bps budget" in row.fee_warning()
     # by hand, 000400.SZ: 20,000 shares at ~19.93 CNY; a child is at least 16,666.67 CNY, so at least 900
     # shares (836.x rounded up to the lot); every child stays below 20,000 CNY, where 2.5 bps of it would
     # pass 5 CNY, so each pays exactly the minimum; 23 children -> 115 CNY on ~398,660 CNY = 2.88 bps
@@ -136,7 +141,8 @@ def test_full_day_twap_of_three_names_within_the_budget(market: MarketData, tmp_
     assert [c.symbol for c in kids[:1]] == ["000400.SZ"]
     assert all(c.quantity >= 900 or c is kids[-1] for c in kids)
     assert all(c.commission == 5000 for c in kids if c.filled_quantity)
-    assert len(kids) == 23 and commission(after, "B0")[0] == 23 * 5000
+    assert len(kids) == 23
+    assert commission(after, "B0")[0] == 23 * 5000
     assert 2.8 < fees_bps(*commission(after, "B0")) < 2.9
 
 
