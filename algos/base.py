@@ -37,6 +37,12 @@ Invariants kept here for every algorithm:
   the parent's limit; nothing priced from an unusable quote; a buy into a sealed limit-up (sell into a
   sealed limit-down) sends nothing and records ``unfilled_reason``.
 
+- **No child below the minimum child value** (``min_child_value``, CNY; default the account's minimum
+  commission over ``COMMISSION_BUDGET_BPS``, from ``AlgoContext.fees``), but the last remainder (all the
+  continuous part has left) and the closing-auction order: due work whose child would be smaller sends
+  and cancels nothing, its quantity carried by the cumulative target of the next; a child that comes out
+  just below it at its own price is made up to it from the slices ahead (docs/ALGORITHMS.md).
+
 Optional closing-auction participation (``ClosingAuctionParams``, used by TWAP, VWAP and POV): when
 ``closing_auction`` > 0 and the parent's window reaches 15:00, that fraction of the parent (whole lots) is
 kept out of the continuous schedule, which targets the rest by the end of continuous trading. At the end
@@ -205,7 +211,6 @@ class ExecAlgo(ABC):
         self.instrument = ctx.instrument(parent.symbol)
         self.min_child_value = self._min_child_value()  # milli-yuan; 0: any size
         self.children_sent = 0
-        self.slices_merged = 0  # due work that sent nothing because the child would be below the minimum
         self.children_denied = 0
         self._denial_streak = 0  # consecutive denials with the same reason code
         self._last_denial: DenialCode | None = None
@@ -648,7 +653,6 @@ class ExecAlgo(ABC):
         # sent, the quantity rides on the next due work (cumulative targets carry it)
         room = self._continuous_room(0)
         if self._below_minimum(min(target - self._filled, room), self.reference_price(), room):
-            self.slices_merged += 1
             return
         self._pending = _Work(target, PricePolicy(policy), offset_ticks, label)
         self._cancel_active()  # a synchronous confirmation may send the work from the handler
