@@ -17,6 +17,7 @@ import pytest
 
 from zhixing.algos.params import AlgoParams
 from zhixing.algos.registry import ALGOS
+from zhixing.engine.cli import main
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import ParameterError
 from zhixing.engine.market import COMMISSION_BUDGET_BPS, FeeSchedule, fees_bps, instrument_for, shanghai_ns
@@ -258,3 +259,17 @@ def test_plan_warns_about_a_row_over_the_budget() -> None:
     # a minimum child value of 1,000 CNY: the 10,000-share row now pays 100 minimums
     small = fee_warnings(plan, FeeSchedule(), min_child_value=lambda _inst: 1_000_000)
     assert any(w.startswith("600000.SH BUY 10000: commission ~500") for w in small)
+
+
+def test_zhixing_plan_prints_the_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``zhixing plan`` on the full-day sample: 0.2% of 10,000,000 CNY in 000400.SZ (~20,000 CNY: one
+    child of the minimum and a small last, over the budget) is warned about; 10% in 300274.SZ is not."""
+    targets = tmp_path / "t.csv"
+    targets.write_text("symbol,weight\n000400.SZ,0.002\n300274.SZ,0.1\n", encoding="utf-8")
+    code = main(["plan", str(targets), "--replay-data", str(SAMPLE), "--start", "09:30", "--end", "14:57"])
+    out = capsys.readouterr().out
+    assert code == 0
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, out
+    assert warnings[0].startswith("warning: 000400.SZ BUY ")
+    assert "exceeds the 3 bps budget" in warnings[0]
