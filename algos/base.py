@@ -37,6 +37,12 @@ Invariants kept here for every algorithm:
   the parent's limit; nothing priced from an unusable quote; a buy into a sealed limit-up (sell into a
   sealed limit-down) sends nothing and records ``unfilled_reason``.
 
+- **No child below the minimum child value** (``min_child_value``, CNY; default the account's minimum
+  commission over ``COMMISSION_BUDGET_BPS``, from ``AlgoContext.fees``), but the last remainder (all the
+  continuous part has left) and the closing-auction order: due work whose child would be smaller sends
+  and cancels nothing, its quantity carried by the cumulative target of the next; a child that comes out
+  just below it at its own price is made up to it from the slices ahead (docs/ALGORITHMS.md).
+
 Optional closing-auction participation (``ClosingAuctionParams``, used by TWAP, VWAP and POV): when
 ``closing_auction`` > 0 and the parent's window reaches 15:00, that fraction of the parent (whole lots) is
 kept out of the continuous schedule, which targets the rest by the end of continuous trading. At the end
@@ -81,6 +87,7 @@ from zhixing.engine.events import (
     SubmitOrder,
 )
 from zhixing.engine.market import (
+    FeeSchedule,
     Instrument,
     Phase,
     TradingCalendar,
@@ -135,6 +142,9 @@ class AlgoContext:
     quotes: QuoteSource
     calendar: TradingCalendar
     instrument: Callable[[str], Instrument] = field(default=instrument_for)
+    # the account's fee schedule, for the default ``min_child_value`` (None: no minimum commission known,
+    # no default minimum child value)
+    fees: FeeSchedule | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -199,6 +209,7 @@ class ExecAlgo(ABC):
         self.ctx = ctx
         self.params = self.params_type.parse({**parent.params, **overrides}, algo=self.name)
         self.instrument = ctx.instrument(parent.symbol)
+        self.min_child_value = self._min_child_value()  # milli-yuan; 0: any size
         self.children_sent = 0
         self.children_denied = 0
         self._denial_streak = 0  # consecutive denials with the same reason code
@@ -562,6 +573,44 @@ class ExecAlgo(ABC):
             return cap
         return round_buy_quantity(self.instrument, cap)
 
+    def _min_child_value(self) -> int:
+        """``min_child_value`` in milli-yuan: the parameter, or (negative) the account's default."""
+        value = self.params.min_child_value
+        if value >= 0:
+            return round(value * 1000)
+        fees = self.ctx.fees
+        return fees.min_child_value(self.instrument) if fees is not None else 0
+
+    def min_child_quantity(self, price: int) -> int:
+        """The fewest shares on the lot grid worth at least ``min_child_value`` at ``price`` (0: none)."""
+        if self.min_child_value <= 0 or price <= 0:
+            return 0
+        return round_buy_quantity(
+            self.instrument, -(-self.min_child_value // price) + self.instrument.buy_step - 1
+        )
+
+    def reference_price(self) -> int:
+        """The price a child would meet now: the opposite best, else the last price (0: no quote)."""
+        quote = self.ctx.quotes.latest(self.parent.symbol)
+        if quote is None:
+            return 0
+        opposite = quote.ask_price if self.parent.side is Side.BUY else quote.bid_price
+        return opposite if opposite > 0 else quote.last
+
+    def _continuous_room(self, working: int) -> int:
+        """What the continuous schedule has left with ``working`` shares working: the parent less the
+        filled, the working and a closing-auction part not yet sent."""
+        auction = 0 if self._auction_sent else self._auction_qty
+        return self.parent.quantity - self._filled - working - auction
+
+    def _below_minimum(self, qty: int, price: int, room: int) -> bool:
+        """A child of ``qty`` at ``price`` is worth less than ``min_child_value`` and is not the last
+        remainder (all of ``room``, on the lot grid for a buy): it is not sent."""
+        if self.min_child_value <= 0 or qty <= 0 or price <= 0 or qty * price >= self.min_child_value:
+            return False
+        last = room if self.parent.side is Side.SELL else round_buy_quantity(self.instrument, room)
+        return qty < last
+
     def set_timer(self, when_ns: int, callback: Callable[[], None]) -> None:
         """Arm the algorithm's single timer (replacing any armed one)."""
         self._cancel_timer()
@@ -599,6 +648,11 @@ class ExecAlgo(ABC):
         (``_on_order_event``), sized from the confirmed fills then.
         """
         if self.ending or self.paused:
+            return
+        # below the minimum child value even once the working child is replaced: nothing is cancelled or
+        # sent, the quantity rides on the next due work (cumulative targets carry it)
+        room = self._continuous_room(0)
+        if self._below_minimum(min(target - self._filled, room), self.reference_price(), room):
             return
         self._pending = _Work(target, PricePolicy(policy), offset_ticks, label)
         self._cancel_active()  # a synchronous confirmation may send the work from the handler
@@ -732,6 +786,13 @@ class ExecAlgo(ABC):
                 UnfilledCode.LIMIT_PRICE_OUTSIDE_BAND if self.parent.limit_price else UnfilledCode.NO_QUOTE
             )
             return
+        # at the child's own price, under the minimum (a passive price, fills racing the cancel): made up to
+        # the minimum from the slices ahead, never beyond the continuous part's room
+        room = self._continuous_room(self.working_quantity)
+        if self._below_minimum(qty, price, room):
+            qty = self.child_quantity(min(self.min_child_quantity(price), room))
+            if qty <= 0 or not self._guard_child(qty):
+                return
         order = self.ctx.oms.submit(
             SubmitOrder(
                 symbol=self.parent.symbol,

@@ -128,7 +128,8 @@ class IcebergAlgo(ExecAlgo):
             return
         # only with nothing working, inside the parent's own window (continuous trading only)
         if not self._active and self.remaining > 0 and self._inside(now):
-            size = self.next_size()
+            # a show is worth at least ``min_child_value`` (``algos.base``)
+            size = max(self.next_size(), self.min_child_quantity(self.reference_price()))
             self.work(self._filled + size, self.params.price_policy, self.params.offset_ticks, "show")
             if self._active:
                 self.shows += 1

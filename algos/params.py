@@ -34,7 +34,20 @@ class AlgoParams:
 
     ``ParentOrder.params`` holds strings (from CSV files and the CLI); ``parse`` converts them by the
     field's type and rejects unknown names, naming the parameter and the known ones.
+
+    ``min_child_value`` (every algorithm): no child worth less than this many CNY goes out, except the
+    parent's last remainder; a slice below it sends nothing and its quantity rides on the next one
+    (``algos.base``). Negative (the default): derived from the account's fees, the minimum commission
+    over ``COMMISSION_BUDGET_BPS`` (``engine.market.fees``); 0: off, today's slicing.
     """
+
+    min_child_value: float = field(
+        default=-1.0,
+        metadata={
+            "help": "CNY: no child below this value but the last remainder; -1: minimum commission / "
+            "3 bps (16,667 CNY at 5 CNY); 0: off"
+        },
+    )
 
     @classmethod
     def parse(cls, raw: Mapping[str, object], *, algo: str = "") -> Self:

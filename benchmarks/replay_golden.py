@@ -165,7 +165,11 @@ async def run(
     out[f"loaded_algo_states[{len(resumable)}]"] = digest(resumable)
     # the report as it was before it had the risk gate's section (its repr without the new last field)
     # and before its parent rows had ``queued`` (issue 20; a run that ends with nothing queued shows 0)
-    before_gate = repr(dataclasses.replace(result.report, gate=None)).removesuffix(", gate=None)") + ")"
+    # and before its parent rows had their fees in bps (issue 15)
+    rows = [dataclasses.replace(r, fees_bps=None, commission_bps=None) for r in result.report.parents]
+    report = dataclasses.replace(result.report, gate=None, parents=rows)
+    before_gate = repr(report).removesuffix(", gate=None)") + ")"
+    before_gate = before_gate.replace(", fees_bps=None, commission_bps=None)", ")")
     before_gate = before_gate.replace(", queued=0)", ")")
     out["report"] = hashlib.sha256(before_gate.encode()).hexdigest()[:16]
     # the risk gate's section of the report, as it was before it had the rate queue's figures (issue 20)

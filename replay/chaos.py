@@ -386,8 +386,13 @@ def basket_for(market: MarketData, symbols: int, seed: int) -> tuple[list[Parent
                 start_ns=start,
                 end_ns=end,
                 algo="twap",
-                # a third rest at their own best: children work (and fill, and get cancelled) for a while
-                params={"interval_s": "30", **({"price_policy": "passive"} if i % 3 == 2 else {})},
+                # a third rest at their own best: children work (and fill, and get cancelled) for a while;
+                # no minimum child value: many small children, many moments for the faults to hit
+                params={
+                    "interval_s": "30",
+                    "min_child_value": "0",
+                    **({"price_policy": "passive"} if i % 3 == 2 else {}),
+                },
             )
         )
     return parents, positions

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from zhixing.engine.enums import OrderStatus, Side
-from zhixing.engine.market import iso8601
+from zhixing.engine.market import COMMISSION_BUDGET_BPS, fees_bps, iso8601
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.units import yuan
 
@@ -45,6 +45,24 @@ class ParentReport:
     fees: float  # yuan
     unfilled_reason: str
     queued: int = 0  # shares of children still waiting for the rate window when the report was built
+    # fees and commission in bps of the filled notional (None: nothing filled); a commission above
+    # ``COMMISSION_BUDGET_BPS`` is warned about (``over_fee_budget``)
+    fees_bps: float | None = None
+    commission_bps: float | None = None
+
+    def over_fee_budget(self) -> bool:
+        """The parent's commission exceeds the commission budget (bps of its filled notional)."""
+        return self.commission_bps is not None and self.commission_bps > COMMISSION_BUDGET_BPS
+
+    def fee_warning(self) -> str:
+        """The warning for a parent over the budget ("" : none)."""
+        if not self.over_fee_budget():
+            return ""
+        return (
+            f"{self.parent_id} {self.symbol}: commission {self.commission_bps} bps of its notional exceeds "
+            f"the {COMMISSION_BUDGET_BPS} bps budget ({self.child_orders} children, fees {self.fees:,.2f} "
+            f"CNY = {self.fees_bps} bps); raise min_child_value or slice less often"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +212,7 @@ def build_report(
         filled = sum(c.filled_quantity for c in children)
         value = sum(c.filled_value for c in children)
         fees = sum(c.fees for c in children)
+        commission = sum(c.commission for c in children)
         avg = value / filled if filled else 0.0
         day = market.days.get(parent.symbol)
         vwap = day.vwap_between(parent.start_ns, parent.end_ns) if day is not None else None
@@ -241,6 +260,8 @@ def build_report(
                 fees=round(yuan(fees), 2),
                 unfilled_reason=str(stats.get("unfilled_reason", "")) if filled < parent.quantity else "",
                 queued=int(str(stats.get("queued", 0))),
+                fees_bps=fees_bps(fees, value) if value else None,
+                commission_bps=fees_bps(commission, value) if value else None,
             )
         )
     return ReplayReport(

@@ -63,7 +63,7 @@ def parents_for(market: MarketData) -> tuple[list[ParentOrder], dict[str, int]]:
             start_ns=start,
             end_ns=end,
             algo="twap",
-            params={"interval_s": "30"},
+            params={"interval_s": "30", "min_child_value": "0"},  # many small children: many kill points
         )
         for i, (symbol, side, quantity) in enumerate(plan)
     ]

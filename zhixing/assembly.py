@@ -174,6 +174,7 @@ def build_engine(
         quotes=quotes,
         calendar=calendar,
         instrument=today.instrument,
+        fees=settings.fees,
     )
     return Engine(
         settings=settings,

@@ -31,6 +31,8 @@ from zhixing.engine.inputs import parse_cash, read_positions_file, window_ns
 from zhixing.engine.market import TradingCalendar, normalize_symbol
 from zhixing.engine.portfolio.planner import (
     Holding,
+    Plan,
+    fee_warnings,
     targets_liquidate_all,
     targets_sell_fraction,
     targets_sell_where,
@@ -263,9 +265,27 @@ def run_plan(args: argparse.Namespace) -> int:
         return run_live(args, execute=False)
     market = load_snapshots(args.replay_data)
     targets = _from_file(args, _holdings(args), Today(market.trade_date))
-    plan = plan_for(market, targets, _config(args, Path("unused.db")), _options(args, market, True))
+    config = _config(args, Path("unused.db"))
+    options = _options(args, market, True)
+    plan = plan_for(market, targets, config, options)
     print(plan.table())
+    _print_fee_warnings(plan, market, config, options)
     return 0
+
+
+def _print_fee_warnings(
+    plan: Plan, market: MarketData, config: ReplayConfig, options: RebalanceOptions
+) -> None:
+    """The plan's rows whose sliced commission would exceed the budget (``planner.fee_warnings``), with
+    the algorithm's ``min_child_value`` when set (else the account's default)."""
+    rules = config.market_rules.on(market.trade_date)
+    value = ALGOS[options.algo].params_type.parse(options.params, algo=options.algo).min_child_value
+    minimum = (lambda _inst: round(value * 1000)) if value >= 0 else None
+    warnings = fee_warnings(
+        plan, rules.fees(config.fees), min_child_value=minimum, instrument=rules.instrument
+    )
+    for warning in warnings:
+        print(f"warning: {warning}")
 
 
 def run_targets_command(args: argparse.Namespace) -> int:
@@ -304,6 +324,7 @@ def run_targets_command(args: argparse.Namespace) -> int:
         )
         return 0
     print(result.plan.table())
+    _print_fee_warnings(result.plan, market, config, options)
     if result.rebalance.confirmed_cash is not None:
         print(
             f"\nbuy leg sized from confirmed cash {result.rebalance.confirmed_cash / 1000:,.2f} CNY",

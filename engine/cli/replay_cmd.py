@@ -422,6 +422,9 @@ def _print_report(result: ReplayResult, as_json: bool, db: Path | None) -> None:
         f"slippage {_fmt(report.slippage_arrival_bps)} bps vs arrival, "
         f"{_fmt(report.slippage_vwap_bps)} bps vs VWAP"
     )
+    for r in report.parents:
+        if r.over_fee_budget():
+            console.print(f"[yellow]warning:[/yellow] {r.fee_warning()}")
     if report.gate is not None:
         print_gate(report.gate, console)
     if db is not None:

@@ -24,7 +24,7 @@ from zhixing.engine.market.dated_rules import (
     RulesCoverageError,
     RulesNow,
 )
-from zhixing.engine.market.fees import FeeSchedule
+from zhixing.engine.market.fees import COMMISSION_BUDGET_BPS, FeeSchedule, fees_bps
 from zhixing.engine.market.instruments import (
     MAIN_ST_LIMIT_PCT_BP,
     PRICE_CEILING,
@@ -49,6 +49,7 @@ from zhixing.engine.market.symbols import (
 )
 
 __all__ = [
+    "COMMISSION_BUDGET_BPS",
     "COVERAGE_FROM",
     "COVERAGE_TO",
     "MAIN_ST_LIMIT_PCT_BP",
@@ -70,6 +71,7 @@ __all__ = [
     "check_order_quantity",
     "check_price",
     "exchange_of",
+    "fees_bps",
     "from_gm",
     "instrument_for",
     "is_on_tick",

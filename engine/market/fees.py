@@ -18,6 +18,11 @@ Stamp duty is never charged on funds (V). The schedule carries no dates: the def
 today's rates. A replay or session takes its day's stamp duty and transfer fee from the dated table
 (``engine/market/dated_rules.py``: ``MarketRules.on(day).fees(account_schedule)``), keeping only the
 account's commission, minimum and fund waivers from the schedule it was given.
+
+Commission budget (``COMMISSION_BUDGET_BPS``): the algorithms slice so that no child (but a parent's last
+remainder) is worth less than ``min_child_value`` = minimum commission / budget, so the minimum never
+makes a child's commission exceed the budget (5 CNY / 3 bps = 16,666.67 CNY); ``zhixing plan`` and the
+replay report warn about a parent whose commission exceeds the budget in bps of its notional.
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ from zhixing.engine.market.symbols import Board
 
 PPM: Final = 1_000_000
 FEN: Final = 10  # milli-yuan per fen (0.01 CNY): fees are charged in whole fen
+BPS: Final = 10_000
+
+COMMISSION_BUDGET_BPS: Final = 3
+"""The commission budget of a child, in bps of its value: the default minimum child value is the minimum
+commission divided by it (5 CNY / 0.0003 = 16,666.67 CNY). Above 2.5 bps (a 250 ppm rate) so a child at
+the minimum value pays the minimum commission, not more than ~0.5 bps above the proportional rate."""
+
+
+def fees_bps(fees: int, notional: int) -> float:
+    """``fees`` as bps of ``notional`` (both milli-yuan; 0.0 for no notional), rounded to 0.01 bps."""
+    return round(fees * BPS / notional, 2) if notional > 0 else 0.0
 
 
 def _fee(value: int, ppm: int) -> int:
@@ -78,6 +94,15 @@ class FeeSchedule:
         charge_transfer = self.transfer_fee_applies_to_funds or not is_fund
         transfer_fee = _fee(value, self.transfer_fee_ppm) if charge_transfer else 0
         return commission, stamp_duty, transfer_fee
+
+    def min_child_value(self, instrument: Instrument, budget_bps: int = COMMISSION_BUDGET_BPS) -> int:
+        """The default minimum child value (milli-yuan) for ``instrument``: the minimum commission over
+        ``budget_bps`` (rounded up), so the minimum commission is at most the budget of every child at
+        least that big. 0 when no minimum applies (none set, a waived fund, a budget of 0)."""
+        waived = instrument.board is Board.FUND and not self.min_commission_applies_to_funds
+        if waived or self.min_commission <= 0 or budget_bps <= 0:
+            return 0
+        return -(-self.min_commission * BPS // budget_bps)
 
     def total(self, instrument: Instrument, side: Side, price: int, quantity: int) -> int:
         """The sum of ``fees``."""

@@ -19,6 +19,9 @@ Rules (MARKET_RULES.md):
   ``fee_buffer_bp`` of its value; when the money is short every buy is scaled by one common factor
   (the largest that fits, found by bisection) and rounded down to the lot (``insufficient_cash``).
 
+``fee_warnings`` names the rows whose commission, sliced by an algorithm into children of at least the
+minimum child value (``FeeSchedule.min_child_value``), would exceed ``COMMISSION_BUDGET_BPS`` of their value.
+
 ``size_buys`` re-sizes the buy leg from the cash actually confirmed after the sells filled; the
 phase machine calls it between the two legs.
 
@@ -35,7 +38,15 @@ from typing import TypeVar
 
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import ParameterError
-from zhixing.engine.market import FeeSchedule, Instrument, instrument_for, price_limits, round_buy_quantity
+from zhixing.engine.market import (
+    COMMISSION_BUDGET_BPS,
+    FeeSchedule,
+    Instrument,
+    fees_bps,
+    instrument_for,
+    price_limits,
+    round_buy_quantity,
+)
 from zhixing.engine.portfolio.targets import Target, TargetKind
 from zhixing.engine.units import yuan_str
 
@@ -416,6 +427,52 @@ def size_buys(
 
 
 # ------------------------------------------------------------------------------------------ operations
+def sliced_commission(
+    fees: FeeSchedule, inst: Instrument, price: int, quantity: int, min_child_value: int
+) -> int:
+    """The commission of ``quantity`` at ``price`` sliced as the algorithms slice it with ``min_child_value``
+    (milli-yuan): children of the fewest lots worth at least that, the remainder as one last child (the
+    most children, the most minimum commissions, it can come to). ``min_child_value`` 0: one child."""
+    if quantity <= 0 or price <= 0:
+        return 0
+    step = (
+        round_buy_quantity(inst, -(-min_child_value // price) + inst.buy_step - 1)
+        if min_child_value > 0
+        else 0
+    )
+    if step <= 0 or step >= quantity:
+        return fees.fees(inst, Side.BUY, price, quantity)[0]
+    full, rest = divmod(quantity, step)
+    commission = full * fees.fees(inst, Side.BUY, price, step)[0]
+    return commission + (fees.fees(inst, Side.BUY, price, rest)[0] if rest else 0)
+
+
+def fee_warnings(
+    plan: Plan,
+    fees: FeeSchedule,
+    *,
+    min_child_value: Callable[[Instrument], int] | None = None,
+    instrument: InstrumentFn = instrument_for,
+) -> list[str]:
+    """A warning per row to trade whose commission, sliced with ``min_child_value(instrument)`` (default:
+    the schedule's own, ``FeeSchedule.min_child_value``), exceeds ``COMMISSION_BUDGET_BPS`` of its value."""
+    minimum = min_child_value or fees.min_child_value
+    out: list[str] = []
+    for row in plan.rows:
+        if row.side is None or row.quantity <= 0 or row.price <= 0:
+            continue
+        inst = instrument(row.symbol)
+        commission = sliced_commission(fees, inst, row.price, row.quantity, minimum(inst))
+        bps = fees_bps(commission, row.est_value)
+        if bps > COMMISSION_BUDGET_BPS:
+            out.append(
+                f"{row.symbol} {row.side.value} {row.quantity}: commission ~{yuan_str(commission)} CNY = "
+                f"{bps} bps of {yuan_str(row.est_value)} CNY exceeds the {COMMISSION_BUDGET_BPS} bps budget "
+                f"(minimum commission {yuan_str(fees.min_commission)} CNY per child)"
+            )
+    return out
+
+
 def targets_liquidate_all(holdings: Iterable[Holding]) -> list[Target]:
     """VOLUME 0 for every holding."""
     return [Target(symbol=h.symbol, kind=TargetKind.VOLUME, volume=0) for h in holdings]

@@ -187,7 +187,8 @@ async def test_a_crash_with_orders_queued_loses_and_duplicates_nothing(tmp_path:
             start_ns=start,
             end_ns=shanghai_ns(day, "09:40"),
             algo="twap",
-            params={"interval_s": "120", "price_policy": "passive"},
+            # today's slicing (no minimum child value): one lot at the first slice
+            params={"interval_s": "120", "price_policy": "passive", "min_child_value": "0"},
         )
         session.store.stage_parent(parent.to_row())
         basket.add(parent)

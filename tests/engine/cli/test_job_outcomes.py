@@ -34,13 +34,22 @@ DAY = date(2021, 12, 1)
 
 
 async def run_day(
-    folder: Path, commands: list[tuple[str, str]], *, until: str | None = None, extra: str = ""
+    folder: Path,
+    commands: list[tuple[str, str]],
+    *,
+    until: str | None = None,
+    extra: str = "",
+    job_params: str = "",
 ) -> tuple[RunResult, MailRecorder]:
-    """The sample day with ``commands`` ((hh:mm, halt|resume)) given by the operator at those times."""
+    """The sample day with ``commands`` ((hh:mm, halt|resume)) given by the operator at those times;
+    ``job_params``: an inline TOML table of the rebalance job's algorithm parameters."""
     recorder = MailRecorder(password="")
     with smtp_server(recorder) as port:
         path = write_config(folder, port)
-        path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        if job_params:
+            text = text.replace("window_minutes = 30\n", f"window_minutes = 30\nparams = {job_params}\n", 1)
+        path.write_text(text + extra, encoding="utf-8")
         config = load_config(path)
         clock = SimClock(shanghai_ns(DAY, "08:30"))
 
@@ -126,8 +135,13 @@ async def test_the_whole_day_without_incident_is_ok(tmp_path: Path) -> None:
 
 async def test_the_risk_gates_denials_reach_the_mail(tmp_path: Path) -> None:
     """A size limit below every slice: each parent's first child is denied, and each denial is in a mail."""
+    # today's slicing (no minimum child value): the first slices, denied one after another
     result, recorder = await run_day(
-        tmp_path, [], until="10:30", extra="\n[risk]\nmax_order_quantity = 100\n"
+        tmp_path,
+        [],
+        until="10:30",
+        extra="\n[risk]\nmax_order_quantity = 100\n",
+        job_params="{ min_child_value = 0 }",
     )
     denied = result.runner.session.oms.counters.denied
     assert denied >= 3

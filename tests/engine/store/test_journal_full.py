@@ -46,7 +46,16 @@ def fill_the_disk(store: StateStore) -> None:
 async def test_a_full_journal_disk_halts_tells_why_and_the_run_still_ends_and_closes(tmp_path: Path) -> None:
     recorder = MailRecorder(password="")
     with smtp_server(recorder) as port:
-        config = load_config(write_config(tmp_path, port))
+        path = write_config(tmp_path, port)
+        # today's slicing (no minimum child value): journal writes all along the window, after 09:35 too
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            text.replace(
+                "window_minutes = 30\n", "window_minutes = 30\nparams = { min_child_value = 0 }\n", 1
+            ),
+            encoding="utf-8",
+        )
+        config = load_config(path)
         clock = SimClock(shanghai_ns(DAY, "08:30"))
         opened: list[ConfiguredSession] = []
 
