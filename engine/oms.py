@@ -286,6 +286,7 @@ class OrderManager:
             tag=command.tag,
             ts_created=now,
             ts_updated=now,
+            order_type=command.order_type,
         )
         self.adopt(order)
         denial = self._pre_trade_denial(order)
