@@ -8,8 +8,7 @@ from pathlib import Path
 
 from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.orders import Order
-from zhixing.engine.store import SCHEMA_VERSION, StateStore, schema
-from zhixing.engine.store import ops
+from zhixing.engine.store import SCHEMA_VERSION, StateStore, ops, schema
 
 T0 = 1_700_000_000_000_000_000
 
