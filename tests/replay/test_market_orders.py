@@ -118,7 +118,8 @@ async def test_b5tc_takes_five_levels_and_cancels_the_rest_szse() -> None:
     assert venue.fills(cid) == ASKS_000400  # 11,800 shares
     assert venue.kinds(cid) == ["OrderAccepted", *["OrderFilled"] * 5, "OrderCanceled"]
     (cancel,) = [e for e in venue.events if isinstance(e, OrderCanceled)]
-    assert cancel.filled_qty == 11_800 and cancel.ts_event == venue.at("10:00:00") + LATENCY
+    assert cancel.filled_qty == 11_800
+    assert cancel.ts_event == venue.at("10:00:00") + LATENCY
 
 
 async def test_b5tc_sell_takes_the_bids_sse() -> None:
@@ -162,7 +163,8 @@ async def test_bop_rests_at_the_best_own_side_price() -> None:
     buy = await venue.send(T.BOP, Side.BUY, 1_000)
     sell = await venue.send(T.BOP, Side.SELL, 1_000)
     venue.run_until("10:00:01")
-    assert venue.fills(buy) == [] and venue.fills(sell) == []
+    assert venue.fills(buy) == []
+    assert venue.fills(sell) == []
     assert await venue.report(buy) == (OrderStatus.ACCEPTED, 0, 19380)  # best bid
     assert await venue.report(sell) == (OrderStatus.ACCEPTED, 0, 19400)  # best ask
 
@@ -206,7 +208,7 @@ async def test_star_market_order_stops_at_its_protection_price() -> None:
     venue = Venue("688233.SH")
     cut = await venue.send(T.B5TC, Side.BUY, 3_000, price=101_510)
     rest = await venue.send(T.B5TL, Side.BUY, 3_000, price=101_530)  # the same arrival, after the first
-    venue.run_until("10:00:01")
+    venue.run_until("10:00:02")
     assert venue.fills(cut) == [(101_490, 297), (101_510, 1_157)]  # 101.53 is beyond the protection
     assert venue.kinds(cut)[-1] == "OrderCanceled"
     # the same snapshot, its first two levels taken by the first order: 101.53 x 2878 is left
