@@ -73,8 +73,14 @@ from zhixing.engine.events import (
     PositionReport,
     Quote,
 )
-from zhixing.engine.market import FeeSchedule, Instrument, MarketRules, TradingCalendar, shanghai_ns
-from zhixing.engine.market.symbols import Board
+from zhixing.engine.market import (
+    PROTECTED_BOARDS,
+    FeeSchedule,
+    Instrument,
+    MarketRules,
+    TradingCalendar,
+    shanghai_ns,
+)
 from zhixing.engine.orders import Order
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange_rules import VenueRules
@@ -87,8 +93,6 @@ from zhixing.replay.matching import (
     close_print,
 )
 
-PROTECTED_BOARDS: Final = frozenset({Board.STAR, Board.CHINEXT})
-"""Boards whose market orders must carry a protection price (buy at most, sell at least)."""
 DEFAULT_AUCTION_SHARE: Final = 0.5
 """Share of the closing call's matched volume our orders may get together (see the module docstring)."""
 
