@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from zhixing.engine.errors import ParameterError
+
 
 class Side(StrEnum):
     BUY = "BUY"
@@ -61,3 +63,16 @@ ACCEPTED_ORDER_TYPES: dict[str, frozenset[OrderType]] = {
     "BJ": frozenset({OrderType.LIMIT}),
 }
 """Order kinds each exchange (symbol suffix) accepts; a kind not listed is refused before sending."""
+
+
+ORDER_TYPE_PARAM = "order_type"
+"""The parent parameter (and orders-file column) naming the kind of an algorithm's scheduled children."""
+
+
+def order_type_named(text: str) -> OrderType:
+    """The kind named ``text``: limit, b5tc, b5tl, boc, bop, fak or fok (any case)."""
+    try:
+        return OrderType(text.strip().upper())
+    except ValueError:
+        known = ", ".join(t.value.lower() for t in OrderType)
+        raise ParameterError(f"unknown order_type {text!r}; known: {known}", value=text) from None
