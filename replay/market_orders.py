@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zhixing.engine.enums import OrderType
+from zhixing.engine.errors import ParameterError
 from zhixing.replay.matching import SymbolBook
 
 BEST_FIVE = 5
@@ -70,4 +71,4 @@ def market_arrival(
             return MarketArrival(fills, 0)
         rest = fills[-1][0] if fills else book.best(k, is_buy_side=is_buy)
         return MarketArrival(fills, rest if rest > 0 and not _beyond(rest, bound, is_buy) else 0)
-    raise ValueError(f"not a market order type: {order_type}")
+    raise ParameterError(f"not a market order type: {order_type}", value=order_type)
