@@ -44,8 +44,8 @@ def day_of(symbol: str) -> SymbolDay:
 
 
 class Venue:
-    def __init__(self, symbol: str, positions: int = 0) -> None:
-        day = day_of(symbol)
+    def __init__(self, symbol: str, positions: int = 0, day: SymbolDay | None = None) -> None:
+        day = day if day is not None else day_of(symbol)
         self.date = day.trade_date
         self.symbol = symbol
         self.clock = SimClock(shanghai_ns(self.date, "09:00:00"))
@@ -257,3 +257,35 @@ async def test_a_market_buy_freezes_cash_at_limit_up_and_releases_it() -> None:
     assert frozen < 21_320 * 1_000 + 100_000
     assert (await venue.exchange.query_account()).cash == before
     assert cid == "M1"
+
+
+# ------------------------------------------------------------------ an empty side (not in the sample days)
+def one_sided_venue(empty: str) -> Venue:
+    """600000.SH on the tiny hand-built day of test_replay_exchange, its 09:30:00 snapshot (bids 9.99x500
+    9.98x800, asks 10.01x300 10.02x400) with one side emptied: ``empty`` is "ask" or "bid"."""
+    from tests.replay.test_replay_exchange import SYM, tiny_day
+
+    day = tiny_day()
+    px, qty = (day.ask_px, day.ask_qty) if empty == "ask" else (day.bid_px, day.bid_qty)
+    px[1, :] = 0
+    qty[1, :] = 0
+    return Venue(SYM, positions=10_000, day=day)
+
+
+async def test_b5tl_with_nothing_to_take_rests_at_the_best_own_side_price() -> None:
+    venue = one_sided_venue("ask")
+    cid = await venue.send(T.B5TL, Side.BUY, 1_000, when="09:30:01")
+    venue.run_until("09:30:02")
+    assert venue.fills(cid) == []
+    assert await venue.report(cid) == (OrderStatus.ACCEPTED, 0, 9_990)  # the best bid
+
+
+@pytest.mark.parametrize(("empty", "kind"), [("ask", T.BOC), ("ask", T.B5TC), ("ask", T.BOP), ("bid", T.BOP)])
+async def test_nothing_to_take_or_join_cancels_at_once(empty: str, kind: OrderType) -> None:
+    venue = one_sided_venue(empty)
+    # buys: BOC and B5TC find no ask to take, BOP no bid to join; a BOP sell finds no ask to join
+    side = Side.SELL if (empty, kind) == ("ask", T.BOP) else Side.BUY
+    cid = await venue.send(kind, side, 1_000, when="09:30:01")
+    venue.run_until("09:30:02")
+    assert venue.fills(cid) == []
+    assert venue.kinds(cid) == ["OrderAccepted", "OrderCanceled"]
