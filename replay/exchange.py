@@ -465,10 +465,12 @@ class SimExchange:
             return "no_trading_rules"
         if instrument.no_price_limit:
             return "market_order_without_price_limits"  # market orders only where prices are limited
-        i = day.index_at(now)
         window = self._windows.window_of(now)
-        if window < 0 or i < 0 or self._book(order.symbol).window[i] != window:
+        if window < 0:
             return "market_order_outside_continuous"
+        i = day.index_at(now)
+        if i < 0 or self._book(order.symbol).window[i] != window:
+            return "no_book_for_market_order"  # no snapshot yet in this window: nothing to price it on
         if order.price <= 0 and instrument.board in PROTECTED_BOARDS:
             return "protection_price_required"
         low, high = self._rules.limits(day)

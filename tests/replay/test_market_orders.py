@@ -289,3 +289,10 @@ async def test_nothing_to_take_or_join_cancels_at_once(empty: str, kind: OrderTy
     venue.run_until("09:30:02")
     assert venue.fills(cid) == []
     assert venue.kinds(cid) == ["OrderAccepted", "OrderCanceled"]
+
+
+async def test_before_the_windows_first_snapshot_there_is_no_book_to_price_on() -> None:
+    venue = Venue("600133.SH")  # 2021-12-01: snapshots at 09:25:58, then 09:30:01
+    cid = await venue.send(T.B5TC, Side.BUY, 200, when="09:30:00")
+    venue.run_until("09:30:01")
+    assert venue.rejected(cid) == "no_book_for_market_order"
