@@ -76,7 +76,7 @@ from zhixing.algos.windows import auction_send_at, latest_due, past_auction_last
 from zhixing.engine import reasons
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import Clock, TimerHandle
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import ORDER_TYPE_PARAM, OrderStatus, OrderType, Side, order_type_named
 from zhixing.engine.events import (
     CancelOrder,
     OrderDenied,
@@ -87,6 +87,7 @@ from zhixing.engine.events import (
     SubmitOrder,
 )
 from zhixing.engine.market import (
+    PROTECTED_BOARDS,
     FeeSchedule,
     Instrument,
     Phase,
@@ -207,7 +208,10 @@ class ExecAlgo(ABC):
             )
         self.parent = parent
         self.ctx = ctx
-        self.params = self.params_type.parse({**parent.params, **overrides}, algo=self.name)
+        raw = {**parent.params, **overrides}
+        # the kind of the scheduled children (``engine.enums.ORDER_TYPE_PARAM``): limit unless named
+        self.child_order_type = order_type_named(str(raw.pop(ORDER_TYPE_PARAM, "limit")))
+        self.params = self.params_type.parse(raw, algo=self.name)
         self.instrument = ctx.instrument(parent.symbol)
         self.min_child_value = self._min_child_value()  # milli-yuan; 0: any size
         self.children_sent = 0
@@ -718,6 +722,15 @@ class ExecAlgo(ABC):
             f"{self.working_quantity} of {self.parent.quantity} working, {self._filled} filled at the end",
         )
 
+    def _child_price(self, price: int) -> int:
+        """A limit child's price; a market child's protection price: the algorithm's price where the
+        venue takes one (STAR, ChiNext) or the parent has a limit, else 0 (the pre-trade check then
+        bounds it at the day's limit, as the exchange does)."""
+        if self.child_order_type is OrderType.LIMIT:
+            return price
+        protected = self.parent.limit_price > 0 or self.instrument.board in PROTECTED_BOARDS
+        return price if protected else 0
+
     def _send_auction(self) -> None:
         """Send the closing-auction order once (see the module docstring); record why when it cannot."""
         self._auction_sent = True
@@ -798,9 +811,10 @@ class ExecAlgo(ABC):
                 symbol=self.parent.symbol,
                 side=side,
                 quantity=qty,
-                price=price,
+                price=self._child_price(price),
                 parent_id=self.parent.parent_id,
                 tag=f"{self.name}:{item.label}",
+                order_type=self.child_order_type,
             )
         )
         if order.status is OrderStatus.DENIED:

@@ -65,6 +65,10 @@ ISSUE_20_RISK_KEYS = frozenset(
 """Keys the journaled risk report (meta ``risk_report``) gained with the rate queue (issue 20), and the new
 limit ``rate_queue_timeout_ns``: hashed without them, so ``meta`` compares with the hashes from before."""
 
+ISSUE_15_ORDER_COLUMNS = frozenset({"order_type"})
+"""Columns ``orders`` gained with market orders (issue 15, schema 4): hashed without them, so ``orders``
+compares with the hashes from before (every order of these replays is a limit one)."""
+
 ALGO_STATE_TABLES = frozenset({"algo_states", "algo_plans"})
 """Journal tables of algorithm state: left out of the ``TRADES`` hash (their layout may change)."""
 
@@ -140,6 +144,10 @@ async def run(
         for table, sql in TABLES.items():
             if table not in tables:  # a journal older than the table
                 continue
+            if table == "orders":
+                columns = [r[1] for r in conn.execute("PRAGMA table_info(orders)")]
+                kept = ", ".join(c for c in columns if c not in ISSUE_15_ORDER_COLUMNS)
+                sql = sql.replace("*", kept)
             rows = conn.execute(sql).fetchall()
             if table == "meta":
                 rows = [(k, before_issue_20(v) if k == RISK_META_KEY else v) for k, v in rows]

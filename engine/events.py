@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.reasons import DenialCode
 
 _RECORD = {"frozen": True, "slots": True, "kw_only": True}
@@ -160,7 +160,9 @@ class AccountUpdated(Event):
 # ---------------------------------------------------------------------------------------- commands
 @dataclass(**_RECORD)
 class SubmitOrder:
-    """Send a new limit order. ``client_order_id`` is assigned by the OrderManager when empty."""
+    """Send a new order. ``client_order_id`` is assigned by the OrderManager when empty. ``price`` is the
+    limit of a ``LIMIT`` order; for a market kind it is the protection price (buy at most, sell at least;
+    required on STAR and ChiNext) or 0 for none, and what a buy reserves cash at."""
 
     symbol: str
     side: Side
@@ -168,6 +170,7 @@ class SubmitOrder:
     price: int
     parent_id: str = ""
     tag: str = ""
+    order_type: OrderType = OrderType.LIMIT
 
 
 @dataclass(**_RECORD)

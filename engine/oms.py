@@ -286,6 +286,7 @@ class OrderManager:
             tag=command.tag,
             ts_created=now,
             ts_updated=now,
+            order_type=command.order_type,
         )
         self.adopt(order)
         denial = self._pre_trade_denial(order)
@@ -322,12 +323,14 @@ class OrderManager:
             return Denial(DenialCode.SYMBOL_HALTED, self.halted_symbols[order.symbol])
         if order.quantity <= 0:
             return Denial(DenialCode.QUANTITY_NOT_POSITIVE)
-        if order.price <= 0:
+        if order.price < 0 or (order.price == 0 and not order.order_type.is_market):
             return Denial(DenialCode.PRICE_NOT_POSITIVE)
         for check in self.checks:
             denial = check(order)
             if denial is not None:
                 return denial
+        if order.price <= 0:  # a market order whose bound no check set (``engine.risk``)
+            return Denial(DenialCode.PRICE_NOT_POSITIVE, "a market order needs a price bound")
         if self.account is not None:
             code = self.account.check(order)
             if code is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zhixing.engine.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus, Side
+from zhixing.engine.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus, OrderType, Side
 from zhixing.engine.errors import IllegalTransition, OverfillError
 from zhixing.engine.events import (
     OrderAccepted,
@@ -114,6 +114,8 @@ class Order:
     status_before_cancel: OrderStatus | None = None
     # why it was denied (``OrderDenied.code``); in memory only: the journal keeps ``reason``
     denial: DenialCode | None = None
+    # LIMIT, or a market kind (``price`` is then its protection price, 0 for none)
+    order_type: OrderType = OrderType.LIMIT
 
     @property
     def leaves_quantity(self) -> int:

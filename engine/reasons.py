@@ -40,6 +40,9 @@ class DenialCode(StrEnum):
     PRICE_OFF_TICK = "price_off_tick"
     PRICE_ABOVE_LIMIT_UP = "price_above_limit_up"
     PRICE_BELOW_LIMIT_DOWN = "price_below_limit_down"
+    ORDER_TYPE_NOT_ACCEPTED = "order_type_not_accepted"  # a market kind the symbol's exchange does not take
+    PROTECTION_PRICE_REQUIRED = "protection_price_required"  # a STAR/ChiNext market order without one
+    MARKET_ORDER_WITHOUT_LIMITS = "market_order_without_limits"  # market orders need daily price limits
     # the account (engine.account)
     INSUFFICIENT_CASH = "insufficient_cash"
     INSUFFICIENT_SELLABLE = "insufficient_sellable"

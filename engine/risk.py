@@ -3,6 +3,12 @@
 ``market_rules_check`` makes sure every order that reaches an adapter is valid for the market (DESIGN
 invariant 3): trading session, lot and odd-lot rules against the position, tick, and the daily price
 limits of the latest quote. Rate caps, collars and the kill switch live beside it (operations issue).
+
+A market order (``Order.order_type`` not ``LIMIT``) is checked for its kind too: one the symbol's exchange
+takes (``ACCEPTED_ORDER_TYPES``), in continuous trading only, on a symbol with daily price limits, with
+a protection price on STAR and ChiNext, and within the board's market-order cap. Its ``price`` is its
+bound: the protection price when given, else the check sets it to the day's limit-up (a buy) or
+limit-down (a sell), which is what the account then reserves cash (or checks) at.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from collections.abc import Callable
 
 from zhixing.engine.account import Account
 from zhixing.engine.clock import Clock
-from zhixing.engine.enums import Side
+from zhixing.engine.enums import ACCEPTED_ORDER_TYPES, Side
 from zhixing.engine.market import (
+    PROTECTED_BOARDS,
     Instrument,
     Phase,
     TradingCalendar,
@@ -42,7 +49,10 @@ def market_rules_check(
 
     def check(order: Order) -> Denial | None:
         phase = calendar.phase_at(clock.now_ns())
-        if continuous_only and phase is not Phase.CONTINUOUS:
+        market = order.order_type.is_market
+        if market and order.order_type not in ACCEPTED_ORDER_TYPES.get(order.symbol[-2:], frozenset()):
+            return Denial(DenialCode.ORDER_TYPE_NOT_ACCEPTED, f"{order.order_type.value} on {order.symbol}")
+        if (continuous_only or market) and phase is not Phase.CONTINUOUS:
             return Denial(DenialCode.MARKET_NOT_CONTINUOUS, phase.value)
         if not continuous_only and phase not in _ORDER_PHASES:
             return Denial(DenialCode.MARKET_CLOSED, phase.value)
@@ -51,9 +61,13 @@ def market_rules_check(
         if account is not None and order.side is Side.SELL:
             pos = account.positions.get(order.symbol)
             position = pos.sellable if pos is not None else 0  # T+1: what may be sold today
-        code = check_order_quantity(inst, order.side, order.quantity, position)
+        code = check_order_quantity(inst, order.side, order.quantity, position, market=market)
         if code is not None:
             return Denial(code)
+        if market and inst.no_price_limit:
+            return Denial(DenialCode.MARKET_ORDER_WITHOUT_LIMITS)
+        if market and order.price <= 0 and inst.board in PROTECTED_BOARDS:
+            return Denial(DenialCode.PROTECTION_PRICE_REQUIRED, inst.board.value)
         quote = quotes.latest(order.symbol)
         if quote is None:
             return Denial(DenialCode.NO_REFERENCE_QUOTE)
@@ -62,6 +76,8 @@ def market_rules_check(
             if quote.prev_close <= 0:
                 return Denial(DenialCode.NO_PRICE_LIMITS)
             low, high = price_limits(inst, quote.prev_close)
+        if market and order.price <= 0:
+            order.price = high if order.side is Side.BUY else low  # the bound the account reserves at
         code = check_price(inst, order.price, low, high)
         return None if code is None else Denial(code)
 

@@ -278,6 +278,8 @@ class RiskControls:
                 reference = quote.prev_close
         if reference <= 0:
             return Denial(DenialCode.NO_REFERENCE_PRICE)
+        if order.order_type.is_market:
+            return None  # its price is a bound (limit-up, a protection price), not where it trades
         if abs(order.price - reference) * 10_000 > self.limits.price_collar_bp * reference:
             off = abs(order.price - reference) * 10_000 // reference
             return Denial(

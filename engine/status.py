@@ -100,7 +100,9 @@ def collect_status(db: Path) -> dict[str, Any]:
         tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "orders" not in tables or "meta" not in tables:
             raise StoreError(f"{db}: not a zhixing journal (no orders/meta tables)")
-        orders = [dict(zip(schema.ORDER_COLUMNS, r, strict=True)) for r in conn.execute(schema.SELECT_ORDERS)]
+        order_columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(orders)")}
+        select_orders = schema.SELECT_ORDERS if "order_type" in order_columns else schema.SELECT_ORDERS_V3
+        orders = [dict(zip(schema.ORDER_COLUMNS, r, strict=True)) for r in conn.execute(select_orders)]
         positions = conn.execute(schema.SELECT_POSITIONS).fetchall()
         parents = [
             dict(zip(schema.PARENT_COLUMNS, r, strict=True)) for r in conn.execute(schema.SELECT_PARENTS)

@@ -57,7 +57,7 @@ from typing import Final
 from zhixing.engine.account import Account
 from zhixing.engine.broker import EventSink
 from zhixing.engine.clock import SimClock, TimerHandle
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import ACCEPTED_ORDER_TYPES, OrderStatus, Side
 from zhixing.engine.errors import BrokerError, ParameterError
 from zhixing.engine.events import (
     AccountReport,
@@ -73,10 +73,18 @@ from zhixing.engine.events import (
     PositionReport,
     Quote,
 )
-from zhixing.engine.market import FeeSchedule, Instrument, MarketRules, TradingCalendar, shanghai_ns
+from zhixing.engine.market import (
+    PROTECTED_BOARDS,
+    FeeSchedule,
+    Instrument,
+    MarketRules,
+    TradingCalendar,
+    shanghai_ns,
+)
 from zhixing.engine.orders import Order
 from zhixing.replay.data import MarketData
 from zhixing.replay.exchange_rules import VenueRules
+from zhixing.replay.market_orders import market_arrival
 from zhixing.replay.matching import (
     ContinuousWindows,
     SymbolBook,
@@ -231,6 +239,7 @@ class SimExchange:
             tag=order.tag,
             status=OrderStatus.SUBMITTED,
             ts_created=now,
+            order_type=order.order_type,
         )
         self._clock.call_at(now + self._latency, partial(self._on_order_arrival, copy), "sim_order")
 
@@ -380,7 +389,9 @@ class SimExchange:
         self.stats.orders_received += 1
         self._orders[cid] = order
         self._order_ts[cid] = now
-        reason = self._rules.check(order, now, self._account)
+        reason = self._market_order_reason(order, now) if order.order_type.is_market else None
+        if reason is None:
+            reason = self._rules.check(order, now, self._account)
         if reason is not None:
             self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
             self._emit(
@@ -413,7 +424,24 @@ class SimExchange:
         self._working[cid] = working
         self._resting.setdefault(order.symbol, []).append(working)
         i = book.day.index_at(now)
-        if i >= 0 and book.window[i] >= 0 and book.window[i] == self._windows.window_of(now):
+        if order.order_type.is_market:  # checked: ``i`` is in the arrival's continuous window
+            arrival = market_arrival(book, i, working.is_buy, order.order_type, order.price, order.quantity)
+            for price, quantity in arrival.fills:
+                self._fill(working, price, quantity, now)
+            if order.status is OrderStatus.FILLED:
+                return
+            if arrival.rest_price <= 0:
+                cancel = OrderCanceled(
+                    ts_event=now,
+                    ts_init=now + self._latency,
+                    client_order_id=cid,
+                    symbol=order.symbol,
+                    filled_qty=order.filled_quantity,
+                )
+                self._finish(working, cancel)
+                return
+            order.price = arrival.rest_price  # the rest is a limit order there from now on
+        elif i >= 0 and book.window[i] >= 0 and book.window[i] == self._windows.window_of(now):
             want = order.quantity - order.filled_quantity
             for price, quantity in book.take_depth(i, working.is_buy, order.price, want, fresh_only=False):
                 self._fill(working, price, quantity, now)
@@ -421,6 +449,36 @@ class SimExchange:
             self._schedule(working, i + 1)
             if self.closing_auction and self._uncross_timer is None and now < self._close_ns:
                 self._uncross_timer = self._clock.call_at(self._close_ns, self._uncross, "sim_uncross")
+
+    def _market_order_reason(self, order: Order, now: int) -> str | None:
+        """Why the exchange rejects the market order ``order`` arriving at ``now``, or None; then its
+        ``price`` becomes its bound: the protection price (clipped to the day's limits), else limit-up for
+        a buy and limit-down for a sell, which is also what a buy freezes cash at."""
+        day = self._market.days.get(order.symbol)
+        if day is None:
+            return "unknown_symbol"
+        if order.order_type not in ACCEPTED_ORDER_TYPES.get(order.symbol[-2:], frozenset()):
+            return "order_type_not_accepted"
+        try:
+            instrument = self.instrument(order.symbol)
+        except ValueError:
+            return "no_trading_rules"
+        if instrument.no_price_limit:
+            return "market_order_without_price_limits"  # market orders only where prices are limited
+        window = self._windows.window_of(now)
+        if window < 0:
+            return "market_order_outside_continuous"
+        i = day.index_at(now)
+        if i < 0 or self._book(order.symbol).window[i] != window:
+            return "no_book_for_market_order"  # no snapshot yet in this window: nothing to price it on
+        if order.price <= 0 and instrument.board in PROTECTED_BOARDS:
+            return "protection_price_required"
+        low, high = self._rules.limits(day)
+        if order.side is Side.BUY:
+            order.price = min(order.price, high) if order.price > 0 else high
+        else:
+            order.price = max(order.price, low) if order.price > 0 else low
+        return None
 
     def _on_cancel_arrival(self, cid: str, symbol: str) -> None:
         now = self._clock.now_ns()

@@ -101,7 +101,9 @@ class VenueRules:
             return "no_trading_rules"
         position = account.positions.get(order.symbol)
         sellable = position.sellable if order.side is Side.SELL and position is not None else 0
-        reason = check_order_quantity(instrument, order.side, order.quantity, sellable)
+        reason = check_order_quantity(
+            instrument, order.side, order.quantity, sellable, market=order.order_type.is_market
+        )
         # quantity above the sellable position is the T+1 check below, reported in its turn
         if reason is not None and reason != "quantity_above_position":
             return reason

@@ -152,12 +152,21 @@ class SymbolBook:
 
     # ------------------------------------------------------------------------------------- liquidity
     def take_depth(
-        self, k: int, is_buy: bool, price: int, want: int, *, fresh_only: bool
+        self,
+        k: int,
+        is_buy: bool,
+        price: int,
+        want: int,
+        *,
+        fresh_only: bool,
+        max_levels: int = 0,
+        dry_run: bool = False,
     ) -> list[tuple[int, int]]:
         """Take up to ``want`` shares from the opposite levels of snapshot ``k`` priced at or better than
         ``price``, best level first, each up to its displayed quantity (``fresh_only``: its fresh
         quantity) less what our orders already took. Returns ``(level price, shares)`` per level touched
-        and marks the shares as used."""
+        and marks the shares as used (``dry_run``: only says what it would take). ``max_levels`` > 0
+        looks at that many price levels from the best one (a best-five market order: 5)."""
         if want <= 0 or self.window[k] < 0:
             return []
         side = 1 if is_buy else 0
@@ -166,7 +175,7 @@ class SymbolBook:
         base = (k * 2 + side) * levels
         used = self.used_depth
         taken: list[tuple[int, int]] = []
-        for level in range(levels):
+        for level in range(levels if max_levels <= 0 else min(levels, max_levels)):
             px, qty = prices[level], quantities[level]
             if px <= 0 or qty <= 0:
                 continue
@@ -180,12 +189,18 @@ class SymbolBook:
             if free <= 0:
                 continue
             take = min(free, want)
-            used[key] = already + take
+            if not dry_run:
+                used[key] = already + take
             taken.append((px, take))
             want -= take
             if want == 0:
                 break
         return taken
+
+    def best(self, k: int, is_buy_side: bool) -> int:
+        """The best displayed price of one side of snapshot ``k`` (bids when ``is_buy_side``), 0 if empty."""
+        px, qty = (self.bid_px, self.bid_qty) if is_buy_side else (self.ask_px, self.ask_qty)
+        return int(px[k, 0]) if px.shape[1] and px[k, 0] > 0 and qty[k, 0] > 0 else 0
 
     def _row(self, k: int, side: int) -> tuple[list[int], list[int], list[int]]:
         """Prices, quantities and fresh quantities of one side (1 asks, 0 bids) of snapshot ``k`` as

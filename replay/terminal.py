@@ -46,6 +46,7 @@ from zhixing.adapters.fileorder.format import (
     EXEC_TRADE,
     EXECUTION_REPORT_FILE,
     EXECUTION_REPORT_HEADER,
+    FILE_ORDER_TYPE,
     MARKER_SUFFIX,
     ORDER_HEADER,
     ORDER_STATUS_CHANGE_FILE,
@@ -102,6 +103,9 @@ log = structlog.get_logger("zhixing.terminal")
 T = TypeVar("T")
 BOM = "\ufeff"
 DUPLICATE_SID = "duplicate sid"
+_KIND_OF_CODE = {(exchange, str(code)): kind for (exchange, kind), code in FILE_ORDER_TYPE.items()}
+"""The order kind of an ``order_type`` code per exchange suffix, as the terminal takes them (SSE 24/25,
+SZSE 20-24 and limit orders everywhere); another code is refused ``order_type_not_supported``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -357,11 +361,11 @@ class TerminalEmulator:
                 refusal = (REJECT_UNKNOWN, DUPLICATE_SID)
             elif desk is None:
                 refusal = (REJECT_ILLEGAL_ACCOUNT_ID, f"account {get('account_id')!r}")
-            elif get("order_type") != str(ORDER_TYPE_LIMIT):
+            elif (rec.symbol[-2:], get("order_type")) not in _KIND_OF_CODE:
                 refusal = (REJECT_ORDER_TYPE_NOT_SUPPORTED, f"order_type {get('order_type')}")
             elif rec.volume <= 0:
                 refusal = (REJECT_ILLEGAL_VOLUME, f"volume {rec.volume}")
-            elif rec.price <= 0:
+            elif rec.price <= 0 and get("order_type") == str(ORDER_TYPE_LIMIT):
                 refusal = (REJECT_ILLEGAL_PRICE, "limit order without a price")
         if refusal is not None:
             # a refused row gets a status row of its own; for a duplicate sid it has no order id,
@@ -373,7 +377,12 @@ class TerminalEmulator:
             log.info("terminal_order_refused", sid=sid, reason=refusal[1])
             return
         order = Order(
-            client_order_id=sid, symbol=rec.symbol, side=rec.side, price=rec.price, quantity=rec.volume
+            client_order_id=sid,
+            symbol=rec.symbol,
+            side=rec.side,
+            price=rec.price,
+            quantity=rec.volume,
+            order_type=_KIND_OF_CODE[(rec.symbol[-2:], get("order_type"))],
         )
         rec.order = order
         rec.updated_ns = now

@@ -38,10 +38,10 @@ from zhixing.adapters.fileorder.format import (
     BIZ_OF_SIDE,
     CASH_FILE,
     EXECUTION_REPORT_FILE,
+    FILE_ORDER_TYPE,
     ORDER_STATUS_CHANGE_FILE,
     ORDER_STATUS_FILE,
     ORDER_SUFFIX,
-    ORDER_TYPE_LIMIT,
     POSITION_FILE,
     Row,
     price_text,
@@ -174,6 +174,12 @@ class FileOrderAdapter:
         sid = _checked_sid(order.client_order_id)
         if order.price <= 0 or order.quantity <= 0:
             raise BrokerError(f"fileorder: {sid} needs a limit price and a quantity; nothing written")
+        order_type = FILE_ORDER_TYPE.get((order.symbol[-2:], order.order_type))
+        if order_type is None:
+            raise BrokerError(
+                f"fileorder: {sid}: the file route has no order_type for {order.order_type.value} on "
+                f"{order.symbol}; nothing written"
+            )
         if self.tracker.seen(sid):
             await self._refuse_foreign(sid)
         row = (
@@ -181,7 +187,7 @@ class FileOrderAdapter:
             self.config.account_id,
             to_gm(order.symbol),
             order.quantity,
-            ORDER_TYPE_LIMIT,
+            order_type,
             BIZ_OF_SIDE[order.side],
             price_text(order.price),
             COMMENT,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.errors import InputError
 from zhixing.engine.input_limits import TERMINAL_OUTPUT
 from zhixing.engine.units import price_from_yuan, yuan_str
@@ -120,8 +120,7 @@ POSITION_HEADER: Final = (
 )
 
 # ---------------------------------------------------------------------------------- codes (gm/enum.py)
-# order_type. Limit is the only one zhixing sends; the market variants are listed so a row read back is
-# understood. SZSE accepts 20-24, SSE 24 and 25 (文件单 data dictionary).
+# order_type. SZSE accepts 20-24, SSE 24 and 25 (文件单 data dictionary): ``FILE_ORDER_TYPE``.
 ORDER_TYPE_LIMIT: Final = 1  # OrderType_Limit 限价委托
 ORDER_TYPE_MARKET_BOC: Final = 20  # OrderType_Market_BOC 对方最优价格 (SZSE)
 ORDER_TYPE_MARKET_BOP: Final = 21  # OrderType_Market_BOP 己方最优价格 (SZSE)
@@ -129,6 +128,21 @@ ORDER_TYPE_MARKET_FAK: Final = 22  # OrderType_Market_FAK 即时成交剩余撤�
 ORDER_TYPE_MARKET_FOK: Final = 23  # OrderType_Market_FOK 即时全额成交或撤销 (SZSE)
 ORDER_TYPE_MARKET_B5TC: Final = 24  # OrderType_Market_B5TC 最优五档剩余撤销 (SZSE, SSE)
 ORDER_TYPE_MARKET_B5TL: Final = 25  # OrderType_Market_B5TL 最优五档剩余转限价 (SSE)
+_SZ_MARKET: Final = {
+    OrderType.BOC: ORDER_TYPE_MARKET_BOC,
+    OrderType.BOP: ORDER_TYPE_MARKET_BOP,
+    OrderType.FAK: ORDER_TYPE_MARKET_FAK,
+    OrderType.FOK: ORDER_TYPE_MARKET_FOK,
+    OrderType.B5TC: ORDER_TYPE_MARKET_B5TC,
+}
+_SH_MARKET: Final = {OrderType.B5TC: ORDER_TYPE_MARKET_B5TC, OrderType.B5TL: ORDER_TYPE_MARKET_B5TL}
+FILE_ORDER_TYPE: Final[Mapping[tuple[str, OrderType], int]] = {
+    **{(exchange, OrderType.LIMIT): ORDER_TYPE_LIMIT for exchange in ("SH", "SZ", "BJ")},
+    **{("SZ", kind): code for kind, code in _SZ_MARKET.items()},
+    **{("SH", kind): code for kind, code in _SH_MARKET.items()},
+}
+"""The ``order_type`` code of each (exchange suffix, kind) the file route writes; a pair not here (SSE
+own-side or counterparty best, any BSE market order) is refused before anything is written."""
 
 # order_business(order_biz)
 ORDER_BIZ_BUY: Final = 1  # OrderBusiness_STOCK_BUY 股票买入

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.units import price_from_yuan
 
 # ---------------------------------------------------------------------------------- OrderSide_*
@@ -28,7 +28,29 @@ GM_SIDE: Final[Mapping[Side, int]] = {Side.BUY: ORDER_SIDE_BUY, Side.SELL: ORDER
 SIDE_OF_GM: Final[Mapping[int, Side]] = {ORDER_SIDE_BUY: Side.BUY, ORDER_SIDE_SELL: Side.SELL}
 
 # ---------------------------------------------------------------------------------- order fields
-ORDER_TYPE_LIMIT: Final = 1  # OrderType_Limit 限价委托 (the only type zhixing sends)
+ORDER_TYPE_LIMIT: Final = 1  # OrderType_Limit 限价委托
+ORDER_TYPE_MARKET_BOC: Final = 20  # OrderType_Market_BOC 对方最优价格
+ORDER_TYPE_MARKET_BOP: Final = 21  # OrderType_Market_BOP 己方最优价格
+ORDER_TYPE_MARKET_FAK: Final = 22  # OrderType_Market_FAK 即时成交剩余撤销
+ORDER_TYPE_MARKET_FOK: Final = 23  # OrderType_Market_FOK 即时全额成交或撤销
+ORDER_TYPE_MARKET_B5TC: Final = 24  # OrderType_Market_B5TC 最优五档剩余撤销
+ORDER_TYPE_MARKET_B5TL: Final = 25  # OrderType_Market_B5TL 最优五档剩余转限价
+_GM_SZ_MARKET: Final = {
+    OrderType.BOC: ORDER_TYPE_MARKET_BOC,
+    OrderType.BOP: ORDER_TYPE_MARKET_BOP,
+    OrderType.FAK: ORDER_TYPE_MARKET_FAK,
+    OrderType.FOK: ORDER_TYPE_MARKET_FOK,
+    OrderType.B5TC: ORDER_TYPE_MARKET_B5TC,
+}
+_GM_SH_MARKET: Final = {OrderType.B5TC: ORDER_TYPE_MARKET_B5TC, OrderType.B5TL: ORDER_TYPE_MARKET_B5TL}
+GM_ORDER_TYPE: Final[Mapping[tuple[str, OrderType], int]] = {
+    **{(exchange, OrderType.LIMIT): ORDER_TYPE_LIMIT for exchange in ("SH", "SZ", "BJ")},
+    **{("SZ", kind): code for kind, code in _GM_SZ_MARKET.items()},
+    **{("SH", kind): code for kind, code in _GM_SH_MARKET.items()},
+}
+"""``order_type`` per (exchange suffix, kind) for ``order_volume``: the market types as the 掘金 docs list
+them per exchange (SZSE 20-24, SSE 24-25, the file-order data dictionary's table too). A pair not here
+(SSE own-side or counterparty best, BSE market orders) is refused before anything is sent."""
 POSITION_EFFECT_OPEN: Final = 1  # PositionEffect_Open (a stock buy)
 POSITION_EFFECT_CLOSE: Final = 2  # PositionEffect_Close (a stock sell)
 GM_POSITION_EFFECT: Final[Mapping[Side, int]] = {
@@ -127,6 +149,12 @@ GM_ENUM_NAMES: Final[Mapping[str, int]] = {
     "OrderSide_Buy": ORDER_SIDE_BUY,
     "OrderSide_Sell": ORDER_SIDE_SELL,
     "OrderType_Limit": ORDER_TYPE_LIMIT,
+    "OrderType_Market_BOC": ORDER_TYPE_MARKET_BOC,
+    "OrderType_Market_BOP": ORDER_TYPE_MARKET_BOP,
+    "OrderType_Market_FAK": ORDER_TYPE_MARKET_FAK,
+    "OrderType_Market_FOK": ORDER_TYPE_MARKET_FOK,
+    "OrderType_Market_B5TC": ORDER_TYPE_MARKET_B5TC,
+    "OrderType_Market_B5TL": ORDER_TYPE_MARKET_B5TL,
     "PositionEffect_Open": POSITION_EFFECT_OPEN,
     "PositionEffect_Close": POSITION_EFFECT_CLOSE,
     "OrderDuration_Unknown": ORDER_DURATION_UNKNOWN,

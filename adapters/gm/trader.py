@@ -30,11 +30,11 @@ import structlog
 
 from zhixing.adapters.gm.bridge import GmBridge, Payload
 from zhixing.adapters.gm.codes import (
+    GM_ORDER_TYPE,
     GM_POSITION_EFFECT,
     GM_SIDE,
     ORDER_DURATION_UNKNOWN,
     ORDER_QUALIFIER_UNKNOWN,
-    ORDER_TYPE_LIMIT,
     text,
 )
 from zhixing.adapters.gm.config import GmRouteConfig
@@ -167,6 +167,12 @@ class GmBrokerAdapter:
         cid = order.client_order_id
         if order.price <= 0 or order.quantity <= 0:
             raise BrokerError(f"gm: {cid} needs a limit price and a quantity; nothing sent")
+        order_type = GM_ORDER_TYPE.get((order.symbol[-2:], order.order_type))
+        if order_type is None:
+            raise BrokerError(
+                f"gm: {cid}: 掘金 has no order_type for {order.order_type.value} on {order.symbol}; "
+                "nothing sent"
+            )
         symbol = to_gm(order.symbol)
         side = GM_SIDE[order.side]
         await self._call(
@@ -184,7 +190,7 @@ class GmBrokerAdapter:
                 symbol=symbol,
                 volume=order.quantity,
                 side=side,
-                order_type=ORDER_TYPE_LIMIT,
+                order_type=order_type,
                 position_effect=GM_POSITION_EFFECT[order.side],
                 price=yuan(order.price),
                 order_duration=ORDER_DURATION_UNKNOWN,

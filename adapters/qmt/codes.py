@@ -29,13 +29,13 @@ import ast
 import importlib
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 
 _NEEDED = (
     "SECURITY_ACCOUNT",
@@ -55,6 +55,21 @@ _NEEDED = (
     "ORDER_UNKNOWN",
     "ACCOUNT_STATUS_OK",
 )
+
+
+MARKET_PRICE_TYPE_NAMES: dict[tuple[str, OrderType], str] = {
+    # xtconstant 报价类型 for stocks (xtquant docs, 委托类型 / 报价类型), per exchange suffix
+    ("SH", OrderType.B5TC): "MARKET_SH_CONVERT_5_CANCEL",  # 最优五档即时成交剩余撤销 (上交所)
+    ("SH", OrderType.B5TL): "MARKET_SH_CONVERT_5_LIMIT",  # 最优五档即时成交剩余转限价 (上交所)
+    ("SH", OrderType.BOC): "MARKET_PEER_PRICE_FIRST",  # 对手方最优价格委托 (上交所, 深交所)
+    ("SZ", OrderType.BOC): "MARKET_PEER_PRICE_FIRST",
+    ("SH", OrderType.BOP): "MARKET_MINE_PRICE_FIRST",  # 本方最优价格委托 (上交所, 深交所)
+    ("SZ", OrderType.BOP): "MARKET_MINE_PRICE_FIRST",
+    ("SZ", OrderType.FAK): "MARKET_SZ_INSTBUSI_RESTCANCEL",  # 即时成交剩余撤销 (深交所)
+    ("SZ", OrderType.B5TC): "MARKET_SZ_CONVERT_5_CANCEL",  # 最优五档即时成交剩余撤销 (深交所)
+    ("SZ", OrderType.FOK): "MARKET_SZ_FULL_OR_CANCEL",  # 全额成交或撤销 (深交所)
+}
+"""The xtconstant name of each market kind per exchange; one the installed module lacks is not sendable."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,13 +92,26 @@ class XtCodes:
     ORDER_JUNK: int
     ORDER_UNKNOWN: int
     ACCOUNT_STATUS_OK: int
+    # (exchange suffix, market kind) -> price type, for the names the module has (empty: limits only)
+    market_price_types: Mapping[tuple[str, OrderType], int] = field(default_factory=dict)
 
     @classmethod
     def from_module(cls, module: Any) -> XtCodes:
         missing = [name for name in _NEEDED if not isinstance(getattr(module, name, None), int)]
         if missing:
             raise ImportError(f"xtconstant lacks {', '.join(missing)}")
-        return cls(**{name: int(getattr(module, name)) for name in _NEEDED})
+        market = {
+            key: int(getattr(module, name))
+            for key, name in MARKET_PRICE_TYPE_NAMES.items()
+            if isinstance(getattr(module, name, None), int)
+        }
+        return cls(**{name: int(getattr(module, name)) for name in _NEEDED}, market_price_types=market)
+
+    def price_type_of(self, order_type: OrderType, symbol: str) -> int | None:
+        """The ``order_stock`` price type for ``order_type`` on ``symbol``, or None: not sendable."""
+        if order_type is OrderType.LIMIT:
+            return self.FIX_PRICE
+        return self.market_price_types.get((symbol[-2:], order_type))
 
     # ---------------------------------------------------------------------------------- meaning
     def side_of(self, order_type: int) -> Side | None:

@@ -253,6 +253,12 @@ class QmtBrokerAdapter:
             raise BrokerError(
                 f"client order id {cid!r} is longer than order_remark's {MAX_ID_LENGTH}: not sent"
             )
+        price_type = self.codes.price_type_of(order.order_type, order.symbol)
+        if price_type is None:
+            raise BrokerError(
+                f"qmt: {cid}: xtconstant has no price type for {order.order_type.value} on {order.symbol}: "
+                "not sent"
+            )
         if cid in self.book.by_cid:  # the remark is the idempotency key: never a second broker order
             self._log.warning("qmt_duplicate_submit_ignored", client_order_id=cid)
             return
@@ -263,7 +269,7 @@ class QmtBrokerAdapter:
                 order.symbol,
                 self.codes.order_type_of(order.side),
                 order.quantity,
-                self.codes.FIX_PRICE,
+                price_type,
                 yuan(order.price),
                 self.config.strategy_name,
                 cid,

@@ -19,6 +19,7 @@ from rich.table import Table
 from zhixing.algos.registry import ALGOS
 from zhixing.engine.config import raw_table, toml_value
 from zhixing.engine.config_model import risk_limits
+from zhixing.engine.enums import ORDER_TYPE_PARAM, order_type_named
 from zhixing.engine.errors import InputError
 from zhixing.engine.inputs import (
     parse_cash,
@@ -182,8 +183,14 @@ def build_parents(args: argparse.Namespace, market: MarketData) -> list[ParentOr
                 row=i + 1,
                 field="algo",
             )
+        try:  # the children's kind (an ``order_type`` column or --param): limit unless named
+            order_type_named(params.get(ORDER_TYPE_PARAM, "limit"))
+        except ValueError as exc:
+            raise InputError(str(exc), path=str(args.orders), row=i + 1, field=ORDER_TYPE_PARAM) from None
         try:  # refuse bad parameters before anything runs or any journal is created
-            ALGOS[algo].params_type.parse(params, algo=algo)
+            ALGOS[algo].params_type.parse(
+                {k: v for k, v in params.items() if k != ORDER_TYPE_PARAM}, algo=algo
+            )
         except ValueError as exc:
             raise InputError(str(exc), path=str(args.orders), row=i + 1, field="params") from None
         parents.append(

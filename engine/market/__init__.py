@@ -28,6 +28,7 @@ from zhixing.engine.market.fees import COMMISSION_BUDGET_BPS, FeeSchedule, fees_
 from zhixing.engine.market.instruments import (
     MAIN_ST_LIMIT_PCT_BP,
     PRICE_CEILING,
+    PROTECTED_BOARDS,
     Instrument,
     check_order_quantity,
     check_price,
@@ -54,6 +55,7 @@ __all__ = [
     "COVERAGE_TO",
     "MAIN_ST_LIMIT_PCT_BP",
     "PRICE_CEILING",
+    "PROTECTED_BOARDS",
     "SHANGHAI",
     "Board",
     "DayRules",

@@ -54,6 +54,7 @@ class Rule(StrEnum):
     BUY_MIN = "buy_min"  # shares: the smallest buy order
     BUY_STEP = "buy_step"  # shares: buy sizes are buy_min + k * buy_step
     MAX_LIMIT_ORDER_QTY = "max_limit_order_qty"  # shares per limit order
+    MAX_MARKET_ORDER_QTY = "max_market_order_qty"  # shares per market order
     # new listings, keyed by the LISTING date (the rule in force when the stock listed applies to its
     # first days): trading days without a band, then (if > 0) the first-day band around the IPO price
     LISTING_FREE_DAYS = "listing_free_days"
@@ -96,6 +97,10 @@ _FIRST_DAY = (
     "SSE/SZSE IPO first-day rules (2014): opening within +-20%, close within +44% / -36% of the IPO price"
 )
 _MAX_QTY = "SSE/SZSE trading rules: a limit order at most 1,000,000 shares (MARKET_RULES.md)"
+
+_MAX_MARKET_QTY = (
+    "main-board market order cap: often quoted 500,000 shares, no primary source found (MARKET_RULES.md)"
+)
 
 RULE_TABLE: Final[tuple[DatedRule, ...]] = (
     # --- fees ------------------------------------------------------------------------------------
@@ -184,6 +189,27 @@ RULE_TABLE: Final[tuple[DatedRule, ...]] = (
     ),
     DatedRule(
         rule=Rule.MAX_LIMIT_ORDER_QTY,
+        since=_BSE_OPEN,
+        value=1_000_000,
+        board=_BSE,
+        source=_BSE_RULES,
+        verified=False,
+    ),
+    DatedRule(
+        rule=Rule.MAX_MARKET_ORDER_QTY,
+        since=_LONG_AGO,
+        value=500_000,
+        source=_MAX_MARKET_QTY,
+        verified=False,
+    ),
+    DatedRule(
+        rule=Rule.MAX_MARKET_ORDER_QTY, since=_GEM_REFORM, value=150_000, board=_GEM, source=_GEM_RULES
+    ),
+    DatedRule(
+        rule=Rule.MAX_MARKET_ORDER_QTY, since=_STAR_OPEN, value=50_000, board=_STAR, source=_STAR_RULES
+    ),
+    DatedRule(
+        rule=Rule.MAX_MARKET_ORDER_QTY,
         since=_BSE_OPEN,
         value=1_000_000,
         board=_BSE,
@@ -385,6 +411,7 @@ class MarketRules:
             buy_min=value(Rule.BUY_MIN, day, board),
             buy_step=value(Rule.BUY_STEP, day, board),
             max_limit_order_qty=value(Rule.MAX_LIMIT_ORDER_QTY, day, board),
+            max_market_order_qty=value(Rule.MAX_MARKET_ORDER_QTY, day, board),
             limit_pct_bp=limit,
             limit_down_pct_bp=limit_down,
             is_st=status in (SecurityStatus.ST, SecurityStatus.STAR_ST),

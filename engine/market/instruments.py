@@ -26,6 +26,10 @@ MAIN_ST_LIMIT_PCT_BP: Final = 500
 """ST / *ST on the main board: ±5% (V). A 2025-06-27 proposal makes it ±10%; adoption U, so it is the
 ``st_limit_pct_bp`` argument of ``instrument_for``."""
 
+PROTECTED_BOARDS: Final = frozenset({Board.STAR, Board.CHINEXT})
+"""Boards whose market orders must carry a protection price (a buy trades at most at it, a sell at least):
+SSE STAR trading special provisions 2019, SZSE ChiNext trading special provisions 2020 (V, secondary)."""
+
 PRICE_CEILING: Final = 10**12
 """The "high" of ``price_limits`` when an instrument has no daily limit (1e9 CNY: above any real price)."""
 
@@ -39,6 +43,7 @@ class Instrument:
     buy_min: int  # shares: the smallest buy order
     buy_step: int  # shares: buy sizes are buy_min + k * buy_step
     max_limit_order_qty: int  # shares per limit order
+    max_market_order_qty: int = 0  # shares per market order (0: the limit-order cap)
     limit_pct_bp: int  # daily price limit, basis points of prev close (the upper one when they differ)
     limit_down_pct_bp: int | None = None  # the lower limit when it differs (an old IPO's first day: 36%)
     is_st: bool = False
@@ -53,17 +58,19 @@ class _BoardRules:
     buy_step: int
     max_limit_order_qty: int
     limit_pct_bp: int
+    max_market_order_qty: int
 
 
 # Status per MARKET_RULES.md. BSE lot and order cap: U. FUND order cap: U (engine default, conservative).
 # FUND t_plus defaults to 1 (equity ETFs); bond, gold, cross-border and money ETFs are T+0 (V, secondary):
 # build those with ``dataclasses.replace(instrument, t_plus=0)``.
 _RULES: Final[dict[Board, _BoardRules]] = {
-    Board.MAIN: _BoardRules(STOCK_TICK, 100, 100, 1_000_000, 1000),  # V, D
-    Board.CHINEXT: _BoardRules(STOCK_TICK, 100, 100, 300_000, 2000),  # V, D
-    Board.STAR: _BoardRules(STOCK_TICK, 200, 1, 100_000, 2000),  # V
-    Board.BSE: _BoardRules(STOCK_TICK, 100, 1, 1_000_000, 3000),  # lot U, cap U, limit V
-    Board.FUND: _BoardRules(FUND_TICK, 100, 100, 1_000_000, 1000),  # tick V, cap U
+    # the last number: the market-order cap (main board U: 500,000 as often quoted; BSE and FUND U)
+    Board.MAIN: _BoardRules(STOCK_TICK, 100, 100, 1_000_000, 1000, 500_000),  # V, D
+    Board.CHINEXT: _BoardRules(STOCK_TICK, 100, 100, 300_000, 2000, 150_000),  # V, D
+    Board.STAR: _BoardRules(STOCK_TICK, 200, 1, 100_000, 2000, 50_000),  # V
+    Board.BSE: _BoardRules(STOCK_TICK, 100, 1, 1_000_000, 3000, 1_000_000),  # lot U, cap U, limit V
+    Board.FUND: _BoardRules(FUND_TICK, 100, 100, 1_000_000, 1000, 500_000),  # tick V, cap U
 }
 
 
@@ -99,6 +106,7 @@ def instrument_for(
         buy_min=rules.buy_min,
         buy_step=rules.buy_step,
         max_limit_order_qty=rules.max_limit_order_qty,
+        max_market_order_qty=rules.max_market_order_qty,
         limit_pct_bp=limit,
         is_st=is_st,
         no_price_limit=no_price_limit,
@@ -164,7 +172,7 @@ def _on_lot_grid(instrument: Instrument, quantity: int) -> bool:
 
 
 def check_order_quantity(
-    instrument: Instrument, side: Side, quantity: int, position: int
+    instrument: Instrument, side: Side, quantity: int, position: int, *, market: bool = False
 ) -> DenialCode | None:
     """Why an order of ``quantity`` shares is invalid, or ``None``.
 
@@ -173,12 +181,16 @@ def check_order_quantity(
     ChiNext < 100 shares, a STAR remainder < 200) can only be sold all in one order (V).
     Reasons: ``quantity_not_positive``, ``quantity_above_position``, ``quantity_above_max``,
     ``quantity_below_minimum``, ``quantity_not_lot_multiple``, ``odd_lot_must_sell_all``.
+    ``market``: the order is a market order, capped at ``max_market_order_qty`` (when set).
     """
     if quantity <= 0:
         return DenialCode.QUANTITY_NOT_POSITIVE
     if side is Side.SELL and quantity > position:
         return DenialCode.QUANTITY_ABOVE_POSITION
-    if quantity > instrument.max_limit_order_qty:
+    cap = instrument.max_limit_order_qty
+    if market and instrument.max_market_order_qty > 0:
+        cap = min(cap, instrument.max_market_order_qty)
+    if quantity > cap:
         return DenialCode.QUANTITY_ABOVE_MAX
     if _on_lot_grid(instrument, quantity) or (side is Side.SELL and quantity == position):
         return None

@@ -14,7 +14,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.errors import StoreError
 from zhixing.engine.store import schema
 from zhixing.engine.store.algo_rows import SELECT_V1, join_algo_state
@@ -126,16 +126,18 @@ def loaded_row_problems(conn: sqlite3.Connection, version: int) -> list[str]:
     problems = []
     sides = ", ".join(f"'{s}'" for s in sorted(_SIDES))
     statuses = ", ".join(f"'{s}'" for s in sorted(_STATUSES))
+    kinds = ", ".join(f"'{t}'" for t in sorted(OrderType))
+    bad_kind = f"OR order_type NOT IN ({kinds}) " if version >= 4 else ""  # the column since version 4
     bad_orders = conn.execute(
         f"SELECT client_order_id FROM orders WHERE side NOT IN ({sides}) OR status NOT IN ({statuses}) "
-        f"OR (status_before_cancel IS NOT NULL AND status_before_cancel NOT IN ({statuses})) "
+        f"OR (status_before_cancel IS NOT NULL AND status_before_cancel NOT IN ({statuses})) {bad_kind}"
         "OR quantity <= 0 OR filled_quantity < 0 OR filled_quantity > quantity ORDER BY client_order_id"
     ).fetchall()
     problems += _listed(
         "orders",
         "client_order_id",
         [r[0] for r in bad_orders],
-        "unknown side/status or quantity out of range",
+        "unknown side/status/order type or quantity out of range",
     )
     bad_fills = conn.execute(
         f"SELECT seq FROM fills WHERE side NOT IN ({sides}) OR quantity <= 0 ORDER BY seq"

@@ -10,7 +10,7 @@ insertion order.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The newest schema this build knows. A database with a higher version is refused."""
 
 MIN_SQLITE = (3, 37, 0)
@@ -140,6 +140,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT""",
         "CREATE INDEX input_snapshots_day_job ON input_snapshots (trade_date, job, id)",
     ),
+    4: (
+        # The order's kind (``engine.enums.OrderType``): every order before market orders was a limit one.
+        "ALTER TABLE orders ADD COLUMN order_type TEXT NOT NULL DEFAULT 'LIMIT'",
+    ),
 }
 
 ORDER_COLUMNS = (
@@ -162,6 +166,7 @@ ORDER_COLUMNS = (
     "ts_created",
     "ts_updated",
     "status_before_cancel",
+    "order_type",
 )
 """Every ``Order`` field except ``trade_ids`` and ``denial`` (in memory only), in table order (also the
 attribute names)."""
@@ -222,6 +227,11 @@ UPSERT_META = _upsert("meta", ("key", "value"), "key")
 RESERVE_IDS = "UPDATE counters SET value = value + ? WHERE name = 'order_id' RETURNING value"
 
 SELECT_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY ts_created, client_order_id"
+SELECT_ORDERS_V3 = (
+    f"SELECT {', '.join(ORDER_COLUMNS[:-1])}, 'LIMIT' FROM orders ORDER BY ts_created, client_order_id"
+)
+"""``SELECT_ORDERS`` for a journal before version 4 (no ``order_type``: every order a limit one), for the
+readers that never migrate (``zhixing status``)."""
 SELECT_TRADE_IDS = "SELECT client_order_id, trade_id FROM fills ORDER BY seq"
 SELECT_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY seq"
 SELECT_PARENTS = f"SELECT {', '.join(PARENT_COLUMNS)} FROM parents ORDER BY created_ns, parent_id"

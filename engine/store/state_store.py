@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import aiosqlite
 import structlog
 
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.errors import ParameterError, StoreError
 from zhixing.engine.events import OrderFilled
 from zhixing.engine.orders import Order
@@ -316,6 +316,7 @@ class StateStore:
             values["status"] = OrderStatus(values["status"])
             values["status_before_cancel"] = OrderStatus(before) if before else None
             values["venue_confirmed"] = bool(values["venue_confirmed"])
+            values["order_type"] = OrderType(values["order_type"])
             orders.append(Order(**values, trade_ids=trade_ids.get(values["client_order_id"], set())))
         return orders
 

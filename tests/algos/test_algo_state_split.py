@@ -272,7 +272,7 @@ async def test_a_version_1_journal_migrates_in_place_and_resumes_the_same(
 
     store = await StateStore.open(old)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         conn = sqlite3.connect(old)
         try:
             assert conn.execute("SELECT COUNT(*), COUNT(plan_version) FROM algo_states").fetchone() == (5, 0)

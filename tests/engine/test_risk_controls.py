@@ -18,7 +18,7 @@ from tests.fakes import World, make_world
 from zhixing.engine.bus import EventBus
 from zhixing.engine.clock import SimClock
 from zhixing.engine.config import load_config
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.errors import ConfigError
 from zhixing.engine.events import OrderDenied, OrderRejected, SubmitOrder
 from zhixing.engine.market import shanghai_ns
@@ -438,3 +438,10 @@ async def test_cancels_per_symbol_per_second_over_the_cap_are_held_while_other_s
     assert world.broker.cancel_requests[-1] == mine[2].client_order_id
     assert world.broker.cancel_times[-1] == T0 + SECOND_NS
     assert risk.report()["cancel_holds"] == 1
+
+
+async def test_a_market_order_is_not_collared_at_its_bound() -> None:
+    world, _ = await world_with(replace(LOOSE, price_collar_bp=500))  # reference = last 10.000
+    command = SubmitOrder(symbol=SYMBOL, side=Side.BUY, quantity=100, price=11_000, order_type=OrderType.FAK)
+    assert denied_code(world.oms.submit(command)) is None  # 10% off, but its price is only a bound
+    assert denied_code(buy(world, price=11_000)) == "price_collar"  # the same price as a limit order

@@ -130,10 +130,13 @@ def test_duplicate_sid_is_rejected_without_touching_the_exchange(tmp_path: Path,
 
 def test_refusals_use_gm_reject_codes(tmp_path: Path, market: MarketData) -> None:
     desk = Desk(tmp_path, market, TerminalFaults())
-    desk.order_file(_buy("S1", account="someone-else"), ("S2", ACCOUNT, "SHSE.600103", 100, 24, 1, "", ""))
+    desk.order_file(_buy("S1", account="someone-else"), ("S2", ACCOUNT, "SHSE.600103", 100, 20, 1, "", ""))
     desk.run(1.5)
     got = {r["sid"]: r["ord_rej_reason(rej_reason)"] for r in desk.rows("order_status_change.csv")}
-    assert got == {"S1": "4", "S2": "14"}  # IllegalAccountId, OrderTypeNotSupported
+    assert got == {
+        "S1": "4",
+        "S2": "14",
+    }  # IllegalAccountId, OrderTypeNotSupported (BOC: not an SSE file order)
     assert desk.exchange.stats.orders_received == 0
 
 
