@@ -26,6 +26,7 @@ from zhixing.engine.cli import (
     replay_cmd,
     run_cmd,
     schedule_cmd,
+    submit_cmd,
 )
 from zhixing.engine.errors import ZhixingError
 from zhixing.engine.logs import configure_logging, install_secret_filter
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cmd.add_parsers(sub)
     account_cmd.add_parsers(sub)
     calendar_cmd.add_parsers(sub)
+    submit_cmd.add_parsers(sub)
     return parser
 
 
