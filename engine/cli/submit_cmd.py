@@ -21,8 +21,8 @@ from typing import Any
 
 from zhixing.adapters.fileorder.format import ORDER_TYPE_LIMIT
 from zhixing.adapters.fileorder.order_file import GmFile, GmOrderRow, read_gm_file
-from zhixing.engine.cli.routes import ROUTES, load_checked, run_route
-from zhixing.engine.config import Config
+from zhixing.engine.cli.routes import load_checked, run_route
+from zhixing.engine.config import ROUTES, Config
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import InputError
 from zhixing.engine.events import SubmitOrder
@@ -123,7 +123,7 @@ async def _run(args: argparse.Namespace, config: Config, gm: GmFile, *, gm_bridg
         if run.session.oms.halted_reason is not None:
             print(f"zhixing: halted ({run.session.oms.halted_reason}); nothing is sent")
             return 1
-        sent = await send_file(run.runner, gm)
+        sent = await send_file(run, gm)
         await run.drive(asyncio.Event(), done=lambda: all(s.order.is_terminal for s in sent))
     finally:
         shutdown = await run.close()
@@ -132,9 +132,12 @@ async def _run(args: argparse.Namespace, config: Config, gm: GmFile, *, gm_bridg
     return 0 if shutdown is None or shutdown.ok else 1
 
 
-async def send_file(runner: Any, gm: GmFile) -> list[Sent]:
+async def send_file(run: Any, gm: GmFile) -> list[Sent]:
     """Check what needs the session (sellable shares, the day's limits, the orders a cancel names) for
-    every row, then send them all: an order per order row, a cancel per cancel row."""
+    every row, then send them all: an order per order row, a cancel per cancel row. ``run``: an open
+    ``run_cmd.ConfiguredSession``. The symbols are subscribed first and their first quotes awaited (the
+    risk gate prices every order against one; without it the order is denied ``no_reference_quote``)."""
+    runner = run.runner
     session = runner.session
     oms = session.oms
     where = str(gm.path)
@@ -156,6 +159,12 @@ async def send_file(runner: Any, gm: GmFile) -> list[Sent]:
             out.append(Sent(row, sid, order, "cancel"))
         await oms.flush()
         return out
+    symbols = sorted({o.symbol for o in gm.orders} - session.symbols)
+    if symbols:
+        await session.feed.subscribe(symbols)
+        session.book.watch(symbols)
+        session.symbols.update(symbols)
+    await run.drive(asyncio.Event(), done=lambda: all(session.book.latest(s) for s in symbols))
     for order_row in gm.orders:
         await _check_in_session(runner, order_row, where)
     known = {o.tag for o in oms.orders.values()}
