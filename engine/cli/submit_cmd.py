@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhixing.adapters.fileorder.format import ORDER_TYPE_LIMIT
 from zhixing.adapters.fileorder.order_file import GmFile, GmOrderRow, read_gm_file
@@ -30,6 +31,10 @@ from zhixing.engine.input_kinds import FileKind
 from zhixing.engine.instance_lock import InstanceLock
 from zhixing.engine.market import check_order_quantity, instrument_for, is_on_tick
 from zhixing.engine.orders import Order
+
+if TYPE_CHECKING:
+    from zhixing.engine.cli.run_cmd import ConfiguredSession
+    from zhixing.engine.cli.runner import DayRunner
 
 TAG_PREFIX = "gm:"
 
@@ -132,7 +137,7 @@ async def _run(args: argparse.Namespace, config: Config, gm: GmFile, *, gm_bridg
     return 0 if shutdown is None or shutdown.ok else 1
 
 
-async def send_file(run: Any, gm: GmFile) -> list[Sent]:
+async def send_file(run: ConfiguredSession, gm: GmFile) -> list[Sent]:
     """Check what needs the session (sellable shares, the day's limits, the orders a cancel names) for
     every row, then send them all: an order per order row, a cancel per cancel row. ``run``: an open
     ``run_cmd.ConfiguredSession``. The symbols are subscribed first and their first quotes awaited (the
@@ -190,7 +195,7 @@ async def send_file(run: Any, gm: GmFile) -> list[Sent]:
     return out
 
 
-async def _check_in_session(runner: Any, order: GmOrderRow, where: str) -> None:
+async def _check_in_session(runner: DayRunner, order: GmOrderRow, where: str) -> None:
     session = runner.session
     instrument = session.engine.rules.instrument(order.symbol)  # the clock's day
     if order.side is Side.SELL:
@@ -214,7 +219,7 @@ async def _check_in_session(runner: Any, order: GmOrderRow, where: str) -> None:
         )
 
 
-def find_order(orders: Any, sid: str) -> Order | None:
+def find_order(orders: Iterable[Order], sid: str) -> Order | None:
     """The order a cancel row names: by the sid a submit kept as its tag, else by client order id."""
     by_id = None
     for order in orders:

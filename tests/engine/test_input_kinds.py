@@ -91,7 +91,7 @@ def test_a_gm_order_file_read_as_targets_is_refused_naming_submit(tmp_path: Path
 def test_every_loader_refuses_another_kind(tmp_path: Path, read: object, text: str, words: str) -> None:
     path = _file(tmp_path, "input.csv", text)
     assert callable(read)
-    with pytest.raises(InputError, match="input.csv") as caught:
+    with pytest.raises(InputError, match=r"input\.csv") as caught:
         read(path)
     assert words in str(caught.value)
 

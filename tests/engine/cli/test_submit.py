@@ -14,6 +14,8 @@ from zhixing.engine.cli.run_cmd import open_configured
 from zhixing.engine.cli.submit_cmd import send_file
 from zhixing.engine.config import load_config
 from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import InputError
+from zhixing.engine.orders import Order
 from zhixing.engine.store import StateStore
 
 SAMPLE = Path(__file__).resolve().parents[3] / "replay" / "sample_data" / "snapshots_20211201"
@@ -53,8 +55,8 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def _journaled(tmp_path: Path) -> list[object]:
-    async def orders() -> list[object]:
+def _journaled(tmp_path: Path) -> list[Order]:
+    async def orders() -> list[Order]:
         store = await StateStore.open(tmp_path / "zhixing.db")
         try:
             return list(await store.load_orders())
@@ -80,11 +82,17 @@ def test_a_gm_order_file_is_sent_on_the_sim_route_and_fills(
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.strip().startswith(("2 ", "3 "))]
     assert len(lines) == 2
-    assert "s1" in lines[0] and "SELL" in lines[0] and "5000" in lines[0] and "FILLED" in lines[0]
-    assert "s2" in lines[1] and "BUY" in lines[1] and "1000" in lines[1] and "FILLED" in lines[1]
+    assert "s1" in lines[0]
+    assert "SELL" in lines[0]
+    assert "5000" in lines[0]
+    assert "FILLED" in lines[0]
+    assert "s2" in lines[1]
+    assert "BUY" in lines[1]
+    assert "1000" in lines[1]
+    assert "FILLED" in lines[1]
     journaled = _journaled(tmp_path)
-    assert sorted(o.tag for o in journaled) == ["gm:s1", "gm:s2"]  # type: ignore[attr-defined]
-    assert {o.quantity for o in journaled} == {5000, 1000}  # type: ignore[attr-defined]
+    assert sorted(o.tag for o in journaled) == ["gm:s1", "gm:s2"]
+    assert {o.quantity for o in journaled} == {5000, 1000}
 
 
 @pytest.mark.parametrize(
@@ -105,7 +113,9 @@ def test_one_bad_row_anywhere_sends_nothing_and_names_row_and_field(
     file = _write(tmp_path, "bad.order.csv", GOOD + row + "\n")
     assert _submit(tmp_path, file) == 2
     err = capsys.readouterr().err
-    assert "row 4" in err and f"field {field!r}" in err and words in err
+    assert "row 4" in err
+    assert f"field {field!r}" in err
+    assert words in err
     assert _journaled(tmp_path) == []  # nothing was sent, nothing journaled
 
 
@@ -116,7 +126,8 @@ def test_a_sell_above_the_sellable_position_sends_nothing(
     file = _write(tmp_path, "big.order.csv", GOOD + "s3,8800123456,SHSE.600566,30000,1,2,17.00,\n")
     assert _submit(tmp_path, file) == 2
     err = capsys.readouterr().err
-    assert "row 4" in err and "20000 sellable" in err
+    assert "row 4" in err
+    assert "20000 sellable" in err
     assert _journaled(tmp_path) == []
 
 
@@ -133,7 +144,8 @@ def test_a_targets_file_given_to_submit_is_refused(
     file = _write(tmp_path, "targets.csv", "symbol,volume\n600566.SH,5000\n")
     assert _submit(tmp_path, file) == 2
     err = capsys.readouterr().err
-    assert "this is a targets file" in err and "zhixing plan" in err
+    assert "this is a targets file" in err
+    assert "zhixing plan" in err
 
 
 def test_the_issues_case_a_gm_order_file_given_to_plan_is_refused(
@@ -173,7 +185,7 @@ async def test_a_cancel_file_naming_no_order_cancels_nothing(tmp_path: Path) -> 
     cancel = _write(tmp_path, "b.cancel_order.csv", "sid,comment\nnope,\n")
     run = await open_configured(config, start="09:30", until="10:00")
     try:
-        with pytest.raises(Exception, match="row 2.*no order of this account has sid"):
+        with pytest.raises(InputError, match=r"row 2.*no order of this account has sid"):
             await send_file(run, read_gm_file(cancel))
     finally:
         await run.close()
