@@ -8,7 +8,9 @@ not yet supported by submit). With the session open, sells are checked against t
 prices against the day's limits, still before the first order goes out. Then every order goes through the
 one engine (``zhixing.assembly.build_engine``): the same journal, market rules and risk gate as a run. A
 row's ``sid`` is kept as the order's tag (``gm:<sid>``) so a cancel file can name it; a cancel row may also
-name an engine client order id. ``--dry-run`` stops after the file checks; a bad file exits 2, nothing sent.
+name an engine client order id. ``--dry-run`` stops after the file checks; a bad file exits 2, nothing sent;
+an order denied by the engine's checks or rejected by the broker exits 1. The command waits until every
+order is done or ``--end``; what still works then is cancelled or left as the config's ``shutdown`` says.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from zhixing.adapters.fileorder.format import ORDER_TYPE_LIMIT
 from zhixing.adapters.fileorder.order_file import GmFile, GmOrderRow, read_gm_file
 from zhixing.engine.cli.routes import load_checked, run_route
 from zhixing.engine.config import ROUTES, Config
-from zhixing.engine.enums import Side
+from zhixing.engine.enums import OrderStatus, Side
 from zhixing.engine.errors import InputError
 from zhixing.engine.events import SubmitOrder
 from zhixing.engine.input_kinds import FileKind
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from zhixing.engine.cli.runner import DayRunner
 
 TAG_PREFIX = "gm:"
+_REFUSED = frozenset({OrderStatus.DENIED, OrderStatus.REJECTED})  # exit 1: an order did not go out
 
 
 def add_parsers(sub: Any) -> None:
@@ -134,7 +137,8 @@ async def _run(args: argparse.Namespace, config: Config, gm: GmFile, *, gm_bridg
         shutdown = await run.close()
         print_shutdown(shutdown)
     print(outcome_table(sent))
-    return 0 if shutdown is None or shutdown.ok else 1
+    refused = [s for s in sent if s.action == "order" and s.order.status in _REFUSED]
+    return 0 if not refused and (shutdown is None or shutdown.ok) else 1
 
 
 async def send_file(run: ConfiguredSession, gm: GmFile) -> list[Sent]:

@@ -189,3 +189,16 @@ async def test_a_cancel_file_naming_no_order_cancels_nothing(tmp_path: Path) -> 
             await send_file(run, read_gm_file(cancel))
     finally:
         await run.close()
+
+
+@pytest.mark.slow
+def test_an_order_the_risk_gate_denies_is_shown_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the buy at 18.50 would trade against our own sell at 17.00: the same risk gate as a run denies it
+    text = HEADER + "s1,8800123456,SHSE.600566,5000,1,2,17.00,\ns2,8800123456,SHSE.600566,1000,1,1,18.50,\n"
+    file = _write(tmp_path, "cross.order.csv", text)
+    assert _submit(tmp_path, file) == 1
+    out = capsys.readouterr().out
+    assert "DENIED (self_cross" in out
+    assert {o.tag for o in _journaled(tmp_path)} == {"gm:s1"}  # a denied order never reaches the journal
