@@ -185,37 +185,39 @@ def csv_records(
     where = str(path)
     names: list[str] = []
     rows = 0
-    with csv_field_limit(len(text)):
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        while True:
-            try:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    while True:
+        try:
+            # the process-wide limit is held per record, never across a yield: a caller that stops
+            # reading (an error on the header) would otherwise keep the lock and the next read deadlock
+            with csv_field_limit(len(text)):
                 cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise InputError(f"not readable as CSV: {exc}", path=where, row=reader.line_num) from None
-            line = reader.line_num
-            if not cells:
-                continue  # a blank line
-            if len(cells) > MAX_COLUMNS:
-                raise InputError(f"{len(cells):,} columns, more than {MAX_COLUMNS:,}", path=where, row=line)
-            is_header = header and not names
-            if not is_header:
-                rows += 1
-                if rows > limits.max_rows:
-                    raise InputError(
-                        f"more than {limits.max_rows:,} data rows, the most a {limits.what} may have; "
-                        "nothing was read",
-                        path=where,
-                        row=line,
-                    )
-            for index, cell in enumerate(cells):
-                if len(cell) > limits.max_cell:
-                    field = names[index] if index < len(names) and names[index] else f"column {index + 1}"
-                    check_cell(path, cell, limits, row=line, field=field)
-            if is_header:
-                names = [c.strip().lower() for c in cells] or [""]
-            yield line, cells
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"not readable as CSV: {exc}", path=where, row=reader.line_num) from None
+        line = reader.line_num
+        if not cells:
+            continue  # a blank line
+        if len(cells) > MAX_COLUMNS:
+            raise InputError(f"{len(cells):,} columns, more than {MAX_COLUMNS:,}", path=where, row=line)
+        is_header = header and not names
+        if not is_header:
+            rows += 1
+            if rows > limits.max_rows:
+                raise InputError(
+                    f"more than {limits.max_rows:,} data rows, the most a {limits.what} may have; "
+                    "nothing was read",
+                    path=where,
+                    row=line,
+                )
+        for index, cell in enumerate(cells):
+            if len(cell) > limits.max_cell:
+                field = names[index] if index < len(names) and names[index] else f"column {index + 1}"
+                check_cell(path, cell, limits, row=line, field=field)
+        if is_header:
+            names = [c.strip().lower() for c in cells] or [""]
+        yield line, cells
 
 
 # ---------------------------------------------------------------------------------------------- JSON

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import InputError, ParameterError
+from zhixing.engine.input_kinds import FileKind, refuse_other_kind
 from zhixing.engine.input_limits import ORDERS, POSITIONS, Limits, csv_records, decode_text, read_bounded
 from zhixing.engine.market import normalize_symbol, shanghai_ns
 from zhixing.engine.units import duration_ns, money, shares
@@ -35,10 +36,11 @@ class OrderRow:
 
 
 def _read_rows(
-    path: Path, required: tuple[str, ...], limits: Limits
+    path: Path, required: tuple[str, ...], limits: Limits, kind: FileKind
 ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and ``(row, column -> cell)`` of a CSV file, bounded (``engine.input_limits``) before and
-    while it is read."""
+    """Header and ``(row, column -> cell)`` of a CSV file of ``kind``, bounded (``engine.input_limits``)
+    before and while it is read; a file whose header is another kind's is refused
+    (``engine.input_kinds``)."""
     data = read_bounded(path, limits)
     text = decode_text(path, data, hint="save as UTF-8, or convert from GBK first")
     records = csv_records(path, text, limits)
@@ -46,6 +48,7 @@ def _read_rows(
     header = [h.strip() for h in cells]
     if not any(header):
         raise InputError("empty file (no header)", path=str(path))
+    refuse_other_kind(path, header, kind)
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(header)}", path=str(path))
@@ -105,7 +108,7 @@ def read_orders_file(path: str | Path) -> list[OrderRow]:
     is an algorithm parameter for that row (empty cells are ignored). Duplicate (symbol, side) rows are
     refused."""
     path = Path(path)
-    _, rows = _read_rows(path, ("symbol", "side", "quantity"), ORDERS)
+    _, rows = _read_rows(path, ("symbol", "side", "quantity"), ORDERS, FileKind.ORDERS)
     out: list[OrderRow] = []
     seen: dict[tuple[str, Side], int] = {}
     for row, raw in rows:
@@ -145,7 +148,7 @@ def read_orders_file(path: str | Path) -> list[OrderRow]:
 def read_positions_file(path: str | Path) -> dict[str, int]:
     """Positions CSV ``symbol,quantity`` held from before today (so sellable today)."""
     path = Path(path)
-    _, rows = _read_rows(path, ("symbol", "quantity"), POSITIONS)
+    _, rows = _read_rows(path, ("symbol", "quantity"), POSITIONS, FileKind.POSITIONS)
     out: dict[str, int] = {}
     for row, raw in rows:
         symbol = _symbol(raw["symbol"], path, row)

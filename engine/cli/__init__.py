@@ -27,6 +27,7 @@ from zhixing.engine.cli import (
     replay_cmd,
     run_cmd,
     schedule_cmd,
+    submit_cmd,
 )
 from zhixing.engine.errors import ZhixingError
 from zhixing.engine.logs import configure_logging, install_secret_filter
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     account_cmd.add_parsers(sub)
     calendar_cmd.add_parsers(sub)
     declare_cmd.add_parsers(sub)
+    submit_cmd.add_parsers(sub)
     return parser
 
 

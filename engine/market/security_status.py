@@ -26,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from zhixing.engine.errors import InputError
+from zhixing.engine.input_kinds import FileKind, refuse_other_kind
 from zhixing.engine.input_limits import Limits, csv_records, decode_text, read_bounded
 from zhixing.engine.market.symbols import normalize_symbol
 
@@ -97,6 +98,7 @@ def load_status_file(path: str | Path) -> StatusBook:
     for line, cells in csv_records(path, text, STATUS_LIMITS):
         if not names:
             names = [c.strip().lower() for c in cells]
+            refuse_other_kind(path, names, FileKind.STATUS)
             missing = [c for c in _COLUMNS if c not in names]
             if missing:
                 raise InputError(

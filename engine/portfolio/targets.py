@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from zhixing.engine.errors import InputError
+from zhixing.engine.input_kinds import FileKind, refuse_other_kind
 from zhixing.engine.input_limits import (
     MAX_COLUMNS,
     TARGETS,
@@ -170,6 +171,7 @@ def load_targets(
         columns, rows = _json_rows(path, _decode(path, raw, encoding), limits)
     else:
         columns, rows = _parquet_rows(path, raw, limits)
+    refuse_other_kind(path, columns, FileKind.TARGETS)  # a 掘金 order file is no volume targets file
     symbol_col, kind, value_col = _pick_columns(path, columns)
     date_cols = [c for c in DATE_COLUMNS if c in columns]
     if trade_date is not None:
