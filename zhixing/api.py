@@ -40,7 +40,7 @@ from zhixing.algos.basket import Basket
 from zhixing.algos.rebalance import Rebalance
 from zhixing.assembly import Engine
 from zhixing.engine.clock import SimClock
-from zhixing.engine.enums import Side
+from zhixing.engine.enums import OrderType, Side, order_type_named
 from zhixing.engine.errors import ParameterError, ZhixingError
 from zhixing.engine.events import SubmitOrder
 from zhixing.engine.market import price_limits, round_buy_quantity, shanghai_ns, trading_date_of
@@ -394,8 +394,17 @@ class AsyncClient:
             return ref.price
         raise ParameterError(f"{symbol}: no quote to price a marketable limit; give a price", name="price")
 
-    async def _send(self, symbol: str, side: Side, volume: int, price: int) -> Order:
-        order = self.engine.oms.submit(SubmitOrder(symbol=symbol, side=side, quantity=volume, price=price))
+    async def _send(
+        self, symbol: str, side: Side, volume: int, price: int, kind: OrderType, bound: Yuan | None
+    ) -> Order:
+        """``price``: a limit order's price. A market order (``kind``) is sent with the user's ``bound``
+        (its protection price) or 0, which the market rules turn into the day's limit-up / limit-down bound
+        (what a buy reserves cash at); ``price`` then only sized it."""
+        if kind.is_market:
+            price = price_from_yuan(bound) if bound is not None else 0
+        order = self.engine.oms.submit(
+            SubmitOrder(symbol=symbol, side=side, quantity=volume, price=price, order_type=kind)
+        )
         await self.engine.oms.flush()
         if order.denial is not None:
             raise OrderDenied(order)
@@ -422,46 +431,86 @@ class AsyncClient:
             )
         return quantity
 
-    async def order_volume(self, symbol: str, volume: int, side: Side, price: Yuan | None = None) -> Order:
+    async def order_volume(
+        self,
+        symbol: str,
+        volume: int,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
         """Buy or sell ``volume`` shares (rounded down to the lot grid; sells clipped to T+1 sellable)."""
         limit = await self._limit_price(symbol, side, price)
-        return await self._send(symbol, side, self._sized(symbol, side, volume), limit)
-
-    async def order_value(self, symbol: str, value: Yuan, side: Side, price: Yuan | None = None) -> Order:
-        """Buy or sell ``value`` yuan's worth at the limit price: volume = value / price, rounded down."""
-        limit = await self._limit_price(symbol, side, price)
         return await self._send(
-            symbol, side, self._sized(symbol, side, price_from_yuan(value) // limit), limit
+            symbol, side, self._sized(symbol, side, volume), limit, _kind(order_type), price
         )
 
+    async def order_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        """Buy or sell ``value`` yuan's worth at the limit price: volume = value / price, rounded down."""
+        limit = await self._limit_price(symbol, side, price)
+        quantity = self._sized(symbol, side, price_from_yuan(value) // limit)
+        return await self._send(symbol, side, quantity, limit, _kind(order_type), price)
+
     async def order_percent(
-        self, symbol: str, percent: float, side: Side, price: Yuan | None = None
+        self,
+        symbol: str,
+        percent: float,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
     ) -> Order:
         """Buy or sell ``percent`` (a fraction, 0.1 = 10%) of total asset's worth of ``symbol``."""
         value = _fraction(percent) * self.cash().total_asset
         limit = await self._limit_price(symbol, side, price)
-        return await self._send(symbol, side, self._sized(symbol, side, int(value) // limit), limit)
+        quantity = self._sized(symbol, side, int(value) // limit)
+        return await self._send(symbol, side, quantity, limit, _kind(order_type), price)
 
-    async def order_target_volume(self, symbol: str, volume: int, price: Yuan | None = None) -> Order:
+    async def order_target_volume(
+        self,
+        symbol: str,
+        volume: int,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
         """Buy or sell the difference between ``volume`` and the shares held now."""
         held, _ = self._held(symbol)
         if volume == held:
             raise ParameterError(f"{symbol}: already holds {held}", name="volume", value=volume)
         side = Side.BUY if volume > held else Side.SELL
         limit = await self._limit_price(symbol, side, price)
-        return await self._send(symbol, side, self._sized(symbol, side, abs(volume - held)), limit)
+        quantity = self._sized(symbol, side, abs(volume - held))
+        return await self._send(symbol, side, quantity, limit, _kind(order_type), price)
 
-    async def order_target_value(self, symbol: str, value: Yuan, price: Yuan | None = None) -> Order:
+    async def order_target_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
         """To ``value`` yuan held in ``symbol`` (valued at the limit price)."""
         buy_price = await self._limit_price(symbol, Side.BUY, price)
         target = price_from_yuan(value) // buy_price
-        return await self.order_target_volume(symbol, target, price)
+        return await self.order_target_volume(symbol, target, price, order_type)
 
-    async def order_target_percent(self, symbol: str, percent: float, price: Yuan | None = None) -> Order:
+    async def order_target_percent(
+        self,
+        symbol: str,
+        percent: float,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
         """To ``percent`` (a fraction) of total asset held in ``symbol``."""
         value = _fraction(percent) * self.cash().total_asset
         limit = await self._limit_price(symbol, Side.BUY, price)
-        return await self.order_target_volume(symbol, int(value) // limit, price)
+        return await self.order_target_volume(symbol, int(value) // limit, price, order_type)
 
     def cancel(self, order: Order | str) -> bool:
         """Cancel one order (or its client order id); False when nothing is left to cancel."""
@@ -742,3 +791,8 @@ async def connect(
     client = AsyncClient(_ConfiguredDriver(run, lock), run.end_ns)
     await client._driver.watch([p.symbol for p in client.positions()])
     return client
+
+
+def _kind(order_type: OrderType | str) -> OrderType:
+    """``OrderType`` or its name (``"b5tc"``, ``"fak"``, any case)."""
+    return order_type if isinstance(order_type, OrderType) else order_type_named(order_type)

@@ -27,7 +27,7 @@ from zhixing.api import (
     connect,
     connect_replay,
 )
-from zhixing.engine.enums import Side
+from zhixing.engine.enums import OrderType, Side
 from zhixing.engine.orders import Order
 
 __all__ = ["Client", "SyncAlgoHandle"]
@@ -153,23 +153,62 @@ class Client:
         return self._loop.call(self.client.trades)
 
     # -------------------------------------------------------------------------------- orders
-    def order_volume(self, symbol: str, volume: int, side: Side, price: Yuan | None = None) -> Order:
-        return self._loop.run(self.client.order_volume(symbol, volume, side, price))
+    def order_volume(
+        self,
+        symbol: str,
+        volume: int,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        return self._loop.run(self.client.order_volume(symbol, volume, side, price, order_type))
 
-    def order_value(self, symbol: str, value: Yuan, side: Side, price: Yuan | None = None) -> Order:
-        return self._loop.run(self.client.order_value(symbol, value, side, price))
+    def order_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        return self._loop.run(self.client.order_value(symbol, value, side, price, order_type))
 
-    def order_percent(self, symbol: str, percent: float, side: Side, price: Yuan | None = None) -> Order:
-        return self._loop.run(self.client.order_percent(symbol, percent, side, price))
+    def order_percent(
+        self,
+        symbol: str,
+        percent: float,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        return self._loop.run(self.client.order_percent(symbol, percent, side, price, order_type))
 
-    def order_target_volume(self, symbol: str, volume: int, price: Yuan | None = None) -> Order:
-        return self._loop.run(self.client.order_target_volume(symbol, volume, price))
+    def order_target_volume(
+        self,
+        symbol: str,
+        volume: int,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        return self._loop.run(self.client.order_target_volume(symbol, volume, price, order_type))
 
-    def order_target_value(self, symbol: str, value: Yuan, price: Yuan | None = None) -> Order:
-        return self._loop.run(self.client.order_target_value(symbol, value, price))
+    def order_target_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        return self._loop.run(self.client.order_target_value(symbol, value, price, order_type))
 
-    def order_target_percent(self, symbol: str, percent: float, price: Yuan | None = None) -> Order:
-        return self._loop.run(self.client.order_target_percent(symbol, percent, price))
+    def order_target_percent(
+        self,
+        symbol: str,
+        percent: float,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+    ) -> Order:
+        return self._loop.run(self.client.order_target_percent(symbol, percent, price, order_type))
 
     def cancel(self, order: Order | str) -> bool:
         return self._loop.call(lambda: self.client.cancel(order))
