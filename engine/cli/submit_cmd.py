@@ -3,8 +3,10 @@
 The file is read as the terminal defines it (``adapters.fileorder.order_file``) and validated whole before
 anything is sent: every row's account id is the config's ``[account] id``, its symbol a gm code, its volume
 on the lot grid (STAR: 200, then steps of 1) and at most the board's limit-order cap, its price on the tick,
-its side a stock buy or sell and its ``order_type`` limit (1): a market code is refused (market orders are
-not yet supported by submit). With the session open, sells are checked against the sellable position and
+its side a stock buy or sell and its ``order_type`` a kind the symbol's exchange takes (1 limit; SZSE 20-24,
+SSE 24-25: the market kinds, whose ``price`` is the protection bound, required on STAR and ChiNext, 0
+elsewhere meaning the day's limit-up / limit-down; their volume within the market-order cap). With the
+session open, sells are checked against the sellable position and
 prices against the day's limits, still before the first order goes out. Then every order goes through the
 one engine (``zhixing.assembly.build_engine``): the same journal, market rules and risk gate as a run. A
 row's ``sid`` is kept as the order's tag (``gm:<sid>``) so a cancel file can name it; a cancel row may also
@@ -22,16 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zhixing.adapters.fileorder.format import ORDER_TYPE_LIMIT
+from zhixing.adapters.fileorder.format import FILE_ORDER_TYPE
 from zhixing.adapters.fileorder.order_file import GmFile, GmOrderRow, read_gm_file
 from zhixing.engine.cli.routes import load_checked, run_route
 from zhixing.engine.config import ROUTES, Config
-from zhixing.engine.enums import OrderStatus, Side
+from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.errors import InputError
 from zhixing.engine.events import SubmitOrder
 from zhixing.engine.input_kinds import FileKind
 from zhixing.engine.instance_lock import InstanceLock
-from zhixing.engine.market import check_order_quantity, instrument_for, is_on_tick
+from zhixing.engine.market import PROTECTED_BOARDS, check_order_quantity, instrument_for, is_on_tick
 from zhixing.engine.orders import Order
 
 if TYPE_CHECKING:
@@ -78,26 +80,29 @@ def check_file(gm: GmFile, config: Config) -> None:
                 row=order.row,
                 field="account_id",
             )
-        if order.order_type != ORDER_TYPE_LIMIT:
+        kind = kind_of(order.symbol, order.order_type, where, order.row)
+        instrument = instrument_for(order.symbol)
+        protected = instrument.board in PROTECTED_BOARDS
+        if kind.is_market and order.price == 0 and protected:
             raise InputError(
-                f"order_type {order.order_type} is a market order; market orders are not yet supported "
-                f"by submit (limit orders only: order_type {ORDER_TYPE_LIMIT})",
+                f"a market order on {order.symbol} needs a protection price (STAR and ChiNext)",
                 path=where,
                 row=order.row,
-                field="order_type",
+                field="price",
             )
-        instrument = instrument_for(order.symbol)
-        if order.price <= 0 or not is_on_tick(instrument, order.price):
+        # a limit order's price; a market order's protection bound (0: the day's limit-up / limit-down)
+        if (order.price <= 0 and not kind.is_market) or not is_on_tick(instrument, order.price):
             raise InputError(
                 f"price must be a positive multiple of the tick {instrument.tick / 1000:g}",
                 path=where,
                 row=order.row,
                 field="price",
             )
-        if order.volume > instrument.max_limit_order_qty:
+        cap = instrument.max_market_order_qty if kind.is_market else instrument.max_limit_order_qty
+        if order.volume > cap:
             raise InputError(
-                f"volume {order.volume} is more than the {instrument.max_limit_order_qty} a limit order "
-                f"may carry on {order.symbol}",
+                f"volume {order.volume} is more than the {cap} a {'market' if kind.is_market else 'limit'} "
+                f"order may carry on {order.symbol}",
                 path=where,
                 row=order.row,
                 field="volume",
@@ -112,6 +117,29 @@ def check_file(gm: GmFile, config: Config) -> None:
                 row=order.row,
                 field="volume",
             )
+
+
+_KIND_OF_CODE: dict[tuple[str, int], OrderType] = {
+    (ex, code): kind for (ex, kind), code in FILE_ORDER_TYPE.items()
+}
+
+
+def kind_of(symbol: str, code: int, where: str, row: int) -> OrderType:
+    """The kind a row's ``order_type`` code means on the symbol's exchange (the terminal's data dictionary:
+    1 limit; SZSE 20-24, SSE 24-25); a code the exchange does not take is refused naming the row."""
+    exchange = symbol[-2:]
+    kind = _KIND_OF_CODE.get((exchange, code))
+    if kind is None:
+        takes = ", ".join(
+            f"{c} ({k.value.lower()})" for (ex, c), k in sorted(_KIND_OF_CODE.items()) if ex == exchange
+        )
+        raise InputError(
+            f"order_type {code} is not an order kind {exchange} takes; it takes {takes}",
+            path=where,
+            row=row,
+            field="order_type",
+        )
+    return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +220,7 @@ async def send_file(run: ConfiguredSession, gm: GmFile) -> list[Sent]:
             side=order_row.side,
             quantity=order_row.volume,
             price=order_row.price,
+            order_type=kind_of(order_row.symbol, order_row.order_type, where, order_row.row),
             tag=TAG_PREFIX + order_row.sid,
         )
         out.append(Sent(order_row.row, order_row.sid, oms.submit(command), "order"))
@@ -213,6 +242,8 @@ async def _check_in_session(runner: DayRunner, order: GmOrderRow, where: str) ->
                 field="volume",
             )
     ref = await runner.reference(order.symbol)
+    if order.price == 0:  # a market order bounded by the day's limits themselves (checked in check_file)
+        return
     if (ref.high_limit and order.price > ref.high_limit) or (ref.low_limit and order.price < ref.low_limit):
         raise InputError(
             f"price {order.price / 1000:.3f} is outside today's limits "

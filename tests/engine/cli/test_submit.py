@@ -103,7 +103,8 @@ def test_a_gm_order_file_is_sent_on_the_sim_route_and_fills(
         ("s9,8800123456,SHSE.600566,150,1,1,18.00,", "volume", "not a buy size"),
         ("s9,8800123456,SHSE.600566,100,1,1,18.005,", "price", "tick"),
         ("s9,8800123456,SHSE.600566,100,1,3,18.00,", "order_business", "not a stock buy (1) or sell (2)"),
-        ("s9,8800123456,SHSE.600566,100,24,1,18.00,", "order_type", "market orders are not yet supported"),
+        ("s9,8800123456,SHSE.600566,100,22,1,18.00,", "order_type", "not an order kind SH takes"),
+        ("s9,8800123456,SHSE.688218,200,24,1,0,", "price", "needs a protection price"),
         ("s1,8800123456,SHSE.600566,100,1,1,18.00,", "sid", "repeats row 2"),
     ],
 )
@@ -117,6 +118,19 @@ def test_one_bad_row_anywhere_sends_nothing_and_names_row_and_field(
     assert f"field {field!r}" in err
     assert words in err
     assert _journaled(tmp_path) == []  # nothing was sent, nothing journaled
+
+
+@pytest.mark.slow
+def test_a_market_order_row_is_sent_as_its_kind_and_fills_from_the_book(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """order_type 24 on SSE is best-five-then-cancel; price 0: bounded at the day's limit-up."""
+    file = _write(tmp_path, "m.order.csv", HEADER + "m1,8800123456,SHSE.600566,1000,24,1,0,\n")
+    assert _submit(tmp_path, file) == 0
+    (order,) = _journaled(tmp_path)
+    assert (order.tag, order.order_type.value, order.quantity) == ("gm:m1", "B5TC", 1000)
+    assert order.filled_quantity == 1000
+    assert order.price > 0  # the limit-up bound the market rules set
 
 
 @pytest.mark.slow
