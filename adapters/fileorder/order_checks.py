@@ -48,7 +48,8 @@ def check_file(gm: GmFile, account_id: str) -> None:
     for order in gm.orders:
         if order.account_id != account_id:
             raise InputError(
-                f"account_id {order.account_id!r} is not this session's account {account_id!r} (the config's [account] id)",
+                f"account_id {order.account_id!r} is not this session's account {account_id!r} "
+                "(the config's [account] id)",
                 path=where,
                 row=order.row,
                 field="account_id",
