@@ -22,7 +22,12 @@ Orders take 掘金's names and semantics, limit orders only (market orders: issu
   lots; a sell that would leave less than one lot sells the odd tail too (the exchange's rule for odd
   lots), and sells are clipped to the T+1 sellable quantity;
 - a denied order raises ``OrderDenied`` (its ``code`` is the ``DenialCode``); a size that rounds to
-  nothing raises ``ParameterError``.
+  nothing raises ``ParameterError``;
+- ``tag=`` keeps the script's own id on the order (``orders(tag=...)`` filters, ``zhixing status`` shows it).
+
+``submit_file`` sends a 掘金 order or cancel file by ``zhixing submit``'s rules (``adapters.fileorder.
+order_checks``), checked whole first. ``trades()`` lists the day's fills journaled before this session
+(read at connect) and then this session's.
 """
 
 from __future__ import annotations
