@@ -25,9 +25,9 @@ Orders take 掘金's names and semantics, limit orders only (market orders: issu
   nothing raises ``ParameterError``;
 - ``tag=`` keeps the script's own id on the order (``orders(tag=...)`` filters, ``zhixing status`` shows it).
 
-``submit_file`` sends a 掘金 order or cancel file by ``zhixing submit``'s rules (``adapters.fileorder.
-order_checks``), checked whole first. ``trades()`` lists the day's fills journaled before this session
-(read at connect) and then this session's.
+``submit_file`` sends a 掘金 order or cancel file by ``zhixing submit``'s rules (``engine.cli.gm_files``),
+checked whole first. ``trades()`` lists the day's fills journaled before this session (read at connect)
+and then this session's.
 """
 
 from __future__ import annotations
@@ -40,12 +40,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from zhixing.adapters.fileorder.order_checks import TAG_PREFIX, Sent, check_file, send_checked
-from zhixing.adapters.fileorder.order_file import read_gm_file
 from zhixing.algos.base import ExecAlgo
 from zhixing.algos.basket import Basket
 from zhixing.algos.rebalance import Rebalance
 from zhixing.assembly import Engine
+from zhixing.engine.cli.gm_files import TAG_PREFIX, Sent, read_checked, send_checked
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderType, Side, order_type_named
 from zhixing.engine.errors import ParameterError, ZhixingError
@@ -730,22 +729,21 @@ class AsyncClient:
 
     # --------------------------------------------------------------------------------- files, journal
     async def submit_file(self, path: str | Path) -> list[Sent]:
-        """A 掘金 order file or cancel file (``zhixing submit``'s rules, ``adapters.fileorder.
-        order_checks``): every row checked first (the file alone, then against the session: sellable,
+        """A 掘金 order file or cancel file (``zhixing submit``'s rules, ``engine.cli.
+        gm_files``): every row checked first (the file alone, then against the session: sellable,
         the day's limits, sids not sent before, the orders a cancel names), then all sent; one
         ``Sent`` per row (its ``order`` the engine's live record). A bad row raises ``InputError`` naming
         the file, row and field, and nothing is sent; a file of another kind (targets, orders,
         positions) is refused naming what it is and the call that takes it. A row's ``sid`` is kept as
         the order's tag ``gm:<sid>`` (``orders(tag="gm:s1")``; a cancel file names it)."""
-        gm = read_gm_file(path)
         account_id = self.engine.settings.account_id
-        if gm.orders and not account_id:
+        if not account_id:
             raise ParameterError(
-                "this session has no account id to check the file's account_id against; "
+                "this session has no account id to check a file's account_id against; "
                 "open it with connect_replay(..., account_id=...) or a config's [account] id",
                 name="account_id",
             )
-        check_file(gm, account_id)
+        gm = read_checked(path, account_id)
         symbols = sorted({o.symbol for o in gm.orders})
         await self._driver.watch(symbols)
         quotes = self.engine.quotes

@@ -22,8 +22,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zhixing.adapters.fileorder.order_checks import Sent, check_file, send_checked
 from zhixing.adapters.fileorder.order_file import GmFile, read_gm_file
+from zhixing.engine.cli.gm_files import Sent, check_file, send_checked
 from zhixing.engine.cli.routes import load_checked, run_route
 from zhixing.engine.config import ROUTES, Config
 from zhixing.engine.enums import OrderStatus
@@ -80,7 +80,7 @@ async def _run(args: argparse.Namespace, config: Config, gm: GmFile, *, gm_bridg
 
 
 async def send_file(run: ConfiguredSession, gm: GmFile) -> list[Sent]:
-    """Check what needs the session for every row, then send them all (``order_checks.send_checked``).
+    """Check what needs the session for every row, then send them all (``gm_files.send_checked``).
     ``run``: an open ``run_cmd.ConfiguredSession``. The symbols are subscribed first and their first
     quotes awaited (the risk gate prices every order against one; without it the order is denied
     ``no_reference_quote``)."""

@@ -1,5 +1,7 @@
 """A 掘金 order or cancel file checked and sent through one engine: the rules ``zhixing submit`` and the
-API's ``submit_file`` share (one place, so the two cannot drift).
+API's ``submit_file`` share (one place, so the two cannot drift). The file is read by the file-order
+route's reader (``adapters.fileorder.order_file``, which refuses a file of another kind); ``read_checked``
+reads it and applies ``check_file``.
 
 ``check_file`` is what the file alone can show against the account's id and the board rules: every row's
 account id is the session's, its ``order_type`` a kind the symbol's exchange takes (1 limit; SZSE 20-24,
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from zhixing.adapters.fileorder.format import FILE_ORDER_TYPE
-from zhixing.adapters.fileorder.order_file import GmFile, GmOrderRow
+from zhixing.adapters.fileorder.order_file import GmFile, GmOrderRow, read_gm_file
 from zhixing.engine.enums import OrderType, Side
 from zhixing.engine.errors import InputError
 from zhixing.engine.events import SubmitOrder
@@ -40,6 +43,13 @@ class Sent:
     sid: str
     order: Order
     action: str  # "order" or "cancel"
+
+
+def read_checked(path: str | Path, account_id: str) -> GmFile:
+    """The file at ``path`` read (another kind refused naming it) and every row checked by ``check_file``."""
+    gm = read_gm_file(path)
+    check_file(gm, account_id)
+    return gm
 
 
 def check_file(gm: GmFile, account_id: str) -> None:
