@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_api_recipes import CASH, DAY, HOLDINGS
+from tests.test_api_recipes import CASH, DAY, HOLDINGS, SIM_ROUTE
 from zhixing.api import AsyncClient, connect_replay
 from zhixing.engine.enums import OrderStatus, OrderType, Side
 from zhixing.engine.errors import InputError, ParameterError
@@ -190,3 +190,21 @@ def test_a_plain_script_submits_a_file(tmp_path: Path) -> None:
         client.run_until("09:35")
         assert client.orders(tag="gm:s1")[0].status is OrderStatus.FILLED
         assert sent.sid == "s1"
+
+
+@pytest.mark.slow
+def test_a_sim_route_config_submits_a_file_and_a_reconnect_lists_its_trades(tmp_path: Path) -> None:
+    """Through ``Client.connect(config)`` (the config's ``[account] id`` checks the file), then the same
+    config again: the second session's ``trades()`` are the first's fills, read from the journal."""
+    path = tmp_path / "zhixing.toml"
+    path.write_text(SIM_ROUTE.format(data=DAY.as_posix()), encoding="utf-8")
+    signal = _file(tmp_path, "signal.order.csv", f"s1,{ACCOUNT},SHSE.600103,1000,1,2,2.70,sell")
+    with Client.connect(path, start="09:31", until="10:00") as zx:
+        (sent,) = zx.submit_file(signal)
+        zx.run_until("09:40")
+        assert sent.order.status is OrderStatus.FILLED
+        earlier = zx.trades()
+    assert sum(t.quantity for t in earlier) == 1000
+    with Client.connect(path, start="09:45", until="10:00") as again:
+        assert again.trades() == earlier
+        assert again.orders(tag="gm:s1")[0].filled_quantity == 1000
