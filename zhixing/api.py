@@ -816,8 +816,9 @@ async def connect_replay(
     """The simulated exchange over the recorded snapshots in ``data`` (one day), with ``cash`` yuan and
     ``positions`` (symbol -> shares, all sellable: bought before the day). The virtual clock starts at
     ``start``; handles wait at most until ``end``. ``db``: the journal (default: a temporary one,
-    removed at ``close``; a journal named again is the same account: its orders and the day's fills are
-    the client's). ``account_id``: the replayed account's id (a 掘金 file's ``account_id`` must be it).
+    removed at ``close``; named again, ``trades()`` lists the day's fills already in it, while the account
+    starts again from ``cash`` and ``positions``: no orders or positions are restored from it).
+    ``account_id``: the replayed account's id (a 掘金 file's ``account_id`` must be it).
     ``data`` may be loaded already (``replay.data.load_snapshots``: one load for many sessions)."""
     import tempfile
 
