@@ -47,6 +47,7 @@ class _Kind:
     command: str  # which command takes it
     signatures: tuple[frozenset[str], ...]  # any one of these column sets, all present, marks the kind
     only: frozenset[str] | None = None  # when set: no column outside it may be present
+    call: str = ""  # which ``zhixing.api`` call takes it (none: the file is a command's only)
 
 
 def _sigs(*alternatives: Iterable[str]) -> tuple[frozenset[str], ...]:
@@ -67,27 +68,32 @@ KINDS: Final[Mapping[FileKind, _Kind]] = {
         "a 掘金 order file (" + ",".join((*GM_ORDER_COLUMNS, "comment")) + ")",
         "zhixing submit FILE --config CFG",
         _sigs(GM_ORDER_COLUMNS),
+        call="client.submit_file(FILE)",
     ),
     FileKind.GM_CANCEL: _Kind(
         "a 掘金 cancel file (sid,comment)",
         "zhixing submit FILE --config CFG",
         _sigs(("sid",)),
         only=frozenset(GM_CANCEL_COLUMNS),
+        call="client.submit_file(FILE)",
     ),
     FileKind.TARGETS: _Kind(
         "a targets file (symbol and one of weight, value, volume)",
         "zhixing plan / rebalance TARGETS",
         tuple(frozenset((s, v)) for s in _TARGET_SYMBOLS for v in _TARGET_VALUES),
+        call="client.rebalance(targets)",
     ),
     FileKind.ORDERS: _Kind(
         "an orders file of parent orders (symbol,side,quantity)",
         "zhixing replay ORDERS",
         _sigs(("symbol", "side", "quantity")),
+        call="client.algo(algo, orders)",
     ),
     FileKind.POSITIONS: _Kind(
         "a positions file (symbol,quantity)",
         "zhixing replay --positions FILE",
         _sigs(("symbol", "quantity")),
+        call="connect_replay(positions=...)",
     ),
     FileKind.STATUS: _Kind(
         "a status file (symbol,status,from,to)",
@@ -160,6 +166,14 @@ def describe(kind: FileKind) -> str:
     return KINDS[kind].label if kind in KINDS else kind.value
 
 
+def taken_by(kind: FileKind) -> str:
+    """Which command, and which ``zhixing.api`` call, takes a file of ``kind`` ("" for none known)."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        return ""
+    return f"use `{spec.command}`" + (f" (API: `{spec.call}`)" if spec.call else "")
+
+
 def refuse_other_kind(path: str | Path, header: Sequence[str], expected: FileKind) -> None:
     """``InputError`` naming ``path`` when its header says it is not an ``expected`` file: what it looks
     like and which command takes it; an ambiguous header too. An unknown header passes (the loader's
@@ -176,6 +190,6 @@ def refuse_other_kind(path: str | Path, header: Sequence[str], expected: FileKin
         )
     spec = KINDS[found.kind]
     raise InputError(
-        f"this is {spec.label}, not {wanted}; use `{spec.command}`",
+        f"this is {spec.label}, not {wanted}; {taken_by(found.kind)}",
         path=str(path),
     )

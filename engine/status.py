@@ -232,6 +232,7 @@ def _build(
                     "status",
                     "broker_order_id",
                     "ts_created",
+                    "tag",
                 )
             }
             for o in working
@@ -276,12 +277,13 @@ def render_tables(status: dict[str, Any], console: Console) -> None:
         t.add_row(p["symbol"], str(p["quantity"]), str(p["sellable"]), yuan_str(p["avg_cost"], 3))
     console.print(t)
     t = Table(title=f"Working orders ({len(status['working_orders'])})")
-    for col in ("id", "parent", "symbol", "side", "price", "qty", "filled", "status"):
+    for col in ("id", "parent", "tag", "symbol", "side", "price", "qty", "filled", "status"):
         t.add_column(col)
     for o in status["working_orders"]:
         t.add_row(
             o["client_order_id"],
             o["parent_id"],
+            o["tag"] or "",
             o["symbol"],
             o["side"],
             yuan_str(o["price"], 3),

@@ -22,7 +22,12 @@ Orders take 掘金's names and semantics, limit orders only (market orders: issu
   lots; a sell that would leave less than one lot sells the odd tail too (the exchange's rule for odd
   lots), and sells are clipped to the T+1 sellable quantity;
 - a denied order raises ``OrderDenied`` (its ``code`` is the ``DenialCode``); a size that rounds to
-  nothing raises ``ParameterError``.
+  nothing raises ``ParameterError``;
+- ``tag=`` keeps the script's own id on the order (``orders(tag=...)`` filters, ``zhixing status`` shows it).
+
+``submit_file`` sends a 掘金 order or cancel file by ``zhixing submit``'s rules (``engine.cli.gm_files``),
+checked whole first. ``trades()`` lists the day's fills journaled before this session (read at connect)
+and then this session's.
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ from zhixing.algos.base import ExecAlgo
 from zhixing.algos.basket import Basket
 from zhixing.algos.rebalance import Rebalance
 from zhixing.assembly import Engine
+from zhixing.engine.cli.gm_files import TAG_PREFIX, Sent, read_checked, send_checked
 from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderType, Side, order_type_named
 from zhixing.engine.errors import ParameterError, ZhixingError
-from zhixing.engine.events import SubmitOrder
+from zhixing.engine.events import OrderFilled, SubmitOrder
 from zhixing.engine.market import price_limits, round_buy_quantity, shanghai_ns, trading_date_of
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
@@ -74,6 +80,7 @@ __all__ = [
     "OrderDenied",
     "Position",
     "Progress",
+    "Sent",
     "Trade",
     "connect",
     "connect_replay",
@@ -281,6 +288,7 @@ class AsyncClient:
         self.engine.add_basket(self._basket)
         self._basket.start()
         self._seq = 0
+        self._journal_fills: list[OrderFilled] = []  # the day's fills before this session (load_journal)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -351,31 +359,43 @@ class AsyncClient:
             total_asset=account.cash + value,
         )
 
-    def orders(self) -> list[Order]:
-        """Today's orders (the engine's live records: their status moves as the broker answers)."""
+    def orders(self, tag: str | None = None) -> list[Order]:
+        """Today's orders (the engine's live records: their status moves as the broker answers); with
+        ``tag``, only those an ``order_*(..., tag=)`` call (or a file's ``gm:<sid>``) tagged so."""
         start = day_start_ns(self.today)
-        return [o for o in self.engine.oms.orders.values() if o.ts_created >= start]
+        return [
+            o
+            for o in self.engine.oms.orders.values()
+            if o.ts_created >= start and (tag is None or o.tag == tag)
+        ]
 
     def working_orders(self) -> list[Order]:
         return self.engine.oms.working_orders()
 
     def trades(self) -> list[Trade]:
-        """Today's fills seen by this session."""
+        """Today's fills: the journal's from before this session (loaded at connect), then this
+        session's, in order; a fill journaled and seen again is listed once."""
         start = day_start_ns(self.today)
-        return [
-            Trade(
-                client_order_id=f.client_order_id,
-                trade_id=f.trade_id,
-                symbol=f.symbol,
-                side=f.side,
-                price=f.price,
-                quantity=f.quantity,
-                fees=f.fees,
-                ts_ns=f.ts_event,
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for f in [*self._journal_fills, *self.engine.fills]:
+            key = (f.client_order_id, f.trade_id)
+            if f.ts_event < start or key in seen:
+                continue
+            seen.add(key)
+            out.append(
+                Trade(
+                    client_order_id=f.client_order_id,
+                    trade_id=f.trade_id,
+                    symbol=f.symbol,
+                    side=f.side,
+                    price=f.price,
+                    quantity=f.quantity,
+                    fees=f.fees,
+                    ts_ns=f.ts_event,
+                )
             )
-            for f in self.engine.fills
-            if f.ts_event >= start
-        ]
+        return out
 
     # --------------------------------------------------------------------------------- orders
     async def _limit_price(self, symbol: str, side: Side, price: Yuan | None) -> int:
@@ -395,15 +415,28 @@ class AsyncClient:
         raise ParameterError(f"{symbol}: no quote to price a marketable limit; give a price", name="price")
 
     async def _send(
-        self, symbol: str, side: Side, volume: int, price: int, kind: OrderType, bound: Yuan | None
+        self,
+        symbol: str,
+        side: Side,
+        volume: int,
+        price: int,
+        kind: OrderType,
+        bound: Yuan | None,
+        tag: str = "",
     ) -> Order:
         """``price``: a limit order's price. A market order (``kind``) is sent with the user's ``bound``
         (its protection price) or 0, which the market rules turn into the day's limit-up / limit-down bound
         (what a buy reserves cash at); ``price`` then only sized it."""
+        if tag.startswith(TAG_PREFIX):
+            raise ParameterError(
+                f"tag {tag!r}: {TAG_PREFIX!r} tags are a 掘金 file's sids (submit_file)",
+                name="tag",
+                value=tag,
+            )
         if kind.is_market:
             price = price_from_yuan(bound) if bound is not None else 0
         order = self.engine.oms.submit(
-            SubmitOrder(symbol=symbol, side=side, quantity=volume, price=price, order_type=kind)
+            SubmitOrder(symbol=symbol, side=side, quantity=volume, price=price, order_type=kind, tag=tag)
         )
         await self.engine.oms.flush()
         if order.denial is not None:
@@ -438,11 +471,12 @@ class AsyncClient:
         side: Side,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
         """Buy or sell ``volume`` shares (rounded down to the lot grid; sells clipped to T+1 sellable)."""
         limit = await self._limit_price(symbol, side, price)
         return await self._send(
-            symbol, side, self._sized(symbol, side, volume), limit, _kind(order_type), price
+            symbol, side, self._sized(symbol, side, volume), limit, _kind(order_type), price, tag
         )
 
     async def order_value(
@@ -452,11 +486,12 @@ class AsyncClient:
         side: Side,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
         """Buy or sell ``value`` yuan's worth at the limit price: volume = value / price, rounded down."""
         limit = await self._limit_price(symbol, side, price)
         quantity = self._sized(symbol, side, price_from_yuan(value) // limit)
-        return await self._send(symbol, side, quantity, limit, _kind(order_type), price)
+        return await self._send(symbol, side, quantity, limit, _kind(order_type), price, tag)
 
     async def order_percent(
         self,
@@ -465,12 +500,13 @@ class AsyncClient:
         side: Side,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
         """Buy or sell ``percent`` (a fraction, 0.1 = 10%) of total asset's worth of ``symbol``."""
         value = _fraction(percent) * self.cash().total_asset
         limit = await self._limit_price(symbol, side, price)
         quantity = self._sized(symbol, side, int(value) // limit)
-        return await self._send(symbol, side, quantity, limit, _kind(order_type), price)
+        return await self._send(symbol, side, quantity, limit, _kind(order_type), price, tag)
 
     async def order_target_volume(
         self,
@@ -478,6 +514,7 @@ class AsyncClient:
         volume: int,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
         """Buy or sell the difference between ``volume`` and the shares held now."""
         held, _ = self._held(symbol)
@@ -486,7 +523,7 @@ class AsyncClient:
         side = Side.BUY if volume > held else Side.SELL
         limit = await self._limit_price(symbol, side, price)
         quantity = self._sized(symbol, side, abs(volume - held))
-        return await self._send(symbol, side, quantity, limit, _kind(order_type), price)
+        return await self._send(symbol, side, quantity, limit, _kind(order_type), price, tag)
 
     async def order_target_value(
         self,
@@ -494,11 +531,12 @@ class AsyncClient:
         value: Yuan,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
         """To ``value`` yuan held in ``symbol`` (valued at the limit price)."""
         buy_price = await self._limit_price(symbol, Side.BUY, price)
         target = price_from_yuan(value) // buy_price
-        return await self.order_target_volume(symbol, target, price, order_type)
+        return await self.order_target_volume(symbol, target, price, order_type, tag)
 
     async def order_target_percent(
         self,
@@ -506,11 +544,12 @@ class AsyncClient:
         percent: float,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
         """To ``percent`` (a fraction) of total asset held in ``symbol``."""
         value = _fraction(percent) * self.cash().total_asset
         limit = await self._limit_price(symbol, Side.BUY, price)
-        return await self.order_target_volume(symbol, int(value) // limit, price, order_type)
+        return await self.order_target_volume(symbol, int(value) // limit, price, order_type, tag)
 
     def cancel(self, order: Order | str) -> bool:
         """Cancel one order (or its client order id); False when nothing is left to cancel."""
@@ -688,6 +727,48 @@ class AsyncClient:
     async def chase(self, orders: Any, side: Side | None = None, **options: Any) -> AlgoHandle:
         return await self.algo("chase", orders, side, **options)
 
+    # --------------------------------------------------------------------------------- files, journal
+    async def submit_file(self, path: str | Path) -> list[Sent]:
+        """A 掘金 order file or cancel file (``zhixing submit``'s rules, ``engine.cli.
+        gm_files``): every row checked first (the file alone, then against the session: sellable,
+        the day's limits, sids not sent before, the orders a cancel names), then all sent; one
+        ``Sent`` per row (its ``order`` the engine's live record). A bad row raises ``InputError`` naming
+        the file, row and field, and nothing is sent; a file of another kind (targets, orders,
+        positions) is refused naming what it is and the call that takes it. A row's ``sid`` is kept as
+        the order's tag ``gm:<sid>`` (``orders(tag="gm:s1")``; a cancel file names it)."""
+        account_id = self.engine.settings.account_id
+        if not account_id:
+            raise ParameterError(
+                "this session has no account id to check a file's account_id against; "
+                "open it with connect_replay(..., account_id=...) or a config's [account] id",
+                name="account_id",
+            )
+        gm = read_checked(path, account_id)
+        symbols = sorted({o.symbol for o in gm.orders})
+        await self._driver.watch(symbols)
+        quotes = self.engine.quotes
+        if not all(quotes.latest(s) for s in symbols):  # the risk gate prices every order against one
+            await self._driver.advance(self._end_ns, lambda: all(quotes.latest(s) for s in symbols))
+        account = self.engine.account
+        return await send_checked(
+            self.engine.oms,
+            gm,
+            instrument=self.engine.rules.instrument,
+            sellable=lambda symbol: account.position(symbol).sellable,
+            reference=self._driver.reference,
+        )
+
+    async def load_journal(self) -> None:
+        """The day's fills journaled before this session opened (``StateStore.load_fills``, as the
+        account's T+1 load reads them), for ``trades``; ``connect`` and ``connect_replay`` call it."""
+        start = day_start_ns(self.today)
+        seen = {(f.client_order_id, f.trade_id) for f in self.engine.fills}
+        self._journal_fills = [
+            fill
+            for fill, _ in await self.engine.store.load_fills()
+            if fill.ts_event >= start and (fill.client_order_id, fill.trade_id) not in seen
+        ]
+
 
 def quote_reference(engine: Engine, symbol: str) -> MarketRef:
     """A planner's reference from the engine's latest quote (its band from the day's rules when the
@@ -730,11 +811,14 @@ async def connect_replay(
     end: str = "15:00",
     db: str | Path | None = None,
     symbols: list[str] | None = None,
+    account_id: str = "",
 ) -> AsyncClient:
     """The simulated exchange over the recorded snapshots in ``data`` (one day), with ``cash`` yuan and
     ``positions`` (symbol -> shares, all sellable: bought before the day). The virtual clock starts at
     ``start``; handles wait at most until ``end``. ``db``: the journal (default: a temporary one,
-    removed at ``close``).
+    removed at ``close``; named again, ``trades()`` lists the day's fills already in it, while the account
+    starts again from ``cash`` and ``positions``: no orders or positions are restored from it).
+    ``account_id``: the replayed account's id (a 掘金 file's ``account_id`` must be it).
     ``data`` may be loaded already (``replay.data.load_snapshots``: one load for many sessions)."""
     import tempfile
 
@@ -746,7 +830,12 @@ async def connect_replay(
     if db is None:
         scratch = Path(tempfile.mkdtemp(prefix="zhixing-api-"))
         db = scratch / "journal.db"
-    config = ReplayConfig(cash=price_from_yuan(cash), positions=dict(positions or {}), db_path=Path(db))
+    config = ReplayConfig(
+        cash=price_from_yuan(cash),
+        positions=dict(positions or {}),
+        db_path=Path(db),
+        account_id=account_id,
+    )
     day = market.trade_date
     try:
         session = await open_session(market, config, shanghai_ns(day, start))
@@ -755,7 +844,13 @@ async def connect_replay(
             shutil.rmtree(scratch, ignore_errors=True)
         raise
     session.clock.advance_to(shanghai_ns(day, start))
-    return AsyncClient(_ReplayDriver(session, scratch), shanghai_ns(day, end))
+    client = AsyncClient(_ReplayDriver(session, scratch), shanghai_ns(day, end))
+    try:
+        await client.load_journal()
+    except BaseException:
+        await client.close()
+        raise
+    return client
 
 
 async def connect(
@@ -789,7 +884,12 @@ async def connect(
         lock.release()
         raise
     client = AsyncClient(_ConfiguredDriver(run, lock), run.end_ns)
-    await client._driver.watch([p.symbol for p in client.positions()])
+    try:
+        await client.load_journal()
+        await client._driver.watch([p.symbol for p in client.positions()])
+    except BaseException:
+        await client.close()
+        raise
     return client
 
 

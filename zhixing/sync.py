@@ -22,6 +22,7 @@ from zhixing.api import (
     Cash,
     Position,
     Progress,
+    Sent,
     Trade,
     Yuan,
     connect,
@@ -143,8 +144,8 @@ class Client:
     def position(self, symbol: str) -> Position | None:
         return self._loop.call(lambda: self.client.position(symbol))
 
-    def orders(self) -> list[Order]:
-        return self._loop.call(self.client.orders)
+    def orders(self, tag: str | None = None) -> list[Order]:
+        return self._loop.call(lambda: self.client.orders(tag))
 
     def working_orders(self) -> list[Order]:
         return self._loop.call(self.client.working_orders)
@@ -160,8 +161,9 @@ class Client:
         side: Side,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
-        return self._loop.run(self.client.order_volume(symbol, volume, side, price, order_type))
+        return self._loop.run(self.client.order_volume(symbol, volume, side, price, order_type, tag))
 
     def order_value(
         self,
@@ -170,8 +172,9 @@ class Client:
         side: Side,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
-        return self._loop.run(self.client.order_value(symbol, value, side, price, order_type))
+        return self._loop.run(self.client.order_value(symbol, value, side, price, order_type, tag))
 
     def order_percent(
         self,
@@ -180,8 +183,9 @@ class Client:
         side: Side,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
-        return self._loop.run(self.client.order_percent(symbol, percent, side, price, order_type))
+        return self._loop.run(self.client.order_percent(symbol, percent, side, price, order_type, tag))
 
     def order_target_volume(
         self,
@@ -189,8 +193,9 @@ class Client:
         volume: int,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
-        return self._loop.run(self.client.order_target_volume(symbol, volume, price, order_type))
+        return self._loop.run(self.client.order_target_volume(symbol, volume, price, order_type, tag))
 
     def order_target_value(
         self,
@@ -198,8 +203,9 @@ class Client:
         value: Yuan,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
-        return self._loop.run(self.client.order_target_value(symbol, value, price, order_type))
+        return self._loop.run(self.client.order_target_value(symbol, value, price, order_type, tag))
 
     def order_target_percent(
         self,
@@ -207,8 +213,9 @@ class Client:
         percent: float,
         price: Yuan | None = None,
         order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
     ) -> Order:
-        return self._loop.run(self.client.order_target_percent(symbol, percent, price, order_type))
+        return self._loop.run(self.client.order_target_percent(symbol, percent, price, order_type, tag))
 
     def cancel(self, order: Order | str) -> bool:
         return self._loop.call(lambda: self.client.cancel(order))
@@ -249,3 +256,8 @@ class Client:
 
     def chase(self, orders: Any, side: Side | None = None, **options: Any) -> SyncAlgoHandle:
         return self.algo("chase", orders, side, **options)
+
+    # -------------------------------------------------------------------------------- files
+    def submit_file(self, path: str | Path) -> list[Sent]:
+        """``AsyncClient.submit_file``: a 掘金 order or cancel file, checked whole, then sent."""
+        return self._loop.run(self.client.submit_file(path))

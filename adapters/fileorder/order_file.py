@@ -17,7 +17,7 @@ from pathlib import Path
 from zhixing.adapters.fileorder.format import SIDE_OF_BIZ, parse_int
 from zhixing.engine.enums import Side
 from zhixing.engine.errors import InputError, ParameterError
-from zhixing.engine.input_kinds import FileKind, column_names, describe, sniff
+from zhixing.engine.input_kinds import FileKind, column_names, describe, sniff, taken_by
 from zhixing.engine.input_limits import ORDERS, csv_records, decode_text, read_bounded
 from zhixing.engine.market.symbols import from_gm
 from zhixing.engine.units import money
@@ -63,7 +63,8 @@ def read_gm_file(path: str | Path) -> GmFile:
     found = sniff(header, path.name)
     if found.kind not in (FileKind.GM_ORDER, FileKind.GM_CANCEL):
         what = found.reason if found.kind is FileKind.AMBIGUOUS else f"this is {describe(found.kind)}"
-        hint = "" if found.kind is not FileKind.TARGETS else "; use `zhixing plan` / `zhixing rebalance`"
+        taker = taken_by(found.kind)
+        hint = f"; {taker}" if taker else ""
         raise InputError(
             f"{what}, not a 掘金 order file (sid,account_id,symbol,volume,order_type,order_business,price,"
             f"comment) or cancel file (sid,comment){hint}",

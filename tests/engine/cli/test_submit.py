@@ -98,7 +98,7 @@ def test_a_gm_order_file_is_sent_on_the_sim_route_and_fills(
 @pytest.mark.parametrize(
     ("row", "field", "words"),
     [
-        ("s9,8800999999,SHSE.600566,100,1,1,18.00,", "account_id", "not this config's account"),
+        ("s9,8800999999,SHSE.600566,100,1,1,18.00,", "account_id", "not this session's account"),
         ("s9,8800123456,SHSE.60056,100,1,1,18.00,", "symbol", "bad gm symbol"),
         ("s9,8800123456,SHSE.600566,150,1,1,18.00,", "volume", "not a buy size"),
         ("s9,8800123456,SHSE.600566,100,1,1,18.005,", "price", "tick"),
