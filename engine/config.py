@@ -292,7 +292,7 @@ ROUTE_FEEDS: Mapping[str, tuple[str, ...]] = {
     "qmt": ("qmt",),
     "gm": ("gm", "qmt"),
 }
-"""The feeds each route can be run with; the first is the route's own (or, for fileorder, none: it must be set)."""
+"""The feeds each route can be run with; the first is the route's own (fileorder has none: it must be set)."""
 
 NO_FEED_REFUSED_JOBS = frozenset({"execute"})
 """Job kinds that cannot run with ``[feed] kind = "none"``: an execute job plans at the feed's prices and its
@@ -305,12 +305,16 @@ def _feed(path: Path, raw: Mapping[str, Any], model: ConfigFile, route: str) -> 
     listed = " or ".join(f"{kind!r}" for kind in allowed)
     if model.feed is None:
         if route == "fileorder":
-            raise _error(path, "feed.kind", f"a fileorder route has no feed of its own: set [feed] kind = {listed}")
+            raise _error(
+                path, "feed.kind", f"a fileorder route has no feed of its own: set [feed] kind = {listed}"
+            )
         kind = allowed[0]
     else:
         kind = model.feed.kind
     if kind not in allowed:
-        raise _error(path, "feed.kind", f"{kind!r} cannot feed a {route} route; a {route} route takes {listed}")
+        raise _error(
+            path, "feed.kind", f"{kind!r} cannot feed a {route} route; a {route} route takes {listed}"
+        )
     return _Chosen("feed", kind, raw.get("feed", {}).get(kind, {}))
 
 
@@ -323,8 +327,8 @@ def _no_feed_jobs(path: Path, feed: str, jobs: tuple[JobConfig, ...]) -> None:
             raise _error(
                 path,
                 f"jobs[{i}].kind",
-                f"job {job.name!r} is an {job.kind} job: its plan and its {job.algo} algorithm price from live "
-                "quotes, and [feed] kind = 'none' has none; set [feed] kind = 'qmt' or 'gm'",
+                f"job {job.name!r} is an {job.kind} job: its plan and its {job.algo} algorithm price "
+                "from live quotes, and [feed] kind = 'none' has none; set [feed] kind = 'qmt' or 'gm'",
             )
 
 

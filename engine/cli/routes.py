@@ -194,14 +194,15 @@ def _gm_api(config: Config) -> Any:
     try:
         import gm.api  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
+        key = "route.kind" if config.route.kind == "gm" else "feed.kind"
         raise ConfigError(
-            f"{config.path}: key 'route.kind': the gm route needs 掘金's Python SDK: pip install --no-deps gm"
+            f"{config.path}: key '{key}': 掘金 (gm) needs its Python SDK: pip install --no-deps gm"
         ) from None
     return gm.api
 
 
 def _gm_route(config: Config, clock: Clock, bridge: Any) -> Route:
-    from zhixing.adapters.gm import GmBrokerAdapter, GmQuoteFeed
+    from zhixing.adapters.gm import GmBrokerAdapter
 
     if bridge is None:
         raise ConfigError(f"{config.path}: the gm route runs under 掘金's run(); start it through run_route")
@@ -222,7 +223,9 @@ def build_feed(config: Config, clock: Clock, gm_bridge: Any = None) -> QuoteFeed
         from zhixing.adapters.gm import GmQuoteFeed
 
         if gm_bridge is None:
-            raise ConfigError(f"{config.path}: the gm feed runs under 掘金's run(); start it through run_route")
+            raise ConfigError(
+                f"{config.path}: the gm feed runs under 掘金's run(); start it through run_route"
+            )
         feed_config = _gm_feed_config(config.feed.settings, config.path)
         return GmQuoteFeed(feed_config, clock, api=_gm_api(config), bridge=gm_bridge)
     if kind == "none":
