@@ -5,6 +5,7 @@ and ``config check`` and ``run`` share the loader, so what one accepts the other
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,26 @@ def test_a_file_route_fed_by_gm_trades_through_the_terminal_under_gms_run(
     assert api.run_args["token_set"] is True
     (written,) = (tmp_path / "scan").glob("*.order.csv")
     assert "SHSE.600103" in written.read_text(encoding="utf-8-sig")
+
+
+@pytest.mark.slow
+def test_zhixing_account_values_the_file_route_without_any_feed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cash, market value and total asset are the terminal's own ``cash.csv`` figures (its ``market_value``
+    and ``nav``), positions its ``position.csv``: the account view needs no quotes."""
+    from tests.adapters.fileorder.test_fileorder_route import ACCOUNT as TERMINAL_ACCOUNT
+    from tests.engine.cli.test_account_cmd import CONFIG, a_day_of_file_orders
+
+    asyncio.run(a_day_of_file_orders(tmp_path, load_snapshots(SNAPSHOTS, symbols=[SYMBOL])))
+    config = tmp_path / "zhixing.toml"
+    config.write_text(
+        CONFIG.format(account=TERMINAL_ACCOUNT).replace('kind = "qmt"', 'kind = "none"'), encoding="utf-8"
+    )
+    capsys.readouterr()
+    assert main(["account", str(config), "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert float(view["market_value"]) > 0  # 20,000 shares valued by the terminal, not by a feed
+    assert float(view["total_asset"]) == pytest.approx(float(view["cash"]) + float(view["market_value"]))
+    (position,) = view["positions"]
+    assert (position["symbol"], position["quantity"]) == (SYMBOL, 20_000)
