@@ -34,6 +34,7 @@ from zhixing.engine.events import SubmitOrder
 from zhixing.engine.input_kinds import FileKind
 from zhixing.engine.instance_lock import InstanceLock
 from zhixing.engine.market import PROTECTED_BOARDS, check_order_quantity, instrument_for, is_on_tick
+from zhixing.engine.no_feed import NO_QUOTES
 from zhixing.engine.orders import Order
 
 if TYPE_CHECKING:
@@ -72,6 +73,12 @@ def run_submit(args: argparse.Namespace) -> int:
 def check_file(gm: GmFile, config: Config) -> None:
     """Every order row tradeable by the rules a file alone can show; ``InputError`` naming the row."""
     where = str(gm.path)
+    if gm.orders and config.feed.kind == "none":  # a cancel file needs no quotes; an order does
+        raise InputError(
+            f"{NO_QUOTES} (config {config.path}; a cancel file runs without a feed)",
+            path=where,
+            row=gm.orders[0].row,
+        )
     for order in gm.orders:
         if order.account_id != config.account.id:
             raise InputError(
