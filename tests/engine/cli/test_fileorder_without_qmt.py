@@ -213,3 +213,16 @@ def test_zhixing_account_values_the_file_route_without_any_feed(
     assert float(view["total_asset"]) == pytest.approx(float(view["cash"]) + float(view["market_value"]))
     (position,) = view["positions"]
     assert (position["symbol"], position["quantity"]) == (SYMBOL, 20_000)
+
+
+@pytest.mark.parametrize("command", ["plan", "rebalance"])
+def test_no_feed_refuses_a_plan_or_rebalance_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    path = write(tmp_path, '[feed]\nkind = "none"\n')
+    targets = tmp_path / "t.csv"
+    targets.write_text("symbol,weight\n600103.SH,0.1\n", encoding="utf-8")
+    assert main([command, str(targets), "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"zhixing {command} plans at live prices: [feed] kind = 'none' gives no prev close" in err
+    assert not (tmp_path / "state").exists()  # nothing was opened
