@@ -226,3 +226,13 @@ def test_no_feed_refuses_a_plan_or_rebalance_before_connecting(
     err = capsys.readouterr().err
     assert f"zhixing {command} plans at live prices: [feed] kind = 'none' gives no prev close" in err
     assert not (tmp_path / "state").exists()  # nothing was opened
+
+
+async def test_the_api_refuses_a_file_route_fed_by_gm_naming_the_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zhixing
+
+    monkeypatch.setenv("GM_TOKEN", "token-feed-1")
+    with pytest.raises(ConfigError, match=r"key 'feed\.kind': 'gm' runs under gm's run\(\); use zhixing run"):
+        await zhixing.connect(write(tmp_path, GM_FEED))
