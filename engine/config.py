@@ -197,6 +197,7 @@ def load_config(
         if check is not None:
             check(chosen.settings, path)
     jobs = _jobs(path, model, algo_check)
+    _no_feed_jobs(path, feed.kind, jobs)
     return Config(
         path=path,
         account=AccountConfig(
@@ -285,24 +286,50 @@ def _route(path: Path, raw: Mapping[str, Any], model: ConfigFile, adapter: str |
     return _Chosen("route", kind, raw["route"].get(kind, {}))
 
 
+ROUTE_FEEDS: Mapping[str, tuple[str, ...]] = {
+    "sim": ("sim",),  # the recorded day's own quotes
+    "fileorder": ("qmt", "gm", "none"),  # the terminal writes no quotes: QMT's or 掘金's data API, or none
+    "qmt": ("qmt",),
+    "gm": ("gm", "qmt"),
+}
+"""The feeds each route can be run with; the first is the route's own (fileorder has none: it must be set)."""
+
+NO_FEED_REFUSED_JOBS = frozenset({"execute"})
+"""Job kinds that cannot run with ``[feed] kind = "none"``: an execute job plans at the feed's prices and its
+algorithm prices every child from the live book, and the pre-trade check needs prev close for the limits."""
+
+
 def _feed(path: Path, raw: Mapping[str, Any], model: ConfigFile, route: str) -> _Chosen:
-    """``[feed]``, or the route's own feed; a route takes only the feeds it can be run with."""
-    kind = model.feed.kind if model.feed else route
-    if kind not in FEEDS:
+    """``[feed]``, or the route's own feed; a route takes only the feeds of ``ROUTE_FEEDS``."""
+    allowed = ROUTE_FEEDS[route]
+    listed = " or ".join(f"{kind!r}" for kind in allowed)
+    if model.feed is None:
+        if route == "fileorder":
+            raise _error(
+                path, "feed.kind", f"a fileorder route has no feed of its own: set [feed] kind = {listed}"
+            )
+        kind = allowed[0]
+    else:
+        kind = model.feed.kind
+    if kind not in allowed:
         raise _error(
-            path, "feed.kind", f"a {route} route has no feed of its own: set [feed] kind = qmt or gm"
+            path, "feed.kind", f"{kind!r} cannot feed a {route} route; a {route} route takes {listed}"
         )
-    if (route == "sim") != (kind == "sim"):
-        raise _error(
-            path,
-            "feed.kind",
-            "the sim route plays its own recorded day; use 'sim'"
-            if route == "sim"
-            else f"'sim' cannot feed a {route} route; use qmt or gm",
-        )
-    if kind == "gm" and route != "gm":
-        raise _error(path, "feed.kind", f"'gm' cannot feed a {route} route; use qmt")
     return _Chosen("feed", kind, raw.get("feed", {}).get(kind, {}))
+
+
+def _no_feed_jobs(path: Path, feed: str, jobs: tuple[JobConfig, ...]) -> None:
+    """With no live feed, a job that needs quotes is refused at load, naming it."""
+    if feed != "none":
+        return
+    for i, job in enumerate(jobs):
+        if job.kind in NO_FEED_REFUSED_JOBS:
+            raise _error(
+                path,
+                f"jobs[{i}].kind",
+                f"job {job.name!r} is an {job.kind} job: its plan and its {job.algo} algorithm price "
+                "from live quotes, and [feed] kind = 'none' has none; set [feed] kind = 'qmt' or 'gm'",
+            )
 
 
 def _adapter_tables(raw: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

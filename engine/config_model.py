@@ -42,7 +42,7 @@ SECRET_RULE = "a secret must not be written in the file; use env:VARIABLE or key
 
 
 RouteKind = Literal["sim", "fileorder", "qmt", "gm"]
-FeedKind = Literal["sim", "qmt", "gm"]
+FeedKind = Literal["sim", "qmt", "gm", "none"]  # none: no live quotes (engine.config ROUTE_FEEDS)
 JobKind = Literal["signal", "execute", "summary", "backup"]
 
 
@@ -110,6 +110,10 @@ class SimFeedModel(Strict):
     """``[feed.sim]``: the sim route's recorded quotes; nothing to set."""
 
 
+class NoFeedModel(Strict):
+    """``[feed.none]``: no live feed; nothing to set (what cannot run without quotes: ``engine.config``)."""
+
+
 AdapterTable = dict[str, Any]
 """A broker adapter's own table, checked by the settings check the composition root gives ``load_config``."""
 
@@ -130,6 +134,7 @@ class FeedModel(Strict):
     sim: SimFeedModel | None = None
     qmt: AdapterTable | None = None
     gm: AdapterTable | None = None
+    none: NoFeedModel | None = None
 
 
 _LIMITS = RiskLimits()  # the defaults: one place (engine.risk_controls)

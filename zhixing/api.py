@@ -864,15 +864,16 @@ async def connect(
 ) -> AsyncClient:
     """The configured route through the one engine, as ``zhixing run`` opens it (the instance lock is
     held until ``close``). ``route``, ``clock`` and ``calendar`` are for tests (as ``open_configured``'s).
-    The 掘金 (gm) route needs gm's ``run()`` on the main thread: refused here (use ``zhixing run``)."""
+    The 掘金 (gm) route or feed needs gm's ``run()`` on the main thread: refused here (``zhixing run``)."""
     from zhixing.engine.cli.routes import load_checked
     from zhixing.engine.cli.run_cmd import open_configured
     from zhixing.engine.errors import ConfigError
     from zhixing.engine.instance_lock import InstanceLock
 
     loaded = load_checked(Path(config))
-    if loaded.route.kind == "gm":
-        raise ConfigError(f"{loaded.path}: key 'route.kind': 'gm' runs under gm's run(); use zhixing run")
+    if "gm" in (loaded.route.kind, loaded.feed.kind):  # a gm feed of the file route too (feed-only session)
+        key = "route.kind" if loaded.route.kind == "gm" else "feed.kind"
+        raise ConfigError(f"{loaded.path}: key '{key}': 'gm' runs under gm's run(); use zhixing run")
     loaded.store.path.parent.mkdir(parents=True, exist_ok=True)
     lock = InstanceLock.for_store(loaded.store.path)
     lock.acquire()  # AlreadyRunning while ``zhixing run`` (or another client) holds the journal

@@ -15,6 +15,10 @@ kind = "gm"
 [feed.gm]
 frequency = "tick"
 ```
+
+A route other than gm (fileorder) fed by gm runs a feed-only gm session: ``[feed.gm]`` then names the
+session's ``strategy_id`` and ``token`` (what ``[route.gm]`` gives a gm route), required by the composition
+root's loader (``engine/cli/routes.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 from zhixing.engine.errors import ConfigError
 
 _ROUTE_KEYS = frozenset({"account_id", "strategy_id", "token", "serv_addr", "state_dir"})
-_FEED_KEYS = frozenset({"frequency", "token", "serv_addr"})
+_FEED_KEYS = frozenset({"frequency", "strategy_id", "token", "serv_addr"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +76,7 @@ class GmRouteConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GmFeedConfig:
     frequency: str = "tick"
+    strategy_id: str = ""  # a feed-only session's strategy (no [route.gm] to take it from)
     token: str = ""
     serv_addr: str = ""
 
@@ -86,6 +91,7 @@ class GmFeedConfig:
         try:
             return cls(
                 frequency=_text(key, settings, "frequency", "tick"),
+                strategy_id=_text(key, settings, "strategy_id", ""),
                 token=_text(key, settings, "token", ""),
                 serv_addr=_text(key, settings, "serv_addr", ""),
             )

@@ -24,7 +24,7 @@ import structlog
 from zhixing.adapters.gm import entry
 from zhixing.adapters.gm.bridge import GmBridge, install, uninstall
 from zhixing.adapters.gm.codes import MODE_LIVE, installed_enum_mismatches
-from zhixing.adapters.gm.config import GmRouteConfig
+from zhixing.adapters.gm.config import GmFeedConfig, GmRouteConfig
 from zhixing.engine.errors import BrokerError
 from zhixing.engine.secrets import resolve_secret
 
@@ -39,9 +39,13 @@ def entry_filename() -> str:
     return str(Path(entry.__file__).resolve())
 
 
-def run_live(api: Any, route: GmRouteConfig, engine: Engine, *, bridge: GmBridge | None = None) -> None:
+def run_live(
+    api: Any, session: GmRouteConfig | GmFeedConfig, engine: Engine, *, bridge: GmBridge | None = None
+) -> None:
     """Blocking. Run ``engine(bridge)`` on a worker thread's event loop while gm runs on this thread.
-    Re-raises the engine's exception, if any, after gm has stopped."""
+    ``session``: whose strategy id, token and address gm's ``run()`` is started with: the gm route's, or
+    the gm feed's when gm only feeds another route. Re-raises the engine's exception, if any, after gm
+    has stopped."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("gm.api.run must be called from the main thread (it installs signal handlers)")
     mismatches = installed_enum_mismatches()
@@ -73,7 +77,8 @@ def run_live(api: Any, route: GmRouteConfig, engine: Engine, *, bridge: GmBridge
                 api.stop()
 
     worker = threading.Thread(target=engine_thread, name="zhixing-engine")
-    token = resolve_secret(route.token, key="route.gm.token").reveal() if route.token else ""
+    key = "route.gm.token" if isinstance(session, GmRouteConfig) else "feed.gm.token"
+    token = resolve_secret(session.token, key=key).reveal() if session.token else ""
     worker.start()
     argv = sys.argv
     # gm's run() parses sys.argv with optparse (--strategy_id, --token, ...) and exits on options it does
@@ -81,11 +86,11 @@ def run_live(api: Any, route: GmRouteConfig, engine: Engine, *, bridge: GmBridge
     sys.argv = argv[:1]
     try:
         api.run(
-            strategy_id=route.strategy_id,
+            strategy_id=session.strategy_id,
             filename=entry_filename(),
             mode=MODE_LIVE,
             token=token,
-            serv_addr=route.serv_addr,
+            serv_addr=session.serv_addr,
         )
     except SystemExit:
         pass  # gm's stop() exits its loop this way

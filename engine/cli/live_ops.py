@@ -13,10 +13,11 @@ from typing import Any
 from zhixing.engine.cli.replay_cmd import _params
 from zhixing.engine.cli.routes import load_checked, run_route
 from zhixing.engine.config import Config
-from zhixing.engine.errors import InputError
+from zhixing.engine.errors import ConfigError, InputError
 from zhixing.engine.inputs import parse_cash
 from zhixing.engine.instance_lock import InstanceLock
 from zhixing.engine.market import shanghai_ns, trading_date_of
+from zhixing.engine.no_feed import NO_QUOTES
 from zhixing.engine.notify import execution_report
 
 
@@ -26,6 +27,10 @@ def run_live(args: argparse.Namespace, *, execute: bool) -> int:
             "--db is for --replay-data runs; a --config run journals to its [store] path", field="db"
         )
     config = load_checked(args.config, adapter=args.adapter)
+    if config.feed.kind == "none":  # before anything connects: the plan prices every name from the feed
+        raise ConfigError(
+            f"{config.path}: key 'feed.kind': zhixing {args.command} plans at live prices: {NO_QUOTES}"
+        )
     config.store.path.parent.mkdir(parents=True, exist_ok=True)
     with InstanceLock.for_store(config.store.path):
         return run_route(config, lambda bridge: _run(args, config, execute=execute, gm_bridge=bridge))

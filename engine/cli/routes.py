@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from zhixing.engine.broker import BrokerAdapter
 from zhixing.engine.clock import Clock, LiveClock, SimClock
-from zhixing.engine.config import Config, SettingsCheck, load_config
+from zhixing.engine.config import ROUTE_FEEDS, Config, SettingsCheck, load_config
 from zhixing.engine.errors import BrokerError, ConfigError, ParameterError
 from zhixing.engine.feed import QuoteFeed
 from zhixing.engine.market import MarketRules, TradingCalendar
@@ -37,7 +37,20 @@ def load_checked(path: Path | str, *, adapter: str | None = None) -> Config:
     """The config loader of every command (``config check``, ``run``, the ``--config`` one-shots):
     ``engine.config.load_config`` with the adapters' checks of their own tables, so whatever ``config
     check`` accepts the others accept, and the other way round."""
-    return load_config(path, adapter=adapter, checks=SETTINGS_CHECKS, algo_check=_algo_check)
+    config = load_config(path, adapter=adapter, checks=SETTINGS_CHECKS, algo_check=_algo_check)
+    if config.feed.kind == "gm" and config.route.kind != "gm":
+        _feed_only_gm_session(config)
+    return config
+
+
+def _feed_only_gm_session(config: Config) -> None:
+    """A gm feed of another route starts gm's ``run()`` itself: ``[feed.gm]`` names its strategy."""
+    feed = _gm_feed_config(config.feed.settings, config.path)
+    if not feed.strategy_id.strip():
+        raise ConfigError(
+            f"{config.path}: key 'feed.gm.strategy_id': is required when 掘金 feeds a {config.route.kind} "
+            "route (a feed-only gm session: the 掘金 strategy id, with feed.gm.token = 'env:NAME')"
+        )
 
 
 def _algo_check(algo: str, params: Mapping[str, str]) -> None:
@@ -131,7 +144,7 @@ def build_route(
         return _sim_route(config, clock, calendar, market or load_sim_market(config), rules)
     if kind == "gm":
         return _gm_route(config, clock, gm_bridge)
-    feed = build_feed(config, clock)
+    feed = build_feed(config, clock, gm_bridge)
     if kind == "fileorder":
         from zhixing.adapters.fileorder import FileOrderAdapter
 
@@ -147,26 +160,31 @@ def build_route(
 
 def check_route(config: Config) -> None:
     """Validate the route's and feed's own settings without connecting anything."""
-    if config.route.kind == "gm":  # its tables were checked at load; building it needs gm's run()
+    if "gm" in (config.route.kind, config.feed.kind):  # checked at load; building needs gm's run()
         return
     build_route(config, LiveClock(), TradingCalendar())
 
 
 def run_route(config: Config, main: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main(gm_bridge)`` to completion. Most routes: ``asyncio.run``. The 掘金 route: gm's ``run()``
-    must own the main thread, so the engine's loop runs on a worker thread beside it."""
-    if config.route.kind != "gm":
+    """Run ``main(gm_bridge)`` to completion. Most routes: ``asyncio.run``. The 掘金 route or feed: gm's
+    ``run()`` must own the main thread, so the engine's loop runs on a worker thread beside it; a gm feed of
+    another route runs a feed-only session under ``[feed.gm]``'s strategy and token."""
+    if "gm" not in (config.route.kind, config.feed.kind):
         return asyncio.run(main(None))
     from zhixing.adapters.gm import GmBridge, run_live
 
     api = _gm_api(config)
-    route_config = _gm_route_config(config.route.settings, config.path)
+    session = (
+        _gm_route_config(config.route.settings, config.path)
+        if config.route.kind == "gm"
+        else _gm_feed_config(config.feed.settings, config.path)
+    )
     results: list[T] = []
 
     async def engine(bridge: GmBridge) -> None:
         results.append(await main(bridge))
 
-    run_live(api, route_config, engine, bridge=GmBridge())
+    run_live(api, session, engine, bridge=GmBridge())
     if not results:
         raise BrokerError("gm: the terminal's run() ended before the engine finished")
     return results[0]
@@ -176,35 +194,48 @@ def _gm_api(config: Config) -> Any:
     try:
         import gm.api  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
+        key = "route.kind" if config.route.kind == "gm" else "feed.kind"
         raise ConfigError(
-            f"{config.path}: key 'route.kind': the gm route needs 掘金's Python SDK: pip install --no-deps gm"
+            f"{config.path}: key '{key}': 掘金 (gm) needs its Python SDK: pip install --no-deps gm"
         ) from None
     return gm.api
 
 
 def _gm_route(config: Config, clock: Clock, bridge: Any) -> Route:
-    from zhixing.adapters.gm import GmBrokerAdapter, GmQuoteFeed
+    from zhixing.adapters.gm import GmBrokerAdapter
 
     if bridge is None:
         raise ConfigError(f"{config.path}: the gm route runs under 掘金's run(); start it through run_route")
-    api = _gm_api(config)
     route_config = _gm_route_config(config.route.settings, config.path)
-    adapter = GmBrokerAdapter(route_config, clock, api=api, bridge=bridge)
-    if config.feed.kind == "gm":
-        feed_config = _gm_feed_config(config.feed.settings, config.path)
-        return Route(adapter, GmQuoteFeed(feed_config, clock, api=api, bridge=bridge))
-    return Route(adapter, build_feed(config, clock))
+    adapter = GmBrokerAdapter(route_config, clock, api=_gm_api(config), bridge=bridge)
+    return Route(adapter, build_feed(config, clock, bridge))
 
 
-def build_feed(config: Config, clock: Clock) -> QuoteFeed:
-    """The live feed of a broker route: the terminal's own data API (``qmt`` or ``gm``)."""
+def build_feed(config: Config, clock: Clock, gm_bridge: Any = None) -> QuoteFeed:
+    """The live feed of a broker route (``engine.config.ROUTE_FEEDS`` says which the route may take):
+    QMT's or 掘金's data API (the latter over the bridge ``run_route`` provides), or none."""
     kind = config.feed.kind
     if kind == "qmt":
         from zhixing.adapters.qmt import QmtQuoteFeed
 
         return QmtQuoteFeed(_qmt_feed_config(config.feed.settings, config.path), clock=clock)
+    if kind == "gm":
+        from zhixing.adapters.gm import GmQuoteFeed
+
+        if gm_bridge is None:
+            raise ConfigError(
+                f"{config.path}: the gm feed runs under 掘金's run(); start it through run_route"
+            )
+        feed_config = _gm_feed_config(config.feed.settings, config.path)
+        return GmQuoteFeed(feed_config, clock, api=_gm_api(config), bridge=gm_bridge)
+    if kind == "none":
+        from zhixing.engine.no_feed import NoFeed
+
+        return NoFeed()
+    allowed = " or ".join(f"{k!r}" for k in ROUTE_FEEDS[config.route.kind])
     raise ConfigError(
-        f"{config.path}: key 'feed.kind': {kind!r} cannot feed a {config.route.kind} route; use qmt or gm"
+        f"{config.path}: key 'feed.kind': {kind!r} cannot feed a {config.route.kind} route; "
+        f"a {config.route.kind} route takes {allowed}"
     )
 
 

@@ -27,7 +27,9 @@ from zhixing.engine.cli.gm_files import Sent, check_file, send_checked
 from zhixing.engine.cli.routes import load_checked, run_route
 from zhixing.engine.config import ROUTES, Config
 from zhixing.engine.enums import OrderStatus
+from zhixing.engine.errors import InputError
 from zhixing.engine.instance_lock import InstanceLock
+from zhixing.engine.no_feed import NO_QUOTES
 
 if TYPE_CHECKING:
     from zhixing.engine.cli.run_cmd import ConfiguredSession
@@ -52,6 +54,12 @@ def run_submit(args: argparse.Namespace) -> int:
     config = load_checked(args.config, adapter=args.adapter)
     gm = read_gm_file(args.file)
     check_file(gm, config.account.id)
+    if gm.orders and config.feed.kind == "none":  # a cancel file needs no quotes; an order does
+        raise InputError(
+            f"{NO_QUOTES} (config {config.path}; a cancel file runs without a feed)",
+            path=str(gm.path),
+            row=gm.orders[0].row,
+        )
     if args.dry_run:
         print(f"{gm.path}: {len(gm.orders) + len(gm.cancels)} row(s) valid; nothing sent (--dry-run)")
         return 0
