@@ -351,6 +351,7 @@ async def open_configured(
         on_halt_change=lambda reason, halted: dispatcher.post(
             halt_notice(reason, halted=halted, account=config.account.id)
         ),
+        start_parents=session.start_parents,  # a script's start_parent (zhixing.connect while we run)
     )
     if not isinstance(clock, SimClock):
         channel.start()

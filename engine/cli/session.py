@@ -101,8 +101,8 @@ class LiveSession:
             self.symbols.update(new_symbols)
         for parent in parents:
             parent.created_ns = self.clock.now_ns()
+            self.basket.add(parent)  # first: a parent it refuses (unknown algo, bad params) is not journaled
             self.store.stage_parent(parent.to_row())
-            self.basket.add(parent)
         await self.store.commit()
         self.basket.start()
 
