@@ -33,7 +33,10 @@ MAX_TEXT = 64
 """A symbol, an algorithm's name, a parameter's name or value, a tag: at most this many characters."""
 
 ORDER_FIELDS = frozenset({"symbol", "side", "quantity", "price", "order_type", "tag"})
-PARENT_FIELDS = frozenset({"symbol", "side", "quantity", "algo", "params", "start_ns", "end_ns", "limit"})
+PARENT_FIELDS = frozenset(
+    {"symbol", "side", "quantity", "algo", "params", "start_ns", "end_ns", "window_s", "limit"}
+)
+MAX_WINDOW_S = 24 * 3600
 
 
 def order_tag(command_id: int) -> str:
@@ -61,8 +64,9 @@ class ParentRequest:
     quantity: int
     algo: str
     params: dict[str, str]
-    start_ns: int
-    end_ns: int
+    start_ns: int  # 0: now
+    end_ns: int  # 0: ``window_ns`` after the engine's now
+    window_ns: int
     limit_price: int
 
 
@@ -150,8 +154,9 @@ def parse_order(arg: str) -> OrderRequest:
 
 
 def parse_parent(arg: str) -> ParentRequest:
-    """``start_parent``'s payload: ``{symbol, side, quantity, algo, params, start_ns, end_ns, limit}``
-    (``params``: the algorithm's own, name -> text; ``limit``: yuan, absent for none)."""
+    """``start_parent``'s payload: ``{symbol, side, quantity, algo, params, start_ns, end_ns | window_s,
+    limit}`` (``params``: the algorithm's own, name -> text; ``window_s``: the window's length from the
+    engine's now, for a script that does not know the engine's clock; ``limit``: yuan, absent for none)."""
     value = _object(arg, PARENT_FIELDS, "start_parent")
     params = value.get("params") or {}
     if not isinstance(params, dict) or len(params) > MAX_PARAMS:
@@ -162,8 +167,13 @@ def parse_parent(arg: str) -> ParentRequest:
             raise InputError(f"'params' entry {key!r:.80} is not a short name -> value", field="params")
         text[key] = str(item)
     start_ns = _int(value, "start_ns", default=0)
-    end_ns = _int(value, "end_ns", positive=True)
-    if start_ns and end_ns <= start_ns:
+    end_ns = _int(value, "end_ns", default=0)
+    window_s = _int(value, "window_s", default=0)
+    if bool(end_ns) == bool(window_s):
+        raise InputError("give one of 'end_ns' and 'window_s' (> 0)", field="end_ns")
+    if window_s > MAX_WINDOW_S:
+        raise InputError(f"'window_s' {window_s} is more than a day", field="window_s")
+    if start_ns and end_ns and end_ns <= start_ns:
         raise InputError(f"'end_ns' {end_ns} is not after 'start_ns' {start_ns}", field="end_ns")
     return ParentRequest(
         symbol=_text(value, "symbol"),
@@ -173,6 +183,7 @@ def parse_parent(arg: str) -> ParentRequest:
         params=text,
         start_ns=start_ns,
         end_ns=end_ns,
+        window_ns=window_s * 1_000_000_000,
         limit_price=_yuan(value, "limit"),
     )
 

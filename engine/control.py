@@ -583,7 +583,7 @@ class EngineControl:
             side=request.side,
             quantity=request.quantity,
             start_ns=max(now, request.start_ns),
-            end_ns=request.end_ns,
+            end_ns=request.end_ns or max(now, request.start_ns) + request.window_ns,
             algo=request.algo,
             limit_price=request.limit_price,
             params=request.params,

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from zhixing.engine.cli.routes import Route
     from zhixing.engine.cli.run_cmd import ConfiguredSession
     from zhixing.engine.instance_lock import InstanceLock
+    from zhixing.remote import RemoteClient
     from zhixing.replay.data import MarketData
     from zhixing.replay.harness import ReplaySession
 
@@ -766,21 +767,30 @@ async def connect(
     route: Route | None = None,
     clock: Any = None,
     calendar: Any = None,
-) -> AsyncClient:
+) -> AsyncClient | RemoteClient:
     """The configured route through the one engine, as ``zhixing run`` opens it (the instance lock is
-    held until ``close``). ``route``, ``clock`` and ``calendar`` are for tests (as ``open_configured``'s).
-    The 掘金 (gm) route needs gm's ``run()`` on the main thread: refused here (use ``zhixing run``)."""
+    held until ``close``). While ``zhixing run`` holds the account's lock: a ``zhixing.remote.RemoteClient``,
+    whose calls reach that running engine through its journal. ``route``, ``clock`` and ``calendar`` are
+    for tests (as ``open_configured``'s). The 掘金 (gm) route needs gm's ``run()`` on the main thread:
+    refused here (use ``zhixing run``)."""
     from zhixing.engine.cli.routes import load_checked
     from zhixing.engine.cli.run_cmd import open_configured
     from zhixing.engine.errors import ConfigError
-    from zhixing.engine.instance_lock import InstanceLock
+    from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 
     loaded = load_checked(Path(config))
     if loaded.route.kind == "gm":
         raise ConfigError(f"{loaded.path}: key 'route.kind': 'gm' runs under gm's run(); use zhixing run")
     loaded.store.path.parent.mkdir(parents=True, exist_ok=True)
     lock = InstanceLock.for_store(loaded.store.path)
-    lock.acquire()  # AlreadyRunning while ``zhixing run`` (or another client) holds the journal
+    try:
+        lock.acquire()
+    except AlreadyRunning:  # ``zhixing run`` holds the account: through its journal (zhixing.remote)
+        if not loaded.store.path.is_file():
+            raise
+        from zhixing.remote import RemoteClient
+
+        return RemoteClient(loaded.store.path)
     try:
         run = await open_configured(
             loaded, start=start, until=until, clock=clock, calendar=calendar, route=route
