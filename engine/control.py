@@ -156,7 +156,7 @@ class ControlHandlers(Protocol):
 
     def on_accept_positions(self) -> str: ...
 
-    def on_submit_order(self, command_id: int, arg: str) -> str: ...
+    async def on_submit_order(self, command_id: int, arg: str) -> str | None: ...
 
     async def on_start_parent(self, command_id: int, arg: str) -> str: ...
 
@@ -206,6 +206,8 @@ class ControlChannel:
             if hasattr(self.handlers, "command_id"):  # what a verification it starts belongs to
                 self.handlers.command_id = command_id
             result = await self._apply(request)
+            if result is None:
+                continue
             self.store.stage_command_done(command_id, self.clock.now_ns(), result)
             log.warning(
                 "control_command_applied", command=command, arg=arg, command_id=command_id, result=result
@@ -218,7 +220,8 @@ class ControlChannel:
             self.applied.extend(done)
         return done
 
-    async def _apply(self, request: ControlRequest) -> str:
+    async def _apply(self, request: ControlRequest) -> str | None:
+        """The command's result; None: not yet (it stays pending and is applied again at the next poll)."""
         h = self.handlers
         try:
             match request.command:
@@ -237,7 +240,7 @@ class ControlChannel:
                 case Command.ACCEPT_POSITIONS:
                     return h.on_accept_positions()
                 case Command.SUBMIT_ORDER:
-                    return h.on_submit_order(request.id, request.arg)
+                    return await h.on_submit_order(request.id, request.arg)
                 case Command.START_PARENT:
                     return await h.on_start_parent(request.id, request.arg)
                 case Command.CANCEL_ORDER:
@@ -309,6 +312,10 @@ class RejectCounter(Protocol):
 
 
 StartParents = Callable[[Sequence[ParentOrder]], Awaitable[None]]
+Watch = Callable[[Sequence[str]], Awaitable[bool]]
+"""Subscribe symbols; True when each has a quote already (``LiveSession.watch``)."""
+QUOTE_WAIT_NS = 5_000_000_000
+"""A script's order for a symbol just subscribed waits this long (engine time) for its first quote."""
 """Journal parents, subscribe their symbols and start their algorithms in the running basket
 (``LiveSession.start_parents``)."""
 
@@ -327,8 +334,11 @@ class EngineControl:
         on_alert: AlertCallback | None = None,
         on_halt_change: HaltListener | None = None,
         start_parents: StartParents | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.oms = oms
+        self.watch = watch  # a script's order subscribes its symbol first (None: not subscribed)
+        self._quote_waits: dict[int, int] = {}  # command id -> since when its order waits for a quote
         self.store = store
         self.algos = algos
         self.start_parents = start_parents  # a script's start_parent (None: refused)
@@ -538,8 +548,10 @@ class EngineControl:
         return "cancelled"
 
     # ------------------------------------------------------------------ a script's commands (api_commands)
-    def on_submit_order(self, command_id: int, arg: str) -> str:
-        """A script's order, tagged ``api:<command id>[:<its tag>]``: sent once, whatever re-applies."""
+    async def on_submit_order(self, command_id: int, arg: str) -> str | None:
+        """A script's order, tagged ``api:<command id>[:<its tag>]``: sent once, whatever re-applies. A
+        symbol not subscribed yet is subscribed and the order waits (None: pending) for its first quote,
+        at most ``QUOTE_WAIT_NS``; then the risk gate decides (``no_reference_quote``)."""
         try:
             request = api.parse_order(arg)
         except InputError as exc:
@@ -548,6 +560,12 @@ class EngineControl:
         earlier = self._order_tagged(tag)
         if earlier is not None:  # applied before a crash: that order, not a second one
             return _order_result(earlier)
+        if self.watch is not None and not await self.watch([request.symbol]):
+            now = self.oms.clock.now_ns()
+            since = self._quote_waits.setdefault(command_id, now)
+            if now - since < QUOTE_WAIT_NS:
+                return None
+        self._quote_waits.pop(command_id, None)
         try:
             order = self.oms.submit(
                 SubmitOrder(
@@ -697,6 +715,7 @@ async def install(
     on_alert: AlertCallback | None = None,
     on_halt_change: HaltListener | None = None,
     start_parents: StartParents | None = None,
+    watch: Watch | None = None,
 ) -> tuple[EngineControl, ControlChannel]:
     """Wire the kill switch and the command channel onto a built engine at startup
     (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
@@ -711,6 +730,7 @@ async def install(
         on_alert=on_alert,
         on_halt_change=on_halt_change,
         start_parents=start_parents,
+        watch=watch,
     )
     if risk is not None:
         risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())

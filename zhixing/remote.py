@@ -37,6 +37,7 @@ from zhixing.engine.parents import ParentStatus
 from zhixing.engine.reasons import DenialCode
 from zhixing.engine.store import schema
 from zhixing.engine.store.state_store import fill_from_row, order_from_row
+from zhixing.engine.units import price_from_yuan
 
 __all__ = ["EngineNotAnswering", "RemoteAlgoHandle", "RemoteClient"]
 
@@ -271,11 +272,22 @@ class RemoteClient:
         result = await asyncio.to_thread(self.channel.call_json, Command.SUBMIT_ORDER, json.dumps(payload))
         if "client_order_id" not in result:
             raise RemoteError("submit_order", result)
-        order = self.channel.order(str(result["client_order_id"]))
-        if not result.get("ok"):
-            order.denial = _denial(result)
-            raise OrderDenied(order)
-        return order
+        if not result.get("ok"):  # a denied order is not journaled: the result has all of it
+            raise OrderDenied(
+                Order(
+                    client_order_id=str(result["client_order_id"]),
+                    symbol=symbol,
+                    side=side,
+                    price=0 if price is None else price_from_yuan(price),
+                    quantity=volume,
+                    tag=str(result.get("tag", "")),
+                    status=OrderStatus.DENIED,
+                    reason=str(result.get("text", "")),
+                    denial=_denial(result),
+                    order_type=kind,
+                )
+            )
+        return self.channel.order(str(result["client_order_id"]))
 
     def cancel(self, order: Order | str) -> bool:
         """Cancel one order (its client order id, or an ``api:<command id>`` tag); waits for the engine."""

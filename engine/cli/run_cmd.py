@@ -352,6 +352,7 @@ async def open_configured(
             halt_notice(reason, halted=halted, account=config.account.id)
         ),
         start_parents=session.start_parents,  # a script's start_parent (zhixing.connect while we run)
+        watch=session.watch,  # a script's order subscribes its symbol
     )
     if not isinstance(clock, SimClock):
         channel.start()
