@@ -143,3 +143,16 @@ def test_a_script_reaches_the_running_engine(tmp_path: Path) -> None:
     finally:
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()[-3000:]
+
+
+async def test_a_command_no_engine_applies_raises_naming_the_journal_and_stays_queued(tmp_path: Path) -> None:
+    from zhixing.engine.store import StateStore
+    from zhixing.remote import EngineNotAnswering, RemoteClient
+
+    db = tmp_path / "zhixing.db"
+    store = await StateStore.open(db)
+    await store.close()
+    client = RemoteClient(db, timeout_s=0.2)
+    with pytest.raises(EngineNotAnswering, match=str(db)):
+        await client.order_volume("600258.SH", 100, Side.BUY, price="23.50")
+    assert rows(db, "SELECT command, done FROM control_commands") == [("submit_order", 0)]
