@@ -32,7 +32,7 @@ MAX_PARAMS = 32
 MAX_TEXT = 64
 """A symbol, an algorithm's name, a parameter's name or value, a tag: at most this many characters."""
 
-ORDER_FIELDS = frozenset({"symbol", "side", "quantity", "price", "order_type", "tag"})
+ORDER_FIELDS = frozenset({"symbol", "side", "quantity", "value", "price", "order_type", "tag"})
 PARENT_FIELDS = frozenset(
     {"symbol", "side", "quantity", "algo", "params", "start_ns", "end_ns", "window_s", "limit"}
 )
@@ -51,7 +51,8 @@ def parent_id_of(command_id: int) -> str:
 class OrderRequest:
     symbol: str
     side: Side
-    quantity: int
+    quantity: int  # shares asked for, before the lot grid (the engine sizes: ``order_quantity``)
+    value: int  # milli-yuan asked for instead of ``quantity`` (0: none): ``value // price`` shares
     price: int  # milli-yuan: the limit, or a market order's protection price (0: none)
     order_type: OrderType
     tag: str  # the script's own label, kept after the command's tag
@@ -99,7 +100,9 @@ def _text(value: dict[str, Any], key: str, *, required: bool = True, default: st
 
 
 def _int(value: dict[str, Any], key: str, *, default: int | None = None, positive: bool = False) -> int:
-    raw = value.get(key, default)
+    raw = value.get(key)
+    if raw is None:
+        raw = default
     if raw is None:
         raise InputError(f"missing {key!r}", field=key)
     if isinstance(raw, bool) or not isinstance(raw, int):
@@ -134,7 +137,8 @@ def _yuan(value: dict[str, Any], key: str) -> int:
 
 
 def parse_order(arg: str) -> OrderRequest:
-    """``submit_order``'s payload: ``{symbol, side, quantity, price (yuan), order_type, tag}``."""
+    """``submit_order``'s payload: ``{symbol, side, quantity | value (yuan), price (yuan), order_type,
+    tag}``."""
     value = _object(arg, ORDER_FIELDS, "submit_order")
     try:
         kind = order_type_named(_text(value, "order_type", required=False, default="limit"))
@@ -143,10 +147,17 @@ def parse_order(arg: str) -> OrderRequest:
     price = _yuan(value, "price")
     if kind is OrderType.LIMIT and price <= 0:
         raise InputError("a limit order needs 'price' > 0 (yuan)", field="price")
+    quantity = _int(value, "quantity", default=0)
+    worth = _yuan(value, "value")
+    if bool(quantity) == bool(worth):
+        raise InputError("give one of 'quantity' and 'value' (> 0)", field="quantity")
+    if worth and price <= 0:
+        raise InputError("'value' needs 'price' (yuan) to size the order", field="price")
     return OrderRequest(
         symbol=_text(value, "symbol"),
         side=_side(value),
-        quantity=_int(value, "quantity", positive=True),
+        quantity=quantity,
+        value=worth,
         price=price,
         order_type=kind,
         tag=_text(value, "tag", required=False),

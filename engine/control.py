@@ -54,9 +54,11 @@ from zhixing.engine.clock import Clock, LiveClock
 from zhixing.engine.errors import InputError, ParameterError, StoreError, ZhixingError
 from zhixing.engine.events import HaltChanged, HaltRequested, OrderDenied, SubmitOrder
 from zhixing.engine.freshness import AlertCallback, position_key
+from zhixing.engine.market import Instrument
 from zhixing.engine.oms import OrderManager
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
+from zhixing.engine.portfolio.planner import order_quantity
 from zhixing.engine.reasons import DenialCode, Unfilled, UnfilledCode
 from zhixing.engine.reconcile import merge_order
 from zhixing.engine.risk_controls import RISK_META_KEY, RiskControls
@@ -335,8 +337,10 @@ class EngineControl:
         on_halt_change: HaltListener | None = None,
         start_parents: StartParents | None = None,
         watch: Watch | None = None,
+        instrument: Callable[[str], Instrument] | None = None,
     ) -> None:
         self.oms = oms
+        self.instrument = instrument  # a script's order is sized on its lot grid (None: sent as asked)
         self.watch = watch  # a script's order subscribes its symbol first (None: not subscribed)
         self._quote_waits: dict[int, int] = {}  # command id -> since when its order waits for a quote
         self.store = store
@@ -567,11 +571,17 @@ class EngineControl:
                 return None
         self._quote_waits.pop(command_id, None)
         try:
+            quantity = self._sized(request)
+            if quantity <= 0:
+                return api.refused(
+                    "size",
+                    f"{request.symbol} {request.side}: rounds to no shares on the lot grid, or none sellable",
+                )
             order = self.oms.submit(
                 SubmitOrder(
                     symbol=request.symbol,
                     side=request.side,
-                    quantity=request.quantity,
+                    quantity=quantity,
                     price=request.price,
                     tag=f"{tag}:{request.tag}" if request.tag else tag,
                     order_type=request.order_type,
@@ -625,6 +635,16 @@ class EngineControl:
             return api.refused("unknown_order", f"no order {key!r:.80}")
         queued = self.oms.cancel(order.client_order_id)
         return api.result_json(True, client_order_id=order.client_order_id, cancel_queued=queued)
+
+    def _sized(self, request: api.OrderRequest) -> int:
+        """As ``zhixing.api`` sizes an order: on the board's lot grid, a sell clipped to T+1 sellable."""
+        volume = request.quantity or request.value // request.price
+        if self.instrument is None:
+            return volume
+        account = self.oms.account
+        pos = account.positions.get(request.symbol) if account is not None else None
+        held, sellable = (0, 0) if pos is None else (pos.quantity, pos.sellable)
+        return order_quantity(self.instrument(request.symbol), request.side, volume, held, sellable)
 
     def _order_tagged(self, tag: str) -> Order | None:
         if not tag:
@@ -716,6 +736,7 @@ async def install(
     on_halt_change: HaltListener | None = None,
     start_parents: StartParents | None = None,
     watch: Watch | None = None,
+    instrument: Callable[[str], Instrument] | None = None,
 ) -> tuple[EngineControl, ControlChannel]:
     """Wire the kill switch and the command channel onto a built engine at startup
     (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
@@ -731,6 +752,7 @@ async def install(
         on_halt_change=on_halt_change,
         start_parents=start_parents,
         watch=watch,
+        instrument=instrument,
     )
     if risk is not None:
         risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())

@@ -94,6 +94,10 @@ def test_a_script_reaches_the_running_engine(tmp_path: Path) -> None:
             "the script's order filled",
         )
         assert any(t.client_order_id == cid for t in client.trades())
+        by_value = client.order_value("600258.SH", "5000", Side.BUY, price="23.50")  # 212 shares asked
+        assert by_value.quantity == 200  # sized by the engine on the lot grid
+        with pytest.raises(zhixing.ParameterError, match="rounds to no shares"):
+            client.order_volume("600258.SH", 50, Side.BUY, price="23.50")
 
         handle = client.twap({"600446.SH": 1000}, Side.BUY, minutes=3, interval_s="10")
         wait_for(lambda: handle.progress().done, proc, "the script's TWAP done")
@@ -135,9 +139,9 @@ def test_a_script_reaches_the_running_engine(tmp_path: Path) -> None:
         assert refused["code"] == "bad_payload"
         assert "'symbol' must be text" in str(refused["text"])
         assert "more than 4096" in str(result_of(db, int(big)))
-        # a denial's code comes back through the channel: nothing bought before today is sellable (T+1)
+        # the risk gate's denial and its code come back through the channel: above the day's limit-up
         with pytest.raises(zhixing.OrderDenied) as denied:
-            client.order_volume("600258.SH", 100, Side.SELL, price="22.00")
+            client.order_volume("600258.SH", 100, Side.BUY, price="30.00")
         assert denied.value.code is not None
         assert proc.poll() is None  # the engine runs on
     finally:

@@ -43,14 +43,14 @@ from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderType, Side, order_type_named
 from zhixing.engine.errors import ParameterError, ZhixingError
 from zhixing.engine.events import SubmitOrder
-from zhixing.engine.market import price_limits, round_buy_quantity, shanghai_ns, trading_date_of
+from zhixing.engine.market import price_limits, shanghai_ns, trading_date_of
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.portfolio.planner import (
     Holding,
     MarketRef,
+    order_quantity,
     plan_rebalance,
-    sell_quantity,
     targets_liquidate_all,
     targets_sell_fraction,
     targets_sell_where,
@@ -417,12 +417,8 @@ class AsyncClient:
 
     def _sized(self, symbol: str, side: Side, volume: int) -> int:
         inst = self.engine.rules.instrument(symbol)
-        if side is Side.BUY:
-            quantity = round_buy_quantity(inst, volume)
-        else:
-            held, sellable = self._held(symbol)
-            quantity, _ = sell_quantity(inst, held, held - min(volume, held))
-            quantity = min(quantity, sellable)
+        held, sellable = self._held(symbol)
+        quantity = order_quantity(inst, side, volume, held, sellable)
         if quantity <= 0:
             raise ParameterError(
                 f"{symbol} {side} {volume}: rounds to no shares on the lot grid "

@@ -9,10 +9,12 @@ and reads its result. The channel is the journal file itself: local, the same on
 users who may write that file and to nobody on the network.
 
 What it supports, under ``AsyncClient``'s names: ``cash``, ``positions``, ``position``, ``orders``,
-``working_orders``, ``trades``; ``order_volume`` (a price is required: the client has no quotes), ``cancel``,
-``cancel_all``, ``halt``, ``resume``; ``algo`` / ``twap`` / ``vwap`` / ``pov`` / ``iceberg`` / ``chase``
-returning a ``RemoteAlgoHandle`` whose ``progress()`` reads the journal. Sizes are sent as given: the
-engine's risk gate denies a quantity off the board's lot grid (``OrderDenied`` with its code).
+``working_orders``, ``trades``; ``order_volume``, ``order_value``, ``order_target_volume``,
+``order_target_value`` (a price is required: the client has no quotes), ``cancel``, ``cancel_all``,
+``halt``, ``resume``; ``algo`` / ``twap`` / ``vwap`` / ``pov`` / ``iceberg`` / ``chase``
+returning a ``RemoteAlgoHandle`` whose ``progress()`` reads the journal. The engine sizes an order as
+``AsyncClient`` does (the day's lot grid, sells clipped to T+1 sellable; a size that rounds to nothing is
+refused ``size``), and its risk gate decides (``OrderDenied`` with the code).
 
 A command the engine does not apply within ``timeout_s`` raises ``EngineNotAnswering`` naming the journal
 (the command stays queued: the engine applies it when it next polls, or at its next start).
@@ -30,7 +32,7 @@ from typing import Any
 
 from zhixing.api import Cash, OrderDenied, Position, Progress, Trade, Yuan
 from zhixing.engine.control import Command, queue_command
-from zhixing.engine.enums import WORKING_STATUSES, OrderStatus, OrderType, Side
+from zhixing.engine.enums import WORKING_STATUSES, OrderStatus, OrderType, Side, order_type_named
 from zhixing.engine.errors import ParameterError, StoreError, ZhixingError
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentStatus
@@ -253,23 +255,77 @@ class RemoteClient:
         order_type: OrderType | str = OrderType.LIMIT,
         tag: str = "",
     ) -> Order:
-        """One order through the running engine; raises ``OrderDenied`` when its risk gate denies it."""
-        kind = order_type if isinstance(order_type, OrderType) else OrderType(str(order_type).upper())
+        """``volume`` shares through the running engine, sized there as ``AsyncClient`` sizes (the day's
+        lot grid, sells clipped to T+1 sellable); raises ``OrderDenied`` when its risk gate denies it."""
+        return await self._submit(symbol, side, {"quantity": volume}, price, order_type, tag)
+
+    async def order_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        """``value`` yuan's worth at ``price`` (required): volume = value / price, sized by the engine."""
+        if price is None:
+            raise ParameterError(f"{symbol}: order_value needs a price (no quotes here)", name="price")
+        return await self._submit(symbol, side, {"value": str(value)}, price, order_type, tag)
+
+    async def order_target_volume(
+        self,
+        symbol: str,
+        volume: int,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        """Buy or sell the difference between ``volume`` and the shares the journal says are held."""
+        pos = self.position(symbol)
+        held = 0 if pos is None else pos.quantity
+        if volume == held:
+            raise ParameterError(f"{symbol}: already holds {held}", name="volume", value=volume)
+        side = Side.BUY if volume > held else Side.SELL
+        return await self.order_volume(symbol, abs(volume - held), side, price, order_type, tag)
+
+    async def order_target_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        """To ``value`` yuan held in ``symbol``, valued at ``price`` (required)."""
+        if price is None:
+            raise ParameterError(f"{symbol}: order_target_value needs a price (no quotes here)", name="price")
+        target = price_from_yuan(value) // price_from_yuan(price)
+        return await self.order_target_volume(symbol, target, price, order_type, tag)
+
+    async def _submit(
+        self,
+        symbol: str,
+        side: Side,
+        size: dict[str, object],
+        price: Yuan | None,
+        order_type: OrderType | str,
+        tag: str,
+    ) -> Order:
+        kind = order_type if isinstance(order_type, OrderType) else order_type_named(order_type)
         if kind is OrderType.LIMIT and price is None:
             raise ParameterError(
                 f"{symbol}: a limit order through the running engine needs a price (no quotes here)",
                 name="price",
             )
-        payload: dict[str, object] = {
-            "symbol": symbol,
-            "side": side.value,
-            "quantity": volume,
-            "order_type": kind.value,
-            "tag": tag,
-        }
+        payload: dict[str, object] = {"symbol": symbol, "side": side.value, **size, "order_type": kind.value}
+        if tag:
+            payload["tag"] = tag
         if price is not None:
             payload["price"] = str(price)
         result = await asyncio.to_thread(self.channel.call_json, Command.SUBMIT_ORDER, json.dumps(payload))
+        if result.get("code") == "size":  # as AsyncClient: a size that rounds to nothing
+            raise ParameterError(str(result.get("text", "")), name="volume")
         if "client_order_id" not in result:
             raise RemoteError("submit_order", result)
         if not result.get("ok"):  # a denied order is not journaled: the result has all of it
@@ -279,7 +335,7 @@ class RemoteClient:
                     symbol=symbol,
                     side=side,
                     price=0 if price is None else price_from_yuan(price),
-                    quantity=volume,
+                    quantity=int(str(size.get("quantity", 0))),
                     tag=str(result.get("tag", "")),
                     status=OrderStatus.DENIED,
                     reason=str(result.get("text", "")),

@@ -330,6 +330,37 @@ class RemoteSyncClient:
     ) -> Order:
         return asyncio.run(self.client.order_volume(symbol, volume, side, price, order_type, tag))
 
+    def order_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_value(symbol, value, side, price, order_type, tag))
+
+    def order_target_volume(
+        self,
+        symbol: str,
+        volume: int,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_target_volume(symbol, volume, price, order_type, tag))
+
+    def order_target_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_target_value(symbol, value, price, order_type, tag))
+
     def cancel(self, order: Order | str) -> bool:
         return self.client.cancel(order)
 

@@ -114,7 +114,11 @@ async def test_each_command_applied_twice_acts_once(market: MarketData, tmp_path
             started.append(parent.parent_id)
 
     control, channel = await install(
-        oms=session.oms, store=session.store, algos=basket.algos, start_parents=start_parents
+        oms=session.oms,
+        store=session.store,
+        algos=basket.algos,
+        start_parents=start_parents,
+        instrument=session.engine.rules.instrument,
     )
     oms = session.oms
     try:
@@ -123,7 +127,13 @@ async def test_each_command_applied_twice_acts_once(market: MarketData, tmp_path
         again = json.loads(await control.on_submit_order(7, order_arg(tag="mine")) or "")
         assert first["ok"] is True
         assert again == first  # the order it sent the first time, not a second one
-        assert [o.tag for o in oms.orders.values()] == ["api:7:mine"]
+        assert [o.tag for o in oms.orders.values()] == ["api:7:mine"]  # sent once
+        odd = json.loads(await control.on_submit_order(11, order_arg(quantity=150)) or "")
+        assert oms.orders[odd["client_order_id"]].quantity == 100  # on the lot grid, as zhixing.api sizes
+        worth = json.loads(await control.on_submit_order(12, order_arg(quantity=None, value="5000")) or "")
+        assert oms.orders[worth["client_order_id"]].quantity == 200  # 5000 / 23.50 = 212 -> 200
+        nothing = json.loads(await control.on_submit_order(13, order_arg(side="SELL")) or "")
+        assert nothing["code"] == "size"  # nothing held to sell
 
         arg = json.dumps({"symbol": SYMBOL, "side": "BUY", "quantity": 1000, "window_s": 300})
         parent = json.loads(await control.on_start_parent(8, arg))
