@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -47,12 +47,18 @@ from typing import Protocol
 
 import structlog
 
+from zhixing.engine import api_commands as api
+from zhixing.engine.api_commands import MAX_ARG_CHARS
 from zhixing.engine.cancels import GoneCheck, GoneReport
 from zhixing.engine.clock import Clock, LiveClock
-from zhixing.engine.errors import InputError, ParameterError, StoreError
-from zhixing.engine.events import HaltChanged, HaltRequested, OrderDenied
+from zhixing.engine.errors import InputError, ParameterError, StoreError, ZhixingError
+from zhixing.engine.events import HaltChanged, HaltRequested, OrderDenied, SubmitOrder
 from zhixing.engine.freshness import AlertCallback, position_key
+from zhixing.engine.market import Instrument
 from zhixing.engine.oms import OrderManager
+from zhixing.engine.orders import Order
+from zhixing.engine.parents import ParentOrder
+from zhixing.engine.portfolio.planner import order_quantity
 from zhixing.engine.reasons import DenialCode, Unfilled, UnfilledCode
 from zhixing.engine.reconcile import merge_order
 from zhixing.engine.risk_controls import RISK_META_KEY, RiskControls
@@ -75,9 +81,13 @@ class Command(StrEnum):
     CANCEL_ALGO = "cancel_algo"
     CANCEL_ALL = "cancel_all"
     ACCEPT_POSITIONS = "accept_positions"
+    SUBMIT_ORDER = "submit_order"  # a script's order (engine.api_commands)
+    START_PARENT = "start_parent"
+    CANCEL_ORDER = "cancel_order"
 
 
 ALGO_COMMANDS = frozenset({Command.PAUSE, Command.RESUME_ALGO, Command.CANCEL_ALGO})
+API_COMMANDS = frozenset({Command.SUBMIT_ORDER, Command.START_PARENT, Command.CANCEL_ORDER})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +118,12 @@ def queue_command(
         raise InputError(f"unknown control command {command!r}", field="command") from None
     if cmd in ALGO_COMMANDS and not arg.strip():
         raise InputError(f"{cmd.value} needs a parent id", field="parent_id")
+    if cmd in API_COMMANDS and not arg.strip():
+        raise InputError(f"{cmd.value} needs its payload", field="arg")
+    if len(arg) > MAX_ARG_CHARS:
+        raise InputError(
+            f"{cmd.value}: argument of {len(arg)} characters, more than {MAX_ARG_CHARS}", field="arg"
+        )
     if not db.is_file():
         raise InputError("journal database not found", path=str(db))
     now = (clock or LiveClock()).now_ns()
@@ -141,6 +157,12 @@ class ControlHandlers(Protocol):
     def on_cancel_all(self) -> str: ...
 
     def on_accept_positions(self) -> str: ...
+
+    async def on_submit_order(self, command_id: int, arg: str) -> str | None: ...
+
+    async def on_start_parent(self, command_id: int, arg: str) -> str: ...
+
+    def on_cancel_order(self, arg: str) -> str: ...
 
 
 class ControlChannel:
@@ -185,7 +207,9 @@ class ControlChannel:
             request = ControlRequest(id=command_id, ts=ts, command=command, arg=arg)
             if hasattr(self.handlers, "command_id"):  # what a verification it starts belongs to
                 self.handlers.command_id = command_id
-            result = self._apply(request)
+            result = await self._apply(request)
+            if result is None:
+                continue
             self.store.stage_command_done(command_id, self.clock.now_ns(), result)
             log.warning(
                 "control_command_applied", command=command, arg=arg, command_id=command_id, result=result
@@ -198,7 +222,8 @@ class ControlChannel:
             self.applied.extend(done)
         return done
 
-    def _apply(self, request: ControlRequest) -> str:
+    async def _apply(self, request: ControlRequest) -> str | None:
+        """The command's result; None: not yet (it stays pending and is applied again at the next poll)."""
         h = self.handlers
         try:
             match request.command:
@@ -216,6 +241,12 @@ class ControlChannel:
                     return h.on_cancel_all()
                 case Command.ACCEPT_POSITIONS:
                     return h.on_accept_positions()
+                case Command.SUBMIT_ORDER:
+                    return await h.on_submit_order(request.id, request.arg)
+                case Command.START_PARENT:
+                    return await h.on_start_parent(request.id, request.arg)
+                case Command.CANCEL_ORDER:
+                    return h.on_cancel_order(request.arg)
                 case _:
                     return f"ignored: unknown command {request.command!r}"
         except Exception as exc:  # a handler bug must not stop the kill switch channel
@@ -282,6 +313,15 @@ class RejectCounter(Protocol):
     def reset_rejects(self) -> None: ...
 
 
+StartParents = Callable[[Sequence[ParentOrder]], Awaitable[None]]
+Watch = Callable[[Sequence[str]], Awaitable[bool]]
+"""Subscribe symbols; True when each has a quote already (``LiveSession.watch``)."""
+QUOTE_WAIT_NS = 5_000_000_000
+"""A script's order for a symbol just subscribed waits this long (engine time) for its first quote."""
+"""Journal parents, subscribe their symbols and start their algorithms in the running basket
+(``LiveSession.start_parents``)."""
+
+
 class EngineControl:
     """The usual ``ControlHandlers``: the OMS, the running algorithms by parent id (e.g.
     ``Basket.algos``, read at each command so parents added later are covered) and the journal."""
@@ -295,10 +335,17 @@ class EngineControl:
         risk: RejectCounter | None = None,
         on_alert: AlertCallback | None = None,
         on_halt_change: HaltListener | None = None,
+        start_parents: StartParents | None = None,
+        watch: Watch | None = None,
+        instrument: Callable[[str], Instrument] | None = None,
     ) -> None:
         self.oms = oms
+        self.instrument = instrument  # a script's order is sized on its lot grid (None: sent as asked)
+        self.watch = watch  # a script's order subscribes its symbol first (None: not subscribed)
+        self._quote_waits: dict[int, int] = {}  # command id -> since when its order waits for a quote
         self.store = store
         self.algos = algos
+        self.start_parents = start_parents  # a script's start_parent (None: refused)
         self.risk = risk
         self.on_alert = on_alert
         self.on_halt_change = on_halt_change  # (reason, halted): told when trading halts or resumes
@@ -504,6 +551,108 @@ class EngineControl:
             self._journal()
         return "cancelled"
 
+    # ------------------------------------------------------------------ a script's commands (api_commands)
+    async def on_submit_order(self, command_id: int, arg: str) -> str | None:
+        """A script's order, tagged ``api:<command id>[:<its tag>]``: sent once, whatever re-applies. A
+        symbol not subscribed yet is subscribed and the order waits (None: pending) for its first quote,
+        at most ``QUOTE_WAIT_NS``; then the risk gate decides (``no_reference_quote``)."""
+        try:
+            request = api.parse_order(arg)
+        except InputError as exc:
+            return api.refused("bad_payload", str(exc))
+        tag = api.order_tag(command_id)
+        earlier = self._order_tagged(tag)
+        if earlier is not None:  # applied before a crash: that order, not a second one
+            return _order_result(earlier)
+        if self.watch is not None and not await self.watch([request.symbol]):
+            now = self.oms.clock.now_ns()
+            since = self._quote_waits.setdefault(command_id, now)
+            if now - since < QUOTE_WAIT_NS:
+                return None
+        self._quote_waits.pop(command_id, None)
+        try:
+            quantity = self._sized(request)
+            if quantity <= 0:
+                return api.refused(
+                    "size",
+                    f"{request.symbol} {request.side}: rounds to no shares on the lot grid, or none sellable",
+                )
+            order = self.oms.submit(
+                SubmitOrder(
+                    symbol=request.symbol,
+                    side=request.side,
+                    quantity=quantity,
+                    price=request.price,
+                    tag=f"{tag}:{request.tag}" if request.tag else tag,
+                    order_type=request.order_type,
+                )
+            )
+        except ZhixingError as exc:
+            return api.refused("refused", str(exc))
+        return _order_result(order)
+
+    async def on_start_parent(self, command_id: int, arg: str) -> str:
+        """A script's algorithm (one parent ``api-<command id>``) in the running basket, started once."""
+        try:
+            request = api.parse_parent(arg)
+        except InputError as exc:
+            return api.refused("bad_payload", str(exc))
+        parent_id = api.parent_id_of(command_id)
+        if parent_id in self.algos or self.oms.children_of(parent_id):  # applied before a crash
+            return api.result_json(True, parent_id=parent_id, again=True)
+        if self.start_parents is None:
+            return api.refused("unsupported", "this engine does not start a script's algorithms")
+        if self.halted:
+            return api.refused("halted", f"trading is halted ({self.oms.halted_reason})")
+        now = self.oms.clock.now_ns()
+        parent = ParentOrder(
+            parent_id=parent_id,
+            symbol=request.symbol,
+            side=request.side,
+            quantity=request.quantity,
+            start_ns=max(now, request.start_ns),
+            end_ns=request.end_ns or max(now, request.start_ns) + request.window_ns,
+            algo=request.algo,
+            limit_price=request.limit_price,
+            params=request.params,
+            created_ns=now,
+        )
+        if parent.end_ns <= parent.start_ns:
+            return api.refused(
+                "bad_payload", f"'end_ns' {parent.end_ns} is not after now ({parent.start_ns})"
+            )
+        try:
+            await self.start_parents([parent])
+        except ZhixingError as exc:  # an unknown algorithm, bad parameters
+            return api.refused("refused", str(exc))
+        return api.result_json(True, parent_id=parent_id)
+
+    def on_cancel_order(self, arg: str) -> str:
+        """Cancel one order by client order id, or by the tag of the command that sent it (``api:<id>``)."""
+        key = arg.strip()
+        order = self.oms.orders.get(key) or self._order_tagged(key)
+        if order is None:
+            return api.refused("unknown_order", f"no order {key!r:.80}")
+        queued = self.oms.cancel(order.client_order_id)
+        return api.result_json(True, client_order_id=order.client_order_id, cancel_queued=queued)
+
+    def _sized(self, request: api.OrderRequest) -> int:
+        """As ``zhixing.api`` sizes an order: on the board's lot grid, a sell clipped to T+1 sellable."""
+        volume = request.quantity or request.value // request.price
+        if self.instrument is None:
+            return volume
+        account = self.oms.account
+        pos = account.positions.get(request.symbol) if account is not None else None
+        held, sellable = (0, 0) if pos is None else (pos.quantity, pos.sellable)
+        return order_quantity(self.instrument(request.symbol), request.side, volume, held, sellable)
+
+    def _order_tagged(self, tag: str) -> Order | None:
+        if not tag:
+            return None
+        return next(
+            (o for o in self.oms.orders.values() if o.tag == tag or o.tag.startswith(f"{tag}:")), None
+        )
+
     def auto_halt(self, reason: str) -> None:
         """A ``HaltRequested`` on the bus (the risk gate's auto-halt): the full kill switch. The
         OrderManager has halted already (it hears the request first); the algorithms pause, what works
@@ -558,6 +707,19 @@ def parse_halt(raw: str | None) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
+def _order_result(order: Order) -> str:
+    """A submitted order's result: its id and status, with the denial's code and text when denied."""
+    fields: dict[str, object] = {
+        "client_order_id": order.client_order_id,
+        "status": order.status.value,
+        "tag": order.tag,
+    }
+    if order.denial is not None or order.reason:
+        fields["code"] = order.denial.value if order.denial is not None else ""
+        fields["text"] = order.reason
+    return api.result_json(order.denial is None, **fields)
+
+
 def _log_task_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("task_failed", task=task.get_name(), exc_info=task.exception())
@@ -572,13 +734,26 @@ async def install(
     poll_interval_ns: int = DEFAULT_POLL_NS,
     on_alert: AlertCallback | None = None,
     on_halt_change: HaltListener | None = None,
+    start_parents: StartParents | None = None,
+    watch: Watch | None = None,
+    instrument: Callable[[str], Instrument] | None = None,
 ) -> tuple[EngineControl, ControlChannel]:
     """Wire the kill switch and the command channel onto a built engine at startup
     (after recovery, once the restored algorithms are in ``algos``): the risk controls' auto-halt
     becomes the full kill switch, today's message count and a journaled halt are restored, and the
     account and risk report are journaled with every commit. Start polling with ``channel.start()``
     (live) or call ``channel.poll()`` (replay)."""
-    control = EngineControl(oms, store, algos, risk=risk, on_alert=on_alert, on_halt_change=on_halt_change)
+    control = EngineControl(
+        oms,
+        store,
+        algos,
+        risk=risk,
+        on_alert=on_alert,
+        on_halt_change=on_halt_change,
+        start_parents=start_parents,
+        watch=watch,
+        instrument=instrument,
+    )
     if risk is not None:
         risk.restore(await store.get_meta(RISK_META_KEY), oms.orders.values())
     await control.restore()

@@ -49,14 +49,14 @@ from zhixing.engine.clock import SimClock
 from zhixing.engine.enums import OrderType, Side, order_type_named
 from zhixing.engine.errors import ParameterError, ZhixingError
 from zhixing.engine.events import OrderFilled, SubmitOrder
-from zhixing.engine.market import price_limits, round_buy_quantity, shanghai_ns, trading_date_of
+from zhixing.engine.market import price_limits, shanghai_ns, trading_date_of
 from zhixing.engine.orders import Order
 from zhixing.engine.parents import ParentOrder
 from zhixing.engine.portfolio.planner import (
     Holding,
     MarketRef,
+    order_quantity,
     plan_rebalance,
-    sell_quantity,
     targets_liquidate_all,
     targets_sell_fraction,
     targets_sell_where,
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from zhixing.engine.cli.routes import Route
     from zhixing.engine.cli.run_cmd import ConfiguredSession
     from zhixing.engine.instance_lock import InstanceLock
+    from zhixing.remote import RemoteClient
     from zhixing.replay.data import MarketData
     from zhixing.replay.harness import ReplaySession
 
@@ -449,12 +450,8 @@ class AsyncClient:
 
     def _sized(self, symbol: str, side: Side, volume: int) -> int:
         inst = self.engine.rules.instrument(symbol)
-        if side is Side.BUY:
-            quantity = round_buy_quantity(inst, volume)
-        else:
-            held, sellable = self._held(symbol)
-            quantity, _ = sell_quantity(inst, held, held - min(volume, held))
-            quantity = min(quantity, sellable)
+        held, sellable = self._held(symbol)
+        quantity = order_quantity(inst, side, volume, held, sellable)
         if quantity <= 0:
             raise ParameterError(
                 f"{symbol} {side} {volume}: rounds to no shares on the lot grid "
@@ -861,14 +858,16 @@ async def connect(
     route: Route | None = None,
     clock: Any = None,
     calendar: Any = None,
-) -> AsyncClient:
+) -> AsyncClient | RemoteClient:
     """The configured route through the one engine, as ``zhixing run`` opens it (the instance lock is
-    held until ``close``). ``route``, ``clock`` and ``calendar`` are for tests (as ``open_configured``'s).
-    The 掘金 (gm) route or feed needs gm's ``run()`` on the main thread: refused here (``zhixing run``)."""
+    held until ``close``). While ``zhixing run`` holds the account's lock: a ``zhixing.remote.RemoteClient``,
+    whose calls reach that running engine through its journal. ``route``, ``clock`` and ``calendar`` are
+    for tests (as ``open_configured``'s). The 掘金 (gm) route or feed needs gm's ``run()`` on the main
+    thread: refused here (use ``zhixing run``)."""
     from zhixing.engine.cli.routes import load_checked
     from zhixing.engine.cli.run_cmd import open_configured
     from zhixing.engine.errors import ConfigError
-    from zhixing.engine.instance_lock import InstanceLock
+    from zhixing.engine.instance_lock import AlreadyRunning, InstanceLock
 
     loaded = load_checked(Path(config))
     if "gm" in (loaded.route.kind, loaded.feed.kind):  # a gm feed of the file route too (feed-only session)
@@ -876,7 +875,14 @@ async def connect(
         raise ConfigError(f"{loaded.path}: key '{key}': 'gm' runs under gm's run(); use zhixing run")
     loaded.store.path.parent.mkdir(parents=True, exist_ok=True)
     lock = InstanceLock.for_store(loaded.store.path)
-    lock.acquire()  # AlreadyRunning while ``zhixing run`` (or another client) holds the journal
+    try:
+        lock.acquire()
+    except AlreadyRunning:  # ``zhixing run`` holds the account: through its journal (zhixing.remote)
+        if not loaded.store.path.is_file():
+            raise
+        from zhixing.remote import RemoteClient
+
+        return RemoteClient(loaded.store.path)
     try:
         run = await open_configured(
             loaded, start=start, until=until, clock=clock, calendar=calendar, route=route

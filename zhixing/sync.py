@@ -30,8 +30,9 @@ from zhixing.api import (
 )
 from zhixing.engine.enums import OrderType, Side
 from zhixing.engine.orders import Order
+from zhixing.remote import RemoteAlgoHandle, RemoteClient
 
-__all__ = ["Client", "SyncAlgoHandle"]
+__all__ = ["Client", "RemoteSyncAlgoHandle", "RemoteSyncClient", "SyncAlgoHandle"]
 
 T = TypeVar("T")
 
@@ -104,9 +105,19 @@ class Client:
             raise
 
     @classmethod
-    def connect(cls, config: str | Path = "zhixing.toml", **options: Any) -> Client:
-        """``zhixing.api.connect``: the configured route, through the one engine."""
-        return cls._open(lambda: connect(config, **options))
+    def connect(cls, config: str | Path = "zhixing.toml", **options: Any) -> Client | RemoteSyncClient:
+        """``zhixing.api.connect``: the configured route, through the one engine; while ``zhixing run``
+        holds the account, a ``RemoteSyncClient`` whose calls reach that running engine."""
+        loop = _Loop()
+        try:
+            client = loop.run(connect(config, **options))
+        except BaseException:
+            loop.stop()
+            raise
+        if isinstance(client, RemoteClient):
+            loop.stop()  # nothing of it lives on a loop
+            return RemoteSyncClient(client)
+        return cls(loop, client)
 
     @classmethod
     def replay(cls, data: str | Path, **options: Any) -> Client:
@@ -261,3 +272,133 @@ class Client:
     def submit_file(self, path: str | Path) -> list[Sent]:
         """``AsyncClient.submit_file``: a 掘金 order or cancel file, checked whole, then sent."""
         return self._loop.run(self.client.submit_file(path))
+
+
+class RemoteSyncAlgoHandle:
+    """``zhixing.remote.RemoteAlgoHandle`` for a plain script."""
+
+    def __init__(self, handle: RemoteAlgoHandle) -> None:
+        self.handle = handle
+        self.parent_ids = handle.parent_ids
+
+    def progress(self) -> Progress:
+        return self.handle.progress()
+
+    def pause(self) -> None:
+        self.handle.pause()
+
+    def resume(self) -> None:
+        self.handle.resume()
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+    def wait(self, timeout_s: float | None = None) -> Progress:
+        return asyncio.run(self.handle.wait(timeout_s))
+
+
+class RemoteSyncClient:
+    """``zhixing.remote.RemoteClient`` for a plain script (``Client.connect`` while ``zhixing run`` holds
+    the account). Its calls hold nothing on an event loop: each write is one ``asyncio.run``."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+
+    def __enter__(self) -> RemoteSyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: the engine's session is its own."""
+
+    def cash(self) -> Cash:
+        return self.client.cash()
+
+    def positions(self) -> list[Position]:
+        return self.client.positions()
+
+    def position(self, symbol: str) -> Position | None:
+        return self.client.position(symbol)
+
+    def orders(self) -> list[Order]:
+        return self.client.orders()
+
+    def working_orders(self) -> list[Order]:
+        return self.client.working_orders()
+
+    def trades(self) -> list[Trade]:
+        return self.client.trades()
+
+    def order_volume(
+        self,
+        symbol: str,
+        volume: int,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_volume(symbol, volume, side, price, order_type, tag))
+
+    def order_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        side: Side,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_value(symbol, value, side, price, order_type, tag))
+
+    def order_target_volume(
+        self,
+        symbol: str,
+        volume: int,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_target_volume(symbol, volume, price, order_type, tag))
+
+    def order_target_value(
+        self,
+        symbol: str,
+        value: Yuan,
+        price: Yuan | None = None,
+        order_type: OrderType | str = OrderType.LIMIT,
+        tag: str = "",
+    ) -> Order:
+        return asyncio.run(self.client.order_target_value(symbol, value, price, order_type, tag))
+
+    def cancel(self, order: Order | str) -> bool:
+        return self.client.cancel(order)
+
+    def cancel_all(self) -> str:
+        return self.client.cancel_all()
+
+    def halt(self, reason: str = "script") -> str:
+        return self.client.halt(reason)
+
+    def resume(self) -> str:
+        return self.client.resume()
+
+    def algo(self, algo: str, orders: Any, side: Side | None = None, **options: Any) -> RemoteSyncAlgoHandle:
+        return RemoteSyncAlgoHandle(asyncio.run(self.client.algo(algo, orders, side, **options)))
+
+    def twap(self, orders: Any, side: Side | None = None, **options: Any) -> RemoteSyncAlgoHandle:
+        return self.algo("twap", orders, side, **options)
+
+    def vwap(self, orders: Any, side: Side | None = None, **options: Any) -> RemoteSyncAlgoHandle:
+        return self.algo("vwap", orders, side, **options)
+
+    def pov(self, orders: Any, side: Side | None = None, **options: Any) -> RemoteSyncAlgoHandle:
+        return self.algo("pov", orders, side, **options)
+
+    def iceberg(self, orders: Any, side: Side | None = None, **options: Any) -> RemoteSyncAlgoHandle:
+        return self.algo("iceberg", orders, side, **options)
+
+    def chase(self, orders: Any, side: Side | None = None, **options: Any) -> RemoteSyncAlgoHandle:
+        return self.algo("chase", orders, side, **options)

@@ -351,6 +351,9 @@ async def open_configured(
         on_halt_change=lambda reason, halted: dispatcher.post(
             halt_notice(reason, halted=halted, account=config.account.id)
         ),
+        start_parents=session.start_parents,  # a script's start_parent (zhixing.connect while we run)
+        watch=session.watch,  # a script's order subscribes its symbol
+        instrument=session.engine.rules.instrument,  # and is sized on the day's lot grid
     )
     if not isinstance(clock, SimClock):
         channel.start()

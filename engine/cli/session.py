@@ -90,19 +90,24 @@ class LiveSession:
         if self.keeper is not None:
             await self.keeper.check()
 
-    async def start_parents(self, parents: Sequence[ParentOrder]) -> None:
-        """Journal the parents, subscribe their symbols, and start their algorithms."""
-        if self.oms.halted_reason is not None:
-            raise RuntimeError(f"session is halted ({self.oms.halted_reason}); nothing new may start")
-        new_symbols = sorted({p.symbol for p in parents} - self.symbols)
+    async def watch(self, symbols: Sequence[str]) -> bool:
+        """Subscribe the symbols not subscribed yet; True when each has a quote already."""
+        new_symbols = sorted(set(symbols) - self.symbols)
         if new_symbols:
             await self.feed.subscribe(new_symbols)
             self.book.watch(new_symbols)
             self.symbols.update(new_symbols)
+        return all(self.book.latest(symbol) is not None for symbol in symbols)
+
+    async def start_parents(self, parents: Sequence[ParentOrder]) -> None:
+        """Journal the parents, subscribe their symbols, and start their algorithms."""
+        if self.oms.halted_reason is not None:
+            raise RuntimeError(f"session is halted ({self.oms.halted_reason}); nothing new may start")
+        await self.watch([p.symbol for p in parents])
         for parent in parents:
             parent.created_ns = self.clock.now_ns()
+            self.basket.add(parent)  # first: a parent it refuses (unknown algo, bad params) is not journaled
             self.store.stage_parent(parent.to_row())
-            self.basket.add(parent)
         await self.store.commit()
         self.basket.start()
 

@@ -170,6 +170,16 @@ def _on_grid(inst: Instrument, quantity: int) -> bool:
     return quantity >= inst.buy_min and (quantity - inst.buy_min) % inst.buy_step == 0
 
 
+def order_quantity(inst: Instrument, side: Side, volume: int, held: int, sellable: int) -> int:
+    """A single order's size for ``volume`` shares, as 掘金 sizes it: a buy rounded down to the board's lot
+    grid; a sell as ``sell_quantity`` sells from ``held`` down by ``volume`` (an odd tail sold whole),
+    clipped to the T+1 ``sellable``. 0: nothing to send."""
+    if side is Side.BUY:
+        return round_buy_quantity(inst, volume)
+    quantity, _ = sell_quantity(inst, held, held - min(volume, held))
+    return min(quantity, sellable)
+
+
 def sell_quantity(inst: Instrument, current: int, target: int) -> tuple[int, str]:
     """Shares to sell to go from ``current`` towards ``target`` (< current), before the T+1 clip.
 

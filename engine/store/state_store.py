@@ -12,7 +12,7 @@ import asyncio
 import json
 import marshal
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -308,28 +308,12 @@ class StateStore:
         trade_ids: dict[str, set[str]] = {}
         for cid, trade_id in trades:
             trade_ids.setdefault(cid, set()).add(trade_id)
-        orders = []
-        for row in rows:
-            values = dict(zip(schema.ORDER_COLUMNS, row, strict=True))
-            before = values["status_before_cancel"]
-            values["side"] = Side(values["side"])
-            values["status"] = OrderStatus(values["status"])
-            values["status_before_cancel"] = OrderStatus(before) if before else None
-            values["venue_confirmed"] = bool(values["venue_confirmed"])
-            values["order_type"] = OrderType(values["order_type"])
-            orders.append(Order(**values, trade_ids=trade_ids.get(values["client_order_id"], set())))
-        return orders
+        return [order_from_row(row, trade_ids) for row in rows]
 
     async def load_fills(self) -> list[tuple[OrderFilled, str]]:
         """``(fill, parent_id)`` in insertion order."""
         (rows,) = await self._select((schema.SELECT_FILLS, ()))
-        fills = []
-        for row in rows:
-            values = dict(zip(schema.FILL_COLUMNS, row, strict=True))
-            parent_id = values.pop("parent_id")
-            values["side"] = Side(values["side"])
-            fills.append((OrderFilled(**values), parent_id))
-        return fills
+        return [fill_from_row(row) for row in rows]
 
     async def load_parents(self) -> list[dict[str, object]]:
         """Parent rows as staged (``params`` decoded), ordered by ``created_ns`` then id."""
@@ -425,3 +409,23 @@ def _from_json(text: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise StoreError(f"journal holds non-object JSON where an object was stored: {text[:80]!r}")
     return value
+
+
+def order_from_row(row: Sequence[Any], trade_ids: Mapping[str, set[str]]) -> Order:
+    """An ``orders`` row (``schema.SELECT_ORDERS``) as an Order, its trade ids from ``trade_ids``."""
+    values = dict(zip(schema.ORDER_COLUMNS, row, strict=True))
+    before = values["status_before_cancel"]
+    values["side"] = Side(values["side"])
+    values["status"] = OrderStatus(values["status"])
+    values["status_before_cancel"] = OrderStatus(before) if before else None
+    values["venue_confirmed"] = bool(values["venue_confirmed"])
+    values["order_type"] = OrderType(values["order_type"])
+    return Order(**values, trade_ids=set(trade_ids.get(values["client_order_id"], set())))
+
+
+def fill_from_row(row: Sequence[Any]) -> tuple[OrderFilled, str]:
+    """A ``fills`` row (``schema.SELECT_FILLS``) as ``(fill, parent_id)``."""
+    values = dict(zip(schema.FILL_COLUMNS, row, strict=True))
+    parent_id = values.pop("parent_id")
+    values["side"] = Side(values["side"])
+    return OrderFilled(**values), parent_id
