@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,26 @@ async def test_a_star_market_order_needs_its_protection_price(client: AsyncClien
 async def test_an_unknown_kind_is_a_parameter_error(client: AsyncClient) -> None:
     with pytest.raises(ParameterError, match="unknown order_type 'market'"):
         await client.order_volume("600103.SH", 1_000, Side.BUY, order_type="market")
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda c: c.order_volume("600103.SH", 150.7, Side.BUY), "volume"),
+        (lambda c: c.order_volume("600103.SH", float("nan"), Side.BUY), "volume"),
+        (lambda c: c.order_target_volume("600566.SH", -100), "volume"),
+        (lambda c: c.order_value("600103.SH", float("nan"), Side.BUY), "value"),
+        (lambda c: c.order_value("600103.SH", float("inf"), Side.BUY, price=2.6), "value"),
+        (lambda c: c.order_volume("600103.SH", 1_000, Side.BUY, price=float("nan")), "price"),
+        (lambda c: c.order_percent("600103.SH", float("nan"), Side.BUY), "percent"),
+    ],
+)
+async def test_a_size_or_price_no_order_can_have_is_refused_before_anything_is_journaled(
+    client: AsyncClient, call: Any, name: str
+) -> None:
+    """The issue-15 adversary: 150.7 shares used to be sent as 100.0 and crash the engine at the fill;
+    NaN and infinity reached the journal or raised untyped errors."""
+    with pytest.raises(ParameterError, match=f"{name} must be") as caught:
+        await call(client)
+    assert caught.value.name == name
+    assert client.orders() == []

@@ -32,6 +32,7 @@ and then this session's.
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -401,7 +402,7 @@ class AsyncClient:
     # --------------------------------------------------------------------------------- orders
     async def _limit_price(self, symbol: str, side: Side, price: Yuan | None) -> int:
         if price is not None:
-            return price_from_yuan(price)
+            return price_from_yuan(_finite("price", price))
         await self._driver.watch([symbol])
         quote = self.engine.quotes.latest(symbol)
         if quote is not None:
@@ -471,6 +472,7 @@ class AsyncClient:
         tag: str = "",
     ) -> Order:
         """Buy or sell ``volume`` shares (rounded down to the lot grid; sells clipped to T+1 sellable)."""
+        volume = _shares("volume", volume)
         limit = await self._limit_price(symbol, side, price)
         return await self._send(
             symbol, side, self._sized(symbol, side, volume), limit, _kind(order_type), price, tag
@@ -487,7 +489,7 @@ class AsyncClient:
     ) -> Order:
         """Buy or sell ``value`` yuan's worth at the limit price: volume = value / price, rounded down."""
         limit = await self._limit_price(symbol, side, price)
-        quantity = self._sized(symbol, side, price_from_yuan(value) // limit)
+        quantity = self._sized(symbol, side, price_from_yuan(_finite("value", value)) // limit)
         return await self._send(symbol, side, quantity, limit, _kind(order_type), price, tag)
 
     async def order_percent(
@@ -514,6 +516,7 @@ class AsyncClient:
         tag: str = "",
     ) -> Order:
         """Buy or sell the difference between ``volume`` and the shares held now."""
+        volume = _shares("volume", volume)
         held, _ = self._held(symbol)
         if volume == held:
             raise ParameterError(f"{symbol}: already holds {held}", name="volume", value=volume)
@@ -532,7 +535,7 @@ class AsyncClient:
     ) -> Order:
         """To ``value`` yuan held in ``symbol`` (valued at the limit price)."""
         buy_price = await self._limit_price(symbol, Side.BUY, price)
-        target = price_from_yuan(value) // buy_price
+        target = price_from_yuan(_finite("value", value)) // buy_price
         return await self.order_target_volume(symbol, target, price, order_type, tag)
 
     async def order_target_percent(
@@ -790,10 +793,26 @@ def _numbered(parent_id: str, lead: str) -> bool:
 
 
 def _fraction(percent: float) -> Decimal:
-    value = Decimal(str(percent))
+    value = Decimal(str(_finite("percent", percent)))
     if not Decimal(0) <= value <= Decimal(1):
         raise ParameterError(
             f"a fraction in [0, 1] (0.1 = 10%), got {percent}", name="percent", value=percent
+        )
+    return value
+
+
+def _finite(name: str, value: Yuan | float) -> Yuan | float:
+    """A number from a script: an int or a finite float (never bool, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
+        raise ParameterError(f"{name} must be a finite number, got {value!r}", name=name, value=value)
+    return value
+
+
+def _shares(name: str, value: object) -> int:
+    """A share count from a script: a whole ``int`` >= 0 (150.7 is refused, not truncated at the fill)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParameterError(
+            f"{name} must be a whole number of shares >= 0, got {value!r}", name=name, value=value
         )
     return value
 
